@@ -32,6 +32,9 @@ pub enum Error {
     /// A channel failed: closed, timed out, or refused.
     #[error("transport: {0}")]
     Transport(String),
+    /// A wait ran past its deadline.
+    #[error("timed out: {0}")]
+    Timeout(String),
     /// A limit was reached (memory, fuel, time).
     #[error("resources exhausted: {0}")]
     ResourcesExhausted(String),

@@ -35,9 +35,7 @@ pub struct FixedPoint {
 
 impl Default for FixedPoint {
     fn default() -> Self {
-        FixedPoint {
-            frac_bits: DEFAULT_FRAC_BITS,
-        }
+        FixedPoint { frac_bits: DEFAULT_FRAC_BITS }
     }
 }
 
@@ -96,15 +94,19 @@ impl FixedPoint {
 }
 
 /// `round(v / 2^shift)` with ties away from zero, truncated to 64 bits (wrapping).
+///
+/// `shift` must be below 128. The arithmetic wraps modulo 2^128; for `shift <= 64` that still
+/// leaves the low 64 bits of the result exact, so accumulators near the ends of `i128` (long
+/// sums of large products) are fine too.
 pub fn round_shift_i128(v: i128, shift: u32) -> i64 {
     if shift == 0 {
         return v as i64;
     }
     let half = 1i128 << (shift - 1);
     let r = if v >= 0 {
-        (v + half) >> shift
+        v.wrapping_add(half) >> shift
     } else {
-        -((-v + half) >> shift)
+        (v.wrapping_neg().wrapping_add(half) >> shift).wrapping_neg()
     };
     r as i64
 }
@@ -123,6 +125,18 @@ mod tests {
         assert_eq!(fp.encode(f64::NEG_INFINITY), i64::MIN as u64);
         assert_eq!(fp.encode(f64::NAN), 0);
         assert_eq!(fp.mul(fp.encode(1.5), fp.encode(-2.0)), fp.encode(-3.0));
+    }
+
+    #[test]
+    fn round_shift_ties_and_extremes() {
+        assert_eq!(round_shift_i128(3, 1), 2);
+        assert_eq!(round_shift_i128(-3, 1), -2);
+        assert_eq!(round_shift_i128(-5, 2), -1);
+        // Near the ends of i128 the result is still exact modulo 2^64, and nothing panics.
+        assert_eq!(round_shift_i128(i128::MAX, 16), (i128::MAX >> 16) as i64 + 1);
+        assert_eq!(round_shift_i128(i128::MIN, 16), (i128::MIN >> 16) as i64);
+        assert_eq!(round_shift_i128(i128::MIN + 1, 1), 0);
+        assert_eq!(round_shift_i128(-(1 << 64), 64), -1);
     }
 
     proptest! {

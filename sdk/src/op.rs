@@ -298,12 +298,7 @@ struct AttrReader<'a> {
 
 impl AttrReader<'_> {
     fn err(&self, attr: &str, expected: &str, found: &AttrValue) -> AttrError {
-        AttrError::Type {
-            op: self.op.into(),
-            attr: attr.into(),
-            expected: expected.into(),
-            found: describe(found),
-        }
+        AttrError::Type { op: self.op.into(), attr: attr.into(), expected: expected.into(), found: describe(found) }
     }
 
     fn int(&self, attr: &str) -> Result<Option<i64>, AttrError> {
@@ -428,7 +423,7 @@ pub fn suggest_op(name: &str) -> Option<&'static str> {
     OP_NAMES
         .iter()
         .map(|(n, _)| (*n, edit_distance(name, n)))
-        .filter(|(n, d)| *d <= 2.max(n.len() / 3))
+        .filter(|(n, d)| *d < n.len() && *d <= (n.len() / 3).max(1))
         .min_by_key(|(_, d)| *d)
         .map(|(n, _)| n)
 }
@@ -454,9 +449,7 @@ impl Op {
         let Some((_, allowed)) = OP_NAMES.iter().find(|(n, _)| *n == name) else {
             return Err(AttrError::UnknownOp {
                 op: name.into(),
-                hint: suggest_op(name)
-                    .map(|s| format!(", did you mean `{s}`?"))
-                    .unwrap_or_default(),
+                hint: suggest_op(name).map(|s| format!(", did you mean `{s}`?")).unwrap_or_default(),
             });
         };
         if let Some(attr) = attrs.keys().find(|k| !allowed.contains(&k.as_str())) {
@@ -477,9 +470,7 @@ impl Op {
             "sub" => Op::Sub,
             "neg" => Op::Neg,
             "mul" => Op::Mul,
-            "scale" => Op::Scale {
-                factor: r.float("factor")?.ok_or_else(|| missing("factor", "a number"))?,
-            },
+            "scale" => Op::Scale { factor: r.float("factor")?.ok_or_else(|| missing("factor", "a number"))? },
             "shift" => {
                 let bits = r.int("bits")?.ok_or_else(|| missing("bits", "an integer"))?;
                 if !(-62..=62).contains(&bits) {
@@ -500,9 +491,7 @@ impl Op {
             "sum" => Op::Sum { axes: r.axes()?, keepdims: r.bool("keepdims")?.unwrap_or(false) },
             "mean" => Op::Mean { axes: r.axes()?, keepdims: r.bool("keepdims")?.unwrap_or(false) },
             "count" => Op::Count { axes: r.axes()? },
-            "reshape" => Op::Reshape {
-                shape: r.ints("shape")?.ok_or_else(|| missing("shape", "a list of integers"))?,
-            },
+            "reshape" => Op::Reshape { shape: r.ints("shape")?.ok_or_else(|| missing("shape", "a list of integers"))? },
             "transpose" => Op::Transpose { perm: r.sizes("perm")?.unwrap_or_default() },
             "concat" => Op::Concat { axis: r.int("axis")?.unwrap_or(0) },
             "slice" => Op::Slice {
@@ -511,9 +500,9 @@ impl Op {
                 axes: r.ints("axes")?.unwrap_or_default(),
                 steps: r.ints("steps")?.unwrap_or_default(),
             },
-            "broadcast" => Op::Broadcast {
-                shape: r.sizes("shape")?.ok_or_else(|| missing("shape", "a list of sizes"))?,
-            },
+            "broadcast" => {
+                Op::Broadcast { shape: r.sizes("shape")?.ok_or_else(|| missing("shape", "a list of sizes"))? }
+            }
             "gt" => Op::Gt,
             "ge" => Op::Ge,
             "lt" => Op::Lt,
@@ -524,10 +513,7 @@ impl Op {
             "min" => Op::Min { axis: r.int("axis")? },
             "maxpool" => Op::Maxpool(r.pool()?),
             "avgpool" => Op::Avgpool(r.pool()?),
-            "argmax" => Op::Argmax {
-                axis: r.int("axis")?.unwrap_or(-1),
-                one_hot: r.bool("one_hot")?.unwrap_or(false),
-            },
+            "argmax" => Op::Argmax { axis: r.int("axis")?.unwrap_or(-1), one_hot: r.bool("one_hot")?.unwrap_or(false) },
             "select" => Op::Select,
             "reciprocal" => Op::Reciprocal,
             "div" => Op::Div,
@@ -538,10 +524,9 @@ impl Op {
             "tanh" => Op::Tanh,
             "gelu" => Op::Gelu,
             "softmax" => Op::Softmax { axis: r.int("axis")?.unwrap_or(-1) },
-            "layernorm" => Op::Layernorm {
-                axis: r.int("axis")?.unwrap_or(-1),
-                epsilon: r.float("epsilon")?.unwrap_or(1e-5),
-            },
+            "layernorm" => {
+                Op::Layernorm { axis: r.int("axis")?.unwrap_or(-1), epsilon: r.float("epsilon")?.unwrap_or(1e-5) }
+            }
             other => return Err(AttrError::UnknownOp { op: other.into(), hint: String::new() }),
         })
     }

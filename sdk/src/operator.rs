@@ -20,10 +20,10 @@
 //! }
 //! ```
 
+use crate::Result;
 use crate::op::Attrs;
 use crate::protocol::Lowering;
 use crate::shape::TensorInfo;
-use crate::Result;
 
 /// An operator plugin.
 pub trait Operator: Send + Sync {

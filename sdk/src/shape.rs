@@ -99,7 +99,7 @@ fn reduced(shape: &[usize], axes: &[usize], keepdims: bool) -> Vec<usize> {
 
 /// Output spatial size of a window op.
 pub fn window_out(input: usize, kernel: usize, stride: usize, pad: usize) -> Option<usize> {
-    let padded = input + 2 * pad;
+    let padded = input.checked_add(pad.checked_mul(2)?)?;
     (padded >= kernel && stride > 0).then(|| (padded - kernel) / stride + 1)
 }
 
@@ -110,12 +110,13 @@ pub fn slice_range(dim: usize, start: i64, end: i64, step: i64) -> (i64, i64, us
     if step > 0 {
         let s = clamp(if start < 0 { start + d } else { start }, 0, d);
         let e = clamp(if end < 0 { end + d } else { end }, 0, d);
-        let len = if e > s { ((e - s + step - 1) / step) as usize } else { 0 };
+        // `(e - s - 1) / step + 1` is `ceil((e - s) / step)` without overflowing for huge steps.
+        let len = if e > s { ((e - s - 1) / step + 1) as usize } else { 0 };
         (s, step, len)
     } else {
         let s = clamp(if start < 0 { start + d } else { start }, -1, d - 1);
         let e = clamp(if end < 0 { end + d } else { end }, -1, d - 1);
-        let len = if s > e { ((s - e - step - 1) / -step) as usize } else { 0 };
+        let len = if s > e { ((s - e - 1) as u64 / step.unsigned_abs() + 1) as usize } else { 0 };
         (s, step, len)
     }
 }
@@ -149,7 +150,17 @@ fn real(op: &str, d: DType) -> Result<DType, ShapeError> {
 
 fn arity(op: &Op, n: usize) -> Result<(), ShapeError> {
     let (lo, hi) = match op {
-        Op::Add | Op::Sub | Op::Mul | Op::Matmul | Op::Conv2d { .. } | Op::Gt | Op::Ge | Op::Lt | Op::Le | Op::Eq | Op::Div => (2, 2),
+        Op::Add
+        | Op::Sub
+        | Op::Mul
+        | Op::Matmul
+        | Op::Conv2d { .. }
+        | Op::Gt
+        | Op::Ge
+        | Op::Lt
+        | Op::Le
+        | Op::Eq
+        | Op::Div => (2, 2),
         Op::Max { axis } | Op::Min { axis } => {
             if axis.is_some() {
                 (1, 1)
@@ -364,7 +375,12 @@ fn matmul_shape(a: &TensorInfo, b: &TensorInfo) -> Result<(Vec<usize>, DType), S
     Ok((out, product(a.dtype, b.dtype)))
 }
 
-fn conv_shape(x: &TensorInfo, w: &TensorInfo, stride: [usize; 2], pad: [usize; 2]) -> Result<(Vec<usize>, DType), ShapeError> {
+fn conv_shape(
+    x: &TensorInfo,
+    w: &TensorInfo,
+    stride: [usize; 2],
+    pad: [usize; 2],
+) -> Result<(Vec<usize>, DType), ShapeError> {
     if x.shape.len() != 4 || w.shape.len() != 4 {
         return err(format!(
             "`conv2d` needs input [N, C, H, W] and weight [O, C, kh, kw], got {} and {}",
@@ -385,7 +401,11 @@ fn conv_shape(x: &TensorInfo, w: &TensorInfo, stride: [usize; 2], pad: [usize; 2
     let ow = window_out(x.shape[3], w.shape[3], stride[1], pad[1]);
     match (oh, ow) {
         (Some(oh), Some(ow)) => Ok((vec![x.shape[0], w.shape[0], oh, ow], product(x.dtype, w.dtype))),
-        _ => err(format!("`conv2d` kernel {} is larger than the padded input {}", fmt_shape(&w.shape), fmt_shape(&x.shape))),
+        _ => err(format!(
+            "`conv2d` kernel {} is larger than the padded input {}",
+            fmt_shape(&w.shape),
+            fmt_shape(&x.shape)
+        )),
     }
 }
 
@@ -405,28 +425,50 @@ fn pool_shape(name: &str, x: &TensorInfo, p: &Pool) -> Result<Vec<usize>, ShapeE
     }
 }
 
+/// Number of elements of a shape (0 when any size is 0), `None` if the product overflows.
+fn checked_numel(shape: &[usize]) -> Option<usize> {
+    if shape.contains(&0) {
+        return Some(0);
+    }
+    shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
+}
+
 fn reshape_shape(from: &[usize], to: &[i64]) -> Result<Vec<usize>, ShapeError> {
-    let n: usize = from.iter().product();
+    let Some(n) = checked_numel(from) else {
+        return err(format!("`reshape` input {} has too many elements", fmt_shape(from)));
+    };
     let unknown: Vec<usize> = to.iter().enumerate().filter(|(_, d)| **d == -1).map(|(i, _)| i).collect();
     if unknown.len() > 1 || to.iter().any(|&d| d < -1) {
         return err(format!("`reshape` target {to:?} may hold at most one -1 and no other negative size"));
     }
-    let known: usize = to.iter().filter(|&&d| d >= 0).map(|&d| d as usize).product();
     let mut out: Vec<usize> = to.iter().map(|&d| d.max(0) as usize).collect();
+    let known_sizes: Vec<usize> = to.iter().zip(&out).filter(|(d, _)| **d >= 0).map(|(_, &s)| s).collect();
+    let Some(known) = checked_numel(&known_sizes) else {
+        return err(format!("cannot reshape {} ({n} elements) to {to:?}", fmt_shape(from)));
+    };
     if let Some(&i) = unknown.first() {
         if known == 0 || n % known != 0 {
             return err(format!("cannot reshape {} ({n} elements) to {to:?}", fmt_shape(from)));
         }
         out[i] = n / known;
     }
-    if out.iter().product::<usize>() != n {
+    if checked_numel(&out) != Some(n) {
         return err(format!("cannot reshape {} ({n} elements) to {to:?}", fmt_shape(from)));
     }
     Ok(out)
 }
 
-fn slice_shape(a: &TensorInfo, starts: &[i64], ends: &[i64], axes: &[i64], steps: &[i64]) -> Result<(Vec<usize>, DType), ShapeError> {
-    if starts.len() != ends.len() || (!axes.is_empty() && axes.len() != starts.len()) || (!steps.is_empty() && steps.len() != starts.len()) {
+fn slice_shape(
+    a: &TensorInfo,
+    starts: &[i64],
+    ends: &[i64],
+    axes: &[i64],
+    steps: &[i64],
+) -> Result<(Vec<usize>, DType), ShapeError> {
+    if starts.len() != ends.len()
+        || (!axes.is_empty() && axes.len() != starts.len())
+        || (!steps.is_empty() && steps.len() != starts.len())
+    {
         return err("`slice` needs `starts`, `ends` (and `axes`, `steps` when given) of the same length");
     }
     let mut out = a.shape.clone();
@@ -476,5 +518,20 @@ mod tests {
         let sl = Op::Slice { starts: vec![-1], ends: vec![-100], axes: vec![], steps: vec![-2] };
         assert_eq!(infer(&sl, &[t(&[5], f)]).unwrap().shape, vec![3]);
         assert!(infer(&Op::Gt, &[t(&[], f), t(&[], DType::Int)]).is_err());
+    }
+
+    #[test]
+    fn extreme_attributes_are_errors_not_overflows() {
+        assert_eq!(slice_range(5, 0, 5, i64::MAX), (0, i64::MAX, 1));
+        assert_eq!(slice_range(5, 4, -6, i64::MIN), (4, i64::MIN, 1));
+        assert_eq!(slice_range(5, i64::MAX, i64::MIN, -1), (4, -1, 5));
+        assert_eq!(slice_range(5, i64::MIN, i64::MAX, 2), (0, 2, 3));
+        assert_eq!(window_out(3, 2, 1, usize::MAX), None);
+        let f = DType::Fixed;
+        let r = |to: Vec<i64>, from: &[usize]| infer(&Op::Reshape { shape: to }, &[t(from, f)]);
+        assert!(r(vec![1 << 62, 1 << 62], &[4]).is_err());
+        assert!(r(vec![1 << 62, 1 << 62, -1], &[4]).is_err());
+        assert_eq!(r(vec![1 << 62, 1 << 62, 0], &[0]).unwrap().shape, vec![1 << 62, 1 << 62, 0]);
+        assert!(r(vec![2, -1], &[usize::MAX, 2]).is_err());
     }
 }

@@ -31,11 +31,7 @@ impl Tensor {
     /// A tensor of zeros.
     pub fn zeros(dtype: DType, shape: Vec<usize>) -> Tensor {
         let n = numel(&shape);
-        Tensor {
-            dtype,
-            shape,
-            data: vec![0; n],
-        }
+        Tensor { dtype, shape, data: vec![0; n] }
     }
 
     /// Encodes real numbers in `dtype`: fixed-point with `fp`, integers rounded to nearest,
@@ -50,11 +46,7 @@ impl Tensor {
 
     /// A scalar encoded from a real number.
     pub fn scalar(dtype: DType, value: f64, fp: FixedPoint) -> Tensor {
-        Tensor {
-            dtype,
-            shape: vec![],
-            data: vec![encode_value(dtype, value, fp)],
-        }
+        Tensor { dtype, shape: vec![], data: vec![encode_value(dtype, value, fp)] }
     }
 
     /// Decodes every element to a real number.

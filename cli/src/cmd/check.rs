@@ -1,0 +1,60 @@
+//! `mpcflow check FILE`: validate and summarise.
+
+use anyhow::{Result, anyhow};
+use mpcflow_runtime::plan::PlanOptions;
+use mpcflow_runtime::{Registry, plan};
+use mpcflow_sdk::protocol::NodeKind;
+use std::path::PathBuf;
+
+/// Arguments.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Pipeline file.
+    file: PathBuf,
+    /// Check with this protocol instead of the file's.
+    #[arg(long)]
+    protocol: Option<String>,
+    /// Size of a symbolic dimension (NAME=SIZE); others get sample sizes.
+    #[arg(long = "dim")]
+    dims: Vec<String>,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let registry: Registry = mpcflow::builtins();
+    let pipeline = super::load(&a.file)?;
+    let opts = PlanOptions { protocol: a.protocol, dims: super::parse_dims(&a.dims)?, ..Default::default() };
+    let plan = plan::build(&pipeline.spec, &registry, &opts).map_err(|e| anyhow!("{}", pipeline.locate(e)))?;
+    let spec = &pipeline.spec;
+    println!("{}: ok", a.file.display());
+    println!("  name:        {}", plan.name);
+    println!("  parties:     {}", plan.parties.join(", "));
+    println!("  protocol:    {}{}", plan.protocol, if plan.secure { "" } else { " (INSECURE: plaintext reference)" });
+    println!("  fixed point: {} fractional bits", plan.fixed_point.frac_bits);
+    for inp in &spec.inputs {
+        let n = plan.node_id(&inp.name).map(|i| &plan.nodes[i as usize].desc.output);
+        println!(
+            "  input  {:<16} {} {:?} of {}",
+            inp.name,
+            inp.dtype,
+            n.map(|t| t.shape.clone()).unwrap_or_default(),
+            inp.owner
+        );
+    }
+    for o in &spec.outputs {
+        println!("  output {:<16} revealed to {}", o.name, o.reveal_to.join(", "));
+    }
+    let ops = plan.nodes.iter().filter(|n| matches!(n.desc.kind, NodeKind::Op(_))).count();
+    println!(
+        "  nodes:       {} in the file, {} op nodes after lowering, {} in the plan",
+        spec.nodes.len(),
+        ops,
+        plan.nodes.len()
+    );
+    if !plan.sampled_dims.is_empty() {
+        let dims: Vec<String> =
+            plan.dims.iter().filter(|(k, _)| plan.sampled_dims.contains(k)).map(|(k, v)| format!("{k}={v}")).collect();
+        println!("  symbolic dimensions checked with sample sizes {} (the data fixes them)", dims.join(", "));
+    }
+    println!("  fingerprint: {}", plan.fingerprint_hex());
+    Ok(())
+}

@@ -1,0 +1,117 @@
+//! `mpcflow plan FILE`: per-node and total rounds and bytes from the cost model, or `--dot`.
+
+use anyhow::{Result, anyhow};
+use mpcflow_runtime::plan::{PlanOptions, build, to_dot};
+use std::path::PathBuf;
+
+/// Arguments.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Pipeline file.
+    file: PathBuf,
+    /// Plan for this protocol instead of the file's.
+    #[arg(long)]
+    protocol: Option<String>,
+    /// Size of a symbolic dimension (NAME=SIZE); others get sample sizes.
+    #[arg(long = "dim")]
+    dims: Vec<String>,
+    /// Print the plan as a Graphviz graph (render with `dot -Tsvg`).
+    #[arg(long)]
+    dot: bool,
+    /// Print the plan as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn bytes(b: u64) -> String {
+    match b {
+        0..1024 => format!("{b} B"),
+        1024..1_048_576 => format!("{:.1} KiB", b as f64 / 1024.0),
+        _ => format!("{:.1} MiB", b as f64 / 1_048_576.0),
+    }
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let registry = mpcflow::builtins();
+    let pipeline = super::load(&a.file)?;
+    let opts = PlanOptions { protocol: a.protocol, dims: super::parse_dims(&a.dims)?, ..Default::default() };
+    let plan = build(&pipeline.spec, &registry, &opts).map_err(|e| anyhow!("{}", pipeline.locate(e)))?;
+    if a.dot {
+        print!("{}", to_dot(&plan));
+        return Ok(());
+    }
+    let total = plan.total_cost();
+    if a.json {
+        let nodes: Vec<_> = plan
+            .nodes
+            .iter()
+            .map(|n| {
+                serde_json::json!({
+                    "name": n.desc.name, "op": n.desc.kind.label(), "origin": n.origin, "shape": n.desc.output.shape,
+                    "rounds": n.cost.rounds, "online_bytes": n.cost.online_bytes, "dealer_bytes": n.cost.dealer_bytes,
+                })
+            })
+            .collect();
+        let doc = serde_json::json!({
+            "name": plan.name, "protocol": plan.protocol, "parties": plan.parties, "fingerprint": plan.fingerprint_hex(),
+            "nodes": nodes,
+            "total": { "rounds": total.rounds, "critical_rounds": plan.critical_rounds(), "online_bytes": total.online_bytes, "dealer_bytes": total.dealer_bytes },
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(());
+    }
+    println!(
+        "plan of {} under {} ({} parties: {})",
+        plan.name,
+        plan.protocol,
+        plan.parties.len(),
+        plan.parties.join(", ")
+    );
+    if !plan.sampled_dims.is_empty() {
+        let dims: Vec<String> =
+            plan.dims.iter().filter(|(k, _)| plan.sampled_dims.contains(k)).map(|(k, v)| format!("{k}={v}")).collect();
+        println!("sample sizes for symbolic dimensions: {} (set them with --dim NAME=SIZE)", dims.join(", "));
+    }
+    let party_cols: Vec<String> = plan.parties.iter().map(|p| format!("{p:>10}")).collect();
+    println!(
+        "{:<28} {:<12} {:<16} {:>6}  online sent by {}   dealer to {}",
+        "node",
+        "op",
+        "shape",
+        "rounds",
+        party_cols.join(" "),
+        party_cols.join(" ")
+    );
+    for n in &plan.nodes {
+        let on: Vec<String> = n.cost.online_bytes.iter().map(|&b| format!("{:>10}", bytes(b))).collect();
+        let de: Vec<String> = n.cost.dealer_bytes.iter().map(|&b| format!("{:>10}", bytes(b))).collect();
+        let name: String = n.desc.name.chars().take(28).collect();
+        println!(
+            "{:<28} {:<12} {:<16} {:>6}  {}                {}",
+            name,
+            n.desc.kind.label(),
+            format!("{:?}", n.desc.output.shape),
+            n.cost.rounds,
+            on.join(" "),
+            de.join(" ")
+        );
+    }
+    let on: Vec<String> = total.online_bytes.iter().map(|&b| format!("{:>10}", bytes(b))).collect();
+    let de: Vec<String> = total.dealer_bytes.iter().map(|&b| format!("{:>10}", bytes(b))).collect();
+    println!(
+        "{:<28} {:<12} {:<16} {:>6}  {}                {}",
+        "TOTAL",
+        "",
+        "",
+        total.rounds,
+        on.join(" "),
+        de.join(" ")
+    );
+    println!(
+        "online latency: {} rounds on the critical path ({} summed over nodes)",
+        plan.critical_rounds(),
+        total.rounds
+    );
+    println!("fingerprint: {}", plan.fingerprint_hex());
+    Ok(())
+}

@@ -1,0 +1,151 @@
+//! `mpcflow run FILE --input ...`: all parties and the dealer in this process.
+
+use anyhow::{Context, Result, anyhow};
+use mpcflow::io::{input_arg, json, npy, print};
+use mpcflow_runtime::plan::PlanOptions;
+use mpcflow_runtime::{Session, SessionConfig};
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// Arguments.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Pipeline file.
+    file: PathBuf,
+    /// Run with this protocol instead of the file's.
+    #[arg(long)]
+    protocol: Option<String>,
+    /// A private input: NAME=VALUE (a number or JSON array), NAME=@file.npy,
+    /// NAME=@file.csv:COLUMN or NAME=@file.json. Repeat for each input.
+    #[arg(long = "input", short = 'i')]
+    inputs: Vec<String>,
+    /// Write each output as DIR/NAME.npy.
+    #[arg(long)]
+    output_dir: Option<PathBuf>,
+    /// Write the run report (per-node time, bytes, rounds) as JSON to FILE.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Print one JSON object {"outputs": {NAME: VALUE}, ...} instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Seconds any wait may take before the run fails.
+    #[arg(long, default_value_t = 60.0)]
+    timeout: f64,
+}
+
+/// Shows a progress bar on stderr if the run takes more than a second and stderr is a terminal.
+fn progress_bar(
+    total: usize,
+    done: Arc<AtomicUsize>,
+    finished: Arc<AtomicBool>,
+) -> Option<std::thread::JoinHandle<()>> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    std::thread::Builder::new()
+        .name("progress".into())
+        .spawn(move || {
+            std::thread::sleep(Duration::from_secs(1));
+            if finished.load(Ordering::Acquire) {
+                return;
+            }
+            let bar = indicatif::ProgressBar::new(total as u64);
+            if let Ok(style) =
+                indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} [{bar:40}] {pos}/{len} nodes")
+            {
+                bar.set_style(style);
+            }
+            while !finished.load(Ordering::Acquire) {
+                bar.set_position(done.load(Ordering::Relaxed) as u64);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            bar.finish_and_clear();
+        })
+        .ok()
+}
+
+pub fn run(a: Args) -> Result<()> {
+    if !(a.timeout > 0.0 && a.timeout.is_finite()) {
+        return Err(anyhow!("--timeout must be a positive number of seconds"));
+    }
+    let mut inputs = HashMap::new();
+    for arg in &a.inputs {
+        let (name, value) = input_arg::parse(arg).map_err(|e| anyhow!(e))?;
+        if inputs.insert(name.clone(), value).is_some() {
+            return Err(anyhow!("--input {name} is given twice"));
+        }
+    }
+    let done = Arc::new(AtomicUsize::new(0));
+    let config = SessionConfig {
+        protocol: a.protocol.clone(),
+        timeout: Duration::from_secs_f64(a.timeout),
+        progress: Some(done.clone()),
+        ..Default::default()
+    };
+    let session = Session::from_path(&a.file, mpcflow::builtins()).map_err(|e| anyhow!("{e}"))?.with_config(config);
+    let tensors = session.encode_inputs(inputs).map_err(|e| anyhow!("{e}"))?;
+    let opts = PlanOptions {
+        input_shapes: tensors.iter().map(|(k, t)| (k.clone(), t.shape.clone())).collect(),
+        ..Default::default()
+    };
+    let plan = Arc::new(session.plan(opts).map_err(|e| anyhow!("{e}"))?);
+
+    let finished = Arc::new(AtomicBool::new(false));
+    let bar = progress_bar(plan.nodes.len(), done, finished.clone());
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    let result = rt.block_on(session.run_plan(plan.clone(), tensors));
+    finished.store(true, Ordering::Release);
+    if let Some(b) = bar {
+        let _ = b.join();
+    }
+    let out = result.map_err(|e| anyhow!("{e}"))?;
+
+    if let Some(dir) = &a.output_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        for o in &out.outputs {
+            let p = dir.join(format!("{}.npy", o.name));
+            npy::write(&p, &o.tensor, out.fixed_point).with_context(|| format!("cannot write {}", p.display()))?;
+        }
+    }
+    if let Some(path) = &a.report {
+        let text = serde_json::to_string_pretty(&out.report)?;
+        std::fs::write(path, text).with_context(|| format!("cannot write the report to {}", path.display()))?;
+    }
+    if a.json {
+        let outputs: serde_json::Map<String, serde_json::Value> =
+            out.outputs.iter().map(|o| (o.name.clone(), json::tensor_to_json(&o.tensor, out.fixed_point))).collect();
+        let revealed: serde_json::Map<String, serde_json::Value> =
+            out.outputs.iter().map(|o| (o.name.clone(), serde_json::json!(o.parties))).collect();
+        let doc = serde_json::json!({
+            "outputs": outputs,
+            "revealed_to": revealed,
+            "protocol": out.report.protocol,
+            "fingerprint": out.report.fingerprint,
+            "wall_s": out.report.wall_s,
+            "online_bytes": out.report.totals.bytes_sent,
+            "rounds": out.report.totals.critical_rounds,
+        });
+        println!("{doc}");
+    } else {
+        if !plan.secure {
+            eprintln!(
+                "warning: protocol `{}` is INSECURE (every party sees every value); use it only to test",
+                plan.protocol
+            );
+        }
+        for o in &out.outputs {
+            println!(
+                "{} = {}    (revealed to {})",
+                o.name,
+                print::format_tensor(&o.tensor, out.fixed_point),
+                o.parties.join(", ")
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,32 @@
+//! # mpcflow: the facade
+//!
+//! Registers the built-in plugins and re-exports the runtime, so a host program needs one
+//! dependency:
+//! ```no_run
+//! # async fn demo() -> Result<(), mpcflow::runtime::Error> {
+//! let session = mpcflow::runtime::Session::from_path("graphs/millionaires.yaml".as_ref(), mpcflow::builtins())?;
+//! let out = session.run([("alice_wealth", 5_000_000i64.into()), ("bob_wealth", 3_000_000i64.into())]).await?;
+//! println!("{:?}", out.values("alice_richer"));
+//! # Ok(()) }
+//! ```
+
+pub mod io;
+
+pub use mpcflow_runtime as runtime;
+pub use mpcflow_sdk as sdk;
+
+use mpcflow_runtime::Registry;
+use std::sync::Arc;
+
+/// Adds the built-in plugins to `registry`: the `ref` protocol and the `mem` transport.
+pub fn register_builtins(registry: &mut Registry) {
+    registry.add_protocol(Arc::new(mpcflow_protocol_ref::RefProtocol));
+    registry.add_transport(Arc::new(mpcflow_transport_mem::MemTransport::new()));
+}
+
+/// A registry holding the built-in plugins.
+pub fn builtins() -> Registry {
+    let mut r = Registry::new();
+    register_builtins(&mut r);
+    r
+}

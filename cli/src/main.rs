@@ -1,0 +1,59 @@
+//! The `mpcflow` command: check, plan, run and benchmark pipeline files.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// mpcflow: secure multi-party computation from pipeline files.
+#[derive(Parser)]
+#[command(name = "mpcflow", version, about, long_about = None)]
+struct Cli {
+    /// More logging (-v info, -vv debug); RUST_LOG overrides. Logs never show values.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate a pipeline file and summarise it.
+    Check(cmd::check::Args),
+    /// Show the plan with per-node rounds and bytes, or draw it (--dot).
+    Plan(cmd::plan::Args),
+    /// Run a pipeline: every party and the dealer in this process.
+    Run(cmd::run::Args),
+    /// Benchmark the runtime end to end: time, bytes, rounds and peak memory.
+    Bench(cmd::bench::Args),
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let result = match cli.command {
+        Command::Check(a) => cmd::check::run(a),
+        Command::Plan(a) => cmd::plan::run(a),
+        Command::Run(a) => cmd::run::run(a),
+        Command::Bench(a) => cmd::bench::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

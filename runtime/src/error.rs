@@ -1,0 +1,145 @@
+//! Runtime errors. A [`Problem`] says what is wrong and at which [`Site`] of the graph; the
+//! pipeline layer turns sites into `file:line:column`. Errors while running name the party and
+//! the node.
+
+use std::fmt;
+
+/// Where in a graph a problem is.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Site {
+    /// The graph as a whole.
+    Graph,
+    /// The `protocol` entry.
+    Protocol,
+    /// The `parties` list, entry `i`.
+    Party(usize),
+    /// The `fixed_point` entry.
+    FixedPoint,
+    /// A private input's declaration.
+    Input(String),
+    /// A private input's owner.
+    InputOwner(String),
+    /// A constant.
+    Constant(String),
+    /// A node.
+    Node(String),
+    /// A node's `op`.
+    NodeOp(String),
+    /// A node's `i`-th input name.
+    NodeInput(String, usize),
+    /// A node's attribute.
+    NodeAttr(String, String),
+    /// An output entry.
+    Output(String),
+    /// An output's `i`-th `reveal_to` party.
+    OutputParty(String, usize),
+}
+
+impl fmt::Display for Site {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Site::Graph => f.write_str("graph"),
+            Site::Protocol => f.write_str("protocol"),
+            Site::Party(i) => write!(f, "parties[{i}]"),
+            Site::FixedPoint => f.write_str("fixed_point"),
+            Site::Input(n) | Site::InputOwner(n) => write!(f, "input `{n}`"),
+            Site::Constant(n) => write!(f, "constant `{n}`"),
+            Site::Node(n) | Site::NodeOp(n) | Site::NodeInput(n, _) | Site::NodeAttr(n, _) => write!(f, "node `{n}`"),
+            Site::Output(n) | Site::OutputParty(n, _) => write!(f, "output `{n}`"),
+        }
+    }
+}
+
+/// One thing wrong with a graph, with where it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// Where.
+    pub site: Site,
+    /// What, and what was expected.
+    pub message: String,
+    /// `file:line:column` once the pipeline layer located it.
+    pub location: Option<String>,
+}
+
+impl Problem {
+    /// A problem at `site`.
+    pub fn new(site: Site, message: impl Into<String>) -> Self {
+        Problem { site, message: message.into(), location: None }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.location {
+            Some(loc) => write!(f, "{loc}: {}: {}", self.site, self.message),
+            None => write!(f, "{}: {}", self.site, self.message),
+        }
+    }
+}
+
+fn join(problems: &[Problem]) -> String {
+    problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n")
+}
+
+/// An error of the runtime.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The pipeline file could not be read or parsed.
+    #[error("{0}")]
+    Parse(String),
+    /// The graph is invalid; every problem found is listed.
+    #[error("{}", join(.0))]
+    Invalid(Vec<Problem>),
+    /// A private input is missing or does not fit its declaration.
+    #[error("input `{name}`: {message}")]
+    Input {
+        /// Input name.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A party failed while evaluating a node.
+    #[error("{party}: node `{node}` ({op}): {source}")]
+    Node {
+        /// Party name.
+        party: String,
+        /// Node name.
+        node: String,
+        /// Op label.
+        op: String,
+        /// What the plugin said.
+        source: mpcflow_sdk::Error,
+    },
+    /// The dealer failed.
+    #[error("dealer: {0}")]
+    Dealer(String),
+    /// A channel failed or a wait timed out.
+    #[error("{party}: {message}")]
+    Transport {
+        /// Party (or dealer) that saw it.
+        party: String,
+        /// What happened.
+        message: String,
+    },
+    /// Another party failed; this party stopped because of it.
+    #[error("{party}: stopped because {peer} failed: {reason}")]
+    PeerFailed {
+        /// This party.
+        party: String,
+        /// The party that failed.
+        peer: String,
+        /// Its reason.
+        reason: String,
+    },
+    /// A bug.
+    #[error("internal error (this is a bug, please report it): {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// Whether this error only reports another party's failure.
+    pub fn is_secondary(&self) -> bool {
+        matches!(self, Error::PeerFailed { .. })
+    }
+}

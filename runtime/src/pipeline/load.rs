@@ -1,0 +1,272 @@
+//! Raw YAML structs → [`GraphSpec`] plus [`SourceMap`], collecting every problem at once.
+
+use super::raw::{Entries, RawDim, RawPipeline, RawValue, SStr};
+use super::{Loc, Pipeline, SourceMap};
+use crate::error::{Error, Problem, Site};
+use mpcflow_sdk::graph::{ConstSpec, Dim, GraphSpec, InputSpec, NodeSpec, OutputSpec};
+use mpcflow_sdk::op::{AttrError, AttrValue, Attrs};
+use mpcflow_sdk::{DType, FixedPoint, Op};
+use serde_saphyr::{Location, Spanned};
+
+fn loc(l: &Location) -> Loc {
+    Loc { line: l.line() as u32, column: l.column() as u32 }
+}
+
+fn at<T>(s: &Spanned<T>) -> Loc {
+    loc(&s.referenced)
+}
+
+struct Loader {
+    file: String,
+    sources: SourceMap,
+    problems: Vec<Problem>,
+}
+
+impl Loader {
+    fn problem(&mut self, site: Site, l: Loc, message: impl Into<String>) {
+        let mut p = Problem::new(site, message);
+        p.location = Some(format!("{}:{}:{}", self.file, l.line, l.column));
+        self.problems.push(p);
+    }
+}
+
+/// Parses `text` and converts it.
+pub(super) fn load(text: &str, file: &str) -> Result<Pipeline, Error> {
+    // Only `true`/`false` are booleans: YAML 1.1 would read a tensor named `n` or `y` as one.
+    let mut options = serde_saphyr::Options::default();
+    options.strict_booleans = true;
+    let raw: RawPipeline = serde_saphyr::from_str_with_options(text, options).map_err(|e| {
+        let first = e.to_string().lines().next().unwrap_or_default().to_string();
+        let msg = first.trim_start_matches("error: ");
+        let msg = match msg.split_once(": ") {
+            Some((head, rest)) if head.starts_with("line ") => rest.to_string(),
+            _ => msg.to_string(),
+        };
+        let msg =
+            if msg.contains("missing field") { msg.replace("missing field", "missing required field") } else { msg };
+        match e.location() {
+            Some(l) => Error::Parse(format!("{file}:{}:{}: {msg}", l.line(), l.column())),
+            None => Error::Parse(format!("{file}: {msg}")),
+        }
+    })?;
+    let mut ld = Loader {
+        file: file.to_string(),
+        sources: SourceMap { file: file.to_string(), ..Default::default() },
+        problems: vec![],
+    };
+
+    if raw.version.value != 1 {
+        ld.problem(
+            Site::Graph,
+            at(&raw.version),
+            format!("unsupported version {}, expected `version: 1`", raw.version.value),
+        );
+    }
+    let fixed_point = match &raw.fixed_point {
+        None => FixedPoint::default(),
+        Some(fp) => {
+            let fb = &fp.value.frac_bits;
+            ld.sources.set(Site::FixedPoint, at(fb));
+            if fb.value > mpcflow_sdk::fixed::MAX_FRAC_BITS {
+                ld.problem(
+                    Site::FixedPoint,
+                    at(fb),
+                    format!("frac_bits {} is too large, expected 0 to {}", fb.value, mpcflow_sdk::fixed::MAX_FRAC_BITS),
+                );
+            }
+            FixedPoint::new(fb.value)
+        }
+    };
+    let mut parties = vec![];
+    for (i, p) in raw.parties.value.iter().enumerate() {
+        ld.sources.set(Site::Party(i), at(p));
+        parties.push(p.value.clone());
+    }
+    if let Some(p) = &raw.protocol {
+        ld.sources.set(Site::Protocol, at(p));
+    }
+    let mut spec = GraphSpec {
+        name: raw.name.as_ref().map(|n| n.value.clone()).unwrap_or_else(|| stem(file)),
+        parties,
+        protocol: raw.protocol.as_ref().map(|p| p.value.clone()).unwrap_or_else(|| "ref".into()),
+        fixed_point,
+        inputs: vec![],
+        constants: vec![],
+        nodes: vec![],
+        outputs: vec![],
+    };
+
+    for (name, c) in &raw.constants.0 {
+        ld.sources.set(Site::Constant(name.value.clone()), at(name));
+        let dtype = match &c.value.dtype {
+            None => DType::Fixed,
+            Some(d) => dtype_of(&mut ld, d, Site::Constant(name.value.clone())).unwrap_or(DType::Fixed),
+        };
+        match flatten(&c.value.value.value) {
+            Ok((shape, values)) => spec.constants.push(ConstSpec { name: name.value.clone(), dtype, shape, values }),
+            Err(m) => ld.problem(Site::Constant(name.value.clone()), at(&c.value.value), m),
+        }
+    }
+
+    for (name, input) in &raw.inputs.0 {
+        let n = name.value.clone();
+        ld.sources.set(Site::Input(n.clone()), at(name));
+        ld.sources.set(Site::InputOwner(n.clone()), at(&input.value.owner));
+        let dtype = dtype_of(&mut ld, &input.value.dtype, Site::Input(n.clone())).unwrap_or(DType::Fixed);
+        let shape = input
+            .value
+            .shape
+            .iter()
+            .map(|d| match &d.value {
+                RawDim::Size(s) => Dim::Fixed(*s as usize),
+                RawDim::Name(s) => Dim::Sym(s.clone()),
+            })
+            .collect();
+        spec.inputs.push(InputSpec { name: n, owner: input.value.owner.value.clone(), dtype, shape });
+    }
+
+    for (name, body) in &raw.nodes.0 {
+        if let Some(node) = load_node(&mut ld, name, body) {
+            spec.nodes.push(node);
+        }
+    }
+
+    for (name, out) in &raw.outputs.0 {
+        let n = name.value.clone();
+        ld.sources.set(Site::Output(n.clone()), at(name));
+        for (i, p) in out.value.reveal_to.iter().enumerate() {
+            ld.sources.set(Site::OutputParty(n.clone(), i), at(p));
+        }
+        if out.value.reveal_to.is_empty() {
+            ld.problem(Site::Output(n.clone()), at(out), "`reveal_to` is empty: name at least one party");
+        }
+        spec.outputs
+            .push(OutputSpec { name: n, reveal_to: out.value.reveal_to.iter().map(|p| p.value.clone()).collect() });
+    }
+
+    if ld.problems.is_empty() { Ok(Pipeline { spec, sources: ld.sources }) } else { Err(Error::Invalid(ld.problems)) }
+}
+
+fn stem(file: &str) -> String {
+    std::path::Path::new(file)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "pipeline".into())
+}
+
+fn dtype_of(ld: &mut Loader, d: &SStr, site: Site) -> Option<DType> {
+    let r = DType::parse(&d.value);
+    if r.is_none() {
+        ld.problem(site, at(d), format!("unknown dtype `{}`, expected one of fixed, int, bit", d.value));
+    }
+    r
+}
+
+fn load_node(ld: &mut Loader, name: &SStr, body: &Spanned<Entries<SStr, Spanned<RawValue>>>) -> Option<NodeSpec> {
+    let n = name.value.clone();
+    ld.sources.set(Site::Node(n.clone()), at(name));
+    let mut op_name: Option<(String, Loc)> = None;
+    let mut inputs = vec![];
+    let mut attrs = Attrs::new();
+    for (key, value) in &body.value.0 {
+        match key.value.as_str() {
+            "op" => match &value.value {
+                RawValue::Str(s) => {
+                    ld.sources.set(Site::NodeOp(n.clone()), at(value));
+                    op_name = Some((s.clone(), at(value)));
+                }
+                _ => ld.problem(Site::NodeOp(n.clone()), at(value), "`op` must be an op name such as `add`"),
+            },
+            "inputs" => match &value.value {
+                RawValue::List(items) => {
+                    for (i, it) in items.iter().enumerate() {
+                        match it {
+                            RawValue::Str(s) => inputs.push(s.clone()),
+                            _ => ld.problem(
+                                Site::NodeInput(n.clone(), i),
+                                at(value),
+                                "`inputs` must be a list of tensor names",
+                            ),
+                        }
+                    }
+                    // Entries of a flow list carry no spans of their own; point at the list.
+                    for i in 0..items.len() {
+                        ld.sources.set(Site::NodeInput(n.clone(), i), at(value));
+                    }
+                }
+                RawValue::Str(s) => {
+                    ld.sources.set(Site::NodeInput(n.clone(), 0), at(value));
+                    inputs.push(s.clone());
+                }
+                _ => ld.problem(Site::Node(n.clone()), at(value), "`inputs` must be a list of tensor names"),
+            },
+            attr => {
+                ld.sources.set(Site::NodeAttr(n.clone(), attr.to_string()), at(key));
+                attrs.insert(attr.to_string(), attr_value(&value.value));
+            }
+        }
+    }
+    let Some((op_name, op_loc)) = op_name else {
+        ld.problem(Site::Node(n.clone()), at(name), "missing required field `op`");
+        return None;
+    };
+    let op = match Op::from_attrs(&op_name, &attrs) {
+        Ok(op) => op,
+        Err(AttrError::UnknownOp { .. }) => {
+            // Maybe an operator plugin; the planner decides once it sees the registry.
+            Op::Custom { name: op_name.clone(), attrs }
+        }
+        Err(e) => {
+            let site = match &e {
+                AttrError::Unknown { attr, .. } | AttrError::Type { attr, .. } => {
+                    Site::NodeAttr(n.clone(), attr.clone())
+                }
+                _ => Site::NodeOp(n.clone()),
+            };
+            let l = ld.sources.get(&site).unwrap_or(op_loc);
+            ld.problem(site, l, e.to_string());
+            return None;
+        }
+    };
+    Some(NodeSpec { name: n, op, inputs })
+}
+
+fn attr_value(v: &RawValue) -> AttrValue {
+    match v {
+        RawValue::Bool(b) => AttrValue::Bool(*b),
+        RawValue::Int(i) => AttrValue::Int(*i),
+        RawValue::Float(f) => AttrValue::Float(*f),
+        RawValue::Str(s) => AttrValue::Str(s.clone()),
+        RawValue::List(l) => AttrValue::List(l.iter().map(attr_value).collect()),
+    }
+}
+
+/// A scalar or nested list of numbers → (shape, row-major values).
+fn flatten(v: &RawValue) -> Result<(Vec<usize>, Vec<f64>), String> {
+    match v {
+        RawValue::Int(i) => Ok((vec![], vec![*i as f64])),
+        RawValue::Float(f) => Ok((vec![], vec![*f])),
+        RawValue::Bool(b) => Ok((vec![], vec![f64::from(u8::from(*b))])),
+        RawValue::Str(s) => {
+            Err(format!("constant value must be a number or a list of numbers, found the string \"{s}\""))
+        }
+        RawValue::List(items) => {
+            let mut shape = None;
+            let mut values = vec![];
+            for it in items {
+                let (s, v) = flatten(it)?;
+                match &shape {
+                    None => shape = Some(s),
+                    Some(prev) if *prev != s => {
+                        return Err("constant value is a ragged list: every row must have the same shape".into());
+                    }
+                    _ => {}
+                }
+                values.extend(v);
+            }
+            let mut full = vec![items.len()];
+            full.extend(shape.unwrap_or_default());
+            Ok((full, values))
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! Pipeline files: YAML → [`GraphSpec`] with a [`SourceMap`] that locates every part of it.
+//!
+//! The format (version 1) is documented in the README; `graphs/*.yaml` are examples. Parsing is
+//! strict: unknown fields, wrong types and malformed YAML are errors with `file:line:column`.
+//! Problems found later, by the planner, name a [`Site`] that [`Pipeline::locate`] turns into a
+//! location in the same file.
+
+mod load;
+mod raw;
+
+use crate::error::{Error, Problem, Site};
+use mpcflow_sdk::graph::GraphSpec;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// A line and column in a file (1-based).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Loc {
+    /// Line.
+    pub line: u32,
+    /// Column.
+    pub column: u32,
+}
+
+/// Where each part of a graph was written.
+#[derive(Clone, Debug, Default)]
+pub struct SourceMap {
+    /// The file's name as shown in messages.
+    pub file: String,
+    sites: HashMap<Site, Loc>,
+}
+
+impl SourceMap {
+    fn set(&mut self, site: Site, loc: Loc) {
+        self.sites.entry(site).or_insert(loc);
+    }
+
+    /// The location of `site`, falling back to the enclosing node, input or output.
+    pub fn get(&self, site: &Site) -> Option<Loc> {
+        self.sites.get(site).copied().or_else(|| match site {
+            Site::NodeOp(n) | Site::NodeInput(n, _) | Site::NodeAttr(n, _) => {
+                self.sites.get(&Site::Node(n.clone())).copied()
+            }
+            Site::OutputParty(n, _) => self.sites.get(&Site::Output(n.clone())).copied(),
+            Site::InputOwner(n) => self.sites.get(&Site::Input(n.clone())).copied(),
+            _ => None,
+        })
+    }
+
+    /// `file:line:column` of a site, or just the file.
+    pub fn describe(&self, site: &Site) -> String {
+        match self.get(site) {
+            Some(l) => format!("{}:{}:{}", self.file, l.line, l.column),
+            None => self.file.clone(),
+        }
+    }
+}
+
+/// A parsed pipeline file.
+#[derive(Clone, Debug)]
+pub struct Pipeline {
+    /// The graph it describes.
+    pub spec: GraphSpec,
+    /// Where each part of it is in the file.
+    pub sources: SourceMap,
+}
+
+impl Pipeline {
+    /// Parses YAML text; `file` names it in messages. Reports every problem it finds.
+    pub fn from_yaml(text: &str, file: &str) -> Result<Pipeline, Error> {
+        load::load(text, file)
+    }
+
+    /// Reads and parses a file.
+    pub fn from_path(path: &Path) -> Result<Pipeline, Error> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| Error::Parse(format!("{}: cannot read: {e}", path.display())))?;
+        Self::from_yaml(&text, &path.display().to_string())
+    }
+
+    /// Adds `file:line:column` to problems found in this pipeline's graph.
+    pub fn locate(&self, err: Error) -> Error {
+        match err {
+            Error::Invalid(problems) => Error::Invalid(
+                problems
+                    .into_iter()
+                    .map(|mut p| {
+                        if p.location.is_none() {
+                            p.location = Some(self.sources.describe(&p.site));
+                        }
+                        p
+                    })
+                    .collect(),
+            ),
+            other => other,
+        }
+    }
+
+    /// The located problem list, for callers that only need messages.
+    pub fn problem(&self, site: Site, message: &str) -> Problem {
+        let mut p = Problem::new(site, message);
+        p.location = Some(self.sources.describe(&p.site));
+        p
+    }
+}

@@ -1,0 +1,110 @@
+//! The pipeline file format as serde structs, every value wrapped in `Spanned` so that later
+//! errors can point at the file. Unknown fields are rejected.
+
+use serde::Deserialize;
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde_saphyr::Spanned;
+use std::marker::PhantomData;
+
+/// A YAML mapping kept in file order, with duplicate keys left for the validator to report.
+#[derive(Debug)]
+pub struct Entries<K, V>(pub Vec<(K, V)>);
+
+impl<K, V> Default for Entries<K, V> {
+    fn default() -> Self {
+        Entries(Vec::new())
+    }
+}
+
+impl<'de, K: Deserialize<'de>, V: Deserialize<'de>> Deserialize<'de> for Entries<K, V> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Vis<K, V>(PhantomData<(K, V)>);
+        impl<'de, K: Deserialize<'de>, V: Deserialize<'de>> Visitor<'de> for Vis<K, V> {
+            type Value = Entries<K, V>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a mapping")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+                let mut v = Vec::new();
+                while let Some(e) = m.next_entry()? {
+                    v.push(e);
+                }
+                Ok(Entries(v))
+            }
+        }
+        d.deserialize_map(Vis(PhantomData))
+    }
+}
+
+/// A string with its location.
+pub type SStr = Spanned<String>;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPipeline {
+    pub version: Spanned<u32>,
+    pub name: Option<SStr>,
+    pub parties: Spanned<Vec<SStr>>,
+    pub protocol: Option<SStr>,
+    pub fixed_point: Option<Spanned<RawFixedPoint>>,
+    #[serde(default)]
+    pub constants: Entries<SStr, Spanned<RawConstant>>,
+    #[serde(default)]
+    pub inputs: Entries<SStr, Spanned<RawInput>>,
+    #[serde(default)]
+    pub nodes: Entries<SStr, Spanned<Entries<SStr, Spanned<RawValue>>>>,
+    #[serde(default)]
+    pub outputs: Entries<SStr, Spanned<RawOutput>>,
+}
+
+/// `fixed_point: { frac_bits: 16 }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFixedPoint {
+    pub frac_bits: Spanned<u32>,
+}
+
+/// `name: { value: 1.5, dtype: fixed }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConstant {
+    pub value: Spanned<RawValue>,
+    pub dtype: Option<SStr>,
+}
+
+/// `name: { owner: alice, dtype: int, shape: [n, 3] }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInput {
+    pub owner: SStr,
+    pub dtype: SStr,
+    #[serde(default)]
+    pub shape: Vec<Spanned<RawDim>>,
+}
+
+/// One dimension: a size or a name.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawDim {
+    Size(u64),
+    Name(String),
+}
+
+/// `name: { reveal_to: [alice, bob] }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutput {
+    pub reveal_to: Vec<SStr>,
+}
+
+/// Any attribute or constant value.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawValue {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    List(Vec<RawValue>),
+}

@@ -1,0 +1,189 @@
+//! Graph → Plan.
+
+use super::fingerprint::fingerprint;
+use super::lower::Builder;
+use super::validate::{Source, validate};
+use super::{Plan, PlanNode};
+use crate::error::{Error, Problem, Site};
+use crate::registry::Registry;
+use mpcflow_sdk::graph::{Dim, GraphSpec};
+use mpcflow_sdk::protocol::NodeKind;
+use mpcflow_sdk::shape::{TensorInfo, Visibility};
+use mpcflow_sdk::{PartyId, Tensor};
+use std::collections::{BTreeMap, HashMap};
+
+/// Choices made when planning.
+#[derive(Clone, Debug, Default)]
+pub struct PlanOptions {
+    /// Use this protocol instead of the graph's.
+    pub protocol: Option<String>,
+    /// Sizes of symbolic dimensions given by hand (`--dim n=1000`).
+    pub dims: HashMap<String, usize>,
+    /// Shapes of the inputs at hand, which fix symbolic dimensions.
+    pub input_shapes: HashMap<String, Vec<usize>>,
+}
+
+/// Sample sizes for unbound symbolic dimensions: distinct, so that two different names never
+/// look compatible by accident, and not 1, so that they never broadcast.
+const SAMPLE_DIMS: [usize; 8] = [11, 13, 17, 19, 23, 29, 31, 37];
+
+fn bind_dims(
+    spec: &GraphSpec,
+    opts: &PlanOptions,
+    problems: &mut Vec<Problem>,
+) -> (BTreeMap<String, usize>, Vec<String>) {
+    let mut dims: BTreeMap<String, usize> = opts.dims.iter().map(|(k, v)| (k.clone(), *v)).collect();
+    for inp in &spec.inputs {
+        let Some(actual) = opts.input_shapes.get(&inp.name) else { continue };
+        if actual.len() != inp.shape.len() {
+            problems.push(Problem::new(
+                Site::Input(inp.name.clone()),
+                format!(
+                    "the data has shape {actual:?} (rank {}) but the input is declared with rank {}",
+                    actual.len(),
+                    inp.shape.len()
+                ),
+            ));
+            continue;
+        }
+        for (d, &a) in inp.shape.iter().zip(actual) {
+            match d {
+                Dim::Fixed(f) if *f != a => problems.push(Problem::new(
+                    Site::Input(inp.name.clone()),
+                    format!("the data has shape {actual:?} but the declared shape is {}", show_dims(&inp.shape)),
+                )),
+                Dim::Sym(s) => match dims.get(s) {
+                    Some(&prev) if prev != a => problems.push(Problem::new(
+                        Site::Input(inp.name.clone()),
+                        format!("dimension `{s}` is {a} in this input's data but {prev} elsewhere"),
+                    )),
+                    _ => {
+                        dims.insert(s.clone(), a);
+                    }
+                },
+                _ => {}
+            }
+        }
+    }
+    let mut sampled = vec![];
+    for inp in &spec.inputs {
+        for d in &inp.shape {
+            if let Dim::Sym(s) = d
+                && !dims.contains_key(s)
+            {
+                let v = SAMPLE_DIMS[sampled.len() % SAMPLE_DIMS.len()] + 40 * (sampled.len() / SAMPLE_DIMS.len());
+                dims.insert(s.clone(), v);
+                sampled.push(s.clone());
+            }
+        }
+    }
+    (dims, sampled)
+}
+
+fn show_dims(d: &[Dim]) -> String {
+    let parts: Vec<String> = d
+        .iter()
+        .map(|x| match x {
+            Dim::Fixed(n) => n.to_string(),
+            Dim::Sym(s) => s.clone(),
+        })
+        .collect();
+    format!("[{}]", parts.join(", "))
+}
+
+/// Validates `spec` and turns it into a plan. Every problem found is reported at once.
+pub fn build(spec: &GraphSpec, registry: &Registry, opts: &PlanOptions) -> Result<Plan, Error> {
+    let protocol_name = opts.protocol.clone().unwrap_or_else(|| spec.protocol.clone());
+    let mut problems = vec![];
+    if spec.fixed_point.frac_bits > mpcflow_sdk::fixed::MAX_FRAC_BITS {
+        problems.push(Problem::new(
+            Site::FixedPoint,
+            format!("frac_bits must be at most {}", mpcflow_sdk::fixed::MAX_FRAC_BITS),
+        ));
+    }
+    let validated = validate(spec, registry, &protocol_name, &mut problems);
+    let (names, order) = match validated {
+        Some(v) if problems.is_empty() => v,
+        _ => return Err(Error::Invalid(problems)),
+    };
+    let protocol =
+        registry.protocol(&protocol_name).ok_or_else(|| Error::Internal("validated protocol vanished".into()))?;
+    let descriptor = protocol.descriptor();
+    let (dims, sampled) = bind_dims(spec, opts, &mut problems);
+    if !problems.is_empty() {
+        return Err(Error::Invalid(problems));
+    }
+    let party_id = |name: &str| PartyId(spec.parties.iter().position(|p| p == name).unwrap_or(0) as u16);
+
+    let mut b = Builder {
+        nodes: vec![],
+        by_name: HashMap::new(),
+        fixed_point: spec.fixed_point,
+        parties: spec.parties.len(),
+        protocol: protocol.clone(),
+        registry,
+    };
+    for c in &spec.constants {
+        let t = Tensor::from_f64(c.dtype, c.shape.clone(), &c.values, spec.fixed_point)
+            .ok_or_else(|| Error::Internal(format!("constant `{}` does not fill its shape", c.name)))?;
+        b.constant(c.name.clone(), &c.name, t);
+    }
+    for inp in &spec.inputs {
+        let shape: Vec<usize> = inp
+            .shape
+            .iter()
+            .map(|d| match d {
+                Dim::Fixed(n) => *n,
+                Dim::Sym(s) => dims.get(s).copied().unwrap_or(1),
+            })
+            .collect();
+        let info = TensorInfo { shape, dtype: inp.dtype, vis: Visibility::Secret };
+        b.push(inp.name.clone(), &inp.name, NodeKind::Input { owner: party_id(&inp.owner) }, vec![], info);
+    }
+    for &i in &order {
+        let n = &spec.nodes[i];
+        let ids: Vec<u32> = n
+            .inputs
+            .iter()
+            .map(|name| match names.get(name) {
+                Some(Source::Input(_) | Source::Constant(_) | Source::Node(_)) => b.by_name.get(name).copied(),
+                None => None,
+            })
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| Error::Internal(format!("node `{}` input vanished", n.name)))?;
+        if let Err(p) = b.op(&n.name, &n.name, n.op.clone(), ids, 0) {
+            problems.push(p);
+            // Later nodes would only repeat the failure; report what we have.
+            return Err(Error::Invalid(problems));
+        }
+    }
+    for o in &spec.outputs {
+        let src = *b.by_name.get(&o.name).ok_or_else(|| Error::Internal(format!("output `{}` vanished", o.name)))?;
+        let mut reveal_to: Vec<PartyId> = o.reveal_to.iter().map(|p| party_id(p)).collect();
+        reveal_to.sort();
+        reveal_to.dedup();
+        let info = b.info(src).clone();
+        b.push(format!("output:{}", o.name), &o.name, NodeKind::Output { reveal_to }, vec![src], info);
+    }
+
+    let mut nodes: Vec<PlanNode> = b.nodes;
+    for n in &mut nodes {
+        n.cost = protocol.cost(&n.desc);
+        n.needs_material = protocol.needs_material(&n.desc);
+    }
+    let mut plan = Plan {
+        name: spec.name.clone(),
+        parties: spec.parties.clone(),
+        protocol: descriptor.name,
+        protocol_version: descriptor.version,
+        needs_dealer: descriptor.needs_dealer,
+        secure: descriptor.secure,
+        fixed_point: spec.fixed_point,
+        nodes,
+        dims: dims.into_iter().collect(),
+        sampled_dims: sampled,
+        fingerprint: [0; 32],
+    };
+    plan.fingerprint = fingerprint(&plan);
+    Ok(plan)
+}

@@ -1,0 +1,130 @@
+//! Plans: the validated, shape-inferred, lowered and costed form of a graph that every party and
+//! the dealer derive identically, and compare by [`Plan::fingerprint`].
+
+mod build;
+mod dot;
+mod fingerprint;
+mod lower;
+mod validate;
+
+pub use build::{PlanOptions, build};
+pub use dot::to_dot;
+
+use mpcflow_sdk::protocol::{Cost, NodeDesc, NodeKind};
+use std::collections::HashMap;
+
+/// One node of a plan.
+#[derive(Clone, Debug)]
+pub struct PlanNode {
+    /// What protocols see of it.
+    pub desc: NodeDesc,
+    /// Plan ids of its inputs.
+    pub inputs: Vec<u32>,
+    /// The graph node it came from (differs from `desc.name` for lowered nodes).
+    pub origin: String,
+    /// Whether the dealer produces material for it.
+    pub needs_material: bool,
+    /// The protocol's predicted cost.
+    pub cost: Cost,
+}
+
+/// A plan: nodes in an order where every node follows its inputs.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// Name of the computation.
+    pub name: String,
+    /// Party names; index = party id.
+    pub parties: Vec<String>,
+    /// Protocol name.
+    pub protocol: String,
+    /// Protocol version (part of the fingerprint).
+    pub protocol_version: String,
+    /// Whether the protocol needs a dealer.
+    pub needs_dealer: bool,
+    /// Whether the protocol is secure (`ref` is not).
+    pub secure: bool,
+    /// Fixed-point encoding.
+    pub fixed_point: mpcflow_sdk::FixedPoint,
+    /// Nodes in plan order.
+    pub nodes: Vec<PlanNode>,
+    /// Symbolic dimensions and the sizes they were given.
+    pub dims: Vec<(String, usize)>,
+    /// Dimensions not fixed by data or options, given distinct sample sizes for checking.
+    pub sampled_dims: Vec<String>,
+    /// SHA-256 of the plan's canonical form.
+    pub fingerprint: [u8; 32],
+}
+
+impl Plan {
+    /// The fingerprint as hex.
+    pub fn fingerprint_hex(&self) -> String {
+        self.fingerprint.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Id of the node producing tensor `name`.
+    pub fn node_id(&self, name: &str) -> Option<u32> {
+        self.nodes.iter().position(|n| n.desc.name == name).map(|i| i as u32)
+    }
+
+    /// For each node, how many nodes consume its output.
+    pub fn consumer_counts(&self) -> Vec<usize> {
+        let mut c = vec![0; self.nodes.len()];
+        for n in &self.nodes {
+            for &i in &n.inputs {
+                c[i as usize] += 1;
+            }
+        }
+        c
+    }
+
+    /// The output nodes: (tensor name, node id, parties that learn it).
+    pub fn outputs(&self) -> Vec<(String, u32, Vec<String>)> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| match &n.desc.kind {
+                NodeKind::Output { reveal_to } => Some((
+                    n.origin.clone(),
+                    i as u32,
+                    reveal_to.iter().map(|p| self.parties[p.index()].clone()).collect(),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Input nodes by tensor name.
+    pub fn input_nodes(&self) -> HashMap<String, u32> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| matches!(n.desc.kind, NodeKind::Input { .. }))
+            .map(|(i, n)| (n.desc.name.clone(), i as u32))
+            .collect()
+    }
+
+    /// Sum of the per-node costs.
+    pub fn total_cost(&self) -> Cost {
+        let p = self.parties.len();
+        let mut t = Cost::zero(p);
+        for n in &self.nodes {
+            t.rounds += n.cost.rounds;
+            for i in 0..p {
+                t.online_bytes[i] += n.cost.online_bytes.get(i).copied().unwrap_or(0);
+                t.dealer_bytes[i] += n.cost.dealer_bytes.get(i).copied().unwrap_or(0);
+            }
+        }
+        t
+    }
+
+    /// Rounds on the longest dependency path: the online latency in round trips when every
+    /// ready node runs at once.
+    pub fn critical_rounds(&self) -> u32 {
+        let mut depth = vec![0u32; self.nodes.len()];
+        for (i, n) in self.nodes.iter().enumerate() {
+            let before = n.inputs.iter().map(|&j| depth[j as usize]).max().unwrap_or(0);
+            depth[i] = before + n.cost.rounds;
+        }
+        depth.into_iter().max().unwrap_or(0)
+    }
+}

@@ -1,0 +1,204 @@
+//! Structural checks of a graph before shapes: names, parties, protocol, references, cycles.
+//! Every problem is collected, so one `mpcflow check` shows them all.
+
+use crate::error::{Problem, Site};
+use crate::registry::Registry;
+use mpcflow_sdk::graph::GraphSpec;
+use mpcflow_sdk::op::{Op, edit_distance};
+use petgraph::graph::DiGraph;
+use std::collections::HashMap;
+
+/// What a tensor name refers to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Source {
+    Input(usize),
+    Constant(usize),
+    Node(usize),
+}
+
+fn hint<'a>(name: &str, known: impl Iterator<Item = &'a String>) -> String {
+    known
+        .map(|k| (k, edit_distance(name, k)))
+        .filter(|(k, d)| *d < k.len() && *d <= (k.len() / 3).max(1))
+        .min_by_key(|(_, d)| *d)
+        .map(|(k, _)| format!(", did you mean `{k}`?"))
+        .unwrap_or_default()
+}
+
+/// Checks names and references and returns the node order (topological), or every problem.
+pub(super) fn validate(
+    spec: &GraphSpec,
+    registry: &Registry,
+    protocol: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<(HashMap<String, Source>, Vec<usize>)> {
+    if spec.parties.is_empty() {
+        problems.push(Problem::new(Site::Graph, "`parties` is empty: name the parties taking part"));
+    }
+    let mut party_seen = HashMap::new();
+    for (i, p) in spec.parties.iter().enumerate() {
+        if p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            problems
+                .push(Problem::new(Site::Party(i), format!("party name `{p}` must be letters, digits, `_` or `-`")));
+        }
+        if p == "dealer" {
+            problems.push(Problem::new(
+                Site::Party(i),
+                "`dealer` is reserved for the offline dealer; choose another party name",
+            ));
+        }
+        if party_seen.insert(p.clone(), i).is_some() {
+            problems.push(Problem::new(Site::Party(i), format!("party `{p}` is listed twice")));
+        }
+    }
+    let party_hint = |name: &str| {
+        format!(
+            "`{name}` is not a declared party (parties: {}){}",
+            spec.parties.join(", "),
+            hint(name, spec.parties.iter())
+        )
+    };
+
+    match registry.protocol(protocol) {
+        None => problems.push(Problem::new(
+            Site::Protocol,
+            format!("unknown protocol `{protocol}` (available: {})", registry.protocol_names().join(", ")),
+        )),
+        Some(p) => {
+            let d = p.descriptor();
+            if !spec.parties.is_empty() && !d.parties.accepts(spec.parties.len()) {
+                problems.push(Problem::new(
+                    Site::Protocol,
+                    format!(
+                        "protocol `{protocol}` runs with {} parties, the graph declares {}",
+                        d.parties,
+                        spec.parties.len()
+                    ),
+                ));
+            }
+        }
+    }
+
+    let mut names: HashMap<String, Source> = HashMap::new();
+    let mut declare = |name: &str, src: Source, site: Site, problems: &mut Vec<Problem>| {
+        if names.insert(name.to_string(), src).is_some() {
+            problems.push(Problem::new(site, format!("the name `{name}` is defined more than once")));
+        }
+    };
+    for (i, c) in spec.constants.iter().enumerate() {
+        declare(&c.name, Source::Constant(i), Site::Constant(c.name.clone()), problems);
+        if c.shape.iter().product::<usize>() != c.values.len() {
+            problems.push(Problem::new(Site::Constant(c.name.clone()), "constant values do not fill its shape"));
+        }
+    }
+    for (i, inp) in spec.inputs.iter().enumerate() {
+        declare(&inp.name, Source::Input(i), Site::Input(inp.name.clone()), problems);
+        if !party_seen.contains_key(&inp.owner) {
+            problems
+                .push(Problem::new(Site::InputOwner(inp.name.clone()), format!("owner {}", party_hint(&inp.owner))));
+        }
+    }
+    for (i, n) in spec.nodes.iter().enumerate() {
+        declare(&n.name, Source::Node(i), Site::Node(n.name.clone()), problems);
+        if let Op::Custom { name, .. } = &n.op
+            && registry.operator(name).is_none()
+        {
+            let builtin = mpcflow_sdk::op::suggest_op(name).map(|s| format!(", did you mean `{s}`?"));
+            let plug = registry.operator_names();
+            problems.push(Problem::new(
+                Site::NodeOp(n.name.clone()),
+                format!(
+                    "unknown op `{name}`{}{}",
+                    builtin.unwrap_or_default(),
+                    if plug.is_empty() { String::new() } else { format!(" (operator plugins: {})", plug.join(", ")) }
+                ),
+            ));
+        }
+    }
+    for n in &spec.nodes {
+        for (i, inp) in n.inputs.iter().enumerate() {
+            if !names.contains_key(inp) {
+                problems.push(Problem::new(
+                    Site::NodeInput(n.name.clone(), i),
+                    format!("unknown tensor `{inp}`{}", hint(inp, names.keys())),
+                ));
+            }
+        }
+    }
+    for o in &spec.outputs {
+        if !names.contains_key(&o.name) {
+            problems.push(Problem::new(
+                Site::Output(o.name.clone()),
+                format!("unknown tensor `{}`{}", o.name, hint(&o.name, names.keys())),
+            ));
+        }
+        for (i, p) in o.reveal_to.iter().enumerate() {
+            if !party_seen.contains_key(p) {
+                problems.push(Problem::new(
+                    Site::OutputParty(o.name.clone(), i),
+                    format!("revealed to an undeclared party: {}", party_hint(p)),
+                ));
+            }
+        }
+    }
+
+    // Cycles among operator nodes.
+    let mut g: DiGraph<usize, ()> = DiGraph::new();
+    let idx: Vec<_> = (0..spec.nodes.len()).map(|i| g.add_node(i)).collect();
+    for (i, n) in spec.nodes.iter().enumerate() {
+        for inp in &n.inputs {
+            if let Some(Source::Node(j)) = names.get(inp) {
+                g.add_edge(idx[*j], idx[i], ());
+            }
+        }
+    }
+    let order = match petgraph::algo::toposort(&g, None) {
+        Ok(o) => Some(o.into_iter().map(|ix| g[ix]).collect::<Vec<_>>()),
+        Err(_) => {
+            for scc in petgraph::algo::tarjan_scc(&g) {
+                let is_cycle = scc.len() > 1 || g.contains_edge(scc[0], scc[0]);
+                if is_cycle {
+                    let members: Vec<usize> = scc.iter().map(|ix| g[*ix]).collect();
+                    let chain = cycle_chain(spec, &names, &members);
+                    problems.push(Problem::new(
+                        Site::Node(spec.nodes[chain[0]].name.clone()),
+                        format!(
+                            "cycle: {}",
+                            chain
+                                .iter()
+                                .chain(std::iter::once(&chain[0]))
+                                .map(|&i| spec.nodes[i].name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(" -> ")
+                        ),
+                    ));
+                }
+            }
+            None
+        }
+    };
+    if problems.is_empty() { order.map(|o| (names, o)) } else { None }
+}
+
+/// Walks a strongly connected component into one cycle, in data-flow order.
+fn cycle_chain(spec: &GraphSpec, names: &HashMap<String, Source>, members: &[usize]) -> Vec<usize> {
+    let start = *members.iter().min_by_key(|&&i| &spec.nodes[i].name).unwrap_or(&members[0]);
+    let mut chain = vec![start];
+    let mut cur = start;
+    // Follow consumers that stay inside the component until we come back.
+    for _ in 0..members.len() {
+        let next = members.iter().copied().find(|&m| {
+            spec.nodes[m].inputs.iter().any(|inp| names.get(inp) == Some(&Source::Node(cur)))
+                && (m == start || !chain.contains(&m))
+        });
+        match next {
+            Some(m) if m == start => break,
+            Some(m) => {
+                chain.push(m);
+                cur = m;
+            }
+            None => break,
+        }
+    }
+    chain
+}

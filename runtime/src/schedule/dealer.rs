@@ -1,0 +1,81 @@
+//! The dealer's offline phase: walk the plan in order and stream each node's material to each
+//! party. Sends block while a party's bounded channel is full, which is the backpressure that
+//! keeps the dealer a bounded distance ahead of the online phase.
+
+use super::frame::{Frame, Kind};
+use crate::error::Error;
+use crate::plan::Plan;
+use mpcflow_sdk::protocol::Protocol;
+use mpcflow_sdk::transport::Link;
+use mpcflow_sdk::{Endpoint, PartyId};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What the dealer did.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct DealerStats {
+    /// Material bytes sent to each party, per node (indexed by node id, then party).
+    pub bytes: Vec<Vec<u64>>,
+    /// Seconds spent generating and sending.
+    pub wall_s: f64,
+}
+
+/// A fresh master seed from the operating system.
+pub fn os_seed() -> Result<[u8; 32], Error> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| Error::Dealer(format!("the operating system gave no randomness: {e}")))?;
+    Ok(seed)
+}
+
+/// The seed of one node: SHA-256 of the master seed and the node id (a PRF keyed by the seed).
+fn node_seed(master: &[u8; 32], node: u32) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"mpcflow-dealer-node-seed\0");
+    h.update(master);
+    h.update(node.to_le_bytes());
+    h.finalize().into()
+}
+
+/// Runs the dealer (blocking; call from a dedicated thread).
+pub fn run_dealer(
+    plan: &Plan,
+    protocol: &Arc<dyn Protocol>,
+    link: &dyn Link,
+    master: [u8; 32],
+) -> Result<DealerStats, Error> {
+    let start = Instant::now();
+    let parties = plan.parties.len();
+    let mut stats = DealerStats { bytes: vec![vec![0; parties]; plan.nodes.len()], wall_s: 0.0 };
+    for (id, node) in plan.nodes.iter().enumerate() {
+        if !node.needs_material {
+            continue;
+        }
+        let span = tracing::debug_span!("deal", node = %node.desc.name);
+        let _g = span.enter();
+        let material = protocol
+            .deal(&node.desc, node_seed(&master, id as u32))
+            .map_err(|e| Error::Dealer(format!("node `{}`: {e}", node.desc.name)))?;
+        if material.len() != parties {
+            return Err(Error::Dealer(format!(
+                "node `{}`: protocol produced material for {} parties, expected {parties}",
+                node.desc.name,
+                material.len()
+            )));
+        }
+        for (p, m) in material.into_iter().enumerate() {
+            stats.bytes[id][p] = m.len() as u64;
+            let frame = Frame { kind: Kind::Material, node: id as u32, round: 0, payload: m }.encode();
+            link.send(Endpoint::Party(PartyId(p as u16)), frame).map_err(|e| {
+                Error::Dealer(format!("sending material of node `{}` to {}: {e}", node.desc.name, plan.parties[p]))
+            })?;
+        }
+    }
+    let bye = Frame::control(Kind::Bye).encode();
+    for p in 0..parties {
+        let _ = link.send(Endpoint::Party(PartyId(p as u16)), bye.clone());
+    }
+    stats.wall_s = start.elapsed().as_secs_f64();
+    Ok(stats)
+}

@@ -1,0 +1,143 @@
+//! Running a plan: the dealer's offline stream and each party's online phase.
+//!
+//! [`run_local`] runs every party and the dealer in one process over any transport (the `mem`
+//! transport by default); separate processes run [`party::run_party`] and
+//! [`dealer::run_dealer`] themselves.
+
+pub mod dealer;
+pub mod frame;
+pub mod mailbox;
+pub mod material;
+pub mod party;
+pub mod stats;
+
+use crate::error::Error;
+use crate::plan::Plan;
+use dealer::DealerStats;
+use mpcflow_sdk::protocol::Protocol;
+use mpcflow_sdk::transport::{SessionInfo, Transport};
+use mpcflow_sdk::{Endpoint, PartyId, Tensor};
+use party::{PartyResult, PartyTask};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::{Duration, Instant};
+
+/// How to run.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    /// Bound on every wait (a message, material).
+    pub timeout: Duration,
+    /// Dealer frames in flight per party.
+    pub dealer_window: usize,
+    /// Counts finished nodes of party 0, for progress bars.
+    pub progress: Option<Arc<AtomicUsize>>,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig { timeout: Duration::from_secs(60), dealer_window: 64, progress: None }
+    }
+}
+
+/// Everything a local run produced.
+#[derive(Debug)]
+pub struct LocalRun {
+    /// Per party, in party order.
+    pub parties: Vec<PartyResult>,
+    /// The dealer's measurements (empty without a dealer).
+    pub dealer: DealerStats,
+    /// Seconds from start to the last party finishing.
+    pub wall_s: f64,
+}
+
+fn session_id() -> Result<String, Error> {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).map_err(|e| Error::Internal(format!("no randomness for a session id: {e}")))?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+/// Runs all parties and the dealer in this process. `inputs` are all parties' private inputs
+/// by input node id; each party is handed only its own.
+pub async fn run_local(
+    plan: Arc<Plan>,
+    protocol: Arc<dyn Protocol>,
+    transport: Arc<dyn Transport>,
+    inputs: HashMap<u32, Tensor>,
+    cfg: &RunConfig,
+) -> Result<LocalRun, Error> {
+    let start = Instant::now();
+    let with_dealer = plan.needs_dealer && plan.nodes.iter().any(|n| n.needs_material);
+    let info = SessionInfo {
+        id: session_id()?,
+        parties: plan.parties.clone(),
+        has_dealer: with_dealer,
+        dealer_window: cfg.dealer_window,
+    };
+    let connect = |e: Endpoint| {
+        transport
+            .connect(&info, e)
+            .map_err(|err| Error::Transport { party: e.to_string(), message: format!("cannot connect: {err}") })
+    };
+
+    let mut links = vec![];
+    for p in 0..plan.parties.len() {
+        links.push(Arc::from(connect(Endpoint::Party(PartyId(p as u16)))?));
+    }
+    let dealer = if with_dealer {
+        let link = connect(Endpoint::Dealer)?;
+        let (plan, protocol) = (plan.clone(), protocol.clone());
+        let master = dealer::os_seed()?;
+        Some(tokio::task::spawn_blocking(move || dealer::run_dealer(&plan, &protocol, link.as_ref(), master)))
+    } else {
+        None
+    };
+
+    let mut per_party: Vec<HashMap<u32, Tensor>> = vec![HashMap::new(); plan.parties.len()];
+    for (id, t) in inputs {
+        if let mpcflow_sdk::protocol::NodeKind::Input { owner } = &plan.nodes[id as usize].desc.kind {
+            per_party[owner.index()].insert(id, t);
+        }
+    }
+    let mut tasks = vec![];
+    for (p, (link, own)) in links.into_iter().zip(per_party).enumerate() {
+        let task = PartyTask {
+            plan: plan.clone(),
+            protocol: protocol.clone(),
+            me: PartyId(p as u16),
+            link,
+            inputs: own,
+            timeout: cfg.timeout,
+            dealer_window: cfg.dealer_window,
+            progress: if p == 0 { cfg.progress.clone() } else { None },
+        };
+        tasks.push(tokio::spawn(party::run_party(task)));
+    }
+
+    let mut results = vec![];
+    let mut errors = vec![];
+    for t in tasks {
+        match t.await {
+            Ok(Ok(r)) => results.push(r),
+            Ok(Err(e)) => errors.push(e),
+            Err(e) => errors.push(Error::Internal(format!("party task failed: {e}"))),
+        }
+    }
+    let dealer_stats = match dealer {
+        None => DealerStats { bytes: vec![vec![0; plan.parties.len()]; plan.nodes.len()], wall_s: 0.0 },
+        Some(h) => match h.await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                errors.insert(0, e);
+                DealerStats::default()
+            }
+            Err(e) => return Err(Error::Internal(format!("dealer task failed: {e}"))),
+        },
+    };
+    if !errors.is_empty() {
+        // Report the root cause, not the parties that stopped because of it.
+        let pos = errors.iter().position(|e| !e.is_secondary()).unwrap_or(0);
+        return Err(errors.swap_remove(pos));
+    }
+    Ok(LocalRun { parties: results, dealer: dealer_stats, wall_s: start.elapsed().as_secs_f64() })
+}

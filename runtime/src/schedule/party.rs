@@ -1,0 +1,388 @@
+//! One party's online phase: run every node as soon as its inputs and material are ready.
+//!
+//! Reader threads pull frames from each peer (and from the dealer) and drop them into the
+//! mailbox or the material store. The scheduling loop keeps a count of unfinished inputs per
+//! node and spawns each node as a task the moment the count reaches zero, so a layer of
+//! independent nodes sends its first-round messages together and costs one round trip. A value
+//! is dropped as soon as its last consumer has finished, which keeps memory bounded on long
+//! chains.
+
+use super::frame::{Frame, Kind};
+use super::mailbox::{Abort, AbortSignal, Mailbox, WaitError};
+use super::material::MaterialStore;
+use super::stats::NodeStats;
+use crate::error::Error;
+use crate::plan::Plan;
+use mpcflow_sdk::protocol::{EvalInput, Message, NodeKind, NodeValue, Protocol, Step, Wire};
+use mpcflow_sdk::transport::Link;
+use mpcflow_sdk::{Endpoint, PartyId, Tensor};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+/// Nodes with more elements than this run their local compute off the async workers.
+const BLOCKING_NUMEL: usize = 1 << 14;
+/// How often reader threads look up from a quiet channel to see if the session ended.
+const POLL: Duration = Duration::from_millis(50);
+
+/// What one party needs to run.
+pub struct PartyTask {
+    /// The plan, identical at every party.
+    pub plan: Arc<Plan>,
+    /// The protocol.
+    pub protocol: Arc<dyn Protocol>,
+    /// This party.
+    pub me: PartyId,
+    /// Its connections.
+    pub link: Arc<dyn Link>,
+    /// Its own private inputs, by input node id.
+    pub inputs: HashMap<u32, Tensor>,
+    /// Bound on every wait.
+    pub timeout: Duration,
+    /// Dealer frames read ahead.
+    pub dealer_window: usize,
+    /// Counts finished nodes, for progress bars.
+    pub progress: Option<Arc<AtomicUsize>>,
+}
+
+/// What one party ends with.
+#[derive(Debug, Default)]
+pub struct PartyResult {
+    /// Outputs revealed to this party, by tensor name.
+    pub outputs: HashMap<String, Tensor>,
+    /// Per-node measurements, indexed by node id.
+    pub stats: Vec<NodeStats>,
+}
+
+struct Shared {
+    plan: Arc<Plan>,
+    protocol: Arc<dyn Protocol>,
+    me: PartyId,
+    name: String,
+    link: Arc<dyn Link>,
+    mailbox: Mailbox,
+    material: MaterialStore,
+    abort: AbortSignal,
+    timeout: Duration,
+    done: AtomicBool,
+}
+
+impl Shared {
+    fn peer_name(&self, e: Endpoint) -> String {
+        match e {
+            Endpoint::Party(p) => self.plan.parties.get(p.index()).cloned().unwrap_or_else(|| p.to_string()),
+            Endpoint::Dealer => "dealer".into(),
+        }
+    }
+
+    /// Stops the session everywhere: local waits end and every peer and the dealer are told.
+    fn fail(&self, reason: &str) {
+        if self.abort.fire(Abort { who: self.name.clone(), reason: reason.to_string() }) {
+            let frame = Frame { kind: Kind::Abort, node: 0, round: 0, payload: reason.as_bytes().to_vec() }.encode();
+            for p in 0..self.plan.parties.len() {
+                if p != self.me.index() {
+                    let _ = self.link.send(Endpoint::Party(PartyId(p as u16)), frame.clone());
+                }
+            }
+        }
+        self.material.close();
+    }
+
+    fn wait_error(&self, e: WaitError) -> Error {
+        match e {
+            WaitError::Aborted(a) => Error::PeerFailed { party: self.name.clone(), peer: a.who, reason: a.reason },
+            WaitError::Failed(e) => Error::Transport { party: self.name.clone(), message: e.to_string() },
+        }
+    }
+}
+
+/// Reads frames from one endpoint until the session ends.
+fn read_loop(shared: Arc<Shared>, from: Endpoint, rt: tokio::runtime::Handle) {
+    let who = shared.peer_name(from);
+    loop {
+        if shared.done.load(Ordering::Acquire) || shared.abort.get().is_some() {
+            return;
+        }
+        let permit = if from == Endpoint::Dealer {
+            match shared.material.reserve_blocking(&rt) {
+                Some(p) => Some(p),
+                None => return,
+            }
+        } else {
+            None
+        };
+        let bytes = match shared.link.recv(from, POLL) {
+            Ok(b) => b,
+            Err(mpcflow_sdk::Error::Timeout(_)) => continue,
+            Err(e) => {
+                if !shared.done.load(Ordering::Acquire) {
+                    shared.fail(&format!("lost the channel from {who}: {e}"));
+                }
+                return;
+            }
+        };
+        let frame = match Frame::decode(bytes) {
+            Ok(f) => f,
+            Err(e) => {
+                shared.fail(&format!("{who} sent a malformed frame: {e}"));
+                return;
+            }
+        };
+        let result = match (frame.kind, from, permit) {
+            (Kind::Msg, Endpoint::Party(p), _) => shared.mailbox.deliver((frame.node, frame.round, p.0), frame.payload),
+            (Kind::Material, Endpoint::Dealer, Some(permit)) => shared.material.put(frame.node, frame.payload, permit),
+            (Kind::Abort, _, _) => {
+                let reason = String::from_utf8_lossy(&frame.payload).into_owned();
+                shared.abort.fire(Abort { who: who.clone(), reason });
+                shared.material.close();
+                return;
+            }
+            (Kind::Bye, _, _) => return,
+            (kind, _, _) => Err(mpcflow_sdk::Error::protocol(format!("unexpected {kind:?} frame"))),
+        };
+        if let Err(e) = result {
+            shared.fail(&format!("{who} sent a bad frame: {e}"));
+            return;
+        }
+    }
+}
+
+/// Runs one party to completion.
+pub async fn run_party(task: PartyTask) -> Result<PartyResult, Error> {
+    let plan = task.plan.clone();
+    let name = plan.parties[task.me.index()].clone();
+    let shared = Arc::new(Shared {
+        plan: plan.clone(),
+        protocol: task.protocol,
+        me: task.me,
+        name: name.clone(),
+        link: task.link,
+        mailbox: Mailbox::default(),
+        material: MaterialStore::new(task.dealer_window),
+        abort: AbortSignal::default(),
+        timeout: task.timeout,
+        done: AtomicBool::new(false),
+    });
+    let rt = tokio::runtime::Handle::current();
+    let mut readers = vec![];
+    let mut sources: Vec<Endpoint> =
+        (0..plan.parties.len()).filter(|&p| p != task.me.index()).map(|p| Endpoint::Party(PartyId(p as u16))).collect();
+    if plan.needs_dealer && plan.nodes.iter().any(|n| n.needs_material) {
+        sources.push(Endpoint::Dealer);
+    }
+    for from in sources {
+        let (s, rt) = (shared.clone(), rt.clone());
+        let spawned = std::thread::Builder::new()
+            .name(format!("{name}<-{}", shared.peer_name(from)))
+            .spawn(move || read_loop(s, from, rt));
+        match spawned {
+            Ok(h) => readers.push(h),
+            Err(e) => return Err(Error::Internal(format!("cannot start a reader thread: {e}"))),
+        }
+    }
+
+    let result = schedule(&shared, task.inputs, task.progress).await;
+    shared.done.store(true, Ordering::Release);
+    match &result {
+        Ok(_) => {
+            let bye = Frame::control(Kind::Bye).encode();
+            for p in 0..plan.parties.len() {
+                if p != task.me.index() {
+                    let _ = shared.link.send(Endpoint::Party(PartyId(p as u16)), bye.clone());
+                }
+            }
+        }
+        Err(e) if !e.is_secondary() => shared.fail(&e.to_string()),
+        Err(_) => {}
+    }
+    shared.material.close();
+    let _ = tokio::task::spawn_blocking(move || {
+        for r in readers {
+            let _ = r.join();
+        }
+    })
+    .await;
+    result
+}
+
+type NodeOutcome = Result<(NodeValue, NodeStats), Error>;
+
+async fn schedule(
+    shared: &Arc<Shared>,
+    mut inputs: HashMap<u32, Tensor>,
+    progress: Option<Arc<AtomicUsize>>,
+) -> Result<PartyResult, Error> {
+    let plan = &shared.plan;
+    let n = plan.nodes.len();
+    let mut pending: Vec<usize> = plan.nodes.iter().map(|x| x.inputs.len()).collect();
+    let mut uses_left = plan.consumer_counts();
+    let mut consumers: Vec<Vec<u32>> = vec![vec![]; n];
+    for (i, node) in plan.nodes.iter().enumerate() {
+        for &j in &node.inputs {
+            consumers[j as usize].push(i as u32);
+        }
+    }
+    let mut values: Vec<Option<Arc<Wire>>> = vec![None; n];
+    let mut result = PartyResult { outputs: HashMap::new(), stats: vec![NodeStats::default(); n] };
+    let mut ready: Vec<u32> = (0..n as u32).filter(|&i| pending[i as usize] == 0).collect();
+    let mut running: JoinSet<(u32, NodeOutcome)> = JoinSet::new();
+    let mut finished = 0usize;
+
+    while finished < n {
+        for id in ready.drain(..) {
+            let node = &plan.nodes[id as usize];
+            let args: Option<Vec<Arc<Wire>>> = node.inputs.iter().map(|&j| values[j as usize].clone()).collect();
+            let args = args.ok_or_else(|| Error::Internal(format!("input of `{}` missing", node.desc.name)))?;
+            let private = inputs.remove(&id);
+            let s = shared.clone();
+            let span =
+                tracing::info_span!("node", party = %shared.name, node = %node.desc.name, op = %node.desc.kind.label());
+            running.spawn(async move { (id, run_node(&s, id, args, private).await) }.instrument(span));
+        }
+        let Some(joined) = running.join_next().await else {
+            return Err(Error::Internal(format!("{} of {n} nodes can never run", n - finished)));
+        };
+        let (id, outcome) = joined.map_err(|e| Error::Internal(format!("node task failed: {e}")))?;
+        let (value, stats) = match outcome {
+            Ok(v) => v,
+            Err(e) => {
+                if !e.is_secondary() {
+                    shared.fail(&e.to_string());
+                }
+                running.abort_all();
+                return Err(e);
+            }
+        };
+        tracing::debug!(node = %plan.nodes[id as usize].desc.name, wall_s = stats.wall_s, rounds = stats.rounds, "node done");
+        result.stats[id as usize] = stats;
+        finished += 1;
+        if let Some(p) = &progress {
+            p.fetch_add(1, Ordering::Relaxed);
+        }
+        match value {
+            NodeValue::Wire(w) => values[id as usize] = Some(Arc::new(w)),
+            NodeValue::Revealed(Some(t)) => {
+                result.outputs.insert(plan.nodes[id as usize].origin.clone(), t);
+            }
+            NodeValue::Revealed(None) => {}
+        }
+        for &j in &plan.nodes[id as usize].inputs {
+            uses_left[j as usize] -= 1;
+            if uses_left[j as usize] == 0 {
+                values[j as usize] = None;
+            }
+        }
+        for &c in &consumers[id as usize] {
+            pending[c as usize] -= 1;
+            if pending[c as usize] == 0 {
+                ready.push(c);
+            }
+        }
+    }
+    if shared.mailbox.unclaimed() > 0 {
+        return Err(Error::Transport {
+            party: shared.name.clone(),
+            message: format!("{} messages arrived that no node expected", shared.mailbox.unclaimed()),
+        });
+    }
+    Ok(result)
+}
+
+async fn run_node(
+    shared: &Arc<Shared>,
+    id: u32,
+    inputs: Vec<Arc<Wire>>,
+    private: Option<Tensor>,
+) -> Result<(NodeValue, NodeStats), Error> {
+    let start = Instant::now();
+    let node = &shared.plan.nodes[id as usize];
+    let desc = &node.desc;
+    let node_err = |source: mpcflow_sdk::Error| Error::Node {
+        party: shared.name.clone(),
+        node: desc.name.clone(),
+        op: desc.kind.label(),
+        source,
+    };
+    let mut stats = NodeStats::default();
+
+    let material = if node.needs_material {
+        let rx = shared.material.take(id).map_err(node_err)?;
+        let m = shared
+            .abort
+            .wait(rx, shared.timeout, || format!("dealer material for node `{}`", desc.name))
+            .await
+            .map_err(|e| shared.wait_error(e))?;
+        shared.material.consumed();
+        stats.material_bytes = m.len() as u64;
+        stats.material_wait_s = start.elapsed().as_secs_f64();
+        m
+    } else {
+        vec![]
+    };
+    if let NodeKind::Input { owner } = &desc.kind
+        && *owner == shared.me
+        && private.is_none()
+    {
+        return Err(node_err(mpcflow_sdk::Error::invalid("this party owns the input but brought no value")));
+    }
+    let input = EvalInput { party: shared.me, inputs, material, private };
+    let mut eval = shared.protocol.begin(desc, input).map_err(node_err)?;
+    let heavy = desc.output.numel().max(desc.inputs.iter().map(|t| t.numel()).max().unwrap_or(0)) > BLOCKING_NUMEL;
+    let mut inbox = vec![];
+    let mut round: u16 = 0;
+    loop {
+        let step = if heavy {
+            let (back, step) = tokio::task::spawn_blocking(move || {
+                let step = eval.step(inbox);
+                (eval, step)
+            })
+            .await
+            .map_err(|e| Error::Internal(format!("compute task failed: {e}")))?;
+            eval = back;
+            step
+        } else {
+            eval.step(inbox)
+        };
+        match step.map_err(node_err)? {
+            Step::Done(value) => {
+                stats.rounds = u32::from(round);
+                stats.wall_s = start.elapsed().as_secs_f64();
+                return Ok((value, stats));
+            }
+            Step::Exchange { send, expect } => {
+                for m in send {
+                    if m.peer == shared.me || m.peer.index() >= shared.plan.parties.len() {
+                        return Err(node_err(mpcflow_sdk::Error::internal(format!("message addressed to {}", m.peer))));
+                    }
+                    stats.bytes_sent += m.payload.len() as u64;
+                    let frame = Frame { kind: Kind::Msg, node: id, round, payload: m.payload }.encode();
+                    shared.link.send(Endpoint::Party(m.peer), frame).map_err(|e| Error::Transport {
+                        party: shared.name.clone(),
+                        message: format!("sending to {}: {e}", shared.peer_name(Endpoint::Party(m.peer))),
+                    })?;
+                }
+                let mut received = Vec::with_capacity(expect.len());
+                for peer in expect {
+                    let rx = shared.mailbox.take((id, round, peer.0)).map_err(node_err)?;
+                    let peer_name = shared.peer_name(Endpoint::Party(peer));
+                    let payload = shared
+                        .abort
+                        .wait(rx, shared.timeout, || {
+                            format!("message from {peer_name} for node `{}` round {round}", desc.name)
+                        })
+                        .await
+                        .map_err(|e| shared.wait_error(e))?;
+                    stats.bytes_received += payload.len() as u64;
+                    received.push(Message { peer, payload });
+                }
+                inbox = received;
+                round = round
+                    .checked_add(1)
+                    .ok_or_else(|| node_err(mpcflow_sdk::Error::protocol("more than 65535 rounds in one node")))?;
+            }
+        }
+    }
+}

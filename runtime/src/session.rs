@@ -1,0 +1,245 @@
+//! Sessions: the embedding API. A host program builds a session from a pipeline file, a YAML
+//! string or a graph built in code, passes its inputs as Rust values and awaits the outputs.
+//!
+//! ```no_run
+//! # async fn demo(registry: mpcflow_runtime::Registry) -> Result<(), mpcflow_runtime::Error> {
+//! use mpcflow_runtime::Session;
+//! let yaml = "version: 1\nparties: [alice, bob]\nprotocol: ref\n\
+//!     inputs:\n  a: { owner: alice, dtype: int, shape: [] }\n  b: { owner: bob, dtype: int, shape: [] }\n\
+//!     nodes:\n  richer: { op: gt, inputs: [a, b] }\noutputs:\n  richer: { reveal_to: [alice, bob] }\n";
+//! let session = Session::from_yaml(yaml, "inline.yaml", registry)?;
+//! let out = session.run([("a", 5i64.into()), ("b", 3i64.into())]).await?;
+//! assert_eq!(out.values("richer"), Some(vec![1.0]));
+//! # Ok(()) }
+//! ```
+
+use crate::error::{Error, Problem, Site};
+use crate::inputs::InputValue;
+use crate::pipeline::Pipeline;
+use crate::plan::{Plan, PlanOptions, build};
+use crate::registry::Registry;
+use crate::report::RunReport;
+use crate::schedule::{RunConfig, run_local};
+use mpcflow_sdk::graph::GraphSpec;
+use mpcflow_sdk::{FixedPoint, Tensor};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
+
+/// How a session runs.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    /// Use this protocol instead of the graph's.
+    pub protocol: Option<String>,
+    /// Transport for the in-process run.
+    pub transport: String,
+    /// Bound on every wait.
+    pub timeout: Duration,
+    /// Dealer frames in flight per party.
+    pub dealer_window: usize,
+    /// Counts finished nodes (of party 0) while running.
+    pub progress: Option<Arc<AtomicUsize>>,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            protocol: None,
+            transport: "mem".into(),
+            timeout: Duration::from_secs(60),
+            dealer_window: 64,
+            progress: None,
+        }
+    }
+}
+
+/// An output revealed by a run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Revealed {
+    /// Tensor name.
+    pub name: String,
+    /// Parties that learned it.
+    pub parties: Vec<String>,
+    /// The value.
+    pub tensor: Tensor,
+}
+
+/// What a run returns.
+#[derive(Clone, Debug)]
+pub struct RunOutput {
+    /// Outputs in the order the graph lists them.
+    pub outputs: Vec<Revealed>,
+    /// Fixed-point encoding, to decode fixed outputs.
+    pub fixed_point: FixedPoint,
+    /// Times, bytes and rounds.
+    pub report: RunReport,
+}
+
+impl RunOutput {
+    /// An output by name.
+    pub fn get(&self, name: &str) -> Option<&Revealed> {
+        self.outputs.iter().find(|o| o.name == name)
+    }
+
+    /// An output decoded to real numbers.
+    pub fn values(&self, name: &str) -> Option<Vec<f64>> {
+        self.get(name).map(|o| o.tensor.to_f64(self.fixed_point))
+    }
+}
+
+/// A computation ready to plan and run.
+pub struct Session {
+    registry: Arc<Registry>,
+    spec: GraphSpec,
+    pipeline: Option<Pipeline>,
+    config: SessionConfig,
+}
+
+impl Session {
+    /// From YAML text; `file` names it in error messages.
+    pub fn from_yaml(text: &str, file: &str, registry: Registry) -> Result<Session, Error> {
+        let p = Pipeline::from_yaml(text, file)?;
+        Ok(Session {
+            registry: Arc::new(registry),
+            spec: p.spec.clone(),
+            pipeline: Some(p),
+            config: SessionConfig::default(),
+        })
+    }
+
+    /// From a pipeline file.
+    pub fn from_path(path: &Path, registry: Registry) -> Result<Session, Error> {
+        let p = Pipeline::from_path(path)?;
+        Ok(Session {
+            registry: Arc::new(registry),
+            spec: p.spec.clone(),
+            pipeline: Some(p),
+            config: SessionConfig::default(),
+        })
+    }
+
+    /// From a graph built in code.
+    pub fn from_graph(spec: GraphSpec, registry: Registry) -> Session {
+        Session { registry: Arc::new(registry), spec, pipeline: None, config: SessionConfig::default() }
+    }
+
+    /// Sets the configuration.
+    pub fn with_config(mut self, config: SessionConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The graph.
+    pub fn graph(&self) -> &GraphSpec {
+        &self.spec
+    }
+
+    fn locate(&self, e: Error) -> Error {
+        match &self.pipeline {
+            Some(p) => p.locate(e),
+            None => e,
+        }
+    }
+
+    /// Plans with the given options (the session's protocol override applies).
+    pub fn plan(&self, mut opts: PlanOptions) -> Result<Plan, Error> {
+        if opts.protocol.is_none() {
+            opts.protocol = self.config.protocol.clone();
+        }
+        build(&self.spec, &self.registry, &opts).map_err(|e| self.locate(e))
+    }
+
+    /// Encodes `inputs` against the declarations; every input must be given, none unknown.
+    pub fn encode_inputs(&self, inputs: HashMap<String, InputValue>) -> Result<HashMap<String, Tensor>, Error> {
+        let mut problems = vec![];
+        for name in inputs.keys() {
+            if !self.spec.inputs.iter().any(|i| &i.name == name) {
+                let declared: Vec<&str> = self.spec.inputs.iter().map(|i| i.name.as_str()).collect();
+                problems.push(Problem::new(
+                    Site::Graph,
+                    format!("`{name}` is not an input of the graph (inputs: {})", declared.join(", ")),
+                ));
+            }
+        }
+        let mut out = HashMap::new();
+        for decl in &self.spec.inputs {
+            match inputs.get(&decl.name) {
+                None => problems.push(Problem::new(
+                    Site::Input(decl.name.clone()),
+                    format!("no value given for input `{}` of {}", decl.name, decl.owner),
+                )),
+                Some(v) => match v.to_tensor(decl.dtype, self.spec.fixed_point) {
+                    Ok(t) => {
+                        out.insert(decl.name.clone(), t);
+                    }
+                    Err(m) => problems.push(Problem::new(Site::Input(decl.name.clone()), m)),
+                },
+            }
+        }
+        if problems.is_empty() { Ok(out) } else { Err(self.locate(Error::Invalid(problems))) }
+    }
+
+    /// Runs every party and the dealer in this process and returns the revealed outputs.
+    pub async fn run<S: Into<String>>(
+        &self,
+        inputs: impl IntoIterator<Item = (S, InputValue)>,
+    ) -> Result<RunOutput, Error> {
+        let inputs: HashMap<String, InputValue> = inputs.into_iter().map(|(k, v)| (k.into(), v)).collect();
+        let tensors = self.encode_inputs(inputs)?;
+        let opts = PlanOptions {
+            input_shapes: tensors.iter().map(|(k, t)| (k.clone(), t.shape.clone())).collect(),
+            ..Default::default()
+        };
+        let plan = Arc::new(self.plan(opts)?);
+        self.run_plan(plan, tensors).await
+    }
+
+    /// Runs an already built plan with encoded inputs.
+    pub async fn run_plan(&self, plan: Arc<Plan>, inputs: HashMap<String, Tensor>) -> Result<RunOutput, Error> {
+        let protocol = self
+            .registry
+            .protocol(&plan.protocol)
+            .ok_or_else(|| Error::Internal(format!("protocol `{}` vanished", plan.protocol)))?;
+        let transport = self.registry.transport(&self.config.transport).ok_or_else(|| Error::Transport {
+            party: "session".into(),
+            message: format!(
+                "unknown transport `{}` (available: {})",
+                self.config.transport,
+                self.registry.transport_names().join(", ")
+            ),
+        })?;
+        if !plan.secure {
+            tracing::warn!(protocol = %plan.protocol, "protocol is INSECURE: every party sees every value; use it only to test");
+        }
+        let ids = plan.input_nodes();
+        let by_id = inputs.into_iter().filter_map(|(k, t)| ids.get(&k).map(|&id| (id, t))).collect();
+        let cfg = RunConfig {
+            timeout: self.config.timeout,
+            dealer_window: self.config.dealer_window,
+            progress: self.config.progress.clone(),
+        };
+        let run = run_local(plan.clone(), protocol, transport, by_id, &cfg).await?;
+        let report = RunReport::new(&plan, &run);
+        let mut outputs = vec![];
+        for (name, _, parties) in plan.outputs() {
+            let mut value: Option<Tensor> = None;
+            for pname in &parties {
+                let idx = plan.parties.iter().position(|p| p == pname).unwrap_or(0);
+                let got = run.parties.get(idx).and_then(|r| r.outputs.get(&name));
+                match (got, &value) {
+                    (None, _) => return Err(Error::Internal(format!("{pname} did not receive output `{name}`"))),
+                    (Some(t), Some(v)) if t != v => {
+                        return Err(Error::Internal(format!("parties disagree on output `{name}`")));
+                    }
+                    (Some(t), _) => value = Some(t.clone()),
+                }
+            }
+            if let Some(tensor) = value {
+                outputs.push(Revealed { name, parties, tensor });
+            }
+        }
+        Ok(RunOutput { outputs, fixed_point: plan.fixed_point, report })
+    }
+}

@@ -1,0 +1,135 @@
+//! The `mpcflow` binary and the embedding example, run as a user runs them.
+
+use crate::support::root;
+use std::process::{Command, Output};
+
+fn mpcflow(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mpcflow")).current_dir(root()).args(args).output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn run_millionaires_prints_who_is_richer() {
+    let out = mpcflow(&[
+        "run",
+        "graphs/millionaires.yaml",
+        "--input",
+        "alice_wealth=5000000",
+        "--input",
+        "bob_wealth=3000000",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "alice_richer = 1 (true)    (revealed to alice, bob)\n");
+    assert!(text(&out.stderr).contains("INSECURE"), "ref warns loudly");
+}
+
+#[test]
+fn run_json_output_dir_and_report() {
+    let dir = std::env::temp_dir().join(format!("mpcflow-cli-{}", std::process::id()));
+    let report = dir.join("report.json");
+    let out = mpcflow(&[
+        "run",
+        "graphs/hospital_stats.yaml",
+        "--input",
+        "north_bp=@graphs/data/north.csv:systolic_bp",
+        "--input",
+        "south_bp=@graphs/data/south.csv:systolic_bp",
+        "--json",
+        "--output-dir",
+        dir.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["outputs"]["n_patients"], serde_json::json!(413));
+    assert!(doc["outputs"]["mean_bp"].is_f64());
+    assert_eq!(doc["revealed_to"]["n_high"], serde_json::json!(["north", "south"]));
+    for name in ["n_patients", "mean_bp", "var_bp", "n_high"] {
+        let bytes = std::fs::read(dir.join(format!("{name}.npy"))).unwrap();
+        assert!(bytes.starts_with(b"\x93NUMPY"), "{name}.npy");
+    }
+    let rep: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let nodes = rep["nodes"].as_array().unwrap();
+    assert!(nodes.iter().any(|n| n["name"] == "mean_bp" && n["wall_s"].is_f64() && n["rounds"] == 0));
+    assert_eq!(rep["totals"]["bytes_sent"], serde_json::json!([240 * 8, 173 * 8]));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn run_errors_are_clear_and_exit_non_zero() {
+    let out = mpcflow(&["run", "graphs/millionaires.yaml", "--input", "alice_wealth=5"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains(
+            "graphs/millionaires.yaml:10:3: input `bob_wealth`: no value given for input `bob_wealth` of bob"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = mpcflow(&[
+        "run",
+        "graphs/millionaires.yaml",
+        "--input",
+        "alice_wealth=5",
+        "--input",
+        "bob_wealth=@nowhere.csv:x",
+    ]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("--input bob_wealth: cannot read nowhere.csv"), "{}", text(&out.stderr));
+    let out = mpcflow(&[
+        "run",
+        "graphs/millionaires.yaml",
+        "--protocol",
+        "nope",
+        "--input",
+        "alice_wealth=1",
+        "--input",
+        "bob_wealth=2",
+    ]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("unknown protocol `nope` (available: ref)"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn plan_prints_costs_and_dot() {
+    let out = mpcflow(&["plan", "graphs/hospital_stats.yaml", "--dim", "n_north=240", "--dim", "n_south=173"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(s.contains("TOTAL"), "{s}");
+    assert!(s.contains("online latency: 1 rounds on the critical path"), "{s}");
+    let out = mpcflow(&["plan", "graphs/hospital_stats.yaml", "--dot"]);
+    let dot = text(&out.stdout);
+    assert!(
+        dot.starts_with("digraph \"hospital_stats\" {") && dot.contains("->") && dot.trim_end().ends_with('}'),
+        "{dot}"
+    );
+    let out = mpcflow(&["plan", "graphs/millionaires.yaml", "--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["total"]["online_bytes"], serde_json::json!([8, 8]));
+}
+
+#[test]
+fn check_summarises_a_good_file() {
+    let out = mpcflow(&["check", "graphs/hospital_stats.yaml"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(s.contains("graphs/hospital_stats.yaml: ok") && s.contains("fingerprint:"), "{s}");
+}
+
+#[test]
+fn embed_host_example_builds_and_runs() {
+    // `cargo test` builds the examples next to the test binaries: target/<profile>/examples.
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap();
+    let example = profile_dir.join("examples").join(format!("embed_host{}", std::env::consts::EXE_SUFFIX));
+    assert!(example.exists(), "{} was not built", example.display());
+    let out = Command::new(example).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(s.contains("alice is richer: false"), "{s}");
+    assert!(s.contains("joint mean: 7.2000"), "{s}");
+}

@@ -1,0 +1,7 @@
+//! Cross-crate tests of mpcflow: pipeline files, the scheduler, the CLI and embedding.
+
+mod bad_files;
+mod cli;
+mod pipelines;
+mod scheduler;
+mod support;

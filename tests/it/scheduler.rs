@@ -1,0 +1,228 @@
+//! The scheduler: exact cost accounting, concurrency, dealer streaming, lowering, failures.
+
+use crate::support::*;
+use mpcflow::runtime::plan::PlanOptions;
+use mpcflow::runtime::{Error, InputValue, Session, SessionConfig};
+use mpcflow_sdk::graph::{Dim, GraphSpec};
+use mpcflow_sdk::op::Attrs;
+use mpcflow_sdk::operator::Operator;
+use mpcflow_sdk::protocol::{LRef, LoweredNode, Lowering};
+use mpcflow_sdk::shape::TensorInfo;
+use mpcflow_sdk::{DType, Op};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const THREE_PARTY: &str = r#"
+version: 1
+parties: [a, b, c]
+inputs:
+  x: { owner: a, dtype: fixed, shape: [4] }
+  y: { owner: b, dtype: fixed, shape: [4] }
+  z: { owner: c, dtype: fixed, shape: [2, 2] }
+nodes:
+  s:  { op: add, inputs: [x, y] }
+  r:  { op: reshape, inputs: [s], shape: [2, 2] }
+  m:  { op: matmul, inputs: [r, z] }
+  sm: { op: softmax, inputs: [m], axis: -1 }
+outputs:
+  m:  { reveal_to: [a] }
+  sm: { reveal_to: [b, c] }
+"#;
+
+fn three_party_inputs() -> Vec<(&'static str, InputValue)> {
+    vec![
+        ("x", InputValue::from(vec![1.0, -2.0, 0.5, 3.0])),
+        ("y", InputValue::from(vec![0.25, 1.0, -1.5, 0.0])),
+        ("z", InputValue::Real { shape: vec![2, 2], values: vec![1.0, 0.0, -0.5, 2.0] }),
+    ]
+}
+
+#[test]
+fn measured_bytes_and_rounds_equal_the_cost_model() {
+    let s = session(THREE_PARTY, mpcflow::builtins(), "ref", 10_000);
+    let out = rt().block_on(s.run(three_party_inputs())).unwrap();
+    for n in &out.report.nodes {
+        assert_eq!(n.rounds, n.predicted_rounds, "rounds of {}", n.name);
+        assert_eq!(n.bytes_sent, n.predicted_bytes_sent, "bytes of {}", n.name);
+        assert_eq!(n.dealer_bytes, n.predicted_dealer_bytes, "dealer bytes of {}", n.name);
+    }
+    // Each owner sends its 4 elements to the two others.
+    assert_eq!(out.report.totals.bytes_sent, vec![64, 64, 64]);
+    // The three inputs are shared concurrently: one round on the critical path.
+    assert_eq!(out.report.totals.critical_rounds, 1);
+    assert_eq!(out.get("m").unwrap().parties, vec!["a"]);
+    assert_eq!(out.get("sm").unwrap().parties, vec!["b", "c"]);
+    let m = decode(&out.get("m").unwrap().tensor);
+    // r = [[1.25, -1], [-1, 3]], z = [[1, 0], [-0.5, 2]]
+    assert_eq!(m, vec![1.75, -2.0, -2.5, 6.0]);
+}
+
+#[test]
+fn a_layer_of_independent_nodes_costs_one_round_trip() {
+    let mut g = GraphSpec::new("wide", ["a", "b"]);
+    let mut inputs = vec![];
+    for i in 0..200 {
+        let name = format!("x{i}");
+        g = g.input(&name, if i % 2 == 0 { "a" } else { "b" }, DType::Int, vec![Dim::Fixed(1)]);
+        inputs.push((name, InputValue::from(vec![i as i64])));
+    }
+    let names: Vec<String> = (0..200).map(|i| format!("x{i}")).collect();
+    g = g
+        .node("all", Op::Concat { axis: 0 }, names.iter().map(String::as_str))
+        .node("total", Op::Sum { axes: vec![], keepdims: false }, ["all"])
+        .output("total", ["a"]);
+    let s = Session::from_graph(g, mpcflow::builtins());
+    let out = rt().block_on(s.run(inputs)).unwrap();
+    assert_eq!(out.values("total").unwrap(), vec![(0..200).sum::<i64>() as f64]);
+    assert_eq!(out.report.totals.rounds, 200, "every input node takes one round");
+    assert_eq!(out.report.totals.critical_rounds, 1, "but they all run in the same round");
+}
+
+#[test]
+fn dealer_material_streams_in_plan_order_through_a_small_window() {
+    let mut g = GraphSpec::new("chain", ["a", "b"]).input("x", "a", DType::Int, vec![Dim::Fixed(3)]);
+    let mut prev = "x".to_string();
+    for i in 0..300 {
+        let name = format!("n{i}");
+        g = g.node(&name, Op::Neg, [prev.as_str()]);
+        prev = name;
+    }
+    g = g.output(&prev, ["a", "b"]);
+    let reg = registry_with(vec![Arc::new(DealtRef)]);
+    let cfg = SessionConfig {
+        protocol: Some("ref-dealt".into()),
+        dealer_window: 2,
+        timeout: Duration::from_secs(20),
+        ..Default::default()
+    };
+    let s = Session::from_graph(g, reg).with_config(cfg);
+    let out = rt().block_on(s.run([("x", InputValue::from(vec![1i64, -2, 3]))])).unwrap();
+    assert_eq!(out.values(&prev).unwrap(), vec![1.0, -2.0, 3.0], "an even number of negations");
+    assert_eq!(out.report.totals.dealer_bytes, vec![300 * DEALT_BYTES, 300 * DEALT_BYTES]);
+    for n in &out.report.nodes {
+        assert_eq!(n.dealer_bytes, n.predicted_dealer_bytes, "{}", n.name);
+    }
+}
+
+#[test]
+fn protocol_lowering_matches_the_direct_op() {
+    let reg = registry_with(vec![Arc::new(LoweringRef)]);
+    let direct = rt().block_on(session(THREE_PARTY, reg.clone(), "ref", 10_000).run(three_party_inputs())).unwrap();
+    let s = session(THREE_PARTY, reg, "ref-lowered", 10_000);
+    let plan = s.plan(PlanOptions::default()).unwrap();
+    let lowered: Vec<String> = plan.nodes.iter().filter(|n| n.origin == "sm").map(|n| n.desc.kind.label()).collect();
+    assert_eq!(lowered, vec!["exp", "sum", "div", "output"]);
+    let out = rt().block_on(s.run(three_party_inputs())).unwrap();
+    let (a, b) = (decode(&direct.get("sm").unwrap().tensor), decode(&out.get("sm").unwrap().tensor));
+    for (x, y) in a.iter().zip(&b) {
+        // exp and div each round once: within a few ulp of the direct softmax.
+        assert!((x - y).abs() <= 4.0 / 65536.0, "{x} vs {y}");
+    }
+}
+
+/// `clip(x) = min(max(x, lo), hi)` as an operator plugin.
+struct Clip;
+impl Operator for Clip {
+    fn name(&self) -> &str {
+        "clip"
+    }
+    fn lower(&self, attrs: &Attrs, inputs: &[TensorInfo]) -> mpcflow_sdk::Result<Lowering> {
+        use mpcflow_sdk::op::AttrValue;
+        let num = |k: &str| match attrs.get(k) {
+            Some(AttrValue::Float(v)) => Ok(*v),
+            Some(AttrValue::Int(v)) => Ok(*v as f64),
+            _ => Err(mpcflow_sdk::Error::invalid(format!("clip needs a number `{k}`"))),
+        };
+        let dt = inputs.first().map(|t| t.dtype).unwrap_or(DType::Fixed);
+        let c = |v: f64| LRef::Const(mpcflow_sdk::Tensor::scalar(dt, v, mpcflow_sdk::FixedPoint::default()));
+        Ok(Lowering {
+            nodes: vec![
+                LoweredNode { op: Op::Max { axis: None }, inputs: vec![LRef::Input(0), c(num("lo")?)] },
+                LoweredNode { op: Op::Min { axis: None }, inputs: vec![LRef::Node(0), c(num("hi")?)] },
+            ],
+        })
+    }
+}
+
+#[test]
+fn operator_plugins_expand_into_the_op_set() {
+    let yaml = "version: 1\nparties: [a, b]\ninputs:\n  x: { owner: a, dtype: fixed, shape: [4] }\nnodes:\n  y: { op: clip, inputs: [x], lo: -1, hi: 0.5 }\noutputs:\n  y: { reveal_to: [b] }\n";
+    let mut reg = mpcflow::builtins();
+    reg.add_operator(Arc::new(Clip));
+    let s = session(yaml, reg, "ref", 10_000);
+    let out = rt().block_on(s.run([("x", InputValue::from(vec![-3.0, -0.25, 0.5, 9.0]))])).unwrap();
+    assert_eq!(out.values("y").unwrap(), vec![-1.0, -0.25, 0.5, 0.5]);
+    // Without the plugin the op is unknown, with a location.
+    let err = session(yaml, mpcflow::builtins(), "ref", 1000).plan(PlanOptions::default()).unwrap_err().to_string();
+    assert!(err.contains("test.yaml:6:12: node `y`: unknown op `clip`"), "{err}");
+}
+
+#[test]
+fn a_failure_on_one_party_reaches_all_and_names_party_and_node() {
+    let fault = Faulty { name: "faulty".into(), fault: Fault::FailAt { node: "m".into(), party: 2 } };
+    let s = session(THREE_PARTY, registry_with(vec![Arc::new(fault)]), "faulty", 30_000);
+    let start = Instant::now();
+    let err = rt().block_on(s.run(three_party_inputs())).unwrap_err();
+    assert!(start.elapsed() < Duration::from_secs(10), "the others stop at once, not at the timeout");
+    let msg = err.to_string();
+    assert!(matches!(err, Error::Node { .. }), "root cause reported: {msg}");
+    assert_eq!(msg, "c: node `m` (matmul): injected failure");
+}
+
+#[test]
+fn a_missing_message_times_out_instead_of_hanging() {
+    let fault = Faulty { name: "silent".into(), fault: Fault::SilentAt { node: "s".into() } };
+    let s = session(THREE_PARTY, registry_with(vec![Arc::new(fault)]), "silent", 300);
+    let start = Instant::now();
+    let err = rt().block_on(s.run(three_party_inputs())).unwrap_err().to_string();
+    assert!(start.elapsed() < Duration::from_secs(10));
+    assert!(err.contains("b: timed out: message from a for node `s` round 0 did not arrive within 0.3 s"), "{err}");
+}
+
+#[test]
+fn bad_inputs_are_refused_before_running() {
+    let s = session(THREE_PARTY, mpcflow::builtins(), "ref", 1000);
+    let rt = rt();
+    let mut inputs = three_party_inputs();
+    inputs.pop();
+    let err = rt.block_on(s.run(inputs)).unwrap_err().to_string();
+    assert!(err.contains("test.yaml:7:3: input `z`: no value given for input `z` of c"), "{err}");
+    let mut inputs = three_party_inputs();
+    inputs[0].1 = InputValue::from(vec![1.0, 2.0]);
+    let err = rt.block_on(s.run(inputs)).unwrap_err().to_string();
+    assert!(err.contains("input `x`: the data has shape [2] but the declared shape is [4]"), "{err}");
+    let mut inputs = three_party_inputs();
+    inputs.push(("w", InputValue::from(1.0)));
+    let err = rt.block_on(s.run(inputs)).unwrap_err().to_string();
+    assert!(err.contains("`w` is not an input of the graph (inputs: x, y, z)"), "{err}");
+}
+
+#[test]
+fn symbolic_dimensions_are_fixed_by_the_data_and_must_agree() {
+    let yaml = "version: 1\nparties: [a, b]\ninputs:\n  x: { owner: a, dtype: fixed, shape: [n] }\n  y: { owner: b, dtype: fixed, shape: [n] }\nnodes:\n  s: { op: add, inputs: [x, y] }\noutputs:\n  s: { reveal_to: [a, b] }\n";
+    let s = session(yaml, mpcflow::builtins(), "ref", 1000);
+    let rt = rt();
+    let out =
+        rt.block_on(s.run([("x", InputValue::from(vec![1.0; 5])), ("y", InputValue::from(vec![2.0; 5]))])).unwrap();
+    assert_eq!(out.values("s").unwrap(), vec![3.0; 5]);
+    let err = rt
+        .block_on(s.run([("x", InputValue::from(vec![1.0; 5])), ("y", InputValue::from(vec![2.0; 4]))]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("dimension `n` is 4 in this input's data but 5 elsewhere"), "{err}");
+}
+
+#[test]
+fn the_fingerprint_changes_with_anything_parties_must_agree_on() {
+    let s = session(THREE_PARTY, mpcflow::builtins(), "ref", 1000);
+    let a = s.plan(PlanOptions::default()).unwrap();
+    let b = s.plan(PlanOptions::default()).unwrap();
+    assert_eq!(a.fingerprint, b.fingerprint, "deterministic");
+    let other = session(&THREE_PARTY.replace("axis: -1", "axis: 0"), mpcflow::builtins(), "ref", 1000)
+        .plan(PlanOptions::default())
+        .unwrap();
+    assert_ne!(a.fingerprint, other.fingerprint);
+    let mut dims = PlanOptions::default();
+    dims.input_shapes.insert("x".into(), vec![4]);
+    assert_eq!(s.plan(dims).unwrap().fingerprint, a.fingerprint);
+}
