@@ -95,6 +95,8 @@ pub struct Session {
     spec: GraphSpec,
     pipeline: Option<Pipeline>,
     config: SessionConfig,
+    /// Whether the insecure-protocol warning was given (once per session).
+    warned: std::sync::atomic::AtomicBool,
 }
 
 impl Session {
@@ -106,6 +108,7 @@ impl Session {
             spec: p.spec.clone(),
             pipeline: Some(p),
             config: SessionConfig::default(),
+            warned: Default::default(),
         })
     }
 
@@ -117,12 +120,19 @@ impl Session {
             spec: p.spec.clone(),
             pipeline: Some(p),
             config: SessionConfig::default(),
+            warned: Default::default(),
         })
     }
 
     /// From a graph built in code.
     pub fn from_graph(spec: GraphSpec, registry: Registry) -> Session {
-        Session { registry: Arc::new(registry), spec, pipeline: None, config: SessionConfig::default() }
+        Session {
+            registry: Arc::new(registry),
+            spec,
+            pipeline: None,
+            config: SessionConfig::default(),
+            warned: Default::default(),
+        }
     }
 
     /// Sets the configuration.
@@ -210,7 +220,7 @@ impl Session {
                 self.registry.transport_names().join(", ")
             ),
         })?;
-        if !plan.secure {
+        if !plan.secure && !self.warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
             tracing::warn!(protocol = %plan.protocol, "protocol is INSECURE: every party sees every value; use it only to test");
         }
         let ids = plan.input_nodes();

@@ -29,7 +29,7 @@ pub struct TensorInfo {
 impl TensorInfo {
     /// Number of elements.
     pub fn numel(&self) -> usize {
-        self.shape.iter().product()
+        crate::tensor::numel(&self.shape)
     }
 }
 
@@ -105,7 +105,8 @@ pub fn window_out(input: usize, kernel: usize, stride: usize, pad: usize) -> Opt
 
 /// Resolved `(start, step, len)` of one slice axis, NumPy semantics with clamping.
 pub fn slice_range(dim: usize, start: i64, end: i64, step: i64) -> (i64, i64, usize) {
-    let d = dim as i64;
+    // Sizes above i64::MAX only occur in empty tensors; capping them keeps `d - 1` in range.
+    let d = i64::try_from(dim).unwrap_or(i64::MAX);
     let clamp = |v: i64, lo: i64, hi: i64| v.max(lo).min(hi);
     if step > 0 {
         let s = clamp(if start < 0 { start + d } else { start }, 0, d);
@@ -527,6 +528,7 @@ mod tests {
         assert_eq!(slice_range(5, i64::MAX, i64::MIN, -1), (4, -1, 5));
         assert_eq!(slice_range(5, i64::MIN, i64::MAX, 2), (0, 2, 3));
         assert_eq!(window_out(3, 2, 1, usize::MAX), None);
+        assert_eq!(slice_range(usize::MAX, -1, 0, -1), (i64::MAX - 1, -1, (i64::MAX - 1) as usize));
         let f = DType::Fixed;
         let r = |to: Vec<i64>, from: &[usize]| infer(&Op::Reshape { shape: to }, &[t(from, f)]);
         assert!(r(vec![1 << 62, 1 << 62], &[4]).is_err());

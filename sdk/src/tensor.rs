@@ -17,9 +17,10 @@ pub struct Tensor {
     pub data: Vec<u64>,
 }
 
-/// Number of elements of a shape (1 for a scalar).
+/// Number of elements of a shape (1 for a scalar); saturates at `usize::MAX` instead of
+/// overflowing, so a crafted shape can never match real data.
 pub fn numel(shape: &[usize]) -> usize {
-    shape.iter().product()
+    shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).unwrap_or(usize::MAX)
 }
 
 impl Tensor {

@@ -132,12 +132,6 @@ pub fn run(a: Args) -> Result<()> {
         });
         println!("{doc}");
     } else {
-        if !plan.secure {
-            eprintln!(
-                "warning: protocol `{}` is INSECURE (every party sees every value); use it only to test",
-                plan.protocol
-            );
-        }
         for o in &out.outputs {
             println!(
                 "{} = {}    (revealed to {})",

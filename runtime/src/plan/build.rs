@@ -138,6 +138,13 @@ pub fn build(spec: &GraphSpec, registry: &Registry, opts: &PlanOptions) -> Resul
             })
             .collect();
         let info = TensorInfo { shape, dtype: inp.dtype, vis: Visibility::Secret };
+        if info.numel() > super::lower::MAX_ELEMENTS {
+            problems.push(Problem::new(
+                Site::Input(inp.name.clone()),
+                format!("shape {:?} has more than {} elements", info.shape, super::lower::MAX_ELEMENTS),
+            ));
+            return Err(Error::Invalid(problems));
+        }
         b.push(inp.name.clone(), &inp.name, NodeKind::Input { owner: party_id(&inp.owner) }, vec![], info);
     }
     for &i in &order {

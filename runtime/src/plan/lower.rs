@@ -11,6 +11,8 @@ use std::sync::Arc;
 
 /// How deep lowerings may nest before we call it a loop.
 const MAX_LOWERING_DEPTH: usize = 16;
+/// The most elements one tensor may have (2^36 words = 512 GiB): past this a shape is a typo.
+pub(super) const MAX_ELEMENTS: usize = 1 << 36;
 
 pub(super) struct Builder<'a> {
     pub nodes: Vec<PlanNode>,
@@ -94,6 +96,16 @@ impl Builder<'_> {
             let msg = if msg.contains(&format!("`{}`", op.name())) { msg } else { format!("`{}`: {msg}", op.name()) };
             Problem::new(site.clone(), format!("{msg} (inputs: {})", described.join(", ")))
         })?;
+        if out.numel() > MAX_ELEMENTS {
+            return Err(Problem::new(
+                site,
+                format!(
+                    "`{}` would produce a tensor of shape {}, more than {MAX_ELEMENTS} elements",
+                    op.name(),
+                    fmt_shape(&out.shape)
+                ),
+            ));
+        }
         Ok(self.push(name.to_string(), origin, NodeKind::Op(op), inputs, out))
     }
 

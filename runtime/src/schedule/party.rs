@@ -256,7 +256,13 @@ async fn schedule(
                 return Err(e);
             }
         };
-        tracing::debug!(node = %plan.nodes[id as usize].desc.name, wall_s = stats.wall_s, rounds = stats.rounds, "node done");
+        tracing::debug!(
+            party = %shared.name,
+            node = %plan.nodes[id as usize].desc.name,
+            wall_s = stats.wall_s,
+            rounds = stats.rounds,
+            bytes_sent = stats.bytes_sent,
+            "node done");
         result.stats[id as usize] = stats;
         finished += 1;
         if let Some(p) = &progress {
