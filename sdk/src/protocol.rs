@@ -1,9 +1,9 @@
 //! The `protocol` plugin kind: how a node is computed securely.
 //!
 //! A protocol has two halves and a cost model:
-//! - **Dealer side** ([`Protocol::deal`]): from the node's public description alone (never from
-//!   inputs), produce each party's correlated randomness for that node. The runtime calls it in
-//!   plan order and streams the result to the parties while they compute.
+//! - **Dealer side** ([`Protocol::dealer`]): from the plan alone (never from inputs), produce
+//!   each party's correlated randomness node by node. The runtime feeds it the plan in order
+//!   and streams the result to the parties while they compute.
 //! - **Party side** ([`Protocol::begin`]): a sans-I/O state machine ([`NodeEval`]) that turns
 //!   the party's input wires and material into its output wire, one [`Step::Exchange`] per
 //!   online round. The scheduler moves the bytes; the protocol never touches a socket.
@@ -291,6 +291,33 @@ pub struct Lowering {
     pub nodes: Vec<LoweredNode>,
 }
 
+/// The dealer side of a protocol for one session.
+///
+/// The runtime calls [`Dealer::deal`] for **every** node in plan order, so the dealer can track
+/// what it needs about each wire (for masked-wire protocols, the masks), and calls
+/// [`Dealer::forget`] once a node's output is no longer an input of any node still to come.
+/// The dealer never sees inputs or outputs, only the plan.
+pub trait Dealer: Send {
+    /// Each party's material for `node` (empty vectors for a node without material), from a
+    /// fresh 32-byte seed the runtime derives from operating-system randomness. `inputs` are
+    /// the plan ids of the node's inputs, in order.
+    fn deal(&mut self, node: &NodeDesc, inputs: &[u32], seed: [u8; 32]) -> Result<Vec<Vec<u8>>>;
+
+    /// Drops whatever the dealer keeps about node `id`.
+    fn forget(&mut self, id: u32) {
+        let _ = id;
+    }
+}
+
+/// A dealer for protocols without offline material.
+pub struct NoMaterial;
+
+impl Dealer for NoMaterial {
+    fn deal(&mut self, node: &NodeDesc, _inputs: &[u32], _seed: [u8; 32]) -> Result<Vec<Vec<u8>>> {
+        Ok(vec![Vec::new(); node.parties])
+    }
+}
+
 /// A protocol plugin. See the module docs for the contract.
 pub trait Protocol: Send + Sync {
     /// Name, parties, dealer needs.
@@ -318,11 +345,10 @@ pub trait Protocol: Send + Sync {
         false
     }
 
-    /// Dealer side: each party's material for `node`, from a fresh 32-byte seed that the
-    /// runtime draws from the operating system. Never sees inputs.
-    fn deal(&self, node: &NodeDesc, seed: [u8; 32]) -> Result<Vec<Vec<u8>>> {
-        let _ = seed;
-        Ok(vec![Vec::new(); node.parties])
+    /// Dealer side: a fresh dealer for one session, fed every node of the plan in order.
+    /// The default deals nothing, for protocols without offline material.
+    fn dealer(&self) -> Box<dyn Dealer> {
+        Box::new(NoMaterial)
     }
 
     /// Party side: starts evaluating `node`.

@@ -126,15 +126,8 @@ impl Protocol for DealtRef {
     fn needs_material(&self, node: &NodeDesc) -> bool {
         matches!(node.kind, NodeKind::Op(_))
     }
-    fn deal(&self, node: &NodeDesc, seed: [u8; 32]) -> Result<Vec<Vec<u8>>> {
-        Ok((0..node.parties as u32)
-            .map(|p| {
-                let mut m = node.id.to_le_bytes().to_vec();
-                m.extend_from_slice(&p.to_le_bytes());
-                m.extend_from_slice(&seed[..16]);
-                m
-            })
-            .collect())
+    fn dealer(&self) -> Box<dyn Dealer> {
+        Box::new(DealtRefDealer { live: Default::default(), dealt: 0 })
     }
     fn begin(&self, node: &NodeDesc, input: EvalInput) -> Result<Box<dyn NodeEval>> {
         if self.needs_material(node) {
@@ -149,6 +142,41 @@ impl Protocol for DealtRef {
             return Err(Error::Material("material for a node that needs none".into()));
         }
         RefProtocol.begin(node, input)
+    }
+}
+
+/// Deals [`DealtRef`] material and checks that the runtime feeds it every node in order and
+/// forgets each node exactly once, after its last use.
+pub struct DealtRefDealer {
+    live: std::collections::HashSet<u32>,
+    dealt: u32,
+}
+
+impl Dealer for DealtRefDealer {
+    fn deal(&mut self, node: &NodeDesc, inputs: &[u32], seed: [u8; 32]) -> Result<Vec<Vec<u8>>> {
+        if node.id != self.dealt {
+            return Err(Error::internal(format!("dealer fed node {} after {}", node.id, self.dealt)));
+        }
+        if let Some(j) = inputs.iter().find(|j| !self.live.contains(j)) {
+            return Err(Error::internal(format!("input {j} of node {} was forgotten too early", node.id)));
+        }
+        self.dealt += 1;
+        self.live.insert(node.id);
+        if !DealtRef.needs_material(node) {
+            return Ok(vec![vec![]; node.parties]);
+        }
+        Ok((0..node.parties as u32)
+            .map(|p| {
+                let mut m = node.id.to_le_bytes().to_vec();
+                m.extend_from_slice(&p.to_le_bytes());
+                m.extend_from_slice(&seed[..16]);
+                m
+            })
+            .collect())
+    }
+
+    fn forget(&mut self, id: u32) {
+        assert!(self.live.remove(&id), "node {id} forgotten twice or never dealt");
     }
 }
 

@@ -48,15 +48,32 @@ pub fn run_dealer(
     let start = Instant::now();
     let parties = plan.parties.len();
     let mut stats = DealerStats { bytes: vec![vec![0; parties]; plan.nodes.len()], wall_s: 0.0 };
+    let mut dealer = protocol.dealer();
+    let mut uses_left = plan.consumer_counts();
     for (id, node) in plan.nodes.iter().enumerate() {
-        if !node.needs_material {
-            continue;
-        }
         let span = tracing::debug_span!("deal", node = %node.desc.name);
         let _g = span.enter();
-        let material = protocol
-            .deal(&node.desc, node_seed(&master, id as u32))
+        let material = dealer
+            .deal(&node.desc, &node.inputs, node_seed(&master, id as u32))
             .map_err(|e| Error::Dealer(format!("node `{}`: {e}", node.desc.name)))?;
+        for &j in &node.inputs {
+            uses_left[j as usize] -= 1;
+            if uses_left[j as usize] == 0 {
+                dealer.forget(j);
+            }
+        }
+        if uses_left[id] == 0 {
+            dealer.forget(id as u32);
+        }
+        if !node.needs_material {
+            if material.iter().any(|m| !m.is_empty()) {
+                return Err(Error::Dealer(format!(
+                    "node `{}`: protocol dealt material for a node that needs none",
+                    node.desc.name
+                )));
+            }
+            continue;
+        }
         if material.len() != parties {
             return Err(Error::Dealer(format!(
                 "node `{}`: protocol produced material for {} parties, expected {parties}",
