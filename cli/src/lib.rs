@@ -18,9 +18,11 @@ pub use mpcflow_sdk as sdk;
 use mpcflow_runtime::Registry;
 use std::sync::Arc;
 
-/// Adds the built-in plugins to `registry`: the `ref` protocol and the `mem` transport.
+/// Adds the built-in plugins to `registry`: the `ref` and `fss2pc` protocols and the `mem`
+/// transport.
 pub fn register_builtins(registry: &mut Registry) {
     registry.add_protocol(Arc::new(mpcflow_protocol_ref::RefProtocol));
+    registry.add_protocol(Arc::new(mpcflow_protocol_fss2pc::Fss2pc));
     registry.add_transport(Arc::new(mpcflow_transport_mem::MemTransport::new()));
 }
 

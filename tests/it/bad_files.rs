@@ -23,7 +23,7 @@ const CASES: &[(&str, &str, &str)] = &[
         "9:27",
         "revealed to an undeclared party: `eve` is not a declared party (parties: alice, bob)",
     ),
-    ("unknown_protocol.yaml", "3:11", "unknown protocol `yao3000` (available: ref)"),
+    ("unknown_protocol.yaml", "3:11", "unknown protocol `yao3000` (available: fss2pc, ref)"),
     ("wrong_attr_type.yaml", "6:34", "attribute `axis` of op `softmax` must be an integer, found the string \"last\""),
     ("unknown_field.yaml", "4:45", "unknown field `secret`, expected one of owner, dtype, shape"),
     ("bad_version.yaml", "1:10", "unsupported version 2, expected `version: 1`"),

@@ -91,7 +91,7 @@ fn run_errors_are_clear_and_exit_non_zero() {
         "bob_wealth=2",
     ]);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("unknown protocol `nope` (available: ref)"), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("unknown protocol `nope` (available: fss2pc, ref)"), "{}", text(&out.stderr));
 }
 
 #[test]

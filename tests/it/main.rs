@@ -2,6 +2,7 @@
 
 mod bad_files;
 mod cli;
+mod fss2pc;
 mod pipelines;
 mod scheduler;
 mod support;

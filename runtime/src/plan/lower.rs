@@ -77,7 +77,26 @@ impl Builder<'_> {
             return self.expand(name, origin, &lowering, &inputs, depth);
         }
         if let Some(lowering) = self.protocol.lower(&op, &infos, self.fixed_point) {
-            return self.expand(name, origin, &lowering, &inputs, depth);
+            let id = self.expand(name, origin, &lowering, &inputs, depth)?;
+            // A lowering must produce what the op would: same shape and dtype.
+            if let Ok(expected) = infer(&op, &infos) {
+                let got = self.info(id);
+                if got.shape != expected.shape || got.dtype != expected.dtype {
+                    return Err(Problem::new(
+                        site,
+                        format!(
+                            "protocol `{}` cannot compute `{}` on these inputs: its lowering gives {} {} instead of {} {}",
+                            self.protocol.descriptor().name,
+                            op.name(),
+                            got.dtype,
+                            fmt_shape(&got.shape),
+                            expected.dtype,
+                            fmt_shape(&expected.shape)
+                        ),
+                    ));
+                }
+            }
+            return Ok(id);
         }
         if !self.protocol.supports(&op) {
             return Err(Problem::new(

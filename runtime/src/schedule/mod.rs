@@ -128,7 +128,8 @@ pub async fn run_local(
         Some(h) => match h.await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
-                errors.insert(0, e);
+                // A party's own failure explains a dealer that could not deliver; report that.
+                errors.push(e);
                 DealerStats::default()
             }
             Err(e) => return Err(Error::Internal(format!("dealer task failed: {e}"))),

@@ -1,0 +1,131 @@
+//! Products of two secrets (mul, matmul, conv2d): one round with a Beaver-style correlation on
+//! masked wires, then, for fixed × fixed, one round of exact truncation.
+//!
+//! For a bilinear `B` and `z = B(x, y)` with masks `r_x`, `r_y`, the dealer shares
+//! `C = B(r_x, r_y) + r_z`; party `i` sends `[ẑ]ᵢ = i·B(x̂, ŷ) − B(x̂, [r_y]ᵢ) − B([r_x]ᵢ, ŷ) + [C]ᵢ`
+//! and both add the two shares to get `ẑ = z + r_z`.
+
+use super::open;
+use super::trunc;
+use crate::fss::SeedRng;
+use crate::material::{Shares, Split, Tag};
+use crate::ring;
+use crate::wire::{self, Masked};
+use mpcflow_sdk::protocol::{Message, NodeDesc, NodeEval, NodeValue, Step};
+use mpcflow_sdk::{Error, Op, PartyId, Result};
+
+fn b(node: &NodeDesc, op: &Op, x: &[u64], y: &[u64]) -> Result<Vec<u64>> {
+    let shapes = [node.inputs[0].shape.as_slice(), node.inputs[1].shape.as_slice()];
+    ring::apply(op, &[x, y], &shapes, &node.output.shape)
+}
+
+/// Dealer: material and output mask of a bilinear gate.
+pub fn deal(
+    node: &NodeDesc,
+    op: &Op,
+    rx: &[u64],
+    ry: &[u64],
+    trunc_bits: Option<u32>,
+    rng: &mut SeedRng,
+) -> Result<(Vec<Vec<u8>>, Vec<u64>)> {
+    let n = node.output.numel();
+    let r_z: Vec<u64> = (0..n).map(|_| rng.next_u64()).collect();
+    let c = wire::add(&b(node, op, rx, ry)?, &r_z);
+    match trunc_bits {
+        None => {
+            let mut split = Split::new(Tag::Bilinear, rng);
+            split.share(&c);
+            split.share(&r_z);
+            Ok((split.finish(), r_z))
+        }
+        Some(bits) => {
+            let mut split = Split::new(Tag::BilinearTrunc, rng);
+            split.share(&c);
+            let (r_out, keys) = trunc::deal(&mut split, &r_z, bits, rng)?;
+            trunc::deal_keys(&mut split, &keys);
+            Ok((split.finish(), r_out))
+        }
+    }
+}
+
+enum State {
+    Start,
+    Product,
+    Truncated,
+}
+
+/// Party side of a bilinear gate.
+pub struct BilinearEval {
+    me: PartyId,
+    node: NodeDesc,
+    mine: Vec<u64>,
+    trunc: Option<(u32, trunc::TruncShares)>,
+    r_z: Vec<u64>,
+    state: State,
+}
+
+impl BilinearEval {
+    /// Computes this party's share of `ẑ` and reads the material.
+    pub fn new(
+        node: &NodeDesc,
+        op: &Op,
+        x: &Masked,
+        y: &Masked,
+        trunc_bits: Option<u32>,
+        me: PartyId,
+        material: &[u8],
+    ) -> Result<Self> {
+        let n = node.output.numel();
+        let tag = if trunc_bits.is_some() { Tag::BilinearTrunc } else { Tag::Bilinear };
+        let mut m = Shares::new(material, tag, me.0)?;
+        let c = m.share(n, "product correlation")?;
+        let (trunc, r_z) = match trunc_bits {
+            None => (None, m.share(n, "output mask")?),
+            Some(bits) => {
+                let (a, r_out) = trunc::read_shares(&mut m, n)?;
+                (Some((bits, trunc::read_keys(&mut m, n, bits, a, r_out)?)), vec![])
+            }
+        };
+        m.finish()?;
+        let mut mine = wire::sub(&c, &wire::add(&b(node, op, &x.value, &y.share)?, &b(node, op, &x.share, &y.value)?));
+        if me.0 == 0 {
+            mine = wire::add(&mine, &b(node, op, &x.value, &y.value)?);
+        }
+        Ok(BilinearEval { me, node: node.clone(), mine, trunc, r_z, state: State::Start })
+    }
+
+    fn done(&self, value: Vec<u64>, share: Vec<u64>) -> Step {
+        let m = Masked { shape: self.node.output.shape.clone(), dtype: self.node.output.dtype, value, share };
+        Step::Done(NodeValue::Wire(m.into_wire()))
+    }
+}
+
+impl NodeEval for BilinearEval {
+    fn step(&mut self, inbox: Vec<Message>) -> Result<Step> {
+        match self.state {
+            State::Start => {
+                self.state = State::Product;
+                Ok(open::exchange(self.me, &self.mine))
+            }
+            State::Product => {
+                let zhat = open::reconstruct(inbox, &self.mine, "masked product")?;
+                match &self.trunc {
+                    None => {
+                        let r_z = std::mem::take(&mut self.r_z);
+                        Ok(self.done(zhat, r_z))
+                    }
+                    Some((bits, t)) => {
+                        self.mine = trunc::share(self.me.0, &zhat, *bits, t)?;
+                        self.state = State::Truncated;
+                        Ok(open::exchange(self.me, &self.mine))
+                    }
+                }
+            }
+            State::Truncated => {
+                let value = open::reconstruct(inbox, &self.mine, "truncated product")?;
+                let (_, t) = self.trunc.take().ok_or_else(|| Error::internal("truncation material taken"))?;
+                Ok(self.done(value, t.r_out))
+            }
+        }
+    }
+}

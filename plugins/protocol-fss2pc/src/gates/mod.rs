@@ -1,0 +1,131 @@
+//! The gates of fss2pc: how each plan node is computed on masked wires, dealt, and costed.
+//!
+//! | gate | ops | online rounds | online bytes per party |
+//! |---|---|---|---|
+//! | input | input | 1 | owner: 8n |
+//! | output | output | 1 | 8n per other receiving party |
+//! | public | constants, ops on public values | 0 | 0 |
+//! | linear | add, sub, neg, shift left, sum, reshape, transpose, concat, slice, broadcast, integer scale, mul/matmul/conv2d by a public operand | 0 | 0 |
+//! | scale | scale by a real factor (then exact truncation), shift right | 1 | 8n |
+//! | bilinear | mul, matmul, conv2d of two secrets (+1 round of truncation for fixed × fixed) | 1 (2) | 8n (16n) |
+//! | sign | gt, ge, lt, le | 1 | 8n |
+//! | relu | relu | 1 | 8n |
+//!
+//! `n` is the number of output elements. Composite ops are lowered (see [`crate::lowering`]).
+
+pub mod bilinear;
+pub mod io;
+pub mod linear;
+pub mod open;
+pub mod sign;
+pub mod trunc;
+
+use mpcflow_sdk::protocol::{NodeDesc, NodeKind};
+use mpcflow_sdk::shape::Visibility;
+use mpcflow_sdk::{DType, Op, PartyId};
+
+/// How a node is computed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Gate {
+    /// A private input shared by its owner.
+    Input {
+        /// Owner.
+        owner: PartyId,
+    },
+    /// Revealed to some parties.
+    Output {
+        /// Who learns it.
+        reveal_to: Vec<PartyId>,
+    },
+    /// Everything public: computed in the clear, mask 0.
+    Public,
+    /// A linear map of masked values and mask shares; no communication.
+    Linear,
+    /// Multiply by the public integer `c`, then truncate `bits` bits exactly.
+    Scale {
+        /// Public multiplier.
+        c: u64,
+        /// Bits truncated.
+        bits: u32,
+    },
+    /// A bilinear op of two secrets, then optionally exact truncation of `f` bits.
+    Bilinear {
+        /// Bits truncated afterwards.
+        trunc: Option<u32>,
+    },
+    /// `a + σ·[d ≥ 0]` with `d = x − y` (or `y − x` when `swap`).
+    Sign {
+        /// Compute `y − x` instead of `x − y`.
+        swap: bool,
+        /// Constant term (0 or 1).
+        a: u64,
+        /// +1 or −1 (as a ring element).
+        sigma: u64,
+    },
+    /// `max(x, 0)`.
+    Relu,
+}
+
+/// Whether an op is a linear map of the ring (valid on masked values and shares alike).
+fn is_linear(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Add
+            | Op::Sub
+            | Op::Neg
+            | Op::Sum { .. }
+            | Op::Reshape { .. }
+            | Op::Transpose { .. }
+            | Op::Concat { .. }
+            | Op::Slice { .. }
+            | Op::Broadcast { .. }
+    )
+}
+
+/// Classifies a node, or `None` if fss2pc cannot compute it (the planner should have lowered it).
+pub fn classify(node: &NodeDesc) -> Option<Gate> {
+    // Ops whose output is public (everything public, or a count that depends on shapes only).
+    let all_public = node.output.vis == Visibility::Public;
+    match &node.kind {
+        NodeKind::Input { owner } => Some(Gate::Input { owner: *owner }),
+        NodeKind::Output { reveal_to } => Some(Gate::Output { reveal_to: reveal_to.clone() }),
+        NodeKind::Constant { .. } => Some(Gate::Public),
+        NodeKind::Op(_) if all_public => Some(Gate::Public),
+        NodeKind::Op(op) => classify_op(op, node),
+    }
+}
+
+fn classify_op(op: &Op, node: &NodeDesc) -> Option<Gate> {
+    let f = node.fixed_point.frac_bits;
+    let fixed_in = |i: usize| node.inputs.get(i).is_some_and(|t| t.dtype == DType::Fixed);
+    match op {
+        op if is_linear(op) => Some(Gate::Linear),
+        Op::Shift { bits } if *bits >= 0 => Some(Gate::Linear),
+        Op::Shift { bits } => Some(Gate::Scale { c: 1, bits: bits.unsigned_abs() }),
+        Op::Scale { factor } if node.output.dtype == DType::Int => {
+            let _ = factor;
+            Some(Gate::Linear)
+        }
+        // A real factor on a fixed input: multiply by the factor encoded like any fixed-point
+        // value (as `ref` does), then truncate. Int inputs with real factors are lowered to a
+        // product with a constant (see `crate::lowering`).
+        Op::Scale { factor } if fixed_in(0) && f > 0 => {
+            Some(Gate::Scale { c: node.fixed_point.encode(*factor), bits: f })
+        }
+        Op::Mul | Op::Matmul | Op::Conv2d { .. } => {
+            let trunc = (fixed_in(0) && fixed_in(1) && f > 0).then_some(f);
+            let public_operand = node.inputs.iter().any(|t| t.vis == Visibility::Public);
+            match (public_operand, trunc) {
+                (true, None) => Some(Gate::Linear),
+                (true, Some(bits)) => Some(Gate::Scale { c: 1, bits }),
+                (false, trunc) => Some(Gate::Bilinear { trunc }),
+            }
+        }
+        Op::Ge => Some(Gate::Sign { swap: false, a: 0, sigma: 1 }),
+        Op::Le => Some(Gate::Sign { swap: true, a: 0, sigma: 1 }),
+        Op::Gt => Some(Gate::Sign { swap: true, a: 1, sigma: u64::MAX }),
+        Op::Lt => Some(Gate::Sign { swap: false, a: 1, sigma: u64::MAX }),
+        Op::Relu => Some(Gate::Relu),
+        _ => None,
+    }
+}

@@ -1,0 +1,226 @@
+//! Dealer material: how a node's correlated randomness is laid out for each party.
+//!
+//! Every node's material starts with a version byte and a gate tag, so a party refuses material
+//! made for another gate or by another version with a clear error. Party 0's random shares are
+//! never sent: the dealer sends a 32-byte seed and party 0 expands it with the AES-CTR
+//! [`SeedRng`]; party 1 receives the corrections (`value − share₀`) explicitly. Keys of the
+//! comparison functions are sent to both (they are correlated, not random).
+
+use crate::fss::{DcfKey, SeedRng};
+use mpcflow_sdk::{Error, Result};
+
+/// Version of the material layout.
+pub const VERSION: u8 = 1;
+
+/// Length of the seed party 0 receives.
+pub const SEED_LEN: usize = 32;
+
+/// Which gate a node's material is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Tag {
+    /// Input mask for the owner.
+    Input = 1,
+    /// Beaver-style correlation of a bilinear op (mul, matmul, conv2d).
+    Bilinear = 2,
+    /// Exact truncation.
+    Trunc = 3,
+    /// Sign (comparison).
+    Sign = 4,
+    /// ReLU.
+    Relu = 5,
+    /// Bilinear followed by truncation.
+    BilinearTrunc = 6,
+}
+
+/// Bytes of the header.
+pub const HEADER: usize = 2;
+
+/// Writes one party's material.
+pub struct Writer {
+    buf: Vec<u8>,
+}
+
+impl Writer {
+    /// Starts material for `tag`.
+    pub fn new(tag: Tag) -> Writer {
+        Writer { buf: vec![VERSION, tag as u8] }
+    }
+
+    /// Appends ring words.
+    pub fn words(&mut self, w: &[u64]) {
+        for x in w {
+            self.buf.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+
+    /// Appends raw bytes.
+    pub fn bytes(&mut self, b: &[u8]) {
+        self.buf.extend_from_slice(b);
+    }
+
+    /// Appends DCF keys (all of one domain size, so their length is implied).
+    pub fn dcf_keys(&mut self, keys: &[DcfKey]) {
+        for k in keys {
+            self.buf.extend_from_slice(&k.to_bytes());
+        }
+    }
+
+    /// The material.
+    pub fn finish(self) -> Vec<u8> {
+        self.buf
+    }
+}
+
+/// Reads one party's material, checking every length.
+pub struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    /// Checks the header.
+    pub fn new(buf: &'a [u8], tag: Tag) -> Result<Reader<'a>> {
+        match buf {
+            [v, _, ..] if *v != VERSION => {
+                Err(Error::Material(format!("material layout version {v}, this build reads version {VERSION}")))
+            }
+            [_, t, ..] if *t != tag as u8 => {
+                Err(Error::Material(format!("material is for gate {t}, expected gate {} ({tag:?})", tag as u8)))
+            }
+            [_, _, ..] => Ok(Reader { buf, pos: HEADER }),
+            _ => Err(Error::Material(format!("material of {} bytes has no header", buf.len()))),
+        }
+    }
+
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or_else(|| {
+            Error::Material(format!("truncated: {what} needs {n} bytes, {} left", self.buf.len() - self.pos))
+        })?;
+        let s = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    /// `n` ring words.
+    pub fn words(&mut self, n: usize, what: &str) -> Result<Vec<u64>> {
+        let b = self.take(n * 8, what)?;
+        Ok(b.chunks_exact(8).map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])).collect())
+    }
+
+    /// A seed for [`SeedRng`].
+    pub fn seed(&mut self) -> Result<SeedRng> {
+        let b = self.take(SEED_LEN, "seed")?;
+        let mut s = [0u8; SEED_LEN];
+        s.copy_from_slice(b);
+        Ok(SeedRng::from_seed(s))
+    }
+
+    /// `n` DCF keys over `bits`-bit domains.
+    pub fn dcf_keys(&mut self, n: usize, bits: u32, what: &str) -> Result<Vec<DcfKey>> {
+        let len = DcfKey::serialized_len(bits);
+        (0..n)
+            .map(|_| {
+                let b = self.take(len, what)?;
+                DcfKey::from_bytes(b).map_err(|e| Error::Material(format!("{what}: {e}")))
+            })
+            .collect()
+    }
+
+    /// Fails if bytes are left over.
+    pub fn finish(self) -> Result<()> {
+        if self.pos == self.buf.len() {
+            Ok(())
+        } else {
+            Err(Error::Material(format!("{} unexpected bytes after the material", self.buf.len() - self.pos)))
+        }
+    }
+}
+
+/// Draws `n` words from a seeded generator.
+pub fn draw(rng: &mut SeedRng, n: usize) -> Vec<u64> {
+    (0..n).map(|_| rng.next_u64()).collect()
+}
+
+/// Size of a DCF key over `bits` bits.
+pub fn dcf_len(bits: u32) -> u64 {
+    DcfKey::serialized_len(bits) as u64
+}
+
+/// Dealer side: splits values into party 0's seed-expanded share and party 1's correction.
+pub struct Split {
+    p0: Writer,
+    p1: Writer,
+    rng0: SeedRng,
+}
+
+impl Split {
+    /// Starts material for `tag`; party 0's seed is drawn from the dealer's generator.
+    pub fn new(tag: Tag, dealer: &mut SeedRng) -> Split {
+        let mut seed = [0u8; SEED_LEN];
+        dealer.fill_bytes(&mut seed);
+        let mut p0 = Writer::new(tag);
+        p0.bytes(&seed);
+        Split { p0, p1: Writer::new(tag), rng0: SeedRng::from_seed(seed) }
+    }
+
+    /// Shares `v`: party 0 gets its part from the seed, party 1 gets `v − share₀`.
+    pub fn share(&mut self, v: &[u64]) {
+        let s0 = draw(&mut self.rng0, v.len());
+        let s1: Vec<u64> = v.iter().zip(&s0).map(|(a, b)| a.wrapping_sub(*b)).collect();
+        self.p1.words(&s1);
+    }
+
+    /// Hands each party its DCF keys.
+    pub fn keys(&mut self, pairs: &[(DcfKey, DcfKey)]) {
+        for (k0, k1) in pairs {
+            self.p0.bytes(&k0.to_bytes());
+            self.p1.bytes(&k1.to_bytes());
+        }
+    }
+
+    /// Both parties' material.
+    pub fn finish(self) -> Vec<Vec<u8>> {
+        vec![self.p0.finish(), self.p1.finish()]
+    }
+}
+
+/// Party side of [`Split`]: reads shares in the order the dealer wrote them.
+pub struct Shares<'a> {
+    reader: Reader<'a>,
+    rng0: Option<SeedRng>,
+}
+
+impl<'a> Shares<'a> {
+    /// Opens `material` of `tag` for `party` (0 or 1).
+    pub fn new(material: &'a [u8], tag: Tag, party: u16) -> Result<Shares<'a>> {
+        let mut reader = Reader::new(material, tag)?;
+        let rng0 = if party == 0 { Some(reader.seed()?) } else { None };
+        Ok(Shares { reader, rng0 })
+    }
+
+    /// This party's share of the next value of `n` elements.
+    pub fn share(&mut self, n: usize, what: &str) -> Result<Vec<u64>> {
+        match &mut self.rng0 {
+            Some(rng) => Ok(draw(rng, n)),
+            None => self.reader.words(n, what),
+        }
+    }
+
+    /// This party's `n` DCF keys over `bits` bits.
+    pub fn keys(&mut self, n: usize, bits: u32, what: &str) -> Result<Vec<DcfKey>> {
+        self.reader.dcf_keys(n, bits, what)
+    }
+
+    /// Fails if bytes are left over.
+    pub fn finish(self) -> Result<()> {
+        self.reader.finish()
+    }
+}
+
+/// Bytes of material for `words` shared vectors of `n` elements and `keys` DCF keys per
+/// element over the given domain sizes, per party: `[party 0, party 1]`.
+pub fn split_len(n: usize, words: usize, key_bits: &[u32]) -> [u64; 2] {
+    let keys: u64 = key_bits.iter().map(|&b| dcf_len(b) * n as u64).sum();
+    [HEADER as u64 + SEED_LEN as u64 + keys, HEADER as u64 + (words * n * 8) as u64 + keys]
+}

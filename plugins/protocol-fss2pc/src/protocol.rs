@@ -1,0 +1,139 @@
+//! The `fss2pc` protocol: two parties and a dealer, masked wires, function secret sharing.
+
+use crate::dealer::{FssDealer, difference};
+use crate::gates::linear::{ScaleEval, eval_linear, public};
+use crate::gates::open::OneRound;
+use crate::gates::{Gate, bilinear, classify, io, sign};
+use crate::lowering;
+use crate::material::{HEADER, SEED_LEN, Shares, Tag, split_len};
+use crate::wire::Masked;
+use mpcflow_sdk::protocol::{
+    Cost, Dealer, EvalInput, Immediate, Lowering, NodeDesc, NodeEval, NodeKind, NodeValue, PartyCount, Protocol,
+    ProtocolDescriptor,
+};
+use mpcflow_sdk::shape::TensorInfo;
+use mpcflow_sdk::{Error, FixedPoint, Op, Result, Tensor};
+
+/// The fss2pc protocol plugin.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Fss2pc;
+
+impl Protocol for Fss2pc {
+    fn descriptor(&self) -> ProtocolDescriptor {
+        ProtocolDescriptor {
+            needs_dealer: true,
+            ..ProtocolDescriptor::new(
+                "fss2pc",
+                "two parties and a dealer; masked wires with DCF-based comparisons and exact truncation",
+                PartyCount::exactly(2),
+            )
+        }
+    }
+
+    fn supports(&self, op: &Op) -> bool {
+        lowering::supported(op)
+    }
+
+    fn lower(&self, op: &Op, inputs: &[TensorInfo], fixed_point: FixedPoint) -> Option<Lowering> {
+        lowering::lower(op, inputs, fixed_point)
+    }
+
+    fn cost(&self, node: &NodeDesc) -> Cost {
+        cost(node)
+    }
+
+    fn needs_material(&self, node: &NodeDesc) -> bool {
+        matches!(
+            classify(node),
+            Some(Gate::Input { .. } | Gate::Scale { .. } | Gate::Bilinear { .. } | Gate::Sign { .. } | Gate::Relu)
+        )
+    }
+
+    fn dealer(&self) -> Box<dyn Dealer> {
+        Box::new(FssDealer::default())
+    }
+
+    fn begin(&self, node: &NodeDesc, input: EvalInput) -> Result<Box<dyn NodeEval>> {
+        let gate =
+            classify(node).ok_or_else(|| Error::Unsupported { what: node.kind.label(), plugin: "fss2pc".into() })?;
+        let me = input.party;
+        let ins: Vec<Masked> = input.inputs.iter().map(|w| Masked::from_wire(w)).collect::<Result<_>>()?;
+        let wire = |m: Masked| Immediate::boxed(Ok(NodeValue::Wire(m.into_wire())));
+        Ok(match (gate, &node.kind) {
+            (Gate::Input { owner }, _) => {
+                Box::new(io::ShareInput::new(node, me, owner, &input.material, input.private)?)
+            }
+            (Gate::Output { reveal_to }, _) => {
+                let x = ins.into_iter().next().ok_or_else(|| Error::internal("output without input"))?;
+                let public = node.inputs.first().is_some_and(|t| t.vis == mpcflow_sdk::shape::Visibility::Public);
+                Box::new(io::Reveal::new(me, reveal_to, x, public))
+            }
+            (Gate::Public, NodeKind::Constant { value }) => wire(Masked::public(value.clone())),
+            (Gate::Public, NodeKind::Op(op)) => {
+                let vals: Vec<Tensor> = ins
+                    .iter()
+                    .map(|m| Tensor { dtype: m.dtype, shape: m.shape.clone(), data: m.value.clone() })
+                    .collect();
+                wire(Masked::public(public(node, op, &vals)?))
+            }
+            (Gate::Linear, NodeKind::Op(op)) => wire(eval_linear(node, op, &ins)?),
+            (Gate::Scale { c, bits }, NodeKind::Op(op)) => {
+                Box::new(ScaleEval::new(node, op, &ins, c, bits, me, &input.material)?)
+            }
+            (Gate::Bilinear { trunc }, NodeKind::Op(op)) => {
+                Box::new(bilinear::BilinearEval::new(node, op, &ins[0], &ins[1], trunc, me, &input.material)?)
+            }
+            (Gate::Sign { swap, a, sigma }, _) => {
+                let dhat = difference(node, &ins[0].value, &ins[1].value, swap)?;
+                let mut m = Shares::new(&input.material, Tag::Sign, me.0)?;
+                let (mine, r_out) = sign::sign_share(me.0, &dhat, a, sigma, &mut m)?;
+                m.finish()?;
+                Box::new(OneRound::new(me, node, mine, r_out))
+            }
+            (Gate::Relu, _) => {
+                let mut m = Shares::new(&input.material, Tag::Relu, me.0)?;
+                let (mine, r_out) = sign::relu_share(me.0, &ins[0].value, &ins[0].share, &mut m)?;
+                m.finish()?;
+                Box::new(OneRound::new(me, node, mine, r_out))
+            }
+            (g, k) => return Err(Error::internal(format!("gate {g:?} for node kind {}", k.label()))),
+        })
+    }
+}
+
+/// The exact cost of a node (tests hold the runtime's measurements to it).
+pub fn cost(node: &NodeDesc) -> Cost {
+    let mut c = Cost::zero(node.parties);
+    let n = node.output.numel();
+    let bytes = 8 * n as u64;
+    let Some(gate) = classify(node) else { return c };
+    let both = |c: &mut Cost, rounds: u32, dealer: [u64; 2]| {
+        c.rounds = rounds;
+        c.online_bytes = vec![bytes * rounds as u64; 2];
+        c.dealer_bytes = dealer.to_vec();
+    };
+    match gate {
+        Gate::Input { owner } => {
+            c.rounds = 1;
+            c.online_bytes[owner.index()] = bytes;
+            c.dealer_bytes = vec![HEADER as u64; 2];
+            c.dealer_bytes[owner.index()] += SEED_LEN as u64;
+        }
+        Gate::Output { .. } if node.inputs.first().is_some_and(|t| t.vis == mpcflow_sdk::shape::Visibility::Public) => {
+        }
+        Gate::Output { reveal_to } => {
+            c.rounds = 1;
+            for p in 0..2u16 {
+                let others = reveal_to.iter().filter(|q| q.0 != p).count() as u64;
+                c.online_bytes[p as usize] = bytes * others;
+            }
+        }
+        Gate::Public | Gate::Linear => {}
+        Gate::Scale { bits, .. } => both(&mut c, 1, split_len(n, 2, &[bits, 64])),
+        Gate::Bilinear { trunc: None } => both(&mut c, 1, split_len(n, 2, &[])),
+        Gate::Bilinear { trunc: Some(bits) } => both(&mut c, 2, split_len(n, 3, &[bits, 64])),
+        Gate::Sign { .. } => both(&mut c, 1, split_len(n, 2, &[63])),
+        Gate::Relu => both(&mut c, 1, split_len(n, 3, &[63, 63])),
+    }
+    c
+}

@@ -1,0 +1,83 @@
+//! Masked wires: how fss2pc holds a tensor.
+//!
+//! Every secret tensor `x` travels as a **public masked value** `x̂ = x + r` (both parties hold
+//! it) and **additive shares of the mask** `r = r₀ + r₁` (party `i` holds `rᵢ`); the dealer knows
+//! `r`. Public tensors (constants, counts) are masked values with mask 0. In a
+//! [`mpcflow_sdk::protocol::Wire`], plane 0 is `x̂` and plane 1 this party's mask share.
+
+use mpcflow_sdk::protocol::Wire;
+use mpcflow_sdk::{DType, Error, Result, Tensor};
+
+/// A party's view of one tensor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Masked {
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// Element type.
+    pub dtype: DType,
+    /// `x + r`, public.
+    pub value: Vec<u64>,
+    /// This party's share of `r`.
+    pub share: Vec<u64>,
+}
+
+impl Masked {
+    /// A public value: mask 0.
+    pub fn public(t: Tensor) -> Masked {
+        let n = t.data.len();
+        Masked { shape: t.shape, dtype: t.dtype, value: t.data, share: vec![0; n] }
+    }
+
+    /// Reads a wire, checking it has the two planes of the right length.
+    pub fn from_wire(w: &Wire) -> Result<Masked> {
+        let n = mpcflow_sdk::tensor::numel(&w.shape);
+        match w.planes.as_slice() {
+            [v, s] if v.len() == n && s.len() == n => {
+                Ok(Masked { shape: w.shape.clone(), dtype: w.dtype, value: v.clone(), share: s.clone() })
+            }
+            _ => Err(Error::internal("fss2pc wire without a masked value and a mask share")),
+        }
+    }
+
+    /// Into a wire.
+    pub fn into_wire(self) -> Wire {
+        Wire { shape: self.shape, dtype: self.dtype, planes: vec![self.value, self.share] }
+    }
+
+    /// The masked value as a tensor (for running a plaintext kernel on it).
+    pub fn value_tensor(&self) -> Tensor {
+        Tensor { dtype: DType::Int, shape: self.shape.clone(), data: self.value.clone() }
+    }
+
+    /// The mask share as a tensor.
+    pub fn share_tensor(&self) -> Tensor {
+        Tensor { dtype: DType::Int, shape: self.shape.clone(), data: self.share.clone() }
+    }
+}
+
+/// Little-endian bytes of ring words.
+pub fn to_bytes(words: &[u64]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(words.len() * 8);
+    for w in words {
+        v.extend_from_slice(&w.to_le_bytes());
+    }
+    v
+}
+
+/// Ring words from little-endian bytes; the length must be exactly `n` words.
+pub fn from_bytes(bytes: &[u8], n: usize, what: &str) -> Result<Vec<u64>> {
+    if bytes.len() != n * 8 {
+        return Err(Error::protocol(format!("{what}: expected {} bytes ({n} elements), got {}", n * 8, bytes.len())));
+    }
+    Ok(bytes.chunks_exact(8).map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])).collect())
+}
+
+/// `a + b` elementwise, wrapping.
+pub fn add(a: &[u64], b: &[u64]) -> Vec<u64> {
+    a.iter().zip(b).map(|(x, y)| x.wrapping_add(*y)).collect()
+}
+
+/// `a - b` elementwise, wrapping.
+pub fn sub(a: &[u64], b: &[u64]) -> Vec<u64> {
+    a.iter().zip(b).map(|(x, y)| x.wrapping_sub(*y)).collect()
+}

@@ -1,0 +1,236 @@
+//! fss2pc against the plaintext `ref` protocol: every supported op on random and edge-case
+//! inputs, within the bound the protocol states; exact cost accounting; the example graphs.
+
+use crate::support::{root, rt};
+use mpcflow::runtime::{InputValue, RunOutput, Session, SessionConfig};
+use mpcflow_sdk::graph::{Dim, GraphSpec};
+use mpcflow_sdk::op::Pool;
+use mpcflow_sdk::{DType, FixedPoint, Op};
+use proptest::prelude::*;
+
+const ULP: f64 = 1.0 / 65536.0;
+
+fn run(g: &GraphSpec, protocol: &str, inputs: &[(String, InputValue)]) -> RunOutput {
+    let cfg = SessionConfig { protocol: Some(protocol.into()), ..Default::default() };
+    let s = Session::from_graph(g.clone(), mpcflow::builtins()).with_config(cfg);
+    rt().block_on(s.run(inputs.to_vec())).unwrap_or_else(|e| panic!("{protocol}: {e}"))
+}
+
+/// Runs `g` under both protocols and checks `y` element by element with `bound(i, ref value)`.
+fn compare(
+    g: &GraphSpec,
+    inputs: &[(String, InputValue)],
+    bound: impl Fn(usize, f64) -> f64,
+) -> Result<(), TestCaseError> {
+    let a = run(g, "ref", inputs);
+    let b = run(g, "fss2pc", inputs);
+    let (x, y) = (a.values("y").unwrap(), b.values("y").unwrap());
+    prop_assert_eq!(x.len(), y.len());
+    for (i, (r, f)) in x.iter().zip(&y).enumerate() {
+        prop_assert!(
+            (r - f).abs() <= bound(i, *r) + 1e-12,
+            "element {}: ref {} vs fss2pc {} (bound {})",
+            i,
+            r,
+            f,
+            bound(i, *r)
+        );
+    }
+    for n in &b.report.nodes {
+        prop_assert_eq!(n.rounds, n.predicted_rounds, "rounds of {}", n.name);
+        prop_assert_eq!(&n.bytes_sent, &n.predicted_bytes_sent, "bytes of {}", n.name);
+        prop_assert_eq!(&n.dealer_bytes, &n.predicted_dealer_bytes, "dealer bytes of {}", n.name);
+    }
+    Ok(())
+}
+
+fn two(op: Op, sa: Vec<usize>, sb: Vec<usize>, dt: DType) -> GraphSpec {
+    GraphSpec::new("t", ["alice", "bob"])
+        .input("a", "alice", dt, sa.into_iter().map(Dim::Fixed).collect())
+        .input("b", "bob", dt, sb.into_iter().map(Dim::Fixed).collect())
+        .node("y", op, ["a", "b"])
+        .output("y", ["alice", "bob"])
+}
+
+fn one(op: Op, sa: Vec<usize>, dt: DType) -> GraphSpec {
+    GraphSpec::new("t", ["alice", "bob"])
+        .input("a", "alice", dt, sa.into_iter().map(Dim::Fixed).collect())
+        .node("y", op, ["a"])
+        .output("y", ["bob"])
+}
+
+fn real(shape: &[usize], v: &[f64]) -> InputValue {
+    InputValue::Real { shape: shape.to_vec(), values: v.to_vec() }
+}
+
+fn ins(a: InputValue, b: Option<InputValue>) -> Vec<(String, InputValue)> {
+    let mut v = vec![("a".to_string(), a)];
+    if let Some(b) = b {
+        v.push(("b".to_string(), b));
+    }
+    v
+}
+
+/// Fixed-point values: random, plus zeros, ±1 ulp and large magnitudes mixed in.
+fn fixed_values(n: usize, max: f64) -> impl Strategy<Value = Vec<f64>> {
+    let edge = prop_oneof![Just(0.0), Just(ULP), Just(-ULP), Just(max), Just(-max), Just(1.0), Just(-1.0)];
+    let any = (-max..max).prop_map(|x: f64| (x * 65536.0).round() / 65536.0);
+    proptest::collection::vec(prop_oneof![3 => any, 1 => edge], n)
+}
+
+fn cfg() -> ProptestConfig {
+    ProptestConfig { cases: 12, max_shrink_iters: 20, ..ProptestConfig::default() }
+}
+
+proptest! {
+    #![proptest_config(cfg())]
+
+    #[test]
+    fn linear_ops_are_exact(a in fixed_values(6, 1e6), b in fixed_values(6, 1e6)) {
+        let sa = vec![2, 3];
+        for op in [Op::Add, Op::Sub] {
+            compare(&two(op, sa.clone(), sa.clone(), DType::Fixed), &ins(real(&sa, &a), Some(real(&sa, &b))), |_, _| 0.0)?;
+        }
+        for op in [
+            Op::Neg,
+            Op::Sum { axes: vec![1], keepdims: false },
+            Op::Transpose { perm: vec![] },
+            Op::Reshape { shape: vec![3, -1] },
+            Op::Slice { starts: vec![1], ends: vec![3], axes: vec![1], steps: vec![] },
+            Op::Broadcast { shape: vec![2, 2, 3] },
+            Op::Shift { bits: 3 },
+        ] {
+            compare(&one(op, sa.clone(), DType::Fixed), &ins(real(&sa, &a), None), |_, _| 0.0)?;
+        }
+        let g = GraphSpec::new("t", ["alice", "bob"])
+            .input("a", "alice", DType::Fixed, vec![Dim::Fixed(6)])
+            .input("b", "bob", DType::Fixed, vec![Dim::Fixed(6)])
+            .node("y", Op::Concat { axis: 0 }, ["a", "b", "a"])
+            .output("y", ["alice"]);
+        compare(&g, &ins(real(&[6], &a), Some(real(&[6], &b))), |_, _| 0.0)?;
+    }
+
+    #[test]
+    fn fixed_products_within_one_ulp(a in fixed_values(6, 3e3), b in fixed_values(6, 3e3)) {
+        let sa = vec![2, 3];
+        compare(&two(Op::Mul, sa.clone(), sa.clone(), DType::Fixed), &ins(real(&sa, &a), Some(real(&sa, &b))), |_, _| ULP)?;
+        compare(&two(Op::Mul, sa.clone(), vec![3], DType::Fixed), &ins(real(&sa, &a), Some(real(&[3], &b[..3]))), |_, _| ULP)?;
+        compare(&two(Op::Matmul, vec![2, 3], vec![3, 2], DType::Fixed), &ins(real(&[2, 3], &a), Some(real(&[3, 2], &b))), |_, _| ULP)?;
+    }
+
+    #[test]
+    fn int_products_and_shifts(a in proptest::collection::vec(-1_000_000i64..1_000_000, 6), b in proptest::collection::vec(-1_000_000i64..1_000_000, 6)) {
+        let iv = |v: &[i64], s: &[usize]| InputValue::Int { shape: s.to_vec(), values: v.to_vec() };
+        compare(&two(Op::Mul, vec![6], vec![6], DType::Int), &ins(iv(&a, &[6]), Some(iv(&b, &[6]))), |_, _| 0.0)?;
+        compare(&two(Op::Matmul, vec![2, 3], vec![3, 2], DType::Int), &ins(iv(&a, &[2, 3]), Some(iv(&b, &[3, 2]))), |_, _| 0.0)?;
+        compare(&one(Op::Shift { bits: -4 }, vec![6], DType::Int), &ins(iv(&a, &[6]), None), |_, _| 1.0)?;
+    }
+
+    #[test]
+    fn conv2d_within_one_ulp(x in fixed_values(32, 50.0), w in fixed_values(24, 2.0)) {
+        let op = Op::Conv2d { stride: [2, 1], padding: [1, 1] };
+        compare(&two(op, vec![1, 2, 4, 4], vec![3, 2, 2, 2], DType::Fixed), &ins(real(&[1, 2, 4, 4], &x), Some(real(&[3, 2, 2, 2], &w))), |_, _| ULP)?;
+    }
+
+    #[test]
+    fn scale_and_mean_within_stated_bounds(a in fixed_values(8, 1e4), factor in -100.0f64..100.0) {
+        // The factor is encoded as ref encodes it: within 1 ulp (rounding ties).
+        compare(&one(Op::Scale { factor }, vec![8], DType::Fixed), &ins(real(&[8], &a), None), |_, _| ULP)?;
+        let ints: Vec<i64> = a.iter().map(|v| *v as i64).collect();
+        let iv = InputValue::Int { shape: vec![8], values: ints.clone() };
+        compare(&one(Op::Scale { factor }, vec![8], DType::Int), &ins(iv, None), |i, _| (ints[i].unsigned_abs() as f64 / 2.0 + 1.0) * ULP)?;
+        let total: f64 = a.iter().map(|v| v.abs()).sum();
+        compare(&one(Op::Mean { axes: vec![], keepdims: false }, vec![8], DType::Fixed), &ins(real(&[8], &a), None), |_, _| (total / 32768.0 + 1.0) * ULP)?;
+    }
+
+    #[test]
+    fn comparisons_relu_max_min_select_are_exact(a in fixed_values(8, 1e9), b in fixed_values(8, 1e9), same in proptest::collection::vec(any::<bool>(), 8)) {
+        // Equal operands in about half of the positions.
+        let b: Vec<f64> = b.iter().zip(&a).zip(&same).map(|((b, a), s)| if *s { *a } else { *b }).collect();
+        for op in [Op::Gt, Op::Ge, Op::Lt, Op::Le, Op::Eq, Op::Max { axis: None }, Op::Min { axis: None }] {
+            compare(&two(op, vec![8], vec![8], DType::Fixed), &ins(real(&[8], &a), Some(real(&[8], &b))), |_, _| 0.0)?;
+        }
+        compare(&one(Op::Relu, vec![8], DType::Fixed), &ins(real(&[8], &a), None), |_, _| 0.0)?;
+        let g = GraphSpec::new("t", ["alice", "bob"])
+            .input("a", "alice", DType::Fixed, vec![Dim::Fixed(8)])
+            .input("b", "bob", DType::Fixed, vec![Dim::Fixed(8)])
+            .node("c", Op::Gt, ["a", "b"])
+            .node("y", Op::Select, ["c", "b", "a"])
+            .output("y", ["alice", "bob"]);
+        compare(&g, &ins(real(&[8], &a), Some(real(&[8], &b))), |_, _| 0.0)?;
+    }
+}
+
+#[test]
+fn public_operands_and_constants() {
+    let g = GraphSpec::new("t", ["alice", "bob"])
+        .input("a", "alice", DType::Fixed, vec![Dim::Fixed(4)])
+        .constant("c", DType::Fixed, vec![4], vec![0.5, -2.0, 3.25, 0.0])
+        .constant("t", DType::Fixed, vec![], vec![1.0])
+        .node("p", Op::Mul, ["a", "c"])
+        .node("q", Op::Add, ["p", "t"])
+        .node("g", Op::Gt, ["a", "t"])
+        .node("n", Op::Count { axes: vec![] }, ["a"])
+        .node("y", Op::Concat { axis: 0 }, ["q", "p"])
+        .output("y", ["alice"])
+        .output("g", ["bob"])
+        .output("n", ["alice", "bob"]);
+    let inputs = ins(real(&[4], &[1.5, -0.75, 2.0, 9.0]), None);
+    let (a, b) = (run(&g, "ref", &inputs), run(&g, "fss2pc", &inputs));
+    assert_eq!(a.values("y"), b.values("y"));
+    assert_eq!(a.values("g"), b.values("g"));
+    assert_eq!(b.values("n"), Some(vec![4.0]));
+    // A public output costs nothing to reveal.
+    let n = b.report.nodes.iter().find(|n| n.name == "output:n").unwrap();
+    assert_eq!((n.rounds, n.bytes_sent.clone()), (0, vec![0, 0]));
+}
+
+#[test]
+fn example_graphs_match_ref() {
+    let mill = Session::from_path(&root().join("graphs/millionaires.yaml"), mpcflow::builtins()).unwrap();
+    let cfg = SessionConfig { protocol: Some("fss2pc".into()), ..Default::default() };
+    let mill = mill.with_config(cfg.clone());
+    for (a, b, expect) in
+        [(5_000_000i64, 3_000_000i64, 1.0), (3, 5, 0.0), (7, 7, 0.0), (-1, -2, 1.0), (1 << 61, -(1 << 61), 1.0)]
+    {
+        let out = rt()
+            .block_on(mill.run([("alice_wealth", InputValue::from(a)), ("bob_wealth", InputValue::from(b))]))
+            .unwrap();
+        assert_eq!(out.values("alice_richer").unwrap(), vec![expect], "{a} vs {b}");
+    }
+    let col =
+        |f: &str| mpcflow::io::input_arg::read_csv_column(&root().join("graphs/data").join(f), "systolic_bp").unwrap();
+    let inputs = [("north_bp", col("north.csv")), ("south_bp", col("south.csv"))];
+    let path = root().join("graphs/hospital_stats.yaml");
+    let r = rt().block_on(Session::from_path(&path, mpcflow::builtins()).unwrap().run(inputs.clone())).unwrap();
+    let f =
+        rt().block_on(Session::from_path(&path, mpcflow::builtins()).unwrap().with_config(cfg).run(inputs)).unwrap();
+    assert_eq!(f.values("n_patients"), r.values("n_patients"));
+    assert_eq!(f.values("n_high"), r.values("n_high"));
+    // mean: sum (53,900) / 413 through a 30-bit scale: within 1 + 53,900/2^15 ulp.
+    let close = |k: &str, ulps: f64| {
+        let (x, y) = (r.values(k).unwrap()[0], f.values(k).unwrap()[0]);
+        assert!((x - y).abs() <= ulps * ULP, "{k}: ref {x} vs fss2pc {y}");
+    };
+    close("mean_bp", 3.0);
+    // var: 413 squares each within 1 ulp plus the centring error, then the same scale.
+    close("var_bp", 8.0);
+    for n in &f.report.nodes {
+        assert_eq!(
+            (n.rounds, &n.bytes_sent, &n.dealer_bytes),
+            (n.predicted_rounds, &n.predicted_bytes_sent, &n.predicted_dealer_bytes),
+            "{}",
+            n.name
+        );
+    }
+}
+
+#[test]
+fn unsupported_ops_are_refused_at_plan_time() {
+    let g = one(Op::Exp, vec![3], DType::Fixed);
+    let cfg = SessionConfig { protocol: Some("fss2pc".into()), ..Default::default() };
+    let s = Session::from_graph(g, mpcflow::builtins()).with_config(cfg);
+    let err = s.plan(Default::default()).unwrap_err().to_string();
+    assert_eq!(err, "node `y`: protocol `fss2pc` does not support op `exp`");
+    let _ = (Pool { kernel: [2, 2], stride: [2, 2], padding: [0, 0] }, FixedPoint::default());
+}
