@@ -24,6 +24,8 @@ enum Command {
     Plan(cmd::plan::Args),
     /// Run a pipeline: every party and the dealer in this process.
     Run(cmd::run::Args),
+    /// Deal the offline material ahead of time into one file per party.
+    Deal(cmd::deal::Args),
     /// Benchmark the runtime end to end: time, bytes, rounds and peak memory.
     Bench(cmd::bench::Args),
 }
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
         Command::Check(a) => cmd::check::run(a),
         Command::Plan(a) => cmd::plan::run(a),
         Command::Run(a) => cmd::run::run(a),
+        Command::Deal(a) => cmd::deal::run(a),
         Command::Bench(a) => cmd::bench::run(a),
     };
     match result {

@@ -21,6 +21,7 @@
 
 pub mod error;
 pub mod inputs;
+pub mod material_file;
 pub mod pipeline;
 pub mod plan;
 pub mod registry;

@@ -41,6 +41,8 @@ pub struct SessionConfig {
     pub dealer_window: usize,
     /// Counts finished nodes (of party 0) while running.
     pub progress: Option<Arc<AtomicUsize>>,
+    /// Read dealer material from these files (written by [`Session::deal`]) instead of dealing.
+    pub material_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for SessionConfig {
@@ -51,6 +53,7 @@ impl Default for SessionConfig {
             timeout: Duration::from_secs(60),
             dealer_window: 64,
             progress: None,
+            material_dir: None,
         }
     }
 }
@@ -161,6 +164,16 @@ impl Session {
         build(&self.spec, &self.registry, &opts).map_err(|e| self.locate(e))
     }
 
+    /// Deals the material of `plan` into one file per party in `dir` (the offline phase ahead of
+    /// time). Returns each file's size in bytes.
+    pub fn deal(&self, plan: &Plan, dir: &Path) -> Result<Vec<u64>, Error> {
+        let protocol = self
+            .registry
+            .protocol(&plan.protocol)
+            .ok_or_else(|| Error::Internal(format!("protocol `{}` vanished", plan.protocol)))?;
+        crate::schedule::deal_to_files(plan, &protocol, dir)
+    }
+
     /// Encodes `inputs` against the declarations; every input must be given, none unknown.
     pub fn encode_inputs(&self, inputs: HashMap<String, InputValue>) -> Result<HashMap<String, Tensor>, Error> {
         let mut problems = vec![];
@@ -229,6 +242,7 @@ impl Session {
             timeout: self.config.timeout,
             dealer_window: self.config.dealer_window,
             progress: self.config.progress.clone(),
+            material_dir: self.config.material_dir.clone(),
         };
         let run = run_local(plan.clone(), protocol, transport, by_id, &cfg).await?;
         let report = RunReport::new(&plan, &run);

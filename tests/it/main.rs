@@ -3,6 +3,7 @@
 mod bad_files;
 mod cli;
 mod fss2pc;
+mod material;
 mod pipelines;
 mod scheduler;
 mod support;

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod check;
+pub mod deal;
 pub mod plan;
 pub mod run;
 

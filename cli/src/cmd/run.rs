@@ -32,6 +32,9 @@ pub struct Args {
     /// Print one JSON object {"outputs": {NAME: VALUE}, ...} instead of text.
     #[arg(long)]
     json: bool,
+    /// Read the dealer's material from the files `mpcflow deal` wrote in DIR (used once).
+    #[arg(long)]
+    material: Option<PathBuf>,
     /// Seconds any wait may take before the run fails.
     #[arg(long, default_value_t = 60.0)]
     timeout: f64,
@@ -84,6 +87,7 @@ pub fn run(a: Args) -> Result<()> {
         protocol: a.protocol.clone(),
         timeout: Duration::from_secs_f64(a.timeout),
         progress: Some(done.clone()),
+        material_dir: a.material.clone(),
         ..Default::default()
     };
     let session = Session::from_path(&a.file, mpcflow::builtins()).map_err(|e| anyhow!("{e}"))?.with_config(config);

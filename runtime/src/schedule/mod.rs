@@ -32,12 +32,22 @@ pub struct RunConfig {
     pub dealer_window: usize,
     /// Counts finished nodes of party 0, for progress bars.
     pub progress: Option<Arc<AtomicUsize>>,
+    /// Read dealer material from the files `mpcflow deal` wrote here instead of dealing live.
+    pub material_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for RunConfig {
     fn default() -> Self {
-        RunConfig { timeout: Duration::from_secs(60), dealer_window: 64, progress: None }
+        RunConfig { timeout: Duration::from_secs(60), dealer_window: 64, progress: None, material_dir: None }
     }
+}
+
+/// Deals `plan`'s material into one file per party in `dir`; returns the files' sizes.
+pub fn deal_to_files(plan: &Plan, protocol: &Arc<dyn Protocol>, dir: &std::path::Path) -> Result<Vec<u64>, Error> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::Dealer(format!("{}: {e}", dir.display())))?;
+    let sink = crate::material_file::FileSink::create(dir, plan)?;
+    dealer::run_dealer(plan, protocol, &sink, dealer::os_seed()?)?;
+    sink.finish()
 }
 
 /// Everything a local run produced.
@@ -84,13 +94,24 @@ pub async fn run_local(
     for p in 0..plan.parties.len() {
         links.push(Arc::from(connect(Endpoint::Party(PartyId(p as u16)))?));
     }
-    let dealer = if with_dealer {
-        let link = connect(Endpoint::Dealer)?;
-        let (plan, protocol) = (plan.clone(), protocol.clone());
-        let master = dealer::os_seed()?;
-        Some(tokio::task::spawn_blocking(move || dealer::run_dealer(&plan, &protocol, link.as_ref(), master)))
-    } else {
-        None
+    let dealer = match (&cfg.material_dir, with_dealer) {
+        (_, false) => None,
+        (Some(dir), true) => {
+            // Check every file before any party starts.
+            let sources = crate::material_file::open_all(dir, &plan)?;
+            let link = connect(Endpoint::Dealer)?;
+            let plan = plan.clone();
+            Some(tokio::task::spawn_blocking(move || {
+                let bytes = crate::material_file::replay(&plan, sources, link.as_ref())?;
+                Ok(DealerStats { bytes, wall_s: 0.0 })
+            }))
+        }
+        (None, true) => {
+            let link = connect(Endpoint::Dealer)?;
+            let (plan, protocol) = (plan.clone(), protocol.clone());
+            let master = dealer::os_seed()?;
+            Some(tokio::task::spawn_blocking(move || dealer::run_dealer(&plan, &protocol, link.as_ref(), master)))
+        }
     };
 
     let mut per_party: Vec<HashMap<u32, Tensor>> = vec![HashMap::new(); plan.parties.len()];

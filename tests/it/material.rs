@@ -1,0 +1,86 @@
+//! Stored dealer material: `deal` then `run --material`, and every way a file can be wrong.
+
+use crate::support::{root, rt};
+use mpcflow::runtime::plan::PlanOptions;
+use mpcflow::runtime::{InputValue, Session, SessionConfig};
+use std::path::{Path, PathBuf};
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("mpcflow-mat-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn session(material: Option<&Path>) -> Session {
+    let cfg = SessionConfig {
+        protocol: Some("fss2pc".into()),
+        material_dir: material.map(Path::to_path_buf),
+        ..Default::default()
+    };
+    Session::from_path(&root().join("graphs/hospital_stats.yaml"), mpcflow::builtins()).unwrap().with_config(cfg)
+}
+
+fn inputs(n_north: usize) -> Vec<(&'static str, InputValue)> {
+    let north: Vec<f64> = (0..n_north).map(|i| 120.0 + (i % 37) as f64).collect();
+    let south: Vec<f64> = (0..9).map(|i| 150.0 - i as f64).collect();
+    vec![("north_bp", InputValue::from(north)), ("south_bp", InputValue::from(south))]
+}
+
+fn deal(dir: &Path, n_north: usize) {
+    let s = session(None);
+    let mut opts = PlanOptions::default();
+    opts.dims.insert("n_north".into(), n_north);
+    opts.dims.insert("n_south".into(), 9);
+    let plan = s.plan(opts).unwrap();
+    let sizes = s.deal(&plan, dir).unwrap();
+    assert_eq!(sizes.len(), 2);
+}
+
+#[test]
+fn stored_material_gives_the_live_answer_once() {
+    let dir = tmp("ok");
+    deal(&dir, 12);
+    let live = rt().block_on(session(None).run(inputs(12))).unwrap();
+    let stored = rt().block_on(session(Some(&dir)).run(inputs(12))).unwrap();
+    for name in ["n_patients", "mean_bp", "var_bp", "n_high"] {
+        assert_eq!(live.values(name), stored.values(name), "{name}");
+    }
+    for n in &stored.report.nodes {
+        assert_eq!(n.dealer_bytes, n.predicted_dealer_bytes, "{}", n.name);
+    }
+    let err = rt().block_on(session(Some(&dir)).run(inputs(12))).unwrap_err().to_string();
+    assert!(err.contains("already used") && err.contains("deal again"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn mismatched_truncated_and_mixed_files_are_refused() {
+    let dir = tmp("bad");
+    deal(&dir, 13);
+    let err = rt().block_on(session(Some(&dir)).run(inputs(12))).unwrap_err().to_string();
+    assert!(err.contains("dealt for another plan") && err.contains("n_north=13"), "{err}");
+
+    deal(&dir, 12);
+    let south = dir.join("south.mpcmat");
+    let len = std::fs::metadata(&south).unwrap().len();
+    let f = std::fs::OpenOptions::new().write(true).open(&south).unwrap();
+    f.set_len(len - 40).unwrap();
+    let err = rt().block_on(session(Some(&dir)).run(inputs(12))).unwrap_err().to_string();
+    assert!(err.contains("south.mpcmat") && err.contains("truncated"), "{err}");
+
+    let other = tmp("other");
+    deal(&dir, 12);
+    deal(&other, 12);
+    std::fs::copy(other.join("south.mpcmat"), dir.join("south.mpcmat")).unwrap();
+    let err = rt().block_on(session(Some(&dir)).run(inputs(12))).unwrap_err().to_string();
+    assert!(err.contains("come from different deals"), "{err}");
+
+    deal(&dir, 12);
+    std::fs::rename(dir.join("south.mpcmat"), dir.join("x")).unwrap();
+    std::fs::rename(dir.join("north.mpcmat"), dir.join("south.mpcmat")).unwrap();
+    std::fs::rename(dir.join("x"), dir.join("north.mpcmat")).unwrap();
+    let err = rt().block_on(session(Some(&dir)).run(inputs(12))).unwrap_err().to_string();
+    assert!(err.contains("this is south's material, not north's"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+    std::fs::remove_dir_all(&other).ok();
+}
