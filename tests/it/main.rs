@@ -5,5 +5,6 @@ mod cli;
 mod fss2pc;
 mod material;
 mod pipelines;
+mod privacy;
 mod scheduler;
 mod support;
