@@ -161,6 +161,26 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(cfg())]
+
+    #[test]
+    fn reductions_and_pooling(x in fixed_values(2 * 2 * 5 * 5, 1e3)) {
+        let shape = vec![2, 2, 5, 5];
+        let input = || ins(real(&shape, &x), None);
+        for op in [Op::Max { axis: Some(3) }, Op::Min { axis: Some(0) }, Op::Max { axis: Some(-2) }] {
+            compare(&one(op, shape.clone(), DType::Fixed), &input(), |_, _| 0.0)?;
+        }
+        for p in [Pool { kernel: [2, 2], stride: [2, 2], padding: [0, 0] }, Pool { kernel: [3, 2], stride: [1, 2], padding: [1, 1] }] {
+            compare(&one(Op::Maxpool(p.clone()), shape.clone(), DType::Fixed), &input(), |_, _| 0.0)?;
+            let area = (p.kernel[0] * p.kernel[1]) as f64;
+            // avgpool: scale by 2^14/area then shift: |window sum|·2^-15 ulp plus rounding.
+            let bound = 1e3 * area / 32768.0 + 2.0;
+            compare(&one(Op::Avgpool(p), shape.clone(), DType::Fixed), &input(), |_, _| bound * ULP)?;
+        }
+    }
+}
+
 #[test]
 fn public_operands_and_constants() {
     let g = GraphSpec::new("t", ["alice", "bob"])
@@ -232,5 +252,5 @@ fn unsupported_ops_are_refused_at_plan_time() {
     let s = Session::from_graph(g, mpcflow::builtins()).with_config(cfg);
     let err = s.plan(Default::default()).unwrap_err().to_string();
     assert_eq!(err, "node `y`: protocol `fss2pc` does not support op `exp`");
-    let _ = (Pool { kernel: [2, 2], stride: [2, 2], padding: [0, 0] }, FixedPoint::default());
+    let _ = FixedPoint::default();
 }

@@ -14,8 +14,14 @@ use std::time::Duration;
 #[derive(clap::Args)]
 pub struct Args {
     /// Scenarios: `chain:N` (N dependent nodes), `wide:N` (N independent inputs and nodes in one
-    /// layer). Default: chain:10000 wide:1000.
+    /// layer), `relu:N`, `cmp:N` (N comparisons), `matmul:M,K,N` (or `matmul:N` for N×N×N),
+    /// `hospital:N` (the hospital statistics on N rows per hospital).
+    /// Default: chain:10000 wide:1000.
     scenarios: Vec<String>,
+    /// Also run each scenario offline-then-online: deal all material to files first, then run
+    /// from them; report both against the pipelined run.
+    #[arg(long)]
+    sequential: bool,
     /// Protocol.
     #[arg(long, default_value = "ref")]
     protocol: String,
@@ -60,17 +66,78 @@ fn wide(n: usize) -> Scenario {
     (g, inputs)
 }
 
+/// Deterministic pseudo-random test data (not secret; benchmarks only).
+fn data(n: usize, seed: u64, scale: f64) -> Vec<f64> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 2.0 * scale
+        })
+        .collect()
+}
+
+/// `relu(x)` on `n` elements of alice.
+fn relu(n: usize) -> Scenario {
+    let g = GraphSpec::new("relu", ["alice", "bob"])
+        .input("x", "alice", DType::Fixed, vec![Dim::Fixed(n)])
+        .node("y", Op::Relu, ["x"])
+        .output("y", ["alice"]);
+    (g, vec![("x".into(), InputValue::from(data(n, 1, 100.0)))])
+}
+
+/// `x > y` on `n` elements, one vector per party.
+fn cmp(n: usize) -> Scenario {
+    let g = GraphSpec::new("cmp", ["alice", "bob"])
+        .input("x", "alice", DType::Fixed, vec![Dim::Fixed(n)])
+        .input("y", "bob", DType::Fixed, vec![Dim::Fixed(n)])
+        .node("gt", Op::Gt, ["x", "y"])
+        .output("gt", ["alice"]);
+    (g, vec![("x".into(), InputValue::from(data(n, 2, 100.0))), ("y".into(), InputValue::from(data(n, 3, 100.0)))])
+}
+
+/// `x · w` with `x: m×k` of alice and `w: k×n` of bob.
+fn matmul(m: usize, k: usize, n: usize) -> Scenario {
+    let g = GraphSpec::new("matmul", ["alice", "bob"])
+        .input("x", "alice", DType::Fixed, vec![Dim::Fixed(m), Dim::Fixed(k)])
+        .input("w", "bob", DType::Fixed, vec![Dim::Fixed(k), Dim::Fixed(n)])
+        .node("y", Op::Matmul, ["x", "w"])
+        .output("y", ["alice"]);
+    let x = InputValue::Real { shape: vec![m, k], values: data(m * k, 4, 4.0) };
+    let w = InputValue::Real { shape: vec![k, n], values: data(k * n, 5, 0.25) };
+    (g, vec![("x".into(), x), ("w".into(), w)])
+}
+
+/// graphs/hospital_stats.yaml's computation on `n` rows per hospital.
+fn hospital(n: usize) -> Result<Scenario> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../graphs/hospital_stats.yaml");
+    let p = mpcflow_runtime::pipeline::Pipeline::from_path(&path).map_err(|e| anyhow!("{e}"))?;
+    let north: Vec<f64> = data(n, 6, 15.0).into_iter().map(|v| v + 130.0).collect();
+    let south: Vec<f64> = data(n, 7, 15.0).into_iter().map(|v| v + 133.0).collect();
+    Ok((p.spec, vec![("north_bp".into(), InputValue::from(north)), ("south_bp".into(), InputValue::from(south))]))
+}
+
 fn scenario(spec: &str) -> Result<Scenario> {
-    let (kind, n) = spec.split_once(':').unwrap_or((spec, ""));
-    let n: usize = if n.is_empty() {
-        1000
+    let (kind, arg) = spec.split_once(':').unwrap_or((spec, ""));
+    let nums: Vec<usize> = if arg.is_empty() {
+        vec![]
     } else {
-        n.parse().with_context(|| format!("scenario `{spec}`: `{n}` is not a count"))?
+        arg.split(',')
+            .map(|x| x.parse().with_context(|| format!("scenario `{spec}`: `{x}` is not a count")))
+            .collect::<Result<_>>()?
     };
-    match kind {
-        "chain" => Ok(chain(n)),
-        "wide" => Ok(wide(n)),
-        _ => Err(anyhow!("unknown scenario `{spec}` (use chain:N or wide:N)")),
+    let n = nums.first().copied().unwrap_or(1000);
+    match (kind, nums.as_slice()) {
+        ("chain", _) => Ok(chain(n)),
+        ("wide", _) => Ok(wide(n)),
+        ("relu", _) => Ok(relu(n)),
+        ("cmp", _) => Ok(cmp(n)),
+        ("matmul", [m, k, n]) => Ok(matmul(*m, *k, *n)),
+        ("matmul", _) => Ok(matmul(n, n, n)),
+        ("hospital", _) => hospital(n),
+        _ => Err(anyhow!("unknown scenario `{spec}` (chain:N, wide:N, relu:N, cmp:N, matmul:M,K,N, hospital:N)")),
     }
 }
 
@@ -96,54 +163,94 @@ pub fn run(a: Args) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     if !a.json {
         println!(
-            "{:<14} {:>7} {:>12} {:>12} {:>14} {:>8} {:>12} {:>10}",
-            "scenario", "nodes", "median_s", "us/node", "online_bytes", "rounds", "dealer_bytes", "peak_MiB"
+            "{:<20} {:>10} {:>10} {:>9} {:>11} {:>7} {:>12} {:>9}",
+            "scenario", "mode", "median_s", "elements", "online_B/el", "rounds", "dealer_B/el", "peak_MiB"
         );
     }
     for spec in &specs {
         let (graph, inputs) = scenario(spec)?;
-        let config = SessionConfig {
-            protocol: Some(a.protocol.clone()),
-            timeout: Duration::from_secs(300),
-            ..Default::default()
-        };
-        let session = Session::from_graph(graph, mpcflow::builtins()).with_config(config);
-        let reset = reset_peak_rss();
-        let mut times = vec![];
-        let mut last = None;
-        for _ in 0..a.repeat.max(1) {
-            let out = rt.block_on(session.run(inputs.clone())).map_err(|e| anyhow!("{spec}: {e}"))?;
-            times.push(out.report.wall_s);
-            last = Some(out.report);
-        }
-        let report = last.ok_or_else(|| anyhow!("no run"))?;
-        times.sort_by(f64::total_cmp);
-        let median = times[times.len() / 2];
-        let nodes = report.nodes.len();
-        let online: u64 = report.totals.bytes_sent.iter().sum();
-        let dealer: u64 = report.totals.dealer_bytes.iter().sum();
-        let peak = if reset { peak_rss() } else { None };
-        if a.json {
-            let doc = serde_json::json!({
-                "scenario": spec, "protocol": a.protocol, "nodes": nodes, "runs": times.len(), "median_s": median,
-                "us_per_node": median * 1e6 / nodes as f64, "online_bytes": online, "critical_rounds": report.totals.critical_rounds,
-                "dealer_bytes": dealer, "peak_rss_bytes": peak,
-            });
-            println!("{doc}");
-        } else {
-            let peak = peak.map(|b| format!("{:.1}", b as f64 / 1_048_576.0)).unwrap_or_else(|| "n/a".into());
-            println!(
-                "{:<14} {:>7} {:>12.4} {:>12.2} {:>14} {:>8} {:>12} {:>10}",
-                spec,
-                nodes,
-                median,
-                median * 1e6 / nodes as f64,
-                online,
-                report.totals.critical_rounds,
-                dealer,
-                peak
-            );
+        let elements = graph_elements(&graph);
+        let modes: &[&str] = if a.sequential { &["pipelined", "sequential"] } else { &["pipelined"] };
+        for mode in modes {
+            let reset = reset_peak_rss();
+            let mut times = vec![];
+            let mut last = None;
+            for _ in 0..a.repeat.max(1) {
+                let (report, wall) = run_once(&rt, &graph, &inputs, &a.protocol, *mode == "sequential")?;
+                times.push(wall);
+                last = Some(report);
+            }
+            let report = last.ok_or_else(|| anyhow!("no run"))?;
+            times.sort_by(f64::total_cmp);
+            let median = times[times.len() / 2];
+            let parties = report.parties.len().max(1) as f64;
+            let online: u64 = report.totals.bytes_sent.iter().sum();
+            let dealer: u64 = report.totals.dealer_bytes.iter().sum();
+            let per_el = |b: u64| b as f64 / parties / elements.max(1) as f64;
+            let peak = if reset { peak_rss() } else { None };
+            if a.json {
+                let doc = serde_json::json!({
+                    "scenario": spec, "mode": mode, "protocol": a.protocol, "nodes": report.nodes.len(),
+                    "runs": times.len(), "median_s": median, "elements": elements, "online_bytes": online,
+                    "online_bytes_per_element_per_party": per_el(online), "critical_rounds": report.totals.critical_rounds,
+                    "dealer_bytes": dealer, "dealer_bytes_per_element_per_party": per_el(dealer), "peak_rss_bytes": peak,
+                });
+                println!("{doc}");
+            } else {
+                let peak = peak.map(|b| format!("{:.1}", b as f64 / 1_048_576.0)).unwrap_or_else(|| "n/a".into());
+                println!(
+                    "{:<20} {:>10} {:>10.4} {:>9} {:>11.1} {:>7} {:>12.1} {:>9}",
+                    spec,
+                    mode,
+                    median,
+                    elements,
+                    per_el(online),
+                    report.totals.critical_rounds,
+                    per_el(dealer),
+                    peak
+                );
+            }
         }
     }
     Ok(())
+}
+
+/// Elements of the largest input: what "per element" figures are relative to.
+fn graph_elements(g: &GraphSpec) -> usize {
+    g.inputs
+        .iter()
+        .map(|i| i.shape.iter().map(|d| if let Dim::Fixed(n) = d { *n } else { 1 }).product::<usize>())
+        .max()
+        .unwrap_or(1)
+}
+
+/// One run end to end; `sequential` deals everything to files first, then runs from them.
+fn run_once(
+    rt: &tokio::runtime::Runtime,
+    graph: &GraphSpec,
+    inputs: &[(String, InputValue)],
+    protocol: &str,
+    sequential: bool,
+) -> Result<(mpcflow_runtime::RunReport, f64)> {
+    let start = std::time::Instant::now();
+    let mut config =
+        SessionConfig { protocol: Some(protocol.to_string()), timeout: Duration::from_secs(600), ..Default::default() };
+    let dir = std::env::temp_dir().join(format!("mpcflow-bench-{}", std::process::id()));
+    if sequential {
+        let session = Session::from_graph(graph.clone(), mpcflow::builtins()).with_config(config.clone());
+        let opts = mpcflow_runtime::plan::PlanOptions {
+            input_shapes: inputs.iter().map(|(k, v)| (k.clone(), v.shape().to_vec())).collect(),
+            ..Default::default()
+        };
+        let plan = session.plan(opts).map_err(|e| anyhow!("{e}"))?;
+        session.deal(&plan, &dir).map_err(|e| anyhow!("{e}"))?;
+        config.material_dir = Some(dir.clone());
+    }
+    let session = Session::from_graph(graph.clone(), mpcflow::builtins()).with_config(config);
+    let out = rt.block_on(session.run(inputs.to_vec())).map_err(|e| anyhow!("{e}"))?;
+    let wall = start.elapsed().as_secs_f64();
+    if sequential {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok((out.report, wall))
 }

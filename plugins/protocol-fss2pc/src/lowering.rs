@@ -7,10 +7,13 @@
 //! | `eq` | `ge(a, b) · ge(b, a)` | 2 |
 //! | `max(a, b)`, `min(a, b)` | `b + [a ≥ b]·(a − b)`, `a + [a ≥ b]·(b − a)` | 2 |
 //! | `select(c, a, b)` | `b + c·(a − b)` | 1 |
+//! | `max`/`min` over an axis | a tree of halves: `slice`, pairwise `max`, `reshape` | 2·⌈log₂ n⌉ |
+//! | `maxpool` | one strided `slice` per kernel position (padding: a very negative constant), a `max` tree | 2·⌈log₂ kh·kw⌉ |
+//! | `avgpool` | the same slices summed (padding: zeros), `scale` by `2^K/area`, `shift` by `−K` | 2 |
 //!
-//! Not yet supported (the planner refuses them with a clear error): reductions of max/min over
-//! an axis, maxpool, avgpool, argmax, and the lookup-table functions (exp, reciprocal, div,
-//! sqrt, rsqrt, sigmoid, tanh, gelu) with softmax and layernorm built from them.
+//! Not yet supported (the planner refuses them with a clear error): argmax, and the
+//! lookup-table functions (exp, reciprocal, div, sqrt, rsqrt, sigmoid, tanh, gelu) with softmax
+//! and layernorm built from them.
 
 use mpcflow_sdk::protocol::{LRef, LoweredNode, Lowering};
 use mpcflow_sdk::shape::{TensorInfo, norm_axes};
@@ -26,11 +29,7 @@ pub const MEAN_EXTRA_BITS: u32 = 14;
 pub fn supported(op: &Op) -> bool {
     !matches!(
         op,
-        Op::Max { axis: Some(_) }
-            | Op::Min { axis: Some(_) }
-            | Op::Maxpool(_)
-            | Op::Avgpool(_)
-            | Op::Argmax { .. }
+        Op::Argmax { .. }
             | Op::Reciprocal
             | Op::Div
             | Op::Sqrt
@@ -91,7 +90,129 @@ pub fn lower(op: &Op, inputs: &[TensorInfo], fp: FixedPoint) -> Option<Lowering>
             node(Op::Mul, vec![Input(0), Node(0)]),
             node(Op::Add, vec![Input(2), Node(1)]),
         ],
+        Op::Max { axis: Some(axis) } | Op::Min { axis: Some(axis) } => {
+            let x = inputs.first()?;
+            let pairwise = if matches!(op, Op::Max { .. }) { Op::Max { axis: None } } else { Op::Min { axis: None } };
+            let mut b = Builder::default();
+            let a = mpcflow_sdk::shape::norm_axis(*axis, x.shape.len()).ok()?;
+            let top = b.tree(LRef::Input(0), &x.shape, a, &pairwise);
+            let mut out: Vec<i64> = x.shape.iter().map(|&d| d as i64).collect();
+            out.remove(a);
+            b.push(Op::Reshape { shape: out }, vec![top]);
+            b.nodes
+        }
+        Op::Maxpool(p) | Op::Avgpool(p) => {
+            let x = inputs.first()?;
+            let is_max = matches!(op, Op::Maxpool(_));
+            let mut b = Builder::default();
+            let pad_word = if is_max { (-(1i64 << 61)) as u64 } else { 0 };
+            let (padded, shape) = b.pad(LRef::Input(0), x, p.padding, pad_word)?;
+            let (oh, ow) = (
+                mpcflow_sdk::shape::window_out(x.shape[2], p.kernel[0], p.stride[0], p.padding[0])?,
+                mpcflow_sdk::shape::window_out(x.shape[3], p.kernel[1], p.stride[1], p.padding[1])?,
+            );
+            let mut windows = vec![];
+            for i in 0..p.kernel[0] {
+                for j in 0..p.kernel[1] {
+                    let ends = [(i + p.stride[0] * (oh - 1) + 1) as i64, (j + p.stride[1] * (ow - 1) + 1) as i64];
+                    windows.push(b.push(
+                        Op::Slice {
+                            starts: vec![i as i64, j as i64],
+                            ends: ends.to_vec(),
+                            axes: vec![2, 3],
+                            steps: vec![p.stride[0] as i64, p.stride[1] as i64],
+                        },
+                        vec![padded.clone()],
+                    ));
+                }
+            }
+            let _ = shape;
+            if is_max {
+                b.reduce(windows, &Op::Max { axis: None });
+            } else {
+                let area = (p.kernel[0] * p.kernel[1]) as f64;
+                let sum = b.reduce(windows, &Op::Add);
+                let k = MEAN_EXTRA_BITS;
+                let scaled = b.push(Op::Scale { factor: (1u64 << k) as f64 / area }, vec![sum]);
+                b.push(Op::Shift { bits: -(k as i32) }, vec![scaled]);
+            }
+            b.nodes
+        }
         _ => return None,
     };
     Some(Lowering { nodes })
+}
+
+/// Builds a lowering node by node.
+#[derive(Default)]
+struct Builder {
+    nodes: Vec<LoweredNode>,
+}
+
+impl Builder {
+    fn push(&mut self, op: Op, inputs: Vec<LRef>) -> LRef {
+        self.nodes.push(LoweredNode { op, inputs });
+        LRef::Node(self.nodes.len() - 1)
+    }
+
+    /// Combines values pairwise with `op` until one is left (a balanced tree).
+    fn reduce(&mut self, mut items: Vec<LRef>, op: &Op) -> LRef {
+        while items.len() > 1 {
+            let mut next = vec![];
+            for pair in items.chunks(2) {
+                next.push(match pair {
+                    [a, b] => self.push(op.clone(), vec![a.clone(), b.clone()]),
+                    [a] => a.clone(),
+                    _ => continue,
+                });
+            }
+            items = next;
+        }
+        items.pop().unwrap_or(LRef::Input(0))
+    }
+
+    /// Reduces axis `a` of `x` (shape `shape`) to size 1 by halving with `op`.
+    fn tree(&mut self, x: LRef, shape: &[usize], a: usize, op: &Op) -> LRef {
+        let (mut cur, mut len) = (x, shape[a]);
+        let slice = |s: usize, e: usize| Op::Slice {
+            starts: vec![s as i64],
+            ends: vec![e as i64],
+            axes: vec![a as i64],
+            steps: vec![],
+        };
+        while len > 1 {
+            let h = len / 2;
+            let lo = self.push(slice(0, h), vec![cur.clone()]);
+            let hi = self.push(slice(h, 2 * h), vec![cur.clone()]);
+            let mut m = self.push(op.clone(), vec![lo, hi]);
+            if len % 2 == 1 {
+                let rest = self.push(slice(2 * h, len), vec![cur.clone()]);
+                m = self.push(Op::Concat { axis: a as i64 }, vec![m, rest]);
+            }
+            cur = m;
+            len = h + len % 2;
+        }
+        cur
+    }
+
+    /// Pads the last two axes of an `[N, C, H, W]` tensor with a constant word.
+    fn pad(&mut self, x: LRef, info: &TensorInfo, padding: [usize; 2], word: u64) -> Option<(LRef, Vec<usize>)> {
+        let mut shape = info.shape.clone();
+        if shape.len() != 4 {
+            return None;
+        }
+        let mut cur = x;
+        for (axis, p) in [(2usize, padding[0]), (3usize, padding[1])] {
+            if p == 0 {
+                continue;
+            }
+            let mut side = shape.clone();
+            side[axis] = p;
+            let n: usize = side.iter().product();
+            let t = Tensor { dtype: info.dtype, shape: side, data: vec![word; n] };
+            cur = self.push(Op::Concat { axis: axis as i64 }, vec![LRef::Const(t.clone()), cur, LRef::Const(t)]);
+            shape[axis] += 2 * p;
+        }
+        Some((cur, shape))
+    }
 }
