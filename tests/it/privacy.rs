@@ -72,8 +72,7 @@ fn bob_receives(x: &[f64]) -> Vec<Vec<u8>> {
     let s = Session::from_graph(graph(), reg).with_config(cfg);
     let y: Vec<f64> = (0..N).map(|i| i as f64 - 7.5).collect();
     rt().block_on(s.run([("x", InputValue::from(x.to_vec())), ("y", InputValue::from(y))])).unwrap();
-    let v = seen.lock().unwrap().clone();
-    v
+    seen.lock().unwrap().clone()
 }
 
 #[test]
