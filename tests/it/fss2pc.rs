@@ -222,7 +222,10 @@ fn example_graphs_match_ref() {
         |f: &str| mpcflow::io::input_arg::read_csv_column(&root().join("graphs/data").join(f), "systolic_bp").unwrap();
     let inputs = [("north_bp", col("north.csv")), ("south_bp", col("south.csv"))];
     let path = root().join("graphs/hospital_stats.yaml");
-    let r = rt().block_on(Session::from_path(&path, mpcflow::builtins()).unwrap().run(inputs.clone())).unwrap();
+    let ref_cfg = SessionConfig { protocol: Some("ref".into()), ..Default::default() };
+    let r = rt()
+        .block_on(Session::from_path(&path, mpcflow::builtins()).unwrap().with_config(ref_cfg).run(inputs.clone()))
+        .unwrap();
     let f =
         rt().block_on(Session::from_path(&path, mpcflow::builtins()).unwrap().with_config(cfg).run(inputs)).unwrap();
     assert_eq!(f.values("n_patients"), r.values("n_patients"));

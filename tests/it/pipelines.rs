@@ -2,8 +2,14 @@
 
 use crate::support::{root, rt};
 use mpcflow::io::input_arg::read_csv_column;
-use mpcflow::runtime::{InputValue, Session};
+use mpcflow::runtime::{InputValue, Session, SessionConfig};
 use mpcflow_sdk::FixedPoint;
+
+/// A session on a file from graphs/ under `ref`, whatever protocol the file names.
+fn under_ref(file: &str) -> Session {
+    let cfg = SessionConfig { protocol: Some("ref".into()), ..Default::default() };
+    Session::from_path(&root().join("graphs").join(file), mpcflow::builtins()).unwrap().with_config(cfg)
+}
 
 fn column(file: &str) -> Vec<f64> {
     match read_csv_column(&root().join("graphs/data").join(file), "systolic_bp").unwrap() {
@@ -17,7 +23,7 @@ fn hospital_stats_matches_plaintext() {
     let north = column("north.csv");
     let south = column("south.csv");
     assert_ne!(north.len(), south.len(), "the hospitals have different numbers of patients");
-    let session = Session::from_path(&root().join("graphs/hospital_stats.yaml"), mpcflow::builtins()).unwrap();
+    let session = under_ref("hospital_stats.yaml");
     let out = rt()
         .block_on(
             session.run([("north_bp", InputValue::from(north.clone())), ("south_bp", InputValue::from(south.clone()))]),
@@ -46,7 +52,7 @@ fn hospital_stats_matches_plaintext() {
 
 #[test]
 fn millionaires_both_ways_and_ties() {
-    let session = Session::from_path(&root().join("graphs/millionaires.yaml"), mpcflow::builtins()).unwrap();
+    let session = under_ref("millionaires.yaml");
     let rt = rt();
     for (a, b, expect) in
         [(5_000_000i64, 3_000_000i64, 1.0), (3, 5, 0.0), (7, 7, 0.0), (i64::MIN, i64::MAX, 0.0), (-1, -2, 1.0)]

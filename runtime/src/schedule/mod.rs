@@ -157,8 +157,15 @@ pub async fn run_local(
         },
     };
     if !errors.is_empty() {
-        // Report the root cause, not the parties that stopped because of it.
-        let pos = errors.iter().position(|e| !e.is_secondary()).unwrap_or(0);
+        // Report the root cause: a node's own failure, then the dealer's, then a broken channel;
+        // never a party that only stopped because another failed.
+        let rank = |e: &Error| match e {
+            Error::Node { .. } | Error::Input { .. } | Error::Invalid(_) | Error::Internal(_) | Error::Parse(_) => 0,
+            Error::Dealer(_) => 1,
+            Error::Transport { .. } => 2,
+            _ => 3,
+        };
+        let pos = (0..errors.len()).min_by_key(|&i| rank(&errors[i])).unwrap_or(0);
         return Err(errors.swap_remove(pos));
     }
     Ok(LocalRun { parties: results, dealer: dealer_stats, wall_s: start.elapsed().as_secs_f64() })
