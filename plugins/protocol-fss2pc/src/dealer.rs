@@ -5,6 +5,7 @@ use crate::fss::SeedRng;
 use crate::gates::linear::{self, Known};
 use crate::gates::{Gate, bilinear, classify, io, sign};
 use crate::material::{Split, Tag};
+use crate::protocol::material_sizes;
 use mpcflow_sdk::protocol::{Dealer, NodeDesc, NodeKind};
 use mpcflow_sdk::{Error, Result};
 use std::collections::HashMap;
@@ -58,12 +59,12 @@ impl Dealer for FssDealer {
             }
             (Gate::Sign { swap, .. }, _) => {
                 let d = difference(node, &ins[0].mask(), &ins[1].mask(), *swap)?;
-                let mut split = Split::new(Tag::Sign, &mut rng);
+                let mut split = Split::new(Tag::Sign, &mut rng, material_sizes(node));
                 let r = sign::deal_sign(&mut split, &d, &mut rng)?;
                 (split.finish(), Some(Known::Mask(r)))
             }
             (Gate::Relu, _) => {
-                let mut split = Split::new(Tag::Relu, &mut rng);
+                let mut split = Split::new(Tag::Relu, &mut rng, material_sizes(node));
                 let r = sign::deal_relu(&mut split, &ins[0].mask(), &mut rng)?;
                 (split.finish(), Some(Known::Mask(r)))
             }

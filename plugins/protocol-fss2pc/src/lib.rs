@@ -22,6 +22,7 @@
 pub mod dealer;
 pub mod fss;
 pub mod gates;
+pub mod linalg;
 pub mod lowering;
 pub mod material;
 pub mod protocol;

@@ -6,11 +6,22 @@
 //! [`SeedRng`]; party 1 receives the corrections (`value − share₀`) explicitly. Keys of the
 //! comparison functions are sent to both (they are correlated, not random).
 
-use crate::fss::{DcfKey, SeedRng};
+use crate::fss::{Dcf2Key, Dcf2KeyBatch, DcfKey, DcfKeyBatch, SeedRng, dcf, dcf2};
 use mpcflow_sdk::{Error, Result};
 
 /// Version of the material layout.
 pub const VERSION: u8 = 1;
+
+/// Threads for generating and evaluating keys (the machines we target have 2 cores; more
+/// helps only when the dealer and parties run on separate hosts).
+pub const THREADS: usize = 2;
+
+fn dealer_err(e: crate::fss::FssError) -> Error {
+    Error::internal(format!("fss2pc dealer: {e}"))
+}
+
+/// Spare capacity for the runtime's frame header in front of the material.
+const FRAME_ROOM: usize = 16;
 
 /// Length of the seed party 0 receives.
 pub const SEED_LEN: usize = 32;
@@ -59,13 +70,6 @@ impl Writer {
         self.buf.extend_from_slice(b);
     }
 
-    /// Appends DCF keys (all of one domain size, so their length is implied).
-    pub fn dcf_keys(&mut self, keys: &[DcfKey]) {
-        for k in keys {
-            self.buf.extend_from_slice(&k.to_bytes());
-        }
-    }
-
     /// The material.
     pub fn finish(self) -> Vec<u8> {
         self.buf
@@ -93,7 +97,8 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
+    /// The next `n` bytes.
+    pub fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or_else(|| {
             Error::Material(format!("truncated: {what} needs {n} bytes, {} left", self.buf.len() - self.pos))
         })?;
@@ -116,17 +121,6 @@ impl<'a> Reader<'a> {
         Ok(SeedRng::from_seed(s))
     }
 
-    /// `n` DCF keys over `bits`-bit domains.
-    pub fn dcf_keys(&mut self, n: usize, bits: u32, what: &str) -> Result<Vec<DcfKey>> {
-        let len = DcfKey::serialized_len(bits);
-        (0..n)
-            .map(|_| {
-                let b = self.take(len, what)?;
-                DcfKey::from_bytes(b).map_err(|e| Error::Material(format!("{what}: {e}")))
-            })
-            .collect()
-    }
-
     /// Fails if bytes are left over.
     pub fn finish(self) -> Result<()> {
         if self.pos == self.buf.len() {
@@ -147,6 +141,11 @@ pub fn dcf_len(bits: u32) -> u64 {
     DcfKey::serialized_len(bits) as u64
 }
 
+/// Size of a two-word DCF key over `bits` bits.
+pub fn dcf2_len(bits: u32) -> u64 {
+    Dcf2Key::serialized_len(bits) as u64
+}
+
 /// Dealer side: splits values into party 0's seed-expanded share and party 1's correction.
 pub struct Split {
     p0: Writer,
@@ -156,12 +155,19 @@ pub struct Split {
 
 impl Split {
     /// Starts material for `tag`; party 0's seed is drawn from the dealer's generator.
-    pub fn new(tag: Tag, dealer: &mut SeedRng) -> Split {
+    /// `sizes` (from [`split_len`]) reserves the buffers up front, plus room for the runtime's
+    /// frame header, so large material is written once and never reallocated.
+    pub fn new(tag: Tag, dealer: &mut SeedRng, sizes: [u64; 2]) -> Split {
         let mut seed = [0u8; SEED_LEN];
         dealer.fill_bytes(&mut seed);
-        let mut p0 = Writer::new(tag);
+        let writer = |size: u64| {
+            let mut w = Writer::new(tag);
+            w.buf.reserve(size as usize + FRAME_ROOM);
+            w
+        };
+        let mut p0 = writer(sizes[0]);
         p0.bytes(&seed);
-        Split { p0, p1: Writer::new(tag), rng0: SeedRng::from_seed(seed) }
+        Split { p0, p1: writer(sizes[1]), rng0: SeedRng::from_seed(seed) }
     }
 
     /// Shares `v`: party 0 gets its part from the seed, party 1 gets `v − share₀`.
@@ -171,12 +177,15 @@ impl Split {
         self.p1.words(&s1);
     }
 
-    /// Hands each party its DCF keys.
-    pub fn keys(&mut self, pairs: &[(DcfKey, DcfKey)]) {
-        for (k0, k1) in pairs {
-            self.p0.bytes(&k0.to_bytes());
-            self.p1.bytes(&k1.to_bytes());
-        }
+    /// Generates one DCF key pair per element (`x < alphas[i]` ↦ `betas[i]`) straight into the
+    /// parties' material, on up to [`THREADS`] threads.
+    pub fn dcf_keys(&mut self, alphas: &[u64], betas: &[u64], bits: u32, rng: &mut SeedRng) -> Result<()> {
+        dcf::keygen_into_par(alphas, betas, bits, rng, &mut self.p0.buf, &mut self.p1.buf, THREADS).map_err(dealer_err)
+    }
+
+    /// The same with two-word payloads.
+    pub fn dcf2_keys(&mut self, alphas: &[u64], betas: &[[u64; 2]], bits: u32, rng: &mut SeedRng) -> Result<()> {
+        dcf2::keygen_into_par(alphas, betas, bits, rng, &mut self.p0.buf, &mut self.p1.buf, THREADS).map_err(dealer_err)
     }
 
     /// Both parties' material.
@@ -207,9 +216,16 @@ impl<'a> Shares<'a> {
         }
     }
 
-    /// This party's `n` DCF keys over `bits` bits.
-    pub fn keys(&mut self, n: usize, bits: u32, what: &str) -> Result<Vec<DcfKey>> {
-        self.reader.dcf_keys(n, bits, what)
+    /// This party's `n` DCF keys over `bits` bits, read in place.
+    pub fn keys(&mut self, n: usize, bits: u32, what: &str) -> Result<DcfKeyBatch<'a>> {
+        let b = self.reader.take(DcfKey::serialized_len(bits) * n, what)?;
+        DcfKeyBatch::from_bytes(b, n, bits).map_err(|e| Error::Material(format!("{what}: {e}")))
+    }
+
+    /// This party's `n` two-word DCF keys over `bits` bits, read in place.
+    pub fn keys2(&mut self, n: usize, bits: u32, what: &str) -> Result<Dcf2KeyBatch<'a>> {
+        let b = self.reader.take(Dcf2Key::serialized_len(bits) * n, what)?;
+        Dcf2KeyBatch::from_bytes(b, n, bits).map_err(|e| Error::Material(format!("{what}: {e}")))
     }
 
     /// Fails if bytes are left over.
@@ -218,9 +234,9 @@ impl<'a> Shares<'a> {
     }
 }
 
-/// Bytes of material for `words` shared vectors of `n` elements and `keys` DCF keys per
-/// element over the given domain sizes, per party: `[party 0, party 1]`.
-pub fn split_len(n: usize, words: usize, key_bits: &[u32]) -> [u64; 2] {
-    let keys: u64 = key_bits.iter().map(|&b| dcf_len(b) * n as u64).sum();
+/// Bytes of material for `words` shared vectors of `n` elements and `key_len` bytes of keys per
+/// element, per party: `[party 0, party 1]`.
+pub fn split_len(n: usize, words: usize, key_len: u64) -> [u64; 2] {
+    let keys = key_len * n as u64;
     [HEADER as u64 + SEED_LEN as u64 + keys, HEADER as u64 + (words * n * 8) as u64 + keys]
 }

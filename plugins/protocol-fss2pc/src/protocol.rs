@@ -3,9 +3,9 @@
 use crate::dealer::{FssDealer, difference};
 use crate::gates::linear::{ScaleEval, eval_linear, public};
 use crate::gates::open::OneRound;
-use crate::gates::{Gate, bilinear, classify, io, sign};
+use crate::gates::{Gate, bilinear, classify, io, sign, trunc};
 use crate::lowering;
-use crate::material::{HEADER, SEED_LEN, Shares, Tag, split_len};
+use crate::material::{HEADER, SEED_LEN, Shares, Tag, dcf_len, dcf2_len, split_len};
 use crate::wire::Masked;
 use mpcflow_sdk::protocol::{
     Cost, Dealer, EvalInput, Immediate, Lowering, NodeDesc, NodeEval, NodeKind, NodeValue, PartyCount, Protocol,
@@ -101,6 +101,12 @@ impl Protocol for Fss2pc {
     }
 }
 
+/// The material each party receives for `node`, in bytes (as the cost model states it).
+pub fn material_sizes(node: &NodeDesc) -> [u64; 2] {
+    let c = cost(node);
+    [c.dealer_bytes.first().copied().unwrap_or(0), c.dealer_bytes.get(1).copied().unwrap_or(0)]
+}
+
 /// The exact cost of a node (tests hold the runtime's measurements to it).
 pub fn cost(node: &NodeDesc) -> Cost {
     let mut c = Cost::zero(node.parties);
@@ -129,11 +135,11 @@ pub fn cost(node: &NodeDesc) -> Cost {
             }
         }
         Gate::Public | Gate::Linear => {}
-        Gate::Scale { bits, .. } => both(&mut c, 1, split_len(n, 2, &[bits, 64])),
-        Gate::Bilinear { trunc: None } => both(&mut c, 1, split_len(n, 2, &[])),
-        Gate::Bilinear { trunc: Some(bits) } => both(&mut c, 2, split_len(n, 3, &[bits, 64])),
-        Gate::Sign { .. } => both(&mut c, 1, split_len(n, 2, &[63])),
-        Gate::Relu => both(&mut c, 1, split_len(n, 3, &[63, 63])),
+        Gate::Scale { bits, .. } => both(&mut c, 1, split_len(n, 2, trunc::key_len(bits))),
+        Gate::Bilinear { trunc: None } => both(&mut c, 1, split_len(n, 2, 0)),
+        Gate::Bilinear { trunc: Some(bits) } => both(&mut c, 2, split_len(n, 3, trunc::key_len(bits))),
+        Gate::Sign { .. } => both(&mut c, 1, split_len(n, 2, dcf_len(63))),
+        Gate::Relu => both(&mut c, 1, split_len(n, 3, dcf2_len(63))),
     }
     c
 }

@@ -83,7 +83,7 @@ pub fn run_dealer(
         }
         for (p, m) in material.into_iter().enumerate() {
             stats.bytes[id][p] = m.len() as u64;
-            let frame = Frame { kind: Kind::Material, node: id as u32, round: 0, payload: m }.encode();
+            let frame = Frame::encode_owned(Kind::Material, id as u32, 0, m);
             link.send(Endpoint::Party(PartyId(p as u16)), frame).map_err(|e| {
                 Error::Dealer(format!("sending material of node `{}` to {}: {e}", node.desc.name, plan.parties[p]))
             })?;

@@ -50,6 +50,16 @@ impl Frame {
         v
     }
 
+    /// Serialises a frame around an owned payload, reusing its allocation when it has room.
+    pub fn encode_owned(kind: Kind, node: u32, round: u16, mut payload: Vec<u8>) -> Vec<u8> {
+        let mut head = [0u8; HEADER];
+        head[0] = kind as u8;
+        head[1..5].copy_from_slice(&node.to_le_bytes());
+        head[5..7].copy_from_slice(&round.to_le_bytes());
+        payload.splice(0..0, head);
+        payload
+    }
+
     /// Parses a frame; garbage is an error, never a panic.
     pub fn decode(mut bytes: Vec<u8>) -> Result<Frame, Error> {
         if bytes.len() < HEADER {
@@ -67,8 +77,9 @@ impl Frame {
         };
         let node = u32::from_le_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
         let round = u16::from_le_bytes([bytes[5], bytes[6]]);
-        let payload = bytes.split_off(HEADER);
-        Ok(Frame { kind, node, round, payload })
+        // Shift the payload down in place rather than copying it into a new allocation.
+        bytes.drain(..HEADER);
+        Ok(Frame { kind, node, round, payload: bytes })
     }
 }
 

@@ -364,7 +364,7 @@ async fn run_node(
                         return Err(node_err(mpcflow_sdk::Error::internal(format!("message addressed to {}", m.peer))));
                     }
                     stats.bytes_sent += m.payload.len() as u64;
-                    let frame = Frame { kind: Kind::Msg, node: id, round, payload: m.payload }.encode();
+                    let frame = Frame::encode_owned(Kind::Msg, id, round, m.payload);
                     shared.link.send(Endpoint::Party(m.peer), frame).map_err(|e| Error::Transport {
                         party: shared.name.clone(),
                         message: format!("sending to {}: {e}", shared.peer_name(Endpoint::Party(m.peer))),

@@ -35,8 +35,10 @@
 //! matches LLAMA's CPU key pack (≈ 1.56 KB for n = ℓ = 64). EzPC's GPU-MPC DCF (≈ 951 B at
 //! n = 64) is smaller because its outputs are 1 bit and it terminates 8 levels early.
 
+use std::borrow::Cow;
 use std::fmt;
 
+use super::batch::{self, KeyBatch};
 use super::prg::{Block, Prg, PrgKey, SeedRng, block_from_u128, u128_from_block};
 use super::{
     EVAL_TILE, EvalScratch, FssError, REGION, Reader, check_all_in_domain, check_bits, check_in_domain, check_party,
@@ -370,10 +372,120 @@ pub fn eval_batch(party: u8, key: &DcfKey, xs: &[u64], out: &mut [u64]) -> Resul
     Ok(())
 }
 
+/// Many DCF keys of one domain size (one party's): their concatenated serialisations
+/// ([`DcfKey::to_bytes`] each), validated once and then evaluated where they lie by
+/// [`eval_many`]; borrowed from the caller's buffer ([`DcfKeyBatch::from_bytes`]) or owning it
+/// ([`DcfKeyBatch::from_vec`]). No copy, no per-key allocation: a serialised key is already a
+/// structure of arrays (root, seed CWs, value CWs, packed control bits, final CW), which the
+/// evaluation reads level by level with fixed strides. `Debug` prints only sizes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DcfKeyBatch<'a>(KeyBatch<'a, u64>);
+
+impl fmt::Debug for DcfKeyBatch<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DcfKeyBatch").field("n_bits", &self.0.n_bits()).field("len", &self.0.len()).finish()
+    }
+}
+
+impl<'a> DcfKeyBatch<'a> {
+    /// Validates `count` keys of `n_bits` bits serialised back to back
+    /// (`count · DcfKey::serialized_len(n_bits)` bytes) and borrows them. Accepts exactly what
+    /// [`DcfKey::from_bytes`] accepts key by key, plus the requirement that every key has `n_bits`
+    /// bits; errors name the first bad key.
+    pub fn from_bytes(bytes: &'a [u8], count: usize, n_bits: u32) -> Result<DcfKeyBatch<'a>, FssError> {
+        KeyBatch::parse(Cow::Borrowed(bytes), count, n_bits, true).map(DcfKeyBatch)
+    }
+
+    /// [`DcfKeyBatch::from_bytes`], taking ownership of the buffer.
+    pub fn from_vec(bytes: Vec<u8>, count: usize, n_bits: u32) -> Result<DcfKeyBatch<'static>, FssError> {
+        KeyBatch::parse(Cow::Owned(bytes), count, n_bits, true).map(DcfKeyBatch)
+    }
+
+    /// The same keys, owning their bytes (copied if borrowed).
+    pub fn into_owned(self) -> DcfKeyBatch<'static> {
+        DcfKeyBatch(self.0.into_owned())
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the batch holds no keys.
+    pub fn is_empty(&self) -> bool {
+        self.0.len() == 0
+    }
+
+    /// The domain size `n` in bits.
+    pub fn n_bits(&self) -> u32 {
+        self.0.n_bits()
+    }
+
+    /// The concatenated serialised keys.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.bytes()
+    }
+
+    /// Key `i` on its own (`None` if `i ≥ len()`); a parsed copy, meant for tests.
+    pub fn get(&self, i: usize) -> Option<DcfKey> {
+        self.0.key(i).and_then(|k| DcfKey::from_bytes(k).ok())
+    }
+}
+
+/// Generates one key pair per `(alphas[i], betas[i])` and appends the serialised keys to `out0`
+/// (party 0) and `out1` (party 1) in order: byte-identical to [`keygen_batch`] followed by
+/// [`DcfKey::to_bytes`] with the same `rng` state, without building the keys in between. Level by
+/// level over tiles of 32 keys, `6n` AES blocks per pair. Nothing is appended on error.
+pub fn keygen_into(
+    alphas: &[u64],
+    betas: &[u64],
+    n_bits: u32,
+    rng: &mut SeedRng,
+    out0: &mut Vec<u8>,
+    out1: &mut Vec<u8>,
+) -> Result<(), FssError> {
+    batch::keygen_into(alphas, betas, n_bits, rng, out0, out1)
+}
+
+/// [`keygen_into`] on up to `max_threads` threads (capped at the available parallelism; only for
+/// more than [`PAR_MIN_BATCH`](super::PAR_MIN_BATCH) pairs), with byte-identical output and `rng` use.
+pub fn keygen_into_par(
+    alphas: &[u64],
+    betas: &[u64],
+    n_bits: u32,
+    rng: &mut SeedRng,
+    out0: &mut Vec<u8>,
+    out1: &mut Vec<u8>,
+    max_threads: usize,
+) -> Result<(), FssError> {
+    batch::keygen_into_par(alphas, betas, n_bits, rng, out0, out1, max_threads)
+}
+
+/// Evaluates key `i` of `keys` at its own point `xs[i]` into `out[i]`, for every `i` (all three
+/// of the same length): equal to `eval(party, &keys.get(i), xs[i])`, but level by level over
+/// tiles of [`EVAL_TILE`] keys, so each `encrypt_blocks` call gets a few hundred independent
+/// blocks; `2n` AES blocks per key.
+pub fn eval_many(party: u8, keys: &DcfKeyBatch<'_>, xs: &[u64], out: &mut [u64]) -> Result<(), FssError> {
+    batch::eval_many(party, &keys.0, xs, out)
+}
+
+/// [`eval_many`] split into contiguous parts on up to `max_threads` scoped threads (capped at
+/// the available parallelism), the calling thread taking the first part. Batches of at most
+/// [`PAR_MIN_BATCH`](super::PAR_MIN_BATCH) keys run on the calling thread alone.
+pub fn eval_many_par(
+    party: u8,
+    keys: &DcfKeyBatch<'_>,
+    xs: &[u64],
+    out: &mut [u64],
+    max_threads: usize,
+) -> Result<(), FssError> {
+    batch::eval_many_par(party, &keys.0, xs, out, max_threads)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fss::domain_mask;
+    use crate::fss::{PAR_MIN_BATCH, domain_mask};
     use proptest::prelude::*;
 
     const NS: [u32; 7] = [1, 2, 8, 16, 32, 63, 64];
@@ -621,6 +733,136 @@ mod tests {
         );
     }
 
+    fn ok<T>(r: Result<T, FssError>) -> T {
+        r.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Both parties' serialised keys from [`keygen_into`].
+    fn keys_into(alphas: &[u64], betas: &[u64], n: u32, r: &mut SeedRng) -> [Vec<u8>; 2] {
+        let (mut b0, mut b1) = (Vec::new(), Vec::new());
+        ok(keygen_into(alphas, betas, n, r, &mut b0, &mut b1));
+        [b0, b1]
+    }
+
+    #[test]
+    fn keygen_into_is_byte_identical_to_keygen_batch() {
+        for n in [1u32, 7, 32, 63, 64] {
+            let count = 2 * GEN_TILE + 5;
+            let mut r = rng(30);
+            let alphas: Vec<u64> = (0..count).map(|_| r.next_u64() & domain_mask(n)).collect();
+            let betas: Vec<u64> = (0..count).map(|_| r.next_u64()).collect();
+            let (mut ra, mut rb) = (rng(31), rng(31));
+            let pairs = ok(keygen_batch(&alphas, &betas, n, &mut ra));
+            // Appends after existing content.
+            let (mut b0, mut b1) = (vec![0xEE], vec![0xFF, 0xFF]);
+            ok(keygen_into(&alphas, &betas, n, &mut rb, &mut b0, &mut b1));
+            let mut w0 = vec![0xEE];
+            let mut w1 = vec![0xFF, 0xFF];
+            for (k0, k1) in &pairs {
+                w0.extend_from_slice(&k0.to_bytes());
+                w1.extend_from_slice(&k1.to_bytes());
+            }
+            assert!(b0 == w0 && b1 == w1, "n={n}");
+            assert_eq!(ra.next_u128(), rb.next_u128(), "same rng use");
+            // The batch parses back to the same keys.
+            let batch = ok(DcfKeyBatch::from_bytes(&b1[2..], count, n));
+            assert_eq!((batch.len(), batch.n_bits()), (count, n));
+            for (i, (_, k1)) in pairs.iter().enumerate() {
+                assert_eq!(batch.get(i).as_ref(), Some(k1));
+            }
+            assert!(batch.get(count).is_none());
+        }
+    }
+
+    #[test]
+    fn par_variants_match_serial() {
+        let n = 10;
+        let count = PAR_MIN_BATCH + EVAL_TILE + 33;
+        let mut r = rng(32);
+        let alphas: Vec<u64> = (0..count).map(|_| r.next_u64() & domain_mask(n)).collect();
+        let betas: Vec<u64> = (0..count).map(|_| r.next_u64()).collect();
+        let xs: Vec<u64> = (0..count).map(|_| r.next_u64() & domain_mask(n)).collect();
+        let (mut ra, mut rp) = (rng(33), rng(33));
+        let [a0, a1] = keys_into(&alphas, &betas, n, &mut ra);
+        let (mut p0, mut p1) = (Vec::new(), Vec::new());
+        ok(keygen_into_par(&alphas, &betas, n, &mut rp, &mut p0, &mut p1, 2));
+        assert!(a0 == p0 && a1 == p1);
+        assert_eq!(ra.next_u128(), rp.next_u128());
+        let b = [ok(DcfKeyBatch::from_bytes(&a0, count, n)), ok(DcfKeyBatch::from_bytes(&a1, count, n))];
+        let mut y = [vec![0; count], vec![0; count]];
+        for party in 0..2u8 {
+            let p = usize::from(party);
+            ok(eval_many(party, &b[p], &xs, &mut y[p]));
+            for threads in [0, 1, 2, 5] {
+                let mut yp = vec![0; count];
+                ok(eval_many_par(party, &b[p], &xs, &mut yp, threads));
+                assert!(yp == y[p], "threads={threads}");
+            }
+        }
+        for i in 0..count {
+            assert_eq!(y[0][i].wrapping_add(y[1][i]), f_lt(alphas[i], betas[i], xs[i]), "i={i}");
+        }
+    }
+
+    #[test]
+    fn batch_validates_like_single_keys() {
+        let mut r = rng(34);
+        for n in [1u32, 3, 8, 63, 64] {
+            let len = DcfKey::serialized_len(n);
+            let [b0, _] = keys_into(&[0, 1 & domain_mask(n), domain_mask(n)], &[5, 6, 7], n, &mut r);
+            assert!(DcfKeyBatch::from_bytes(&b0, 3, n).is_ok());
+            assert!(DcfKeyBatch::from_bytes(&b0, 2, n).is_err());
+            assert!(DcfKeyBatch::from_bytes(&b0[..3 * len - 1], 3, n).is_err());
+            if n < 64 {
+                assert!(DcfKeyBatch::from_bytes(&b0, 3, n + 1).is_err());
+            }
+            // Every single-byte corruption of the last key is accepted by the batch parser iff
+            // the single-key parser accepts it (most flips are not detectable: random bytes).
+            for pos in 0..len {
+                for flip in [0x01u8, 0x80] {
+                    let mut bad = b0.clone();
+                    bad[2 * len + pos] ^= flip;
+                    let single = DcfKey::from_bytes(&bad[2 * len..]);
+                    let batch = DcfKeyBatch::from_bytes(&bad, 3, n);
+                    assert_eq!(single.is_ok(), batch.is_ok(), "n={n} pos={pos} flip={flip:#x}");
+                    if let (Ok(k), Ok(b)) = (single, batch) {
+                        assert_eq!(b.get(2), Some(k));
+                    } else if let Err(FssError::MalformedKey { reason, .. }) = DcfKeyBatch::from_bytes(&bad, 3, n) {
+                        assert!(reason.starts_with("key 2:"), "{reason}");
+                    }
+                }
+            }
+        }
+        assert_eq!(DcfKeyBatch::from_bytes(&[], 0, 65).err(), Some(FssError::InvalidDomainBits(65)));
+        let empty = ok(DcfKeyBatch::from_bytes(&[], 0, 5));
+        assert!(empty.is_empty());
+        assert_eq!(format!("{empty:?}"), "DcfKeyBatch { n_bits: 5, len: 0 }");
+        assert!(eval_many(0, &empty, &[], &mut []).is_ok());
+        // A DCF2 key is not a DCF key.
+        let (k2, _) = ok(crate::fss::dcf2::keygen(1, [1, 1], 8, &mut r));
+        assert!(DcfKeyBatch::from_bytes(&k2.to_bytes(), 1, 8).is_err());
+    }
+
+    #[test]
+    fn eval_many_invalid_arguments() {
+        let mut r = rng(35);
+        let [b0, _] = keys_into(&[3, 4], &[1, 1], 8, &mut r);
+        let k = ok(DcfKeyBatch::from_bytes(&b0, 2, 8));
+        let mut out = [0u64; 2];
+        assert_eq!(eval_many(2, &k, &[1, 2], &mut out), Err(FssError::InvalidParty(2)));
+        assert!(matches!(eval_many(0, &k, &[1], &mut out[..1]), Err(FssError::LengthMismatch { .. })));
+        assert!(matches!(eval_many(0, &k, &[1, 2], &mut out[..1]), Err(FssError::LengthMismatch { .. })));
+        assert!(matches!(eval_many(0, &k, &[1, 256], &mut out), Err(FssError::OutOfDomain { .. })));
+        assert!(matches!(eval_many_par(0, &k, &[1, 256], &mut out, 2), Err(FssError::OutOfDomain { .. })));
+        let (mut o0, mut o1) = (Vec::new(), Vec::new());
+        assert!(matches!(
+            keygen_into(&[1, 300], &[1, 1], 8, &mut r, &mut o0, &mut o1),
+            Err(FssError::OutOfDomain { what: "alpha", value: 300, .. })
+        ));
+        assert!(keygen_into_par(&[1], &[1, 2], 8, &mut r, &mut o0, &mut o1, 2).is_err());
+        assert!(o0.is_empty() && o1.is_empty());
+    }
+
     fn n_strategy() -> impl Strategy<Value = u32> {
         prop::sample::select(NS.to_vec())
     }
@@ -649,6 +891,46 @@ mod tests {
                 prop_assert_eq!(y0[i].wrapping_add(y1[i]), f_lt(alpha, beta, *x));
                 prop_assert_eq!(Ok(y0[i]), eval(0, &k0, *x));
                 prop_assert_eq!(Ok(y1[i]), eval(1, &k1, *x));
+            }
+        }
+
+        #[test]
+        fn prop_eval_many_matches_eval(
+            n in n_strategy(),
+            keys in prop::collection::vec((any::<u64>(), any::<u64>(), any::<u64>(), 0u8..4), 1..700),
+            seed in any::<[u8; 32]>(),
+        ) {
+            let max = domain_mask(n);
+            let alphas: Vec<u64> = keys.iter().map(|k| k.0 & max).collect();
+            let betas: Vec<u64> = keys.iter().map(|k| k.1).collect();
+            // Mixed points: random, the key's alpha, alpha − 1, alpha + 1.
+            let xs: Vec<u64> = keys
+                .iter()
+                .zip(&alphas)
+                .map(|(k, a)| match k.3 {
+                    0 => k.2 & max,
+                    1 => *a,
+                    2 => a.wrapping_sub(1) & max,
+                    _ => a.wrapping_add(1) & max,
+                })
+                .collect();
+            let mut r = SeedRng::from_seed(seed);
+            let [b0, b1] = keys_into(&alphas, &betas, n, &mut r);
+            let b = [
+                DcfKeyBatch::from_bytes(&b0, xs.len(), n).map_err(|e| TestCaseError::fail(e.to_string()))?,
+                DcfKeyBatch::from_bytes(&b1, xs.len(), n).map_err(|e| TestCaseError::fail(e.to_string()))?,
+            ];
+            let mut y = [vec![0; xs.len()], vec![0; xs.len()]];
+            for party in 0..2u8 {
+                let p = usize::from(party);
+                eval_many(party, &b[p], &xs, &mut y[p]).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                for (i, x) in xs.iter().enumerate() {
+                    let k = b[p].get(i).ok_or_else(|| TestCaseError::fail("key"))?;
+                    prop_assert_eq!(Ok(y[p][i]), eval(party, &k, *x));
+                }
+            }
+            for i in 0..xs.len() {
+                prop_assert_eq!(y[0][i].wrapping_add(y[1][i]), f_lt(alphas[i], betas[i], xs[i]));
             }
         }
 

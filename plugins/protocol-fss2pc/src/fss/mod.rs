@@ -10,6 +10,8 @@
 //! * [`dcf`]: distributed comparison function (Boyle–Chandran–Gilboa–Gupta–Ishai–Kohli–Ryffel,
 //!   Eurocrypt 2021, "Function Secret Sharing for Mixed-Mode and Fixed-Point Secure
 //!   Computation", ePrint 2020/1392, Fig. 3), `f(x) = β` if `x < α` (unsigned), else 0.
+//! * [`dcf2`]: the same comparison with a two-word payload (output group `Z(2^64)²`), one tree
+//!   walk for two payloads.
 //! * [`prg`]: the fixed-key AES-128 Matyas–Meyer–Oseas tree PRG and the dealer's [`SeedRng`].
 //!
 //! Everything is pure, synchronous and allocation-light: no I/O, no threads, no global mutable
@@ -32,15 +34,24 @@
 //! |---|---|---|---|
 //! | DPF | `4n` | `n` | `2·(2^n − 1)` |
 //! | DCF | `6n` | `2n` | — |
+//! | DCF2 | `8n + 2` | `2n + 1` | — |
 //!
-//! Key sizes (bytes, see [`dpf::DpfKey::serialized_len`], [`dcf::DcfKey::serialized_len`]):
-//! DPF `26 + 16n + ⌈n/4⌉`, DCF `26 + 24n + ⌈n/4⌉`.
+//! Key sizes (bytes, see [`dpf::DpfKey::serialized_len`], [`dcf::DcfKey::serialized_len`],
+//! [`dcf2::Dcf2Key::serialized_len`]): DPF `26 + 16n + ⌈n/4⌉`, DCF `26 + 24n + ⌈n/4⌉`,
+//! DCF2 `26 + 32n + ⌈n/4⌉ + 8`.
 //!
 //! The batched entry points ([`dpf::eval_batch`], [`dcf::eval_batch`], [`dpf::keygen_batch`],
 //! [`dcf::keygen_batch`]) walk many trees level by level (tiles of [`EVAL_TILE`] points or 128
 //! keys), so each `encrypt_blocks` call gets on the order of a hundred or more independent blocks;
 //! single-point [`dpf::eval`] / [`dcf::eval`] are latency bound (one chain of dependent AES calls)
 //! and meant for tests and stragglers.
+//!
+//! For one key *per point* (a tensor of comparisons, each with its own `α`), the parties parse
+//! their keys into a flat [`DcfKeyBatch`] / [`Dcf2KeyBatch`] (structure of arrays, no per-key
+//! allocation) and evaluate key `i` at point `i` with [`dcf::eval_many`] / [`dcf2::eval_many`]
+//! (tiles of keys walked level by level; `_par` variants split large batches across scoped
+//! threads); the dealer writes key pairs straight into the parties' byte buffers with
+//! [`dcf::keygen_into`] / [`dcf2::keygen_into`] (and `_par`).
 //!
 //! Key generation is called `keygen` rather than `gen` because `gen` is a reserved keyword in
 //! Rust 2024.
@@ -54,11 +65,15 @@
 //!   secret control bits are applied with masks. Key generation keeps `α`-dependent choices to
 //!   selects, but the code has not been audited for constant time.
 
+mod batch;
 pub mod dcf;
+pub mod dcf2;
 pub mod dpf;
 pub mod prg;
 
-pub use dcf::DcfKey;
+pub use batch::PAR_MIN_BATCH;
+pub use dcf::{DcfKey, DcfKeyBatch};
+pub use dcf2::{Dcf2Key, Dcf2KeyBatch};
 pub use dpf::DpfKey;
 pub use prg::{Prg, PrgKey, SeedRng};
 

@@ -33,16 +33,15 @@ pub fn deal(
     let c = wire::add(&b(node, op, rx, ry)?, &r_z);
     match trunc_bits {
         None => {
-            let mut split = Split::new(Tag::Bilinear, rng);
+            let mut split = Split::new(Tag::Bilinear, rng, crate::protocol::material_sizes(node));
             split.share(&c);
             split.share(&r_z);
             Ok((split.finish(), r_z))
         }
         Some(bits) => {
-            let mut split = Split::new(Tag::BilinearTrunc, rng);
+            let mut split = Split::new(Tag::BilinearTrunc, rng, crate::protocol::material_sizes(node));
             split.share(&c);
-            let (r_out, keys) = trunc::deal(&mut split, &r_z, bits, rng)?;
-            trunc::deal_keys(&mut split, &keys);
+            let r_out = trunc::deal(&mut split, &r_z, bits, rng)?;
             Ok((split.finish(), r_out))
         }
     }
@@ -81,10 +80,7 @@ impl BilinearEval {
         let c = m.share(n, "product correlation")?;
         let (trunc, r_z) = match trunc_bits {
             None => (None, m.share(n, "output mask")?),
-            Some(bits) => {
-                let (a, r_out) = trunc::read_shares(&mut m, n)?;
-                (Some((bits, trunc::read_keys(&mut m, n, bits, a, r_out)?)), vec![])
-            }
+            Some(bits) => (Some((bits, trunc::read(&mut m, n, bits)?)), vec![]),
         };
         m.finish()?;
         let mut mine = wire::sub(&c, &wire::add(&b(node, op, &x.value, &y.share)?, &b(node, op, &x.share, &y.value)?));

@@ -108,9 +108,8 @@ pub fn deal_scale(
         })
         .collect();
     let r = pre_scale(node, op, &planes, &publics, c)?;
-    let mut split = Split::new(Tag::Trunc, rng);
-    let (r_out, keys) = trunc::deal(&mut split, &r, bits, rng)?;
-    trunc::deal_keys(&mut split, &keys);
+    let mut split = Split::new(Tag::Trunc, rng, crate::protocol::material_sizes(node));
+    let r_out = trunc::deal(&mut split, &r, bits, rng)?;
     Ok((split.finish(), r_out))
 }
 
@@ -146,8 +145,7 @@ impl ScaleEval {
         let zhat = pre_scale(node, op, &values, &publics, c)?;
         let n = zhat.len();
         let mut m = Shares::new(material, Tag::Trunc, me.0)?;
-        let (a, r_out) = trunc::read_shares(&mut m, n)?;
-        let t = trunc::read_keys(&mut m, n, bits, a, r_out)?;
+        let t = trunc::read(&mut m, n, bits)?;
         m.finish()?;
         Ok(ScaleEval { me, node: node.clone(), bits, zhat, material: Some(t), mine: vec![], sent: false })
     }

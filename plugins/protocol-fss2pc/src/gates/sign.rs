@@ -4,19 +4,15 @@
 //! `b = p ⊕ s ⊕ c` where `p` is the top bit of `v̂`, `s` the top bit of `r` (the dealer knows
 //! it) and `c = [v̂ mod 2^63 < r mod 2^63]`. The dealer deals a 63-bit DCF with payload
 //! `1 − 2s` and shares of `s`, so the parties hold shares of `e = s ⊕ c = s + (1 − 2s)c` and
-//! then of `b = p + (1 − 2p)e` locally. For ReLU a second DCF with payload `(1 − 2s)·r` gives
-//! shares of `b·r`, so `relu(x) = b·x̂ − b·r` needs no multiplication round.
-//! Exact whenever `|d| < 2^63` (for comparisons: both operands within ±2^62).
+//! then of `b = p + (1 − 2p)e` locally. For ReLU the DCF carries a second payload word
+//! `(1 − 2s)·r`, giving shares of `b·r` too, so `relu(x) = b·x̂ − b·r` needs no multiplication
+//! round. Exact whenever `|d| < 2^63` (for comparisons: both operands within ±2^62).
 
-use crate::fss::{DcfKey, SeedRng, dcf};
-use crate::material::{Shares, Split};
+use crate::fss::{SeedRng, dcf, dcf2};
+use crate::material::{Shares, Split, THREADS};
 use mpcflow_sdk::{Error, Result};
 
 const LOW63: u64 = (1u64 << 63) - 1;
-
-fn fss(e: crate::fss::FssError) -> Error {
-    Error::internal(format!("fss2pc dealer: {e}"))
-}
 
 /// Dealer: material of a sign gate on a value with mask `r`; returns the output mask.
 pub fn deal_sign(split: &mut Split, r: &[u64], rng: &mut SeedRng) -> Result<Vec<u64>> {
@@ -27,7 +23,7 @@ pub fn deal_sign(split: &mut Split, r: &[u64], rng: &mut SeedRng) -> Result<Vec<
     split.share(&r_out);
     let alphas: Vec<u64> = r.iter().map(|r| r & LOW63).collect();
     let betas: Vec<u64> = s.iter().map(|s| 1u64.wrapping_sub(2 * s)).collect();
-    split.keys(&dcf::keygen_batch(&alphas, &betas, 63, rng).map_err(fss)?);
+    split.dcf_keys(&alphas, &betas, 63, rng)?;
     Ok(r_out)
 }
 
@@ -41,15 +37,20 @@ pub fn deal_relu(split: &mut Split, r: &[u64], rng: &mut SeedRng) -> Result<Vec<
     split.share(&sr);
     split.share(&r_out);
     let alphas: Vec<u64> = r.iter().map(|r| r & LOW63).collect();
-    let b1: Vec<u64> = s.iter().map(|s| 1u64.wrapping_sub(2 * s)).collect();
-    let b2: Vec<u64> = b1.iter().zip(r).map(|(b, r)| b.wrapping_mul(*r)).collect();
-    split.keys(&dcf::keygen_batch(&alphas, &b1, 63, rng).map_err(fss)?);
-    split.keys(&dcf::keygen_batch(&alphas, &b2, 63, rng).map_err(fss)?);
+    let betas: Vec<[u64; 2]> = s
+        .iter()
+        .zip(r)
+        .map(|(s, r)| {
+            let b = 1u64.wrapping_sub(2 * s);
+            [b, b.wrapping_mul(*r)]
+        })
+        .collect();
+    split.dcf2_keys(&alphas, &betas, 63, rng)?;
     Ok(r_out)
 }
 
-fn eval(party: u16, key: &DcfKey, x: u64) -> Result<u64> {
-    dcf::eval(party as u8, key, x).map_err(|e| Error::Material(e.to_string()))
+fn material(e: crate::fss::FssError) -> Error {
+    Error::Material(e.to_string())
 }
 
 /// Party: shares of `a + σ·[d ≥ 0] + r_out` from the public `d̂`.
@@ -58,16 +59,22 @@ pub fn sign_share(party: u16, dhat: &[u64], a: u64, sigma: u64, m: &mut Shares<'
     let s = m.share(n, "sign mask bit")?;
     let r_out = m.share(n, "output mask")?;
     let keys = m.keys(n, 63, "sign keys")?;
+    let v: Vec<u64> = dhat.iter().map(|d| d.wrapping_add(1 << 63)).collect();
+    let low: Vec<u64> = v.iter().map(|v| v & LOW63).collect();
+    let mut c = vec![0u64; n];
+    dcf::eval_many_par(party as u8, &keys, &low, &mut c, THREADS).map_err(material)?;
     let own = u64::from(party == 0);
-    let mut out = Vec::with_capacity(n);
-    for i in 0..n {
-        let v = dhat[i].wrapping_add(1 << 63);
-        let p = v >> 63;
-        let e = s[i].wrapping_add(eval(party, &keys[i], v & LOW63)?);
-        let b = (own * p).wrapping_add(1u64.wrapping_sub(2 * p).wrapping_mul(e));
-        out.push((own * a).wrapping_add(sigma.wrapping_mul(b)).wrapping_add(r_out[i]));
-    }
-    Ok((out, r_out))
+    Ok((
+        (0..n)
+            .map(|i| {
+                let p = v[i] >> 63;
+                let e = s[i].wrapping_add(c[i]);
+                let b = (own * p).wrapping_add(1u64.wrapping_sub(2 * p).wrapping_mul(e));
+                (own * a).wrapping_add(sigma.wrapping_mul(b)).wrapping_add(r_out[i])
+            })
+            .collect(),
+        r_out,
+    ))
 }
 
 /// Party: shares of `relu(x) + r_out` from the public `x̂` and this party's mask share.
@@ -76,19 +83,24 @@ pub fn relu_share(party: u16, xhat: &[u64], rshare: &[u64], m: &mut Shares<'_>) 
     let s = m.share(n, "relu mask bit")?;
     let sr = m.share(n, "relu mask product")?;
     let r_out = m.share(n, "output mask")?;
-    let k1 = m.keys(n, 63, "relu bit keys")?;
-    let k2 = m.keys(n, 63, "relu product keys")?;
+    let keys = m.keys2(n, 63, "relu keys")?;
+    let v: Vec<u64> = xhat.iter().map(|x| x.wrapping_add(1 << 63)).collect();
+    let low: Vec<u64> = v.iter().map(|v| v & LOW63).collect();
+    let mut c = vec![[0u64; 2]; n];
+    dcf2::eval_many_par(party as u8, &keys, &low, &mut c, THREADS).map_err(material)?;
     let own = u64::from(party == 0);
-    let mut out = Vec::with_capacity(n);
-    for i in 0..n {
-        let v = xhat[i].wrapping_add(1 << 63);
-        let p = v >> 63;
-        let q = 1u64.wrapping_sub(2 * p);
-        let e = s[i].wrapping_add(eval(party, &k1[i], v & LOW63)?);
-        let er = sr[i].wrapping_add(eval(party, &k2[i], v & LOW63)?);
-        let b = (own * p).wrapping_add(q.wrapping_mul(e));
-        let br = p.wrapping_mul(rshare[i]).wrapping_add(q.wrapping_mul(er));
-        out.push(xhat[i].wrapping_mul(b).wrapping_sub(br).wrapping_add(r_out[i]));
-    }
-    Ok((out, r_out))
+    Ok((
+        (0..n)
+            .map(|i| {
+                let p = v[i] >> 63;
+                let q = 1u64.wrapping_sub(2 * p);
+                let e = s[i].wrapping_add(c[i][0]);
+                let er = sr[i].wrapping_add(c[i][1]);
+                let b = (own * p).wrapping_add(q.wrapping_mul(e));
+                let br = p.wrapping_mul(rshare[i]).wrapping_add(q.wrapping_mul(er));
+                xhat[i].wrapping_mul(b).wrapping_sub(br).wrapping_add(r_out[i])
+            })
+            .collect(),
+        r_out,
+    ))
 }

@@ -1,0 +1,886 @@
+//! Machinery shared by [`super::dcf`] and [`super::dcf2`]: comparison-function keys whose
+//! payload is one or two words of `Z(2^64)`, in flat batches (one key per point), generated
+//! straight into serialised bytes and evaluated level by level across keys.
+//!
+//! Both schemes use the same tree (child seeds `AES_kL(s) ⊕ s`, `AES_kR(s) ⊕ s`) and the same
+//! byte layout; they differ only in the [`Payload`] type, which fixes how the value words of a
+//! level and the leaf's `Convert` come out of the PRG:
+//!
+//! * `u64` (DCF): one value block `AES_kV(s) ⊕ s` per node gives both directions (low half =
+//!   left, high half = right); `Convert(s)` = high 64 bits of the leaf seed.
+//! * `[u64; 2]` (DCF2): the value block of direction `d` is `AES_kV(s ∥ d) ⊕ (s ∥ d)` (the seed
+//!   with its cleared control-bit position set to `d`), a whole 128 bits per direction; an
+//!   evaluation still needs one value block per level. `Convert(s)` = `AES_kV(s) ⊕ s` of the leaf
+//!   seed (128 pseudo-random bits; the 127-bit seed itself is too short).
+//!
+//! # Serialised key (`w` = payload words)
+//!
+//! `tag (1) ‖ n (1) ‖ root seed (16) ‖ n × seed CW (16) ‖ n × value CW (8w) ‖ control-bit CWs
+//! (⌈2n/8⌉, bit 2i = t_L, bit 2i+1 = t_R of level i, unused bits zero) ‖ final CW (8w)`, all
+//! little-endian: `2 + 16 + (16 + 8w)·n + ⌈n/4⌉ + 8w` bytes.
+//!
+//! # Batches
+//!
+//! [`KeyBatch`] is `count` serialised keys of one domain size back to back, validated once and
+//! then read in place (borrowed or owned; no copy, no per-key allocation). A serialised key is
+//! already a structure of arrays (root, seed CWs, value CWs, control bits, final CW), so a level's
+//! CWs of consecutive keys lie at a fixed stride. [`eval_many`] evaluates key `i` at `xs[i]` for
+//! all `i`, walking tiles of [`MANY_TILE`] keys level by level so every `encrypt_blocks` call gets
+//! tens to hundreds of independent blocks (as `dcf::eval_batch` does for one key at many points).
+//! [`keygen_into`] generates key pairs level by level over tiles of [`GEN_TILE`] keys and writes
+//! them straight into the two parties' byte buffers.
+//!
+//! Why no copy into owned arrays: for a million keys that is gigabytes of fresh memory, and first
+//! touches of fresh pages (page faults) cost more than the evaluation itself on small VMs.
+
+use std::borrow::Cow;
+use std::marker::PhantomData;
+use std::sync::Mutex;
+use std::thread;
+
+use super::prg::{Block, Prg, PrgKey, SeedRng, block_from_u128, u128_from_block};
+use super::{
+    EvalScratch, FssError, REGION, check_all_in_domain, check_bits, check_in_domain, check_party, control_bytes,
+    mask64, mask128, path_bit, select, signed, split_seed,
+};
+
+/// Keys per tile in [`eval_many`]: each `encrypt_blocks` call gets about 64 (child seeds) or 128
+/// (values) blocks, and a tile's state and AES buffers stay in L1.
+pub(crate) const MANY_TILE: usize = 128;
+
+/// Keys per tile in [`keygen_into`] (two seeds each, so 64 blocks per `encrypt_blocks` call): the
+/// tile's serialised keys (written level by level at a key-size stride) stay in L1/L2.
+pub(crate) const GEN_TILE: usize = 32;
+
+/// Batches of at most this many keys are evaluated on the calling thread alone by
+/// [`dcf::eval_many_par`](super::dcf::eval_many_par) and
+/// [`dcf2::eval_many_par`](super::dcf2::eval_many_par) (and generated so by the `keygen_into_par`
+/// functions); larger ones are split across threads.
+pub const PAR_MIN_BATCH: usize = 4096;
+
+/// The output group of a comparison function: one word (`u64`) or two (`[u64; 2]`) of
+/// `Z(2^64)`, with how its elements come out of the PRG. Implemented only for these two types.
+pub(crate) trait Payload: Copy + Default + PartialEq + Eq + Send + Sync + 'static {
+    /// 64-bit words per element.
+    const WORDS: usize;
+    /// Type tag of the serialised key.
+    const TAG: u8;
+    /// Name in error messages.
+    const KIND: &'static str;
+    /// Value PRG blocks the dealer needs per seed and level (1: both directions from one block).
+    const VALUE_BLOCKS: usize;
+    /// Whether `Convert` of a leaf seed takes a value PRG block (`AES_kV(s) ⊕ s`).
+    const CONVERT_BY_PRG: bool;
+
+    /// Input of the value PRG block for direction `bit`.
+    fn value_input(seed: u128, bit: u64) -> u128;
+    /// The value of direction `bit` from `AES_kV(i) ⊕ i`, `i = value_input(seed, bit)`.
+    fn value(out: u128, bit: u64) -> Self;
+    /// `Convert` of a leaf seed; `prg_out` is `AES_kV(seed) ⊕ seed` when [`Self::CONVERT_BY_PRG`].
+    fn convert(seed: u128, prg_out: u128) -> Self;
+    /// Wrapping addition.
+    fn add(self, o: Self) -> Self;
+    /// Wrapping subtraction.
+    fn sub(self, o: Self) -> Self;
+    /// Bitwise AND of every word with `m`.
+    fn and(self, m: u64) -> Self;
+    /// `(-1)^b · self` for `b ∈ {0, 1}`.
+    fn signed(self, b: u8) -> Self;
+    /// `one` where `m` is all ones, `zero` where it is zero.
+    fn select(m: u64, one: Self, zero: Self) -> Self;
+    /// Little-endian bytes into the first `8·WORDS` bytes of `out`.
+    fn write(self, out: &mut [u8]);
+    /// From the first `8·WORDS` little-endian bytes of `b` (missing bytes read as zero).
+    fn read(b: &[u8]) -> Self;
+}
+
+#[inline(always)]
+fn u128_le(b: &[u8]) -> u128 {
+    b.try_into().map_or(0, u128::from_le_bytes)
+}
+
+#[inline(always)]
+fn put(out: &mut [u8], at: usize, bytes: &[u8]) {
+    if let Some(d) = out.get_mut(at..at + bytes.len()) {
+        d.copy_from_slice(bytes);
+    }
+}
+
+impl Payload for u64 {
+    const WORDS: usize = 1;
+    const TAG: u8 = super::dcf::DCF_TAG;
+    const KIND: &'static str = "DCF";
+    const VALUE_BLOCKS: usize = 1;
+    const CONVERT_BY_PRG: bool = false;
+
+    #[inline(always)]
+    fn value_input(seed: u128, _bit: u64) -> u128 {
+        seed
+    }
+    #[inline(always)]
+    fn value(out: u128, bit: u64) -> u64 {
+        (out >> (64 * bit)) as u64
+    }
+    #[inline(always)]
+    fn convert(seed: u128, _prg_out: u128) -> u64 {
+        super::convert(seed)
+    }
+    #[inline(always)]
+    fn add(self, o: u64) -> u64 {
+        self.wrapping_add(o)
+    }
+    #[inline(always)]
+    fn sub(self, o: u64) -> u64 {
+        self.wrapping_sub(o)
+    }
+    #[inline(always)]
+    fn and(self, m: u64) -> u64 {
+        self & m
+    }
+    #[inline(always)]
+    fn signed(self, b: u8) -> u64 {
+        signed(b, self)
+    }
+    #[inline(always)]
+    fn select(m: u64, one: u64, zero: u64) -> u64 {
+        (one & m) | (zero & !m)
+    }
+    #[inline(always)]
+    fn write(self, out: &mut [u8]) {
+        if let Some(d) = out.first_chunk_mut::<8>() {
+            *d = self.to_le_bytes();
+        }
+    }
+    #[inline(always)]
+    fn read(b: &[u8]) -> u64 {
+        b.first_chunk::<8>().map_or(0, |a| u64::from_le_bytes(*a))
+    }
+}
+
+impl Payload for [u64; 2] {
+    const WORDS: usize = 2;
+    const TAG: u8 = super::dcf2::DCF2_TAG;
+    const KIND: &'static str = "DCF2";
+    const VALUE_BLOCKS: usize = 2;
+    const CONVERT_BY_PRG: bool = true;
+
+    #[inline(always)]
+    fn value_input(seed: u128, bit: u64) -> u128 {
+        seed | u128::from(bit & 1)
+    }
+    #[inline(always)]
+    fn value(out: u128, _bit: u64) -> [u64; 2] {
+        [out as u64, (out >> 64) as u64]
+    }
+    #[inline(always)]
+    fn convert(_seed: u128, prg_out: u128) -> [u64; 2] {
+        [prg_out as u64, (prg_out >> 64) as u64]
+    }
+    #[inline(always)]
+    fn add(self, o: [u64; 2]) -> [u64; 2] {
+        [self[0].wrapping_add(o[0]), self[1].wrapping_add(o[1])]
+    }
+    #[inline(always)]
+    fn sub(self, o: [u64; 2]) -> [u64; 2] {
+        [self[0].wrapping_sub(o[0]), self[1].wrapping_sub(o[1])]
+    }
+    #[inline(always)]
+    fn and(self, m: u64) -> [u64; 2] {
+        [self[0] & m, self[1] & m]
+    }
+    #[inline(always)]
+    fn signed(self, b: u8) -> [u64; 2] {
+        [signed(b, self[0]), signed(b, self[1])]
+    }
+    #[inline(always)]
+    fn select(m: u64, one: [u64; 2], zero: [u64; 2]) -> [u64; 2] {
+        [(one[0] & m) | (zero[0] & !m), (one[1] & m) | (zero[1] & !m)]
+    }
+    #[inline(always)]
+    fn write(self, out: &mut [u8]) {
+        if let Some(d) = out.first_chunk_mut::<16>() {
+            let (a, b) = d.split_at_mut(8);
+            a.copy_from_slice(&self[0].to_le_bytes());
+            b.copy_from_slice(&self[1].to_le_bytes());
+        }
+    }
+    #[inline(always)]
+    fn read(b: &[u8]) -> [u64; 2] {
+        let v = b.first_chunk::<16>().map_or(0, |a| u128::from_le_bytes(*a));
+        [v as u64, (v >> 64) as u64]
+    }
+}
+
+/// Byte offsets of the fields of one serialised key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Layout {
+    n: usize,
+    values: usize,
+    ctrl: usize,
+    fin: usize,
+    /// Bytes of one key.
+    pub(crate) len: usize,
+}
+
+/// Offset of the root seed.
+const ROOT: usize = 2;
+/// Offset of the first seed correction word.
+const SEEDS: usize = 18;
+
+impl Layout {
+    pub(crate) const fn new(n_bits: u32, words: usize) -> Layout {
+        let n = n_bits as usize;
+        let values = SEEDS + 16 * n;
+        let ctrl = values + 8 * words * n;
+        let fin = ctrl + control_bytes(n);
+        Layout { n, values, ctrl, fin, len: fin + 8 * words }
+    }
+
+    // Field readers of a serialised key; a key too short reads zeros (callers validate lengths).
+
+    #[inline(always)]
+    fn root(&self, key: &[u8]) -> u128 {
+        key.get(ROOT..SEEDS).map_or(0, u128_le)
+    }
+
+    #[inline(always)]
+    fn seed_cw(&self, key: &[u8], level: usize) -> u128 {
+        key.get(SEEDS + 16 * level..SEEDS + 16 * level + 16).map_or(0, u128_le)
+    }
+
+    #[inline(always)]
+    fn value_cw<P: Payload>(&self, key: &[u8], level: usize) -> P {
+        key.get(self.values + 8 * P::WORDS * level..).map_or(P::default(), P::read)
+    }
+
+    /// The packed control-bit CWs as one little-endian word.
+    #[inline(always)]
+    fn ctrl_word(&self, key: &[u8]) -> u128 {
+        let mut c = [0u8; 16];
+        if let (Some(d), Some(s)) = (c.get_mut(..self.fin - self.ctrl), key.get(self.ctrl..self.fin)) {
+            d.copy_from_slice(s);
+        }
+        u128::from_le_bytes(c)
+    }
+
+    #[inline(always)]
+    fn final_cw<P: Payload>(&self, key: &[u8]) -> P {
+        key.get(self.fin..).map_or(P::default(), P::read)
+    }
+}
+
+/// The even bits of `x` packed into the low 32 bits.
+#[inline]
+fn compress_even(mut x: u64) -> u64 {
+    x &= 0x5555_5555_5555_5555;
+    x = (x | (x >> 1)) & 0x3333_3333_3333_3333;
+    x = (x | (x >> 2)) & 0x0f0f_0f0f_0f0f_0f0f;
+    x = (x | (x >> 4)) & 0x00ff_00ff_00ff_00ff;
+    x = (x | (x >> 8)) & 0x0000_ffff_0000_ffff;
+    (x | (x >> 16)) & 0x0000_0000_ffff_ffff
+}
+
+/// The low 32 bits of `x` spread to the even bit positions.
+#[inline]
+fn spread_even(mut x: u64) -> u64 {
+    x &= 0xffff_ffff;
+    x = (x | (x << 16)) & 0x0000_ffff_0000_ffff;
+    x = (x | (x << 8)) & 0x00ff_00ff_00ff_00ff;
+    x = (x | (x << 4)) & 0x0f0f_0f0f_0f0f_0f0f;
+    x = (x | (x << 2)) & 0x3333_3333_3333_3333;
+    (x | (x << 1)) & 0x5555_5555_5555_5555
+}
+
+/// Packed control bits (bit `2i` = `t_L`, `2i+1` = `t_R` of level `i`) → `[t_L mask, t_R mask]`.
+#[inline]
+pub(crate) fn split_ctrl(c: u128) -> [u64; 2] {
+    let (lo, hi) = (c as u64, (c >> 64) as u64);
+    [compress_even(lo) | (compress_even(hi) << 32), compress_even(lo >> 1) | (compress_even(hi >> 1) << 32)]
+}
+
+/// Inverse of [`split_ctrl`].
+#[inline]
+pub(crate) fn join_ctrl([l, r]: [u64; 2]) -> u128 {
+    let lo = spread_even(l) | (spread_even(r) << 1);
+    let hi = spread_even(l >> 32) | (spread_even(r >> 32) << 1);
+    u128::from(lo) | (u128::from(hi) << 64)
+}
+
+/// `count` serialised keys of one domain size, concatenated, validated once and then evaluated
+/// where they lie (borrowed or owned bytes; no copy, no per-key allocation).
+///
+/// The serialised key is itself a structure of arrays (root, all seed CWs, all value CWs, packed
+/// control bits, final CW), so [`eval_range`] reads each level's CWs with fixed strides.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct KeyBatch<'a, P> {
+    n_bits: u32,
+    count: usize,
+    lay: Layout,
+    bytes: Cow<'a, [u8]>,
+    _payload: PhantomData<P>,
+}
+
+impl<'a, P: Payload> KeyBatch<'a, P> {
+    pub(crate) fn n_bits(&self) -> u32 {
+        self.n_bits
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.count
+    }
+
+    /// All keys' serialisations, back to back.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The serialisation of key `i`.
+    pub(crate) fn key(&self, i: usize) -> Option<&[u8]> {
+        let start = i.checked_mul(self.lay.len)?;
+        self.bytes.get(start..start.checked_add(self.lay.len)?)
+    }
+
+    /// The same keys, owning their bytes.
+    pub(crate) fn into_owned(self) -> KeyBatch<'static, P> {
+        let KeyBatch { n_bits, count, lay, bytes, _payload } = self;
+        KeyBatch { n_bits, count, lay, bytes: Cow::Owned(bytes.into_owned()), _payload }
+    }
+
+    /// Validates `count` keys of `n_bits` bits serialised back to back, accepting exactly the
+    /// byte strings the single-key parsers accept (tag, domain size, length, seed low bits,
+    /// control-bit padding). `label` prefixes errors with the key index.
+    pub(crate) fn parse(bytes: Cow<'a, [u8]>, count: usize, n_bits: u32, label: bool) -> Result<Self, FssError> {
+        check_bits(n_bits)?;
+        let lay = Layout::new(n_bits, P::WORDS);
+        let malformed = |reason: String| FssError::MalformedKey { kind: P::KIND, reason };
+        let want = count.checked_mul(lay.len).ok_or_else(|| malformed(format!("{count} keys overflow a length")))?;
+        if bytes.len() != want {
+            return Err(malformed(format!("{} bytes, {count} {n_bits}-bit keys have {want}", bytes.len())));
+        }
+        for (k, key) in bytes.chunks_exact(lay.len).enumerate() {
+            validate_key::<P>(key, &lay, n_bits)
+                .map_err(|r| malformed(if label { format!("key {k}: {r}") } else { r }))?;
+        }
+        Ok(KeyBatch { n_bits, count, lay, bytes, _payload: PhantomData })
+    }
+}
+
+/// Checks one serialised key of `lay.len` bytes (see [`KeyBatch::parse`]).
+fn validate_key<P: Payload>(key: &[u8], lay: &Layout, n_bits: u32) -> Result<(), String> {
+    let tag = key.first().copied().unwrap_or_default();
+    if tag != P::TAG {
+        return Err(format!("type tag {tag:#04x}, expected {:#04x}", P::TAG));
+    }
+    let n = key.get(1).copied().unwrap_or_default();
+    if u32::from(n) != n_bits {
+        return Err(format!("domain size {n} bits in a batch of {n_bits}-bit keys"));
+    }
+    if key.get(ROOT).is_some_and(|b| b & 1 != 0) {
+        return Err("root seed has its control-bit position set".to_string());
+    }
+    // Low bytes of the seed CWs: OR them all first, locate the culprit only on failure.
+    let seeds = key.get(SEEDS..lay.values).unwrap_or_default();
+    if seeds.chunks_exact(16).fold(0, |a, c| a | c.first().copied().unwrap_or_default()) & 1 != 0 {
+        let i = seeds.chunks_exact(16).position(|c| c.first().is_some_and(|b| b & 1 != 0)).unwrap_or_default();
+        return Err(format!("seed correction word {i} has its control-bit position set"));
+    }
+    if 2 * lay.n < 128 && lay.ctrl_word(key) >> (2 * lay.n) != 0 {
+        return Err("padding bits after the control bits are not zero".to_string());
+    }
+    Ok(())
+}
+
+/// Tag, domain size and root seed of a serialised key.
+#[inline]
+fn write_key_head(key: &mut [u8], n_bits: u32, tag: u8, root: u128) {
+    put(key, 0, &[tag, n_bits as u8]);
+    put(key, ROOT, &root.to_le_bytes());
+}
+
+/// Control bits and final CW of a serialised key.
+#[inline]
+fn write_key_tail<P: Payload>(key: &mut [u8], lay: &Layout, ctrl: [u64; 2], fin: P) {
+    let c = join_ctrl(ctrl).to_le_bytes();
+    if let Some(cb) = c.get(..lay.fin - lay.ctrl) {
+        put(key, lay.ctrl, cb);
+    }
+    if let Some(d) = key.get_mut(lay.fin..) {
+        fin.write(d);
+    }
+}
+
+/// Party `party`'s share of key `i` of `b` at `x` (latency bound: `2n` dependent AES calls,
+/// plus one for a PRG `Convert`).
+pub(crate) fn eval_one<P: Payload>(party: u8, b: &KeyBatch<'_, P>, i: usize, x: u64) -> Result<P, FssError> {
+    check_party(party)?;
+    check_in_domain("evaluation point", x, b.n_bits)?;
+    let key = b.key(i).ok_or(FssError::LengthMismatch { what: "key index", expected: b.len(), got: i })?;
+    let lay = &b.lay;
+    let ctrl = split_ctrl(lay.ctrl_word(key));
+    let prg = Prg::global();
+    let (mut s, mut t, mut acc) = (lay.root(key), party, P::default());
+    for level in 0..lay.n {
+        let bit = path_bit(x, b.n_bits, level as u32);
+        let (sc, tc) = split_seed(prg.mmo(PrgKey::child(bit), s));
+        let v = P::value(prg.mmo(PrgKey::Value, P::value_input(s, bit)), bit);
+        let t_cw = ((if bit == 0 { ctrl[0] } else { ctrl[1] } >> level) & 1) as u8;
+        acc = acc.add(v).add(lay.value_cw::<P>(key, level).and(mask64(t)));
+        s = sc ^ (mask128(t) & lay.seed_cw(key, level));
+        t = tc ^ (t & t_cw);
+    }
+    let prg_out = if P::CONVERT_BY_PRG { prg.mmo(PrgKey::Value, s) } else { 0 };
+    Ok(acc.add(P::convert(s, prg_out)).add(lay.final_cw::<P>(key).and(mask64(t))).signed(party))
+}
+
+/// Argument checks shared by [`eval_many`] and [`eval_many_par`].
+fn check_many<P: Payload>(party: u8, b: &KeyBatch<'_, P>, xs: &[u64], out: &[P]) -> Result<(), FssError> {
+    check_party(party)?;
+    if xs.len() != b.len() {
+        return Err(FssError::LengthMismatch { what: "evaluation points", expected: b.len(), got: xs.len() });
+    }
+    if out.len() != xs.len() {
+        return Err(FssError::LengthMismatch { what: "output buffer", expected: xs.len(), got: out.len() });
+    }
+    check_all_in_domain(xs, b.n_bits)
+}
+
+/// Evaluates key `i` of `b` at `xs[i]` into `out[i]` for every `i`.
+pub(crate) fn eval_many<P: Payload>(party: u8, b: &KeyBatch<'_, P>, xs: &[u64], out: &mut [P]) -> Result<(), FssError> {
+    check_many(party, b, xs, out)?;
+    eval_range(party, b, 0, xs, out);
+    Ok(())
+}
+
+/// Threads to use for `len` items: 1 up to [`PAR_MIN_BATCH`], else the available parallelism
+/// capped at `max_threads` (at least 1).
+fn par_threads(len: usize, max_threads: usize) -> usize {
+    if len <= PAR_MIN_BATCH {
+        return 1;
+    }
+    let avail = thread::available_parallelism().map_or(1, |n| n.get());
+    avail.min(max_threads).max(1)
+}
+
+/// Runs `work(first index, part)` over `parts` (each with its index offset): the first on the
+/// calling thread, the others on scoped threads (inline if a thread cannot be started).
+fn run_parts<T: Send>(parts: Vec<(usize, T)>, work: impl Fn(usize, T) + Sync) {
+    // Each part sits in its own cell, so a part whose thread failed to start is still at hand.
+    let cells: Vec<Mutex<Option<(usize, T)>>> = parts.into_iter().map(|p| Mutex::new(Some(p))).collect();
+    let run = |cell: &Mutex<Option<(usize, T)>>| {
+        if let Some((at, part)) = cell.lock().ok().and_then(|mut g| g.take()) {
+            work(at, part);
+        }
+    };
+    thread::scope(|scope| {
+        let run = &run;
+        for cell in cells.iter().skip(1) {
+            if thread::Builder::new().spawn_scoped(scope, move || run(cell)).is_err() {
+                run(cell);
+            }
+        }
+        if let Some(cell) = cells.first() {
+            run(cell);
+        }
+    });
+}
+
+/// [`eval_many`] split across up to `max_threads` scoped threads (see [`par_threads`]), in
+/// contiguous parts of whole tiles.
+pub(crate) fn eval_many_par<P: Payload>(
+    party: u8,
+    b: &KeyBatch<'_, P>,
+    xs: &[u64],
+    out: &mut [P],
+    max_threads: usize,
+) -> Result<(), FssError> {
+    check_many(party, b, xs, out)?;
+    let threads = par_threads(xs.len(), max_threads);
+    if threads <= 1 {
+        eval_range(party, b, 0, xs, out);
+        return Ok(());
+    }
+    let per = xs.len().div_ceil(threads).div_ceil(MANY_TILE) * MANY_TILE;
+    let parts: Vec<_> = xs.chunks(per).zip(out.chunks_mut(per)).enumerate().map(|(i, p)| (i * per, p)).collect();
+    run_parts(parts, |first, (xc, oc)| eval_range(party, b, first, xc, oc));
+    Ok(())
+}
+
+/// The state of one point (and its key) in [`eval_range`], kept together so the main loop
+/// needs one base pointer for all of it.
+#[derive(Clone, Copy, Default)]
+struct Point<P> {
+    /// Current seed.
+    s: u128,
+    /// This level's seed CW of the point's key.
+    cs: u128,
+    /// Running output share.
+    acc: P,
+    /// This level's value CW of the point's key.
+    cv: P,
+    /// `[t_L, t_R]` control-bit CWs of the point's key, bit `l` = level `l`.
+    ctrl: [u64; 2],
+    /// The evaluation point.
+    x: u64,
+    /// Current control bit.
+    t: u8,
+}
+
+/// Evaluates keys `first..first + xs.len()` of `b` at `xs` into `out`, tile by tile. Arguments
+/// are checked by the callers; a range outside the batch leaves `out` untouched.
+fn eval_range<P: Payload>(party: u8, b: &KeyBatch<'_, P>, first: usize, xs: &[u64], out: &mut [P]) {
+    const MASK: usize = 2 * REGION - 1;
+    let prg = Prg::global();
+    let mut scratch = EvalScratch::new();
+    let EvalScratch { buf_a, buf_b, vbuf, .. } = &mut *scratch;
+    let mut pts: Box<[Point<P>; MANY_TILE]> = Box::new([Point::default(); MANY_TILE]);
+    let n = b.n_bits;
+    let lay = b.lay;
+
+    for (tile, (xt, ot)) in xs.chunks(MANY_TILE).zip(out.chunks_mut(MANY_TILE)).enumerate() {
+        let k0 = first + tile * MANY_TILE;
+        let m = xt.len().min(MANY_TILE);
+        let Some(keys) = b.bytes.get(k0 * lay.len..(k0 + m) * lay.len) else { return };
+        // Same scheme as `dcf::eval_batch`: a point going left sits at the number of left-goers
+        // before it in `cur`, one going right at REGION + the number of right-goers before it.
+        let (mut cur, mut next) = (&mut *buf_a, &mut *buf_b);
+        let mut cl = 0usize;
+        for (j, ((p, x), key)) in pts.iter_mut().zip(xt).zip(keys.chunks_exact(lay.len)).enumerate() {
+            let root = lay.root(key);
+            let bit = (x >> (n - 1)) & 1;
+            cur[select(bit as usize, REGION + j - cl, cl) & MASK] = block_from_u128(root);
+            vbuf[j & (REGION - 1)] = block_from_u128(P::value_input(root, bit));
+            *p = Point {
+                s: root,
+                cs: 0,
+                acc: P::default(),
+                cv: P::default(),
+                ctrl: split_ctrl(lay.ctrl_word(key)),
+                x: *x,
+                t: party,
+            };
+            cl += 1 - bit as usize;
+        }
+        for level in 0..lay.n {
+            let shift = n - 1 - level as u32;
+            let next_shift = shift.saturating_sub(1); // after the last level: harmless scratch writes
+            {
+                let (left, right) = cur.split_at_mut(REGION);
+                prg.encrypt_padded(PrgKey::Left, left, cl);
+                prg.encrypt_padded(PrgKey::Right, right, m - cl);
+                prg.encrypt_padded(PrgKey::Value, vbuf, m);
+            }
+            // This level's correction words of the tile's keys, first (a separate loop keeps the
+            // main loop's register pressure low). Each chunk starts at the field and holds the rest
+            // of its key (at least the field).
+            let seed_at = keys.get(SEEDS + 16 * level..).unwrap_or_default().chunks(lay.len);
+            let value_at = keys.get(lay.values + 8 * P::WORDS * level..).unwrap_or_default().chunks(lay.len);
+            for ((p, fs), fv) in pts.iter_mut().zip(seed_at).zip(value_at) {
+                p.cs = fs.first_chunk::<16>().map_or(0, |a| u128::from_le_bytes(*a));
+                p.cv = P::read(fv);
+            }
+            let (mut rl, mut wl) = (0usize, 0usize);
+            for (j, p) in pts.iter_mut().enumerate().take(m) {
+                let bit = (p.x >> shift) & 1;
+                let e = u128_from_block(&cur[select(bit as usize, REGION + j - rl, rl) & MASK]);
+                rl += 1 - bit as usize;
+                let (sv, tv) = (p.s, p.t);
+                let (sc, tc) = split_seed(e ^ sv);
+                let v = P::value(u128_from_block(&vbuf[j & (REGION - 1)]) ^ P::value_input(sv, bit), bit);
+                p.acc = p.acc.add(v).add(p.cv.and(mask64(tv)));
+                let s_new = sc ^ (mask128(tv) & p.cs);
+                let t_cw = ((if bit == 0 { p.ctrl[0] } else { p.ctrl[1] } >> level) & 1) as u8;
+                p.s = s_new;
+                p.t = tc ^ (tv & t_cw);
+                // Gather for the next level.
+                let nbit = (p.x >> next_shift) & 1;
+                next[select(nbit as usize, REGION + j - wl, wl) & MASK] = block_from_u128(s_new);
+                vbuf[j & (REGION - 1)] = block_from_u128(P::value_input(s_new, nbit));
+                wl += 1 - nbit as usize;
+            }
+            std::mem::swap(&mut cur, &mut next);
+            cl = wl;
+        }
+        if P::CONVERT_BY_PRG {
+            for (vb, p) in vbuf.iter_mut().zip(pts.iter()).take(m) {
+                *vb = block_from_u128(p.s);
+            }
+            prg.encrypt_padded(PrgKey::Value, vbuf, m);
+        }
+        for ((o, p), (key, vb)) in ot.iter_mut().zip(pts.iter()).zip(keys.chunks_exact(lay.len).zip(vbuf.iter())) {
+            let conv = P::convert(p.s, u128_from_block(vb) ^ p.s);
+            *o = p.acc.add(conv).add(lay.final_cw::<P>(key).and(mask64(p.t))).signed(party);
+        }
+    }
+}
+
+/// Argument checks of key generation; returns the key layout.
+fn check_keygen<P: Payload>(alphas: &[u64], betas: &[P], n_bits: u32) -> Result<Layout, FssError> {
+    check_bits(n_bits)?;
+    if betas.len() != alphas.len() {
+        return Err(FssError::LengthMismatch { what: "betas", expected: alphas.len(), got: betas.len() });
+    }
+    check_all_in_domain(alphas, n_bits).map_err(|e| match e {
+        FssError::OutOfDomain { value, n_bits, .. } => FssError::OutOfDomain { what: "alpha", value, n_bits },
+        other => other,
+    })?;
+    let lay = Layout::new(n_bits, P::WORDS);
+    alphas.len().checked_mul(lay.len).ok_or(FssError::LengthMismatch {
+        what: "keys (output size overflows)",
+        expected: usize::MAX / lay.len,
+        got: alphas.len(),
+    })?;
+    Ok(lay)
+}
+
+/// Generates one key pair per `(alphas[i], betas[i])` and appends party 0's serialised keys to
+/// `out0`, party 1's to `out1`, in order. Draws the same randomness in the same order as
+/// `dcf::keygen_batch` (two root seeds per key, party 0's first); nothing is appended on error.
+pub(crate) fn keygen_into<P: Payload>(
+    alphas: &[u64],
+    betas: &[P],
+    n_bits: u32,
+    rng: &mut SeedRng,
+    out0: &mut Vec<u8>,
+    out1: &mut Vec<u8>,
+) -> Result<(), FssError> {
+    let lay = check_keygen(alphas, betas, n_bits)?;
+    let total = alphas.len() * lay.len;
+    out0.reserve(total);
+    out1.reserve(total);
+    let mut tg = TileGen::<P>::new(n_bits);
+    for (at, bt) in alphas.chunks(GEN_TILE).zip(betas.chunks(GEN_TILE)) {
+        for r in tg.roots.iter_mut().take(2 * at.len()) {
+            *r = rng.next_u128() & !1;
+        }
+        let keys = tg.run(at, bt);
+        out0.extend_from_slice(keys);
+        let start = out1.len();
+        out1.extend_from_slice(keys);
+        if let Some(dst) = out1.get_mut(start..) {
+            set_roots(dst, &lay, &tg.roots, 1);
+        }
+    }
+    Ok(())
+}
+
+/// [`keygen_into`] split across up to `max_threads` scoped threads (see [`par_threads`]), with
+/// byte-identical output: the root seeds are drawn up front in the same order.
+pub(crate) fn keygen_into_par<P: Payload>(
+    alphas: &[u64],
+    betas: &[P],
+    n_bits: u32,
+    rng: &mut SeedRng,
+    out0: &mut Vec<u8>,
+    out1: &mut Vec<u8>,
+    max_threads: usize,
+) -> Result<(), FssError> {
+    let threads = par_threads(alphas.len(), max_threads);
+    if threads <= 1 {
+        return keygen_into(alphas, betas, n_bits, rng, out0, out1);
+    }
+    let lay = check_keygen(alphas, betas, n_bits)?;
+    let roots: Vec<u128> = (0..2 * alphas.len()).map(|_| rng.next_u128() & !1).collect();
+    // Zeroed allocations come from the OS untouched, so the threads fault their own pages in.
+    let mut fresh0 = vec![0u8; alphas.len() * lay.len];
+    let mut fresh1 = vec![0u8; alphas.len() * lay.len];
+    let per = alphas.len().div_ceil(threads).div_ceil(GEN_TILE) * GEN_TILE;
+    let parts: Vec<_> = alphas
+        .chunks(per)
+        .zip(betas.chunks(per))
+        .zip(roots.chunks(2 * per))
+        .zip(fresh0.chunks_mut(per * lay.len).zip(fresh1.chunks_mut(per * lay.len)))
+        .map(|p| (0, p))
+        .collect();
+    run_parts(parts, |_, (((at, bt), rt), (o0, o1))| {
+        let mut tg = TileGen::<P>::new(n_bits);
+        let chunks = at.chunks(GEN_TILE).zip(bt.chunks(GEN_TILE)).zip(rt.chunks(2 * GEN_TILE));
+        let outs = o0.chunks_mut(GEN_TILE * lay.len).zip(o1.chunks_mut(GEN_TILE * lay.len));
+        for (((a, b), r), (d0, d1)) in chunks.zip(outs) {
+            for (dst, src) in tg.roots.iter_mut().zip(r) {
+                *dst = *src;
+            }
+            let keys = tg.run(a, b);
+            d0.copy_from_slice(keys);
+            d1.copy_from_slice(keys);
+            set_roots(d1, &lay, &tg.roots, 1);
+        }
+    });
+    if out0.is_empty() {
+        *out0 = fresh0;
+    } else {
+        out0.extend_from_slice(&fresh0);
+    }
+    if out1.is_empty() {
+        *out1 = fresh1;
+    } else {
+        out1.extend_from_slice(&fresh1);
+    }
+    Ok(())
+}
+
+/// Writes party `party`'s root seeds (`roots[2k + party]`) into the serialised keys of `keys`.
+fn set_roots(keys: &mut [u8], lay: &Layout, roots: &[u128], party: usize) {
+    for (key, rp) in keys.chunks_exact_mut(lay.len).zip(roots.chunks_exact(2)) {
+        if let Some(r) = rp.get(party) {
+            put(key, ROOT, &r.to_le_bytes());
+        }
+    }
+}
+
+/// Scratch and output buffers of key generation for one tile of up to [`GEN_TILE`] keys.
+struct TileGen<P> {
+    n_bits: u32,
+    lay: Layout,
+    /// AES buffers: left, right, value (direction 0), value (direction 1, DCF2 only).
+    bl: Vec<Block>,
+    br: Vec<Block>,
+    bv0: Vec<Block>,
+    bv1: Vec<Block>,
+    /// Root seeds of the tile, index `2k + b` for party `b` of key `k` (filled by the caller).
+    roots: Vec<u128>,
+    s: Vec<u128>,
+    t: Vec<u8>,
+    /// `V_α` per key: the running correction of the on-path value shares.
+    v_alpha: Vec<P>,
+    ctrl: Vec<[u64; 2]>,
+    /// Party 0's serialised keys of the tile.
+    out0: Vec<u8>,
+}
+
+impl<P: Payload> TileGen<P> {
+    fn new(n_bits: u32) -> Self {
+        let lay = Layout::new(n_bits, P::WORDS);
+        let cap = 2 * GEN_TILE + Prg::global().parallel_blocks();
+        TileGen {
+            n_bits,
+            lay,
+            bl: vec![Block::default(); cap],
+            br: vec![Block::default(); cap],
+            bv0: vec![Block::default(); cap],
+            bv1: vec![Block::default(); if P::VALUE_BLOCKS == 2 { cap } else { 0 }],
+            roots: vec![0; 2 * GEN_TILE],
+            s: vec![0; 2 * GEN_TILE],
+            t: vec![0; 2 * GEN_TILE],
+            v_alpha: vec![P::default(); GEN_TILE],
+            ctrl: vec![[0; 2]; GEN_TILE],
+            out0: vec![0; GEN_TILE * lay.len],
+        }
+    }
+
+    /// Generates the key pairs of one tile (`at.len() ≤ GEN_TILE`, roots already in
+    /// `self.roots`) and returns party 0's serialised keys; party 1's differ only in the root
+    /// seeds (see [`set_roots`]).
+    fn run(&mut self, at: &[u64], bt: &[P]) -> &[u8] {
+        let prg = Prg::global();
+        let g = at.len().min(GEN_TILE);
+        let m = 2 * g;
+        let lay = self.lay;
+        let n_bits = self.n_bits;
+        let TileGen { bl, br, bv0, bv1, roots, s, t, v_alpha, ctrl, out0, .. } = self;
+        let out0 = &mut out0[..g * lay.len];
+        for ((sj, tj), (j, r)) in s.iter_mut().zip(t.iter_mut()).zip(roots.iter().enumerate()).take(m) {
+            *sj = *r;
+            *tj = (j & 1) as u8;
+        }
+        v_alpha.fill(P::default());
+        ctrl.fill([0; 2]);
+        let two = P::VALUE_BLOCKS == 2;
+
+        for level in 0..lay.n {
+            for (((l, r), v0), sj) in bl.iter_mut().zip(br.iter_mut()).zip(bv0.iter_mut()).zip(s.iter()).take(m) {
+                let b = block_from_u128(*sj);
+                *l = b;
+                *r = b;
+                *v0 = block_from_u128(P::value_input(*sj, 0));
+            }
+            if two {
+                for (v1, sj) in bv1.iter_mut().zip(s.iter()).take(m) {
+                    *v1 = block_from_u128(P::value_input(*sj, 1));
+                }
+            }
+            prg.encrypt_padded(PrgKey::Left, bl, m);
+            prg.encrypt_padded(PrgKey::Right, br, m);
+            prg.encrypt_padded(PrgKey::Value, bv0, m);
+            if two {
+                prg.encrypt_padded(PrgKey::Value, bv1, m);
+            }
+            let seed_at = SEEDS + 16 * level;
+            let value_at = lay.values + 8 * P::WORDS * level;
+            let state = s.chunks_exact_mut(2).zip(t.chunks_exact_mut(2));
+            let blocks = bl.chunks_exact(2).zip(br.chunks_exact(2)).zip(bv0.chunks_exact(2));
+            for (k, ((((alpha, beta), (va, c)), (sp, tp)), ((lp, rp), vp))) in
+                at.iter().zip(bt).zip(v_alpha.iter_mut().zip(ctrl.iter_mut())).zip(state).zip(blocks).enumerate()
+            {
+                let a = path_bit(*alpha, n_bits, level as u32) as u8;
+                let am = mask128(a);
+                let am64 = mask64(a);
+                let mut keep_s = [0u128; 2];
+                let mut lose_s = [0u128; 2];
+                let mut keep_t = [0u8; 2];
+                let mut keep_v = [P::default(); 2];
+                let mut lose_v = [P::default(); 2];
+                let mut t_l = [0u8; 2];
+                let mut t_r = [0u8; 2];
+                for b in 0..2 {
+                    let (sl, tl) = split_seed(u128_from_block(&lp[b]) ^ sp[b]);
+                    let (sr, tr) = split_seed(u128_from_block(&rp[b]) ^ sp[b]);
+                    let o0 = u128_from_block(&vp[b]) ^ P::value_input(sp[b], 0);
+                    let o1 =
+                        if two { bv1.get(2 * k + b).map_or(0, u128_from_block) ^ P::value_input(sp[b], 1) } else { o0 };
+                    let (vl, vr) = (P::value(o0, 0), P::value(o1, 1));
+                    // α_i = 0: keep L, lose R; α_i = 1: keep R, lose L.
+                    // keep = L ⊕ (α_i · (L ⊕ R)), lose = keep ⊕ L ⊕ R (branch-free).
+                    let ds = sl ^ sr;
+                    keep_s[b] = sl ^ (ds & am);
+                    lose_s[b] = keep_s[b] ^ ds;
+                    keep_t[b] = tl ^ ((tl ^ tr) & a);
+                    keep_v[b] = P::select(am64, vr, vl);
+                    lose_v[b] = P::select(am64, vl, vr);
+                    t_l[b] = tl;
+                    t_r[b] = tr;
+                }
+                let t1 = tp[1];
+                let seed = lose_s[0] ^ lose_s[1];
+                // V_CW = (-1)^{t_1} · (v_1^Lose − v_0^Lose − V_α [+ β if Lose = L]).
+                let value = lose_v[1].sub(lose_v[0]).sub(*va).add(beta.and(am64)).signed(t1);
+                // V_α ← V_α − v_1^Keep + v_0^Keep + (-1)^{t_1} · V_CW.
+                *va = va.sub(keep_v[1]).add(keep_v[0]).add(value.signed(t1));
+                let cw_tl = t_l[0] ^ t_l[1] ^ a ^ 1;
+                let cw_tr = t_r[0] ^ t_r[1] ^ a;
+                let cw_keep = (cw_tr & a) | (cw_tl & (a ^ 1));
+                for b in 0..2 {
+                    let tb = tp[b];
+                    sp[b] = keep_s[b] ^ (mask128(tb) & seed);
+                    tp[b] = keep_t[b] ^ (tb & cw_keep);
+                }
+                c[0] |= u64::from(cw_tl) << level;
+                c[1] |= u64::from(cw_tr) << level;
+                let key = k * lay.len;
+                put(out0, key + seed_at, &seed.to_le_bytes());
+                if let Some(d) = out0.get_mut(key + value_at..) {
+                    value.write(d);
+                }
+            }
+        }
+
+        // Leaves: CW_{n+1} = (-1)^{t_1} · (Convert(s_1) − Convert(s_0) − V_α).
+        if P::CONVERT_BY_PRG {
+            for (v, sj) in bv0.iter_mut().zip(s.iter()).take(m) {
+                *v = block_from_u128(*sj);
+            }
+            prg.encrypt_padded(PrgKey::Value, bv0, m);
+        }
+        let leaves = s.chunks_exact(2).zip(t.chunks_exact(2)).zip(bv0.chunks_exact(2));
+        for (k, ((((sp, tp), vp), (va, c)), rp)) in
+            leaves.zip(v_alpha.iter().zip(ctrl.iter())).zip(roots.chunks_exact(2)).take(g).enumerate()
+        {
+            let conv = |b: usize| P::convert(sp[b], u128_from_block(&vp[b]) ^ sp[b]);
+            let fin = conv(1).sub(conv(0)).sub(*va).signed(tp[1]);
+            if let Some(key) = out0.get_mut(k * lay.len..(k + 1) * lay.len) {
+                write_key_head(key, n_bits, P::TAG, rp[0]);
+                write_key_tail(key, &lay, *c, fin);
+            }
+        }
+        out0
+    }
+}
