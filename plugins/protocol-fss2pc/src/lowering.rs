@@ -11,8 +11,9 @@
 //! | `maxpool` | one strided `slice` per kernel position (padding: a very negative constant), a `max` tree | 2·⌈log₂ kh·kw⌉ |
 //! | `avgpool` | the same slices summed (padding: zeros), `scale` by `2^K/area`, `shift` by `−K` | 2 |
 //!
-//! Not yet supported (the planner refuses them with a clear error): argmax, and the
-//! lookup-table functions (exp, reciprocal, div, sqrt, rsqrt, sigmoid, tanh, gelu) with softmax
+//! | `argmax` | a tree over adjacent pairs keeping `(value, index)`, `gt` then two products per level (first maximum wins, as in `ref`); one-hot: `eq` with the indices | 2·⌈log₂ n⌉ (+2) |
+//!
+//! Not yet supported (the planner refuses them with a clear error): the lookup-table functions (exp, reciprocal, div, sqrt, rsqrt, sigmoid, tanh, gelu) with softmax
 //! and layernorm built from them.
 
 use mpcflow_sdk::protocol::{LRef, LoweredNode, Lowering};
@@ -29,8 +30,7 @@ pub const MEAN_EXTRA_BITS: u32 = 14;
 pub fn supported(op: &Op) -> bool {
     !matches!(
         op,
-        Op::Argmax { .. }
-            | Op::Reciprocal
+        Op::Reciprocal
             | Op::Div
             | Op::Sqrt
             | Op::Rsqrt
@@ -138,6 +138,13 @@ pub fn lower(op: &Op, inputs: &[TensorInfo], fp: FixedPoint) -> Option<Lowering>
             }
             b.nodes
         }
+        Op::Argmax { axis, one_hot } => {
+            let x = inputs.first()?;
+            let a = mpcflow_sdk::shape::norm_axis(*axis, x.shape.len()).ok()?;
+            let mut b = Builder::default();
+            b.argmax(x, a, *one_hot)?;
+            b.nodes
+        }
         _ => return None,
     };
     Some(Lowering { nodes })
@@ -193,6 +200,54 @@ impl Builder {
             len = h + len % 2;
         }
         cur
+    }
+
+    /// Argmax along axis `a`: pairs adjacent elements so that the left one always has the
+    /// smaller index, and keeps the right one only when it is strictly greater.
+    fn argmax(&mut self, x: &TensorInfo, a: usize, one_hot: bool) -> Option<()> {
+        let n = x.shape[a];
+        let stride: usize = x.shape[a + 1..].iter().product();
+        let data: Vec<u64> = (0..x.shape.iter().product::<usize>()).map(|i| ((i / stride) % n) as u64).collect();
+        let arange = LRef::Const(Tensor { dtype: DType::Int, shape: x.shape.clone(), data });
+        let (mut v, mut idx, mut len) = (LRef::Input(0), arange.clone(), n);
+        let slice = |start: usize, end: usize, step: usize| Op::Slice {
+            starts: vec![start as i64],
+            ends: vec![end as i64],
+            axes: vec![a as i64],
+            steps: vec![step as i64],
+        };
+        while len > 1 {
+            let h = len / 2;
+            let va = self.push(slice(0, 2 * h, 2), vec![v.clone()]);
+            let vb = self.push(slice(1, 2 * h, 2), vec![v.clone()]);
+            let ia = self.push(slice(0, 2 * h, 2), vec![idx.clone()]);
+            let ib = self.push(slice(1, 2 * h, 2), vec![idx.clone()]);
+            let c = self.push(Op::Gt, vec![vb.clone(), va.clone()]);
+            let dv = self.push(Op::Sub, vec![vb, va.clone()]);
+            let di = self.push(Op::Sub, vec![ib, ia.clone()]);
+            let mv = self.push(Op::Mul, vec![c.clone(), dv]);
+            let mi = self.push(Op::Mul, vec![c, di]);
+            let mut nv = self.push(Op::Add, vec![va, mv]);
+            let mut ni = self.push(Op::Add, vec![ia, mi]);
+            if len % 2 == 1 {
+                let rv = self.push(slice(2 * h, len, 1), vec![v.clone()]);
+                let ri = self.push(slice(2 * h, len, 1), vec![idx.clone()]);
+                nv = self.push(Op::Concat { axis: a as i64 }, vec![nv, rv]);
+                ni = self.push(Op::Concat { axis: a as i64 }, vec![ni, ri]);
+            }
+            v = nv;
+            idx = ni;
+            len = h + len % 2;
+        }
+        if one_hot {
+            // idx keeps the axis with size 1: compare it with every position.
+            self.push(Op::Eq, vec![arange, idx]);
+        } else {
+            let mut out: Vec<i64> = x.shape.iter().map(|&d| d as i64).collect();
+            out.remove(a);
+            self.push(Op::Reshape { shape: out }, vec![idx]);
+        }
+        Some(())
     }
 
     /// Pads the last two axes of an `[N, C, H, W]` tensor with a constant word.
