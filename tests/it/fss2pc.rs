@@ -186,6 +186,23 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 6, ..cfg() })]
+
+    /// Table lookup with interpolation: within `2·max|f''| + 2` ulp (h = 2^-6) of `ref`.
+    #[test]
+    fn smooth_functions_within_interpolation_bound(x in proptest::collection::vec(-20.0f64..20.0, 12)) {
+        let mut x = x;
+        x.extend([0.0, ULP, -ULP, -8.0, 7.99, -16.0]);
+        let n = x.len();
+        let exp_x: Vec<f64> = x.iter().map(|v| v.min(7.9)).collect();
+        compare(&one(Op::Exp, vec![n], DType::Fixed), &ins(real(&[n], &exp_x), None), |_, r| (2.1 * r.abs() + 2.0) * ULP)?;
+        compare(&one(Op::Sigmoid, vec![n], DType::Fixed), &ins(real(&[n], &x), None), |_, _| 3.0 * ULP)?;
+        compare(&one(Op::Tanh, vec![n], DType::Fixed), &ins(real(&[n], &x), None), |_, _| 4.0 * ULP)?;
+        compare(&one(Op::Gelu, vec![n], DType::Fixed), &ins(real(&[n], &x), None), |_, _| 4.0 * ULP)?;
+    }
+}
+
 #[test]
 fn public_operands_and_constants() {
     let g = GraphSpec::new("t", ["alice", "bob"])
@@ -255,10 +272,10 @@ fn example_graphs_match_ref() {
 
 #[test]
 fn unsupported_ops_are_refused_at_plan_time() {
-    let g = one(Op::Exp, vec![3], DType::Fixed);
+    let g = one(Op::Rsqrt, vec![3], DType::Fixed);
     let cfg = SessionConfig { protocol: Some("fss2pc".into()), ..Default::default() };
     let s = Session::from_graph(g, mpcflow::builtins()).with_config(cfg);
     let err = s.plan(Default::default()).unwrap_err().to_string();
-    assert_eq!(err, "node `y`: protocol `fss2pc` does not support op `exp`");
+    assert_eq!(err, "node `y`: protocol `fss2pc` does not support op `rsqrt`");
     let _ = FixedPoint::default();
 }

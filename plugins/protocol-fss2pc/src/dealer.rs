@@ -63,6 +63,10 @@ impl Dealer for FssDealer {
                 let r = sign::deal_sign(&mut split, &d, &mut rng)?;
                 (split.finish(), Some(Known::Mask(r)))
             }
+            (Gate::Lut(func), _) => {
+                let (m, r) = crate::gates::lut::deal(*func, node, &ins[0].mask(), &mut rng)?;
+                (m, Some(Known::Mask(r)))
+            }
             (Gate::Relu, _) => {
                 let mut split = Split::new(Tag::Relu, &mut rng, material_sizes(node));
                 let r = sign::deal_relu(&mut split, &ins[0].mask(), &mut rng)?;

@@ -13,8 +13,10 @@
 //!
 //! | `argmax` | a tree over adjacent pairs keeping `(value, index)`, `gt` then two products per level (first maximum wins, as in `ref`); one-hot: `eq` with the indices | 2·⌈log₂ n⌉ (+2) |
 //!
-//! Not yet supported (the planner refuses them with a clear error): the lookup-table functions (exp, reciprocal, div, sqrt, rsqrt, sigmoid, tanh, gelu) with softmax
-//! and layernorm built from them.
+//! | `exp`, `sigmoid`, `tanh`, `gelu` of an int | `mul` by 1.0 (to fixed), then the lookup gate | 4 |
+//!
+//! Not yet supported (the planner refuses them with a clear error): reciprocal, div, sqrt,
+//! rsqrt, and softmax and layernorm built from them.
 
 use mpcflow_sdk::protocol::{LRef, LoweredNode, Lowering};
 use mpcflow_sdk::shape::{TensorInfo, norm_axes};
@@ -28,19 +30,7 @@ pub const MEAN_EXTRA_BITS: u32 = 14;
 
 /// Whether fss2pc can evaluate `op` directly or after [`lower`].
 pub fn supported(op: &Op) -> bool {
-    !matches!(
-        op,
-        Op::Reciprocal
-            | Op::Div
-            | Op::Sqrt
-            | Op::Rsqrt
-            | Op::Exp
-            | Op::Sigmoid
-            | Op::Tanh
-            | Op::Gelu
-            | Op::Softmax { .. }
-            | Op::Layernorm { .. }
-    )
+    !matches!(op, Op::Reciprocal | Op::Div | Op::Sqrt | Op::Rsqrt | Op::Softmax { .. } | Op::Layernorm { .. })
 }
 
 fn node(op: Op, inputs: Vec<LRef>) -> LoweredNode {
@@ -137,6 +127,10 @@ pub fn lower(op: &Op, inputs: &[TensorInfo], fp: FixedPoint) -> Option<Lowering>
                 b.push(Op::Shift { bits: -(k as i32) }, vec![scaled]);
             }
             b.nodes
+        }
+        Op::Exp | Op::Sigmoid | Op::Tanh | Op::Gelu if inputs.first()?.dtype != DType::Fixed => {
+            let one = LRef::Const(Tensor::scalar(DType::Fixed, 1.0, fp));
+            vec![node(Op::Mul, vec![Input(0), one]), node(op.clone(), vec![Node(0)])]
         }
         Op::Argmax { axis, one_hot } => {
             let x = inputs.first()?;

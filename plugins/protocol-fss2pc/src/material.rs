@@ -6,7 +6,7 @@
 //! [`SeedRng`]; party 1 receives the corrections (`value − share₀`) explicitly. Keys of the
 //! comparison functions are sent to both (they are correlated, not random).
 
-use crate::fss::{Dcf2Key, Dcf2KeyBatch, DcfKey, DcfKeyBatch, SeedRng, dcf, dcf2};
+use crate::fss::{Dcf2Key, Dcf2KeyBatch, DcfKey, DcfKeyBatch, DpfKey, SeedRng, dcf, dcf2};
 use mpcflow_sdk::{Error, Result};
 
 /// Version of the material layout.
@@ -42,6 +42,8 @@ pub enum Tag {
     Relu = 5,
     /// Bilinear followed by truncation.
     BilinearTrunc = 6,
+    /// Table lookup with interpolation.
+    Lut = 7,
 }
 
 /// Bytes of the header.
@@ -183,6 +185,14 @@ impl Split {
         dcf::keygen_into_par(alphas, betas, bits, rng, &mut self.p0.buf, &mut self.p1.buf, THREADS).map_err(dealer_err)
     }
 
+    /// Hands each party its DPF keys.
+    pub fn dpf_keys(&mut self, pairs: &[(DpfKey, DpfKey)]) {
+        for (k0, k1) in pairs {
+            self.p0.bytes(&k0.to_bytes());
+            self.p1.bytes(&k1.to_bytes());
+        }
+    }
+
     /// The same with two-word payloads.
     pub fn dcf2_keys(&mut self, alphas: &[u64], betas: &[[u64; 2]], bits: u32, rng: &mut SeedRng) -> Result<()> {
         dcf2::keygen_into_par(alphas, betas, bits, rng, &mut self.p0.buf, &mut self.p1.buf, THREADS).map_err(dealer_err)
@@ -220,6 +230,17 @@ impl<'a> Shares<'a> {
     pub fn keys(&mut self, n: usize, bits: u32, what: &str) -> Result<DcfKeyBatch<'a>> {
         let b = self.reader.take(DcfKey::serialized_len(bits) * n, what)?;
         DcfKeyBatch::from_bytes(b, n, bits).map_err(|e| Error::Material(format!("{what}: {e}")))
+    }
+
+    /// This party's `n` DPF keys over `bits` bits.
+    pub fn dpf_keys(&mut self, n: usize, bits: u32, what: &str) -> Result<Vec<DpfKey>> {
+        let len = DpfKey::serialized_len(bits);
+        (0..n)
+            .map(|_| {
+                let b = self.reader.take(len, what)?;
+                DpfKey::from_bytes(b).map_err(|e| Error::Material(format!("{what}: {e}")))
+            })
+            .collect()
     }
 
     /// This party's `n` two-word DCF keys over `bits` bits, read in place.

@@ -3,7 +3,7 @@
 use crate::dealer::{FssDealer, difference};
 use crate::gates::linear::{ScaleEval, eval_linear, public};
 use crate::gates::open::OneRound;
-use crate::gates::{Gate, bilinear, classify, io, sign, trunc};
+use crate::gates::{Gate, bilinear, classify, io, lut, sign, trunc};
 use crate::lowering;
 use crate::material::{HEADER, SEED_LEN, Shares, Tag, dcf_len, dcf2_len, split_len};
 use crate::wire::Masked;
@@ -45,7 +45,14 @@ impl Protocol for Fss2pc {
     fn needs_material(&self, node: &NodeDesc) -> bool {
         matches!(
             classify(node),
-            Some(Gate::Input { .. } | Gate::Scale { .. } | Gate::Bilinear { .. } | Gate::Sign { .. } | Gate::Relu)
+            Some(
+                Gate::Input { .. }
+                    | Gate::Scale { .. }
+                    | Gate::Bilinear { .. }
+                    | Gate::Sign { .. }
+                    | Gate::Relu
+                    | Gate::Lut(_)
+            )
         )
     }
 
@@ -89,6 +96,10 @@ impl Protocol for Fss2pc {
                 let (mine, r_out) = sign::sign_share(me.0, &dhat, a, sigma, &mut m)?;
                 m.finish()?;
                 Box::new(OneRound::new(me, node, mine, r_out))
+            }
+            (Gate::Lut(func), _) => {
+                let x = ins.into_iter().next().ok_or_else(|| Error::internal("lookup without input"))?;
+                Box::new(lut::LutEval::new(func, node, me, x.value, x.share, input.material))
             }
             (Gate::Relu, _) => {
                 let mut m = Shares::new(&input.material, Tag::Relu, me.0)?;
@@ -140,6 +151,11 @@ pub fn cost(node: &NodeDesc) -> Cost {
         Gate::Bilinear { trunc: Some(bits) } => both(&mut c, 2, split_len(n, 3, trunc::key_len(bits))),
         Gate::Sign { .. } => both(&mut c, 1, split_len(n, 2, dcf_len(63))),
         Gate::Relu => both(&mut c, 1, split_len(n, 3, dcf2_len(63))),
+        Gate::Lut(func) => {
+            c.rounds = lut::ROUNDS;
+            c.online_bytes = vec![lut::online_bytes(func) * n as u64; 2];
+            c.dealer_bytes = lut::material_len(func, n, node.fixed_point).to_vec();
+        }
     }
     c
 }

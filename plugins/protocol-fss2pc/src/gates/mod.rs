@@ -10,12 +10,14 @@
 //! | bilinear | mul, matmul, conv2d of two secrets (+1 round of truncation for fixed × fixed) | 1 (2) | 8n (16n) |
 //! | sign | gt, ge, lt, le | 1 | 8n |
 //! | relu | relu | 1 | 8n |
+//! | lookup | exp, sigmoid, tanh, gelu (table with interpolation, see [`lut`]) | 4 | 40n (gelu 48n) |
 //!
 //! `n` is the number of output elements. Composite ops are lowered (see [`crate::lowering`]).
 
 pub mod bilinear;
 pub mod io;
 pub mod linear;
+pub mod lut;
 pub mod open;
 pub mod sign;
 pub mod trunc;
@@ -64,6 +66,8 @@ pub enum Gate {
     },
     /// `max(x, 0)`.
     Relu,
+    /// A smooth function by table lookup.
+    Lut(lut::Func),
 }
 
 /// Whether an op is a linear map of the ring (valid on masked values and shares alike).
@@ -126,6 +130,7 @@ fn classify_op(op: &Op, node: &NodeDesc) -> Option<Gate> {
         Op::Gt => Some(Gate::Sign { swap: true, a: 1, sigma: u64::MAX }),
         Op::Lt => Some(Gate::Sign { swap: false, a: 1, sigma: u64::MAX }),
         Op::Relu => Some(Gate::Relu),
+        op if fixed_in(0) && f > lut::P => lut::Func::of(op).map(Gate::Lut),
         _ => None,
     }
 }

@@ -60,7 +60,13 @@ fn eval(party: u16, keys: &DcfKeyBatch<'_>, xs: &[u64]) -> Result<Vec<u64>> {
 
 /// This party's share of `round(z / 2^t) + r_out`, from the public `ẑ`.
 pub fn share(party: u16, zhat: &[u64], bits: u32, m: &TruncShares) -> Result<Vec<u64>> {
-    let offset = (1u64 << 63).wrapping_add(1u64 << (bits - 1));
+    share_with(party, zhat, bits, m, true)
+}
+
+/// [`share`], rounding to nearest or (with `round` false) down: `floor(z / 2^t) + r_out`.
+pub fn share_with(party: u16, zhat: &[u64], bits: u32, m: &TruncShares, round: bool) -> Result<Vec<u64>> {
+    let half = if round { 1u64 << (bits - 1) } else { 0 };
+    let offset = (1u64 << 63).wrapping_add(half);
     let low = (1u64 << bits) - 1;
     let v: Vec<u64> = zhat.iter().map(|z| z.wrapping_add(offset)).collect();
     let v_low: Vec<u64> = v.iter().map(|v| v & low).collect();
