@@ -69,8 +69,8 @@ impl InputValue {
                         })
                         .collect::<Result<_, _>>()?,
                     DType::Fixed => {
-                        let lim = fp.max_value() as i64;
-                        if let Some(v) = values.iter().find(|v| v.abs() > lim) {
+                        let lim = fp.max_value() as u64;
+                        if let Some(v) = values.iter().find(|v| v.unsigned_abs() > lim) {
                             return Err(format!(
                                 "value {v} does not fit fixed point with {} fractional bits",
                                 fp.frac_bits

@@ -4,12 +4,14 @@
 //! A file is bound to a plan (its fingerprint), a party, and one deal (a random id shared by
 //! all parties' files of that deal). Reading refuses a file for another plan or party, files
 //! from different deals, a truncated or altered file (a SHA-256 trailer covers everything
-//! before it), and a file already used: correlated randomness used twice breaks security, so a
-//! `NAME.used` marker is written before the first frame is read.
+//! before it, verified before any frame is streamed), and a file already used: correlated
+//! randomness used twice breaks security, so a `NAME.used` marker is written beside the file
+//! before the first frame is read. (The marker guards against running the same file twice; a
+//! copy of the file elsewhere is not caught.)
 //!
 //! Layout: `MAGIC ‖ version u16 ‖ deal id [16] ‖ fingerprint [32] ‖ party u16 ‖ parties u16 ‖
-//! dims length u32 ‖ dims (text) ‖ frames (length u32 ‖ frame)* ‖ END u32::MAX ‖ frame count u64
-//! ‖ SHA-256 [32]`, little endian.
+//! dims length u32 ‖ dims (text) ‖ (1u8 ‖ length u64 ‖ frame)* ‖ 0u8 ‖ frame count u64 ‖
+//! SHA-256 [32]`, little endian.
 
 use crate::error::Error;
 use crate::plan::Plan;
@@ -23,8 +25,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 const MAGIC: &[u8; 16] = b"MPCFLOW-MATERIAL";
-const VERSION: u16 = 1;
-const END: u32 = u32::MAX;
+const VERSION: u16 = 2;
+const FRAME: u8 = 1;
+const END: u8 = 0;
 
 /// The file of `party` in `dir`.
 pub fn path_for(dir: &Path, party: &str) -> PathBuf {
@@ -95,7 +98,7 @@ impl FileSink {
         let mut sizes = vec![];
         for s in self.sinks {
             let mut s = s.into_inner().map_err(|_| Error::Internal("material file lock poisoned".into()))?;
-            let mut tail = END.to_le_bytes().to_vec();
+            let mut tail = vec![END];
             tail.extend_from_slice(&s.frames.to_le_bytes());
             s.write(&tail)?;
             let digest = s.hash.clone().finalize();
@@ -116,12 +119,13 @@ impl Link for FileSink {
             self.sinks.get(p.index()).ok_or_else(|| mpcflow_sdk::Error::Transport(format!("no file for {p}")))?;
         let mut s = sink.lock().map_err(|_| mpcflow_sdk::Error::internal("material file lock poisoned"))?;
         // The dealer's end-of-stream frame is implied by the trailer.
-        if frame.first() == Some(&4) {
+        if frame.first() == Some(&(crate::schedule::frame::Kind::Bye as u8)) {
             return Ok(());
         }
         s.frames += 1;
-        let len = (frame.len() as u32).to_le_bytes();
-        s.write(&len).and_then(|_| s.write(&frame)).map_err(|e| mpcflow_sdk::Error::Transport(e.to_string()))
+        let mut head = vec![FRAME];
+        head.extend_from_slice(&(frame.len() as u64).to_le_bytes());
+        s.write(&head).and_then(|_| s.write(&frame)).map_err(|e| mpcflow_sdk::Error::Transport(e.to_string()))
     }
 
     fn recv(&self, from: Endpoint, _timeout: Duration) -> mpcflow_sdk::Result<Vec<u8>> {
@@ -214,10 +218,9 @@ impl Source {
 
     /// The next frame, or `None` at the (verified) end.
     pub fn next_frame(&mut self) -> Result<Option<Vec<u8>>, Error> {
-        let mut len = [0u8; 4];
-        self.read_exact(&mut len, "frame length")?;
-        let len = u32::from_le_bytes(len);
-        if len == END {
+        let mut tag = [0u8; 1];
+        self.read_exact(&mut tag, "record tag")?;
+        if tag[0] == END {
             let mut count = [0u8; 8];
             self.read_exact(&mut count, "trailer")?;
             let expected = self.hash.clone().finalize();
@@ -233,7 +236,13 @@ impl Source {
             }
             return Ok(None);
         }
-        if len as usize > 1 << 34 {
+        if tag[0] != FRAME {
+            return Err(Error::Dealer(format!("{}: corrupt record", self.path.display())));
+        }
+        let mut len = [0u8; 8];
+        self.read_exact(&mut len, "frame length")?;
+        let len = u64::from_le_bytes(len);
+        if len > 1 << 40 {
             return Err(Error::Dealer(format!("{}: corrupt frame length", self.path.display())));
         }
         let mut frame = vec![0u8; len as usize];
@@ -241,6 +250,33 @@ impl Source {
         self.frames += 1;
         Ok(Some(frame))
     }
+}
+
+/// Checks a file's SHA-256 trailer over its whole content, before anything is used.
+fn verify(path: &Path) -> Result<(), Error> {
+    let len = std::fs::metadata(path).map_err(|e| io_err(path, e))?.len();
+    if len < 32 {
+        return Err(Error::Dealer(format!("{}: truncated; deal again", path.display())));
+    }
+    let mut input = BufReader::new(File::open(path).map_err(|e| io_err(path, e))?);
+    let mut hash = Sha256::new();
+    let mut left = len - 32;
+    let mut buf = vec![0u8; 1 << 20];
+    while left > 0 {
+        let n = (left as usize).min(buf.len());
+        input.read_exact(&mut buf[..n]).map_err(|e| io_err(path, e))?;
+        hash.update(&buf[..n]);
+        left -= n as u64;
+    }
+    let mut digest = [0u8; 32];
+    input.read_exact(&mut digest).map_err(|e| io_err(path, e))?;
+    if hash.finalize()[..] != digest[..] {
+        return Err(Error::Dealer(format!(
+            "{}: checksum mismatch: the file is truncated, altered or corrupted; deal again",
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Opens every party's file and checks they come from one deal.
@@ -254,6 +290,9 @@ pub fn open_all(dir: &Path, plan: &Plan) -> Result<Vec<Source>, Error> {
             first.path.display(),
             other.path.display()
         )));
+    }
+    for s in &sources {
+        verify(&s.path)?;
     }
     for s in &sources {
         s.mark_used()?;

@@ -336,6 +336,14 @@ pub trait Protocol: Send + Sync {
         None
     }
 
+    /// Whether the protocol can compute this planned node (with its shapes, dtypes and
+    /// fixed-point setting); the message says why not. The planner refuses the plan otherwise,
+    /// so nothing fails later at run time.
+    fn check(&self, node: &NodeDesc) -> std::result::Result<(), String> {
+        let _ = node;
+        Ok(())
+    }
+
     /// Predicted rounds and bytes of a node. Must match what evaluation does.
     fn cost(&self, node: &NodeDesc) -> Cost;
 

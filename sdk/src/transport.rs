@@ -32,6 +32,8 @@ pub struct SessionInfo {
     pub has_dealer: bool,
     /// How many frames the dealer may have in flight to one party (backpressure).
     pub dealer_window: usize,
+    /// The session's bound on any wait, including a send blocked by backpressure.
+    pub timeout: Duration,
 }
 
 /// One endpoint's connections to all others.

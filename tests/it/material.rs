@@ -68,6 +68,17 @@ fn mismatched_truncated_and_mixed_files_are_refused() {
     let err = rt().block_on(session(Some(&dir)).run(inputs(12))).unwrap_err().to_string();
     assert!(err.contains("south.mpcmat") && err.contains("truncated"), "{err}");
 
+    // An altered byte is caught before any material is used.
+    deal(&dir, 12);
+    let north = dir.join("north.mpcmat");
+    let mut bytes = std::fs::read(&north).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    std::fs::write(&north, bytes).unwrap();
+    let err = rt().block_on(session(Some(&dir)).run(inputs(12))).unwrap_err().to_string();
+    assert!(err.contains("north.mpcmat") && err.contains("checksum mismatch"), "{err}");
+    assert!(!dir.join("north.mpcmat.used").exists() && !dir.join("south.mpcmat.used").exists(), "nothing was used");
+
     let other = tmp("other");
     deal(&dir, 12);
     deal(&other, 12);

@@ -41,12 +41,12 @@ pub fn parse(bytes: &[u8]) -> Result<InputValue, String> {
         .filter(|s| !s.is_empty())
         .map(|s| s.parse::<usize>().map_err(|_| format!("bad dimension `{s}`")))
         .collect::<Result<_, _>>()?;
-    let n: usize = shape.iter().product();
+    let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or("shape too large")?;
     let data = &bytes[start + hlen..];
     let shape_txt = format!("{shape:?}");
     let need = |size: usize| {
-        if data.len() < n * size {
-            Err(format!("data holds {} bytes, shape {shape_txt} needs {}", data.len(), n * size))
+        if n.checked_mul(size).is_none_or(|b| data.len() < b) {
+            Err(format!("data holds {} bytes, too few for shape {shape_txt}", data.len()))
         } else {
             Ok(())
         }
@@ -125,7 +125,7 @@ mod tests {
         assert!(parse(b"hello").unwrap_err().contains("bad magic"));
         let mut bytes = std::fs::read(&p).unwrap();
         bytes.truncate(bytes.len() - 3);
-        assert!(parse(&bytes).unwrap_err().contains("needs"));
+        assert!(parse(&bytes).unwrap_err().contains("too few"));
         std::fs::remove_dir_all(&dir).ok();
     }
 }

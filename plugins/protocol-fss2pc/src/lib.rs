@@ -11,13 +11,16 @@
 //!   batched evaluation and byte-exact key serialisation.
 //! - [`gates`], [`dealer`], [`material`], [`wire`]: the protocol on top of it.
 //!
-//! Accuracy against the plaintext `ref` protocol: linear ops, comparisons, ReLU and integer
-//! products are exact; fixed-point products and right shifts use exact truncation (DCF-based,
-//! round half up: at most 1 ulp from `ref`, which rounds half away from zero, and only on exact
-//! ties); `scale` encodes its factor as `ref` does and is within 1 ulp of it; `mean` is within
-//! `1 + |sum|·2^-15` ulp (see [`lowering::MEAN_EXTRA_BITS`]). Comparisons are exact for operands
-//! within ±2^62; products must stay below 2^63 before truncation (`|x·y| < 2^(63−2f)`, as in
-//! every 64-bit fixed-point protocol).
+//! Accuracy against the plaintext `ref` protocol (`f` = fractional bits, 1 ulp = 2^-f):
+//! - exact: linear ops, comparisons (operands within ±2^62), ReLU, max/min, argmax, maxpool,
+//!   integer products;
+//! - within 1 ulp: fixed-point products, matmul, conv2d, right shifts and `scale` (exact
+//!   DCF-based truncation rounding half up, where `ref` rounds half away from zero), for
+//!   `|x·y| < 2^(63−2f)` before truncation, as in every 64-bit fixed-point protocol;
+//! - within `1 + |mean|·2^-8` ulp: `mean` and `avgpool`, for `|mean| < 2^(63−2f−7)`, any count
+//!   (see [`lowering`]);
+//! - within `2·max|f''| + 2` ulp: exp, sigmoid, tanh, gelu on their table domains, with exp held
+//!   at `exp(8)` above 8 (see [`gates::lut`]); they need `7 ≤ f ≤ 24`, which the planner checks.
 
 pub mod dealer;
 pub mod fss;

@@ -2,14 +2,19 @@
 //!
 //! | op | lowered to | rounds |
 //! |---|---|---|
-//! | `mean` | `sum`, `scale` by `2^K/n`, `shift` by `−K` (K = 14) | 2 |
+//! | `mean` | `sum`, then an exact division (below) | 3 |
 //! | `scale` of an int by a real factor | `mul` by the factor as a fixed constant | 0 |
 //! | `eq` | `ge(a, b) · ge(b, a)` | 2 |
 //! | `max(a, b)`, `min(a, b)` | `b + [a ≥ b]·(a − b)`, `a + [a ≥ b]·(b − a)` | 2 |
 //! | `select(c, a, b)` | `b + c·(a − b)` | 1 |
 //! | `max`/`min` over an axis | a tree of halves: `slice`, pairwise `max`, `reshape` | 2·⌈log₂ n⌉ |
-//! | `maxpool` | one strided `slice` per kernel position (padding: a very negative constant), a `max` tree | 2·⌈log₂ kh·kw⌉ |
-//! | `avgpool` | the same slices summed (padding: zeros), `scale` by `2^K/area`, `shift` by `−K` | 2 |
+//! | `maxpool` | one strided `slice` per kernel position (padding: copies of the edge, which never change a maximum), a `max` tree | 2·⌈log₂ kh·kw⌉ |
+//! | `avgpool` | the same slices summed (padding: zeros), then an exact division by the area | 3 |
+//!
+//! **Division by a public count `n`** (mean, avgpool): `s' = round(s / 2^g)` with
+//! `g = ⌊log₂ n⌋`, then `scale` by `2^(g+K)/n ∈ [2^K, 2^(K+1))` and `shift` by `−K` (K = 7).
+//! Error at most `1 + |mean|·2^-(K+1)` ulp, for `|mean| < 2^(63−2f−K)` (2^24 at f = 16), for
+//! any `n`. An int input is first made fixed (a product with the constant 1.0).
 //!
 //! | `argmax` | a tree over adjacent pairs keeping `(value, index)`, `gt` then two products per level (first maximum wins, as in `ref`); one-hot: `eq` with the indices | 2·⌈log₂ n⌉ (+2) |
 //!
@@ -22,11 +27,11 @@ use mpcflow_sdk::protocol::{LRef, LoweredNode, Lowering};
 use mpcflow_sdk::shape::{TensorInfo, norm_axes};
 use mpcflow_sdk::{DType, FixedPoint, Op, Tensor};
 
-/// Extra bits of `1/n` in `mean`: the factor `2^K/n` is encoded with the graph's `f` bits, so
-/// the mean is off by at most `|sum|·2^-(K+1)` ulp plus 1 ulp of rounding (for the hospital
-/// example, 413 values summing to 53,900: under 3 ulp). The product before the shift must stay
-/// below 2^63, which bounds `|mean| < 2^(63 − 2f − K)` (2^17 at f = 16).
-pub const MEAN_EXTRA_BITS: u32 = 14;
+/// Extra bits of the factor in a division by a public count (see the module docs).
+pub const DIVIDE_EXTRA_BITS: u32 = 7;
+
+/// The largest pooling window fss2pc lowers (its slices are separate plan nodes).
+pub const MAX_WINDOW: usize = 1024;
 
 /// Whether fss2pc can evaluate `op` directly or after [`lower`].
 pub fn supported(op: &Op) -> bool {
@@ -48,12 +53,11 @@ pub fn lower(op: &Op, inputs: &[TensorInfo], fp: FixedPoint) -> Option<Lowering>
             if count == 0 {
                 return None;
             }
-            let k = MEAN_EXTRA_BITS;
-            vec![
-                node(Op::Sum { axes: axes.clone(), keepdims: *keepdims }, vec![Input(0)]),
-                node(Op::Scale { factor: (1u64 << k) as f64 / count as f64 }, vec![Node(0)]),
-                node(Op::Shift { bits: -(k as i32) }, vec![Node(1)]),
-            ]
+            let mut b = Builder::default();
+            let xf = b.as_fixed(LRef::Input(0), x.dtype, fp);
+            let sum = b.push(Op::Sum { axes: axes.clone(), keepdims: *keepdims }, vec![xf]);
+            b.divide(sum, count);
+            b.nodes
         }
         Op::Scale { factor } if inputs.first()?.dtype != DType::Fixed && factor.fract() != 0.0 => {
             vec![node(Op::Mul, vec![Input(0), LRef::Const(Tensor::scalar(DType::Fixed, *factor, fp))])]
@@ -93,10 +97,15 @@ pub fn lower(op: &Op, inputs: &[TensorInfo], fp: FixedPoint) -> Option<Lowering>
         }
         Op::Maxpool(p) | Op::Avgpool(p) => {
             let x = inputs.first()?;
+            let area = p.kernel[0].checked_mul(p.kernel[1])?;
+            if area > MAX_WINDOW || x.shape.len() != 4 {
+                return None;
+            }
             let is_max = matches!(op, Op::Maxpool(_));
             let mut b = Builder::default();
-            let pad_word = if is_max { (-(1i64 << 61)) as u64 } else { 0 };
-            let (padded, shape) = b.pad(LRef::Input(0), x, p.padding, pad_word)?;
+            let input = if is_max { LRef::Input(0) } else { b.as_fixed(LRef::Input(0), x.dtype, fp) };
+            let dtype = if is_max { x.dtype } else { DType::Fixed };
+            let padded = b.pad(input, &x.shape, dtype, p.padding, is_max);
             let (oh, ow) = (
                 mpcflow_sdk::shape::window_out(x.shape[2], p.kernel[0], p.stride[0], p.padding[0])?,
                 mpcflow_sdk::shape::window_out(x.shape[3], p.kernel[1], p.stride[1], p.padding[1])?,
@@ -116,15 +125,11 @@ pub fn lower(op: &Op, inputs: &[TensorInfo], fp: FixedPoint) -> Option<Lowering>
                     ));
                 }
             }
-            let _ = shape;
             if is_max {
                 b.reduce(windows, &Op::Max { axis: None });
             } else {
-                let area = (p.kernel[0] * p.kernel[1]) as f64;
                 let sum = b.reduce(windows, &Op::Add);
-                let k = MEAN_EXTRA_BITS;
-                let scaled = b.push(Op::Scale { factor: (1u64 << k) as f64 / area }, vec![sum]);
-                b.push(Op::Shift { bits: -(k as i32) }, vec![scaled]);
+                b.divide(sum, area);
             }
             b.nodes
         }
@@ -163,8 +168,7 @@ impl Builder {
             for pair in items.chunks(2) {
                 next.push(match pair {
                     [a, b] => self.push(op.clone(), vec![a.clone(), b.clone()]),
-                    [a] => a.clone(),
-                    _ => continue,
+                    _ => pair[0].clone(),
                 });
             }
             items = next;
@@ -244,24 +248,56 @@ impl Builder {
         Some(())
     }
 
-    /// Pads the last two axes of an `[N, C, H, W]` tensor with a constant word.
-    fn pad(&mut self, x: LRef, info: &TensorInfo, padding: [usize; 2], word: u64) -> Option<(LRef, Vec<usize>)> {
-        let mut shape = info.shape.clone();
-        if shape.len() != 4 {
-            return None;
+    /// An int or bit value as fixed point (a product with the constant 1.0); fixed unchanged.
+    fn as_fixed(&mut self, x: LRef, dtype: DType, fp: FixedPoint) -> LRef {
+        if dtype == DType::Fixed {
+            return x;
         }
+        self.push(Op::Mul, vec![x, LRef::Const(Tensor::scalar(DType::Fixed, 1.0, fp))])
+    }
+
+    /// `s / count` for a fixed-point `s` (see the module docs).
+    fn divide(&mut self, s: LRef, count: usize) -> LRef {
+        if count == 1 {
+            return s;
+        }
+        let g = count.ilog2();
+        let k = DIVIDE_EXTRA_BITS;
+        let shifted = if g > 0 { self.push(Op::Shift { bits: -(g as i32) }, vec![s]) } else { s };
+        let factor = (1u64 << (g + k)) as f64 / count as f64;
+        let scaled = self.push(Op::Scale { factor }, vec![shifted]);
+        self.push(Op::Shift { bits: -(k as i32) }, vec![scaled])
+    }
+
+    /// Pads axes 2 and 3 of an `[N, C, H, W]` tensor: with copies of the edge rows and columns
+    /// (`edge`, for max pooling) or with zeros.
+    fn pad(&mut self, x: LRef, shape: &[usize], dtype: DType, padding: [usize; 2], edge: bool) -> LRef {
+        let mut shape = shape.to_vec();
         let mut cur = x;
         for (axis, p) in [(2usize, padding[0]), (3usize, padding[1])] {
             if p == 0 {
                 continue;
             }
-            let mut side = shape.clone();
-            side[axis] = p;
-            let n: usize = side.iter().product();
-            let t = Tensor { dtype: info.dtype, shape: side, data: vec![word; n] };
-            cur = self.push(Op::Concat { axis: axis as i64 }, vec![LRef::Const(t.clone()), cur, LRef::Const(t)]);
+            let (first, last) = if edge {
+                let at = |i: usize| Op::Slice {
+                    starts: vec![i as i64],
+                    ends: vec![i as i64 + 1],
+                    axes: vec![axis as i64],
+                    steps: vec![],
+                };
+                (self.push(at(0), vec![cur.clone()]), self.push(at(shape[axis] - 1), vec![cur.clone()]))
+            } else {
+                let mut side = shape.clone();
+                side[axis] = 1;
+                let zeros = LRef::Const(Tensor::zeros(dtype, side));
+                (zeros.clone(), zeros)
+            };
+            let mut parts = vec![first; p];
+            parts.push(cur);
+            parts.extend(std::iter::repeat_n(last, p));
+            cur = self.push(Op::Concat { axis: axis as i64 }, parts);
             shape[axis] += 2 * p;
         }
-        Some((cur, shape))
+        cur
     }
 }

@@ -38,6 +38,19 @@ impl Protocol for Fss2pc {
         lowering::lower(op, inputs, fixed_point)
     }
 
+    fn check(&self, node: &NodeDesc) -> std::result::Result<(), String> {
+        match classify(node) {
+            Some(_) => Ok(()),
+            None => Err(match &node.kind {
+                NodeKind::Op(Op::Scale { .. }) => "fss2pc scales fixed-point values only with frac_bits ≥ 1".into(),
+                NodeKind::Op(op) if lut::Func::of(op).is_some() => {
+                    format!("fss2pc computes {} on fixed-point values with 7 ≤ frac_bits ≤ 24", op.name())
+                }
+                k => format!("fss2pc has no gate for {} on these inputs", k.label()),
+            }),
+        }
+    }
+
     fn cost(&self, node: &NodeDesc) -> Cost {
         cost(node)
     }

@@ -9,7 +9,7 @@ use mpcflow_sdk::protocol::Wire;
 use mpcflow_sdk::{DType, Error, Result, Tensor};
 
 /// A party's view of one tensor.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Masked {
     /// Shape.
     pub shape: Vec<usize>,
@@ -19,6 +19,13 @@ pub struct Masked {
     pub value: Vec<u64>,
     /// This party's share of `r`.
     pub share: Vec<u64>,
+}
+
+/// Shows shape and dtype only: a mask share must never reach a log.
+impl std::fmt::Debug for Masked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Masked").field("shape", &self.shape).field("dtype", &self.dtype).finish_non_exhaustive()
+    }
 }
 
 impl Masked {

@@ -14,9 +14,6 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// How long a send to a full dealer channel may wait by default before the run is stuck.
-const SEND_TIMEOUT: Duration = Duration::from_secs(120);
-
 /// The ends of the channels of one endpoint.
 #[derive(Default)]
 struct Kit {
@@ -25,28 +22,16 @@ struct Kit {
 }
 
 /// In-process transport. One instance serves any number of sessions.
+#[derive(Default)]
 pub struct MemTransport {
     /// Kits not yet taken, by session id and endpoint.
     pending: Mutex<HashMap<String, HashMap<Endpoint, Kit>>>,
-    send_timeout: Duration,
-}
-
-impl Default for MemTransport {
-    fn default() -> Self {
-        MemTransport { pending: Mutex::default(), send_timeout: SEND_TIMEOUT }
-    }
 }
 
 impl MemTransport {
     /// A transport with no sessions.
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// Sets how long a send into a full (dealer) channel may wait.
-    pub fn with_send_timeout(mut self, t: Duration) -> Self {
-        self.send_timeout = t;
-        self
     }
 }
 
@@ -95,7 +80,8 @@ impl Transport for MemTransport {
         if kits.is_empty() {
             pending.remove(&session.id);
         }
-        Ok(Box::new(MemLink { me, kit, send_timeout: self.send_timeout }))
+        // A send into a full (dealer) channel waits as long as any other wait of the session.
+        Ok(Box::new(MemLink { me, kit, send_timeout: session.timeout }))
     }
 }
 
@@ -137,7 +123,13 @@ mod tests {
     use super::*;
 
     fn session(dealer: bool) -> SessionInfo {
-        SessionInfo { id: "s".into(), parties: vec!["a".into(), "b".into()], has_dealer: dealer, dealer_window: 1 }
+        SessionInfo {
+            id: "s".into(),
+            parties: vec!["a".into(), "b".into()],
+            has_dealer: dealer,
+            dealer_window: 1,
+            timeout: Duration::from_millis(20),
+        }
     }
 
     #[test]
@@ -158,7 +150,7 @@ mod tests {
 
     #[test]
     fn dealer_channel_is_bounded() {
-        let t = MemTransport::new().with_send_timeout(Duration::from_millis(20));
+        let t = MemTransport::new();
         let s = session(true);
         let d = t.connect(&s, Endpoint::Dealer).unwrap();
         let a = t.connect(&s, Endpoint::Party(PartyId(0))).unwrap();

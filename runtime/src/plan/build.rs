@@ -174,6 +174,14 @@ pub fn build(spec: &GraphSpec, registry: &Registry, opts: &PlanOptions) -> Resul
     }
 
     let mut nodes: Vec<PlanNode> = b.nodes;
+    for n in &nodes {
+        if let Err(why) = protocol.check(&n.desc) {
+            problems.push(Problem::new(Site::Node(n.origin.clone()), format!("`{}`: {why}", n.desc.kind.label())));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::Invalid(problems));
+    }
     for n in &mut nodes {
         n.cost = protocol.cost(&n.desc);
         n.needs_material = protocol.needs_material(&n.desc);

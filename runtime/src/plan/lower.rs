@@ -13,6 +13,8 @@ use std::sync::Arc;
 const MAX_LOWERING_DEPTH: usize = 16;
 /// The most elements one tensor may have (2^36 words = 512 GiB): past this a shape is a typo.
 pub(super) const MAX_ELEMENTS: usize = 1 << 36;
+/// The most nodes one lowering may produce.
+const MAX_LOWERED_NODES: usize = 1 << 16;
 
 pub(super) struct Builder<'a> {
     pub nodes: Vec<PlanNode>,
@@ -76,34 +78,8 @@ impl Builder<'_> {
                 .map_err(|e| Problem::new(site.clone(), format!("operator plugin `{opname}`: {e}")))?;
             return self.expand(name, origin, &lowering, &inputs, depth);
         }
-        if let Some(lowering) = self.protocol.lower(&op, &infos, self.fixed_point) {
-            let id = self.expand(name, origin, &lowering, &inputs, depth)?;
-            // A lowering must produce what the op would: same shape and dtype.
-            if let Ok(expected) = infer(&op, &infos) {
-                let got = self.info(id);
-                if got.shape != expected.shape || got.dtype != expected.dtype {
-                    return Err(Problem::new(
-                        site,
-                        format!(
-                            "protocol `{}` cannot compute `{}` on these inputs: its lowering gives {} {} instead of {} {}",
-                            self.protocol.descriptor().name,
-                            op.name(),
-                            got.dtype,
-                            fmt_shape(&got.shape),
-                            expected.dtype,
-                            fmt_shape(&expected.shape)
-                        ),
-                    ));
-                }
-            }
-            return Ok(id);
-        }
-        if !self.protocol.supports(&op) {
-            return Err(Problem::new(
-                Site::NodeOp(origin.to_string()),
-                format!("protocol `{}` does not support op `{}`", self.protocol.descriptor().name, op.name()),
-            ));
-        }
+        // Shapes and sizes are checked before a protocol sees the op, so no lowering ever runs
+        // on attributes the op set rejects.
         let out = infer(&op, &infos).map_err(|e| {
             let described: Vec<String> = self
                 .nodes_named(&inputs)
@@ -123,6 +99,42 @@ impl Builder<'_> {
                     op.name(),
                     fmt_shape(&out.shape)
                 ),
+            ));
+        }
+        if let Some(lowering) = self.protocol.lower(&op, &infos, self.fixed_point) {
+            if lowering.nodes.len() > MAX_LOWERED_NODES {
+                return Err(Problem::new(
+                    site,
+                    format!(
+                        "lowering `{}` needs {} nodes, more than {MAX_LOWERED_NODES}",
+                        op.name(),
+                        lowering.nodes.len()
+                    ),
+                ));
+            }
+            let id = self.expand(name, origin, &lowering, &inputs, depth)?;
+            // A lowering must produce what the op would: same shape and dtype.
+            let got = self.info(id);
+            if got.shape != out.shape || got.dtype != out.dtype {
+                return Err(Problem::new(
+                    site,
+                    format!(
+                        "protocol `{}` cannot compute `{}` on these inputs: its lowering gives {} {} instead of {} {}",
+                        self.protocol.descriptor().name,
+                        op.name(),
+                        got.dtype,
+                        fmt_shape(&got.shape),
+                        out.dtype,
+                        fmt_shape(&out.shape)
+                    ),
+                ));
+            }
+            return Ok(id);
+        }
+        if !self.protocol.supports(&op) {
+            return Err(Problem::new(
+                Site::NodeOp(origin.to_string()),
+                format!("protocol `{}` does not support op `{}`", self.protocol.descriptor().name, op.name()),
             ));
         }
         Ok(self.push(name.to_string(), origin, NodeKind::Op(op), inputs, out))

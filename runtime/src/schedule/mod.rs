@@ -83,6 +83,7 @@ pub async fn run_local(
         parties: plan.parties.clone(),
         has_dealer: with_dealer,
         dealer_window: cfg.dealer_window,
+        timeout: cfg.timeout,
     };
     let connect = |e: Endpoint| {
         transport

@@ -90,7 +90,8 @@ pub enum FssError {
     #[error("domain size must be between 1 and {MAX_DOMAIN_BITS} bits, got {0}")]
     InvalidDomainBits(u32),
     /// A value (`alpha` or an evaluation point) does not fit in the domain.
-    #[error("{what} {value:#x} is outside the {n_bits}-bit domain")]
+    // The value is not printed: during key generation it is derived from a secret mask.
+    #[error("{what} is outside the {n_bits}-bit domain")]
     OutOfDomain {
         /// Which value.
         what: &'static str,

@@ -13,12 +13,22 @@ use mpcflow_sdk::shape::Visibility;
 use mpcflow_sdk::{Op, PartyId, Result, Tensor};
 
 /// What the dealer knows about a wire.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub enum Known {
     /// A public value.
     Public(Tensor),
     /// The mask of a secret wire.
     Mask(Vec<u64>),
+}
+
+/// Shows the kind and length only: masks must never reach a log.
+impl std::fmt::Debug for Known {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Known::Public(t) => write!(f, "Public({} {:?})", t.dtype, t.shape),
+            Known::Mask(m) => write!(f, "Mask({} elements)", m.len()),
+        }
+    }
 }
 
 impl Known {

@@ -38,6 +38,9 @@ pub fn online_bytes(func: Func) -> u64 {
 /// Bits of the table step: `h = 2^-P`.
 pub const P: u32 = 6;
 
+/// The largest `frac_bits` the lookup supports: `exp(8)·2^(2f)` must stay below 2^63.
+pub const MAX_FRAC_BITS: u32 = 24;
+
 /// A function with its table domain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Func {

@@ -106,10 +106,7 @@ fn classify_op(op: &Op, node: &NodeDesc) -> Option<Gate> {
         op if is_linear(op) => Some(Gate::Linear),
         Op::Shift { bits } if *bits >= 0 => Some(Gate::Linear),
         Op::Shift { bits } => Some(Gate::Scale { c: 1, bits: bits.unsigned_abs() }),
-        Op::Scale { factor } if node.output.dtype == DType::Int => {
-            let _ = factor;
-            Some(Gate::Linear)
-        }
+        Op::Scale { .. } if node.output.dtype == DType::Int => Some(Gate::Linear),
         // A real factor on a fixed input: multiply by the factor encoded like any fixed-point
         // value (as `ref` does), then truncate. Int inputs with real factors are lowered to a
         // product with a constant (see `crate::lowering`).
@@ -130,7 +127,8 @@ fn classify_op(op: &Op, node: &NodeDesc) -> Option<Gate> {
         Op::Gt => Some(Gate::Sign { swap: true, a: 1, sigma: u64::MAX }),
         Op::Lt => Some(Gate::Sign { swap: false, a: 1, sigma: u64::MAX }),
         Op::Relu => Some(Gate::Relu),
-        op if fixed_in(0) && f > lut::P => lut::Func::of(op).map(Gate::Lut),
+        // The interpolated value has 2f fractional bits and must stay below 2^63.
+        op if fixed_in(0) && f > lut::P && f <= lut::MAX_FRAC_BITS => lut::Func::of(op).map(Gate::Lut),
         _ => None,
     }
 }
