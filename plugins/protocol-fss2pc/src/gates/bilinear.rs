@@ -83,10 +83,10 @@ impl BilinearEval {
             Some(bits) => (Some((bits, trunc::read(&mut m, n, bits)?)), vec![]),
         };
         m.finish()?;
-        let mut mine = wire::sub(&c, &wire::add(&b(node, op, &x.value, &y.share)?, &b(node, op, &x.share, &y.value)?));
-        if me.0 == 0 {
-            mine = wire::add(&mine, &b(node, op, &x.value, &y.value)?);
-        }
+        // i·B(x̂, ŷ) − B(x̂, [r_y]ᵢ) = B(x̂, i·ŷ − [r_y]ᵢ): two products per party, not three.
+        let y_term =
+            if me.0 == 0 { wire::sub(&y.value, &y.share) } else { y.share.iter().map(|v| v.wrapping_neg()).collect() };
+        let mine = wire::sub(&wire::add(&c, &b(node, op, &x.value, &y_term)?), &b(node, op, &x.share, &y.value)?);
         Ok(BilinearEval { me, node: node.clone(), mine, trunc, r_z, state: State::Start })
     }
 
