@@ -169,7 +169,7 @@ pub fn run(a: Args) -> Result<()> {
     }
     for spec in &specs {
         let (graph, inputs) = scenario(spec)?;
-        let elements = graph_elements(&graph);
+        let elements = elements_of(&inputs);
         let modes: &[&str] = if a.sequential { &["pipelined", "sequential"] } else { &["pipelined"] };
         for mode in modes {
             let reset = reset_peak_rss();
@@ -216,12 +216,8 @@ pub fn run(a: Args) -> Result<()> {
 }
 
 /// Elements of the largest input: what "per element" figures are relative to.
-fn graph_elements(g: &GraphSpec) -> usize {
-    g.inputs
-        .iter()
-        .map(|i| i.shape.iter().map(|d| if let Dim::Fixed(n) = d { *n } else { 1 }).product::<usize>())
-        .max()
-        .unwrap_or(1)
+fn elements_of(inputs: &[(String, InputValue)]) -> usize {
+    inputs.iter().map(|(_, v)| v.shape().iter().product::<usize>()).max().unwrap_or(1)
 }
 
 /// One run end to end; `sequential` deals everything to files first, then runs from them.
