@@ -50,16 +50,6 @@ impl Masked {
     pub fn into_wire(self) -> Wire {
         Wire { shape: self.shape, dtype: self.dtype, planes: vec![self.value, self.share] }
     }
-
-    /// The masked value as a tensor (for running a plaintext kernel on it).
-    pub fn value_tensor(&self) -> Tensor {
-        Tensor { dtype: DType::Int, shape: self.shape.clone(), data: self.value.clone() }
-    }
-
-    /// The mask share as a tensor.
-    pub fn share_tensor(&self) -> Tensor {
-        Tensor { dtype: DType::Int, shape: self.shape.clone(), data: self.share.clone() }
-    }
 }
 
 /// Little-endian bytes of ring words.

@@ -29,7 +29,7 @@ pub fn deal(
     rng: &mut SeedRng,
 ) -> Result<(Vec<Vec<u8>>, Vec<u64>)> {
     let n = node.output.numel();
-    let r_z: Vec<u64> = (0..n).map(|_| rng.next_u64()).collect();
+    let r_z: Vec<u64> = crate::material::draw(rng, n);
     let c = wire::add(&b(node, op, rx, ry)?, &r_z);
     match trunc_bits {
         None => {

@@ -68,29 +68,40 @@ fn map(node: &NodeDesc, op: &Op, planes: &[&[u64]], public_values: &[Option<&[u6
 pub fn eval_linear(node: &NodeDesc, op: &Op, inputs: &[Masked]) -> Result<Masked> {
     let values: Vec<&[u64]> = inputs.iter().map(|m| m.value.as_slice()).collect();
     let shares: Vec<&[u64]> = inputs.iter().map(|m| m.share.as_slice()).collect();
-    let publics: Vec<Option<&[u64]>> = node
-        .inputs
-        .iter()
-        .zip(inputs)
-        .map(|(t, m)| (t.vis == Visibility::Public).then_some(m.value.as_slice()))
-        .collect();
+    let publics = party_publics(node, inputs);
     let value = map(node, op, &values, &publics)?;
     let share = map(node, op, &shares, &publics)?;
     Ok(Masked { shape: node.output.shape.clone(), dtype: node.output.dtype, value, share })
 }
 
-/// Dealer: the output mask of a linear gate.
-pub fn deal_linear(node: &NodeDesc, op: &Op, inputs: &[&Known]) -> Result<Vec<u64>> {
-    let masks: Vec<Vec<u64>> = inputs.iter().map(|k| k.mask()).collect();
-    let planes: Vec<&[u64]> = masks.iter().map(Vec::as_slice).collect();
-    let publics: Vec<Option<&[u64]>> = inputs
+/// The dealer's view of a gate's inputs: masks (zeros for public values) and public values.
+fn dealer_inputs(inputs: &[&Known]) -> (Vec<Vec<u64>>, Vec<Option<Vec<u64>>>) {
+    let masks = inputs.iter().map(|k| k.mask()).collect();
+    let publics = inputs
         .iter()
         .map(|k| match k {
-            Known::Public(t) => Some(t.data.as_slice()),
+            Known::Public(t) => Some(t.data.clone()),
             Known::Mask(_) => None,
         })
         .collect();
-    map(node, op, &planes, &publics)
+    (masks, publics)
+}
+
+/// A party's public input values (for products with a public operand).
+fn party_publics<'a>(node: &NodeDesc, inputs: &'a [Masked]) -> Vec<Option<&'a [u64]>> {
+    node.inputs.iter().zip(inputs).map(|(t, m)| (t.vis == Visibility::Public).then_some(m.value.as_slice())).collect()
+}
+
+/// Slices of owned planes.
+fn views(v: &[Vec<u64>]) -> Vec<&[u64]> {
+    v.iter().map(Vec::as_slice).collect()
+}
+
+/// Dealer: the output mask of a linear gate.
+pub fn deal_linear(node: &NodeDesc, op: &Op, inputs: &[&Known]) -> Result<Vec<u64>> {
+    let (masks, publics) = dealer_inputs(inputs);
+    let publics: Vec<Option<&[u64]>> = publics.iter().map(Option::as_deref).collect();
+    map(node, op, &views(&masks), &publics)
 }
 
 /// The pre-truncation linear step of a scale gate: `op` (identity for scale and shift) then `·c`.
@@ -108,16 +119,9 @@ pub fn deal_scale(
     bits: u32,
     rng: &mut SeedRng,
 ) -> Result<(Vec<Vec<u8>>, Vec<u64>)> {
-    let masks: Vec<Vec<u64>> = inputs.iter().map(|k| k.mask()).collect();
-    let planes: Vec<&[u64]> = masks.iter().map(Vec::as_slice).collect();
-    let publics: Vec<Option<&[u64]>> = inputs
-        .iter()
-        .map(|k| match k {
-            Known::Public(t) => Some(t.data.as_slice()),
-            Known::Mask(_) => None,
-        })
-        .collect();
-    let r = pre_scale(node, op, &planes, &publics, c)?;
+    let (masks, publics) = dealer_inputs(inputs);
+    let publics: Vec<Option<&[u64]>> = publics.iter().map(Option::as_deref).collect();
+    let r = pre_scale(node, op, &views(&masks), &publics, c)?;
     let mut split = Split::new(Tag::Trunc, rng, crate::protocol::material_sizes(node));
     let r_out = trunc::deal(&mut split, &r, bits, rng)?;
     Ok((split.finish(), r_out))
@@ -146,12 +150,7 @@ impl ScaleEval {
         material: &[u8],
     ) -> Result<Self> {
         let values: Vec<&[u64]> = inputs.iter().map(|m| m.value.as_slice()).collect();
-        let publics: Vec<Option<&[u64]>> = node
-            .inputs
-            .iter()
-            .zip(inputs)
-            .map(|(t, m)| (t.vis == Visibility::Public).then_some(m.value.as_slice()))
-            .collect();
+        let publics = party_publics(node, inputs);
         let zhat = pre_scale(node, op, &values, &publics, c)?;
         let n = zhat.len();
         let mut m = Shares::new(material, Tag::Trunc, me.0)?;

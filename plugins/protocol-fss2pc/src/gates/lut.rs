@@ -143,7 +143,7 @@ pub fn deal(func: Func, node: &NodeDesc, r: &[u64], rng: &mut SeedRng) -> Result
     let r_j = trunc::deal(&mut split, &r_w, t, rng)?;
     let r_d: Vec<u64> = r_w.iter().zip(&r_j).map(|(w, j)| w.wrapping_sub(j.wrapping_shl(t))).collect();
     // Round 3: the lookup's output mask, then the two DPFs at j's mask.
-    let r_z: Vec<u64> = (0..n).map(|_| rng.next_u64()).collect();
+    let r_z: Vec<u64> = crate::material::draw(rng, n);
     split.share(&r_z);
     let low = (1u64 << m) - 1;
     let alphas: Vec<u64> = r_j.iter().map(|j| j & low).collect();

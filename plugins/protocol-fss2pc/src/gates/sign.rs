@@ -18,7 +18,7 @@ const LOW63: u64 = (1u64 << 63) - 1;
 pub fn deal_sign(split: &mut Split, r: &[u64], rng: &mut SeedRng) -> Result<Vec<u64>> {
     let n = r.len();
     let s: Vec<u64> = r.iter().map(|r| r >> 63).collect();
-    let r_out: Vec<u64> = (0..n).map(|_| rng.next_u64()).collect();
+    let r_out: Vec<u64> = crate::material::draw(rng, n);
     split.share(&s);
     split.share(&r_out);
     let alphas: Vec<u64> = r.iter().map(|r| r & LOW63).collect();
@@ -32,7 +32,7 @@ pub fn deal_relu(split: &mut Split, r: &[u64], rng: &mut SeedRng) -> Result<Vec<
     let n = r.len();
     let s: Vec<u64> = r.iter().map(|r| r >> 63).collect();
     let sr: Vec<u64> = s.iter().zip(r).map(|(s, r)| s.wrapping_mul(*r)).collect();
-    let r_out: Vec<u64> = (0..n).map(|_| rng.next_u64()).collect();
+    let r_out: Vec<u64> = crate::material::draw(rng, n);
     split.share(&s);
     split.share(&sr);
     split.share(&r_out);

@@ -23,7 +23,7 @@ pub fn key_len(bits: u32) -> u64 {
 /// `r_out`, then the keys (so nothing may be shared after it). Returns `r_out`.
 pub fn deal(split: &mut Split, r: &[u64], bits: u32, rng: &mut SeedRng) -> Result<Vec<u64>> {
     let n = r.len();
-    let r_out: Vec<u64> = (0..n).map(|_| rng.next_u64()).collect();
+    let r_out: Vec<u64> = crate::material::draw(rng, n);
     let a: Vec<u64> = r.iter().zip(&r_out).map(|(r, o)| o.wrapping_sub(r >> bits)).collect();
     split.share(&a);
     split.share(&r_out);
