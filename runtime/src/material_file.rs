@@ -330,9 +330,6 @@ pub fn replay(plan: &Plan, mut sources: Vec<Source>, link: &dyn Link) -> Result<
             return Err(Error::Dealer(format!("{}: holds more material than the plan needs", src.path.display())));
         }
     }
-    let bye = crate::schedule::frame::Frame::control(crate::schedule::frame::Kind::Bye).encode();
-    for p in 0..plan.parties.len() {
-        let _ = link.send(Endpoint::Party(PartyId(p as u16)), bye.clone());
-    }
+    crate::schedule::dealer::end_of_material(link, plan.parties.len());
     Ok(bytes)
 }

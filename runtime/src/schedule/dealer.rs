@@ -38,6 +38,15 @@ fn node_seed(master: &[u8; 32], node: u32) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// Tells every party that no more material will come (best effort: a party that has already
+/// gone needs no goodbye).
+pub fn end_of_material(link: &dyn Link, parties: usize) {
+    let bye = Frame::control(Kind::Bye).encode();
+    for p in 0..parties {
+        let _ = link.send(Endpoint::Party(PartyId(p as u16)), bye.clone());
+    }
+}
+
 /// Runs the dealer (blocking; call from a dedicated thread).
 pub fn run_dealer(
     plan: &Plan,
@@ -89,10 +98,7 @@ pub fn run_dealer(
             })?;
         }
     }
-    let bye = Frame::control(Kind::Bye).encode();
-    for p in 0..parties {
-        let _ = link.send(Endpoint::Party(PartyId(p as u16)), bye.clone());
-    }
+    end_of_material(link, parties);
     stats.wall_s = start.elapsed().as_secs_f64();
     Ok(stats)
 }
