@@ -309,9 +309,124 @@ fn unsupported_ops_are_refused_at_plan_time() {
         err.contains("node `y`: `exp`: fss2pc computes exp on fixed-point values with 7 ≤ frac_bits ≤ 24"),
         "{err}"
     );
-    let g = one(Op::Rsqrt, vec![3], DType::Fixed);
+    let mut g = one(Op::Reciprocal, vec![3], DType::Fixed);
+    g.fixed_point = FixedPoint::new(23);
+    let cfg = SessionConfig { protocol: Some("fss2pc".into()), ..Default::default() };
+    let err =
+        Session::from_graph(g, mpcflow::builtins()).with_config(cfg).plan(Default::default()).unwrap_err().to_string();
+    assert!(
+        err.contains(
+            "node `y`: `reciprocal`: fss2pc computes reciprocal on fixed-point values with 1 ≤ frac_bits ≤ 22"
+        ),
+        "{err}"
+    );
+    // An epsilon below one ulp would make rsqrt saturate where ref defines the output as beta.
+    let g = one(Op::Layernorm { axis: -1, epsilon: 0.0 }, vec![3], DType::Fixed);
     let cfg = SessionConfig { protocol: Some("fss2pc".into()), ..Default::default() };
     let s = Session::from_graph(g, mpcflow::builtins()).with_config(cfg);
     let err = s.plan(Default::default()).unwrap_err().to_string();
-    assert_eq!(err, "node `y`: protocol `fss2pc` does not support op `rsqrt`");
+    assert_eq!(err, "node `y`: protocol `fss2pc` does not support op `layernorm`");
+}
+
+/// The root gate's relative error at f = 16 (see `gates::root`): `|Δ| ≤ ROOT_REL·|ref| + 1` ulp.
+const ROOT_REL: f64 = 1.0 / (1u64 << 20) as f64;
+
+fn root_bound(r: f64) -> f64 {
+    ROOT_REL * r.abs() + ULP
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 6, ..cfg() })]
+
+    /// reciprocal, rsqrt, sqrt: within `2^-20·|ref| + 1` ulp; exactly ref's saturated values at
+    /// 0 and below (reciprocal(0), rsqrt(x ≤ 0): i64::MAX; sqrt(x ≤ 0): 0).
+    #[test]
+    fn roots_within_relative_bound(x in fixed_values(10, 1e4), small in fixed_values(6, 0.01), big in proptest::collection::vec(1e4f64..1e9, 3)) {
+        let mut x = x;
+        x.extend(small);
+        x.extend(big.iter().map(|v| v.round()));
+        x.extend([3.0 * ULP, 2.0, 0.5, 4.0, 1e-3]);
+        let n = x.len();
+        let neg: Vec<f64> = x.iter().map(|v| -v).collect();
+        for op in [Op::Reciprocal, Op::Rsqrt, Op::Sqrt] {
+            compare(&one(op.clone(), vec![n], DType::Fixed), &ins(real(&[n], &x), None), |_, r| root_bound(r))?;
+        }
+        compare(&one(Op::Reciprocal, vec![n], DType::Fixed), &ins(real(&[n], &neg), None), |_, r| root_bound(r))?;
+    }
+
+    /// div: `a · reciprocal(b)`, within `2^-20·|ref| + (|a| + 2)` ulp.
+    #[test]
+    fn div_within_bound(a in fixed_values(8, 1e3), b in fixed_values(8, 1e3)) {
+        let b: Vec<f64> = b.iter().map(|v| if *v == 0.0 { 1.5 } else { *v }).collect();
+        let bound = |i: usize, r: f64| ROOT_REL * r.abs() + (a[i].abs() + 2.0) * ULP;
+        compare(&two(Op::Div, vec![8], vec![8], DType::Fixed), &ins(real(&[8], &a), Some(real(&[8], &b))), bound)?;
+        let iv = InputValue::Int { shape: vec![8], values: a.iter().map(|v| *v as i64).collect() };
+        let ib = InputValue::Int { shape: vec![8], values: b.iter().map(|v| if v.abs() < 1.0 { 3 } else { *v as i64 }).collect() };
+        let ai: Vec<f64> = a.iter().map(|v| (*v as i64) as f64).collect();
+        let bound = |i: usize, r: f64| ROOT_REL * r.abs() + (ai[i].abs() + 2.0) * ULP;
+        compare(&two(Op::Div, vec![8], vec![8], DType::Int), &ins(iv, Some(ib)), bound)?;
+    }
+
+    /// softmax: within `(7 + 4.1·n·y)` ulp for lane length `n`.
+    #[test]
+    fn softmax_within_bound(x in proptest::collection::vec(-12.0f64..12.0, 10)) {
+        let x: Vec<f64> = x.iter().map(|v| (v * 65536.0).round() / 65536.0).collect();
+        for (axis, n) in [(-1i64, 5.0), (0, 2.0)] {
+            compare(&one(Op::Softmax { axis }, vec![2, 5], DType::Fixed), &ins(real(&[2, 5], &x), None), |_, r| (7.0 + 4.1 * n * r.abs()) * ULP)?;
+        }
+    }
+
+    /// layernorm: within twice the propagated bound of `mean`, the squares and `rsqrt`.
+    #[test]
+    fn layernorm_within_bound(x in proptest::collection::vec(-100.0f64..100.0, 18)) {
+        let x: Vec<f64> = x.iter().map(|v| (v * 65536.0).round() / 65536.0).collect();
+        let eps = 1e-5;
+        let bounds = layernorm_bounds(&x, 6, eps, 1.0);
+        compare(&one(Op::Layernorm { axis: -1, epsilon: eps }, vec![3, 6], DType::Fixed), &ins(real(&[3, 6], &x), None), |i, _| bounds[i])?;
+    }
+}
+
+/// Per-element bound of layernorm over lanes of `len` (last axis): `Δc = 1.5 + |mean|/256` ulp
+/// (one `mean`), `Δvar = 2·max|c|·Δc + (1.5 + var/256)` ulp, then
+/// `|Δy| ≤ 2·(Δc·inv + |y|·(2^-20 + Δvar/(2·(var + ε))) + |c| ulp + 2 ulp)` (`|c|` ulp: rsqrt's
+/// output is rounded to one ulp), times `|γ|`, plus 2 ulp.
+fn layernorm_bounds(x: &[f64], len: usize, eps: f64, gamma: f64) -> Vec<f64> {
+    let mut out = vec![];
+    for lane in x.chunks(len) {
+        let n = lane.len() as f64;
+        let mean = lane.iter().sum::<f64>() / n;
+        let var = lane.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
+        let cmax = lane.iter().map(|v| (v - mean).abs()).fold(0.0, f64::max);
+        let dc = (1.5 + mean.abs() / 256.0) * ULP;
+        let dvar = 2.0 * cmax * dc + (1.5 + var / 256.0) * ULP;
+        let inv = 1.0 / (var + eps).sqrt();
+        for v in lane {
+            let y = (v - mean) * inv;
+            let c = (v - mean).abs();
+            let b = 2.0 * (dc * inv + y.abs() * (ROOT_REL + dvar / (2.0 * (var + eps))) + (c + 2.0) * ULP);
+            out.push(b * gamma.abs() + 2.0 * ULP);
+        }
+    }
+    out
+}
+
+#[test]
+fn layernorm_with_affine_inputs() {
+    let x: Vec<f64> = (0..12).map(|i| ((i * 37) % 11) as f64 * 1.7 - 6.0).collect();
+    let gamma = [0.5, -2.0, 1.25, 3.0];
+    let g = GraphSpec::new("t", ["alice", "bob"])
+        .input("a", "alice", DType::Fixed, vec![Dim::Fixed(3), Dim::Fixed(4)])
+        .input("b", "bob", DType::Fixed, vec![Dim::Fixed(4)])
+        .constant("beta", DType::Fixed, vec![4], vec![0.0, 1.0, -1.5, 2.25])
+        .node("y", Op::Layernorm { axis: 1, epsilon: 1e-3 }, ["a", "b", "beta"])
+        .output("y", ["alice", "bob"]);
+    let bounds = layernorm_bounds(&x, 4, 1e-3, 3.0);
+    compare(&g, &ins(real(&[3, 4], &x), Some(real(&[4], &gamma))), |i, _| bounds[i]).unwrap();
+}
+
+#[test]
+fn softmax_of_int_and_wide_lanes() {
+    let iv = InputValue::Int { shape: vec![2, 3], values: vec![0, 5, -3, 100, 100, -100] };
+    compare(&one(Op::Softmax { axis: 1 }, vec![2, 3], DType::Int), &ins(iv, None), |_, r| (7.0 + 12.3 * r) * ULP)
+        .unwrap();
 }

@@ -59,7 +59,9 @@ fn graph() -> GraphSpec {
         .node("p", Op::Mul, ["x", "y"])
         .node("g", Op::Gt, ["x", "y"])
         .node("s", Op::Add, ["r", "p"])
+        .node("sm", Op::Softmax { axis: 0 }, ["x"])
         .output("s", ["alice"])
+        .output("sm", ["alice"])
         .output("g", ["alice"])
 }
 

@@ -67,6 +67,10 @@ impl Dealer for FssDealer {
                 let (m, r) = crate::gates::lut::deal(*func, node, &ins[0].mask(), &mut rng)?;
                 (m, Some(Known::Mask(r)))
             }
+            (Gate::Root(func), _) => {
+                let (m, r) = crate::gates::root::deal(*func, node, &ins[0].mask(), &mut rng)?;
+                (m, Some(Known::Mask(r)))
+            }
             (Gate::Relu, _) => {
                 let mut split = Split::new(Tag::Relu, &mut rng, material_sizes(node));
                 let r = sign::deal_relu(&mut split, &ins[0].mask(), &mut rng)?;

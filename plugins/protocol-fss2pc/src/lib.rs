@@ -20,7 +20,11 @@
 //! - within `1 + |mean|·2^-8` ulp: `mean` and `avgpool`, for `|mean| < 2^(63−2f−7)`, any count
 //!   (see [`lowering`]);
 //! - within `2·max|f''| + 2` ulp: exp, sigmoid, tanh, gelu on their table domains, with exp held
-//!   at `exp(8)` above 8 (see [`gates::lut`]); they need `7 ≤ f ≤ 24`, which the planner checks.
+//!   at `exp(8)` above 8 (see [`gates::lut`]); they need `7 ≤ f ≤ 24`, which the planner checks;
+//! - within `2^-20·|y| + 1` ulp (at `f = 16`; `(2^-21 + 2^-(Q−2))·|y| + 1` in general): reciprocal,
+//!   rsqrt, sqrt for `|x| < 2^(62−f)`, with `ref`'s saturated values at 0 and below exactly
+//!   (see [`gates::root`]; reciprocal needs `f ≤ 22`, rsqrt and sqrt `f ≤ 24`);
+//! - div, softmax, layernorm: lowered onto these (bounds in [`lowering`]).
 
 pub mod dealer;
 pub mod fss;

@@ -20,8 +20,23 @@
 //!
 //! | `exp`, `sigmoid`, `tanh`, `gelu` of an int | `mul` by 1.0 (to fixed), then the lookup gate | 4 |
 //!
-//! Not yet supported (the planner refuses them with a clear error): reciprocal, div, sqrt,
-//! rsqrt, and softmax and layernorm built from them.
+//! | `reciprocal`, `rsqrt`, `sqrt` of an int | `mul` by 1.0 (to fixed), then the root gate ([`crate::gates::root`]) | 8 |
+//! | `div(a, b)` | `a · reciprocal(b)`: a fixed × fixed product with exact truncation (int `a`: an exact int × fixed product) | 9 (8) |
+//! | `softmax(x, axis)` | `e = exp(x − max(x, axis))` (max over the axis, reshaped to keep the axis), `e · reciprocal(sum(e, axis, keepdims))` | 2·⌈log₂ n⌉ + 13 |
+//! | `layernorm(x, axis, ε[, γ, β])` | `c = x − mean(x)`, `c · rsqrt(mean(c·c) + ε)`, then `· γ` and `+ β` (each made fixed first) | 17 (+2 with γ) |
+//!
+//! **Accuracy** (f = 16; `ε_r = 2^-20` the root gate's relative error, see [`crate::gates::root`]):
+//! - `div`: `|Δ| ≤ ε_r·|a/b| + (|a| + 2)` ulp, for `|a/b| < 2^(63−2f)`; `div(a, 0)` is not
+//!   `ref`'s saturated value (it is `a · i64::MAX` truncated: undefined).
+//! - `softmax`: `|Δ| ≤ (7 + 4.1·n·y)` ulp for output `y` and lane length `n` (the exps are within
+//!   `4.1` ulp each, their sum `≥ 1`); `exp` is held at `exp(-16) ≈ 0` below −16 as in the lookup gate.
+//! - `layernorm`: with `Δc = 1.5 + |mean|/256` ulp (one `mean`), `Δvar = 2·max|c|·Δc + 1.5 +
+//!   var/256` ulp and `inv = 1/√(var + ε)`:
+//!   `|Δ| ≤ 2·(Δc·inv + |y|·(2^-20 + Δvar/(2(var + ε))) + (|c| + 2) ulp)·|γ| + 2` ulp (the
+//!   `|c|` ulp: rsqrt's output is rounded to one ulp, where `ref` does not round it), for
+//!   `|c| < 2^(31.5−f)` so the squares fit. `ε` must encode to at least one ulp (else
+//!   `rsqrt(0)` saturates, where `ref` defines the output as `β`): a smaller `ε` is refused at
+//!   plan time.
 
 use mpcflow_sdk::protocol::{LRef, LoweredNode, Lowering};
 use mpcflow_sdk::shape::{TensorInfo, norm_axes};
@@ -35,7 +50,7 @@ pub const MAX_WINDOW: usize = 1024;
 
 /// Whether fss2pc can evaluate `op` directly or after [`lower`].
 pub fn supported(op: &Op) -> bool {
-    !matches!(op, Op::Reciprocal | Op::Div | Op::Sqrt | Op::Rsqrt | Op::Softmax { .. } | Op::Layernorm { .. })
+    !matches!(op, Op::Div | Op::Softmax { .. } | Op::Layernorm { .. })
 }
 
 fn node(op: Op, inputs: Vec<LRef>) -> LoweredNode {
@@ -133,9 +148,53 @@ pub fn lower(op: &Op, inputs: &[TensorInfo], fp: FixedPoint) -> Option<Lowering>
             }
             b.nodes
         }
-        Op::Exp | Op::Sigmoid | Op::Tanh | Op::Gelu if inputs.first()?.dtype != DType::Fixed => {
+        Op::Exp | Op::Sigmoid | Op::Tanh | Op::Gelu | Op::Reciprocal | Op::Rsqrt | Op::Sqrt
+            if inputs.first()?.dtype != DType::Fixed =>
+        {
             let one = LRef::Const(Tensor::scalar(DType::Fixed, 1.0, fp));
             vec![node(Op::Mul, vec![Input(0), one]), node(op.clone(), vec![Node(0)])]
+        }
+        Op::Div => vec![node(Op::Reciprocal, vec![Input(1)]), node(Op::Mul, vec![Input(0), Node(0)])],
+        Op::Softmax { axis } => {
+            let x = inputs.first()?;
+            let a = mpcflow_sdk::shape::norm_axis(*axis, x.shape.len()).ok()?;
+            let mut b = Builder::default();
+            let xf = b.as_fixed(LRef::Input(0), x.dtype, fp);
+            let max = b.push(Op::Max { axis: Some(a as i64) }, vec![xf.clone()]);
+            let max = b.push(Op::Reshape { shape: b.keep(&x.shape, a) }, vec![max]);
+            let d = b.push(Op::Sub, vec![xf, max]);
+            let e = b.push(Op::Exp, vec![d]);
+            let s = b.push(Op::Sum { axes: vec![a as i64], keepdims: true }, vec![e.clone()]);
+            let r = b.push(Op::Reciprocal, vec![s]);
+            b.push(Op::Mul, vec![e, r]);
+            b.nodes
+        }
+        Op::Layernorm { axis, epsilon } => {
+            let x = inputs.first()?;
+            let a = mpcflow_sdk::shape::norm_axis(*axis, x.shape.len()).ok()?;
+            let eps = Tensor::scalar(DType::Fixed, *epsilon, fp);
+            if (eps.data[0] as i64) < 1 {
+                return None;
+            }
+            let mut b = Builder::default();
+            let xf = b.as_fixed(LRef::Input(0), x.dtype, fp);
+            let mean = |b: &mut Builder, v: LRef| b.push(Op::Mean { axes: vec![a as i64], keepdims: true }, vec![v]);
+            let mu = mean(&mut b, xf.clone());
+            let c = b.push(Op::Sub, vec![xf, mu]);
+            let sq = b.push(Op::Mul, vec![c.clone(), c.clone()]);
+            let var = mean(&mut b, sq);
+            let ve = b.push(Op::Add, vec![var, LRef::Const(eps)]);
+            let inv = b.push(Op::Rsqrt, vec![ve]);
+            let mut y = b.push(Op::Mul, vec![c, inv]);
+            if let Some(g) = inputs.get(1) {
+                let g = b.as_fixed(LRef::Input(1), g.dtype, fp);
+                y = b.push(Op::Mul, vec![y, g]);
+            }
+            if let Some(beta) = inputs.get(2) {
+                let beta = b.as_fixed(LRef::Input(2), beta.dtype, fp);
+                b.push(Op::Add, vec![y, beta]);
+            }
+            b.nodes
         }
         Op::Argmax { axis, one_hot } => {
             let x = inputs.first()?;
@@ -159,6 +218,11 @@ impl Builder {
     fn push(&mut self, op: Op, inputs: Vec<LRef>) -> LRef {
         self.nodes.push(LoweredNode { op, inputs });
         LRef::Node(self.nodes.len() - 1)
+    }
+
+    /// `shape` with axis `a` of size 1, as a reshape target.
+    fn keep(&self, shape: &[usize], a: usize) -> Vec<i64> {
+        shape.iter().enumerate().map(|(i, &d)| if i == a { 1 } else { d as i64 }).collect()
     }
 
     /// Combines values pairwise with `op` until one is left (a balanced tree).

@@ -44,6 +44,8 @@ pub enum Tag {
     BilinearTrunc = 6,
     /// Table lookup with interpolation.
     Lut = 7,
+    /// Reciprocal, rsqrt, sqrt (see `gates::root`).
+    Root = 8,
 }
 
 /// Bytes of the header.

@@ -3,7 +3,7 @@
 use crate::dealer::{FssDealer, difference};
 use crate::gates::linear::{ScaleEval, eval_linear, public};
 use crate::gates::open::OneRound;
-use crate::gates::{Gate, bilinear, classify, io, lut, sign, trunc};
+use crate::gates::{Gate, bilinear, classify, io, lut, root, sign, trunc};
 use crate::lowering;
 use crate::material::{HEADER, SEED_LEN, Shares, Tag, dcf_len, dcf2_len, split_len};
 use crate::wire::Masked;
@@ -46,6 +46,13 @@ impl Protocol for Fss2pc {
                 NodeKind::Op(op) if lut::Func::of(op).is_some() => {
                     format!("fss2pc computes {} on fixed-point values with 7 ≤ frac_bits ≤ 24", op.name())
                 }
+                NodeKind::Op(op) if root::Func::of(op).is_some() => {
+                    format!(
+                        "fss2pc computes {} on fixed-point values with 1 ≤ frac_bits ≤ {}",
+                        op.name(),
+                        if matches!(op, Op::Reciprocal) { 22 } else { 24 }
+                    )
+                }
                 k => format!("fss2pc has no gate for {} on these inputs", k.label()),
             }),
         }
@@ -65,6 +72,7 @@ impl Protocol for Fss2pc {
                     | Gate::Sign { .. }
                     | Gate::Relu
                     | Gate::Lut(_)
+                    | Gate::Root(_)
             )
         )
     }
@@ -113,6 +121,10 @@ impl Protocol for Fss2pc {
             (Gate::Lut(func), _) => {
                 let x = ins.into_iter().next().ok_or_else(|| Error::internal("lookup without input"))?;
                 Box::new(lut::LutEval::new(func, node, me, x.value, x.share, input.material))
+            }
+            (Gate::Root(func), _) => {
+                let x = ins.into_iter().next().ok_or_else(|| Error::internal("root without input"))?;
+                Box::new(root::RootEval::new(func, node, me, x.value, x.share, input.material)?)
             }
             (Gate::Relu, _) => {
                 let mut m = Shares::new(&input.material, Tag::Relu, me.0)?;
@@ -168,6 +180,11 @@ pub fn cost(node: &NodeDesc) -> Cost {
             c.rounds = lut::ROUNDS;
             c.online_bytes = vec![lut::online_bytes(func) * n as u64; 2];
             c.dealer_bytes = lut::material_len(func, n, node.fixed_point).to_vec();
+        }
+        Gate::Root(func) => {
+            c.rounds = root::ROUNDS;
+            c.online_bytes = vec![root::online_bytes(func, node.fixed_point.frac_bits) * n as u64; 2];
+            c.dealer_bytes = root::material_len(func, n, node.fixed_point.frac_bits).to_vec();
         }
     }
     c

@@ -11,6 +11,7 @@
 //! | sign | gt, ge, lt, le | 1 | 8n |
 //! | relu | relu | 1 | 8n |
 //! | lookup | exp, sigmoid, tanh, gelu (table with interpolation, see [`lut`]) | 4 | 40n (gelu 48n) |
+//! | root | reciprocal, rsqrt, sqrt (leading bit, normalisation, mantissa table, rescaling, see [`root`]) | 7 | at f = 16: reciprocal 616n, rsqrt 472n, sqrt 552n |
 //!
 //! `n` is the number of output elements. Composite ops are lowered (see [`crate::lowering`]).
 
@@ -19,6 +20,7 @@ pub mod io;
 pub mod linear;
 pub mod lut;
 pub mod open;
+pub mod root;
 pub mod sign;
 pub mod trunc;
 
@@ -68,6 +70,8 @@ pub enum Gate {
     Relu,
     /// A smooth function by table lookup.
     Lut(lut::Func),
+    /// Reciprocal, rsqrt or sqrt.
+    Root(root::Func),
 }
 
 /// Whether an op is a linear map of the ring (valid on masked values and shares alike).
@@ -128,7 +132,10 @@ fn classify_op(op: &Op, node: &NodeDesc) -> Option<Gate> {
         Op::Lt => Some(Gate::Sign { swap: false, a: 1, sigma: u64::MAX }),
         Op::Relu => Some(Gate::Relu),
         // The interpolated value has 2f fractional bits and must stay below 2^63.
-        op if fixed_in(0) && f > lut::P && f <= lut::MAX_FRAC_BITS => lut::Func::of(op).map(Gate::Lut),
+        op if fixed_in(0) && f > lut::P && f <= lut::MAX_FRAC_BITS && lut::Func::of(op).is_some() => {
+            lut::Func::of(op).map(Gate::Lut)
+        }
+        op if fixed_in(0) => root::Func::of(op).filter(|g| root::params(*g, f).is_some()).map(Gate::Root),
         _ => None,
     }
 }
