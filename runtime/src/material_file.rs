@@ -119,7 +119,7 @@ impl Link for FileSink {
             self.sinks.get(p.index()).ok_or_else(|| mpcflow_sdk::Error::Transport(format!("no file for {p}")))?;
         let mut s = sink.lock().map_err(|_| mpcflow_sdk::Error::internal("material file lock poisoned"))?;
         // The dealer's end-of-stream frame is implied by the trailer.
-        if frame.first() == Some(&(crate::schedule::frame::Kind::Bye as u8)) {
+        if crate::schedule::frame::peek(&frame).map(|t| t.0) == Some(crate::schedule::frame::Kind::Bye as u8) {
             return Ok(());
         }
         s.frames += 1;
@@ -312,7 +312,7 @@ pub fn replay(plan: &Plan, mut sources: Vec<Source>, link: &dyn Link) -> Result<
             let frame = src.next_frame()?.ok_or_else(|| {
                 Error::Dealer(format!("{}: ends before the material of node `{}`", src.path.display(), node.desc.name))
             })?;
-            let header_node = frame.get(1..5).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+            let header_node = crate::schedule::frame::peek(&frame).map(|t| t.1);
             if header_node != Some(id as u32) {
                 return Err(Error::Dealer(format!(
                     "{}: frame out of order at node `{}`",
@@ -320,7 +320,7 @@ pub fn replay(plan: &Plan, mut sources: Vec<Source>, link: &dyn Link) -> Result<
                     node.desc.name
                 )));
             }
-            bytes[id][p] = frame.len().saturating_sub(crate::schedule::frame::HEADER) as u64;
+            bytes[id][p] = frame.len().saturating_sub(crate::schedule::frame::TAG) as u64;
             link.send(Endpoint::Party(PartyId(p as u16)), frame)
                 .map_err(|e| Error::Dealer(format!("sending material of node `{}`: {e}", node.desc.name)))?;
         }

@@ -31,9 +31,10 @@ impl Link for RecordingLink {
     }
     fn recv(&self, from: Endpoint, timeout: Duration) -> mpcflow_sdk::Result<Vec<u8>> {
         let frame = self.inner.recv(from, timeout)?;
-        // Protocol messages (frame kind 1) from alice to bob, without the runtime's header.
-        if self.me == Endpoint::Party(PartyId(1)) && from == Endpoint::Party(PartyId(0)) && frame.first() == Some(&1) {
-            self.seen.lock().unwrap().push(frame[7..].to_vec());
+        // Protocol messages (frame kind 1) from alice to bob, without the runtime's 7-byte tag.
+        let tag = frame.len() - 7;
+        if self.me == Endpoint::Party(PartyId(1)) && from == Endpoint::Party(PartyId(0)) && frame[tag] == 1 {
+            self.seen.lock().unwrap().push(frame[..tag].to_vec());
         }
         Ok(frame)
     }

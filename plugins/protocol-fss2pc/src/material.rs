@@ -20,7 +20,7 @@ fn dealer_err(e: crate::fss::FssError) -> Error {
     Error::internal(format!("fss2pc dealer: {e}"))
 }
 
-/// Spare capacity for the runtime's frame header in front of the material.
+/// Spare capacity for the runtime's frame tag, appended after the material.
 const FRAME_ROOM: usize = 16;
 
 /// Length of the seed party 0 receives.

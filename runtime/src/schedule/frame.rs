@@ -1,12 +1,14 @@
-//! The runtime's frame header: every byte between endpoints travels in a frame that says what
-//! it is and which node and round it belongs to, so all nodes in flight share one channel.
+//! The runtime's frame tag: every byte between endpoints travels in a frame that says what it
+//! is and which node and round it belongs to, so all nodes in flight share one channel.
 //!
-//! Layout (little endian): `kind: u8, node: u32, round: u16, payload`.
+//! Layout (little endian): `payload ‖ kind: u8 ‖ node: u32 ‖ round: u16`. The tag is a
+//! *trailer*, not a header, so that a frame is made by appending 7 bytes to the payload's own
+//! buffer and read by truncating them: megabytes of dealer material are never moved.
 
 use mpcflow_sdk::Error;
 
-/// Header length in bytes.
-pub const HEADER: usize = 7;
+/// Tag length in bytes.
+pub const TAG: usize = 7;
 
 /// What a frame carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +36,13 @@ pub struct Frame {
     pub payload: Vec<u8>,
 }
 
+/// The tag of an encoded frame: `(kind byte, node, round)`, or `None` if it is too short.
+pub fn peek(frame: &[u8]) -> Option<(u8, u32, u16)> {
+    let t = frame.len().checked_sub(TAG)?;
+    let b = &frame[t..];
+    Some((b[0], u32::from_le_bytes([b[1], b[2], b[3], b[4]]), u16::from_le_bytes([b[5], b[6]])))
+}
+
 impl Frame {
     /// A frame with an empty payload.
     pub fn control(kind: Kind) -> Frame {
@@ -41,44 +50,32 @@ impl Frame {
     }
 
     /// Serialises the frame.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(HEADER + self.payload.len());
-        v.push(self.kind as u8);
-        v.extend_from_slice(&self.node.to_le_bytes());
-        v.extend_from_slice(&self.round.to_le_bytes());
-        v.extend_from_slice(&self.payload);
-        v
+    pub fn encode(self) -> Vec<u8> {
+        Frame::encode_owned(self.kind, self.node, self.round, self.payload)
     }
 
-    /// Serialises a frame around an owned payload, reusing its allocation when it has room.
+    /// Serialises a frame around an owned payload by appending the tag (no copy when the
+    /// payload has 7 bytes of spare capacity).
     pub fn encode_owned(kind: Kind, node: u32, round: u16, mut payload: Vec<u8>) -> Vec<u8> {
-        let mut head = [0u8; HEADER];
-        head[0] = kind as u8;
-        head[1..5].copy_from_slice(&node.to_le_bytes());
-        head[5..7].copy_from_slice(&round.to_le_bytes());
-        payload.splice(0..0, head);
+        payload.push(kind as u8);
+        payload.extend_from_slice(&node.to_le_bytes());
+        payload.extend_from_slice(&round.to_le_bytes());
         payload
     }
 
     /// Parses a frame; garbage is an error, never a panic.
     pub fn decode(mut bytes: Vec<u8>) -> Result<Frame, Error> {
-        if bytes.len() < HEADER {
-            return Err(Error::protocol(format!(
-                "frame of {} bytes is shorter than its {HEADER}-byte header",
-                bytes.len()
-            )));
-        }
-        let kind = match bytes[0] {
+        let Some((k, node, round)) = peek(&bytes) else {
+            return Err(Error::protocol(format!("frame of {} bytes is shorter than its {TAG}-byte tag", bytes.len())));
+        };
+        let kind = match k {
             1 => Kind::Msg,
             2 => Kind::Material,
             3 => Kind::Abort,
             4 => Kind::Bye,
             k => return Err(Error::protocol(format!("unknown frame kind {k}"))),
         };
-        let node = u32::from_le_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
-        let round = u16::from_le_bytes([bytes[5], bytes[6]]);
-        // Shift the payload down in place rather than copying it into a new allocation.
-        bytes.drain(..HEADER);
+        bytes.truncate(bytes.len() - TAG);
         Ok(Frame { kind, node, round, payload: bytes })
     }
 }
@@ -90,8 +87,8 @@ mod tests {
     #[test]
     fn roundtrip_and_garbage() {
         let f = Frame { kind: Kind::Msg, node: 70000, round: 3, payload: vec![1, 2, 3] };
-        assert_eq!(Frame::decode(f.encode()).unwrap(), f);
+        assert_eq!(Frame::decode(f.clone().encode()).unwrap(), f);
         assert!(Frame::decode(vec![1, 2]).is_err());
-        assert!(Frame::decode(vec![9, 0, 0, 0, 0, 0, 0]).is_err());
+        assert!(Frame::decode(vec![5, 6, 9, 0, 0, 0, 0, 0, 0]).is_err(), "unknown kind 9");
     }
 }
