@@ -31,18 +31,32 @@ pub const MAX_FRAC_BITS: u32 = 30;
 pub struct FixedPoint {
     /// Number of fractional bits.
     pub frac_bits: u32,
+    /// Bits that differences of compared values are known to fit in, as two's complement
+    /// (`|x − y| < 2^(compare_bits − 1)`). Protocols may compare over fewer bits when this is
+    /// below 64, as Sigma does; 64 (the default) assumes nothing.
+    #[serde(default = "full_width")]
+    pub compare_bits: u32,
+}
+
+fn full_width() -> u32 {
+    64
 }
 
 impl Default for FixedPoint {
     fn default() -> Self {
-        FixedPoint { frac_bits: DEFAULT_FRAC_BITS }
+        FixedPoint::new(DEFAULT_FRAC_BITS)
     }
 }
 
 impl FixedPoint {
     /// An encoding with `frac_bits` fractional bits.
     pub fn new(frac_bits: u32) -> Self {
-        FixedPoint { frac_bits }
+        FixedPoint { frac_bits, compare_bits: 64 }
+    }
+
+    /// The same encoding with comparisons over `bits` bits.
+    pub fn with_compare_bits(self, bits: u32) -> Self {
+        FixedPoint { compare_bits: bits, ..self }
     }
 
     /// `2^frac_bits` as a float.

@@ -230,6 +230,38 @@ fn means_of_large_values_and_of_ints() {
         .unwrap();
 }
 
+proptest! {
+    #![proptest_config(cfg())]
+
+    /// With `compare_bits: 40` the comparison keys are 39-level DCFs, exact for |x − y| < 2^39
+    /// words (±2^22 at f = 16).
+    #[test]
+    fn narrow_comparisons(a in fixed_values(8, 4e6), b in fixed_values(8, 4e6)) {
+        let fp = FixedPoint::default().with_compare_bits(40);
+        let with_fp = |mut g: GraphSpec| {
+            g.fixed_point = fp;
+            g
+        };
+        for op in [Op::Gt, Op::Le, Op::Max { axis: None }] {
+            compare(&with_fp(two(op, vec![8], vec![8], DType::Fixed)), &ins(real(&[8], &a), Some(real(&[8], &b))), |_, _| 0.0)?;
+        }
+        compare(&with_fp(one(Op::Relu, vec![8], DType::Fixed)), &ins(real(&[8], &a), None), |_, _| 0.0)?;
+    }
+}
+
+#[test]
+fn narrow_comparisons_use_smaller_keys() {
+    let plan = |bits: u32| {
+        let mut g = one(Op::Relu, vec![1000], DType::Fixed);
+        g.fixed_point = FixedPoint::default().with_compare_bits(bits);
+        let cfg = SessionConfig { protocol: Some("fss2pc".into()), ..Default::default() };
+        let p = Session::from_graph(g, mpcflow::builtins()).with_config(cfg).plan(Default::default()).unwrap();
+        p.nodes.iter().find(|n| n.desc.name == "y").unwrap().cost.dealer_bytes[1]
+    };
+    let (full, narrow) = (plan(64), plan(32));
+    assert!(narrow * 10 < full * 6, "32-bit relu material {narrow} B vs 64-bit {full} B");
+}
+
 #[test]
 fn public_operands_and_constants() {
     let g = GraphSpec::new("t", ["alice", "bob"])

@@ -60,7 +60,7 @@ impl Dealer for FssDealer {
             (Gate::Sign { swap, .. }, _) => {
                 let d = difference(node, &ins[0].mask(), &ins[1].mask(), *swap)?;
                 let mut split = Split::new(Tag::Sign, &mut rng, material_sizes(node));
-                let r = sign::deal_sign(&mut split, &d, &mut rng)?;
+                let r = sign::deal_sign(&mut split, &d, node.fixed_point.compare_bits, &mut rng)?;
                 (split.finish(), Some(Known::Mask(r)))
             }
             (Gate::Lut(func), _) => {
@@ -73,7 +73,7 @@ impl Dealer for FssDealer {
             }
             (Gate::Relu, _) => {
                 let mut split = Split::new(Tag::Relu, &mut rng, material_sizes(node));
-                let r = sign::deal_relu(&mut split, &ins[0].mask(), &mut rng)?;
+                let r = sign::deal_relu(&mut split, &ins[0].mask(), node.fixed_point.compare_bits, &mut rng)?;
                 (split.finish(), Some(Known::Mask(r)))
             }
             (g, k) => return Err(Error::internal(format!("gate {g:?} for node kind {}", k.label()))),

@@ -12,7 +12,8 @@
 //! - [`gates`], [`dealer`], [`material`], [`wire`]: the protocol on top of it.
 //!
 //! Accuracy against the plaintext `ref` protocol (`f` = fractional bits, 1 ulp = 2^-f):
-//! - exact: linear ops, comparisons (operands within ±2^62), ReLU, max/min, argmax, maxpool,
+//! - exact: linear ops, comparisons and ReLU (differences below `2^(compare_bits−1)` words;
+//!   `compare_bits` defaults to 64, and a graph that declares fewer gets shallower DCFs), max/min, argmax, maxpool,
 //!   integer products;
 //! - within 1 ulp: fixed-point products, matmul, conv2d, right shifts and `scale` (exact
 //!   DCF-based truncation rounding half up, where `ref` rounds half away from zero), for

@@ -114,7 +114,7 @@ impl Protocol for Fss2pc {
             (Gate::Sign { swap, a, sigma }, _) => {
                 let dhat = difference(node, &ins[0].value, &ins[1].value, swap)?;
                 let mut m = Shares::new(&input.material, Tag::Sign, me.0)?;
-                let (mine, r_out) = sign::sign_share(me.0, &dhat, a, sigma, &mut m)?;
+                let (mine, r_out) = sign::sign_share(me.0, &dhat, a, sigma, node.fixed_point.compare_bits, &mut m)?;
                 m.finish()?;
                 Box::new(OneRound::new(me, node, mine, r_out))
             }
@@ -128,7 +128,8 @@ impl Protocol for Fss2pc {
             }
             (Gate::Relu, _) => {
                 let mut m = Shares::new(&input.material, Tag::Relu, me.0)?;
-                let (mine, r_out) = sign::relu_share(me.0, &ins[0].value, &ins[0].share, &mut m)?;
+                let (mine, r_out) =
+                    sign::relu_share(me.0, &ins[0].value, &ins[0].share, node.fixed_point.compare_bits, &mut m)?;
                 m.finish()?;
                 Box::new(OneRound::new(me, node, mine, r_out))
             }
@@ -174,8 +175,8 @@ pub fn cost(node: &NodeDesc) -> Cost {
         Gate::Scale { bits, .. } => both(&mut c, 1, split_len(n, 2, trunc::key_len(bits))),
         Gate::Bilinear { trunc: None } => both(&mut c, 1, split_len(n, 2, 0)),
         Gate::Bilinear { trunc: Some(bits) } => both(&mut c, 2, split_len(n, 3, trunc::key_len(bits))),
-        Gate::Sign { .. } => both(&mut c, 1, split_len(n, 2, dcf_len(63))),
-        Gate::Relu => both(&mut c, 1, split_len(n, 3, dcf2_len(63))),
+        Gate::Sign { .. } => both(&mut c, 1, split_len(n, 2, dcf_len(node.fixed_point.compare_bits - 1))),
+        Gate::Relu => both(&mut c, 1, split_len(n, 3, dcf2_len(node.fixed_point.compare_bits - 1))),
         Gate::Lut(func) => {
             c.rounds = lut::ROUNDS;
             c.online_bytes = vec![lut::online_bytes(func) * n as u64; 2];

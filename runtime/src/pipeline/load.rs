@@ -74,7 +74,18 @@ pub(super) fn load(text: &str, file: &str) -> Result<Pipeline, Error> {
                     format!("frac_bits {} is too large, expected 0 to {}", fb.value, mpcflow_sdk::fixed::MAX_FRAC_BITS),
                 );
             }
-            FixedPoint::new(fb.value)
+            let mut fixed = FixedPoint::new(fb.value);
+            if let Some(cb) = &fp.value.compare_bits {
+                if !(2..=64).contains(&cb.value) {
+                    ld.problem(
+                        Site::FixedPoint,
+                        at(cb),
+                        format!("compare_bits {} is out of range, expected 2 to 64", cb.value),
+                    );
+                }
+                fixed = fixed.with_compare_bits(cb.value);
+            }
+            fixed
         }
     };
     let mut parties = vec![];

@@ -63,6 +63,7 @@ pub struct RawPipeline {
 #[serde(deny_unknown_fields)]
 pub struct RawFixedPoint {
     pub frac_bits: Spanned<u32>,
+    pub compare_bits: Option<Spanned<u32>>,
 }
 
 /// `name: { value: 1.5, dtype: fixed }`.

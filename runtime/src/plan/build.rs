@@ -101,6 +101,9 @@ pub fn build(spec: &GraphSpec, registry: &Registry, opts: &PlanOptions) -> Resul
             format!("frac_bits must be at most {}", mpcflow_sdk::fixed::MAX_FRAC_BITS),
         ));
     }
+    if !(2..=64).contains(&spec.fixed_point.compare_bits) {
+        problems.push(Problem::new(Site::FixedPoint, "compare_bits must be between 2 and 64"));
+    }
     let validated = validate(spec, registry, &protocol_name, &mut problems);
     let (names, order) = match validated {
         Some(v) if problems.is_empty() => v,

@@ -137,7 +137,7 @@ pub fn deal(func: Func, node: &NodeDesc, r: &[u64], rng: &mut SeedRng) -> Result
     let mut split = Split::new(Tag::Lut, rng, crate::protocol::material_sizes(node));
     // Round 1: relu(x − lo), relu(x − hi) (and relu(x)); public offsets keep the mask.
     let rr: Vec<u64> = (0..func.relus()).flat_map(|_| r.iter().copied()).collect();
-    let r_relu = sign::deal_relu(&mut split, &rr, rng)?;
+    let r_relu = sign::deal_relu(&mut split, &rr, 64, rng)?;
     let r_w = wire::sub(&r_relu[..n], &r_relu[n..2 * n]);
     // Round 2: j = floor(w / 2^t), δ = w − j·2^t.
     let r_j = trunc::deal(&mut split, &r_w, t, rng)?;
@@ -228,7 +228,7 @@ impl NodeEval for LutEval {
                     xs.extend_from_slice(&self.xhat);
                     rs.extend_from_slice(&self.xshare);
                 }
-                let (mine, relu_mask) = sign::relu_share(party, &xs, &rs, &mut sh)?;
+                let (mine, relu_mask) = sign::relu_share(party, &xs, &rs, 64, &mut sh)?;
                 self.relu_mask = relu_mask;
                 self.trunc_j = Some(trunc::read(&mut sh, n, t)?);
                 let r_z = sh.share(n, "lookup output mask")?;

@@ -321,7 +321,7 @@ pub fn deal(func: Func, node: &NodeDesc, r: &[u64], rng: &mut SeedRng) -> Result
             rr.extend_from_slice(if g == 0 { r } else { &neg });
         }
     }
-    let rb = sign::deal_sign(&mut split, &rr, rng)?;
+    let rb = sign::deal_sign(&mut split, &rr, 64, rng)?;
     // 2. Normalisation product.
     let r_p = cb.norm.apply(&rb, n, false);
     let r_m = crate::material::draw(rng, n);
@@ -455,7 +455,7 @@ impl NodeEval for RootEval {
                 let material = std::mem::take(&mut self.material);
                 let mut sh = Shares::new(&material, Tag::Root, party)?;
                 let dhat = offsets(self.func.groups(), self.params.kk, &self.xhat);
-                let (mine, bshare) = sign::sign_share(party, &dhat, 0, 1, &mut sh)?;
+                let (mine, bshare) = sign::sign_share(party, &dhat, 0, 1, 64, &mut sh)?;
                 self.bshare = bshare;
                 let c_m = sh.share(n, "normalisation correlation")?;
                 let tj = trunc::read(&mut sh, n, T_BITS)?;
