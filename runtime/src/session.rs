@@ -51,7 +51,7 @@ impl Default for SessionConfig {
             protocol: None,
             transport: "mem".into(),
             timeout: Duration::from_secs(60),
-            dealer_window: 64,
+            dealer_window: crate::schedule::DEALER_WINDOW,
             progress: None,
             material_dir: None,
         }

@@ -53,6 +53,54 @@ pub fn supported(op: &Op) -> bool {
     !matches!(op, Op::Div | Op::Softmax { .. } | Op::Layernorm { .. })
 }
 
+/// Elements per chunk of a large elementwise gate (see [`chunked`]).
+pub const CHUNK: usize = 1 << 15;
+
+/// Splits a large elementwise gate into chunks of [`CHUNK`] elements, so that the dealer's
+/// material streams chunk by chunk: the parties start on the first chunk while the dealer makes
+/// the next, and no party holds a whole large node's material at once.
+fn chunked(op: &Op, inputs: &[TensorInfo]) -> Option<Lowering> {
+    let elementwise = matches!(
+        op,
+        Op::Relu
+            | Op::Gt
+            | Op::Ge
+            | Op::Lt
+            | Op::Le
+            | Op::Eq
+            | Op::Mul
+            | Op::Max { axis: None }
+            | Op::Min { axis: None }
+            | Op::Exp
+            | Op::Sigmoid
+            | Op::Tanh
+            | Op::Gelu
+            | Op::Reciprocal
+            | Op::Rsqrt
+            | Op::Sqrt
+    );
+    let first = inputs.first()?;
+    let n = first.numel();
+    let same_shapes = inputs.iter().all(|t| t.shape == first.shape);
+    let secret = inputs.iter().any(|t| t.vis != mpcflow_sdk::shape::Visibility::Public);
+    if !elementwise || !same_shapes || !secret || n <= CHUNK {
+        return None;
+    }
+    let mut b = Builder::default();
+    let flat: Vec<LRef> =
+        (0..inputs.len()).map(|i| b.push(Op::Reshape { shape: vec![-1] }, vec![LRef::Input(i)])).collect();
+    let mut parts = vec![];
+    for start in (0..n).step_by(CHUNK) {
+        let end = (start + CHUNK).min(n);
+        let slice = Op::Slice { starts: vec![start as i64], ends: vec![end as i64], axes: vec![0], steps: vec![] };
+        let ins: Vec<LRef> = flat.iter().map(|f| b.push(slice.clone(), vec![f.clone()])).collect();
+        parts.push(b.push(op.clone(), ins));
+    }
+    let all = b.push(Op::Concat { axis: 0 }, parts);
+    b.push(Op::Reshape { shape: first.shape.iter().map(|&d| d as i64).collect() }, vec![all]);
+    Some(Lowering { nodes: b.nodes })
+}
+
 fn node(op: Op, inputs: Vec<LRef>) -> LoweredNode {
     LoweredNode { op, inputs }
 }
@@ -60,6 +108,9 @@ fn node(op: Op, inputs: Vec<LRef>) -> LoweredNode {
 /// The lowering of `op`, if fss2pc lowers it.
 pub fn lower(op: &Op, inputs: &[TensorInfo], fp: FixedPoint) -> Option<Lowering> {
     use LRef::{Input, Node};
+    if let Some(l) = chunked(op, inputs) {
+        return Some(l);
+    }
     let nodes = match op {
         Op::Mean { axes, keepdims } => {
             let x = inputs.first()?;

@@ -23,6 +23,10 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
+/// Default number of dealer frames in flight per party: enough to keep the dealer busy, few
+/// enough that large nodes' material does not pile up.
+pub const DEALER_WINDOW: usize = 8;
+
 /// How to run.
 #[derive(Clone, Debug)]
 pub struct RunConfig {
@@ -38,7 +42,7 @@ pub struct RunConfig {
 
 impl Default for RunConfig {
     fn default() -> Self {
-        RunConfig { timeout: Duration::from_secs(60), dealer_window: 64, progress: None, material_dir: None }
+        RunConfig { timeout: Duration::from_secs(60), dealer_window: DEALER_WINDOW, progress: None, material_dir: None }
     }
 }
 
