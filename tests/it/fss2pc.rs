@@ -263,6 +263,25 @@ fn narrow_comparisons_use_smaller_keys() {
 }
 
 #[test]
+fn large_elementwise_gates_run_in_chunks() {
+    let n = 40_000;
+    let x: Vec<f64> = (0..n).map(|i| ((i * 7919) % 2001) as f64 / 10.0 - 100.0).collect();
+    let g = GraphSpec::new("t", ["alice", "bob"])
+        .input("a", "alice", DType::Fixed, vec![Dim::Fixed(n)])
+        .constant("t", DType::Fixed, vec![], vec![3.5])
+        .node("r", Op::Relu, ["a"])
+        .node("c", Op::Gt, ["a", "t"])
+        .node("y", Op::Mul, ["r", "c"])
+        .output("y", ["alice"]);
+    compare(&g, &ins(real(&[n], &x), None), |_, _| 0.0).unwrap();
+    let cfg = SessionConfig { protocol: Some("fss2pc".into()), ..Default::default() };
+    let plan = Session::from_graph(g, mpcflow::builtins()).with_config(cfg).plan(Default::default()).unwrap();
+    let relus = plan.nodes.iter().filter(|n| n.desc.kind.label() == "relu").count();
+    assert_eq!(relus, 2, "40,000 elements in chunks of 32,768");
+    assert_eq!(plan.critical_rounds(), 1 + 1 + 1 + 1, "chunks run side by side: input, relu ∥ gt, mul, output");
+}
+
+#[test]
 fn public_operands_and_constants() {
     let g = GraphSpec::new("t", ["alice", "bob"])
         .input("a", "alice", DType::Fixed, vec![Dim::Fixed(4)])

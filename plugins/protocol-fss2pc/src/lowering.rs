@@ -79,21 +79,35 @@ fn chunked(op: &Op, inputs: &[TensorInfo]) -> Option<Lowering> {
             | Op::Rsqrt
             | Op::Sqrt
     );
-    let first = inputs.first()?;
+    // The largest input gives the shape; the others must have it too or be scalars, which
+    // broadcast to every chunk as they did to the whole.
+    let first = inputs.iter().max_by_key(|t| t.numel())?;
     let n = first.numel();
-    let same_shapes = inputs.iter().all(|t| t.shape == first.shape);
+    let same_shapes = inputs.iter().all(|t| t.shape == first.shape || t.numel() == 1);
     let secret = inputs.iter().any(|t| t.vis != mpcflow_sdk::shape::Visibility::Public);
     if !elementwise || !same_shapes || !secret || n <= CHUNK {
         return None;
     }
     let mut b = Builder::default();
-    let flat: Vec<LRef> =
-        (0..inputs.len()).map(|i| b.push(Op::Reshape { shape: vec![-1] }, vec![LRef::Input(i)])).collect();
+    let flat: Vec<(LRef, bool)> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            if t.shape == first.shape {
+                (b.push(Op::Reshape { shape: vec![-1] }, vec![LRef::Input(i)]), true)
+            } else {
+                (LRef::Input(i), false)
+            }
+        })
+        .collect();
     let mut parts = vec![];
     for start in (0..n).step_by(CHUNK) {
         let end = (start + CHUNK).min(n);
         let slice = Op::Slice { starts: vec![start as i64], ends: vec![end as i64], axes: vec![0], steps: vec![] };
-        let ins: Vec<LRef> = flat.iter().map(|f| b.push(slice.clone(), vec![f.clone()])).collect();
+        let ins: Vec<LRef> = flat
+            .iter()
+            .map(|(f, sliced)| if *sliced { b.push(slice.clone(), vec![f.clone()]) } else { f.clone() })
+            .collect();
         parts.push(b.push(op.clone(), ins));
     }
     let all = b.push(Op::Concat { axis: 0 }, parts);
