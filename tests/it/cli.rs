@@ -140,6 +140,43 @@ fn plan_prints_costs_and_dot() {
 }
 
 #[test]
+fn deal_then_run_from_material_once() {
+    let dir = std::env::temp_dir().join(format!("mpcflow-cli-deal-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = dir.to_str().unwrap();
+    let out = mpcflow(&["deal", "graphs/millionaires.yaml", "--out", d]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("alice.mpcmat") && text(&out.stdout).contains("bob.mpcmat"),
+        "{}",
+        text(&out.stdout)
+    );
+    let run = || {
+        mpcflow(&[
+            "run",
+            "graphs/millionaires.yaml",
+            "--material",
+            d,
+            "--input",
+            "alice_wealth=7",
+            "--input",
+            "bob_wealth=9",
+        ])
+    };
+    let out = run();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "alice_richer = 0 (false)    (revealed to alice, bob)\n");
+    let out = run();
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("already used"), "{}", text(&out.stderr));
+    // Symbolic dimensions must be given: the material depends on them.
+    let out = mpcflow(&["deal", "graphs/hospital_stats.yaml", "--out", d]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("--dim n_north=SIZE --dim n_south=SIZE"), "{}", text(&out.stderr));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn check_summarises_a_good_file() {
     let out = mpcflow(&["check", "graphs/hospital_stats.yaml"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
