@@ -46,7 +46,23 @@ fn init_logging(verbose: u8) {
         .try_init();
 }
 
+/// `mpcflow plan x.yaml | head` closes stdout early; Rust ignores SIGPIPE, so `println!` then
+/// panics. A reader that stopped reading is not an error: exit quietly, as other tools do.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg =
+            payload.downcast_ref::<String>().map(String::as_str).or_else(|| payload.downcast_ref::<&str>().copied());
+        if msg.is_some_and(|m| m.contains("failed printing to stdout") && m.contains("Broken pipe")) {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let result = match cli.command {

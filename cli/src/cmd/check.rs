@@ -1,31 +1,19 @@
 //! `mpcflow check FILE`: validate and summarise.
 
-use anyhow::{Result, anyhow};
-use mpcflow_runtime::plan::PlanOptions;
-use mpcflow_runtime::{Registry, plan};
+use anyhow::Result;
 use mpcflow_sdk::protocol::NodeKind;
-use std::path::PathBuf;
 
 /// Arguments.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Pipeline file.
-    file: PathBuf,
-    /// Check with this protocol instead of the file's.
-    #[arg(long)]
-    protocol: Option<String>,
-    /// Size of a symbolic dimension (NAME=SIZE); others get sample sizes.
-    #[arg(long = "dim")]
-    dims: Vec<String>,
+    #[command(flatten)]
+    target: super::PlanArgs,
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let registry: Registry = mpcflow::builtins();
-    let pipeline = super::load(&a.file)?;
-    let opts = PlanOptions { protocol: a.protocol, dims: super::parse_dims(&a.dims)?, ..Default::default() };
-    let plan = plan::build(&pipeline.spec, &registry, &opts).map_err(|e| anyhow!("{}", pipeline.locate(e)))?;
+    let (pipeline, plan) = a.target.plan()?;
     let spec = &pipeline.spec;
-    println!("{}: ok", a.file.display());
+    println!("{}: ok", a.target.file.display());
     println!("  name:        {}", plan.name);
     println!("  parties:     {}", plan.parties.join(", "));
     println!("  protocol:    {}{}", plan.protocol, if plan.secure { "" } else { " (INSECURE: plaintext reference)" });

@@ -11,6 +11,34 @@ use mpcflow_runtime::pipeline::Pipeline;
 use std::collections::HashMap;
 use std::path::Path;
 
+/// What `check` and `plan` share: a file, a protocol and symbolic sizes, planned.
+#[derive(clap::Args)]
+pub struct PlanArgs {
+    /// Pipeline file.
+    pub file: std::path::PathBuf,
+    /// Use this protocol instead of the file's.
+    #[arg(long)]
+    pub protocol: Option<String>,
+    /// Size of a symbolic dimension (NAME=SIZE); others get sample sizes.
+    #[arg(long = "dim")]
+    pub dims: Vec<String>,
+}
+
+impl PlanArgs {
+    /// Loads and plans the file with the built-in plugins.
+    pub fn plan(&self) -> Result<(Pipeline, mpcflow_runtime::Plan)> {
+        let pipeline = load(&self.file)?;
+        let opts = mpcflow_runtime::plan::PlanOptions {
+            protocol: self.protocol.clone(),
+            dims: parse_dims(&self.dims)?,
+            ..Default::default()
+        };
+        let plan = mpcflow_runtime::plan::build(&pipeline.spec, &mpcflow::builtins(), &opts)
+            .map_err(|e| anyhow!("{}", pipeline.locate(e)))?;
+        Ok((pipeline, plan))
+    }
+}
+
 /// Reads a pipeline file; errors come out with `file:line:column`.
 pub fn load(path: &Path) -> Result<Pipeline> {
     Pipeline::from_path(path).map_err(|e| anyhow!("{e}"))

@@ -1,20 +1,13 @@
 //! `mpcflow plan FILE`: per-node and total rounds and bytes from the cost model, or `--dot`.
 
-use anyhow::{Result, anyhow};
-use mpcflow_runtime::plan::{PlanOptions, build, to_dot};
-use std::path::PathBuf;
+use anyhow::Result;
+use mpcflow_runtime::plan::to_dot;
 
 /// Arguments.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Pipeline file.
-    file: PathBuf,
-    /// Plan for this protocol instead of the file's.
-    #[arg(long)]
-    protocol: Option<String>,
-    /// Size of a symbolic dimension (NAME=SIZE); others get sample sizes.
-    #[arg(long = "dim")]
-    dims: Vec<String>,
+    #[command(flatten)]
+    target: super::PlanArgs,
     /// Print the plan as a Graphviz graph (render with `dot -Tsvg`).
     #[arg(long)]
     dot: bool,
@@ -32,10 +25,7 @@ fn bytes(b: u64) -> String {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let registry = mpcflow::builtins();
-    let pipeline = super::load(&a.file)?;
-    let opts = PlanOptions { protocol: a.protocol, dims: super::parse_dims(&a.dims)?, ..Default::default() };
-    let plan = build(&pipeline.spec, &registry, &opts).map_err(|e| anyhow!("{}", pipeline.locate(e)))?;
+    let (_, plan) = a.target.plan()?;
     if a.dot {
         print!("{}", to_dot(&plan));
         return Ok(());
