@@ -282,6 +282,29 @@ fn large_elementwise_gates_run_in_chunks() {
 }
 
 #[test]
+fn extreme_representable_values() {
+    let fp = FixedPoint::default();
+    let (max, min) = (fp.max_value(), fp.min_value());
+    // Linear ops wrap exactly like ref on the whole ring.
+    let a = vec![max, min, ULP, -ULP, 0.0, max];
+    let b = vec![max, max, min, 1.0, min, -ULP];
+    for op in [Op::Add, Op::Sub] {
+        compare(&two(op, vec![6], vec![6], DType::Fixed), &ins(real(&[6], &a), Some(real(&[6], &b))), |_, _| 0.0)
+            .unwrap();
+    }
+    compare(&one(Op::Neg, vec![6], DType::Fixed), &ins(real(&[6], &a), None), |_, _| 0.0).unwrap();
+    // Comparisons and ReLU at the edge of their stated range: operands within ±2^62 words.
+    let edge = 2f64.powi(62 - 16) - 1.0;
+    let a = vec![edge, -edge, edge, 0.0, -edge, ULP];
+    let b = vec![-edge, edge, edge, -edge, -edge, 0.0];
+    for op in [Op::Gt, Op::Ge, Op::Lt, Op::Le, Op::Eq] {
+        compare(&two(op, vec![6], vec![6], DType::Fixed), &ins(real(&[6], &a), Some(real(&[6], &b))), |_, _| 0.0)
+            .unwrap();
+    }
+    compare(&one(Op::Relu, vec![6], DType::Fixed), &ins(real(&[6], &a), None), |_, _| 0.0).unwrap();
+}
+
+#[test]
 fn public_operands_and_constants() {
     let g = GraphSpec::new("t", ["alice", "bob"])
         .input("a", "alice", DType::Fixed, vec![Dim::Fixed(4)])
