@@ -1,0 +1,327 @@
+use super::*;
+use std::thread;
+
+const A: Endpoint = Endpoint::Party(PartyId(0));
+const B: Endpoint = Endpoint::Party(PartyId(1));
+const D: Endpoint = Endpoint::Dealer;
+const WAIT: Duration = Duration::from_secs(5);
+
+fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+/// Certificates and loopback addresses for a deployment.
+struct Deploy {
+    ca: String,
+    certs: Vec<(String, String, String)>,
+    addrs: BTreeMap<String, SocketAddr>,
+}
+
+fn deploy(names: &[&str]) -> Deploy {
+    let (ca, certs) = generate_deployment_certs(names).unwrap();
+    let addrs = names.iter().map(|n| (n.to_string(), free_addr())).collect();
+    Deploy { ca, certs, addrs }
+}
+
+impl Deploy {
+    /// The configuration of the process that runs as `who`, holding `cert_of`'s certificate.
+    fn config_with(&self, cert_of: &str) -> TcpConfig {
+        let (_, cert, key) = self.certs.iter().find(|(n, _, _)| n == cert_of).unwrap();
+        let mut cfg = TcpConfig::new(self.addrs.clone(), cert.clone(), key.clone(), self.ca.clone());
+        cfg.connect_timeout = Duration::from_secs(5);
+        cfg
+    }
+
+    fn config(&self, who: &str) -> TcpConfig {
+        self.config_with(who)
+    }
+}
+
+fn session(dealer: bool) -> SessionInfo {
+    SessionInfo {
+        id: "test-session".into(),
+        parties: vec!["alice".into(), "bob".into()],
+        has_dealer: dealer,
+        dealer_window: 4,
+        timeout: Duration::from_secs(5),
+    }
+}
+
+/// Connects every endpoint concurrently, as separate processes would.
+fn connect_all(s: &SessionInfo, who: Vec<(Endpoint, TcpConfig)>) -> Vec<Result<Box<dyn Link>>> {
+    thread::scope(|sc| {
+        let hs: Vec<_> = who
+            .into_iter()
+            .map(|(e, cfg)| sc.spawn(move || TcpTransport::new(cfg).and_then(|t| t.connect(s, e))))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+fn three() -> (Box<dyn Link>, Box<dyn Link>, Box<dyn Link>) {
+    let d = deploy(&["alice", "bob", "dealer"]);
+    let s = session(true);
+    let mut links =
+        connect_all(&s, vec![(A, d.config("alice")), (B, d.config("bob")), (D, d.config("dealer"))]).into_iter();
+    let a = links.next().unwrap().unwrap();
+    let b = links.next().unwrap().unwrap();
+    let dl = links.next().unwrap().unwrap();
+    (a, b, dl)
+}
+
+fn pattern(n: usize, seed: u8) -> Vec<u8> {
+    (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+}
+
+#[test]
+fn three_endpoints_exchange_frames_in_order() {
+    let (a, b, d) = three();
+    assert_eq!(TcpTransport::new(deploy(&["x"]).config("x")).unwrap().name(), "tcp");
+    let pairs = [(&a, A, &b, B), (&b, B, &a, A), (&d, D, &a, A), (&d, D, &b, B), (&a, A, &d, D), (&b, B, &d, D)];
+    for (tx, from, _, to) in pairs {
+        let n = if from == D { 4 } else { 50 }; // the dealer's window is 4
+        for i in 0..n {
+            tx.send(to, format!("{from}->{to} #{i}").into_bytes()).unwrap();
+        }
+        tx.send(to, vec![]).unwrap();
+    }
+    for (_, from, rx, to) in pairs {
+        let n = if from == D { 4 } else { 50 };
+        for i in 0..n {
+            assert_eq!(rx.recv(from, WAIT).unwrap(), format!("{from}->{to} #{i}").into_bytes());
+        }
+        assert_eq!(rx.recv(from, WAIT).unwrap(), Vec::<u8>::new(), "empty frames arrive too");
+    }
+    assert!(matches!(a.send(A, vec![1]), Err(Error::Transport(_))), "no channel to oneself");
+}
+
+#[test]
+fn fifty_megabytes_arrive_intact_both_ways_at_once() {
+    let d = deploy(&["alice", "bob"]);
+    let s = session(false);
+    let mut links = connect_all(&s, vec![(A, d.config("alice")), (B, d.config("bob"))]).into_iter();
+    let a = links.next().unwrap().unwrap();
+    let b = links.next().unwrap().unwrap();
+    let big_a = pattern(50 << 20, 1);
+    let big_b = pattern(50 << 20, 2);
+    thread::scope(|sc| {
+        // Both send before either reads: the readers must drain while the writers block.
+        let ta = sc.spawn(|| a.send(B, big_a.clone()).unwrap());
+        let tb = sc.spawn(|| b.send(A, big_b.clone()).unwrap());
+        let got_b = b.recv(A, Duration::from_secs(30)).unwrap();
+        let got_a = a.recv(B, Duration::from_secs(30)).unwrap();
+        ta.join().unwrap();
+        tb.join().unwrap();
+        assert!(got_b == big_a, "alice's 50 MB arrived intact");
+        assert!(got_a == big_b, "bob's 50 MB arrived intact");
+    });
+    a.send(B, vec![7]).unwrap();
+    assert_eq!(b.recv(A, WAIT).unwrap(), vec![7], "the stream is still in step");
+}
+
+#[test]
+fn recv_times_out_cleanly() {
+    let (a, _b, d) = three();
+    let t = Instant::now();
+    assert!(matches!(a.recv(B, Duration::from_millis(50)), Err(Error::Timeout(_))));
+    assert!(matches!(a.recv(D, Duration::from_millis(50)), Err(Error::Timeout(_))));
+    assert!(t.elapsed() < Duration::from_secs(1));
+    d.send(A, vec![3]).unwrap();
+    assert_eq!(a.recv(D, WAIT).unwrap(), vec![3], "a timeout loses nothing");
+}
+
+#[test]
+fn dropping_a_link_closes_the_peers_channel_quickly() {
+    let (a, b, d) = three();
+    a.send(B, vec![9]).unwrap();
+    drop(a);
+    let t = Instant::now();
+    assert_eq!(b.recv(A, WAIT).unwrap(), vec![9], "frames sent before the close still arrive");
+    match b.recv(A, WAIT) {
+        Err(Error::Transport(m)) => assert!(m.contains("alice") && m.contains("closed the connection"), "{m}"),
+        other => panic!("expected a transport error, got {other:?}"),
+    }
+    match d.recv(A, WAIT) {
+        Err(Error::Transport(m)) => assert!(m.contains("closed the connection"), "{m}"),
+        other => panic!("expected a transport error, got {other:?}"),
+    }
+    assert!(t.elapsed() < Duration::from_secs(1), "took {:?}", t.elapsed());
+    assert!(b.send(A, vec![1; 1 << 20]).is_err() || b.send(A, vec![1; 1 << 20]).is_err(), "sends fail soon after");
+    // The others still talk.
+    d.send(B, vec![4]).unwrap();
+    assert_eq!(b.recv(D, WAIT).unwrap(), vec![4]);
+}
+
+fn expect_refusal(r: &Result<Box<dyn Link>>, needles: &[&str]) {
+    match r {
+        Err(Error::Transport(m)) => {
+            for n in needles {
+                assert!(m.contains(n), "`{n}` missing from: {m}");
+            }
+        }
+        Err(e) => panic!("expected a transport error, got {e}"),
+        Ok(_) => panic!("expected a refusal, got a link"),
+    }
+}
+
+#[test]
+fn certificate_from_another_ca_is_refused() {
+    let d = deploy(&["alice", "bob"]);
+    let rogue = deploy(&["alice", "bob"]);
+    let s = session(false);
+    let t = Instant::now();
+
+    // bob (listening) holds a certificate from a foreign CA: alice, dialing, refuses it.
+    let mut bob = rogue.config("bob");
+    bob.endpoints = d.addrs.clone();
+    bob.ca_pem = d.ca.clone();
+    bob.connect_timeout = Duration::from_secs(2);
+    let r = connect_all(&s, vec![(A, d.config("alice")), (B, bob)]);
+    expect_refusal(&r[0], &["expected `bob`", "[\"bob\"]", "UnknownIssuer"]);
+    assert!(r[1].is_err());
+
+    // alice (dialing) holds a certificate from a foreign CA: bob, accepting, refuses it.
+    let mut alice = rogue.config("alice");
+    alice.endpoints = d.addrs.clone();
+    alice.ca_pem = d.ca.clone();
+    let r = connect_all(&s, vec![(A, alice), (B, d.config("bob"))]);
+    expect_refusal(&r[1], &["expected one of [\"alice\"]", "[\"alice\"]", "UnknownIssuer"]);
+    expect_refusal(&r[0], &["refused the certificate of alice"]);
+    assert!(t.elapsed() < Duration::from_secs(4), "took {:?}", t.elapsed());
+}
+
+#[test]
+fn certificate_for_the_wrong_name_is_refused() {
+    let d = deploy(&["alice", "bob", "mallory"]);
+    let s = session(false);
+    let t = Instant::now();
+
+    // bob listens with mallory's certificate.
+    let mut bob = d.config_with("mallory");
+    bob.connect_timeout = Duration::from_secs(2);
+    let r = connect_all(&s, vec![(A, d.config("alice")), (B, bob)]);
+    expect_refusal(&r[0], &["expected `bob`", "mallory"]);
+
+    // alice dials with mallory's certificate.
+    let r = connect_all(&s, vec![(A, d.config_with("mallory")), (B, d.config("bob"))]);
+    expect_refusal(&r[1], &["expected one of [\"alice\"]", "mallory"]);
+    assert!(r[0].is_err());
+    assert!(t.elapsed() < Duration::from_secs(4), "took {:?}", t.elapsed());
+}
+
+#[test]
+fn oversized_frame_is_refused_naming_the_peer() {
+    let d = deploy(&["alice", "bob"]);
+    let s = session(false);
+    let mut bob = d.config("bob");
+    bob.max_frame = 1024;
+    let mut links = connect_all(&s, vec![(A, d.config("alice")), (B, bob)]).into_iter();
+    let a = links.next().unwrap().unwrap();
+    let b = links.next().unwrap().unwrap();
+    a.send(B, vec![0; 1024]).unwrap();
+    assert_eq!(b.recv(A, WAIT).unwrap().len(), 1024, "the limit itself is allowed");
+    a.send(B, vec![0; 2000]).unwrap();
+    match b.recv(A, WAIT) {
+        Err(Error::Transport(m)) => assert!(m.contains("alice") && m.contains("2000 bytes"), "{m}"),
+        other => panic!("expected a transport error, got {other:?}"),
+    }
+    // bob's sends are checked against bob's limit before anything is written.
+    match b.send(A, vec![0; 1025]) {
+        Err(Error::Transport(m)) => assert!(m.contains("limit"), "{m}"),
+        other => panic!("expected a transport error, got {other:?}"),
+    }
+    // And bob shut the connection, so alice learns too.
+    assert!(matches!(a.recv(B, WAIT), Err(Error::Transport(_))));
+}
+
+#[test]
+fn deframer_refuses_huge_lengths_without_allocating() {
+    let mut d = Deframer::new(DEFAULT_MAX_FRAME);
+    let mut out = vec![];
+    assert_eq!(d.feed(&u64::MAX.to_le_bytes(), &mut out), Err(u64::MAX));
+    let mut d = Deframer::new(100);
+    // Frames split at every byte boundary reassemble.
+    let mut bytes = vec![];
+    for f in [&b"hello"[..], b"", b"world!"] {
+        bytes.extend_from_slice(&(f.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(f);
+    }
+    for b in &bytes {
+        d.feed(std::slice::from_ref(b), &mut out).unwrap();
+    }
+    assert_eq!(out, vec![b"hello".to_vec(), vec![], b"world!".to_vec()]);
+    assert!(!d.mid_frame());
+}
+
+#[test]
+fn missing_peer_times_out_at_the_deadline() {
+    let d = deploy(&["alice", "bob"]);
+    let mut alice = d.config("alice");
+    alice.connect_timeout = Duration::from_millis(300);
+    let t = Instant::now();
+    let r = TcpTransport::new(alice).unwrap().connect(&session(false), A);
+    expect_refusal(&r, &["could not connect to bob"]);
+    assert!(t.elapsed() < Duration::from_secs(2));
+}
+
+/// Payload throughput of TLS frames against a plain TCP copy on loopback:
+/// `cargo test --release -p mpcflow-transport-tcp -- --ignored --nocapture throughput`.
+#[test]
+#[ignore = "timing, run by hand in release"]
+fn throughput_tls_vs_plain_tcp() {
+    const TOTAL: usize = 100 << 20;
+    const FRAME: usize = 1 << 20;
+    let d = deploy(&["alice", "bob"]);
+    let s = session(false);
+    let mut links = connect_all(&s, vec![(A, d.config("alice")), (B, d.config("bob"))]).into_iter();
+    let a = links.next().unwrap().unwrap();
+    let b = links.next().unwrap().unwrap();
+    let frame = pattern(FRAME, 5);
+    let t = Instant::now();
+    thread::scope(|sc| {
+        sc.spawn(|| {
+            for _ in 0..TOTAL / FRAME {
+                a.send(B, frame.clone()).unwrap();
+            }
+        });
+        for _ in 0..TOTAL / FRAME {
+            assert_eq!(b.recv(A, WAIT).unwrap().len(), FRAME);
+        }
+    });
+    let tls = t.elapsed();
+    let big = pattern(TOTAL, 6);
+    let t = Instant::now();
+    a.send(B, big).unwrap();
+    assert_eq!(b.recv(A, Duration::from_secs(60)).unwrap().len(), TOTAL);
+    let tls_one = t.elapsed();
+
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let t = Instant::now();
+    thread::scope(|sc| {
+        sc.spawn(|| {
+            let mut c = TcpStream::connect(addr).unwrap();
+            for _ in 0..TOTAL / FRAME {
+                c.write_all(&(FRAME as u64).to_le_bytes()).unwrap();
+                c.write_all(&frame).unwrap();
+            }
+        });
+        let (mut c, _) = l.accept().unwrap();
+        let mut len = [0u8; 8];
+        for _ in 0..TOTAL / FRAME {
+            c.read_exact(&mut len).unwrap();
+            let mut buf = vec![0u8; u64::from_le_bytes(len) as usize];
+            c.read_exact(&mut buf).unwrap();
+        }
+    });
+    let plain = t.elapsed();
+    let mbps = |d: Duration| TOTAL as f64 / 1e6 / d.as_secs_f64();
+    eprintln!(
+        "100 MB: TLS 1 MB frames {:.0} MB/s, TLS one 100 MB frame {:.0} MB/s, plain TCP 1 MB frames {:.0} MB/s; \
+         TLS/plain = {:.2}",
+        mbps(tls),
+        mbps(tls_one),
+        mbps(plain),
+        plain.as_secs_f64() / tls.as_secs_f64()
+    );
+}
