@@ -8,3 +8,4 @@ mod pipelines;
 mod privacy;
 mod scheduler;
 mod support;
+mod tcp;

@@ -95,24 +95,35 @@ pub async fn run_local(
             .map_err(|err| Error::Transport { party: e.to_string(), message: format!("cannot connect: {err}") })
     };
 
-    let mut links = vec![];
-    for p in 0..plan.parties.len() {
-        links.push(Arc::from(connect(Endpoint::Party(PartyId(p as u16)))?));
+    // Material files are checked before anything connects or runs.
+    let sources = match (&cfg.material_dir, with_dealer) {
+        (Some(dir), true) => Some(crate::material_file::open_all(dir, &plan)?),
+        _ => None,
+    };
+    // Every endpoint connects at once: a network transport's endpoints wait for each other.
+    let mut endpoints: Vec<Endpoint> = (0..plan.parties.len()).map(|p| Endpoint::Party(PartyId(p as u16))).collect();
+    if with_dealer {
+        endpoints.push(Endpoint::Dealer);
     }
-    let dealer = match (&cfg.material_dir, with_dealer) {
-        (_, false) => None,
-        (Some(dir), true) => {
-            // Check every file before any party starts.
-            let sources = crate::material_file::open_all(dir, &plan)?;
-            let link = connect(Endpoint::Dealer)?;
+    let mut connected = std::thread::scope(|s| {
+        let handles: Vec<_> = endpoints.iter().map(|&e| s.spawn(move || connect(e))).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(Error::Internal("a connecting thread panicked".into()))))
+            .collect::<Result<Vec<_>, Error>>()
+    })?;
+    let dealer_link = if with_dealer { connected.pop() } else { None };
+    let links: Vec<Arc<dyn mpcflow_sdk::transport::Link>> = connected.into_iter().map(Arc::from).collect();
+    let dealer = match (sources, dealer_link) {
+        (_, None) => None,
+        (Some(sources), Some(link)) => {
             let plan = plan.clone();
             Some(tokio::task::spawn_blocking(move || {
                 let bytes = crate::material_file::replay(&plan, sources, link.as_ref())?;
                 Ok(DealerStats { bytes, wall_s: 0.0 })
             }))
         }
-        (None, true) => {
-            let link = connect(Endpoint::Dealer)?;
+        (None, Some(link)) => {
             let (plan, protocol) = (plan.clone(), protocol.clone());
             let master = dealer::os_seed()?;
             Some(tokio::task::spawn_blocking(move || dealer::run_dealer(&plan, &protocol, link.as_ref(), master)))
