@@ -25,7 +25,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 const MAGIC: &[u8; 16] = b"MPCFLOW-MATERIAL";
-const VERSION: u16 = 2;
+const VERSION: u16 = 3;
 const FRAME: u8 = 1;
 const END: u8 = 0;
 

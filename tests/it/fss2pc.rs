@@ -279,6 +279,13 @@ fn large_elementwise_gates_run_in_chunks() {
     let relus = plan.nodes.iter().filter(|n| n.desc.kind.label() == "relu").count();
     assert_eq!(relus, 2, "40,000 elements in chunks of 32,768");
     assert_eq!(plan.critical_rounds(), 1 + 1 + 1 + 1, "chunks run side by side: input, relu ∥ gt, mul, output");
+    // A scalar of higher rank broadcasts the output up: such gates are not chunked.
+    let g = GraphSpec::new("t", ["alice", "bob"])
+        .input("a", "alice", DType::Fixed, vec![Dim::Fixed(n)])
+        .constant("t", DType::Fixed, vec![1, 1], vec![3.5])
+        .node("y", Op::Gt, ["a", "t"])
+        .output("y", ["alice"]);
+    compare(&g, &ins(real(&[n], &x), None), |_, _| 0.0).unwrap();
 }
 
 #[test]

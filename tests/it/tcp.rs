@@ -27,9 +27,9 @@ impl Deployment {
             .collect();
         let by_name = certs
             .into_iter()
-            .map(|(name, cert, key)| {
-                let t = TcpTransport::new(TcpConfig::new(addrs.clone(), cert, key, ca.clone())).unwrap();
-                (name, t)
+            .map(|c| {
+                let t = TcpTransport::new(TcpConfig::new(addrs.clone(), c.cert_pem, c.key_pem, ca.clone())).unwrap();
+                (c.name, t)
             })
             .collect();
         Deployment { parties: parties.iter().map(|s| s.to_string()).collect(), by_name }

@@ -83,7 +83,8 @@ fn chunked(op: &Op, inputs: &[TensorInfo]) -> Option<Lowering> {
     // broadcast to every chunk as they did to the whole.
     let first = inputs.iter().max_by_key(|t| t.numel())?;
     let n = first.numel();
-    let same_shapes = inputs.iter().all(|t| t.shape == first.shape || t.numel() == 1);
+    let same_shapes =
+        inputs.iter().all(|t| t.shape == first.shape || (t.numel() == 1 && t.shape.len() <= first.shape.len()));
     let secret = inputs.iter().any(|t| t.vis != mpcflow_sdk::shape::Visibility::Public);
     if !elementwise || !same_shapes || !secret || n <= CHUNK {
         return None;

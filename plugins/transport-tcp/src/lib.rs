@@ -61,14 +61,17 @@ pub const DEALER: &str = "dealer";
 
 /// Plaintext bytes encrypted per lock of the TLS state when sending.
 const CHUNK: usize = 256 * 1024;
+/// The longest one incoming handshake may take. (A refused certificate still fails the
+/// connect at once: a misconfigured deployment is the common case, and failing fast names it.)
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest hello frame.
 const MAX_HELLO: u64 = 64 * 1024;
 /// Protocol tag in the hello frame.
 const HELLO_TAG: &str = "mpcflow-tcp/1";
 
 /// Everything one process needs to connect: where every endpoint listens, its own identity
-/// and the deployment's CA.
-#[derive(Clone, Debug)]
+/// and the deployment's CA. `Debug` never shows the private key.
+#[derive(Clone)]
 pub struct TcpConfig {
     /// Socket address of every endpoint, by name: each party by its name in the pipeline
     /// file, and the dealer as [`DEALER`]. This process listens on its own entry.
@@ -111,8 +114,32 @@ impl TcpConfig {
     }
 }
 
-/// One endpoint's identity as PEM: `(name, cert_pem, key_pem)`.
-pub type EndpointCert = (String, String, String);
+impl std::fmt::Debug for TcpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpConfig")
+            .field("endpoints", &self.endpoints)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("max_frame", &self.max_frame)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One endpoint's identity as PEM. `Debug` never shows the private key.
+#[derive(Clone)]
+pub struct EndpointCert {
+    /// Endpoint name (its certificate's subject alternative name).
+    pub name: String,
+    /// Certificate, PEM.
+    pub cert_pem: String,
+    /// Private key, PEM.
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for EndpointCert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndpointCert").field("name", &self.name).finish_non_exhaustive()
+    }
+}
 
 /// A fresh deployment CA and one certificate per endpoint name, all PEM:
 /// `(ca_cert_pem, [(name, cert_pem, key_pem)])`. Each certificate names its endpoint as its
@@ -140,7 +167,7 @@ pub fn generate_deployment_certs(names: &[&str]) -> Result<(String, Vec<Endpoint
             vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth, rcgen::ExtendedKeyUsagePurpose::ClientAuth];
         let key = KeyPair::generate().map_err(fail)?;
         let cert = params.signed_by(&key, &ca).map_err(fail)?;
-        out.push((name.to_string(), cert.pem(), key.serialize_pem()));
+        out.push(EndpointCert { name: name.to_string(), cert_pem: cert.pem(), key_pem: key.serialize_pem() });
     }
     Ok((ca.pem(), out))
 }
@@ -637,7 +664,8 @@ impl TcpTransport {
             let setup = (|| -> io::Result<()> {
                 sock.set_nonblocking(false)?;
                 let _ = sock.set_nodelay(true);
-                set_timeouts(&sock, Some(left))
+                // One silent client must not hold the others up for the whole deadline.
+                set_timeouts(&sock, Some(left.min(HANDSHAKE_TIMEOUT)))
             })();
             if let Err(e) = setup {
                 last = e.to_string();
@@ -706,8 +734,7 @@ impl TcpTransport {
     }
 }
 
-/// Reassembles length-prefixed frames from a byte stream.
-#[derive(Debug)]
+/// Reassembles length-prefixed frames from a byte stream (no `Debug`: it holds frame bytes).
 struct Deframer {
     max: u64,
     header: [u8; 8],

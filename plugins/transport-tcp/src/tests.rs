@@ -13,7 +13,7 @@ fn free_addr() -> SocketAddr {
 /// Certificates and loopback addresses for a deployment.
 struct Deploy {
     ca: String,
-    certs: Vec<(String, String, String)>,
+    certs: Vec<EndpointCert>,
     addrs: BTreeMap<String, SocketAddr>,
 }
 
@@ -26,7 +26,8 @@ fn deploy(names: &[&str]) -> Deploy {
 impl Deploy {
     /// The configuration of the process that runs as `who`, holding `cert_of`'s certificate.
     fn config_with(&self, cert_of: &str) -> TcpConfig {
-        let (_, cert, key) = self.certs.iter().find(|(n, _, _)| n == cert_of).unwrap();
+        let c = self.certs.iter().find(|c| c.name == cert_of).unwrap();
+        let (cert, key) = (&c.cert_pem, &c.key_pem);
         let mut cfg = TcpConfig::new(self.addrs.clone(), cert.clone(), key.clone(), self.ca.clone());
         cfg.connect_timeout = Duration::from_secs(5);
         cfg
