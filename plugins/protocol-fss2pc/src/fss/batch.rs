@@ -45,12 +45,14 @@ use super::{
 };
 
 /// Keys per tile in [`eval_many`]: each `encrypt_blocks` call gets about 64 (child seeds) or 128
-/// (values) blocks, and a tile's state and AES buffers stay in L1.
+/// (values) blocks; a tile's state and AES buffers stay in L1, its CWs (decoded once per tile into
+/// level-major rows, about 200 KiB) in L2. A power of two (indices are masked with it).
 pub(crate) const MANY_TILE: usize = 128;
 
-/// Keys per tile in [`keygen_into`] (two seeds each, so 64 blocks per `encrypt_blocks` call): the
-/// tile's serialised keys (written level by level at a key-size stride) stay in L1/L2.
-pub(crate) const GEN_TILE: usize = 32;
+/// Keys per tile in [`keygen_into`] (two seeds each, so 128 blocks per `encrypt_blocks` call): the
+/// tile's CWs (gathered level by level, then written key by key) and serialised keys stay in L2.
+/// A power of two (the tile's arrays are indexed with masks).
+pub(crate) const GEN_TILE: usize = 64;
 
 /// Batches of at most this many keys are evaluated on the calling thread alone by
 /// [`dcf::eval_many_par`](super::dcf::eval_many_par) and
@@ -119,7 +121,8 @@ impl Payload for u64 {
     }
     #[inline(always)]
     fn value(out: u128, bit: u64) -> u64 {
-        (out >> (64 * bit)) as u64
+        let m = 0u64.wrapping_sub(bit & 1);
+        ((out >> 64) as u64 & m) | (out as u64 & !m)
     }
     #[inline(always)]
     fn convert(seed: u128, _prg_out: u128) -> u64 {
@@ -505,36 +508,60 @@ pub(crate) fn eval_many_par<P: Payload>(
     Ok(())
 }
 
-/// The state of one point (and its key) in [`eval_range`], kept together so the main loop
-/// needs one base pointer for all of it.
-#[derive(Clone, Copy, Default)]
-struct Point<P> {
-    /// Current seed.
-    s: u128,
-    /// This level's seed CW of the point's key.
-    cs: u128,
-    /// Running output share.
-    acc: P,
-    /// This level's value CW of the point's key.
-    cv: P,
-    /// `[t_L, t_R]` control-bit CWs of the point's key, bit `l` = level `l`.
-    ctrl: [u64; 2],
-    /// The evaluation point.
-    x: u64,
-    /// Current control bit.
-    t: u8,
+/// Most levels of a key (the largest domain size).
+const MAX_LEVELS: usize = 64;
+
+/// Row length of the level-major CW arrays of [`ManyTile`]: a little over [`MANY_TILE`], so the
+/// rows do not all start at the same L1 set (the per-key decode writes one entry in every row).
+const ROW: usize = MANY_TILE + 8;
+
+/// Per-tile state of [`eval_range`] as a structure of arrays: the tile's correction words,
+/// decoded once per tile into level-major rows (one sequential pass over the tile's key bytes,
+/// which the hardware prefetcher streams in), and the running state of each point.
+struct ManyTile<P> {
+    /// `cs[level][j]`: seed CW of level `level` of the tile's key `j`.
+    cs: Vec<[u128; ROW]>,
+    /// `cv[level][j]`: value CW of level `level` of the tile's key `j`.
+    cv: Vec<[P; ROW]>,
+    /// Current seed of each point.
+    s: [u128; MANY_TILE],
+    /// Running output share of each point.
+    acc: [P; MANY_TILE],
+    /// Current control bit of each point (0 or 1).
+    t: [u64; MANY_TILE],
+    /// Tree path of each point: bit `l` = direction at level `l`.
+    path: [u64; MANY_TILE],
+    /// The control-bit CW on each point's path: bit `l` = `t_L` or `t_R` of level `l`.
+    tcw: [u64; MANY_TILE],
+}
+
+impl<P: Payload> ManyTile<P> {
+    fn new() -> Box<Self> {
+        Box::new(ManyTile {
+            cs: vec![[0; ROW]; MAX_LEVELS],
+            cv: vec![[P::default(); ROW]; MAX_LEVELS],
+            s: [0; MANY_TILE],
+            acc: [P::default(); MANY_TILE],
+            t: [0; MANY_TILE],
+            path: [0; MANY_TILE],
+            tcw: [0; MANY_TILE],
+        })
+    }
 }
 
 /// Evaluates keys `first..first + xs.len()` of `b` at `xs` into `out`, tile by tile. Arguments
 /// are checked by the callers; a range outside the batch leaves `out` untouched.
 fn eval_range<P: Payload>(party: u8, b: &KeyBatch<'_, P>, first: usize, xs: &[u64], out: &mut [P]) {
     const MASK: usize = 2 * REGION - 1;
+    const TMASK: usize = MANY_TILE - 1;
     let prg = Prg::global();
     let mut scratch = EvalScratch::new();
     let EvalScratch { buf_a, buf_b, vbuf, .. } = &mut *scratch;
-    let mut pts: Box<[Point<P>; MANY_TILE]> = Box::new([Point::default(); MANY_TILE]);
+    let mut tile_state = ManyTile::<P>::new();
+    let ManyTile { cs, cv, s, acc, t, path, tcw } = &mut *tile_state;
     let n = b.n_bits;
     let lay = b.lay;
+    let vw = 8 * P::WORDS;
 
     for (tile, (xt, ot)) in xs.chunks(MANY_TILE).zip(out.chunks_mut(MANY_TILE)).enumerate() {
         let k0 = first + tile * MANY_TILE;
@@ -544,55 +571,56 @@ fn eval_range<P: Payload>(party: u8, b: &KeyBatch<'_, P>, first: usize, xs: &[u6
         // before it in `cur`, one going right at REGION + the number of right-goers before it.
         let (mut cur, mut next) = (&mut *buf_a, &mut *buf_b);
         let mut cl = 0usize;
-        for (j, ((p, x), key)) in pts.iter_mut().zip(xt).zip(keys.chunks_exact(lay.len)).enumerate() {
+        for (j, (x, key)) in xt.iter().zip(keys.chunks_exact(lay.len)).enumerate() {
+            let jm = j & TMASK;
+            let seeds = key.get(SEEDS..lay.values).unwrap_or_default();
+            for (row, c) in cs.iter_mut().zip(seeds.chunks_exact(16)) {
+                row[jm] = c.first_chunk::<16>().map_or(0, |a| u128::from_le_bytes(*a));
+            }
+            let values = key.get(lay.values..lay.ctrl).unwrap_or_default();
+            for (row, c) in cv.iter_mut().zip(values.chunks_exact(vw)) {
+                row[jm] = P::read(c);
+            }
             let root = lay.root(key);
-            let bit = (x >> (n - 1)) & 1;
+            // Bit `l` of `p` is the path bit of level `l` (bit `n − 1 − l` of `x`).
+            let p = x.reverse_bits() >> (64 - n);
+            let [cl_l, cl_r] = split_ctrl(lay.ctrl_word(key));
+            let bit = p & 1;
             cur[select(bit as usize, REGION + j - cl, cl) & MASK] = block_from_u128(root);
             vbuf[j & (REGION - 1)] = block_from_u128(P::value_input(root, bit));
-            *p = Point {
-                s: root,
-                cs: 0,
-                acc: P::default(),
-                cv: P::default(),
-                ctrl: split_ctrl(lay.ctrl_word(key)),
-                x: *x,
-                t: party,
-            };
+            s[jm] = root;
+            acc[jm] = P::default();
+            t[jm] = u64::from(party & 1);
+            path[jm] = p;
+            tcw[jm] = (cl_l & !p) | (cl_r & p);
             cl += 1 - bit as usize;
         }
-        for level in 0..lay.n {
-            let shift = n - 1 - level as u32;
-            let next_shift = shift.saturating_sub(1); // after the last level: harmless scratch writes
+        for (level, (csl, cvl)) in cs.iter().zip(cv.iter()).enumerate().take(lay.n) {
+            // After the last level the shift wraps to 0: harmless scratch writes.
+            let next_shift = (level as u32 + 1) & 63;
             {
                 let (left, right) = cur.split_at_mut(REGION);
                 prg.encrypt_padded(PrgKey::Left, left, cl);
                 prg.encrypt_padded(PrgKey::Right, right, m - cl);
                 prg.encrypt_padded(PrgKey::Value, vbuf, m);
             }
-            // This level's correction words of the tile's keys, first (a separate loop keeps the
-            // main loop's register pressure low). Each chunk starts at the field and holds the rest
-            // of its key (at least the field).
-            let seed_at = keys.get(SEEDS + 16 * level..).unwrap_or_default().chunks(lay.len);
-            let value_at = keys.get(lay.values + 8 * P::WORDS * level..).unwrap_or_default().chunks(lay.len);
-            for ((p, fs), fv) in pts.iter_mut().zip(seed_at).zip(value_at) {
-                p.cs = fs.first_chunk::<16>().map_or(0, |a| u128::from_le_bytes(*a));
-                p.cv = P::read(fv);
-            }
             let (mut rl, mut wl) = (0usize, 0usize);
-            for (j, p) in pts.iter_mut().enumerate().take(m) {
-                let bit = (p.x >> shift) & 1;
+            for j in 0..m {
+                let jm = j & TMASK;
+                let pj = path[jm];
+                let bit = (pj >> level) & 1;
                 let e = u128_from_block(&cur[select(bit as usize, REGION + j - rl, rl) & MASK]);
                 rl += 1 - bit as usize;
-                let (sv, tv) = (p.s, p.t);
-                let (sc, tc) = split_seed(e ^ sv);
+                let (sv, tv) = (s[jm], t[jm]);
+                let tm = 0u64.wrapping_sub(tv);
+                let sc = e ^ sv;
                 let v = P::value(u128_from_block(&vbuf[j & (REGION - 1)]) ^ P::value_input(sv, bit), bit);
-                p.acc = p.acc.add(v).add(p.cv.and(mask64(tv)));
-                let s_new = sc ^ (mask128(tv) & p.cs);
-                let t_cw = ((if bit == 0 { p.ctrl[0] } else { p.ctrl[1] } >> level) & 1) as u8;
-                p.s = s_new;
-                p.t = tc ^ (tv & t_cw);
+                acc[jm] = acc[jm].add(v).add(cvl[jm].and(tm));
+                let s_new = (sc & !1) ^ (0u128.wrapping_sub(u128::from(tv)) & csl[jm]);
+                s[jm] = s_new;
+                t[jm] = (sc as u64 & 1) ^ (tv & (tcw[jm] >> level));
                 // Gather for the next level.
-                let nbit = (p.x >> next_shift) & 1;
+                let nbit = (pj >> next_shift) & 1;
                 next[select(nbit as usize, REGION + j - wl, wl) & MASK] = block_from_u128(s_new);
                 vbuf[j & (REGION - 1)] = block_from_u128(P::value_input(s_new, nbit));
                 wl += 1 - nbit as usize;
@@ -601,14 +629,17 @@ fn eval_range<P: Payload>(party: u8, b: &KeyBatch<'_, P>, first: usize, xs: &[u6
             cl = wl;
         }
         if P::CONVERT_BY_PRG {
-            for (vb, p) in vbuf.iter_mut().zip(pts.iter()).take(m) {
-                *vb = block_from_u128(p.s);
+            for (vb, sj) in vbuf.iter_mut().zip(s.iter()).take(m) {
+                *vb = block_from_u128(*sj);
             }
             prg.encrypt_padded(PrgKey::Value, vbuf, m);
         }
-        for ((o, p), (key, vb)) in ot.iter_mut().zip(pts.iter()).zip(keys.chunks_exact(lay.len).zip(vbuf.iter())) {
-            let conv = P::convert(p.s, u128_from_block(vb) ^ p.s);
-            *o = p.acc.add(conv).add(lay.final_cw::<P>(key).and(mask64(p.t))).signed(party);
+        let state = s.iter().zip(acc.iter()).zip(t.iter());
+        for ((o, ((sj, aj), tj)), (key, vb)) in
+            ot.iter_mut().zip(state).zip(keys.chunks_exact(lay.len).zip(vbuf.iter()))
+        {
+            let conv = P::convert(*sj, u128_from_block(vb) ^ *sj);
+            *o = aj.add(conv).add(lay.final_cw::<P>(key).and(0u64.wrapping_sub(*tj))).signed(party);
         }
     }
 }
@@ -727,22 +758,37 @@ fn set_roots(keys: &mut [u8], lay: &Layout, roots: &[u128], party: usize) {
     }
 }
 
-/// Scratch and output buffers of key generation for one tile of up to [`GEN_TILE`] keys.
+/// Seeds of one [`TileGen`] tile (two per key).
+const GEN_SEEDS: usize = 2 * GEN_TILE;
+
+/// Length of the AES buffers of [`TileGen`]: the tile's seeds plus room for padding to any
+/// backend's group (at most 64 blocks); a power of two, so masked indices need no bounds checks.
+const GEN_BUF: usize = 2 * GEN_SEEDS;
+
+/// Scratch and output buffers of key generation for one tile of up to [`GEN_TILE`] keys, as
+/// fixed-size arrays (structure of arrays, indices masked to the array size).
 struct TileGen<P> {
     n_bits: u32,
     lay: Layout,
     /// AES buffers: left, right, value (direction 0), value (direction 1, DCF2 only).
-    bl: Vec<Block>,
-    br: Vec<Block>,
-    bv0: Vec<Block>,
-    bv1: Vec<Block>,
+    bl: Box<[Block; GEN_BUF]>,
+    br: Box<[Block; GEN_BUF]>,
+    bv0: Box<[Block; GEN_BUF]>,
+    bv1: Box<[Block; GEN_BUF]>,
     /// Root seeds of the tile, index `2k + b` for party `b` of key `k` (filled by the caller).
     roots: Vec<u128>,
-    s: Vec<u128>,
-    t: Vec<u8>,
+    s: [u128; GEN_SEEDS],
+    t: [u8; GEN_SEEDS],
     /// `V_α` per key: the running correction of the on-path value shares.
-    v_alpha: Vec<P>,
-    ctrl: Vec<[u64; 2]>,
+    v_alpha: [P; GEN_TILE],
+    ctrl: [[u64; 2]; GEN_TILE],
+    /// Tree path of each `α`: bit `l` = direction at level `l`.
+    apath: [u64; GEN_TILE],
+    /// `cw_s[level][k]`: seed CW of level `level` of key `k`, gathered level by level and
+    /// written key by key at the end (rows padded so a column does not crowd one L1 set).
+    cw_s: Vec<[u128; GEN_TILE + 4]>,
+    /// `cw_v[level][k]`: value CW of level `level` of key `k`, likewise.
+    cw_v: Vec<[P; GEN_TILE + 8]>,
     /// Party 0's serialised keys of the tile.
     out0: Vec<u8>,
 }
@@ -750,19 +796,21 @@ struct TileGen<P> {
 impl<P: Payload> TileGen<P> {
     fn new(n_bits: u32) -> Self {
         let lay = Layout::new(n_bits, P::WORDS);
-        let cap = 2 * GEN_TILE + Prg::global().parallel_blocks();
         TileGen {
             n_bits,
             lay,
-            bl: vec![Block::default(); cap],
-            br: vec![Block::default(); cap],
-            bv0: vec![Block::default(); cap],
-            bv1: vec![Block::default(); if P::VALUE_BLOCKS == 2 { cap } else { 0 }],
-            roots: vec![0; 2 * GEN_TILE],
-            s: vec![0; 2 * GEN_TILE],
-            t: vec![0; 2 * GEN_TILE],
-            v_alpha: vec![P::default(); GEN_TILE],
-            ctrl: vec![[0; 2]; GEN_TILE],
+            bl: Box::new([Block::default(); GEN_BUF]),
+            br: Box::new([Block::default(); GEN_BUF]),
+            bv0: Box::new([Block::default(); GEN_BUF]),
+            bv1: Box::new([Block::default(); GEN_BUF]),
+            roots: vec![0; GEN_SEEDS],
+            s: [0; GEN_SEEDS],
+            t: [0; GEN_SEEDS],
+            v_alpha: [P::default(); GEN_TILE],
+            ctrl: [[0; 2]; GEN_TILE],
+            apath: [0; GEN_TILE],
+            cw_s: vec![[0; GEN_TILE + 4]; MAX_LEVELS],
+            cw_v: vec![[P::default(); GEN_TILE + 8]; MAX_LEVELS],
             out0: vec![0; GEN_TILE * lay.len],
         }
     }
@@ -771,12 +819,15 @@ impl<P: Payload> TileGen<P> {
     /// `self.roots`) and returns party 0's serialised keys; party 1's differ only in the root
     /// seeds (see [`set_roots`]).
     fn run(&mut self, at: &[u64], bt: &[P]) -> &[u8] {
+        const BM: usize = GEN_BUF - 1;
+        const SM: usize = GEN_SEEDS - 1;
+        const KM: usize = GEN_TILE - 1;
         let prg = Prg::global();
-        let g = at.len().min(GEN_TILE);
+        let g = at.len().min(bt.len()).min(GEN_TILE);
         let m = 2 * g;
         let lay = self.lay;
         let n_bits = self.n_bits;
-        let TileGen { bl, br, bv0, bv1, roots, s, t, v_alpha, ctrl, out0, .. } = self;
+        let TileGen { bl, br, bv0, bv1, roots, s, t, v_alpha, ctrl, apath, cw_s, cw_v, out0, .. } = self;
         let out0 = &mut out0[..g * lay.len];
         for ((sj, tj), (j, r)) in s.iter_mut().zip(t.iter_mut()).zip(roots.iter().enumerate()).take(m) {
             *sj = *r;
@@ -784,81 +835,88 @@ impl<P: Payload> TileGen<P> {
         }
         v_alpha.fill(P::default());
         ctrl.fill([0; 2]);
+        for (p, alpha) in apath.iter_mut().zip(at) {
+            // Bit `l` = bit `n − 1 − l` of α.
+            *p = alpha.reverse_bits() >> (64 - n_bits);
+        }
         let two = P::VALUE_BLOCKS == 2;
 
-        for level in 0..lay.n {
-            for (((l, r), v0), sj) in bl.iter_mut().zip(br.iter_mut()).zip(bv0.iter_mut()).zip(s.iter()).take(m) {
-                let b = block_from_u128(*sj);
-                *l = b;
-                *r = b;
-                *v0 = block_from_u128(P::value_input(*sj, 0));
-            }
-            if two {
-                for (v1, sj) in bv1.iter_mut().zip(s.iter()).take(m) {
-                    *v1 = block_from_u128(P::value_input(*sj, 1));
+        for (level, (row_s, row_v)) in cw_s.iter_mut().zip(cw_v.iter_mut()).enumerate().take(lay.n) {
+            for j in 0..m {
+                let sj = s[j & SM];
+                let b = block_from_u128(sj);
+                bl[j & BM] = b;
+                br[j & BM] = b;
+                bv0[j & BM] = block_from_u128(P::value_input(sj, 0));
+                if two {
+                    bv1[j & BM] = block_from_u128(P::value_input(sj, 1));
                 }
             }
-            prg.encrypt_padded(PrgKey::Left, bl, m);
-            prg.encrypt_padded(PrgKey::Right, br, m);
-            prg.encrypt_padded(PrgKey::Value, bv0, m);
+            prg.encrypt_padded(PrgKey::Left, &mut bl[..], m);
+            prg.encrypt_padded(PrgKey::Right, &mut br[..], m);
+            prg.encrypt_padded(PrgKey::Value, &mut bv0[..], m);
             if two {
-                prg.encrypt_padded(PrgKey::Value, bv1, m);
+                prg.encrypt_padded(PrgKey::Value, &mut bv1[..], m);
             }
-            let seed_at = SEEDS + 16 * level;
-            let value_at = lay.values + 8 * P::WORDS * level;
-            let state = s.chunks_exact_mut(2).zip(t.chunks_exact_mut(2));
-            let blocks = bl.chunks_exact(2).zip(br.chunks_exact(2)).zip(bv0.chunks_exact(2));
-            for (k, ((((alpha, beta), (va, c)), (sp, tp)), ((lp, rp), vp))) in
-                at.iter().zip(bt).zip(v_alpha.iter_mut().zip(ctrl.iter_mut())).zip(state).zip(blocks).enumerate()
-            {
-                let a = path_bit(*alpha, n_bits, level as u32) as u8;
+            for (k, beta) in bt.iter().enumerate().take(g) {
+                let km = k & KM;
+                let a = ((apath[km] >> level) & 1) as u8;
                 let am = mask128(a);
                 let am64 = mask64(a);
-                let mut keep_s = [0u128; 2];
-                let mut lose_s = [0u128; 2];
-                let mut keep_t = [0u8; 2];
-                let mut keep_v = [P::default(); 2];
-                let mut lose_v = [P::default(); 2];
-                let mut t_l = [0u8; 2];
-                let mut t_r = [0u8; 2];
-                for b in 0..2 {
-                    let (sl, tl) = split_seed(u128_from_block(&lp[b]) ^ sp[b]);
-                    let (sr, tr) = split_seed(u128_from_block(&rp[b]) ^ sp[b]);
-                    let o0 = u128_from_block(&vp[b]) ^ P::value_input(sp[b], 0);
-                    let o1 =
-                        if two { bv1.get(2 * k + b).map_or(0, u128_from_block) ^ P::value_input(sp[b], 1) } else { o0 };
+                let (j0, j1) = ((2 * k) & SM, (2 * k + 1) & SM);
+                let (s0, s1) = (s[j0], s[j1]);
+                // Children with their control bits in bit 0.
+                let l0 = u128_from_block(&bl[j0 & BM]) ^ s0;
+                let l1 = u128_from_block(&bl[j1 & BM]) ^ s1;
+                let r0 = u128_from_block(&br[j0 & BM]) ^ s0;
+                let r1 = u128_from_block(&br[j1 & BM]) ^ s1;
+                // α_i = 0: keep L, lose R; α_i = 1: keep R, lose L (branch-free).
+                let keep0 = l0 ^ ((l0 ^ r0) & am);
+                let keep1 = l1 ^ ((l1 ^ r1) & am);
+                let (dl, dr) = (l0 ^ l1, r0 ^ r1);
+                let dk = keep0 ^ keep1;
+                // Seed CW = s_0^Lose ⊕ s_1^Lose; the control-bit CWs from bit 0 of the XORs.
+                let seed = (dk ^ dl ^ dr) & !1;
+                let cw_tl = (dl as u8 & 1) ^ a ^ 1;
+                let cw_tr = (dr as u8 & 1) ^ a;
+                let cw_keep = (dk as u8 & 1) ^ 1;
+                let value_of = |j: usize, sb: u128| {
+                    let o0 = u128_from_block(&bv0[j & BM]) ^ P::value_input(sb, 0);
+                    let o1 = if two { u128_from_block(&bv1[j & BM]) ^ P::value_input(sb, 1) } else { o0 };
                     let (vl, vr) = (P::value(o0, 0), P::value(o1, 1));
-                    // α_i = 0: keep L, lose R; α_i = 1: keep R, lose L.
-                    // keep = L ⊕ (α_i · (L ⊕ R)), lose = keep ⊕ L ⊕ R (branch-free).
-                    let ds = sl ^ sr;
-                    keep_s[b] = sl ^ (ds & am);
-                    lose_s[b] = keep_s[b] ^ ds;
-                    keep_t[b] = tl ^ ((tl ^ tr) & a);
-                    keep_v[b] = P::select(am64, vr, vl);
-                    lose_v[b] = P::select(am64, vl, vr);
-                    t_l[b] = tl;
-                    t_r[b] = tr;
-                }
-                let t1 = tp[1];
-                let seed = lose_s[0] ^ lose_s[1];
+                    (P::select(am64, vr, vl), P::select(am64, vl, vr))
+                };
+                let (keep_v0, lose_v0) = value_of(j0, s0);
+                let (keep_v1, lose_v1) = value_of(j1, s1);
+                let (t0, t1) = (t[j0], t[j1]);
+                let va = &mut v_alpha[km];
                 // V_CW = (-1)^{t_1} · (v_1^Lose − v_0^Lose − V_α [+ β if Lose = L]).
-                let value = lose_v[1].sub(lose_v[0]).sub(*va).add(beta.and(am64)).signed(t1);
+                let value = lose_v1.sub(lose_v0).sub(*va).add(beta.and(am64)).signed(t1);
                 // V_α ← V_α − v_1^Keep + v_0^Keep + (-1)^{t_1} · V_CW.
-                *va = va.sub(keep_v[1]).add(keep_v[0]).add(value.signed(t1));
-                let cw_tl = t_l[0] ^ t_l[1] ^ a ^ 1;
-                let cw_tr = t_r[0] ^ t_r[1] ^ a;
-                let cw_keep = (cw_tr & a) | (cw_tl & (a ^ 1));
-                for b in 0..2 {
-                    let tb = tp[b];
-                    sp[b] = keep_s[b] ^ (mask128(tb) & seed);
-                    tp[b] = keep_t[b] ^ (tb & cw_keep);
-                }
+                *va = va.sub(keep_v1).add(keep_v0).add(value.signed(t1));
+                s[j0] = (keep0 & !1) ^ (mask128(t0) & seed);
+                t[j0] = (keep0 as u8 & 1) ^ (t0 & cw_keep);
+                s[j1] = (keep1 & !1) ^ (mask128(t1) & seed);
+                t[j1] = (keep1 as u8 & 1) ^ (t1 & cw_keep);
+                let c = &mut ctrl[km];
                 c[0] |= u64::from(cw_tl) << level;
                 c[1] |= u64::from(cw_tr) << level;
-                let key = k * lay.len;
-                put(out0, key + seed_at, &seed.to_le_bytes());
-                if let Some(d) = out0.get_mut(key + value_at..) {
-                    value.write(d);
+                row_s[km] = seed;
+                row_v[km] = value;
+            }
+        }
+        // The gathered CWs into the serialised keys, key by key (sequential stores).
+        let vw = 8 * P::WORDS;
+        for (k, key) in out0.chunks_exact_mut(lay.len).enumerate() {
+            let km = k & KM;
+            if let Some(d) = key.get_mut(SEEDS..lay.values) {
+                for (c, row) in d.chunks_exact_mut(16).zip(cw_s.iter()) {
+                    c.copy_from_slice(&row[km].to_le_bytes());
+                }
+            }
+            if let Some(d) = key.get_mut(lay.values..lay.ctrl) {
+                for (c, row) in d.chunks_exact_mut(vw).zip(cw_v.iter()) {
+                    row[km].write(c);
                 }
             }
         }
@@ -868,7 +926,7 @@ impl<P: Payload> TileGen<P> {
             for (v, sj) in bv0.iter_mut().zip(s.iter()).take(m) {
                 *v = block_from_u128(*sj);
             }
-            prg.encrypt_padded(PrgKey::Value, bv0, m);
+            prg.encrypt_padded(PrgKey::Value, &mut bv0[..], m);
         }
         let leaves = s.chunks_exact(2).zip(t.chunks_exact(2)).zip(bv0.chunks_exact(2));
         for (k, ((((sp, tp), vp), (va, c)), rp)) in
