@@ -327,6 +327,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Whether a certificate names the endpoint `name`.
+fn certifies(parsed: &ParsedCertificate<'_>, name: &str) -> bool {
+    ServerName::try_from(name).is_ok_and(|n| verify_server_name(parsed, &n).is_ok())
+}
+
 /// The subject alternative names of a certificate, read by webpki.
 fn presented_names(cert: &CertificateDer<'_>) -> String {
     let Ok(parsed) = ParsedCertificate::try_from(cert) else {
@@ -418,10 +423,7 @@ impl ClientCertVerifier for Recording<dyn ClientCertVerifier> {
         let r = self.inner.verify_client_cert(end_entity, intermediates, now).and_then(|ok| {
             // Refuse an unexpected name inside the handshake, so the dialer gets an alert.
             let parsed = ParsedCertificate::try_from(end_entity)?;
-            let named = self
-                .expected
-                .iter()
-                .any(|name| ServerName::try_from(name.as_str()).is_ok_and(|n| verify_server_name(&parsed, &n).is_ok()));
+            let named = self.expected.iter().any(|name| certifies(&parsed, name));
             if named { Ok(ok) } else { Err(rustls::Error::InvalidCertificate(CertificateError::NotValidForName)) }
         });
         self.note(end_entity, r)
@@ -700,9 +702,7 @@ impl TcpTransport {
             };
             let parsed =
                 ParsedCertificate::try_from(&cert).map_err(|e| tls_err("cannot parse a peer certificate", e))?;
-            let found = expected.iter().position(|p| {
-                ServerName::try_from(p.name.as_str()).is_ok_and(|n| verify_server_name(&parsed, &n).is_ok())
-            });
+            let found = expected.iter().position(|p| certifies(&parsed, &p.name));
             let Some(i) = found else {
                 return Err(Error::Transport(format!(
                     "{} refused the certificate of the connection from {from}: expected one of {expected_names:?}, \

@@ -155,6 +155,35 @@ pub fn deal(func: Func, node: &NodeDesc, r: &[u64], rng: &mut SeedRng) -> Result
     Ok((split.finish(), r_final))
 }
 
+/// This party's share of `T0[j]·2^shift + T1[j]·δ` for the secret table index `j`, from its two
+/// DPF keys (payloads 1 and the mask of `δ`, both at the mask of `j`), the public masked index
+/// `index_hat = (j + mask) mod 2^m` and the public masked remainder `δ̂`. Each key is expanded
+/// over all `2^m` points and dotted with the tables rotated by `index_hat`.
+pub fn interpolated_share(
+    party: u16,
+    keys: (&DpfKey, &DpfKey),
+    tables: (&[u64], &[u64]),
+    index_hat: usize,
+    dhat: u64,
+    shift: u32,
+) -> Result<u64> {
+    let e1 = dpf::eval_all(party as u8, keys.0).map_err(|e| Error::Material(e.to_string()))?;
+    let e2 = dpf::eval_all(party as u8, keys.1).map_err(|e| Error::Material(e.to_string()))?;
+    let (t0, t1) = tables;
+    let size = e1.len();
+    if t0.len() < size || t1.len() < size || e2.len() != size {
+        return Err(Error::internal("lookup tables smaller than the key domain"));
+    }
+    let (mut a0, mut a1, mut a2) = (0u64, 0u64, 0u64);
+    for s in 0..size {
+        let k = index_hat.wrapping_sub(s) & (size - 1);
+        a0 = a0.wrapping_add(t0[k].wrapping_mul(e1[s]));
+        a1 = a1.wrapping_add(t1[k].wrapping_mul(e1[s]));
+        a2 = a2.wrapping_add(t1[k].wrapping_mul(e2[s]));
+    }
+    Ok(a0.wrapping_shl(shift).wrapping_add(a1.wrapping_mul(dhat)).wrapping_sub(a2))
+}
+
 enum State {
     Relu,
     Split,
@@ -256,17 +285,8 @@ impl NodeEval for LutEval {
                 let mut mine = Vec::with_capacity(n);
                 for i in 0..n {
                     let dhat = self.what[i].wrapping_sub(jhat[i].wrapping_shl(t));
-                    let e1 = dpf::eval_all(party as u8, &k1[i]).map_err(|e| Error::Material(e.to_string()))?;
-                    let e2 = dpf::eval_all(party as u8, &k2[i]).map_err(|e| Error::Material(e.to_string()))?;
                     let jm = (jhat[i] as usize) & (size - 1);
-                    let (mut a0, mut a1, mut a2) = (0u64, 0u64, 0u64);
-                    for s in 0..size {
-                        let k = (jm.wrapping_sub(s)) & (size - 1);
-                        a0 = a0.wrapping_add(t0[k].wrapping_mul(e1[s]));
-                        a1 = a1.wrapping_add(t1[k].wrapping_mul(e1[s]));
-                        a2 = a2.wrapping_add(t1[k].wrapping_mul(e2[s]));
-                    }
-                    let z = a0.wrapping_shl(fp.frac_bits).wrapping_add(a1.wrapping_mul(dhat)).wrapping_sub(a2);
+                    let z = interpolated_share(party, (&k1[i], &k2[i]), (&t0, &t1), jm, dhat, fp.frac_bits)?;
                     mine.push(z.wrapping_add(r_z[i]));
                 }
                 self.state = State::Truncate;

@@ -498,17 +498,8 @@ impl NodeEval for RootEval {
                 let mut mine = Vec::with_capacity(n);
                 for i in 0..n {
                     let dhat = uhat[i].wrapping_sub(jhat[i].wrapping_shl(D_BITS));
-                    let e1 = dpf::eval_all(party as u8, &m.k1[i]).map_err(|e| Error::Material(e.to_string()))?;
-                    let e2 = dpf::eval_all(party as u8, &m.k2[i]).map_err(|e| Error::Material(e.to_string()))?;
                     let im = (chat[i].wrapping_shl(M_BITS + 1).wrapping_add(jhat[i]) as usize) & (size - 1);
-                    let (mut a0, mut a1, mut a2) = (0u64, 0u64, 0u64);
-                    for s in 0..size {
-                        let k = im.wrapping_sub(s) & (size - 1);
-                        a0 = a0.wrapping_add(t0[k].wrapping_mul(e1[s]));
-                        a1 = a1.wrapping_add(t1[k].wrapping_mul(e1[s]));
-                        a2 = a2.wrapping_add(t1[k].wrapping_mul(e2[s]));
-                    }
-                    let z = a0.wrapping_shl(D_BITS).wrapping_add(a1.wrapping_mul(dhat)).wrapping_sub(a2);
+                    let z = super::lut::interpolated_share(party, (&m.k1[i], &m.k2[i]), (&t0, &t1), im, dhat, D_BITS)?;
                     mine.push(z.wrapping_add(m.r_z[i]));
                 }
                 self.state = State::Looked;
