@@ -1,5 +1,7 @@
 use super::*;
+use crate::link::Deframer;
 use std::thread;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 const A: Endpoint = Endpoint::Party(PartyId(0));
 const B: Endpoint = Endpoint::Party(PartyId(1));
@@ -265,64 +267,83 @@ fn missing_peer_times_out_at_the_deadline() {
     assert!(t.elapsed() < Duration::from_secs(2));
 }
 
-/// Payload throughput of TLS frames against a plain TCP copy on loopback:
-/// `cargo test --release -p mpcflow-transport-tcp -- --ignored --nocapture throughput`.
-#[test]
-#[ignore = "timing, run by hand in release"]
-fn throughput_tls_vs_plain_tcp() {
-    const TOTAL: usize = 100 << 20;
-    const FRAME: usize = 1 << 20;
-    let d = deploy(&["alice", "bob"]);
-    let s = session(false);
-    let mut links = connect_all(&s, vec![(A, d.config("alice")), (B, d.config("bob"))]).into_iter();
-    let a = links.next().unwrap().unwrap();
-    let b = links.next().unwrap().unwrap();
-    let frame = pattern(FRAME, 5);
-    let t = Instant::now();
-    thread::scope(|sc| {
-        sc.spawn(|| {
-            for _ in 0..TOTAL / FRAME {
-                a.send(B, frame.clone()).unwrap();
-            }
-        });
-        for _ in 0..TOTAL / FRAME {
-            assert_eq!(b.recv(A, WAIT).unwrap().len(), FRAME);
-        }
-    });
-    let tls = t.elapsed();
-    let big = pattern(TOTAL, 6);
-    let t = Instant::now();
-    a.send(B, big).unwrap();
-    assert_eq!(b.recv(A, Duration::from_secs(60)).unwrap().len(), TOTAL);
-    let tls_one = t.elapsed();
+/// A moment given as UTC date.
+fn date(y: i32, m: u8, d: u8) -> SystemTime {
+    let days = time::Date::from_calendar_date(y, time::Month::try_from(m).unwrap(), d).unwrap().to_julian_day()
+        - time::Date::from_calendar_date(1970, time::Month::January, 1).unwrap().to_julian_day();
+    UNIX_EPOCH + Duration::from_secs(days as u64 * 86_400)
+}
 
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
+/// Certificates under one (valid) CA, `stale`'s valid over `stale_validity` only.
+fn deploy_with_stale(names: &[&str], stale: &str, stale_validity: Validity) -> Deploy {
+    let (ca, certs) =
+        certs::generate(names, Validity::default(), |n| if n == stale { stale_validity } else { Validity::default() })
+            .unwrap();
+    let addrs = names.iter().map(|n| (n.to_string(), free_addr())).collect();
+    Deploy { ca, certs, addrs }
+}
+
+#[test]
+fn validity_reads_in_utc() {
+    let v = Validity { not_before: date(2020, 1, 1), not_after: date(2025, 1, 1) + Duration::from_secs(3661) };
+    assert_eq!(v.to_string(), "from 2020-01-01 00:00:00 UTC to 2025-01-01 01:01:01 UTC");
+    let d = Validity::default();
+    let days = d.not_after.duration_since(d.not_before).unwrap().as_secs() / 86_400;
+    assert_eq!(days, u64::from(DEFAULT_VALIDITY_DAYS), "ten years, plus the hour of clock skew");
+}
+
+#[test]
+fn an_expired_certificate_is_refused_saying_when_it_expired() {
+    let past = Validity { not_before: date(2020, 1, 1), not_after: date(2025, 1, 1) };
+    let s = session(false);
     let t = Instant::now();
-    thread::scope(|sc| {
-        sc.spawn(|| {
-            let mut c = TcpStream::connect(addr).unwrap();
-            for _ in 0..TOTAL / FRAME {
-                c.write_all(&(FRAME as u64).to_le_bytes()).unwrap();
-                c.write_all(&frame).unwrap();
-            }
-        });
-        let (mut c, _) = l.accept().unwrap();
-        let mut len = [0u8; 8];
-        for _ in 0..TOTAL / FRAME {
-            c.read_exact(&mut len).unwrap();
-            let mut buf = vec![0u8; u64::from_le_bytes(len) as usize];
-            c.read_exact(&mut buf).unwrap();
-        }
-    });
-    let plain = t.elapsed();
-    let mbps = |d: Duration| TOTAL as f64 / 1e6 / d.as_secs_f64();
-    eprintln!(
-        "100 MB: TLS 1 MB frames {:.0} MB/s, TLS one 100 MB frame {:.0} MB/s, plain TCP 1 MB frames {:.0} MB/s; \
-         TLS/plain = {:.2}",
-        mbps(tls),
-        mbps(tls_one),
-        mbps(plain),
-        plain.as_secs_f64() / tls.as_secs_f64()
+
+    // Every certificate expired: alice, dialing, refuses bob's and says when it expired.
+    let (ca, certs) = generate_deployment_certs_with(&["alice", "bob"], past).unwrap();
+    let d = Deploy { ca, certs, addrs: ["alice", "bob"].iter().map(|n| (n.to_string(), free_addr())).collect() };
+    let r = connect_all(&s, vec![(A, d.config("alice")), (B, d.config("bob"))]);
+    let bob_addr = d.addrs["bob"];
+    match &r[0] {
+        Err(Error::Transport(m)) => assert_eq!(
+            m,
+            &format!(
+                "alice (party 0) refused the certificate of bob (party 1) at {bob_addr}: it expired on 2025-01-01 \
+                 00:00:00 UTC"
+            )
+        ),
+        other => panic!("expected a transport error, got {:?}", other.as_ref().map(|_| "a link")),
+    }
+    // bob learns from alice's alert, and reads its own certificate's date.
+    expect_refusal(&r[1], &["refused the certificate of bob (party 1): it expired on 2025-01-01 00:00:00 UTC"]);
+
+    // Only alice's expired: bob, accepting, refuses it and names alice.
+    let d = deploy_with_stale(&["alice", "bob"], "alice", past);
+    let r = connect_all(&s, vec![(A, d.config("alice")), (B, d.config("bob"))]);
+    expect_refusal(
+        &r[1],
+        &["bob (party 1) refused the certificate of alice (party 0)", "it expired on 2025-01-01 00:00:00 UTC"],
     );
+    expect_refusal(
+        &r[0],
+        &["bob (party 1) at", "refused the certificate of alice (party 0): it expired on 2025-01-01"],
+    );
+
+    // Not valid yet.
+    let future = Validity { not_before: date(2100, 1, 1), not_after: date(2101, 1, 1) };
+    let d = deploy_with_stale(&["alice", "bob"], "bob", future);
+    let r = connect_all(&s, vec![(A, d.config("alice")), (B, d.config("bob"))]);
+    expect_refusal(
+        &r[0],
+        &["refused the certificate of bob (party 1)", "it is not valid before 2100-01-01 00:00:00 UTC"],
+    );
+    assert!(t.elapsed() < Duration::from_secs(4), "a refusal is not retried: {:?}", t.elapsed());
+}
+
+#[test]
+fn certificates_cannot_be_made_with_a_backwards_validity() {
+    let v = Validity { not_before: date(2025, 1, 1), not_after: date(2020, 1, 1) };
+    match generate_deployment_certs_with(&["alice"], v) {
+        Err(Error::Transport(m)) => assert!(m.contains("ends (2020-01-01 00:00:00 UTC) before it starts"), "{m}"),
+        other => panic!("expected an error, got {other:?}"),
+    }
 }
