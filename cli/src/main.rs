@@ -1,4 +1,5 @@
-//! The `mpcflow` command: check, plan, run and benchmark pipeline files.
+//! The `mpcflow` command: check, plan, run and benchmark pipeline files, and run one party or
+//! the dealer per process.
 
 mod cmd;
 
@@ -28,6 +29,13 @@ enum Command {
     Deal(cmd::deal::Args),
     /// Benchmark the runtime end to end: time, bytes, rounds and peak memory.
     Bench(cmd::bench::Args),
+    /// Run one party in this process, connected to the others over TLS (see `certs`).
+    Party(cmd::party::Args),
+    /// Run the dealer in this process, connected to the parties over TLS.
+    Dealer(cmd::dealer::Args),
+    /// Make the certificates and deployment file of a multi-process deployment.
+    #[command(subcommand)]
+    Certs(cmd::certs::Command),
 }
 
 fn init_logging(verbose: u8) {
@@ -71,6 +79,9 @@ fn main() -> ExitCode {
         Command::Run(a) => cmd::run::run(a),
         Command::Deal(a) => cmd::deal::run(a),
         Command::Bench(a) => cmd::bench::run(a),
+        Command::Party(a) => cmd::party::run(a),
+        Command::Dealer(a) => cmd::dealer::run(a),
+        Command::Certs(c) => cmd::certs::run(c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -132,6 +132,16 @@ pub enum Error {
         /// Its reason.
         reason: String,
     },
+    /// Two processes of a session do not agree on what to run (versions, pipeline, plan).
+    #[error("{party}: cannot run with {peer}: {peer} {message}")]
+    Handshake {
+        /// This endpoint.
+        party: String,
+        /// The peer it disagrees with.
+        peer: String,
+        /// What differs.
+        message: String,
+    },
     /// A bug.
     #[error("internal error (this is a bug, please report it): {0}")]
     Internal(String),

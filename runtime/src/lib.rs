@@ -13,6 +13,8 @@
 //! - [`schedule`] runs a plan: the dealer streams material in plan order through a bounded
 //!   channel while each party runs every node whose inputs and material are ready, with all
 //!   nodes' messages to a peer sharing one channel.
+//! - [`remote`] runs one party or the dealer in its own process: a handshake agrees on
+//!   versions, pipeline, input shapes and plan before the same scheduler runs.
 //! - [`session`] is the embedding API: a host program builds a session from YAML or a graph
 //!   built in code, passes Rust values and awaits outputs.
 //!
@@ -25,6 +27,7 @@ pub mod material_file;
 pub mod pipeline;
 pub mod plan;
 pub mod registry;
+pub mod remote;
 pub mod report;
 pub mod schedule;
 pub mod session;

@@ -204,6 +204,109 @@ impl Session {
         if problems.is_empty() { Ok(out) } else { Err(self.locate(Error::Invalid(problems))) }
     }
 
+    /// Encodes the inputs of party `party` only: each must be declared as that party's input,
+    /// and every input of that party must be given (other parties bring their own).
+    pub fn encode_party_inputs(
+        &self,
+        party: &str,
+        inputs: HashMap<String, InputValue>,
+    ) -> Result<HashMap<String, Tensor>, Error> {
+        let mut problems = vec![];
+        let mut out = HashMap::new();
+        for (name, v) in &inputs {
+            match self.spec.inputs.iter().find(|i| &i.name == name) {
+                None => {
+                    let own: Vec<&str> =
+                        self.spec.inputs.iter().filter(|i| i.owner == party).map(|i| i.name.as_str()).collect();
+                    problems.push(Problem::new(
+                        Site::Graph,
+                        format!("`{name}` is not an input of the graph ({party}'s inputs: {})", own.join(", ")),
+                    ));
+                }
+                Some(decl) if decl.owner != party => problems.push(Problem::new(
+                    Site::InputOwner(name.clone()),
+                    format!("input `{name}` belongs to {}; {party} cannot bring it", decl.owner),
+                )),
+                Some(decl) => match v.to_tensor(decl.dtype, self.spec.fixed_point) {
+                    Ok(t) => {
+                        out.insert(name.clone(), t);
+                    }
+                    Err(m) => problems.push(Problem::new(Site::Input(name.clone()), m)),
+                },
+            }
+        }
+        for decl in self.spec.inputs.iter().filter(|i| i.owner == party) {
+            if !inputs.contains_key(&decl.name) {
+                problems.push(Problem::new(
+                    Site::Input(decl.name.clone()),
+                    format!("no value given for input `{}` of {party}", decl.name),
+                ));
+            }
+        }
+        if problems.is_empty() { Ok(out) } else { Err(self.locate(Error::Invalid(problems))) }
+    }
+
+    /// The graph with the session's protocol override applied.
+    fn effective_spec(&self) -> GraphSpec {
+        let mut spec = self.spec.clone();
+        if let Some(p) = &self.config.protocol {
+            spec.protocol = p.clone();
+        }
+        spec
+    }
+
+    fn protocol_of(&self, spec: &GraphSpec) -> Result<Arc<dyn mpcflow_sdk::protocol::Protocol>, Error> {
+        self.registry
+            .protocol(&spec.protocol)
+            .ok_or_else(|| {
+                Error::Invalid(vec![Problem::new(
+                    Site::Protocol,
+                    format!(
+                        "unknown protocol `{}` (available: {})",
+                        spec.protocol,
+                        self.registry.protocol_names().join(", ")
+                    ),
+                )])
+            })
+            .map_err(|e| self.locate(e))
+    }
+
+    fn run_config(&self) -> RunConfig {
+        RunConfig {
+            timeout: self.config.timeout,
+            dealer_window: self.config.dealer_window,
+            progress: self.config.progress.clone(),
+            material_dir: self.config.material_dir.clone(),
+        }
+    }
+
+    /// Runs this process as party `me` of a session whose other parties and dealer run
+    /// elsewhere, connected through `transport`. `inputs` are this party's own; the result
+    /// holds only the outputs revealed to it. See [`crate::remote`] for the handshake.
+    pub async fn run_as_party(
+        &self,
+        me: &str,
+        transport: Arc<dyn mpcflow_sdk::transport::Transport>,
+        inputs: HashMap<String, InputValue>,
+    ) -> Result<crate::remote::PartyRun, Error> {
+        let tensors = self.encode_party_inputs(me, inputs)?;
+        let spec = self.effective_spec();
+        let protocol = self.protocol_of(&spec)?;
+        let plan = |shapes| self.plan(PlanOptions { input_shapes: shapes, ..Default::default() });
+        crate::remote::run_remote_party(&spec, protocol, transport, me, tensors, &self.run_config(), &plan).await
+    }
+
+    /// Runs this process as the dealer of a session whose parties run elsewhere.
+    pub async fn run_as_dealer(
+        &self,
+        transport: Arc<dyn mpcflow_sdk::transport::Transport>,
+    ) -> Result<crate::remote::DealerRun, Error> {
+        let spec = self.effective_spec();
+        let protocol = self.protocol_of(&spec)?;
+        let plan = |shapes| self.plan(PlanOptions { input_shapes: shapes, ..Default::default() });
+        crate::remote::run_remote_dealer(&spec, protocol, transport, &self.run_config(), &plan).await
+    }
+
     /// Runs every party and the dealer in this process and returns the revealed outputs.
     pub async fn run<S: Into<String>>(
         &self,
@@ -238,12 +341,7 @@ impl Session {
         }
         let ids = plan.input_nodes();
         let by_id = inputs.into_iter().filter_map(|(k, t)| ids.get(&k).map(|&id| (id, t))).collect();
-        let cfg = RunConfig {
-            timeout: self.config.timeout,
-            dealer_window: self.config.dealer_window,
-            progress: self.config.progress.clone(),
-            material_dir: self.config.material_dir.clone(),
-        };
+        let cfg = self.run_config();
         let run = run_local(plan.clone(), protocol, transport, by_id, &cfg).await?;
         let report = RunReport::new(&plan, &run);
         let mut outputs = vec![];

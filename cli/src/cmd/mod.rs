@@ -1,8 +1,12 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod certs;
 pub mod check;
 pub mod deal;
+pub mod dealer;
+pub mod outputs;
+pub mod party;
 pub mod plan;
 pub mod run;
 
@@ -53,4 +57,24 @@ pub fn parse_dims(dims: &[String]) -> Result<HashMap<String, usize>> {
             Ok((k.trim().to_string(), v))
         })
         .collect()
+}
+
+/// Parses `--input NAME=VALUE` arguments; a name given twice is an error.
+pub fn parse_inputs(args: &[String]) -> Result<HashMap<String, mpcflow_runtime::InputValue>> {
+    let mut inputs = HashMap::new();
+    for arg in args {
+        let (name, value) = mpcflow::io::input_arg::parse(arg).map_err(|e| anyhow!(e))?;
+        if inputs.insert(name.clone(), value).is_some() {
+            return Err(anyhow!("--input {name} is given twice"));
+        }
+    }
+    Ok(inputs)
+}
+
+/// Checks a `--timeout`-style argument: a positive, finite number of seconds.
+pub fn seconds(flag: &str, s: f64) -> Result<std::time::Duration> {
+    if !(s > 0.0 && s.is_finite()) {
+        return Err(anyhow!("{flag} must be a positive number of seconds"));
+    }
+    Ok(std::time::Duration::from_secs_f64(s))
 }

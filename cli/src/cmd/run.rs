@@ -1,10 +1,9 @@
 //! `mpcflow run FILE --input ...`: all parties and the dealer in this process.
 
+use super::outputs::{Shown, show};
 use anyhow::{Context, Result, anyhow};
-use mpcflow::io::{input_arg, json, npy, print};
 use mpcflow_runtime::plan::PlanOptions;
 use mpcflow_runtime::{Session, SessionConfig};
-use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -75,13 +74,7 @@ pub fn run(a: Args) -> Result<()> {
     if !(a.timeout > 0.0 && a.timeout.is_finite()) {
         return Err(anyhow!("--timeout must be a positive number of seconds"));
     }
-    let mut inputs = HashMap::new();
-    for arg in &a.inputs {
-        let (name, value) = input_arg::parse(arg).map_err(|e| anyhow!(e))?;
-        if inputs.insert(name.clone(), value).is_some() {
-            return Err(anyhow!("--input {name} is given twice"));
-        }
-    }
+    let inputs = super::parse_inputs(&a.inputs)?;
     let done = Arc::new(AtomicUsize::new(0));
     let config = SessionConfig {
         protocol: a.protocol.clone(),
@@ -109,41 +102,20 @@ pub fn run(a: Args) -> Result<()> {
     }
     let out = result.map_err(|e| anyhow!("{e}"))?;
 
-    if let Some(dir) = &a.output_dir {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        for o in &out.outputs {
-            let p = dir.join(format!("{}.npy", o.name));
-            npy::write(&p, &o.tensor, out.fixed_point).with_context(|| format!("cannot write {}", p.display()))?;
-        }
-    }
+    let shown: Vec<Shown<'_>> =
+        out.outputs.iter().map(|o| Shown { name: &o.name, parties: &o.parties, tensor: &o.tensor }).collect();
+    let extra = serde_json::json!({
+        "protocol": out.report.protocol,
+        "fingerprint": out.report.fingerprint,
+        "wall_s": out.report.wall_s,
+        "online_bytes": out.report.totals.bytes_sent,
+        "rounds": out.report.totals.critical_rounds,
+    });
+    show(&shown, out.fixed_point, a.output_dir.as_deref(), a.json, extra)?;
+    // After the outputs: the report may go into the output directory.
     if let Some(path) = &a.report {
         let text = serde_json::to_string_pretty(&out.report)?;
         std::fs::write(path, text).with_context(|| format!("cannot write the report to {}", path.display()))?;
-    }
-    if a.json {
-        let outputs: serde_json::Map<String, serde_json::Value> =
-            out.outputs.iter().map(|o| (o.name.clone(), json::tensor_to_json(&o.tensor, out.fixed_point))).collect();
-        let revealed: serde_json::Map<String, serde_json::Value> =
-            out.outputs.iter().map(|o| (o.name.clone(), serde_json::json!(o.parties))).collect();
-        let doc = serde_json::json!({
-            "outputs": outputs,
-            "revealed_to": revealed,
-            "protocol": out.report.protocol,
-            "fingerprint": out.report.fingerprint,
-            "wall_s": out.report.wall_s,
-            "online_bytes": out.report.totals.bytes_sent,
-            "rounds": out.report.totals.critical_rounds,
-        });
-        println!("{doc}");
-    } else {
-        for o in &out.outputs {
-            println!(
-                "{} = {}    (revealed to {})",
-                o.name,
-                print::format_tensor(&o.tensor, out.fixed_point),
-                o.parties.join(", ")
-            );
-        }
     }
     Ok(())
 }

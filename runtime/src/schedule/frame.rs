@@ -21,6 +21,9 @@ pub enum Kind {
     Abort = 3,
     /// The sender finished and will send nothing more.
     Bye = 4,
+    /// Session setup between processes: round 0 introduces the sender (versions, pipeline
+    /// digest, its input shapes), round 1 carries its plan fingerprint.
+    Hello = 5,
 }
 
 /// A decoded frame.
@@ -73,6 +76,7 @@ impl Frame {
             2 => Kind::Material,
             3 => Kind::Abort,
             4 => Kind::Bye,
+            5 => Kind::Hello,
             k => return Err(Error::protocol(format!("unknown frame kind {k}"))),
         };
         bytes.truncate(bytes.len() - TAG);

@@ -147,6 +147,7 @@ pub async fn run_local(
             timeout: cfg.timeout,
             dealer_window: cfg.dealer_window,
             progress: if p == 0 { cfg.progress.clone() } else { None },
+            dealer_connected: with_dealer,
         };
         tasks.push(tokio::spawn(party::run_party(task)));
     }

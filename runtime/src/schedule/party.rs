@@ -46,6 +46,9 @@ pub struct PartyTask {
     pub dealer_window: usize,
     /// Counts finished nodes, for progress bars.
     pub progress: Option<Arc<AtomicUsize>>,
+    /// Whether the session has a dealer endpoint (told with a `Bye` or `Abort` how this party's
+    /// run ended, so that a dealer process knows whether the run succeeded).
+    pub dealer_connected: bool,
 }
 
 /// What one party ends with.
@@ -67,6 +70,9 @@ struct Shared {
     material: MaterialStore,
     abort: AbortSignal,
     timeout: Duration,
+    /// Whether a dealer is connected (and is told how the run ended).
+    dealer_connected: bool,
+    /// Set when this party's own nodes are all done.
     done: AtomicBool,
 }
 
@@ -82,17 +88,29 @@ impl Shared {
     fn fail(&self, reason: &str) {
         if self.abort.fire(Abort { who: self.name.clone(), reason: reason.to_string() }) {
             let frame = Frame { kind: Kind::Abort, node: 0, round: 0, payload: reason.as_bytes().to_vec() }.encode();
-            for p in 0..self.plan.parties.len() {
-                if p != self.me.index() {
-                    let _ = self.link.send(Endpoint::Party(PartyId(p as u16)), frame.clone());
-                }
+            for to in self.notified() {
+                let _ = self.link.send(to, frame.clone());
             }
         }
         self.material.close();
     }
 
+    /// Everyone told how this party's run ended: the other parties and the dealer, if any.
+    fn notified(&self) -> Vec<Endpoint> {
+        let mut v: Vec<Endpoint> = (0..self.plan.parties.len())
+            .filter(|&p| p != self.me.index())
+            .map(|p| Endpoint::Party(PartyId(p as u16)))
+            .collect();
+        if self.dealer_connected {
+            v.push(Endpoint::Dealer);
+        }
+        v
+    }
+
     fn wait_error(&self, e: WaitError) -> Error {
         match e {
+            // This party's own reader stopped the session (a peer's channel broke): say so directly.
+            WaitError::Aborted(a) if a.who == self.name => Error::Transport { party: a.who, message: a.reason },
             WaitError::Aborted(a) => Error::PeerFailed { party: self.name.clone(), peer: a.who, reason: a.reason },
             WaitError::Failed(e) => Error::Transport { party: self.name.clone(), message: e.to_string() },
         }
@@ -100,11 +118,29 @@ impl Shared {
 }
 
 /// Reads frames from one endpoint until the session ends.
+///
+/// A reader of another party keeps reading after this party's nodes are done, until that
+/// party's `Bye`: a run succeeds only once every party has confirmed its end, so a failure at
+/// the last moment on one side never leaves a result shown on the other.
 fn read_loop(shared: Arc<Shared>, from: Endpoint, rt: tokio::runtime::Handle) {
     let who = shared.peer_name(from);
+    let mut done_at: Option<Instant> = None;
     loop {
-        if shared.done.load(Ordering::Acquire) || shared.abort.get().is_some() {
+        if shared.abort.get().is_some() {
             return;
+        }
+        if shared.done.load(Ordering::Acquire) {
+            if from == Endpoint::Dealer {
+                return;
+            }
+            let since = *done_at.get_or_insert_with(Instant::now);
+            if since.elapsed() > shared.timeout {
+                shared.fail(&format!(
+                    "{who} did not confirm the end of the run within {:.1} s",
+                    shared.timeout.as_secs_f64()
+                ));
+                return;
+            }
         }
         let permit = if from == Endpoint::Dealer {
             match shared.material.reserve_blocking(&rt) {
@@ -118,7 +154,9 @@ fn read_loop(shared: Arc<Shared>, from: Endpoint, rt: tokio::runtime::Handle) {
             Ok(b) => b,
             Err(mpcflow_sdk::Error::Timeout(_)) => continue,
             Err(e) => {
-                if !shared.done.load(Ordering::Acquire) {
+                // The dealer may leave once its material is delivered; a party may not leave
+                // before it has said goodbye.
+                if from != Endpoint::Dealer || !shared.done.load(Ordering::Acquire) {
                     shared.fail(&format!("lost the channel from {who}: {e}"));
                 }
                 return;
@@ -164,6 +202,7 @@ pub async fn run_party(task: PartyTask) -> Result<PartyResult, Error> {
         material: MaterialStore::new(task.dealer_window),
         abort: AbortSignal::default(),
         timeout: task.timeout,
+        dealer_connected: task.dealer_connected,
         done: AtomicBool::new(false),
     });
     let rt = tokio::runtime::Handle::current();
@@ -189,23 +228,26 @@ pub async fn run_party(task: PartyTask) -> Result<PartyResult, Error> {
     match &result {
         Ok(_) => {
             let bye = Frame::control(Kind::Bye).encode();
-            for p in 0..plan.parties.len() {
-                if p != task.me.index() {
-                    let _ = shared.link.send(Endpoint::Party(PartyId(p as u16)), bye.clone());
-                }
+            for to in shared.notified() {
+                let _ = shared.link.send(to, bye.clone());
             }
         }
         Err(e) if !e.is_secondary() => shared.fail(&e.to_string()),
         Err(_) => {}
     }
     shared.material.close();
+    // The readers end at each peer's goodbye, an abort, or the confirmation deadline.
     let _ = tokio::task::spawn_blocking(move || {
         for r in readers {
             let _ = r.join();
         }
     })
     .await;
-    result
+    match (result, shared.abort.get()) {
+        (Ok(_), Some(a)) if a.who == name => Err(Error::Transport { party: name, message: a.reason }),
+        (Ok(_), Some(a)) => Err(Error::PeerFailed { party: name, peer: a.who, reason: a.reason }),
+        (result, _) => result,
+    }
 }
 
 type NodeOutcome = Result<(NodeValue, NodeStats), Error>;

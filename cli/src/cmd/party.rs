@@ -1,0 +1,100 @@
+//! `mpcflow party --as NAME --deployment parties.yaml FILE --input ...`: one party in its own
+//! process. It loads only its own inputs, connects to the other parties and the dealer named in
+//! the deployment file, agrees with them on the pipeline and plan, and shows only the outputs
+//! revealed to it.
+
+use super::outputs::{Shown, show};
+use super::{parse_inputs, seconds};
+use anyhow::{Context, Result, anyhow};
+use mpcflow_runtime::{Session, SessionConfig};
+use mpcflow_transport_tcp::TcpTransport;
+use mpcflow_transport_tcp::deployment::Deployment;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Connection settings shared by `party` and `dealer`.
+#[derive(clap::Args)]
+pub struct Connection {
+    /// Deployment file: every endpoint's address and certificate (see `mpcflow certs new`).
+    #[arg(long)]
+    pub deployment: PathBuf,
+    /// Run with this protocol instead of the file's (every process must use the same).
+    #[arg(long)]
+    pub protocol: Option<String>,
+    /// Seconds any wait may take before the run fails.
+    #[arg(long, default_value_t = 60.0)]
+    pub timeout: f64,
+    /// Seconds to wait for every other process to be up and connected.
+    #[arg(long, default_value_t = 60.0)]
+    pub connect_timeout: f64,
+}
+
+impl Connection {
+    /// The pipeline session and this endpoint's TLS transport.
+    pub fn open(&self, file: &std::path::Path, me: &str) -> Result<(Session, Arc<TcpTransport>)> {
+        let timeout = seconds("--timeout", self.timeout)?;
+        let connect_timeout = seconds("--connect-timeout", self.connect_timeout)?;
+        let deployment = Deployment::load(&self.deployment).map_err(|e| anyhow!("{e}"))?;
+        let mut tcp = deployment.tcp_config(me).map_err(|e| anyhow!("{e}"))?;
+        tcp.connect_timeout = connect_timeout;
+        let transport = TcpTransport::new(tcp).map_err(|e| anyhow!("{}: {me}: {e}", self.deployment.display()))?;
+        let config = SessionConfig { protocol: self.protocol.clone(), timeout, ..Default::default() };
+        let session = Session::from_path(file, mpcflow::builtins()).map_err(|e| anyhow!("{e}"))?.with_config(config);
+        Ok((session, Arc::new(transport)))
+    }
+}
+
+/// Arguments.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Pipeline file (every process must run the same pipeline).
+    file: PathBuf,
+    /// This party's name, as in the pipeline's `parties` and the deployment file.
+    #[arg(long = "as", value_name = "NAME")]
+    name: String,
+    #[command(flatten)]
+    connection: Connection,
+    /// One of this party's private inputs: NAME=VALUE (a number or JSON array),
+    /// NAME=@file.npy, NAME=@file.csv:COLUMN or NAME=@file.json. Repeat for each.
+    #[arg(long = "input", short = 'i')]
+    inputs: Vec<String>,
+    /// Write each output revealed to this party as DIR/NAME.npy.
+    #[arg(long)]
+    output_dir: Option<PathBuf>,
+    /// Write this party's run report (per-node time, bytes, rounds) as JSON to FILE.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Print one JSON object {"outputs": {NAME: VALUE}, ...} instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let inputs = parse_inputs(&a.inputs)?;
+    let (session, transport) = a.connection.open(&a.file, &a.name)?;
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    let out = rt.block_on(session.run_as_party(&a.name, transport, inputs)).map_err(|e| anyhow!("{e}"))?;
+    let report = mpcflow_runtime::RunReport::new(&out.plan, &out.run);
+    let me = out.plan.parties.iter().position(|p| p == &a.name).unwrap_or(0);
+    let shown: Vec<Shown<'_>> =
+        out.outputs.iter().map(|(name, parties, tensor)| Shown { name, parties, tensor }).collect();
+    let extra = serde_json::json!({
+        "party": a.name,
+        "protocol": report.protocol,
+        "fingerprint": report.fingerprint,
+        "wall_s": report.wall_s,
+        "online_bytes_sent": report.totals.bytes_sent.get(me),
+        "rounds": report.totals.critical_rounds,
+    });
+    show(&shown, out.plan.fixed_point, a.output_dir.as_deref(), a.json, extra)?;
+    // After the outputs: the report may go into the output directory.
+    if let Some(path) = &a.report {
+        let text = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, text).with_context(|| format!("cannot write the report to {}", path.display()))?;
+    }
+    if shown.is_empty() && !a.json {
+        eprintln!("{}: done; no output is revealed to {}", out.plan.name, a.name);
+    }
+    Ok(())
+}

@@ -1,0 +1,261 @@
+//! The session handshake between processes, run over the transport before any node.
+//!
+//! Two rounds, each a `Hello` frame from every endpoint to every endpoint it talks to:
+//! 1. **Introduction**: session format and mpcflow version, the endpoint's name and role, the
+//!    protocol and its version, the pipeline digest with its named parts, and the shapes of
+//!    the sender's own inputs (public: the plan depends on them). Each side checks every
+//!    peer's introduction against its own; then all sides plan with the union of input shapes.
+//! 2. **Agreement**: the fingerprint of the plan each side built. Equal fingerprints mean that
+//!    every node, shape, lowering and protocol version agree, so the online phase can start.
+//!
+//! Any mismatch stops the process with an error that says what differs and between whom, and
+//! the peers are told (an `Abort` frame with the reason), so every process stops with it.
+//! Identity itself is the transport's job (the TLS certificate names the endpoint); the
+//! introduction only checks that the peer calls itself what the transport connected.
+
+use super::digest::{self, Part};
+use crate::error::Error;
+use crate::schedule::frame::{Frame, Kind};
+use mpcflow_sdk::Endpoint;
+use mpcflow_sdk::transport::Link;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Version of the session format: the handshake and the runtime's frames. Peers must agree.
+pub const WIRE_VERSION: u32 = 1;
+/// Marks an mpcflow introduction.
+const MAGIC: &str = "mpcflow-session";
+/// Largest introduction accepted (it lists every part of the pipeline).
+const MAX_HELLO: usize = 16 << 20;
+
+/// Round 1: who the sender is and what it is about to run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Introduction {
+    /// Always [`MAGIC`].
+    pub magic: String,
+    /// [`WIRE_VERSION`] of the sender.
+    pub wire: u32,
+    /// The sender's mpcflow version.
+    pub mpcflow: String,
+    /// Endpoint name: a party's name or `dealer`.
+    pub name: String,
+    /// Protocol name and version.
+    pub protocol: String,
+    /// Version of the protocol plugin.
+    pub protocol_version: String,
+    /// Digest of the sender's pipeline.
+    pub graph: String,
+    /// The pipeline's named parts, to say what differs.
+    pub parts: Vec<Part>,
+    /// Shapes of the sender's own private inputs.
+    pub inputs: BTreeMap<String, Vec<usize>>,
+}
+
+impl Introduction {
+    /// This endpoint's introduction.
+    pub fn new(
+        name: &str,
+        protocol: (&str, &str),
+        parts: Vec<Part>,
+        inputs: BTreeMap<String, Vec<usize>>,
+    ) -> Introduction {
+        Introduction {
+            magic: MAGIC.into(),
+            wire: WIRE_VERSION,
+            mpcflow: env!("CARGO_PKG_VERSION").into(),
+            name: name.into(),
+            protocol: protocol.0.into(),
+            protocol_version: protocol.1.into(),
+            graph: digest::digest(&parts),
+            parts,
+            inputs,
+        }
+    }
+}
+
+/// One peer: its endpoint and the name the deployment gives it.
+#[derive(Clone, Debug)]
+pub struct Peer {
+    /// Endpoint.
+    pub endpoint: Endpoint,
+    /// Its name.
+    pub name: String,
+}
+
+/// The handshake of one endpoint with its peers over an established link. Its calls block:
+/// run them off the async workers.
+#[derive(Clone)]
+pub struct Handshake {
+    /// This endpoint's name.
+    pub me: String,
+    /// Its link.
+    pub link: Arc<dyn Link>,
+    /// Everyone it talks to.
+    pub peers: Vec<Peer>,
+    /// Bound on each wait.
+    pub timeout: Duration,
+}
+
+impl Handshake {
+    fn refuse(&self, peer: &str, message: String) -> Error {
+        Error::Handshake { party: self.me.clone(), peer: peer.to_string(), message }
+    }
+
+    /// Tells every peer why this endpoint stops (best effort) and returns `e`.
+    pub fn abort(&self, e: Error) -> Error {
+        let frame = Frame { kind: Kind::Abort, node: 0, round: 0, payload: e.to_string().into_bytes() }.encode();
+        for p in &self.peers {
+            let _ = self.link.send(p.endpoint, frame.clone());
+        }
+        e
+    }
+
+    /// Sends one handshake frame to every peer. A failed send is returned per peer rather than
+    /// at once: a peer that already left may have left its reason in our inbox.
+    fn send_all(&self, round: u16, payload: &[u8]) -> HashMap<String, Error> {
+        let frame = Frame { kind: Kind::Hello, node: 0, round, payload: payload.to_vec() }.encode();
+        let mut failed = HashMap::new();
+        for p in &self.peers {
+            if let Err(e) = self.link.send(p.endpoint, frame.clone()) {
+                let e = Error::Transport {
+                    party: self.me.clone(),
+                    message: format!("sending the session handshake to {}: {e}", p.name),
+                };
+                failed.insert(p.name.clone(), e);
+            }
+        }
+        failed
+    }
+
+    /// The peer's next handshake frame; if none comes, the earlier failure to send to it
+    /// (when there was one) explains more than the empty channel.
+    fn recv_after(&self, peer: &Peer, round: u16, send_failed: &mut HashMap<String, Error>) -> Result<Vec<u8>, Error> {
+        match self.recv(peer, round) {
+            Err(e @ Error::Transport { .. }) => Err(send_failed.remove(&peer.name).unwrap_or(e)),
+            r => r,
+        }
+    }
+
+    fn recv(&self, peer: &Peer, round: u16) -> Result<Vec<u8>, Error> {
+        let bytes = self.link.recv(peer.endpoint, self.timeout).map_err(|e| Error::Transport {
+            party: self.me.clone(),
+            message: format!("waiting for the session handshake of {}: {e}", peer.name),
+        })?;
+        let frame =
+            Frame::decode(bytes).map_err(|e| self.refuse(&peer.name, format!("sent a malformed frame: {e}")))?;
+        match frame.kind {
+            Kind::Hello if frame.round == round && frame.payload.len() <= MAX_HELLO => Ok(frame.payload),
+            Kind::Hello => Err(self.refuse(
+                &peer.name,
+                format!(
+                    "sent handshake round {} of {} bytes, expected round {round}",
+                    frame.round,
+                    frame.payload.len()
+                ),
+            )),
+            Kind::Abort => Err(Error::PeerFailed {
+                party: self.me.clone(),
+                peer: peer.name.clone(),
+                reason: String::from_utf8_lossy(&frame.payload).into_owned(),
+            }),
+            k => Err(self.refuse(&peer.name, format!("sent a {k:?} frame before the session was set up"))),
+        }
+    }
+
+    /// Round 1: sends `mine`, receives every peer's introduction and checks it against `mine`.
+    /// Returns the peers' introductions in `peers` order.
+    pub fn introduce(&self, mine: &Introduction) -> Result<Vec<Introduction>, Error> {
+        let bytes =
+            serde_json::to_vec(mine).map_err(|e| Error::Internal(format!("cannot encode the handshake: {e}")))?;
+        let mut send_failed = self.send_all(0, &bytes);
+        let mut out = vec![];
+        for peer in &self.peers {
+            let theirs = self.recv_after(peer, 0, &mut send_failed)?;
+            out.push(self.check(peer, mine, &theirs)?);
+        }
+        Ok(out)
+    }
+
+    fn check(&self, peer: &Peer, mine: &Introduction, bytes: &[u8]) -> Result<Introduction, Error> {
+        // Versions first, from a loose parse: a newer peer's introduction may not fit our struct.
+        let loose: serde_json::Value = serde_json::from_slice(bytes)
+            .map_err(|e| self.refuse(&peer.name, format!("sent an unreadable handshake: {e}")))?;
+        if loose.get("magic").and_then(|m| m.as_str()) != Some(MAGIC) {
+            return Err(self.refuse(&peer.name, "is not an mpcflow session endpoint".into()));
+        }
+        let wire = loose.get("wire").and_then(|w| w.as_u64());
+        let version = loose.get("mpcflow").and_then(|v| v.as_str()).unwrap_or("?");
+        if wire != Some(u64::from(WIRE_VERSION)) {
+            return Err(self.refuse(
+                &peer.name,
+                format!(
+                    "runs mpcflow {version} with session format {}, {} runs mpcflow {} with format {WIRE_VERSION}: \
+                     run the same mpcflow release on every host",
+                    wire.map_or("?".into(), |w| w.to_string()),
+                    self.me,
+                    mine.mpcflow
+                ),
+            ));
+        }
+        let theirs: Introduction = serde_json::from_value(loose)
+            .map_err(|e| self.refuse(&peer.name, format!("sent an unreadable handshake: {e}")))?;
+        if theirs.name != peer.name {
+            return Err(self.refuse(
+                &peer.name,
+                format!("introduced itself as `{}` on the connection authenticated as `{}`", theirs.name, peer.name),
+            ));
+        }
+        if theirs.graph != mine.graph {
+            return Err(self.refuse(
+                &peer.name,
+                format!(
+                    "runs a different pipeline: {}",
+                    digest::describe_difference(&self.me, &mine.parts, &peer.name, &theirs.parts)
+                ),
+            ));
+        }
+        if (theirs.protocol.as_str(), theirs.protocol_version.as_str())
+            != (mine.protocol.as_str(), mine.protocol_version.as_str())
+        {
+            return Err(self.refuse(
+                &peer.name,
+                format!(
+                    "runs protocol {} {}, {} runs {} {} (mpcflow {} and {})",
+                    theirs.protocol,
+                    theirs.protocol_version,
+                    self.me,
+                    mine.protocol,
+                    mine.protocol_version,
+                    theirs.mpcflow,
+                    mine.mpcflow
+                ),
+            ));
+        }
+        Ok(theirs)
+    }
+
+    /// Round 2: sends this endpoint's plan fingerprint and checks that every peer planned the same.
+    pub fn agree(&self, fingerprint: &str, mpcflow_of: &HashMap<String, String>) -> Result<(), Error> {
+        let mut send_failed = self.send_all(1, fingerprint.as_bytes());
+        for peer in &self.peers {
+            let theirs = self.recv_after(peer, 1, &mut send_failed)?;
+            if theirs != fingerprint.as_bytes() {
+                return Err(self.refuse(
+                    &peer.name,
+                    format!(
+                        "planned differently: plan fingerprint {} at {}, {fingerprint} at {} (same pipeline and \
+                         input shapes, so the planners differ: mpcflow {} and {})",
+                        String::from_utf8_lossy(&theirs),
+                        peer.name,
+                        self.me,
+                        mpcflow_of.get(&peer.name).map_or("?", String::as_str),
+                        env!("CARGO_PKG_VERSION")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}

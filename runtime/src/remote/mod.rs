@@ -1,0 +1,360 @@
+//! One endpoint of a session in its own process: a party with only its own inputs, or the
+//! dealer with none.
+//!
+//! [`run_local`](crate::schedule::run_local) knows every input and builds the plan once. Here
+//! each process knows only its own inputs, and the plan depends on every input's shape, so
+//! the processes first [handshake]: they check that they run the same mpcflow, protocol and
+//! pipeline, exchange their input shapes, plan, and compare plan fingerprints. Then a party
+//! runs its online phase ([`crate::schedule::party::run_party`]) and the dealer streams its
+//! material ([`crate::schedule::dealer::run_dealer`]), exactly as in one process.
+//!
+//! How a run ends: every party sends a `Bye` to every peer and to the dealer once its own
+//! nodes are done, and counts the run as successful only when every other party's `Bye` has
+//! come. A failure sends an `Abort` with the reason everywhere instead. The dealer exits
+//! successfully only when every party has said `Bye`, so every process's exit status tells
+//! whether the run succeeded.
+
+pub mod digest;
+pub mod handshake;
+
+use crate::error::{Error, Problem, Site};
+use crate::plan::Plan;
+use crate::schedule::dealer::{DealerStats, os_seed, run_dealer};
+use crate::schedule::frame::{Frame, Kind};
+use crate::schedule::party::{PartyResult, PartyTask, run_party};
+use crate::schedule::{LocalRun, RunConfig};
+use handshake::{Handshake, Introduction, Peer};
+use mpcflow_sdk::graph::GraphSpec;
+use mpcflow_sdk::protocol::Protocol;
+use mpcflow_sdk::transport::{Link, SessionInfo, Transport};
+use mpcflow_sdk::{Endpoint, PartyId, Tensor};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The session id every process of a deployment uses (the transport checks it on connect).
+const SESSION_ID: &str = "mpcflow";
+
+/// The name of the dealer endpoint.
+pub const DEALER: &str = "dealer";
+
+/// What a party process ends with.
+#[derive(Debug)]
+pub struct PartyRun {
+    /// Outputs revealed to this party: (name, the parties that learn it, value), in graph order.
+    pub outputs: Vec<(String, Vec<String>, Tensor)>,
+    /// The plan all processes agreed on.
+    pub plan: Arc<Plan>,
+    /// This party's measurements (other parties' columns are zero).
+    pub run: LocalRun,
+}
+
+/// What the dealer process ends with.
+#[derive(Debug)]
+pub struct DealerRun {
+    /// The plan all processes agreed on.
+    pub plan: Arc<Plan>,
+    /// Material bytes per node and party, and the time taken.
+    pub stats: DealerStats,
+}
+
+/// What both kinds of endpoint share before they run.
+struct Setup<'a> {
+    spec: &'a GraphSpec,
+    protocol: Arc<dyn Protocol>,
+    has_dealer: bool,
+    cfg: &'a RunConfig,
+}
+
+impl Setup<'_> {
+    fn session(&self) -> SessionInfo {
+        SessionInfo {
+            id: SESSION_ID.into(),
+            parties: self.spec.parties.clone(),
+            has_dealer: self.has_dealer,
+            dealer_window: self.cfg.dealer_window,
+            timeout: self.cfg.timeout,
+        }
+    }
+
+    /// Connects `me` (named `name`) to its peers; blocking, so run off the async workers.
+    async fn connect(&self, transport: Arc<dyn Transport>, me: Endpoint, name: &str) -> Result<Arc<dyn Link>, Error> {
+        let info = self.session();
+        let link = tokio::task::spawn_blocking(move || transport.connect(&info, me))
+            .await
+            .map_err(|e| Error::Internal(format!("connecting task failed: {e}")))?
+            .map_err(|e| Error::Transport { party: name.into(), message: format!("cannot connect: {e}") })?;
+        Ok(Arc::from(link))
+    }
+
+    fn peers_of(&self, me: Endpoint) -> Vec<Peer> {
+        let mut v: Vec<Peer> = self
+            .spec
+            .parties
+            .iter()
+            .enumerate()
+            .map(|(i, n)| Peer { endpoint: Endpoint::Party(PartyId(i as u16)), name: n.clone() })
+            .filter(|p| p.endpoint != me)
+            .collect();
+        if self.has_dealer && me != Endpoint::Dealer {
+            v.push(Peer { endpoint: Endpoint::Dealer, name: DEALER.into() });
+        }
+        v
+    }
+
+    /// Both handshake rounds; returns the agreed plan. `plan` builds a plan from input shapes.
+    async fn agree(
+        &self,
+        hs: &Handshake,
+        own_shapes: BTreeMap<String, Vec<usize>>,
+        plan: &(dyn Fn(HashMap<String, Vec<usize>>) -> Result<Plan, Error> + Sync),
+    ) -> Result<Plan, Error> {
+        let descriptor = self.protocol.descriptor();
+        let mine = Introduction::new(
+            &hs.me,
+            (&descriptor.name, &descriptor.version),
+            digest::parts(self.spec),
+            own_shapes.clone(),
+        );
+        let h = hs.clone();
+        let theirs = tokio::task::spawn_blocking(move || h.introduce(&mine)).await.map_err(joined)??;
+        let mut shapes: HashMap<String, Vec<usize>> = own_shapes.into_iter().collect();
+        for (peer, intro) in hs.peers.iter().zip(&theirs) {
+            for (input, shape) in &intro.inputs {
+                match self.spec.inputs.iter().find(|i| &i.name == input) {
+                    Some(decl) if decl.owner == peer.name => {
+                        shapes.insert(input.clone(), shape.clone());
+                    }
+                    Some(decl) => {
+                        return Err(hs.abort(Error::Handshake {
+                            party: hs.me.clone(),
+                            peer: peer.name.clone(),
+                            message: format!("brought input `{input}`, which belongs to {}", decl.owner),
+                        }));
+                    }
+                    None => {
+                        return Err(hs.abort(Error::Handshake {
+                            party: hs.me.clone(),
+                            peer: peer.name.clone(),
+                            message: format!("brought `{input}`, which is not an input of the pipeline"),
+                        }));
+                    }
+                }
+            }
+            let missing: Vec<&str> = self
+                .spec
+                .inputs
+                .iter()
+                .filter(|i| i.owner == peer.name && !intro.inputs.contains_key(&i.name))
+                .map(|i| i.name.as_str())
+                .collect();
+            if !missing.is_empty() {
+                return Err(hs.abort(Error::Handshake {
+                    party: hs.me.clone(),
+                    peer: peer.name.clone(),
+                    message: format!("brought no value for its input(s) {}", missing.join(", ")),
+                }));
+            }
+        }
+        let plan = plan(shapes).map_err(|e| hs.abort(e))?;
+        let versions: HashMap<String, String> =
+            hs.peers.iter().zip(&theirs).map(|(p, i)| (p.name.clone(), i.mpcflow.clone())).collect();
+        let (h, fingerprint) = (hs.clone(), plan.fingerprint_hex());
+        tokio::task::spawn_blocking(move || h.agree(&fingerprint, &versions)).await.map_err(joined)??;
+        Ok(plan)
+    }
+}
+
+fn joined(e: tokio::task::JoinError) -> Error {
+    Error::Internal(format!("handshake task failed: {e}"))
+}
+
+/// Runs party `name` of `spec` in this process with its own `inputs` (encoded, by input
+/// name). `plan` builds the plan from every input's shape.
+pub async fn run_remote_party(
+    spec: &GraphSpec,
+    protocol: Arc<dyn Protocol>,
+    transport: Arc<dyn Transport>,
+    name: &str,
+    inputs: HashMap<String, Tensor>,
+    cfg: &RunConfig,
+    plan: &(dyn Fn(HashMap<String, Vec<usize>>) -> Result<Plan, Error> + Sync),
+) -> Result<PartyRun, Error> {
+    let start = Instant::now();
+    let index = spec.parties.iter().position(|p| p == name).ok_or_else(|| {
+        Error::Invalid(vec![Problem::new(
+            Site::Graph,
+            format!("`{name}` is not a party of this pipeline (parties: {})", spec.parties.join(", ")),
+        )])
+    })?;
+    let me = PartyId(index as u16);
+    let setup = Setup { spec, has_dealer: protocol.descriptor().needs_dealer, protocol, cfg };
+    let link = setup.connect(transport, Endpoint::Party(me), name).await?;
+    let hs = Handshake {
+        me: name.into(),
+        link: link.clone(),
+        peers: setup.peers_of(Endpoint::Party(me)),
+        timeout: cfg.timeout,
+    };
+    let own_shapes = inputs.iter().map(|(k, t)| (k.clone(), t.shape.clone())).collect();
+    let plan = Arc::new(setup.agree(&hs, own_shapes, plan).await?);
+    tracing::info!(party = %name, fingerprint = %plan.fingerprint_hex(), nodes = plan.nodes.len(), "session agreed");
+
+    let ids = plan.input_nodes();
+    let by_id = inputs.into_iter().filter_map(|(k, t)| ids.get(&k).map(|&id| (id, t))).collect();
+    let task = PartyTask {
+        plan: plan.clone(),
+        protocol: setup.protocol.clone(),
+        me,
+        link,
+        inputs: by_id,
+        timeout: cfg.timeout,
+        dealer_window: cfg.dealer_window,
+        progress: cfg.progress.clone(),
+        dealer_connected: setup.has_dealer,
+    };
+    let result = run_party(task).await?;
+    let outputs = plan
+        .outputs()
+        .into_iter()
+        .filter_map(|(out, _, to)| result.outputs.get(&out).map(|t| (out.clone(), to, t.clone())))
+        .collect();
+    let mut own = Some(PartyResult { outputs: HashMap::new(), stats: result.stats });
+    let parties = (0..plan.parties.len())
+        .map(|p| if p == index { own.take().unwrap_or_default() } else { PartyResult::default() })
+        .collect();
+    let run = LocalRun { parties, dealer: DealerStats::default(), wall_s: start.elapsed().as_secs_f64() };
+    Ok(PartyRun { outputs, plan, run })
+}
+
+/// Runs the dealer of `spec` in this process. `plan` builds the plan from every input's shape.
+pub async fn run_remote_dealer(
+    spec: &GraphSpec,
+    protocol: Arc<dyn Protocol>,
+    transport: Arc<dyn Transport>,
+    cfg: &RunConfig,
+    plan: &(dyn Fn(HashMap<String, Vec<usize>>) -> Result<Plan, Error> + Sync),
+) -> Result<DealerRun, Error> {
+    let descriptor = protocol.descriptor();
+    if !descriptor.needs_dealer {
+        return Err(Error::Dealer(format!(
+            "protocol `{}` uses no dealer: start only the parties ({})",
+            descriptor.name,
+            spec.parties.join(", ")
+        )));
+    }
+    let setup = Setup { spec, protocol, has_dealer: true, cfg };
+    let link = setup.connect(transport, Endpoint::Dealer, DEALER).await?;
+    let hs = Handshake {
+        me: DEALER.into(),
+        link: link.clone(),
+        peers: setup.peers_of(Endpoint::Dealer),
+        timeout: cfg.timeout,
+    };
+    let plan = Arc::new(setup.agree(&hs, BTreeMap::new(), plan).await?);
+    tracing::info!(fingerprint = %plan.fingerprint_hex(), nodes = plan.nodes.len(), "session agreed");
+
+    let (p, proto, l) = (plan.clone(), setup.protocol.clone(), link.clone());
+    let dealt = tokio::task::spawn_blocking(move || -> Result<DealerStats, Error> {
+        let master = os_seed()?;
+        run_dealer(&p, &proto, l.as_ref(), master)
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("dealer task failed: {e}")))?;
+    let stats = match dealt {
+        Ok(s) => s,
+        Err(e) => {
+            // A party that failed explains why it stopped taking material: report its reason.
+            let cause = hs.peers.iter().find_map(|p| match link.recv(p.endpoint, Duration::from_millis(200)) {
+                Ok(bytes) => match Frame::decode(bytes) {
+                    Ok(f) if f.kind == Kind::Abort => Some(Error::PeerFailed {
+                        party: DEALER.into(),
+                        peer: p.name.clone(),
+                        reason: String::from_utf8_lossy(&f.payload).into_owned(),
+                    }),
+                    _ => None,
+                },
+                Err(_) => None,
+            });
+            // Tell every party, also those whose link to the failed party broke first.
+            return Err(hs.abort(cause.unwrap_or(e)));
+        }
+    };
+    let wait = cfg.timeout * (cfg.dealer_window as u32 + 2);
+    let l = link.clone();
+    let peers = hs.peers.clone();
+    tokio::task::spawn_blocking(move || await_parties(l.as_ref(), &peers, wait))
+        .await
+        .map_err(|e| Error::Internal(format!("dealer task failed: {e}")))?
+        .map_err(|e| hs.abort(e))?;
+    Ok(DealerRun { plan, stats })
+}
+
+/// Waits for every party's last word after the material is delivered: `Bye` means it
+/// finished, `Abort` carries its reason. The dealer is at most its window ahead of the
+/// parties, so they finish within about that many nodes' waits; `wait` bounds it. Parties are
+/// polled in turn so that the first failure is reported, whichever party it came from.
+fn await_parties(link: &dyn Link, parties: &[Peer], wait: Duration) -> Result<(), Error> {
+    const POLL: Duration = Duration::from_millis(50);
+    let deadline = Instant::now() + wait;
+    let mut pending: Vec<&Peer> = parties.iter().collect();
+    let mut closed: Option<Error> = None;
+    while !pending.is_empty() {
+        if Instant::now() > deadline {
+            let names: Vec<&str> = pending.iter().map(|p| p.name.as_str()).collect();
+            return Err(Error::Transport {
+                party: DEALER.into(),
+                message: format!(
+                    "{} did not confirm the end of the run within {:.1} s",
+                    names.join(", "),
+                    wait.as_secs_f64()
+                ),
+            });
+        }
+        let mut i = 0;
+        while i < pending.len() {
+            let p = pending[i];
+            let frame = match link.recv(p.endpoint, POLL) {
+                Ok(bytes) => Frame::decode(bytes),
+                Err(mpcflow_sdk::Error::Timeout(_)) => {
+                    i += 1;
+                    continue;
+                }
+                Err(e) => {
+                    // Another party's abort, if one comes soon, says more than a closed channel.
+                    closed.get_or_insert(Error::Transport {
+                        party: DEALER.into(),
+                        message: format!("{} left before confirming the end of the run: {e}", p.name),
+                    });
+                    pending.remove(i);
+                    continue;
+                }
+            };
+            match frame {
+                Ok(f) if f.kind == Kind::Bye => {
+                    pending.remove(i);
+                }
+                Ok(f) if f.kind == Kind::Abort => {
+                    return Err(Error::PeerFailed {
+                        party: DEALER.into(),
+                        peer: p.name.clone(),
+                        reason: String::from_utf8_lossy(&f.payload).into_owned(),
+                    });
+                }
+                Ok(f) => {
+                    return Err(Error::Transport {
+                        party: DEALER.into(),
+                        message: format!("{} sent an unexpected {:?} frame", p.name, f.kind),
+                    });
+                }
+                Err(e) => {
+                    return Err(Error::Transport {
+                        party: DEALER.into(),
+                        message: format!("{} sent a malformed frame: {e}", p.name),
+                    });
+                }
+            }
+        }
+    }
+    closed.map_or(Ok(()), Err)
+}

@@ -1,0 +1,439 @@
+//! The real binary as separate processes over loopback: `mpcflow certs new`, then
+//! `mpcflow party --as alice`, `mpcflow party --as bob` and `mpcflow dealer`, each with only its
+//! own key and inputs. The runs must give the in-process answers, and every injected fault
+//! (a killed party, garbage on a connection, a wrong certificate, another pipeline on one side)
+//! must end every process with a non-zero exit and a reason, within a bound, showing no output.
+
+use crate::support::root;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Every process must have exited within this long after the fault (or the start).
+const BOUND: Duration = Duration::from_secs(40);
+/// `--timeout` and `--connect-timeout` given to every process.
+const TIMEOUT_S: &str = "10";
+
+fn mpcflow() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mpcflow"));
+    c.current_dir(root()).env_remove("RUST_LOG");
+    c
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A fresh directory for one test.
+fn scratch(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mpcflow-mp-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Loopback ports nobody listens on right now.
+fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    held.iter().map(|l| l.local_addr().unwrap().port()).collect()
+}
+
+/// `mpcflow certs new DIR/NAME --parties ... --deployment DIR/FILE`; returns the deployment path.
+fn certs(dir: &Path, certs_name: &str, file: &str, names: &str) -> PathBuf {
+    let deployment = dir.join(file);
+    let out = mpcflow()
+        .args(["certs", "new"])
+        .arg(dir.join(certs_name))
+        .args(["--parties", names, "--deployment"])
+        .arg(&deployment)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "certs new: {}", text(&out.stderr));
+    deployment
+}
+
+/// Rewrites every `127.0.0.1:PORT` of a deployment file to the port given for its endpoint.
+fn set_ports(deployment: &Path, ports: &[(&str, u16)]) {
+    let yaml = std::fs::read_to_string(deployment).unwrap();
+    let mut out = String::new();
+    for line in yaml.lines() {
+        let key = line.trim_start().split(':').next().unwrap_or("");
+        let mut line = line.to_string();
+        if let Some((_, port)) = ports.iter().find(|(n, _)| *n == key)
+            && let Some(at) = line.find("127.0.0.1:")
+        {
+            let end = line[at + 10..].find(|c: char| !c.is_ascii_digit()).map_or(line.len(), |e| at + 10 + e);
+            line.replace_range(at..end, &format!("127.0.0.1:{port}"));
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    std::fs::write(deployment, out).unwrap();
+}
+
+/// A deployment of alice, bob and the dealer on free ports.
+fn deployment(dir: &Path) -> PathBuf {
+    let d = certs(dir, "certs", "parties.yaml", "alice,bob,dealer");
+    let p = free_ports(3);
+    set_ports(&d, &[("dealer", p[0]), ("alice", p[1]), ("bob", p[2])]);
+    d
+}
+
+fn party(deployment: &Path, file: &str, name: &str, inputs: &[&str]) -> Command {
+    party_waiting(deployment, file, name, inputs, TIMEOUT_S)
+}
+
+fn party_waiting(deployment: &Path, file: &str, name: &str, inputs: &[&str], timeout_s: &str) -> Command {
+    let mut c = mpcflow();
+    c.args(["party", "--as", name, "--deployment"]).arg(deployment);
+    c.args([file, "--timeout", timeout_s, "--connect-timeout", TIMEOUT_S]);
+    for i in inputs {
+        c.args(["--input", i]);
+    }
+    c
+}
+
+fn dealer(deployment: &Path, file: &str) -> Command {
+    dealer_waiting(deployment, file, TIMEOUT_S)
+}
+
+fn dealer_waiting(deployment: &Path, file: &str, timeout_s: &str) -> Command {
+    let mut c = mpcflow();
+    c.args(["dealer", "--deployment"]).arg(deployment);
+    c.args([file, "--timeout", timeout_s, "--connect-timeout", TIMEOUT_S]);
+    c
+}
+
+fn spawn(mut c: Command) -> Child {
+    c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+}
+
+/// Waits for every child within `bound` (killing all and failing the test if one hangs).
+fn wait_all(children: Vec<Child>, bound: Duration) -> Vec<Output> {
+    let deadline = Instant::now() + bound;
+    let mut children: Vec<Option<Child>> = children.into_iter().map(Some).collect();
+    loop {
+        let running = children.iter_mut().flatten().map(|c| c.try_wait().unwrap().is_none()).filter(|&r| r).count();
+        if running == 0 {
+            break;
+        }
+        if Instant::now() > deadline {
+            for c in children.iter_mut().flatten() {
+                let _ = c.kill();
+            }
+            let outs: Vec<String> = children
+                .into_iter()
+                .flatten()
+                .map(|c| c.wait_with_output().unwrap())
+                .map(|o| format!("{:?}: {}", o.status, text(&o.stderr)))
+                .collect();
+            panic!("a process did not exit within {bound:?}:\n{}", outs.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    children.into_iter().flatten().map(|c| c.wait_with_output().unwrap()).collect()
+}
+
+fn assert_ok(o: &Output, who: &str) {
+    assert!(o.status.success(), "{who} failed: {}", text(&o.stderr));
+}
+
+/// A failed process: non-zero exit, an `error:` line containing every needle, no output shown.
+fn assert_failed(o: &Output, who: &str, needles: &[&str]) {
+    let err = text(&o.stderr);
+    eprintln!("{who} exited with {:?}: {}", o.status.code(), err.trim_end());
+    assert!(!o.status.success(), "{who} should fail; stdout {} stderr {err}", text(&o.stdout));
+    assert!(err.contains("error: "), "{who} says why: {err}");
+    for n in needles {
+        assert!(err.contains(n), "{who} should mention `{n}`: {err}");
+    }
+    assert!(!text(&o.stdout).contains(" = "), "{who} showed an output: {}", text(&o.stdout));
+}
+
+#[test]
+fn millionaires_on_the_printed_default_deployment() {
+    // The deployment file exactly as `certs new` writes it: the fixed ports 7100..7102.
+    let dir = scratch("default");
+    let d = certs(&dir, "certs", "parties.yaml", "alice,bob,dealer");
+    let yaml = std::fs::read_to_string(&d).unwrap();
+    assert!(yaml.contains("127.0.0.1:7101") && yaml.contains("certs/alice.key"), "{yaml}");
+    let file = "graphs/millionaires.yaml";
+    let outs = wait_all(
+        vec![
+            spawn(party(&d, file, "alice", &["alice_wealth=5000000"])),
+            spawn(party(&d, file, "bob", &["bob_wealth=3000000"])),
+            spawn(dealer(&d, file)),
+        ],
+        BOUND,
+    );
+    for (o, who) in outs.iter().zip(["alice", "bob", "dealer"]) {
+        assert_ok(o, who);
+    }
+    assert_eq!(text(&outs[0].stdout), "alice_richer = 1 (true)    (revealed to alice, bob)\n");
+    assert_eq!(text(&outs[1].stdout), "alice_richer = 1 (true)    (revealed to alice, bob)\n");
+    assert!(text(&outs[2].stderr).contains("dealer: millionaires done"), "{}", text(&outs[2].stderr));
+    assert_eq!(text(&outs[2].stdout), "", "the dealer learns no output");
+}
+
+#[test]
+fn hospital_stats_in_three_processes_equals_the_in_process_run() {
+    let dir = scratch("hospital");
+    let d = certs(&dir, "certs", "parties.yaml", "north,south,dealer");
+    let p = free_ports(3);
+    set_ports(&d, &[("dealer", p[0]), ("north", p[1]), ("south", p[2])]);
+    let file = "graphs/hospital_stats.yaml";
+    let north = "north_bp=@graphs/data/north.csv:systolic_bp";
+    let south = "south_bp=@graphs/data/south.csv:systolic_bp";
+    let mut pn = party(&d, file, "north", &[north]);
+    pn.arg("--json");
+    let mut ps = party(&d, file, "south", &[south]);
+    ps.arg("--json");
+    let outs = wait_all(vec![spawn(pn), spawn(ps), spawn(dealer(&d, file))], BOUND);
+    for (o, who) in outs.iter().zip(["north", "south", "dealer"]) {
+        assert_ok(o, who);
+    }
+    let local = mpcflow().args(["run", file, "--json", "--input", north, "--input", south]).output().unwrap();
+    assert_ok(&local, "run");
+    let local: serde_json::Value = serde_json::from_slice(&local.stdout).unwrap();
+    for o in &outs[..2] {
+        let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        // Truncation in fss2pc is exact, so the answers do not depend on the randomness.
+        assert_eq!(doc["outputs"], local["outputs"]);
+        assert_eq!(doc["fingerprint"], local["fingerprint"], "the same plan as in one process");
+    }
+}
+
+/// A pipeline that runs for a while: a chain of secure ops on a few thousand elements.
+fn long_pipeline(dir: &Path) -> String {
+    let mut y = String::from(
+        "version: 1\nname: long\nparties: [alice, bob]\nprotocol: fss2pc\ninputs:\n  \
+         x: { owner: alice, dtype: fixed, shape: [4096] }\n  y: { owner: bob, dtype: fixed, shape: [4096] }\n\
+         nodes:\n  s0: { op: add, inputs: [x, y] }\n",
+    );
+    for i in 1..=60 {
+        y.push_str(&format!("  s{i}: {{ op: relu, inputs: [s{}] }}\n", i - 1));
+    }
+    y.push_str("outputs:\n  s60: { reveal_to: [alice] }\n");
+    let path = dir.join("long.yaml");
+    std::fs::write(&path, y).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+fn long_inputs(dir: &Path) -> (String, String) {
+    let v: Vec<String> = (0..4096).map(|i| format!("{}", (i % 97) as f64 - 40.0)).collect();
+    let json = format!("[{}]", v.join(","));
+    std::fs::write(dir.join("v.json"), &json).unwrap();
+    let at = format!("@{}", dir.join("v.json").display());
+    (format!("x={at}"), format!("y={at}"))
+}
+
+/// Reads a child's stderr in the background, keeping the text and flagging a marker line.
+fn watch_stderr(child: &mut Child, marker: &'static str, needed: usize) -> (Arc<Mutex<String>>, Arc<AtomicBool>) {
+    let err = child.stderr.take().unwrap();
+    let (log, seen) = (Arc::new(Mutex::new(String::new())), Arc::new(AtomicBool::new(false)));
+    let (l, s) = (log.clone(), seen.clone());
+    std::thread::spawn(move || {
+        let mut count = 0;
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            if line.contains(marker) {
+                count += 1;
+                if count >= needed {
+                    s.store(true, Ordering::Release);
+                }
+            }
+            l.lock().unwrap().push_str(&(line + "\n"));
+        }
+    });
+    (log, seen)
+}
+
+/// Waits until `child` (logging at debug level) has finished `nodes` nodes.
+fn wait_for_progress(child: &mut Child, nodes: usize) {
+    let (log, seen) = watch_stderr(child, "node done", nodes);
+    let start = Instant::now();
+    while !seen.load(Ordering::Acquire) {
+        let gone = child.try_wait().unwrap();
+        assert!(gone.is_none() && start.elapsed() < BOUND, "it never got going: {}", log.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_party_killed_mid_run_stops_every_process() {
+    let dir = scratch("kill");
+    let d = deployment(&dir);
+    let file = long_pipeline(&dir);
+    let (x, y) = long_inputs(&dir);
+    let alice = spawn(party(&d, &file, "alice", &[&x]));
+    let mut bob_cmd = party(&d, &file, "bob", &[&y]);
+    bob_cmd.env("RUST_LOG", "debug");
+    let mut bob = spawn(bob_cmd);
+    let dealer = spawn(dealer(&d, &file));
+    // Kill bob once it has finished a few nodes: mid-run, after the handshake.
+    wait_for_progress(&mut bob, 5);
+    bob.kill().unwrap();
+    let _ = bob.wait();
+    let outs = wait_all(vec![alice, dealer], BOUND);
+    assert_failed(&outs[0], "alice", &["bob"]);
+    assert_failed(&outs[1], "dealer", &["bob"]);
+}
+
+#[test]
+fn a_stalled_party_stops_every_process_at_the_timeout() {
+    let dir = scratch("stall");
+    let d = deployment(&dir);
+    let file = long_pipeline(&dir);
+    let (x, y) = long_inputs(&dir);
+    let alice = spawn(party_waiting(&d, &file, "alice", &[&x], "3"));
+    let mut bob_cmd = party_waiting(&d, &file, "bob", &[&y], "3");
+    bob_cmd.env("RUST_LOG", "debug");
+    let mut bob = spawn(bob_cmd);
+    let dealer = spawn(dealer_waiting(&d, &file, "3"));
+    wait_for_progress(&mut bob, 5);
+    // Freeze bob: its connections stay open but nothing comes from it.
+    let stopped = Command::new("kill").args(["-STOP", &bob.id().to_string()]).status().unwrap();
+    assert!(stopped.success());
+    let outs = wait_all(vec![alice, dealer], BOUND);
+    let _ = bob.kill();
+    let _ = bob.wait();
+    assert_failed(&outs[0], "alice", &["bob", "within 3.0 s"]);
+    assert_failed(&outs[1], "dealer", &["bob"]);
+}
+
+/// Forwards every connection on `listen` to `target`, inserting garbage into the first stream
+/// towards `target` that passes `after` bytes.
+fn garbling_proxy(listen: TcpListener, target: u16, after: usize) {
+    let garbled = Arc::new(AtomicBool::new(false));
+    std::thread::spawn(move || {
+        for from in listen.incoming() {
+            let Ok(mut from) = from else { return };
+            let garbled = garbled.clone();
+            std::thread::spawn(move || {
+                // The target may not listen yet: the dialer's own retries reach us first.
+                let start = Instant::now();
+                let mut to = loop {
+                    match TcpStream::connect(("127.0.0.1", target)) {
+                        Ok(s) => break s,
+                        Err(_) if start.elapsed() < BOUND => std::thread::sleep(Duration::from_millis(10)),
+                        Err(_) => return,
+                    }
+                };
+                let (mut from2, mut to2) = (from.try_clone().unwrap(), to.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut to2, &mut from2);
+                });
+                let mut passed = 0usize;
+                let mut buf = vec![0u8; 4096];
+                while let Ok(n) = from.read(&mut buf) {
+                    if n == 0 || to.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                    passed += n;
+                    if passed >= after && !garbled.swap(true, Ordering::AcqRel) {
+                        // A TLS application-data record header and a body that fails to decrypt.
+                        let _ = to.write_all(&[0x17, 0x03, 0x03, 0x00, 0x20]);
+                        let _ = to.write_all(&[0xA5; 32]);
+                    }
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn garbage_on_a_connection_stops_every_process() {
+    let dir = scratch("garbage");
+    let d = deployment(&dir);
+    // alice dials bob through a proxy that garbles the stream after the setup.
+    let via_proxy = dir.join("alice.yaml");
+    std::fs::copy(&d, &via_proxy).unwrap();
+    let proxy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_port = proxy.local_addr().unwrap().port();
+    set_ports(&via_proxy, &[("bob", proxy_port)]);
+    let yaml = std::fs::read_to_string(&d).unwrap();
+    let bob_port: u16 = yaml
+        .lines()
+        .find(|l| l.trim_start().starts_with("bob:"))
+        .and_then(|l| l.split("127.0.0.1:").nth(1))
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|p| p.parse().ok())
+        .unwrap();
+    garbling_proxy(proxy, bob_port, 64 * 1024);
+    let file = long_pipeline(&dir);
+    let (x, y) = long_inputs(&dir);
+    let outs = wait_all(
+        vec![
+            spawn(party(&via_proxy, &file, "alice", &[&x])),
+            spawn(party(&d, &file, "bob", &[&y])),
+            spawn(dealer(&d, &file)),
+        ],
+        BOUND,
+    );
+    assert_failed(&outs[1], "bob", &["alice", "cannot decrypt"]);
+    assert_failed(&outs[0], "alice", &["bob"]);
+    assert_failed(&outs[2], "dealer", &["alice"]);
+}
+
+#[test]
+fn a_certificate_from_another_deployment_is_refused_everywhere() {
+    let dir = scratch("wrongcert");
+    let d = deployment(&dir);
+    // bob presents a certificate for `bob` issued by another deployment's CA.
+    certs(&dir, "other", "other.yaml", "alice,bob,dealer");
+    let bob_yaml = dir.join("bob.yaml");
+    let yaml = std::fs::read_to_string(&d).unwrap();
+    std::fs::write(&bob_yaml, yaml.replace("certs/bob.pem", "other/bob.pem").replace("certs/bob.key", "other/bob.key"))
+        .unwrap();
+    let file = "graphs/millionaires.yaml";
+    let outs = wait_all(
+        vec![
+            spawn(party(&d, file, "alice", &["alice_wealth=1"])),
+            spawn(party(&bob_yaml, file, "bob", &["bob_wealth=2"])),
+            spawn(dealer(&d, file)),
+        ],
+        BOUND,
+    );
+    // bob and the dealer see the certificate; alice only sees that bob, gone after the
+    // refusal, never answers.
+    assert_failed(&outs[0], "alice", &["bob"]);
+    assert_failed(&outs[1], "bob", &["certificate"]);
+    assert_failed(&outs[2], "dealer", &["certificate", "bob"]);
+}
+
+#[test]
+fn a_different_pipeline_on_one_side_is_refused_everywhere() {
+    let dir = scratch("otherpipe");
+    let d = deployment(&dir);
+    let mine = "graphs/millionaires.yaml";
+    let theirs = dir.join("edited.yaml");
+    let y = std::fs::read_to_string(root().join(mine)).unwrap();
+    std::fs::write(&theirs, y.replace("op: gt", "op: ge")).unwrap();
+    let theirs = theirs.to_string_lossy().into_owned();
+    let outs = wait_all(
+        vec![
+            spawn(party(&d, mine, "alice", &["alice_wealth=1"])),
+            spawn(party(&d, &theirs, "bob", &["bob_wealth=2"])),
+            spawn(dealer(&d, mine)),
+        ],
+        BOUND,
+    );
+    assert_failed(&outs[0], "alice", &["bob runs a different pipeline: node `alice_richer`"]);
+    assert_failed(&outs[1], "bob", &["different pipeline"]);
+    assert_failed(&outs[2], "dealer", &["bob runs a different pipeline"]);
+}
+
+#[test]
+fn bad_deployment_and_identity_errors_name_the_file_and_the_endpoint() {
+    let dir = scratch("baddeploy");
+    let d = deployment(&dir);
+    let out = party(&d, "graphs/millionaires.yaml", "carol", &[]).output().unwrap();
+    assert_failed(&out, "carol", &["carol", "parties.yaml"]);
+    let out = party(&d, "graphs/millionaires.yaml", "alice", &["bob_wealth=3"]).output().unwrap();
+    assert_failed(&out, "alice", &["input `bob_wealth` belongs to bob"]);
+    let out = dealer(&d, "graphs/millionaires.yaml").arg("--protocol").arg("ref").output().unwrap();
+    assert_failed(&out, "dealer", &["uses no dealer"]);
+}
