@@ -20,6 +20,7 @@
 //! - [`protocol`], [`transport`], [`kernel`], [`importer`], [`operator`]: one trait per plugin kind.
 //! - [`error`]: the boundary error type.
 
+pub mod config;
 pub mod dtype;
 pub mod error;
 pub mod fixed;

@@ -262,19 +262,25 @@ fn wait_for_progress(child: &mut Child, nodes: usize) {
     }
 }
 
-#[test]
-fn a_party_killed_mid_run_stops_every_process() {
-    let dir = scratch("kill");
+/// Starts the long pipeline on alice, bob and the dealer, every wait bounded by `timeout_s`,
+/// and returns once bob (logging at debug level) has finished a few nodes: mid-run.
+fn start_long_run(test: &str, timeout_s: &str) -> (Child, Child, Child) {
+    let dir = scratch(test);
     let d = deployment(&dir);
     let file = long_pipeline(&dir);
     let (x, y) = long_inputs(&dir);
-    let alice = spawn(party(&d, &file, "alice", &[&x]));
-    let mut bob_cmd = party(&d, &file, "bob", &[&y]);
+    let alice = spawn(party_waiting(&d, &file, "alice", &[&x], timeout_s));
+    let mut bob_cmd = party_waiting(&d, &file, "bob", &[&y], timeout_s);
     bob_cmd.env("RUST_LOG", "debug");
     let mut bob = spawn(bob_cmd);
-    let dealer = spawn(dealer(&d, &file));
-    // Kill bob once it has finished a few nodes: mid-run, after the handshake.
+    let dealer = spawn(dealer_waiting(&d, &file, timeout_s));
     wait_for_progress(&mut bob, 5);
+    (alice, bob, dealer)
+}
+
+#[test]
+fn a_party_killed_mid_run_stops_every_process() {
+    let (alice, mut bob, dealer) = start_long_run("kill", TIMEOUT_S);
     bob.kill().unwrap();
     let _ = bob.wait();
     let outs = wait_all(vec![alice, dealer], BOUND);
@@ -284,16 +290,7 @@ fn a_party_killed_mid_run_stops_every_process() {
 
 #[test]
 fn a_stalled_party_stops_every_process_at_the_timeout() {
-    let dir = scratch("stall");
-    let d = deployment(&dir);
-    let file = long_pipeline(&dir);
-    let (x, y) = long_inputs(&dir);
-    let alice = spawn(party_waiting(&d, &file, "alice", &[&x], "3"));
-    let mut bob_cmd = party_waiting(&d, &file, "bob", &[&y], "3");
-    bob_cmd.env("RUST_LOG", "debug");
-    let mut bob = spawn(bob_cmd);
-    let dealer = spawn(dealer_waiting(&d, &file, "3"));
-    wait_for_progress(&mut bob, 5);
+    let (alice, mut bob, dealer) = start_long_run("stall", "3");
     // Freeze bob: its connections stay open but nothing comes from it.
     let stopped = Command::new("kill").args(["-STOP", &bob.id().to_string()]).status().unwrap();
     assert!(stopped.success());

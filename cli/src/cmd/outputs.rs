@@ -4,7 +4,40 @@
 use anyhow::{Context, Result};
 use mpcflow::io::{json, npy, print};
 use mpcflow_sdk::{FixedPoint, Tensor};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// How `run` and `party` give their results.
+#[derive(clap::Args)]
+pub struct OutputArgs {
+    /// Write each output shown as DIR/NAME.npy.
+    #[arg(long)]
+    pub output_dir: Option<PathBuf>,
+    /// Write the run report (per-node time, bytes, rounds) as JSON to FILE.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Print one JSON object {"outputs": {NAME: VALUE}, ...} instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl OutputArgs {
+    /// Shows `outputs` (see [`show`]), then writes `report` if asked (after the outputs: it may
+    /// go into the output directory).
+    pub fn give(
+        &self,
+        outputs: &[Shown<'_>],
+        fp: FixedPoint,
+        report: &mpcflow_runtime::RunReport,
+        extra: serde_json::Value,
+    ) -> Result<()> {
+        show(outputs, fp, self.output_dir.as_deref(), self.json, extra)?;
+        if let Some(path) = &self.report {
+            let text = serde_json::to_string_pretty(report)?;
+            std::fs::write(path, text).with_context(|| format!("cannot write the report to {}", path.display()))?;
+        }
+        Ok(())
+    }
+}
 
 /// One revealed output.
 pub struct Shown<'a> {

@@ -3,7 +3,7 @@
 //! the deployment file, agrees with them on the pipeline and plan, and shows only the outputs
 //! revealed to it.
 
-use super::outputs::{Shown, show};
+use super::outputs::{OutputArgs, Shown};
 use super::{parse_inputs, seconds};
 use anyhow::{Context, Result, anyhow};
 use mpcflow_runtime::{Session, SessionConfig};
@@ -58,15 +58,8 @@ pub struct Args {
     /// NAME=@file.npy, NAME=@file.csv:COLUMN or NAME=@file.json. Repeat for each.
     #[arg(long = "input", short = 'i')]
     inputs: Vec<String>,
-    /// Write each output revealed to this party as DIR/NAME.npy.
-    #[arg(long)]
-    output_dir: Option<PathBuf>,
-    /// Write this party's run report (per-node time, bytes, rounds) as JSON to FILE.
-    #[arg(long)]
-    report: Option<PathBuf>,
-    /// Print one JSON object {"outputs": {NAME: VALUE}, ...} instead of text.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    out: OutputArgs,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -87,13 +80,8 @@ pub fn run(a: Args) -> Result<()> {
         "online_bytes_sent": report.totals.bytes_sent.get(me),
         "rounds": report.totals.critical_rounds,
     });
-    show(&shown, out.plan.fixed_point, a.output_dir.as_deref(), a.json, extra)?;
-    // After the outputs: the report may go into the output directory.
-    if let Some(path) = &a.report {
-        let text = serde_json::to_string_pretty(&report)?;
-        std::fs::write(path, text).with_context(|| format!("cannot write the report to {}", path.display()))?;
-    }
-    if shown.is_empty() && !a.json {
+    a.out.give(&shown, out.plan.fixed_point, &report, extra)?;
+    if shown.is_empty() && !a.out.json {
         eprintln!("{}: done; no output is revealed to {}", out.plan.name, a.name);
     }
     Ok(())

@@ -1,6 +1,6 @@
 //! `mpcflow run FILE --input ...`: all parties and the dealer in this process.
 
-use super::outputs::{Shown, show};
+use super::outputs::{OutputArgs, Shown};
 use anyhow::{Context, Result, anyhow};
 use mpcflow_runtime::plan::PlanOptions;
 use mpcflow_runtime::{Session, SessionConfig};
@@ -22,15 +22,8 @@ pub struct Args {
     /// NAME=@file.csv:COLUMN or NAME=@file.json. Repeat for each input.
     #[arg(long = "input", short = 'i')]
     inputs: Vec<String>,
-    /// Write each output as DIR/NAME.npy.
-    #[arg(long)]
-    output_dir: Option<PathBuf>,
-    /// Write the run report (per-node time, bytes, rounds) as JSON to FILE.
-    #[arg(long)]
-    report: Option<PathBuf>,
-    /// Print one JSON object {"outputs": {NAME: VALUE}, ...} instead of text.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    out: OutputArgs,
     /// Read the dealer's material from the files `mpcflow deal` wrote in DIR (used once).
     #[arg(long)]
     material: Option<PathBuf>,
@@ -111,11 +104,6 @@ pub fn run(a: Args) -> Result<()> {
         "online_bytes": out.report.totals.bytes_sent,
         "rounds": out.report.totals.critical_rounds,
     });
-    show(&shown, out.fixed_point, a.output_dir.as_deref(), a.json, extra)?;
-    // After the outputs: the report may go into the output directory.
-    if let Some(path) = &a.report {
-        let text = serde_json::to_string_pretty(&out.report)?;
-        std::fs::write(path, text).with_context(|| format!("cannot write the report to {}", path.display()))?;
-    }
+    a.out.give(&shown, out.fixed_point, &out.report, extra)?;
     Ok(())
 }

@@ -22,13 +22,12 @@
 //! messages between operators.
 
 use crate::TcpConfig;
+use mpcflow_sdk::config::Entries;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use serde::Deserialize;
-use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_saphyr::{Location, Spanned};
 use std::collections::BTreeMap;
-use std::marker::PhantomData;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
@@ -60,29 +59,6 @@ pub struct DeploymentEndpoint {
     pub cert: PathBuf,
     /// The endpoint's private key (PEM); read only by the endpoint itself.
     pub key: PathBuf,
-}
-
-/// A YAML mapping in file order, duplicate keys kept so they can be reported with both places.
-struct Entries<K, V>(Vec<(K, V)>);
-
-impl<'de, K: Deserialize<'de>, V: Deserialize<'de>> Deserialize<'de> for Entries<K, V> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Vis<K, V>(PhantomData<(K, V)>);
-        impl<'de, K: Deserialize<'de>, V: Deserialize<'de>> Visitor<'de> for Vis<K, V> {
-            type Value = Entries<K, V>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a mapping")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
-                let mut v = Vec::new();
-                while let Some(e) = m.next_entry()? {
-                    v.push(e);
-                }
-                Ok(Entries(v))
-            }
-        }
-        d.deserialize_map(Vis(PhantomData))
-    }
 }
 
 type SStr = Spanned<String>;

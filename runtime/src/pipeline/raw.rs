@@ -1,40 +1,9 @@
 //! The pipeline file format as serde structs, every value wrapped in `Spanned` so that later
 //! errors can point at the file. Unknown fields are rejected.
 
+pub use mpcflow_sdk::config::Entries;
 use serde::Deserialize;
-use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_saphyr::Spanned;
-use std::marker::PhantomData;
-
-/// A YAML mapping kept in file order, with duplicate keys left for the validator to report.
-#[derive(Debug)]
-pub struct Entries<K, V>(pub Vec<(K, V)>);
-
-impl<K, V> Default for Entries<K, V> {
-    fn default() -> Self {
-        Entries(Vec::new())
-    }
-}
-
-impl<'de, K: Deserialize<'de>, V: Deserialize<'de>> Deserialize<'de> for Entries<K, V> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Vis<K, V>(PhantomData<(K, V)>);
-        impl<'de, K: Deserialize<'de>, V: Deserialize<'de>> Visitor<'de> for Vis<K, V> {
-            type Value = Entries<K, V>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a mapping")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
-                let mut v = Vec::new();
-                while let Some(e) = m.next_entry()? {
-                    v.push(e);
-                }
-                Ok(Entries(v))
-            }
-        }
-        d.deserialize_map(Vis(PhantomData))
-    }
-}
 
 /// A string with its location.
 pub type SStr = Spanned<String>;
