@@ -93,7 +93,9 @@ for e in "${ENDPOINTS[@]}"; do
 done
 
 set_profile() { # NAME
-    read -r delay rate <<<"$(profile_spec "$1")" || true
+    local spec
+    spec=$(profile_spec "$1") || exit 2
+    read -r delay rate <<<"$spec" || true
     for e in "${ENDPOINTS[@]}"; do
         ip netns exec "$PREFIX-$e" tc qdisc del dev eth0 root 2>/dev/null || true
         [[ -z "${delay:-}" ]] && continue

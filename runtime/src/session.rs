@@ -43,6 +43,9 @@ pub struct SessionConfig {
     pub progress: Option<Arc<AtomicUsize>>,
     /// Read dealer material from these files (written by [`Session::deal`]) instead of dealing.
     pub material_dir: Option<std::path::PathBuf>,
+    /// Let [`Session::run_as_party`] run an insecure protocol (`ref`), which sends this party's
+    /// inputs to the other processes in the clear. For tests only; off by default.
+    pub allow_insecure: bool,
 }
 
 impl Default for SessionConfig {
@@ -54,6 +57,7 @@ impl Default for SessionConfig {
             dealer_window: crate::schedule::DEALER_WINDOW,
             progress: None,
             material_dir: None,
+            allow_insecure: false,
         }
     }
 }
@@ -277,6 +281,7 @@ impl Session {
             dealer_window: self.config.dealer_window,
             progress: self.config.progress.clone(),
             material_dir: self.config.material_dir.clone(),
+            allow_insecure: self.config.allow_insecure,
         }
     }
 
@@ -293,7 +298,9 @@ impl Session {
         let spec = self.effective_spec();
         let protocol = self.protocol_of(&spec)?;
         let plan = |shapes| self.plan(PlanOptions { input_shapes: shapes, ..Default::default() });
-        crate::remote::run_remote_party(&spec, protocol, transport, me, tensors, &self.run_config(), &plan).await
+        crate::remote::run_remote_party(&spec, protocol, transport, me, tensors, &self.run_config(), &plan)
+            .await
+            .map_err(|e| self.locate(e))
     }
 
     /// Runs this process as the dealer of a session whose parties run elsewhere.
@@ -304,7 +311,9 @@ impl Session {
         let spec = self.effective_spec();
         let protocol = self.protocol_of(&spec)?;
         let plan = |shapes| self.plan(PlanOptions { input_shapes: shapes, ..Default::default() });
-        crate::remote::run_remote_dealer(&spec, protocol, transport, &self.run_config(), &plan).await
+        crate::remote::run_remote_dealer(&spec, protocol, transport, &self.run_config(), &plan)
+            .await
+            .map_err(|e| self.locate(e))
     }
 
     /// Runs every party and the dealer in this process and returns the revealed outputs.

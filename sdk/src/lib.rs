@@ -39,7 +39,7 @@ pub use dtype::DType;
 pub use error::{Error, Result};
 pub use fixed::FixedPoint;
 pub use op::Op;
-pub use party::{Endpoint, PartyId};
+pub use party::{DEALER, Endpoint, PartyId};
 pub use tensor::Tensor;
 
 /// Version of this interface. A plugin built against another version is refused at load.

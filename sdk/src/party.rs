@@ -19,6 +19,10 @@ impl std::fmt::Display for PartyId {
     }
 }
 
+/// The dealer's name wherever endpoints are named (deployment files, certificates, errors);
+/// no party may take it.
+pub const DEALER: &str = "dealer";
+
 /// One end of a channel: a party, or the dealer that produces offline material.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Endpoint {
@@ -32,7 +36,7 @@ impl std::fmt::Display for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Endpoint::Party(p) => p.fmt(f),
-            Endpoint::Dealer => f.write_str("dealer"),
+            Endpoint::Dealer => f.write_str(DEALER),
         }
     }
 }

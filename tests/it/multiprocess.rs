@@ -36,10 +36,20 @@ fn scratch(test: &str) -> PathBuf {
     dir
 }
 
-/// Loopback ports nobody listens on right now.
+/// `n` consecutive loopback ports nobody listens on right now, below Linux's ephemeral range
+/// (32768 and up), so that no process's outgoing connection takes one before its listener does.
 fn free_ports(n: usize) -> Vec<u16> {
-    let held: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-    held.iter().map(|l| l.local_addr().unwrap().port()).collect()
+    use std::sync::atomic::AtomicU16;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let spread = (std::process::id() % 500) as u16 * 20;
+    loop {
+        let base = 20_000 + (spread + NEXT.fetch_add(n as u16, Ordering::Relaxed)) % 12_000;
+        let held: Vec<TcpListener> =
+            (0..n as u16).filter_map(|i| TcpListener::bind(("127.0.0.1", base + i)).ok()).collect();
+        if held.len() == n {
+            return held.iter().map(|l| l.local_addr().unwrap().port()).collect();
+        }
+    }
 }
 
 /// `mpcflow certs new DIR/NAME --parties ... --deployment DIR/FILE`; returns the deployment path.
@@ -155,12 +165,23 @@ fn assert_failed(o: &Output, who: &str, needles: &[&str]) {
 }
 
 #[test]
-fn millionaires_on_the_printed_default_deployment() {
-    // The deployment file exactly as `certs new` writes it: the fixed ports 7100..7102.
+fn millionaires_on_the_printed_deployment() {
+    // The deployment file exactly as `certs new` writes it: by default on ports 7100..7102,
+    // here from a free base port so that concurrent runs do not collide.
     let dir = scratch("default");
     let d = certs(&dir, "certs", "parties.yaml", "alice,bob,dealer");
     let yaml = std::fs::read_to_string(&d).unwrap();
     assert!(yaml.contains("127.0.0.1:7101") && yaml.contains("certs/alice.key"), "{yaml}");
+    let base = free_ports(3)[0].to_string();
+    let d = dir.join("ours.yaml");
+    let out = mpcflow()
+        .args(["certs", "new"])
+        .arg(dir.join("ours"))
+        .args(["--parties", "alice,bob,dealer", "--base-port", &base, "--deployment"])
+        .arg(&d)
+        .output()
+        .unwrap();
+    assert_ok(&out, "certs new --base-port");
     let file = "graphs/millionaires.yaml";
     let outs = wait_all(
         vec![
@@ -294,7 +315,9 @@ fn a_stalled_party_stops_every_process_at_the_timeout() {
     // Freeze bob: its connections stay open but nothing comes from it.
     let stopped = Command::new("kill").args(["-STOP", &bob.id().to_string()]).status().unwrap();
     assert!(stopped.success());
+    let frozen = Instant::now();
     let outs = wait_all(vec![alice, dealer], BOUND);
+    assert!(frozen.elapsed() >= Duration::from_millis(2500), "alice stopped before bob's silence reached the timeout");
     let _ = bob.kill();
     let _ = bob.wait();
     assert_failed(&outs[0], "alice", &["bob", "within 3.0 s"]);
@@ -370,7 +393,7 @@ fn garbage_on_a_connection_stops_every_process() {
         ],
         BOUND,
     );
-    assert_failed(&outs[1], "bob", &["alice", "cannot decrypt"]);
+    assert_failed(&outs[1], "bob", &["alice", "TLS error"]);
     assert_failed(&outs[0], "alice", &["bob"]);
     assert_failed(&outs[2], "dealer", &["alice"]);
 }
@@ -433,4 +456,33 @@ fn bad_deployment_and_identity_errors_name_the_file_and_the_endpoint() {
     assert_failed(&out, "alice", &["input `bob_wealth` belongs to bob"]);
     let out = dealer(&d, "graphs/millionaires.yaml").arg("--protocol").arg("ref").output().unwrap();
     assert_failed(&out, "dealer", &["uses no dealer"]);
+    let out = party(&d, "graphs/millionaires.yaml", "alice", &["alice_wealth=1"])
+        .args(["--protocol", "ref"])
+        .output()
+        .unwrap();
+    assert_failed(&out, "alice", &["protocol `ref` is insecure", "--insecure"]);
+    let hospitals = "graphs/hospital_stats.yaml";
+    let out = party(&d, hospitals, "north", &["north_bp=[1]"]).output().unwrap();
+    assert_failed(&out, "north", &["`north` is not in deployment"]);
+    let both = certs(&dir, "more", "more.yaml", "north,dealer");
+    let out = party(&both, hospitals, "north", &["north_bp=[1]"]).output().unwrap();
+    assert_failed(&out, "north", &["more.yaml: no endpoint for south"]);
+}
+
+#[test]
+fn an_insecure_protocol_runs_between_processes_only_when_allowed() {
+    // `ref` has no dealer: two processes only.
+    let dir = scratch("insecure");
+    let d = deployment(&dir);
+    let file = "graphs/millionaires.yaml";
+    let run = |name, input| {
+        let mut c = party(&d, file, name, &[input]);
+        c.args(["--protocol", "ref", "--insecure"]);
+        spawn(c)
+    };
+    let outs = wait_all(vec![run("alice", "alice_wealth=1"), run("bob", "bob_wealth=2")], BOUND);
+    for (o, who) in outs.iter().zip(["alice", "bob"]) {
+        assert_ok(o, who);
+        assert_eq!(text(&o.stdout), "alice_richer = 0 (false)    (revealed to alice, bob)\n");
+    }
 }

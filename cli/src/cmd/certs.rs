@@ -56,8 +56,7 @@ fn relative_to(dir: &Path, base: &Path) -> PathBuf {
 }
 
 fn new(a: NewArgs) -> Result<()> {
-    let mut names: Vec<String> = a.parties.iter().map(|n| n.trim().to_string()).filter(|n| !n.is_empty()).collect();
-    names.dedup();
+    let names: Vec<String> = a.parties.iter().map(|n| n.trim().to_string()).filter(|n| !n.is_empty()).collect();
     if names.is_empty() {
         return Err(anyhow!("--parties names no endpoint"));
     }

@@ -73,8 +73,8 @@ pub fn parse_inputs(args: &[String]) -> Result<HashMap<String, mpcflow_runtime::
 
 /// Checks a `--timeout`-style argument: a positive, finite number of seconds.
 pub fn seconds(flag: &str, s: f64) -> Result<std::time::Duration> {
-    if !(s > 0.0 && s.is_finite()) {
-        return Err(anyhow!("{flag} must be a positive number of seconds"));
+    match std::time::Duration::try_from_secs_f64(s) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        _ => Err(anyhow!("{flag} must be a positive number of seconds, not {s}")),
     }
-    Ok(std::time::Duration::from_secs_f64(s))
 }

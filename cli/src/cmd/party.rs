@@ -27,6 +27,10 @@ pub struct Connection {
     /// Seconds to wait for every other process to be up and connected.
     #[arg(long, default_value_t = 60.0)]
     pub connect_timeout: f64,
+    /// Allow an insecure protocol (`ref`), which sends private inputs to the other parties in
+    /// the clear. For testing pipelines only.
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 impl Connection {
@@ -38,8 +42,32 @@ impl Connection {
         let mut tcp = deployment.tcp_config(me).map_err(|e| anyhow!("{e}"))?;
         tcp.connect_timeout = connect_timeout;
         let transport = TcpTransport::new(tcp).map_err(|e| anyhow!("{}: {me}: {e}", self.deployment.display()))?;
-        let config = SessionConfig { protocol: self.protocol.clone(), timeout, ..Default::default() };
+        let config = SessionConfig {
+            protocol: self.protocol.clone(),
+            timeout,
+            allow_insecure: self.insecure,
+            ..Default::default()
+        };
         let session = Session::from_path(file, mpcflow::builtins()).map_err(|e| anyhow!("{e}"))?.with_config(config);
+        let protocol = self.protocol.clone().unwrap_or_else(|| session.graph().protocol.clone());
+        let needs_dealer = mpcflow::builtins().protocol(&protocol).is_some_and(|p| p.descriptor().needs_dealer);
+        let missing: Vec<&str> = session
+            .graph()
+            .parties
+            .iter()
+            .map(String::as_str)
+            .chain(needs_dealer.then_some(mpcflow_sdk::DEALER))
+            .filter(|n| !deployment.endpoints.contains_key(*n))
+            .collect();
+        if !missing.is_empty() {
+            return Err(anyhow!(
+                "{}: no endpoint for {} (the pipeline {} has parties {})",
+                self.deployment.display(),
+                missing.join(", "),
+                file.display(),
+                session.graph().parties.join(", ")
+            ));
+        }
         Ok((session, Arc::new(transport)))
     }
 }

@@ -70,7 +70,7 @@ use std::time::{Duration, Instant};
 pub const DEFAULT_MAX_FRAME: u64 = 1 << 30;
 
 /// The name of the dealer endpoint in [`TcpConfig::endpoints`] and in its certificate.
-pub const DEALER: &str = "dealer";
+pub use mpcflow_sdk::DEALER;
 
 /// Everything one process needs to connect: where every endpoint listens, its own identity
 /// and the deployment's CA. `Debug` never shows the private key.

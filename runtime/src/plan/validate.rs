@@ -41,7 +41,7 @@ pub(super) fn validate(
             problems
                 .push(Problem::new(Site::Party(i), format!("party name `{p}` must be letters, digits, `_` or `-`")));
         }
-        if p == "dealer" {
+        if p == mpcflow_sdk::DEALER {
             problems.push(Problem::new(
                 Site::Party(i),
                 "`dealer` is reserved for the offline dealer; choose another party name",

@@ -1,7 +1,7 @@
 //! The session handshake between processes, run over the transport before any node.
 //!
 //! Two rounds, each a `Hello` frame from every endpoint to every endpoint it talks to:
-//! 1. **Introduction**: session format and mpcflow version, the endpoint's name and role, the
+//! 1. **Introduction**: session format and mpcflow version, the endpoint's name, the
 //!    protocol and its version, the pipeline digest with its named parts, and the shapes of
 //!    the sender's own inputs (public: the plan depends on them). Each side checks every
 //!    peer's introduction against its own; then all sides plan with the union of input shapes.
@@ -105,7 +105,7 @@ impl Handshake {
 
     /// Tells every peer why this endpoint stops (best effort) and returns `e`.
     pub fn abort(&self, e: Error) -> Error {
-        let frame = Frame { kind: Kind::Abort, node: 0, round: 0, payload: e.to_string().into_bytes() }.encode();
+        let frame = Frame::abort(&e.to_string());
         for p in &self.peers {
             let _ = self.link.send(p.endpoint, frame.clone());
         }
@@ -146,15 +146,14 @@ impl Handshake {
         let frame =
             Frame::decode(bytes).map_err(|e| self.refuse(&peer.name, format!("sent a malformed frame: {e}")))?;
         match frame.kind {
-            Kind::Hello if frame.round == round && frame.payload.len() <= MAX_HELLO => Ok(frame.payload),
-            Kind::Hello => Err(self.refuse(
+            Kind::Hello if frame.payload.len() > MAX_HELLO => Err(self.refuse(
                 &peer.name,
-                format!(
-                    "sent handshake round {} of {} bytes, expected round {round}",
-                    frame.round,
-                    frame.payload.len()
-                ),
+                format!("sent a handshake of {} bytes, more than the limit of {MAX_HELLO}", frame.payload.len()),
             )),
+            Kind::Hello if frame.round == round => Ok(frame.payload),
+            Kind::Hello => {
+                Err(self.refuse(&peer.name, format!("sent handshake round {}, expected round {round}", frame.round)))
+            }
             Kind::Abort => Err(Error::PeerFailed {
                 party: self.me.clone(),
                 peer: peer.name.clone(),
@@ -242,12 +241,14 @@ impl Handshake {
         for peer in &self.peers {
             let theirs = self.recv_after(peer, 1, &mut send_failed)?;
             if theirs != fingerprint.as_bytes() {
+                // Show at most a fingerprint's length of what came.
+                let theirs: String = String::from_utf8_lossy(&theirs).chars().take(64).collect();
                 return Err(self.refuse(
                     &peer.name,
                     format!(
                         "planned differently: plan fingerprint {} at {}, {fingerprint} at {} (same pipeline and \
                          input shapes, so the planners differ: mpcflow {} and {})",
-                        String::from_utf8_lossy(&theirs),
+                        theirs,
                         peer.name,
                         self.me,
                         mpcflow_of.get(&peer.name).map_or("?", String::as_str),

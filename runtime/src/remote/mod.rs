@@ -8,11 +8,14 @@
 //! runs its online phase ([`crate::schedule::party::run_party`]) and the dealer streams its
 //! material ([`crate::schedule::dealer::run_dealer`]), exactly as in one process.
 //!
-//! How a run ends: every party sends a `Bye` to every peer and to the dealer once its own
-//! nodes are done, and counts the run as successful only when every other party's `Bye` has
-//! come. A failure sends an `Abort` with the reason everywhere instead. The dealer exits
-//! successfully only when every party has said `Bye`, so every process's exit status tells
-//! whether the run succeeded.
+//! How a run ends: a party sends `Bye` to every other party once its own nodes are done, and
+//! shows its outputs only when every other party's `Bye` has come; then it sends `Bye` to the
+//! dealer, which exits successfully only once every party has. While a party runs it sends
+//! `Alive` every third of the timeout, so that whoever waits for its end can tell slow from
+//! stalled. A failure sends an `Abort` with the reason everywhere instead, and the dealer passes
+//! it on to the parties it can still reach. (No finite exchange makes every process agree in
+//! every failure: a party that dies right after its last `Bye` leaves the others with their
+//! outputs and the dealer with an error.)
 
 pub mod digest;
 pub mod handshake;
@@ -35,8 +38,7 @@ use std::time::{Duration, Instant};
 /// The session id every process of a deployment uses (the transport checks it on connect).
 const SESSION_ID: &str = "mpcflow";
 
-/// The name of the dealer endpoint.
-pub const DEALER: &str = "dealer";
+pub use mpcflow_sdk::DEALER;
 
 /// What a party process ends with.
 #[derive(Debug)]
@@ -45,8 +47,11 @@ pub struct PartyRun {
     pub outputs: Vec<(String, Vec<String>, Tensor)>,
     /// The plan all processes agreed on.
     pub plan: Arc<Plan>,
-    /// This party's measurements (other parties' columns are zero).
+    /// This party's measurements (other parties' columns are zero); `wall_s` counts from the
+    /// end of the handshake to the end of the run.
     pub run: LocalRun,
+    /// Seconds from the start to the end of the handshake (connecting included).
+    pub setup_s: f64,
 }
 
 /// What the dealer process ends with.
@@ -117,7 +122,8 @@ impl Setup<'_> {
             own_shapes.clone(),
         );
         let h = hs.clone();
-        let theirs = tokio::task::spawn_blocking(move || h.introduce(&mine)).await.map_err(joined)??;
+        let theirs =
+            tokio::task::spawn_blocking(move || h.introduce(&mine)).await.map_err(joined)?.map_err(|e| tell(hs, e))?;
         let mut shapes: HashMap<String, Vec<usize>> = own_shapes.into_iter().collect();
         for (peer, intro) in hs.peers.iter().zip(&theirs) {
             for (input, shape) in &intro.inputs {
@@ -160,9 +166,17 @@ impl Setup<'_> {
         let versions: HashMap<String, String> =
             hs.peers.iter().zip(&theirs).map(|(p, i)| (p.name.clone(), i.mpcflow.clone())).collect();
         let (h, fingerprint) = (hs.clone(), plan.fingerprint_hex());
-        tokio::task::spawn_blocking(move || h.agree(&fingerprint, &versions)).await.map_err(joined)??;
+        tokio::task::spawn_blocking(move || h.agree(&fingerprint, &versions))
+            .await
+            .map_err(joined)?
+            .map_err(|e| tell(hs, e))?;
         Ok(plan)
     }
+}
+
+/// Passes this endpoint's own failure on to its peers; a peer's failure they know already.
+fn tell(hs: &Handshake, e: Error) -> Error {
+    if e.is_secondary() { e } else { hs.abort(e) }
 }
 
 fn joined(e: tokio::task::JoinError) -> Error {
@@ -188,7 +202,18 @@ pub async fn run_remote_party(
         )])
     })?;
     let me = PartyId(index as u16);
-    let setup = Setup { spec, has_dealer: protocol.descriptor().needs_dealer, protocol, cfg };
+    let descriptor = protocol.descriptor();
+    if !descriptor.secure && !cfg.allow_insecure {
+        return Err(Error::Invalid(vec![Problem::new(
+            Site::Protocol,
+            format!(
+                "protocol `{}` is insecure: it sends every private input to the other parties in the clear; \
+                 use a secure protocol (fss2pc), or allow it explicitly for a test (--insecure)",
+                descriptor.name
+            ),
+        )]));
+    }
+    let setup = Setup { spec, has_dealer: descriptor.needs_dealer, protocol, cfg };
     let link = setup.connect(transport, Endpoint::Party(me), name).await?;
     let hs = Handshake {
         me: name.into(),
@@ -199,6 +224,8 @@ pub async fn run_remote_party(
     let own_shapes = inputs.iter().map(|(k, t)| (k.clone(), t.shape.clone())).collect();
     let plan = Arc::new(setup.agree(&hs, own_shapes, plan).await?);
     tracing::info!(party = %name, fingerprint = %plan.fingerprint_hex(), nodes = plan.nodes.len(), "session agreed");
+    let setup_s = start.elapsed().as_secs_f64();
+    let start = Instant::now();
 
     let ids = plan.input_nodes();
     let by_id = inputs.into_iter().filter_map(|(k, t)| ids.get(&k).map(|&id| (id, t))).collect();
@@ -224,7 +251,7 @@ pub async fn run_remote_party(
         .map(|p| if p == index { own.take().unwrap_or_default() } else { PartyResult::default() })
         .collect();
     let run = LocalRun { parties, dealer: DealerStats::default(), wall_s: start.elapsed().as_secs_f64() };
-    Ok(PartyRun { outputs, plan, run })
+    Ok(PartyRun { outputs, plan, run, setup_s })
 }
 
 /// Runs the dealer of `spec` in this process. `plan` builds the plan from every input's shape.
@@ -280,40 +307,36 @@ pub async fn run_remote_dealer(
             return Err(hs.abort(cause.unwrap_or(e)));
         }
     };
-    let wait = cfg.timeout * (cfg.dealer_window as u32 + 2);
-    let l = link.clone();
-    let peers = hs.peers.clone();
-    tokio::task::spawn_blocking(move || await_parties(l.as_ref(), &peers, wait))
+    let (l, peers, quiet) = (link.clone(), hs.peers.clone(), cfg.timeout);
+    tokio::task::spawn_blocking(move || await_parties(l.as_ref(), &peers, quiet))
         .await
         .map_err(|e| Error::Internal(format!("dealer task failed: {e}")))?
         .map_err(|e| hs.abort(e))?;
     Ok(DealerRun { plan, stats })
 }
 
-/// Waits for every party's last word after the material is delivered: `Bye` means it
-/// finished, `Abort` carries its reason. The dealer is at most its window ahead of the
-/// parties, so they finish within about that many nodes' waits; `wait` bounds it. Parties are
-/// polled in turn so that the first failure is reported, whichever party it came from.
-fn await_parties(link: &dyn Link, parties: &[Peer], wait: Duration) -> Result<(), Error> {
+/// Waits for every party's last word after the material is delivered: `Bye` (sent once every
+/// party has finished) or `Abort` with its reason. A party still working sends `Alive` every
+/// third of the timeout, so a party silent for `quiet` is taken as stalled. Parties are polled
+/// in turn so that the first failure is reported, whichever party it came from.
+fn await_parties(link: &dyn Link, parties: &[Peer], quiet: Duration) -> Result<(), Error> {
     const POLL: Duration = Duration::from_millis(50);
-    let deadline = Instant::now() + wait;
-    let mut pending: Vec<&Peer> = parties.iter().collect();
+    let mut pending: Vec<(&Peer, Instant)> = parties.iter().map(|p| (p, Instant::now())).collect();
     let mut closed: Option<Error> = None;
     while !pending.is_empty() {
-        if Instant::now() > deadline {
-            let names: Vec<&str> = pending.iter().map(|p| p.name.as_str()).collect();
+        if let Some((p, _)) = pending.iter().find(|(_, heard)| heard.elapsed() > quiet) {
             return Err(Error::Transport {
                 party: DEALER.into(),
                 message: format!(
-                    "{} did not confirm the end of the run within {:.1} s",
-                    names.join(", "),
-                    wait.as_secs_f64()
+                    "{} did not confirm the end of the run and was silent for {:.1} s",
+                    p.name,
+                    quiet.as_secs_f64()
                 ),
             });
         }
         let mut i = 0;
         while i < pending.len() {
-            let p = pending[i];
+            let p = pending[i].0;
             let frame = match link.recv(p.endpoint, POLL) {
                 Ok(bytes) => Frame::decode(bytes),
                 Err(mpcflow_sdk::Error::Timeout(_)) => {
@@ -331,6 +354,10 @@ fn await_parties(link: &dyn Link, parties: &[Peer], wait: Duration) -> Result<()
                 }
             };
             match frame {
+                Ok(f) if f.kind == Kind::Alive => {
+                    pending[i].1 = Instant::now();
+                    i += 1;
+                }
                 Ok(f) if f.kind == Kind::Bye => {
                     pending.remove(i);
                 }

@@ -24,6 +24,10 @@ pub enum Kind {
     /// Session setup between processes: round 0 introduces the sender (versions, pipeline
     /// digest, its input shapes), round 1 carries its plan fingerprint.
     Hello = 5,
+    /// The sender is still working: sent every third of the session timeout while a party
+    /// runs, so that an endpoint waiting for its end (a peer that finished first, the dealer)
+    /// can tell a slow party from a stalled one.
+    Alive = 6,
 }
 
 /// A decoded frame.
@@ -47,6 +51,11 @@ pub fn peek(frame: &[u8]) -> Option<(u8, u32, u16)> {
 }
 
 impl Frame {
+    /// An `Abort` frame carrying the sender's reason (never a value).
+    pub fn abort(reason: &str) -> Vec<u8> {
+        Frame { kind: Kind::Abort, node: 0, round: 0, payload: reason.as_bytes().to_vec() }.encode()
+    }
+
     /// A frame with an empty payload.
     pub fn control(kind: Kind) -> Frame {
         Frame { kind, node: 0, round: 0, payload: vec![] }
@@ -77,6 +86,7 @@ impl Frame {
             3 => Kind::Abort,
             4 => Kind::Bye,
             5 => Kind::Hello,
+            6 => Kind::Alive,
             k => return Err(Error::protocol(format!("unknown frame kind {k}"))),
         };
         bytes.truncate(bytes.len() - TAG);

@@ -38,11 +38,20 @@ pub struct RunConfig {
     pub progress: Option<Arc<AtomicUsize>>,
     /// Read dealer material from the files `mpcflow deal` wrote here instead of dealing live.
     pub material_dir: Option<std::path::PathBuf>,
+    /// Let a party in its own process run an insecure protocol (`ref`), which sends its
+    /// private inputs to the other parties in the clear. For tests only.
+    pub allow_insecure: bool,
 }
 
 impl Default for RunConfig {
     fn default() -> Self {
-        RunConfig { timeout: Duration::from_secs(60), dealer_window: DEALER_WINDOW, progress: None, material_dir: None }
+        RunConfig {
+            timeout: Duration::from_secs(60),
+            dealer_window: DEALER_WINDOW,
+            progress: None,
+            material_dir: None,
+            allow_insecure: false,
+        }
     }
 }
 

@@ -80,14 +80,14 @@ impl Shared {
     fn peer_name(&self, e: Endpoint) -> String {
         match e {
             Endpoint::Party(p) => self.plan.parties.get(p.index()).cloned().unwrap_or_else(|| p.to_string()),
-            Endpoint::Dealer => "dealer".into(),
+            Endpoint::Dealer => mpcflow_sdk::DEALER.into(),
         }
     }
 
     /// Stops the session everywhere: local waits end and every peer and the dealer are told.
     fn fail(&self, reason: &str) {
         if self.abort.fire(Abort { who: self.name.clone(), reason: reason.to_string() }) {
-            let frame = Frame { kind: Kind::Abort, node: 0, round: 0, payload: reason.as_bytes().to_vec() }.encode();
+            let frame = Frame::abort(reason);
             for to in self.notified() {
                 let _ = self.link.send(to, frame.clone());
             }
@@ -117,13 +117,31 @@ impl Shared {
     }
 }
 
+/// Sends `Alive` to every peer and the dealer every third of the timeout until `stop`.
+fn heartbeat(shared: Arc<Shared>, stop: Arc<AtomicBool>) {
+    let every = (shared.timeout / 3).max(POLL);
+    let mut last = Instant::now();
+    while !stop.load(Ordering::Acquire) && shared.abort.get().is_none() {
+        std::thread::sleep(POLL);
+        if last.elapsed() >= every {
+            let alive = Frame::control(Kind::Alive).encode();
+            for to in shared.notified() {
+                let _ = shared.link.send(to, alive.clone());
+            }
+            last = Instant::now();
+        }
+    }
+}
+
 /// Reads frames from one endpoint until the session ends.
 ///
 /// A reader of another party keeps reading after this party's nodes are done, until that
-/// party's `Bye`: a run succeeds only once every party has confirmed its end, so a failure at
-/// the last moment on one side never leaves a result shown on the other.
+/// party's `Bye`: a party shows its outputs only after every other party has finished its
+/// nodes. While waiting, the peer's `Alive` frames show that it is still working; a peer
+/// silent for the whole timeout fails the run.
 fn read_loop(shared: Arc<Shared>, from: Endpoint, rt: tokio::runtime::Handle) {
     let who = shared.peer_name(from);
+    let mut heard = Instant::now();
     let mut done_at: Option<Instant> = None;
     loop {
         if shared.abort.get().is_some() {
@@ -134,9 +152,9 @@ fn read_loop(shared: Arc<Shared>, from: Endpoint, rt: tokio::runtime::Handle) {
                 return;
             }
             let since = *done_at.get_or_insert_with(Instant::now);
-            if since.elapsed() > shared.timeout {
+            if since.max(heard).elapsed() > shared.timeout {
                 shared.fail(&format!(
-                    "{who} did not confirm the end of the run within {:.1} s",
+                    "{who} did not confirm the end of the run and was silent for {:.1} s",
                     shared.timeout.as_secs_f64()
                 ));
                 return;
@@ -162,6 +180,7 @@ fn read_loop(shared: Arc<Shared>, from: Endpoint, rt: tokio::runtime::Handle) {
                 return;
             }
         };
+        heard = Instant::now();
         let frame = match Frame::decode(bytes) {
             Ok(f) => f,
             Err(e) => {
@@ -170,6 +189,7 @@ fn read_loop(shared: Arc<Shared>, from: Endpoint, rt: tokio::runtime::Handle) {
             }
         };
         let result = match (frame.kind, from, permit) {
+            (Kind::Alive, Endpoint::Party(_), _) => Ok(()),
             (Kind::Msg, Endpoint::Party(p), _) => shared.mailbox.deliver((frame.node, frame.round, p.0), frame.payload),
             (Kind::Material, Endpoint::Dealer, Some(permit)) => shared.material.put(frame.node, frame.payload, permit),
             (Kind::Abort, _, _) => {
@@ -219,16 +239,25 @@ pub async fn run_party(task: PartyTask) -> Result<PartyResult, Error> {
             .spawn(move || read_loop(s, from, rt));
         match spawned {
             Ok(h) => readers.push(h),
-            Err(e) => return Err(Error::Internal(format!("cannot start a reader thread: {e}"))),
+            Err(e) => {
+                let e = Error::Internal(format!("cannot start a reader thread: {e}"));
+                shared.fail(&e.to_string()); // stops the readers already started
+                return Err(e);
+            }
         }
     }
+    let stop_heartbeat = Arc::new(AtomicBool::new(false));
+    let beat = {
+        let (s, stop) = (shared.clone(), stop_heartbeat.clone());
+        std::thread::Builder::new().name(format!("{name}-alive")).spawn(move || heartbeat(s, stop)).ok()
+    };
 
     let result = schedule(&shared, task.inputs, task.progress).await;
     shared.done.store(true, Ordering::Release);
     match &result {
         Ok(_) => {
             let bye = Frame::control(Kind::Bye).encode();
-            for to in shared.notified() {
+            for to in shared.notified().into_iter().filter(|e| *e != Endpoint::Dealer) {
                 let _ = shared.link.send(to, bye.clone());
             }
         }
@@ -243,6 +272,15 @@ pub async fn run_party(task: PartyTask) -> Result<PartyResult, Error> {
         }
     })
     .await;
+    stop_heartbeat.store(true, Ordering::Release);
+    if let Some(b) = beat {
+        let _ = tokio::task::spawn_blocking(move || b.join()).await;
+    }
+    // The dealer hears `Bye` only once every party has finished: its exit status then says
+    // whether the whole run succeeded.
+    if result.is_ok() && shared.abort.get().is_none() && shared.dealer_connected {
+        let _ = shared.link.send(Endpoint::Dealer, Frame::control(Kind::Bye).encode());
+    }
     match (result, shared.abort.get()) {
         (Ok(_), Some(a)) if a.who == name => Err(Error::Transport { party: name, message: a.reason }),
         (Ok(_), Some(a)) => Err(Error::PeerFailed { party: name, peer: a.who, reason: a.reason }),
