@@ -272,8 +272,9 @@ fn watch_stderr(child: &mut Child, marker: &'static str, needed: usize) -> (Arc<
     (log, seen)
 }
 
-/// Waits until `child` (logging at debug level) has finished `nodes` nodes.
-fn wait_for_progress(child: &mut Child, nodes: usize) {
+/// Waits until `child` (logging at debug level) has finished `nodes` nodes; returns its stderr
+/// as read so far and from then on.
+fn wait_for_progress(child: &mut Child, nodes: usize) -> Arc<Mutex<String>> {
     let (log, seen) = watch_stderr(child, "node done", nodes);
     let start = Instant::now();
     while !seen.load(Ordering::Acquire) {
@@ -281,11 +282,13 @@ fn wait_for_progress(child: &mut Child, nodes: usize) {
         assert!(gone.is_none() && start.elapsed() < BOUND, "it never got going: {}", log.lock().unwrap());
         std::thread::sleep(Duration::from_millis(5));
     }
+    log
 }
 
 /// Starts the long pipeline on alice, bob and the dealer, every wait bounded by `timeout_s`,
-/// and returns once bob (logging at debug level) has finished a few nodes: mid-run.
-fn start_long_run(test: &str, timeout_s: &str) -> (Child, Child, Child) {
+/// and returns once bob (logging at debug level) has finished a few nodes: mid-run. Bob's
+/// stderr is read by a watcher, whose text comes last.
+fn start_long_run(test: &str, timeout_s: &str) -> (Child, Child, Child, Arc<Mutex<String>>) {
     let dir = scratch(test);
     let d = deployment(&dir);
     let file = long_pipeline(&dir);
@@ -295,13 +298,13 @@ fn start_long_run(test: &str, timeout_s: &str) -> (Child, Child, Child) {
     bob_cmd.env("RUST_LOG", "debug");
     let mut bob = spawn(bob_cmd);
     let dealer = spawn(dealer_waiting(&d, &file, timeout_s));
-    wait_for_progress(&mut bob, 5);
-    (alice, bob, dealer)
+    let bob_log = wait_for_progress(&mut bob, 5);
+    (alice, bob, dealer, bob_log)
 }
 
 #[test]
 fn a_party_killed_mid_run_stops_every_process() {
-    let (alice, mut bob, dealer) = start_long_run("kill", TIMEOUT_S);
+    let (alice, mut bob, dealer, _) = start_long_run("kill", TIMEOUT_S);
     bob.kill().unwrap();
     let _ = bob.wait();
     let outs = wait_all(vec![alice, dealer], BOUND);
@@ -311,7 +314,7 @@ fn a_party_killed_mid_run_stops_every_process() {
 
 #[test]
 fn a_stalled_party_stops_every_process_at_the_timeout() {
-    let (alice, mut bob, dealer) = start_long_run("stall", "3");
+    let (alice, mut bob, dealer, _) = start_long_run("stall", "3");
     // Freeze bob: its connections stay open but nothing comes from it.
     let stopped = Command::new("kill").args(["-STOP", &bob.id().to_string()]).status().unwrap();
     assert!(stopped.success());
@@ -444,6 +447,44 @@ fn a_different_pipeline_on_one_side_is_refused_everywhere() {
     assert_failed(&outs[0], "alice", &["bob runs a different pipeline: node `alice_richer`"]);
     assert_failed(&outs[1], "bob", &["different pipeline"]);
     assert_failed(&outs[2], "dealer", &["bob runs a different pipeline"]);
+}
+
+#[test]
+fn parties_listed_in_another_order_are_refused_everywhere() {
+    let dir = scratch("order");
+    let d = deployment(&dir);
+    let mine = "graphs/millionaires.yaml";
+    let theirs = dir.join("reordered.yaml");
+    let y = std::fs::read_to_string(root().join(mine)).unwrap();
+    std::fs::write(&theirs, y.replace("parties: [alice, bob]", "parties: [bob, alice]")).unwrap();
+    let theirs = theirs.to_string_lossy().into_owned();
+    let start = Instant::now();
+    let outs = wait_all(
+        vec![
+            spawn(party(&d, mine, "alice", &["alice_wealth=1"])),
+            spawn(party(&d, &theirs, "bob", &["bob_wealth=2"])),
+            spawn(dealer(&d, mine)),
+        ],
+        BOUND,
+    );
+    assert_failed(&outs[0], "alice", &["bob runs a different pipeline: parties: `bob, alice` in bob's file"]);
+    assert_failed(&outs[1], "bob", &["different pipeline: parties"]);
+    assert_failed(&outs[2], "dealer", &["bob runs a different pipeline: parties"]);
+    assert!(start.elapsed() < Duration::from_secs(8), "refused at the handshake, not at a connect timeout");
+}
+
+#[test]
+fn the_dealer_killed_mid_run_stops_both_parties() {
+    let (alice, bob, mut dealer, bob_log) = start_long_run("dealerkill", TIMEOUT_S);
+    dealer.kill().unwrap();
+    let _ = dealer.wait();
+    let mut outs = wait_all(vec![alice, bob], BOUND);
+    assert_failed(&outs[0], "alice", &["dealer"]);
+    // Bob's stderr went to the watcher: put its error lines back for the check.
+    std::thread::sleep(Duration::from_millis(100));
+    let errors: String = bob_log.lock().unwrap().lines().filter(|l| l.starts_with("error: ")).collect();
+    outs[1].stderr = errors.into_bytes();
+    assert_failed(&outs[1], "bob", &["dealer"]);
 }
 
 #[test]

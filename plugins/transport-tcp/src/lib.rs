@@ -3,10 +3,11 @@
 //!
 //! # Connections
 //!
-//! Endpoints are ordered as the session lists them: the parties in `SessionInfo::parties`
-//! order, then the dealer. Every process listens on its own configured address, and the
-//! lower-ordered side of each pair dials the higher-ordered side, retrying with exponential
-//! backoff until the connect deadline. A process first dials every higher endpoint, then
+//! Endpoints are ordered by name, which every process agrees on even when two processes'
+//! pipeline files list the parties in different orders (the session handshake that follows
+//! then names that difference instead of both sides dialing and neither listening). Every
+//! process listens on its own configured address, and the lower-ordered side of each pair dials
+//! the higher-ordered side, retrying with exponential backoff until the connect deadline. A process first dials every higher endpoint, then
 //! accepts every lower one, so the handshakes complete in descending order and never wait on
 //! each other in a cycle. Parties talk to every other party; the dealer talks to every party.
 //!
@@ -223,6 +224,7 @@ impl Transport for TcpTransport {
                 .ok_or_else(|| Error::Transport(format!("no address configured for `{name}`")))?;
             order.push(Peer { endpoint, name, addr });
         }
+        order.sort_by(|a, b| a.name.cmp(&b.name));
         let my_pos = order
             .iter()
             .position(|p| p.endpoint == me)

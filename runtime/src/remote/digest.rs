@@ -3,8 +3,8 @@
 //! A process reads its own copy of the pipeline file, so two copies can drift apart (an edited
 //! node, another protocol). Comparing one hash would only say *that* they differ; the digest is
 //! a list of named parts (the header fields, each input, constant, node and output) with one
-//! SHA-256 each and a short public summary, so an error can say *what* differs: "node `richer`:
-//! `{"Lt":null}(a, b)` in bob's file, `{"Gt":null}(a, b)` in alice's". Everything here is
+//! SHA-256 each and a short public summary, so an error can say *what* differs: ``node `richer`:
+//! `{"op":"ge"}(a, b)` in bob's file, `{"op":"gt"}(a, b)` in alice's``. Everything here is
 //! public: the pipeline file holds no private values.
 
 use mpcflow_sdk::graph::GraphSpec;

@@ -260,3 +260,66 @@ impl Handshake {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mpcflow_sdk::PartyId;
+    use mpcflow_sdk::transport::{SessionInfo, Transport};
+
+    /// alice and bob connected over `mem`, as handshakes.
+    fn pair() -> (Handshake, Handshake) {
+        let t = mpcflow_transport_mem::MemTransport::new();
+        let info = SessionInfo {
+            id: "t".into(),
+            parties: vec!["alice".into(), "bob".into()],
+            has_dealer: false,
+            dealer_window: 4,
+            timeout: Duration::from_secs(5),
+        };
+        let (a, b) = (Endpoint::Party(PartyId(0)), Endpoint::Party(PartyId(1)));
+        let hs = |me: &str, e, peer: &str, pe| Handshake {
+            me: me.into(),
+            link: Arc::from(t.connect(&info, e).unwrap()),
+            peers: vec![Peer { endpoint: pe, name: peer.into() }],
+            timeout: Duration::from_secs(5),
+        };
+        (hs("alice", a, "bob", b), hs("bob", b, "alice", a))
+    }
+
+    #[test]
+    fn different_plan_fingerprints_are_refused_on_both_sides() {
+        let (a, b) = pair();
+        let none = HashMap::new();
+        let other = std::thread::spawn(move || b.agree("f00d", &HashMap::new()));
+        let mine = a.agree("beef", &none).unwrap_err().to_string();
+        assert!(
+            mine.starts_with("alice: cannot run with bob: bob planned differently: plan fingerprint f00d at bob"),
+            "{mine}"
+        );
+        let theirs = other.join().unwrap().unwrap_err().to_string();
+        assert!(theirs.contains("plan fingerprint beef at alice, f00d at bob"), "{theirs}");
+    }
+
+    #[test]
+    fn a_newer_session_format_is_named_with_both_versions() {
+        let (a, b) = pair();
+        let parts = vec![];
+        let mine = Introduction::new("alice", ("p", "1"), parts.clone(), BTreeMap::new());
+        let mut newer = serde_json::to_value(Introduction::new("bob", ("p", "1"), parts, BTreeMap::new())).unwrap();
+        newer["wire"] = serde_json::json!(WIRE_VERSION + 1);
+        newer["mpcflow"] = serde_json::json!("9.9.9");
+        let frame = Frame { kind: Kind::Hello, node: 0, round: 0, payload: serde_json::to_vec(&newer).unwrap() };
+        b.link.send(Endpoint::Party(PartyId(0)), frame.encode()).unwrap();
+        let e = a.introduce(&mine).unwrap_err().to_string();
+        assert!(e.contains("bob runs mpcflow 9.9.9 with session format 2, alice runs mpcflow"), "{e}");
+    }
+
+    #[test]
+    fn an_abort_during_the_handshake_names_the_peer_and_its_reason() {
+        let (a, b) = pair();
+        b.abort(Error::Dealer("out of disk".into()));
+        let e = a.agree("beef", &HashMap::new()).unwrap_err().to_string();
+        assert!(e.contains("alice: stopped because bob failed: dealer: out of disk"), "{e}");
+    }
+}
