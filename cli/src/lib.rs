@@ -10,6 +10,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod import;
 pub mod io;
 
 pub use mpcflow_runtime as runtime;
@@ -18,9 +19,10 @@ pub use mpcflow_sdk as sdk;
 use mpcflow_runtime::Registry;
 use std::sync::Arc;
 
-/// Adds the built-in plugins to `registry`: the `ref` and `fss2pc` protocols and the `mem`
-/// transport.
+/// Adds the built-in plugins to `registry`: the `ref` and `fss2pc` protocols, the `mem`
+/// transport and the `onnx` importer.
 pub fn register_builtins(registry: &mut Registry) {
+    registry.add_importer(Arc::new(mpcflow_importer_onnx::OnnxImporter));
     registry.add_protocol(Arc::new(mpcflow_protocol_ref::RefProtocol));
     registry.add_protocol(Arc::new(mpcflow_protocol_fss2pc::Fss2pc));
     registry.add_transport(Arc::new(mpcflow_transport_mem::MemTransport::new()));

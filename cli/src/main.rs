@@ -33,6 +33,8 @@ enum Command {
     Party(cmd::party::Args),
     /// Run the dealer in this process, connected to the parties over TLS.
     Dealer(cmd::dealer::Args),
+    /// Turn an ONNX model into a pipeline file and its owner's weight files.
+    Import(cmd::import::Args),
     /// Make the certificates and deployment file of a multi-process deployment.
     #[command(subcommand)]
     Certs(cmd::certs::Command),
@@ -82,6 +84,7 @@ fn main() -> ExitCode {
         Command::Party(a) => cmd::party::run(a),
         Command::Dealer(a) => cmd::dealer::run(a),
         Command::Certs(c) => cmd::certs::run(c),
+        Command::Import(a) => cmd::import::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

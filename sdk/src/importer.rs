@@ -1,7 +1,9 @@
 //! The `importer` plugin kind: a model file becomes a subgraph plus its owner's private weights.
 //!
-//! The subgraph's free tensor names are the model's inputs (bound to graph tensors by the
-//! `model` node) and its weights (private inputs of the model owner); `output` names the result.
+//! The subgraph's free tensor names are the model's inputs, its weights (private inputs of the
+//! model owner) and its public constants (shapes, axes and the like that the model file fixes);
+//! `output` names the result. Values are real numbers: the pipeline encodes them with its own
+//! fixed-point setting.
 //!
 //! ```
 //! use mpcflow_sdk::importer::*;
@@ -15,8 +17,8 @@
 //! }
 //! ```
 
-use crate::graph::NodeSpec;
-use crate::{DType, Result, Tensor};
+use crate::graph::{ConstSpec, NodeSpec};
+use crate::{DType, Result};
 
 /// A model as a subgraph.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -24,7 +26,9 @@ pub struct ImportedModel {
     /// The model's inputs: name, dtype, shape.
     pub inputs: Vec<(String, DType, Vec<usize>)>,
     /// Its weights: private inputs of the model owner.
-    pub weights: Vec<(String, Tensor)>,
+    pub weights: Vec<ConstSpec>,
+    /// Public constants the subgraph uses.
+    pub constants: Vec<ConstSpec>,
     /// Its operators, in evaluation order.
     pub nodes: Vec<NodeSpec>,
     /// Name of the tensor the model produces.

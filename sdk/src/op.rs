@@ -531,6 +531,58 @@ impl Op {
         })
     }
 
+    /// The op's attributes as written in pipeline files: `Op::from_attrs(op.name(), &op.attrs())`
+    /// gives the op back. Used to write pipeline files (`mpcflow import`).
+    pub fn attrs(&self) -> Attrs {
+        let int = |v: i64| AttrValue::Int(v);
+        let ints = |v: &[i64]| AttrValue::List(v.iter().map(|&x| AttrValue::Int(x)).collect());
+        let sizes = |v: &[usize]| AttrValue::List(v.iter().map(|&x| AttrValue::Int(x as i64)).collect());
+        let mut a = Attrs::new();
+        let mut put = |k: &str, v: AttrValue| {
+            a.insert(k.to_string(), v);
+        };
+        match self {
+            Op::Scale { factor } => put("factor", AttrValue::Float(*factor)),
+            Op::Shift { bits } => put("bits", int(i64::from(*bits))),
+            Op::Conv2d { stride, padding } => {
+                put("stride", sizes(stride));
+                put("padding", sizes(padding));
+            }
+            Op::Sum { axes, keepdims } | Op::Mean { axes, keepdims } => {
+                put("axes", ints(axes));
+                put("keepdims", AttrValue::Bool(*keepdims));
+            }
+            Op::Count { axes } => put("axes", ints(axes)),
+            Op::Reshape { shape } => put("shape", ints(shape)),
+            Op::Transpose { perm } => put("perm", sizes(perm)),
+            Op::Concat { axis } | Op::Softmax { axis } => put("axis", int(*axis)),
+            Op::Slice { starts, ends, axes, steps } => {
+                put("starts", ints(starts));
+                put("ends", ints(ends));
+                put("axes", ints(axes));
+                put("steps", ints(steps));
+            }
+            Op::Broadcast { shape } => put("shape", sizes(shape)),
+            Op::Max { axis: Some(x) } | Op::Min { axis: Some(x) } => put("axis", int(*x)),
+            Op::Maxpool(p) | Op::Avgpool(p) => {
+                put("kernel", sizes(&p.kernel));
+                put("stride", sizes(&p.stride));
+                put("padding", sizes(&p.padding));
+            }
+            Op::Argmax { axis, one_hot } => {
+                put("axis", int(*axis));
+                put("one_hot", AttrValue::Bool(*one_hot));
+            }
+            Op::Layernorm { axis, epsilon } => {
+                put("axis", int(*axis));
+                put("epsilon", AttrValue::Float(*epsilon));
+            }
+            Op::Custom { attrs, .. } => return attrs.clone(),
+            _ => {}
+        }
+        a
+    }
+
     /// The op's name as written in pipeline files.
     pub fn name(&self) -> &str {
         match self {
@@ -583,6 +635,36 @@ mod tests {
 
     fn attrs(pairs: &[(&str, AttrValue)]) -> Attrs {
         pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    }
+
+    #[test]
+    fn attrs_give_the_op_back() {
+        let pool = Pool { kernel: [3, 2], stride: [1, 2], padding: [1, 0] };
+        let ops = [
+            Op::Scale { factor: -0.25 },
+            Op::Shift { bits: -3 },
+            Op::Conv2d { stride: [2, 1], padding: [1, 1] },
+            Op::Sum { axes: vec![0, -1], keepdims: true },
+            Op::Mean { axes: vec![], keepdims: false },
+            Op::Count { axes: vec![1] },
+            Op::Reshape { shape: vec![-1, 4] },
+            Op::Transpose { perm: vec![1, 0] },
+            Op::Concat { axis: -2 },
+            Op::Slice { starts: vec![1], ends: vec![3], axes: vec![0], steps: vec![2] },
+            Op::Broadcast { shape: vec![2, 3] },
+            Op::Max { axis: Some(1) },
+            Op::Min { axis: None },
+            Op::Maxpool(pool.clone()),
+            Op::Avgpool(pool),
+            Op::Argmax { axis: 1, one_hot: true },
+            Op::Softmax { axis: -1 },
+            Op::Layernorm { axis: -1, epsilon: 1e-6 },
+            Op::Relu,
+            Op::Gelu,
+        ];
+        for op in ops {
+            assert_eq!(Op::from_attrs(op.name(), &op.attrs()), Ok(op.clone()), "{op:?}");
+        }
     }
 
     #[test]

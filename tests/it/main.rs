@@ -5,6 +5,7 @@ mod cli;
 mod fss2pc;
 mod material;
 mod multiprocess;
+mod onnx;
 mod pipelines;
 mod privacy;
 mod remote;

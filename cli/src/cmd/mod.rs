@@ -5,6 +5,7 @@ pub mod certs;
 pub mod check;
 pub mod deal;
 pub mod dealer;
+pub mod import;
 pub mod outputs;
 pub mod party;
 pub mod plan;
@@ -77,4 +78,28 @@ pub fn seconds(flag: &str, s: f64) -> Result<std::time::Duration> {
         Ok(d) if !d.is_zero() => Ok(d),
         _ => Err(anyhow!("{flag} must be a positive number of seconds, not {s}")),
     }
+}
+
+/// Adds, for every input of `spec` (owned by `owner` when given) not given yet, the file
+/// `DIR/NAME.npy` from the first of `dirs` that has it.
+pub fn inputs_from_dirs(
+    inputs: &mut HashMap<String, mpcflow_runtime::InputValue>,
+    dirs: &[std::path::PathBuf],
+    spec: &mpcflow_sdk::graph::GraphSpec,
+    owner: Option<&str>,
+) -> Result<()> {
+    for d in dirs {
+        if !d.is_dir() {
+            return Err(anyhow!("--input-dir {}: not a directory", d.display()));
+        }
+    }
+    for decl in spec.inputs.iter().filter(|i| owner.is_none_or(|o| o == i.owner)) {
+        if inputs.contains_key(&decl.name) {
+            continue;
+        }
+        if let Some(p) = dirs.iter().map(|d| d.join(format!("{}.npy", decl.name))).find(|p| p.is_file()) {
+            inputs.insert(decl.name.clone(), mpcflow::io::npy::read(&p).map_err(|e| anyhow!(e))?);
+        }
+    }
+    Ok(())
 }

@@ -86,13 +86,18 @@ pub struct Args {
     /// NAME=@file.npy, NAME=@file.csv:COLUMN or NAME=@file.json. Repeat for each.
     #[arg(long = "input", short = 'i')]
     inputs: Vec<String>,
+    /// A directory of NAME.npy files for the inputs not given with --input (e.g. the weights
+    /// `mpcflow import` wrote). Repeatable.
+    #[arg(long = "input-dir")]
+    input_dirs: Vec<PathBuf>,
     #[command(flatten)]
     out: OutputArgs,
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let inputs = parse_inputs(&a.inputs)?;
+    let mut inputs = parse_inputs(&a.inputs)?;
     let (session, transport) = a.connection.open(&a.file, &a.name)?;
+    super::inputs_from_dirs(&mut inputs, &a.input_dirs, session.graph(), Some(&a.name))?;
     let rt =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     let out = rt.block_on(session.run_as_party(&a.name, transport, inputs)).map_err(|e| anyhow!("{e}"))?;

@@ -22,6 +22,10 @@ pub struct Args {
     /// NAME=@file.csv:COLUMN or NAME=@file.json. Repeat for each input.
     #[arg(long = "input", short = 'i')]
     inputs: Vec<String>,
+    /// A directory of NAME.npy files for the inputs not given with --input (e.g. the weights
+    /// `mpcflow import` wrote). Repeatable.
+    #[arg(long = "input-dir")]
+    input_dirs: Vec<PathBuf>,
     #[command(flatten)]
     out: OutputArgs,
     /// Read the dealer's material from the files `mpcflow deal` wrote in DIR (used once).
@@ -67,7 +71,7 @@ pub fn run(a: Args) -> Result<()> {
     if !(a.timeout > 0.0 && a.timeout.is_finite()) {
         return Err(anyhow!("--timeout must be a positive number of seconds"));
     }
-    let inputs = super::parse_inputs(&a.inputs)?;
+    let mut inputs = super::parse_inputs(&a.inputs)?;
     let done = Arc::new(AtomicUsize::new(0));
     let config = SessionConfig {
         protocol: a.protocol.clone(),
@@ -77,6 +81,7 @@ pub fn run(a: Args) -> Result<()> {
         ..Default::default()
     };
     let session = Session::from_path(&a.file, mpcflow::builtins()).map_err(|e| anyhow!("{e}"))?.with_config(config);
+    super::inputs_from_dirs(&mut inputs, &a.input_dirs, session.graph(), None)?;
     let tensors = session.encode_inputs(inputs).map_err(|e| anyhow!("{e}"))?;
     let opts = PlanOptions {
         input_shapes: tensors.iter().map(|(k, t)| (k.clone(), t.shape.clone())).collect(),

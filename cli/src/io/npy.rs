@@ -86,10 +86,20 @@ pub fn write(path: &Path, t: &Tensor, fp: FixedPoint) -> std::io::Result<()> {
         DType::Int => ("<i8", t.data.iter().flat_map(|&w| (w as i64).to_le_bytes()).collect()),
         DType::Bit => ("|b1", t.data.iter().map(|&w| (w & 1) as u8).collect()),
     };
-    let shape = match t.shape.len() {
+    write_raw(path, descr, &t.shape, &body)
+}
+
+/// Writes real numbers as float64, exactly.
+pub fn write_f64(path: &Path, shape: &[usize], values: &[f64]) -> std::io::Result<()> {
+    let body: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    write_raw(path, "<f8", shape, &body)
+}
+
+fn write_raw(path: &Path, descr: &str, shape: &[usize], body: &[u8]) -> std::io::Result<()> {
+    let shape = match shape.len() {
         0 => "()".to_string(),
-        1 => format!("({},)", t.shape[0]),
-        _ => format!("({})", t.shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
+        1 => format!("({},)", shape[0]),
+        _ => format!("({})", shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
     };
     let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
     // Pad so that the data starts on a 64-byte boundary, ending the header with a newline.
@@ -102,7 +112,7 @@ pub fn write(path: &Path, t: &Tensor, fp: FixedPoint) -> std::io::Result<()> {
     f.write_all(&[1, 0])?;
     f.write_all(&(header.len() as u16).to_le_bytes())?;
     f.write_all(header.as_bytes())?;
-    f.write_all(&body)
+    f.write_all(body)
 }
 
 #[cfg(test)]

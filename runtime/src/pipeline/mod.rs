@@ -7,6 +7,9 @@
 
 mod load;
 mod raw;
+mod write;
+
+pub use write::to_yaml;
 
 use crate::error::{Error, Problem, Site};
 use mpcflow_sdk::graph::GraphSpec;

@@ -1,0 +1,117 @@
+//! `mpcflow import MODEL.onnx --owner NAME --input-owner NAME -o graph.yaml`: a model becomes a
+//! pipeline file that runs as it is, and its weights become the model owner's input files.
+
+use anyhow::{Context, Result, anyhow};
+use mpcflow::import::{Reveal, Roles, graph};
+use mpcflow::io::npy;
+use mpcflow_importer_onnx::{ImportOptions, import};
+use std::path::{Path, PathBuf};
+
+/// Arguments.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The ONNX model.
+    model: PathBuf,
+    /// The party that owns the model (its weights are that party's private inputs).
+    #[arg(long)]
+    owner: String,
+    /// The party that owns the model's input.
+    #[arg(long)]
+    input_owner: String,
+    /// The pipeline file to write.
+    #[arg(short, long)]
+    out: PathBuf,
+    /// Where to write the weights, one NAME.npy each (default: next to the pipeline, in
+    /// STEM.weights/).
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Inputs per run (the size given to the model's symbolic batch dimension).
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// What a run reveals: the predicted class or the logits (to the input owner), or the
+    /// number of correct predictions on labelled inputs (to both).
+    #[arg(long, value_enum, default_value_t = Reveal::Class)]
+    reveal: Reveal,
+    /// Protocol of the pipeline.
+    #[arg(long, default_value = "fss2pc")]
+    protocol: String,
+    /// Name of the computation (default: the pipeline file's stem).
+    #[arg(long)]
+    name: Option<String>,
+    /// An input file to name in the run command written at the top of the pipeline.
+    #[arg(long)]
+    sample_input: Option<PathBuf>,
+    /// A labels file to name in that command (with --reveal accuracy).
+    #[arg(long)]
+    sample_labels: Option<PathBuf>,
+}
+
+fn relative(path: &Path, to_dir: &Path) -> String {
+    match (path.canonicalize(), to_dir.canonicalize()) {
+        (Ok(p), Ok(d)) => p.strip_prefix(&d).map_or(p.clone(), Path::to_path_buf).display().to_string(),
+        _ => path.display().to_string(),
+    }
+}
+
+pub fn run(a: Args) -> Result<()> {
+    if a.owner == a.input_owner {
+        return Err(anyhow!("--owner and --input-owner must be two different parties"));
+    }
+    if a.batch == 0 {
+        return Err(anyhow!("--batch must be at least 1"));
+    }
+    let bytes = std::fs::read(&a.model).with_context(|| format!("cannot read {}", a.model.display()))?;
+    let model = import(&bytes, &ImportOptions { batch: a.batch }).map_err(|e| anyhow!("{}: {e}", a.model.display()))?;
+    let stem = a.out.file_stem().and_then(|s| s.to_str()).unwrap_or("model").to_string();
+    let name = a.name.clone().unwrap_or_else(|| mpcflow_importer_onnx::clean(&stem));
+    let dir = a.out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let weights_dir = a.weights.clone().unwrap_or_else(|| dir.join(format!("{stem}.weights")));
+    std::fs::create_dir_all(&weights_dir).with_context(|| format!("cannot create {}", weights_dir.display()))?;
+    for w in &model.weights {
+        let p = weights_dir.join(format!("{}.npy", w.name));
+        npy::write_f64(&p, &w.shape, &w.values).with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    let (n_weights, n_params) = (model.weights.len(), model.weights.iter().map(|w| w.values.len()).sum::<usize>());
+    let input = model.inputs.first().map(|i| (i.0.clone(), i.2.clone())).unwrap_or_default();
+    let roles = Roles { input_owner: a.input_owner.clone(), model_owner: a.owner.clone() };
+    let spec = graph(model, &name, &roles, &a.protocol, a.reveal);
+    // Commands in the header are relative to the current directory, as the user typed them.
+    let wdir = relative(&weights_dir, Path::new("."));
+    let out = relative(&a.out, Path::new(".")).replace(&format!("{}", std::env::current_dir()?.display()), ".");
+    let out_shown = if a.out.is_absolute() { out } else { a.out.display().to_string() };
+    let shown = |p: &Option<PathBuf>, placeholder: &str| {
+        p.as_ref().map_or(placeholder.to_string(), |p| p.display().to_string())
+    };
+    let labels = if a.reveal == Reveal::Accuracy {
+        format!(" --input labels=@{}", shown(&a.sample_labels, "LABELS.npy"))
+    } else {
+        String::new()
+    };
+    let header = vec![
+        format!(
+            "Imported by `mpcflow import` from {} ({n_weights} weight tensors, {n_params} parameters).",
+            a.model.display()
+        ),
+        format!(
+            "{} brings `{}` (shape {:?}); {} brings the weights in {wdir}/.",
+            a.input_owner, input.0, input.1, a.owner
+        ),
+        "Run it (every party and the dealer in this process):".into(),
+        format!(
+            "  mpcflow run {out_shown} --input {}=@{}{labels} --input-dir {wdir}",
+            input.0,
+            shown(&a.sample_input, "INPUT.npy")
+        ),
+    ];
+    let text = mpcflow_runtime::pipeline::to_yaml(&spec, &header);
+    mpcflow_runtime::pipeline::Pipeline::from_yaml(&text, &a.out.display().to_string())
+        .map_err(|e| anyhow!("internal error: the written pipeline does not load back: {e}"))?;
+    std::fs::write(&a.out, text).with_context(|| format!("cannot write {}", a.out.display()))?;
+    eprintln!(
+        "wrote {} ({} nodes) and {n_weights} weight files in {}",
+        a.out.display(),
+        spec.nodes.len(),
+        weights_dir.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,148 @@
+//! # The ONNX importer
+//!
+//! Turns an ONNX model (as PyTorch, TensorFlow or scikit-learn converters export it) into an
+//! mpcflow subgraph: the model's input, its weights as the model owner's private inputs, the
+//! public constants the file fixes, and the nodes in between. `mpcflow import` writes the
+//! result as a pipeline file that runs as it is.
+//!
+//! Everything that depends only on the model file is computed at import (shape arithmetic,
+//! transposed or rescaled weights, batch-norm statistics), so the secure graph holds only the
+//! work that touches the private input. An op, opset or element type that is not supported is
+//! an error naming the node, the op and what is supported ([`SUPPORTED`]).
+//!
+//! The schema is `proto/onnx/onnx-ml.proto` from the onnx 1.22.0 wheel, compiled by `build.rs`.
+
+mod convert;
+pub mod values;
+
+/// The ONNX schema as Rust types.
+pub mod proto {
+    /// Generated from `onnx-ml.proto`.
+    #[allow(missing_docs, clippy::all, clippy::pedantic)]
+    pub mod onnx {
+        include!(concat!(env!("OUT_DIR"), "/onnx.rs"));
+    }
+}
+
+pub use convert::{SUPPORTED, clean};
+
+use mpcflow_sdk::DType;
+use mpcflow_sdk::importer::{ImportedModel, Importer};
+use prost::Message;
+use proto::onnx::ModelProto;
+use values::Known;
+
+/// Default-domain opsets the importer reads.
+pub const OPSETS: std::ops::RangeInclusive<i64> = 7..=22;
+
+/// Why a model cannot be imported.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// Not a readable ONNX model.
+    #[error("not an ONNX model: {0}")]
+    Decode(String),
+    /// The model as a whole is not supported.
+    #[error("{0}")]
+    Model(String),
+    /// One node cannot be converted.
+    #[error("node `{node}` ({op}): {message}")]
+    Node {
+        /// Node name (or its first output).
+        node: String,
+        /// ONNX op type.
+        op: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A stored tensor cannot be read.
+    #[error("tensor `{name}`: {message}")]
+    Tensor {
+        /// Tensor name.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// How to import.
+#[derive(Clone, Debug)]
+pub struct ImportOptions {
+    /// Size given to every symbolic (or zero) input dimension, the batch.
+    pub batch: usize,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        ImportOptions { batch: 1 }
+    }
+}
+
+/// Imports an ONNX model from its bytes.
+pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<ImportedModel, ImportError> {
+    let model = ModelProto::decode(bytes).map_err(|e| ImportError::Decode(e.to_string()))?;
+    let opset = model
+        .opset_import
+        .iter()
+        .find(|o| o.domain().is_empty() || o.domain() == "ai.onnx")
+        .map(|o| o.version())
+        .ok_or_else(|| ImportError::Model("the model imports no default-domain opset".into()))?;
+    if !OPSETS.contains(&opset) {
+        return Err(ImportError::Model(format!(
+            "opset {opset} is not supported (supported: {} to {})",
+            OPSETS.start(),
+            OPSETS.end()
+        )));
+    }
+    let graph = model.graph.as_ref().ok_or_else(|| ImportError::Model("the model has no graph".into()))?;
+    let mut conv = convert::Converter::new(opset);
+    let initializers: std::collections::HashSet<&str> = graph.initializer.iter().map(|t| t.name()).collect();
+    for t in &graph.initializer {
+        conv.initializer(t.name(), Known::from_proto(t, t.name())?);
+    }
+    let mut inputs = vec![];
+    for vi in graph.input.iter().filter(|vi| !initializers.contains(vi.name())) {
+        let tensor = match vi.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+            Some(proto::onnx::type_proto::Value::TensorType(t)) => t,
+            _ => return Err(ImportError::Model(format!("input `{}` is not a tensor", vi.name()))),
+        };
+        let shape: Vec<usize> = tensor
+            .shape
+            .as_ref()
+            .map(|s| {
+                s.dim
+                    .iter()
+                    .map(|d| match &d.value {
+                        Some(proto::onnx::tensor_shape_proto::dimension::Value::DimValue(v)) if *v > 0 => *v as usize,
+                        _ => opts.batch,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let name = conv.input(vi.name(), shape.clone());
+        inputs.push((name, DType::Fixed, shape));
+    }
+    if inputs.len() != 1 {
+        return Err(ImportError::Model(format!(
+            "the model has {} inputs; models with exactly one input are supported",
+            inputs.len()
+        )));
+    }
+    conv.graph(graph)?;
+    let out = graph.output.first().ok_or_else(|| ImportError::Model("the model has no output".into()))?;
+    let output = conv.output(out.name())?;
+    Ok(ImportedModel { inputs, weights: conv.weights, constants: conv.constants, nodes: conv.nodes, output })
+}
+
+/// The `onnx` importer plugin (batch size 1).
+#[derive(Debug, Default)]
+pub struct OnnxImporter;
+
+impl Importer for OnnxImporter {
+    fn name(&self) -> &str {
+        "onnx"
+    }
+
+    fn import(&self, bytes: &[u8]) -> mpcflow_sdk::Result<ImportedModel> {
+        import(bytes, &ImportOptions::default()).map_err(|e| mpcflow_sdk::Error::invalid(e.to_string()))
+    }
+}

@@ -1,0 +1,153 @@
+//! Values known when the model is imported: initializers, `Constant` nodes and whatever is
+//! computed from them alone (shapes, axes, transposed or rescaled weights).
+//!
+//! They are real numbers in a dense row-major array. An importer folds them with these few
+//! NumPy-like operations, so that the secure graph only contains work that depends on the
+//! private input.
+
+use crate::ImportError;
+use crate::proto::onnx::{TensorProto, tensor_proto::DataType};
+
+/// A dense array known at import.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Known {
+    /// Dimensions.
+    pub shape: Vec<usize>,
+    /// Row-major values.
+    pub data: Vec<f64>,
+    /// Whether it holds integers (shapes, indices): never a model weight.
+    pub int: bool,
+}
+
+impl Known {
+    /// A 1-D array of integers.
+    pub fn ints(v: &[i64]) -> Known {
+        Known { shape: vec![v.len()], data: v.iter().map(|&x| x as f64).collect(), int: true }
+    }
+
+    /// The values as integers (shapes, axes, indices).
+    pub fn as_ints(&self) -> Vec<i64> {
+        self.data.iter().map(|&x| x as i64).collect()
+    }
+
+    /// Decodes an ONNX tensor; `what` names it in errors.
+    pub fn from_proto(t: &TensorProto, what: &str) -> Result<Known, ImportError> {
+        let bad = |m: String| ImportError::Tensor { name: what.to_string(), message: m };
+        if t.data_location == Some(1) {
+            return Err(bad("its data is in an external file; save the model with the weights inside".into()));
+        }
+        let shape: Vec<usize> = t
+            .dims
+            .iter()
+            .map(|&d| usize::try_from(d))
+            .collect::<Result<_, _>>()
+            .map_err(|_| bad("negative dimension".into()))?;
+        let n: usize = shape.iter().product();
+        let raw = t.raw_data();
+        let dt = DataType::try_from(t.data_type()).unwrap_or(DataType::Undefined);
+        let (data, int): (Vec<f64>, bool) = match dt {
+            DataType::Float if !raw.is_empty() => {
+                (raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64).collect(), false)
+            }
+            DataType::Float => (t.float_data.iter().map(|&x| x as f64).collect(), false),
+            DataType::Double if !raw.is_empty() => {
+                (raw.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect(), false)
+            }
+            DataType::Double => (t.double_data.clone(), false),
+            DataType::Int64 if !raw.is_empty() => {
+                (raw.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f64).collect(), true)
+            }
+            DataType::Int64 => (t.int64_data.iter().map(|&x| x as f64).collect(), true),
+            DataType::Int32
+            | DataType::Int8
+            | DataType::Uint8
+            | DataType::Int16
+            | DataType::Uint16
+            | DataType::Bool
+                if raw.is_empty() =>
+            {
+                (t.int32_data.iter().map(|&x| x as f64).collect(), true)
+            }
+            DataType::Int32 => {
+                (raw.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64).collect(), true)
+            }
+            DataType::Int8 => (raw.iter().map(|&b| b as i8 as f64).collect(), true),
+            DataType::Uint8 | DataType::Bool => (raw.iter().map(|&b| b as f64).collect(), true),
+            other => {
+                return Err(bad(format!(
+                    "element type {} is not supported (supported: float, double, int64, int32, int8, uint8, bool)",
+                    other.as_str_name()
+                )));
+            }
+        };
+        if data.len() != n {
+            return Err(bad(format!("holds {} values for shape {shape:?} ({n} expected)", data.len())));
+        }
+        Ok(Known { shape, data, int })
+    }
+
+    /// Applies `f` elementwise with NumPy broadcasting.
+    pub fn zip(&self, other: &Known, f: impl Fn(f64, f64) -> f64) -> Result<Known, String> {
+        let shape = mpcflow_sdk::shape::broadcast_shapes(&self.shape, &other.shape).map_err(|e| e.0)?;
+        let n: usize = shape.iter().product();
+        let index = |k: &Known, mut i: usize| {
+            // Map a flat index of `shape` to a flat index of `k` (broadcast dims repeat).
+            let mut at = 0;
+            let mut stride = 1;
+            for d in (0..shape.len()).rev() {
+                let coord = i % shape[d];
+                i /= shape[d];
+                let kd = (d + k.shape.len()).checked_sub(shape.len());
+                if let Some(kd) = kd {
+                    let size = k.shape[kd];
+                    at += if size == 1 { 0 } else { coord * stride };
+                    stride *= size;
+                }
+            }
+            at
+        };
+        let data = (0..n).map(|i| f(self.data[index(self, i)], other.data[index(other, i)])).collect();
+        Ok(Known { shape, data, int: self.int && other.int })
+    }
+
+    /// Permutes axes.
+    pub fn transpose(&self, perm: &[usize]) -> Known {
+        let rank = self.shape.len();
+        let shape: Vec<usize> = perm.iter().map(|&p| self.shape[p]).collect();
+        let mut strides = vec![1usize; rank];
+        for d in (0..rank.saturating_sub(1)).rev() {
+            strides[d] = strides[d + 1] * self.shape[d + 1];
+        }
+        let n = self.data.len();
+        let mut data = Vec::with_capacity(n);
+        let mut coord = vec![0usize; rank];
+        for _ in 0..n {
+            let src: usize = (0..rank).map(|d| coord[d] * strides[perm[d]]).sum();
+            data.push(self.data[src]);
+            for d in (0..rank).rev() {
+                coord[d] += 1;
+                if coord[d] < shape[d] {
+                    break;
+                }
+                coord[d] = 0;
+            }
+        }
+        Known { shape, data, int: self.int }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broadcasting_and_transpose() {
+        let a = Known { shape: vec![2, 3], data: vec![1., 2., 3., 4., 5., 6.], int: false };
+        let b = Known { shape: vec![3], data: vec![10., 20., 30.], int: false };
+        assert_eq!(a.zip(&b, |x, y| x + y).unwrap().data, vec![11., 22., 33., 14., 25., 36.]);
+        let col = Known { shape: vec![2, 1], data: vec![1., 2.], int: false };
+        assert_eq!(a.zip(&col, |x, y| x * y).unwrap().data, vec![1., 2., 3., 8., 10., 12.]);
+        let t = a.transpose(&[1, 0]);
+        assert_eq!((t.shape, t.data), (vec![3, 2], vec![1., 4., 2., 5., 3., 6.]));
+    }
+}

@@ -1,0 +1,167 @@
+//! Secure inference on an imported ONNX model: the digits CNN (tests/fixtures/onnx, made by
+//! make_digits.py) on its 300 held-out images, batched, under `ref` and `fss2pc`, against the
+//! plaintext ONNX reference evaluator's logits.
+
+use crate::support::{root, rt};
+use mpcflow::import::{Reveal, Roles, graph};
+use mpcflow::runtime::{InputValue, Session, SessionConfig};
+use mpcflow_importer_onnx::{ImportOptions, import};
+use mpcflow_sdk::Op;
+use std::collections::HashMap;
+use std::time::Duration;
+
+const IMAGES: usize = 300;
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    root().join("tests/fixtures/onnx").join(name)
+}
+
+fn reals(v: &InputValue) -> Vec<f64> {
+    match v {
+        InputValue::Real { values, .. } => values.clone(),
+        InputValue::Int { values, .. } => values.iter().map(|&x| x as f64).collect(),
+        InputValue::Tensor(_) => unreachable!("npy files read as numbers"),
+    }
+}
+
+fn argmax(row: &[f64]) -> usize {
+    (0..row.len()).fold(0, |best, i| if row[i] > row[best] { i } else { best })
+}
+
+/// Secure logits and classes for every test image under `protocol`.
+fn secure(protocol: &str) -> (Vec<f64>, Vec<f64>) {
+    let bytes = std::fs::read(fixture("digits_cnn.onnx")).unwrap();
+    let model = import(&bytes, &ImportOptions { batch: IMAGES }).unwrap();
+    let weights: Vec<(String, InputValue)> = model
+        .weights
+        .iter()
+        .map(|w| (w.name.clone(), InputValue::Real { shape: w.shape.clone(), values: w.values.clone() }))
+        .collect();
+    let input = model.inputs[0].0.clone();
+    let roles = Roles { input_owner: "patient".into(), model_owner: "clinic".into() };
+    let logits = model.output.clone();
+    let spec = graph(model, "digits", &roles, protocol, Reveal::Logits)
+        .node("class", Op::Argmax { axis: -1, one_hot: false }, [logits.as_str()])
+        .output("class", ["patient"]);
+    let images = mpcflow::io::npy::read(&fixture("digits_test_images.npy")).unwrap();
+    let mut inputs: HashMap<String, InputValue> = weights.into_iter().collect();
+    inputs.insert(input, images);
+    let cfg = SessionConfig { timeout: Duration::from_secs(120), ..Default::default() };
+    let session = Session::from_graph(spec, mpcflow::builtins()).with_config(cfg);
+    let out = rt().block_on(session.run(inputs)).unwrap();
+    (out.values(&logits).unwrap(), out.values("class").unwrap())
+}
+
+fn check(protocol: &str) {
+    let plain = reals(&mpcflow::io::npy::read(&fixture("digits_test_logits.npy")).unwrap());
+    let labels = reals(&mpcflow::io::npy::read(&fixture("digits_test_labels.npy")).unwrap());
+    let (logits, classes) = secure(protocol);
+    assert_eq!(logits.len(), IMAGES * 10);
+    let errors: Vec<f64> = logits.iter().zip(&plain).map(|(a, b)| (a - b).abs()).collect();
+    let max_err = errors.iter().cloned().fold(0.0, f64::max);
+    let mean_err = errors.iter().sum::<f64>() / errors.len() as f64;
+    let mut agree = 0;
+    let (mut right_secure, mut right_plain) = (0, 0);
+    for i in 0..IMAGES {
+        let p = argmax(&plain[i * 10..(i + 1) * 10]);
+        let s = classes[i] as usize;
+        assert_eq!(s, argmax(&logits[i * 10..(i + 1) * 10]), "image {i}: secure argmax = argmax of secure logits");
+        agree += usize::from(p == s);
+        right_secure += usize::from(s as f64 == labels[i]);
+        right_plain += usize::from(p as f64 == labels[i]);
+    }
+    let (acc_s, acc_p) = (right_secure as f64 / IMAGES as f64, right_plain as f64 / IMAGES as f64);
+    eprintln!(
+        "{protocol}: predictions equal plaintext ONNX on {agree}/{IMAGES}; accuracy {:.2}% secure vs {:.2}% plaintext; \
+         logit error max {max_err:.2e} mean {mean_err:.2e}",
+        100.0 * acc_s,
+        100.0 * acc_p
+    );
+    assert!(agree as f64 >= 0.995 * IMAGES as f64, "{agree}/{IMAGES} predictions agree");
+    assert!((acc_s - acc_p).abs() <= 0.005, "accuracy {acc_s} vs {acc_p}");
+    // Weights and activations carry 16 fractional bits: errors of a few 2^-16 per product add up.
+    assert!(max_err < 0.01, "max logit error {max_err}");
+}
+
+#[test]
+fn digits_cnn_under_ref_matches_plaintext_onnx() {
+    check("ref");
+}
+
+#[test]
+fn digits_cnn_under_fss2pc_matches_plaintext_onnx() {
+    check("fss2pc");
+}
+
+fn mpcflow(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_mpcflow")).current_dir(root()).args(args).output().unwrap()
+}
+
+/// The command a pipeline file states at its top (`#   mpcflow run ...`), as arguments.
+fn stated_command(file: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(root().join(file)).unwrap();
+    let line = text.lines().find(|l| l.starts_with("#   mpcflow run ")).unwrap_or_else(|| panic!("{file}: no command"));
+    line.trim_start_matches("#   mpcflow ").split_whitespace().map(String::from).collect()
+}
+
+#[test]
+fn digits_graphs_run_as_their_first_lines_say() {
+    let plain = reals(&mpcflow::io::npy::read(&fixture("digits_test_logits.npy")).unwrap());
+    let labels = reals(&mpcflow::io::npy::read(&fixture("digits_test_labels.npy")).unwrap());
+    let args = stated_command("graphs/digits_inference.yaml");
+    let out = mpcflow(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(text, format!("class = [{}] (shape [1])    (revealed to patient)\n", argmax(&plain[..10])));
+
+    let args = stated_command("graphs/digits_accuracy.yaml");
+    let out = mpcflow(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let right = (0..IMAGES).filter(|&i| argmax(&plain[i * 10..(i + 1) * 10]) as f64 == labels[i]).count();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("n_correct = {right}    (revealed to lab, clinic)\n"));
+}
+
+#[test]
+fn committed_digits_graphs_are_what_import_writes() {
+    let dir = std::env::temp_dir().join(format!("mpcflow-import-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let model = fixture("digits_cnn.onnx");
+    let yaml = dir.join("digits_inference.yaml");
+    let weights = dir.join("w");
+    let out = mpcflow(&[
+        "import",
+        model.to_str().unwrap(),
+        "--owner",
+        "clinic",
+        "--input-owner",
+        "patient",
+        "-o",
+        yaml.to_str().unwrap(),
+        "--weights",
+        weights.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let body = |t: String| t.lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join("\n");
+    let committed = std::fs::read_to_string(root().join("graphs/digits_inference.yaml")).unwrap();
+    assert_eq!(body(std::fs::read_to_string(&yaml).unwrap()), body(committed), "run graphs/data/make_digits_graphs.sh");
+    for entry in std::fs::read_dir(&weights).unwrap() {
+        let p = entry.unwrap().path();
+        let name = p.file_name().unwrap().to_owned();
+        let committed = std::fs::read(root().join("graphs/data/digits_cnn.weights").join(&name)).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), committed, "{name:?}: run graphs/data/make_digits_graphs.sh");
+    }
+}
+
+#[test]
+fn unsupported_ops_and_broken_files_are_named() {
+    let e = import(b"not a model at all", &ImportOptions::default()).unwrap_err().to_string();
+    assert!(e.starts_with("not an ONNX model"), "{e}");
+    // The digits model with its first Relu renamed to an op the importer does not know.
+    let bytes = std::fs::read(fixture("digits_cnn.onnx")).unwrap();
+    // A NodeProto's op_type is field 4: tag 0x22, length 4.
+    let at = bytes.windows(6).position(|w| w == b"\x22\x04Relu").unwrap() + 2;
+    let mut broken = bytes.clone();
+    broken[at..at + 4].copy_from_slice(b"Selu");
+    let e = import(&broken, &ImportOptions::default()).unwrap_err().to_string();
+    assert!(e.contains("(Selu): op `Selu` is not supported (supported: Add,"), "{e}");
+}
