@@ -6,6 +6,7 @@ mod fss2pc;
 mod material;
 mod multiprocess;
 mod onnx;
+mod onnx_conformance;
 mod pipelines;
 mod privacy;
 mod remote;

@@ -15,7 +15,9 @@ use std::time::Duration;
 pub struct Args {
     /// Scenarios: `chain:N` (N dependent nodes), `wide:N` (N independent inputs and nodes in one
     /// layer), `relu:N`, `cmp:N` (N comparisons), `matmul:M,K,N` (or `matmul:N` for N×N×N),
-    /// `hospital:N` (the hospital statistics on N rows per hospital).
+    /// `hospital:N` (the hospital statistics on N rows per hospital), `onnx:MODEL.onnx[:BATCH]`
+    /// (an imported model on BATCH random inputs, batched; figures per input are then per
+    /// image).
     /// Default: chain:10000 wide:1000.
     scenarios: Vec<String>,
     /// Also run each scenario offline-then-online: deal all material to files first, then run
@@ -119,8 +121,41 @@ fn hospital(n: usize) -> Result<Scenario> {
     Ok((p.spec, vec![("north_bp".into(), InputValue::from(north)), ("south_bp".into(), InputValue::from(south))]))
 }
 
+/// An ONNX model on `batch` random inputs (one run); the model owner's weights from the file.
+fn onnx(path: &str, batch: usize) -> Result<Scenario> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {path}"))?;
+    let opts = mpcflow_importer_onnx::ImportOptions { batch };
+    let model = mpcflow_importer_onnx::import(&bytes, &opts).map_err(|e| anyhow!("{path}: {e}"))?;
+    let mut inputs: Vec<(String, InputValue)> = model
+        .inputs
+        .iter()
+        .enumerate()
+        .map(|(i, (n, _, shape))| {
+            let len = shape.iter().product();
+            (n.clone(), InputValue::Real { shape: shape.clone(), values: data(len, 20 + i as u64, 1.0) })
+        })
+        .collect();
+    inputs.extend(
+        model
+            .weights
+            .iter()
+            .map(|w| (w.name.clone(), InputValue::Real { shape: w.shape.clone(), values: w.values.clone() })),
+    );
+    let roles = mpcflow::import::Roles { input_owner: "alice".into(), model_owner: "bob".into() };
+    let stem = std::path::Path::new(path).file_stem().and_then(|s| s.to_str()).unwrap_or("model");
+    let g = mpcflow::import::graph(model, stem, &roles, "fss2pc", mpcflow::import::Reveal::Logits);
+    Ok((g, inputs))
+}
+
 fn scenario(spec: &str) -> Result<Scenario> {
     let (kind, arg) = spec.split_once(':').unwrap_or((spec, ""));
+    if kind == "onnx" {
+        let (path, batch) = match arg.rsplit_once(':') {
+            Some((p, b)) => (p, b.parse().with_context(|| format!("scenario `{spec}`: `{b}` is not a batch size"))?),
+            None => (arg, 1),
+        };
+        return onnx(path, batch);
+    }
     let nums: Vec<usize> = if arg.is_empty() {
         vec![]
     } else {
@@ -137,7 +172,9 @@ fn scenario(spec: &str) -> Result<Scenario> {
         ("matmul", [m, k, n]) => Ok(matmul(*m, *k, *n)),
         ("matmul", _) => Ok(matmul(n, n, n)),
         ("hospital", _) => hospital(n),
-        _ => Err(anyhow!("unknown scenario `{spec}` (chain:N, wide:N, relu:N, cmp:N, matmul:M,K,N, hospital:N)")),
+        _ => Err(anyhow!(
+            "unknown scenario `{spec}` (chain:N, wide:N, relu:N, cmp:N, matmul:M,K,N, hospital:N, onnx:MODEL.onnx:BATCH)"
+        )),
     }
 }
 
@@ -169,7 +206,12 @@ pub fn run(a: Args) -> Result<()> {
     }
     for spec in &specs {
         let (graph, inputs) = scenario(spec)?;
-        let elements = elements_of(&inputs);
+        // An imported model is measured per input (image), the rest per element.
+        let elements = if spec.starts_with("onnx:") {
+            inputs.first().and_then(|(_, v)| v.shape().first().copied()).unwrap_or(1)
+        } else {
+            elements_of(&inputs)
+        };
         let modes: &[&str] = if a.sequential { &["pipelined", "sequential"] } else { &["pipelined"] };
         for mode in modes {
             let reset = reset_peak_rss();

@@ -72,6 +72,15 @@ pub fn run(a: Args) -> Result<()> {
         npy::write_f64(&p, &w.shape, &w.values).with_context(|| format!("cannot write {}", p.display()))?;
     }
     let (n_weights, n_params) = (model.weights.len(), model.weights.iter().map(|w| w.values.len()).sum::<usize>());
+    if model.inputs.len() != 1 {
+        let names: Vec<&str> = model.inputs.iter().map(|i| i.0.as_str()).collect();
+        return Err(anyhow!(
+            "{}: the model has {} inputs ({}); `mpcflow import` writes pipelines for models with one input",
+            a.model.display(),
+            names.len(),
+            names.join(", ")
+        ));
+    }
     let input = model.inputs.first().map(|i| (i.0.clone(), i.2.clone())).unwrap_or_default();
     let roles = Roles { input_owner: a.input_owner.clone(), model_owner: a.owner.clone() };
     let spec = graph(model, &name, &roles, &a.protocol, a.reveal);

@@ -62,6 +62,10 @@ pub const SUPPORTED: &[&str] = &[
     "Where",
 ];
 
+/// Op types accepted only as part of a recognised pattern: `Erf` inside the GELU that PyTorch
+/// exports as `x · 0.5 · (1 + erf(x / √2))`.
+pub const IN_PATTERNS: &[&str] = &["Erf"];
+
 /// What an ONNX tensor is at import.
 #[derive(Clone, Debug)]
 enum Val {
@@ -69,6 +73,26 @@ enum Val {
     Weight(Known),
     /// A graph tensor (its name in the graph) computed from the private input.
     Secret(String),
+    /// Part of the exported GELU pattern `x · ½ · (1 + erf(x / √2))`, not yet a tensor.
+    Gelu(GeluStage),
+}
+
+/// How far the GELU pattern has come, with `x` (a graph tensor).
+#[derive(Clone, Debug)]
+enum GeluStage {
+    /// `erf(x / √2)`.
+    Erf(String),
+    /// `1 + erf(x / √2)`.
+    OnePlusErf(String),
+    /// `x · (1 + erf(x / √2))`, which is twice the graph tensor `gelu`.
+    Twice { x: String, gelu: String },
+}
+
+/// What a graph tensor made by a public `scale` node was scaled from.
+#[derive(Clone, Debug)]
+struct Scaled {
+    from: String,
+    factor: f64,
 }
 
 /// The converter's state.
@@ -81,6 +105,8 @@ pub struct Converter {
     taken: BTreeSet<String>,
     /// Weights and constants already placed in the graph, by ONNX name.
     placed: HashMap<String, String>,
+    /// Graph tensors made by `scale` nodes (to recognise `x / √2` and `0.5 · x` in patterns).
+    scaled: HashMap<String, Scaled>,
     pub(crate) nodes: Vec<NodeSpec>,
     pub(crate) weights: Vec<ConstSpec>,
     pub(crate) constants: Vec<ConstSpec>,
@@ -124,6 +150,7 @@ impl Converter {
             shapes: HashMap::new(),
             taken: BTreeSet::new(),
             placed: HashMap::new(),
+            scaled: HashMap::new(),
             nodes: vec![],
             weights: vec![],
             constants: vec![],
@@ -177,7 +204,9 @@ impl Converter {
     fn known(&self, node: &NodeProto, i: usize, what: &str) -> Result<Known, ImportError> {
         match self.get(node, i)? {
             Val::Known(k) | Val::Weight(k) => Ok(k.clone()),
-            Val::Secret(_) => Err(self.err(node, format!("its {what} (input {i}) must be fixed by the model file"))),
+            Val::Secret(_) | Val::Gelu(_) => {
+                Err(self.err(node, format!("its {what} (input {i}) must be fixed by the model file")))
+            }
         }
     }
 
@@ -188,6 +217,14 @@ impl Converter {
             Val::Secret(name) => Ok(name),
             Val::Known(k) => Ok(self.place(&onnx, k, false)),
             Val::Weight(k) => Ok(self.place(&onnx, k, true)),
+            Val::Gelu(GeluStage::Twice { gelu, .. }) => {
+                self.emit(node, &format!("{onnx}_twice"), Op::Scale { factor: 2.0 }, vec![gelu])
+            }
+            Val::Gelu(_) => Err(self.err(
+                node,
+                "uses a part of `x · 0.5 · (1 + erf(x / sqrt(2)))`: Erf is supported only inside that GELU pattern"
+                    .into(),
+            )),
         }
     }
 
@@ -231,7 +268,10 @@ impl Converter {
     fn val_shape(&self, v: &Val) -> Vec<usize> {
         match v {
             Val::Known(k) | Val::Weight(k) => k.shape.clone(),
-            Val::Secret(n) => self.shape_of(n),
+            Val::Secret(n)
+            | Val::Gelu(GeluStage::Erf(n) | GeluStage::OnePlusErf(n) | GeluStage::Twice { x: n, .. }) => {
+                self.shape_of(n)
+            }
         }
     }
 
@@ -281,6 +321,10 @@ impl Converter {
     fn node(&mut self, n: &NodeProto) -> Result<(), ImportError> {
         let op = n.op_type();
         let base = n.output.first().cloned().unwrap_or_else(|| op.to_string());
+        if let Some(v) = self.gelu_pattern(n, &base)? {
+            self.set(n, v);
+            return Ok(());
+        }
         // Fold nodes whose inputs are all known at import.
         // (An empty input name is an omitted optional input; a name not produced yet is an
         // error the op's own handling reports.)
@@ -305,8 +349,28 @@ impl Converter {
                 };
                 self.set(n, Val::Known(k));
             }
-            "Identity" | "Dropout" | "Cast" => {
+            "Identity" | "Dropout" => {
                 let v = self.get(n, 0)?.clone();
+                self.set(n, v);
+            }
+            "Cast" => {
+                // ONNX TensorProto.DataType: FLOAT 1, FLOAT16 10, DOUBLE 11, BFLOAT16 16 stay reals;
+                // BOOL 9 and the integer types convert.
+                let to = attr_i(n, "to", 1);
+                let real = matches!(to, 1 | 10 | 11 | 16);
+                let v = match self.get(n, 0)?.clone() {
+                    v if real => v,
+                    Val::Known(mut k) | Val::Weight(mut k) => {
+                        let f: fn(f64) -> f64 = if to == 9 { |x| f64::from(u8::from(x != 0.0)) } else { f64::trunc };
+                        k.data.iter_mut().for_each(|x| *x = f(*x));
+                        Val::Known(Known { int: true, ..k })
+                    }
+                    _ => {
+                        return Err(self.err(n, format!(
+                            "casting a value computed from the private input to type {to} is not supported (only to float types)"
+                        )));
+                    }
+                };
                 self.set(n, v);
             }
             "Shape" => {
@@ -490,8 +554,29 @@ impl Converter {
                 self.set(n, Val::Secret(x));
             }
             "MatMul" => {
-                let (a, b) = (self.operand(n, 0)?, self.operand(n, 1)?);
-                let out = self.emit(n, &base, Op::Matmul, vec![a, b])?;
+                // numpy.matmul semantics: a 1-D operand is a row (left) or column (right) vector
+                // whose added dimension is dropped from the result.
+                let (mut a, mut b) = (self.operand(n, 0)?, self.operand(n, 1)?);
+                let (ra, rb) = (self.shape_of(&a).len(), self.shape_of(&b).len());
+                if ra == 1 {
+                    a = self.emit(n, &format!("{base}_row"), Op::Reshape { shape: vec![1, -1] }, vec![a])?;
+                }
+                if rb == 1 {
+                    b = self.emit(n, &format!("{base}_col"), Op::Reshape { shape: vec![-1, 1] }, vec![b])?;
+                }
+                let mut out = self.emit(n, &base, Op::Matmul, vec![a, b])?;
+                if ra == 1 || rb == 1 {
+                    let mut shape: Vec<usize> = self.shape_of(&out);
+                    let r = shape.len();
+                    if rb == 1 {
+                        shape.remove(r - 1);
+                    }
+                    if ra == 1 {
+                        shape.remove(r - 2);
+                    }
+                    let op_ = Op::Reshape { shape: shape.iter().map(|&d| d as i64).collect() };
+                    out = self.emit(n, &format!("{base}_vec"), op_, vec![out])?;
+                }
                 self.set(n, Val::Secret(out));
             }
             "Gemm" => self.gemm(n, &base)?,
@@ -499,16 +584,28 @@ impl Converter {
             "MaxPool" | "AveragePool" => self.pool(n, &base, op)?,
             "GlobalAveragePool" => {
                 let x = self.operand(n, 0)?;
-                let out = self.emit(n, &base, Op::Mean { axes: vec![2, 3], keepdims: true }, vec![x])?;
+                let axes = (2..self.shape_of(&x).len() as i64).collect();
+                let out = self.emit(n, &base, Op::Mean { axes, keepdims: true }, vec![x])?;
+                self.set(n, Val::Secret(out));
+            }
+            "Softmax" if self.opset < 13 => {
+                // Before opset 13, Softmax flattens to [dims before axis, dims from axis on],
+                // normalises each row, and restores the shape.
+                let x = self.operand(n, 0)?;
+                let shape = self.shape_of(&x);
+                let axis =
+                    mpcflow_sdk::shape::norm_axis(attr_i(n, "axis", 1), shape.len()).map_err(|e| self.err(n, e.0))?;
+                let rows: usize = shape[..axis].iter().product();
+                let flat = Op::Reshape { shape: vec![rows as i64, -1] };
+                let f = self.emit(n, &format!("{base}_rows"), flat, vec![x])?;
+                let sm = self.emit(n, &format!("{base}_softmax"), Op::Softmax { axis: 1 }, vec![f])?;
+                let back = Op::Reshape { shape: shape.iter().map(|&d| d as i64).collect() };
+                let out = self.emit(n, &base, back, vec![sm])?;
                 self.set(n, Val::Secret(out));
             }
             "Softmax" => {
-                let axis = attr_i(n, "axis", if self.opset >= 13 { -1 } else { 1 });
+                let axis = attr_i(n, "axis", -1);
                 let x = self.operand(n, 0)?;
-                if self.opset < 13 && self.shape_of(&x).len() != 2 {
-                    return Err(self
-                        .err(n, "before opset 13, Softmax flattens its input; only 2-D inputs are supported".into()));
-                }
                 let out = self.emit(n, &base, Op::Softmax { axis }, vec![x])?;
                 self.set(n, Val::Secret(out));
             }
@@ -520,6 +617,10 @@ impl Converter {
                 };
                 let keepdims = attr_i(n, "keepdims", 1) != 0;
                 let x = self.operand(n, 0)?;
+                if axes.is_empty() && attr_i(n, "noop_with_empty_axes", 0) != 0 {
+                    self.set(n, Val::Secret(x));
+                    return Ok(());
+                }
                 let op_ = if op == "ReduceMean" { Op::Mean { axes, keepdims } } else { Op::Sum { axes, keepdims } };
                 let out = self.emit(n, &base, op_, vec![x])?;
                 self.set(n, Val::Secret(out));
@@ -547,6 +648,67 @@ impl Converter {
         Ok(())
     }
 
+    /// Recognises the GELU that PyTorch exports as `x · 0.5 · (1 + erf(x / √2))` (in either
+    /// order of the two products), node by node, and makes it one `gelu` op. Returns the value
+    /// of `n` if `n` continues the pattern.
+    fn gelu_pattern(&mut self, n: &NodeProto, base: &str) -> Result<Option<Val>, ImportError> {
+        let near = |a: f64, b: f64| (a - b).abs() < 1e-4;
+        let scalar = |v: Option<&Val>| match v {
+            Some(Val::Known(k)) if k.data.len() == 1 => Some(k.data[0]),
+            _ => None,
+        };
+        let ins: Vec<Option<Val>> = (0..n.input.len()).map(|i| self.opt(n, i).cloned()).collect();
+        let other = |i: usize| ins.get(1 - i).cloned().flatten();
+        match n.op_type() {
+            "Erf" => match ins.first().cloned().flatten() {
+                Some(Val::Secret(t)) => match self.scaled.get(&t) {
+                    Some(s) if near(s.factor, std::f64::consts::FRAC_1_SQRT_2) => {
+                        Ok(Some(Val::Gelu(GeluStage::Erf(s.from.clone()))))
+                    }
+                    _ => Err(self.err(
+                        n,
+                        "Erf is supported only inside the GELU pattern x · 0.5 · (1 + erf(x / sqrt(2)))".into(),
+                    )),
+                },
+                _ => Err(self
+                    .err(n, "Erf is supported only inside the GELU pattern x · 0.5 · (1 + erf(x / sqrt(2)))".into())),
+            },
+            "Add" if ins.len() == 2 => {
+                for (i, v) in ins.iter().enumerate() {
+                    if let Some(Val::Gelu(GeluStage::Erf(x))) = v
+                        && scalar(other(i).as_ref()).is_some_and(|c| near(c, 1.0))
+                    {
+                        return Ok(Some(Val::Gelu(GeluStage::OnePlusErf(x.clone()))));
+                    }
+                }
+                Ok(None)
+            }
+            "Mul" if ins.len() == 2 => {
+                for (i, v) in ins.iter().enumerate() {
+                    match (v, other(i)) {
+                        (Some(Val::Gelu(GeluStage::OnePlusErf(x))), Some(Val::Secret(y))) => {
+                            if &y == x {
+                                let g = self.emit(n, base, Op::Gelu, vec![x.clone()])?;
+                                return Ok(Some(Val::Gelu(GeluStage::Twice { x: x.clone(), gelu: g })));
+                            }
+                            if self.scaled.get(&y).is_some_and(|s| &s.from == x && near(s.factor, 0.5)) {
+                                return Ok(Some(Val::Secret(self.emit(n, base, Op::Gelu, vec![x.clone()])?)));
+                            }
+                        }
+                        (Some(Val::Gelu(GeluStage::Twice { gelu, .. })), o)
+                            if scalar(o.as_ref()).is_some_and(|c| near(c, 0.5)) =>
+                        {
+                            return Ok(Some(Val::Secret(gelu.clone())));
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(None)
+            }
+            _ => Ok(None),
+        }
+    }
+
     fn binary(&mut self, n: &NodeProto, base: &str, op: &str) -> Result<(), ImportError> {
         // A product or quotient with one known scalar is a public scale: no secure product.
         let scalar = |v: Option<&Val>| match v {
@@ -562,7 +724,9 @@ impl Converter {
             Some(f) => {
                 let i = if op == "Mul" && scalar(self.opt(n, 1)).is_none() { 1 } else { 0 };
                 let x = self.operand(n, i)?;
-                self.emit(n, base, Op::Scale { factor: f }, vec![x])?
+                let out = self.emit(n, base, Op::Scale { factor: f }, vec![x.clone()])?;
+                self.scaled.insert(out.clone(), Scaled { from: x, factor: f });
+                out
             }
             None => {
                 let (a, b) = (self.operand(n, 0)?, self.operand(n, 1)?);
@@ -635,7 +799,12 @@ impl Converter {
         if target.iter().product::<usize>() != shape.iter().product::<usize>() {
             return Err(self.err(n, format!("cannot reshape {shape:?} to {target:?}")));
         }
+        let v = match v {
+            Val::Gelu(_) => Val::Secret(self.operand(n, 0)?),
+            v => v,
+        };
         let out = match v {
+            Val::Gelu(_) => unreachable!("made a tensor above"),
             Val::Known(k) => Val::Known(Known { shape: target, ..k }),
             Val::Weight(k) => Val::Weight(Known { shape: target, ..k }),
             Val::Secret(x) if shape == target => Val::Secret(x),
@@ -656,7 +825,12 @@ impl Converter {
         if ta {
             a = self.emit(n, &format!("{base}_at"), Op::Transpose { perm: vec![1, 0] }, vec![a])?;
         }
-        let b = match self.get(n, 1)?.clone() {
+        let bval = match self.get(n, 1)?.clone() {
+            Val::Gelu(_) => Val::Secret(self.operand(n, 1)?),
+            v => v,
+        };
+        let b = match bval {
+            Val::Gelu(_) => unreachable!("made a tensor above"),
             Val::Secret(b) if tb => self.emit(n, &format!("{base}_bt"), Op::Transpose { perm: vec![1, 0] }, vec![b])?,
             Val::Secret(b) => b,
             Val::Known(k) | Val::Weight(k) => {
@@ -739,6 +913,9 @@ impl Converter {
         if kernel.contains(&0) {
             return Err(self.err(n, "kernel_shape must be 2-D".into()));
         }
+        if attr_ints(n, "dilations").is_some_and(|d| d.iter().any(|&x| x != 1)) {
+            return Err(self.err(n, "only dilation 1 is supported".into()));
+        }
         if attr_i(n, "ceil_mode", 0) != 0 {
             return Err(self.err(n, "ceil_mode = 1 is not supported".into()));
         }
@@ -759,6 +936,9 @@ impl Converter {
     /// shift are computed at import. (Folding it into the preceding `Conv`'s weight would save
     /// the secure product; not done yet.)
     fn batchnorm(&mut self, n: &NodeProto, base: &str) -> Result<(), ImportError> {
+        if attr_i(n, "training_mode", 0) != 0 {
+            return Err(self.err(n, "training_mode = 1 is not supported (export the model in inference mode)".into()));
+        }
         let eps = attr_f(n, "epsilon", 1e-5);
         let [g, b, m, v] = [1, 2, 3, 4].map(|i| self.known(n, i, "statistics"));
         let (g, b, m, v) = (g?, b?, m?, v?);

@@ -24,7 +24,7 @@ pub mod proto {
     }
 }
 
-pub use convert::{SUPPORTED, clean};
+pub use convert::{IN_PATTERNS, SUPPORTED, clean};
 
 use mpcflow_sdk::DType;
 use mpcflow_sdk::importer::{ImportedModel, Importer};
@@ -33,7 +33,7 @@ use proto::onnx::ModelProto;
 use values::Known;
 
 /// Default-domain opsets the importer reads.
-pub const OPSETS: std::ops::RangeInclusive<i64> = 7..=22;
+pub const OPSETS: std::ops::RangeInclusive<i64> = 7..=25;
 
 /// Why a model cannot be imported.
 #[derive(Debug, thiserror::Error)]
@@ -121,14 +121,17 @@ pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<ImportedModel, Impor
         let name = conv.input(vi.name(), shape.clone());
         inputs.push((name, DType::Fixed, shape));
     }
-    if inputs.len() != 1 {
-        return Err(ImportError::Model(format!(
-            "the model has {} inputs; models with exactly one input are supported",
-            inputs.len()
-        )));
+    if inputs.is_empty() {
+        return Err(ImportError::Model("the model has no input besides its weights".into()));
     }
     conv.graph(graph)?;
     let out = graph.output.first().ok_or_else(|| ImportError::Model("the model has no output".into()))?;
+    if graph.output.len() > 1 {
+        return Err(ImportError::Model(format!(
+            "the model has {} outputs; models with one output are supported",
+            graph.output.len()
+        )));
+    }
     let output = conv.output(out.name())?;
     Ok(ImportedModel { inputs, weights: conv.weights, constants: conv.constants, nodes: conv.nodes, output })
 }
