@@ -219,3 +219,14 @@ fn transformer_block_matches_plaintext_onnx_within_the_bound() {
         assert!(max < 2e-3 && mean < 5e-4, "{protocol}: max {max} mean {mean}");
     }
 }
+
+#[test]
+fn shape_ops_match_plaintext_onnx() {
+    // Slice, Split, Squeeze, Unsqueeze, ReduceSum, Gather, ConstantOfShape: all exact moves or
+    // sums, so within the fixed-point encoding error.
+    for protocol in ["ref", "fss2pc"] {
+        let (got, want) = run_fixture("misc_ops.onnx", "misc_input.npy", "misc_output.npy", protocol);
+        let (max, _) = errors(&got, &want);
+        assert!(max < 1e-4, "{protocol}: max error {max}");
+    }
+}

@@ -52,7 +52,9 @@ pub const SUPPORTED: &[&str] = &[
     "Reshape",
     "Shape",
     "Sigmoid",
+    "Slice",
     "Softmax",
+    "Split",
     "Sqrt",
     "Squeeze",
     "Sub",
@@ -107,6 +109,12 @@ pub struct Converter {
     placed: HashMap<String, String>,
     /// Graph tensors made by `scale` nodes (to recognise `x / √2` and `0.5 · x` in patterns).
     scaled: HashMap<String, Scaled>,
+    /// For every ONNX tensor, the nodes that read it (and 1 more for a graph output).
+    readers: HashMap<String, usize>,
+    /// The single `BatchNormalization` that reads each tensor read by nothing else.
+    bn_after: HashMap<String, NodeProto>,
+    /// Outputs of `BatchNormalization` nodes already folded into the convolution before them.
+    folded: std::collections::HashSet<String>,
     pub(crate) nodes: Vec<NodeSpec>,
     pub(crate) weights: Vec<ConstSpec>,
     pub(crate) constants: Vec<ConstSpec>,
@@ -151,6 +159,9 @@ impl Converter {
             taken: BTreeSet::new(),
             placed: HashMap::new(),
             scaled: HashMap::new(),
+            readers: HashMap::new(),
+            bn_after: HashMap::new(),
+            folded: Default::default(),
             nodes: vec![],
             weights: vec![],
             constants: vec![],
@@ -308,6 +319,21 @@ impl Converter {
     /// Converts every node of `graph`.
     pub fn graph(&mut self, graph: &GraphProto) -> Result<(), ImportError> {
         for n in &graph.node {
+            for i in n.input.iter().filter(|i| !i.is_empty()) {
+                *self.readers.entry(i.clone()).or_default() += 1;
+            }
+        }
+        for o in &graph.output {
+            *self.readers.entry(o.name().to_string()).or_default() += 1;
+        }
+        for n in graph.node.iter().filter(|n| n.op_type() == "BatchNormalization") {
+            if let Some(x) = n.input.first()
+                && self.readers.get(x) == Some(&1)
+            {
+                self.bn_after.insert(x.clone(), n.clone());
+            }
+        }
+        for n in &graph.node {
             if !n.domain().is_empty() && n.domain() != "ai.onnx" {
                 return Err(
                     self.err(n, format!("domain `{}` is not supported (only the default ONNX domain)", n.domain()))
@@ -324,6 +350,9 @@ impl Converter {
         if let Some(v) = self.gelu_pattern(n, &base)? {
             self.set(n, v);
             return Ok(());
+        }
+        if op == "BatchNormalization" && n.output.first().is_some_and(|o| self.folded.contains(o)) {
+            return Ok(()); // its convolution already produced its output
         }
         // Fold nodes whose inputs are all known at import.
         // (An empty input name is an omitted optional input; a name not produced yet is an
@@ -470,6 +499,58 @@ impl Converter {
                     )?;
                 }
                 self.set(n, Val::Secret(out));
+            }
+            "Slice" => {
+                let x = self.operand(n, 0)?;
+                let rank = self.shape_of(&x).len();
+                let ints = |s: &Self, i: usize, name: &str| -> Result<Option<Vec<i64>>, ImportError> {
+                    if s.opset < 10 {
+                        return Ok(attr_ints(n, name));
+                    }
+                    s.opt(n, i).map(|_| s.known(n, i, name).map(|k| k.as_ints())).transpose()
+                };
+                let starts = ints(self, 1, "starts")?.ok_or_else(|| self.err(n, "starts are missing".into()))?;
+                let ends = ints(self, 2, "ends")?.ok_or_else(|| self.err(n, "ends are missing".into()))?;
+                let axes = ints(self, 3, "axes")?.unwrap_or_else(|| (0..starts.len() as i64).collect());
+                let steps = ints(self, 4, "steps")?.unwrap_or_default();
+                if steps.iter().any(|&s| s <= 0) {
+                    return Err(self.err(n, "only positive steps are supported".into()));
+                }
+                let axes = mpcflow_sdk::shape::norm_axes(&axes, rank).map_err(|e| self.err(n, e.0))?;
+                let op_ = Op::Slice { starts, ends, axes: axes.iter().map(|&a| a as i64).collect(), steps };
+                let out = self.emit(n, &base, op_, vec![x])?;
+                self.set(n, Val::Secret(out));
+            }
+            "Split" => {
+                let x = self.operand(n, 0)?;
+                let shape = self.shape_of(&x);
+                let axis =
+                    mpcflow_sdk::shape::norm_axis(attr_i(n, "axis", 0), shape.len()).map_err(|e| self.err(n, e.0))?;
+                let parts = n.output.len().max(1);
+                let sizes: Vec<i64> = match attr_ints(n, "split") {
+                    Some(v) => v,
+                    None if self.opt(n, 1).is_some() => self.known(n, 1, "split")?.as_ints(),
+                    None => {
+                        let d = shape[axis] as i64;
+                        let each = (d + parts as i64 - 1) / parts as i64;
+                        (0..parts as i64).map(|i| each.min(d - i * each).max(0)).collect()
+                    }
+                };
+                if sizes.len() != n.output.len() || sizes.iter().sum::<i64>() != shape[axis] as i64 {
+                    return Err(self.err(n, format!("split sizes {sizes:?} do not fit dimension {}", shape[axis])));
+                }
+                let mut start = 0;
+                for (out, size) in n.output.iter().zip(&sizes) {
+                    let op_ = Op::Slice {
+                        starts: vec![start],
+                        ends: vec![start + size],
+                        axes: vec![axis as i64],
+                        steps: vec![],
+                    };
+                    let t = self.emit(n, out, op_, vec![x.clone()])?;
+                    self.vals.insert(out.clone(), Val::Secret(t));
+                    start += size;
+                }
             }
             "Transpose" if all_known => {
                 let k = self.known(n, 0, "operand")?;
@@ -896,15 +977,56 @@ impl Converter {
         }
         let stride = self.pair(n, "strides", [1, 1])?;
         let padding = self.pads(n)?;
-        let (x, w) = (self.operand(n, 0)?, self.operand(n, 1)?);
-        let mut out = self.emit(n, &format!("{base}_conv"), Op::Conv2d { stride, padding }, vec![x, w])?;
-        if self.opt(n, 2).is_some() {
-            let b = self.known(n, 2, "bias")?;
+        let x = self.operand(n, 0)?;
+        let mut bias = match self.opt(n, 2) {
+            Some(_) => Some(self.known(n, 2, "bias")?),
+            None => None,
+        };
+        // A BatchNormalization that alone reads this output folds into the weight and bias:
+        // y = s·(W∗x + b − mean) + β = (s·W)∗x + s·(b − mean) + β, with s = γ / sqrt(var + ε).
+        let bn = n.output.first().and_then(|o| self.bn_after.get(o)).cloned();
+        let fold = match (&bn, self.get(n, 1)?) {
+            (Some(bn), Val::Weight(w)) if attr_i(bn, "training_mode", 0) == 0 => {
+                let stats: Option<Vec<Known>> = (1..5)
+                    .map(|i| match self.opt(bn, i) {
+                        Some(Val::Known(k) | Val::Weight(k)) => Some(k.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                stats.map(|st| (bn.clone(), w.clone(), st))
+            }
+            _ => None,
+        };
+        let (w, out_name) = match fold {
+            Some((bn, mut w, st)) => {
+                let eps = attr_f(&bn, "epsilon", 1e-5);
+                let o = w.shape[0];
+                let per = w.data.len() / o.max(1);
+                let sc: Vec<f64> = (0..o).map(|c| st[0].data[c] / (st[3].data[c] + eps).sqrt()).collect();
+                for (c, chunk) in w.data.chunks_mut(per).enumerate() {
+                    chunk.iter_mut().for_each(|x| *x *= sc[c]);
+                }
+                let b0 = bias.as_ref().map_or(vec![0.0; o], |b| b.data.clone());
+                let folded: Vec<f64> = (0..o).map(|c| sc[c] * (b0[c] - st[2].data[c]) + st[1].data[c]).collect();
+                bias = Some(Known { shape: vec![o], data: folded, int: false });
+                let bn_out = bn.output[0].clone();
+                self.folded.insert(bn_out.clone());
+                (self.derived_weight(&n.input[1], w), bn_out)
+            }
+            None => (self.operand(n, 1)?, base.to_string()),
+        };
+        let mut out = self.emit(n, &format!("{out_name}_conv"), Op::Conv2d { stride, padding }, vec![x, w])?;
+        if let Some(b) = bias {
             let o = b.data.len();
-            let bias = self.derived_weight(&n.input[2], Known { shape: vec![o, 1, 1], ..b });
-            out = self.emit(n, base, Op::Add, vec![out, bias])?;
+            let named = n.input.get(2).filter(|s| !s.is_empty()).cloned();
+            let bias_base = named.unwrap_or_else(|| format!("{}_bias", n.input[1]));
+            let bias = self.derived_weight(&bias_base, Known { shape: vec![o, 1, 1], ..b });
+            out = self.emit(n, &out_name, Op::Add, vec![out, bias])?;
         }
-        self.set(n, Val::Secret(out));
+        self.set(n, Val::Secret(out.clone()));
+        if out_name != base {
+            self.vals.insert(out_name, Val::Secret(out));
+        }
         Ok(())
     }
 
