@@ -462,9 +462,10 @@ pub fn keygen_into_par(
 }
 
 /// Evaluates key `i` of `keys` at its own point `xs[i]` into `out[i]`, for every `i` (all three
-/// of the same length): equal to `eval(party, &keys.get(i), xs[i])`, but level by level over
-/// tiles of [`EVAL_TILE`] keys, so each `encrypt_blocks` call gets a few hundred independent
-/// blocks; `2n` AES blocks per key.
+/// of the same length): equal to `eval(party, &keys.get(i), xs[i])`, but many keys at a time so
+/// the AES calls of different keys overlap (an AES-NI kernel where the CPU has one, else tiles of
+/// [`EVAL_TILE`] keys level by level, each `encrypt_blocks` call getting a few hundred blocks);
+/// `2n` AES blocks per key.
 pub fn eval_many(party: u8, keys: &DcfKeyBatch<'_>, xs: &[u64], out: &mut [u64]) -> Result<(), FssError> {
     batch::eval_many(party, &keys.0, xs, out)
 }

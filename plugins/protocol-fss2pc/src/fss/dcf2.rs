@@ -188,8 +188,9 @@ pub fn eval(party: u8, key: &Dcf2Key, x: u64) -> Result<[u64; 2], FssError> {
 }
 
 /// Evaluates key `i` of `keys` at its own point `xs[i]` into `out[i]`, for every `i` (all three
-/// of the same length): equal to `eval(party, &keys.get(i), xs[i])`, level by level over tiles of
-/// [`EVAL_TILE`](super::EVAL_TILE) keys.
+/// of the same length): equal to `eval(party, &keys.get(i), xs[i])`, many keys at a time (an
+/// AES-NI kernel where the CPU has one, else level by level over tiles of
+/// [`EVAL_TILE`](super::EVAL_TILE) keys).
 pub fn eval_many(party: u8, keys: &Dcf2KeyBatch<'_>, xs: &[u64], out: &mut [[u64; 2]]) -> Result<(), FssError> {
     batch::eval_many(party, &keys.0, xs, out)
 }

@@ -49,8 +49,8 @@
 //! For one key *per point* (a tensor of comparisons, each with its own `α`), the parties parse
 //! their keys into a flat [`DcfKeyBatch`] / [`Dcf2KeyBatch`] (structure of arrays, no per-key
 //! allocation) and evaluate key `i` at point `i` with [`dcf::eval_many`] / [`dcf2::eval_many`]
-//! (tiles of keys walked level by level; `_par` variants split large batches across scoped
-//! threads); the dealer writes key pairs straight into the parties' byte buffers with
+//! (on x86-64 with AES-NI, groups of keys walked together with per-lane round keys, else tiles of
+//! keys walked level by level; `_par` variants split large batches across scoped threads); the dealer writes key pairs straight into the parties' byte buffers with
 //! [`dcf::keygen_into`] / [`dcf2::keygen_into`] (and `_par`).
 //!
 //! Key generation is called `keygen` rather than `gen` because `gen` is a reserved keyword in
