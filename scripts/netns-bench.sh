@@ -157,7 +157,7 @@ run_once() { # FILE P0 IN0 P1 IN1 -> prints party 0's JSON
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-printf "%-8s %-16s %10s %10s %14s %7s\n" profile pipeline "median_s" "min_s" "online_B_p0" rounds
+printf "%-8s %-16s %10s %10s %10s %14s %7s\n" profile pipeline "median_s" "min_s" "setup_s" "online_B_p0" rounds
 IFS=',' read -r -a PLIST <<<"$PROFILES"
 for prof in "${PLIST[@]}"; do
     if ! set_profile "$prof"; then
@@ -167,15 +167,18 @@ for prof in "${PLIST[@]}"; do
     for job in "${JOBS[@]}"; do
         IFS='|' read -r name file p0 in0 p1 in1 <<<"$job"
         times=()
+        setups=()
         for ((i = 0; i < REPEAT; i++)); do
             out=$(run_once "$file" "$p0" "$in0" "$p1" "$in1")
             times+=("$(sed -E 's/.*"wall_s":([0-9.e+-]+).*/\1/' <<<"$out")")
+            setups+=("$(sed -E 's/.*"setup_s":([0-9.e+-]+).*/\1/' <<<"$out")")
         done
         bytes=$(sed -E 's/.*"online_bytes_sent":([0-9]+).*/\1/' <<<"$out")
         rounds=$(sed -E 's/.*"rounds":([0-9]+).*/\1/' <<<"$out")
         med=$(printf "%s\n" "${times[@]}" | median)
         min=$(printf "%s\n" "${times[@]}" | sort -g | head -1)
-        printf "%-8s %-16s %10.4f %10.4f %14s %7s\n" "$prof" "$name" "$med" "$min" "$bytes" "$rounds"
+        setup=$(printf "%s\n" "${setups[@]}" | median)
+        printf "%-8s %-16s %10.4f %10.4f %10.4f %14s %7s\n" "$prof" "$name" "$med" "$min" "$setup" "$bytes" "$rounds"
     done
 done
-echo "(wall time of party 0 from connecting to the end, handshake included; profile $PROFILES; $REPEAT runs each)"
+echo "(party 0: median_s and min_s from the end of the handshake to the end of the run; setup_s is connecting and the handshake; $REPEAT runs each)"

@@ -427,23 +427,27 @@ fn a_certificate_from_another_deployment_is_refused_everywhere() {
     assert_failed(&outs[2], "dealer", &["certificate", "bob"]);
 }
 
-#[test]
-fn a_different_pipeline_on_one_side_is_refused_everywhere() {
-    let dir = scratch("otherpipe");
+/// Millionaires with bob's copy of the pipeline edited by `edit`: alice, bob and the dealer.
+fn millionaires_with_bobs_copy(test: &str, edit: impl Fn(&str) -> String) -> Vec<Output> {
+    let dir = scratch(test);
     let d = deployment(&dir);
     let mine = "graphs/millionaires.yaml";
     let theirs = dir.join("edited.yaml");
-    let y = std::fs::read_to_string(root().join(mine)).unwrap();
-    std::fs::write(&theirs, y.replace("op: gt", "op: ge")).unwrap();
+    std::fs::write(&theirs, edit(&std::fs::read_to_string(root().join(mine)).unwrap())).unwrap();
     let theirs = theirs.to_string_lossy().into_owned();
-    let outs = wait_all(
+    wait_all(
         vec![
             spawn(party(&d, mine, "alice", &["alice_wealth=1"])),
             spawn(party(&d, &theirs, "bob", &["bob_wealth=2"])),
             spawn(dealer(&d, mine)),
         ],
         BOUND,
-    );
+    )
+}
+
+#[test]
+fn a_different_pipeline_on_one_side_is_refused_everywhere() {
+    let outs = millionaires_with_bobs_copy("otherpipe", |y| y.replace("op: gt", "op: ge"));
     assert_failed(&outs[0], "alice", &["bob runs a different pipeline: node `alice_richer`"]);
     assert_failed(&outs[1], "bob", &["different pipeline"]);
     assert_failed(&outs[2], "dealer", &["bob runs a different pipeline"]);
@@ -451,22 +455,8 @@ fn a_different_pipeline_on_one_side_is_refused_everywhere() {
 
 #[test]
 fn parties_listed_in_another_order_are_refused_everywhere() {
-    let dir = scratch("order");
-    let d = deployment(&dir);
-    let mine = "graphs/millionaires.yaml";
-    let theirs = dir.join("reordered.yaml");
-    let y = std::fs::read_to_string(root().join(mine)).unwrap();
-    std::fs::write(&theirs, y.replace("parties: [alice, bob]", "parties: [bob, alice]")).unwrap();
-    let theirs = theirs.to_string_lossy().into_owned();
     let start = Instant::now();
-    let outs = wait_all(
-        vec![
-            spawn(party(&d, mine, "alice", &["alice_wealth=1"])),
-            spawn(party(&d, &theirs, "bob", &["bob_wealth=2"])),
-            spawn(dealer(&d, mine)),
-        ],
-        BOUND,
-    );
+    let outs = millionaires_with_bobs_copy("order", |y| y.replace("parties: [alice, bob]", "parties: [bob, alice]"));
     assert_failed(&outs[0], "alice", &["bob runs a different pipeline: parties: `bob, alice` in bob's file"]);
     assert_failed(&outs[1], "bob", &["different pipeline: parties"]);
     assert_failed(&outs[2], "dealer", &["bob runs a different pipeline: parties"]);

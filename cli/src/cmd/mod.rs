@@ -60,16 +60,50 @@ pub fn parse_dims(dims: &[String]) -> Result<HashMap<String, usize>> {
         .collect()
 }
 
-/// Parses `--input NAME=VALUE` arguments; a name given twice is an error.
-pub fn parse_inputs(args: &[String]) -> Result<HashMap<String, mpcflow_runtime::InputValue>> {
-    let mut inputs = HashMap::new();
-    for arg in args {
-        let (name, value) = mpcflow::io::input_arg::parse(arg).map_err(|e| anyhow!(e))?;
-        if inputs.insert(name.clone(), value).is_some() {
-            return Err(anyhow!("--input {name} is given twice"));
+/// Private inputs on the command line (`run` and `party`).
+#[derive(clap::Args)]
+pub struct InputArgs {
+    /// A private input: NAME=VALUE (a number or JSON array), NAME=@file.npy,
+    /// NAME=@file.csv:COLUMN or NAME=@file.json. Repeat for each input.
+    #[arg(long = "input", short = 'i')]
+    inputs: Vec<String>,
+    /// A directory of NAME.npy files for the inputs not given with --input (e.g. the weights
+    /// `mpcflow import` wrote). Repeatable.
+    #[arg(long = "input-dir")]
+    input_dirs: Vec<std::path::PathBuf>,
+}
+
+impl InputArgs {
+    /// The values given, then from the directories every input of `spec` (owned by `owner` when
+    /// given) still missing that a `DIR/NAME.npy` holds. A name given twice is an error.
+    pub fn collect(
+        &self,
+        spec: &mpcflow_sdk::graph::GraphSpec,
+        owner: Option<&str>,
+    ) -> Result<HashMap<String, mpcflow_runtime::InputValue>> {
+        let mut inputs = HashMap::new();
+        for arg in &self.inputs {
+            let (name, value) = mpcflow::io::input_arg::parse(arg).map_err(|e| anyhow!(e))?;
+            if inputs.insert(name.clone(), value).is_some() {
+                return Err(anyhow!("--input {name} is given twice"));
+            }
         }
+        for d in &self.input_dirs {
+            if !d.is_dir() {
+                return Err(anyhow!("--input-dir {}: not a directory", d.display()));
+            }
+        }
+        for decl in spec.inputs.iter().filter(|i| owner.is_none_or(|o| o == i.owner)) {
+            if inputs.contains_key(&decl.name) {
+                continue;
+            }
+            let found = self.input_dirs.iter().map(|d| d.join(format!("{}.npy", decl.name))).find(|p| p.is_file());
+            if let Some(p) = found {
+                inputs.insert(decl.name.clone(), mpcflow::io::npy::read(&p).map_err(|e| anyhow!(e))?);
+            }
+        }
+        Ok(inputs)
     }
-    Ok(inputs)
 }
 
 /// Checks a `--timeout`-style argument: a positive, finite number of seconds.
@@ -78,28 +112,4 @@ pub fn seconds(flag: &str, s: f64) -> Result<std::time::Duration> {
         Ok(d) if !d.is_zero() => Ok(d),
         _ => Err(anyhow!("{flag} must be a positive number of seconds, not {s}")),
     }
-}
-
-/// Adds, for every input of `spec` (owned by `owner` when given) not given yet, the file
-/// `DIR/NAME.npy` from the first of `dirs` that has it.
-pub fn inputs_from_dirs(
-    inputs: &mut HashMap<String, mpcflow_runtime::InputValue>,
-    dirs: &[std::path::PathBuf],
-    spec: &mpcflow_sdk::graph::GraphSpec,
-    owner: Option<&str>,
-) -> Result<()> {
-    for d in dirs {
-        if !d.is_dir() {
-            return Err(anyhow!("--input-dir {}: not a directory", d.display()));
-        }
-    }
-    for decl in spec.inputs.iter().filter(|i| owner.is_none_or(|o| o == i.owner)) {
-        if inputs.contains_key(&decl.name) {
-            continue;
-        }
-        if let Some(p) = dirs.iter().map(|d| d.join(format!("{}.npy", decl.name))).find(|p| p.is_file()) {
-            inputs.insert(decl.name.clone(), mpcflow::io::npy::read(&p).map_err(|e| anyhow!(e))?);
-        }
-    }
-    Ok(())
 }

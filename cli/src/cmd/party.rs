@@ -4,7 +4,7 @@
 //! revealed to it.
 
 use super::outputs::{OutputArgs, Shown};
-use super::{parse_inputs, seconds};
+use super::{InputArgs, seconds};
 use anyhow::{Context, Result, anyhow};
 use mpcflow_runtime::{Session, SessionConfig};
 use mpcflow_transport_tcp::TcpTransport;
@@ -82,22 +82,15 @@ pub struct Args {
     name: String,
     #[command(flatten)]
     connection: Connection,
-    /// One of this party's private inputs: NAME=VALUE (a number or JSON array),
-    /// NAME=@file.npy, NAME=@file.csv:COLUMN or NAME=@file.json. Repeat for each.
-    #[arg(long = "input", short = 'i')]
-    inputs: Vec<String>,
-    /// A directory of NAME.npy files for the inputs not given with --input (e.g. the weights
-    /// `mpcflow import` wrote). Repeatable.
-    #[arg(long = "input-dir")]
-    input_dirs: Vec<PathBuf>,
+    #[command(flatten)]
+    inputs: InputArgs,
     #[command(flatten)]
     out: OutputArgs,
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let mut inputs = parse_inputs(&a.inputs)?;
     let (session, transport) = a.connection.open(&a.file, &a.name)?;
-    super::inputs_from_dirs(&mut inputs, &a.input_dirs, session.graph(), Some(&a.name))?;
+    let inputs = a.inputs.collect(session.graph(), Some(&a.name))?;
     let rt =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     let out = rt.block_on(session.run_as_party(&a.name, transport, inputs)).map_err(|e| anyhow!("{e}"))?;
@@ -110,6 +103,7 @@ pub fn run(a: Args) -> Result<()> {
         "protocol": report.protocol,
         "fingerprint": report.fingerprint,
         "wall_s": report.wall_s,
+        "setup_s": out.setup_s,
         "online_bytes_sent": report.totals.bytes_sent.get(me),
         "rounds": report.totals.critical_rounds,
     });

@@ -1,5 +1,6 @@
 //! `mpcflow run FILE --input ...`: all parties and the dealer in this process.
 
+use super::InputArgs;
 use super::outputs::{OutputArgs, Shown};
 use anyhow::{Context, Result, anyhow};
 use mpcflow_runtime::plan::PlanOptions;
@@ -18,14 +19,8 @@ pub struct Args {
     /// Run with this protocol instead of the file's.
     #[arg(long)]
     protocol: Option<String>,
-    /// A private input: NAME=VALUE (a number or JSON array), NAME=@file.npy,
-    /// NAME=@file.csv:COLUMN or NAME=@file.json. Repeat for each input.
-    #[arg(long = "input", short = 'i')]
-    inputs: Vec<String>,
-    /// A directory of NAME.npy files for the inputs not given with --input (e.g. the weights
-    /// `mpcflow import` wrote). Repeatable.
-    #[arg(long = "input-dir")]
-    input_dirs: Vec<PathBuf>,
+    #[command(flatten)]
+    inputs: InputArgs,
     #[command(flatten)]
     out: OutputArgs,
     /// Read the dealer's material from the files `mpcflow deal` wrote in DIR (used once).
@@ -71,7 +66,7 @@ pub fn run(a: Args) -> Result<()> {
     if !(a.timeout > 0.0 && a.timeout.is_finite()) {
         return Err(anyhow!("--timeout must be a positive number of seconds"));
     }
-    let mut inputs = super::parse_inputs(&a.inputs)?;
+
     let done = Arc::new(AtomicUsize::new(0));
     let config = SessionConfig {
         protocol: a.protocol.clone(),
@@ -81,7 +76,7 @@ pub fn run(a: Args) -> Result<()> {
         ..Default::default()
     };
     let session = Session::from_path(&a.file, mpcflow::builtins()).map_err(|e| anyhow!("{e}"))?.with_config(config);
-    super::inputs_from_dirs(&mut inputs, &a.input_dirs, session.graph(), None)?;
+    let inputs = a.inputs.collect(session.graph(), None)?;
     let tensors = session.encode_inputs(inputs).map_err(|e| anyhow!("{e}"))?;
     let opts = PlanOptions {
         input_shapes: tensors.iter().map(|(k, t)| (k.clone(), t.shape.clone())).collect(),

@@ -103,6 +103,8 @@ pub struct Converter {
     vals: HashMap<String, Val>,
     /// Shapes of graph tensors (secret ones and materialised constants and weights).
     shapes: HashMap<String, Vec<usize>>,
+    /// Element types of graph tensors that are not `fixed` (integer constants, bits).
+    dtypes: HashMap<String, DType>,
     /// Graph names in use.
     taken: BTreeSet<String>,
     /// Weights and constants already placed in the graph, by ONNX name.
@@ -156,6 +158,7 @@ impl Converter {
             opset,
             vals: HashMap::new(),
             shapes: HashMap::new(),
+            dtypes: HashMap::new(),
             taken: BTreeSet::new(),
             placed: HashMap::new(),
             scaled: HashMap::new(),
@@ -250,12 +253,9 @@ impl Converter {
             return name.clone();
         }
         let name = self.fresh(base);
-        let spec = ConstSpec {
-            name: name.clone(),
-            dtype: if k.int && !weight { DType::Int } else { DType::Fixed },
-            shape: k.shape.clone(),
-            values: k.data,
-        };
+        let dtype = if k.int && !weight { DType::Int } else { DType::Fixed };
+        self.dtypes.insert(name.clone(), dtype);
+        let spec = ConstSpec { name: name.clone(), dtype, shape: k.shape.clone(), values: k.data };
         self.shapes.insert(name.clone(), k.shape);
         if weight {
             self.weights.push(spec)
@@ -290,11 +290,18 @@ impl Converter {
     fn emit(&mut self, node: &NodeProto, base: &str, op: Op, inputs: Vec<String>) -> Result<String, ImportError> {
         let infos: Vec<TensorInfo> = inputs
             .iter()
-            .map(|i| TensorInfo { shape: self.shape_of(i), dtype: DType::Fixed, vis: Visibility::Secret })
+            .map(|i| TensorInfo {
+                shape: self.shape_of(i),
+                dtype: self.dtypes.get(i).copied().unwrap_or(DType::Fixed),
+                vis: Visibility::Secret,
+            })
             .collect();
         let out = mpcflow_sdk::shape::infer(&op, &infos).map_err(|e| self.err(node, e.0))?;
         let name = self.fresh(base);
         self.shapes.insert(name.clone(), out.shape);
+        if out.dtype != DType::Fixed {
+            self.dtypes.insert(name.clone(), out.dtype);
+        }
         self.nodes.push(NodeSpec { name: name.clone(), op, inputs });
         Ok(name)
     }
@@ -707,7 +714,26 @@ impl Converter {
                 self.set(n, Val::Secret(out));
             }
             "Where" => {
-                let inputs = (0..3).map(|i| self.operand(n, i)).collect::<Result<Vec<_>, _>>()?;
+                let mut inputs = (1..3).map(|i| self.operand(n, i)).collect::<Result<Vec<_>, _>>()?;
+                inputs.insert(0, String::new());
+                // A condition fixed by the file is a public bit mask.
+                if let Some(Val::Known(k)) = self.opt(n, 0).cloned() {
+                    if k.data.iter().any(|&b| b != 0.0 && b != 1.0) {
+                        return Err(self.err(n, "the condition must hold booleans".into()));
+                    }
+                    let spec = ConstSpec {
+                        name: self.fresh(&format!("{}_mask", n.input[0])),
+                        dtype: DType::Bit,
+                        shape: k.shape.clone(),
+                        values: k.data,
+                    };
+                    self.shapes.insert(spec.name.clone(), k.shape);
+                    self.dtypes.insert(spec.name.clone(), DType::Bit);
+                    inputs[0] = spec.name.clone();
+                    self.constants.push(spec);
+                } else {
+                    inputs[0] = self.operand(n, 0)?;
+                }
                 let out = self.emit(n, &base, Op::Select, inputs)?;
                 self.set(n, Val::Secret(out));
             }
