@@ -117,18 +117,17 @@ impl Shared {
     }
 }
 
-/// Sends `Alive` to every peer and the dealer every third of the timeout until `stop`.
-fn heartbeat(shared: Arc<Shared>, stop: Arc<AtomicBool>) {
+/// Sends `Alive` to every peer and the dealer every third of the timeout until `stop` is
+/// dropped (which wakes it at once) or the session aborts.
+fn heartbeat(shared: Arc<Shared>, stop: std::sync::mpsc::Receiver<()>) {
     let every = (shared.timeout / 3).max(POLL);
-    let mut last = Instant::now();
-    while !stop.load(Ordering::Acquire) && shared.abort.get().is_none() {
-        std::thread::sleep(POLL);
-        if last.elapsed() >= every {
-            let alive = Frame::control(Kind::Alive).encode();
-            for to in shared.notified() {
-                let _ = shared.link.send(to, alive.clone());
-            }
-            last = Instant::now();
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(every) {
+        if shared.abort.get().is_some() {
+            return;
+        }
+        let alive = Frame::control(Kind::Alive).encode();
+        for to in shared.notified() {
+            let _ = shared.link.send(to, alive.clone());
         }
     }
 }
@@ -246,9 +245,9 @@ pub async fn run_party(task: PartyTask) -> Result<PartyResult, Error> {
             }
         }
     }
-    let stop_heartbeat = Arc::new(AtomicBool::new(false));
+    let (stop_heartbeat, stop) = std::sync::mpsc::channel::<()>();
     let beat = {
-        let (s, stop) = (shared.clone(), stop_heartbeat.clone());
+        let s = shared.clone();
         std::thread::Builder::new().name(format!("{name}-alive")).spawn(move || heartbeat(s, stop)).ok()
     };
 
@@ -272,7 +271,7 @@ pub async fn run_party(task: PartyTask) -> Result<PartyResult, Error> {
         }
     })
     .await;
-    stop_heartbeat.store(true, Ordering::Release);
+    drop(stop_heartbeat);
     if let Some(b) = beat {
         let _ = tokio::task::spawn_blocking(move || b.join()).await;
     }
