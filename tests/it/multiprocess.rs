@@ -323,7 +323,8 @@ fn a_stalled_party_stops_every_process_at_the_timeout() {
     assert!(frozen.elapsed() >= Duration::from_millis(2500), "alice stopped before bob's silence reached the timeout");
     let _ = bob.kill();
     let _ = bob.wait();
-    assert_failed(&outs[0], "alice", &["bob", "within 3.0 s"]);
+    // Alice times out herself, or hears first that the dealer timed out sending to bob.
+    assert_failed(&outs[0], "alice", &["bob", "3.0 s"]);
     assert_failed(&outs[1], "dealer", &["bob"]);
 }
 

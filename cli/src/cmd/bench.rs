@@ -124,7 +124,7 @@ fn hospital(n: usize) -> Result<Scenario> {
 /// An ONNX model on `batch` random inputs (one run); the model owner's weights from the file.
 fn onnx(path: &str, batch: usize) -> Result<Scenario> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {path}"))?;
-    let opts = mpcflow_importer_onnx::ImportOptions { batch };
+    let opts = mpcflow_importer_onnx::ImportOptions { batch, ..Default::default() };
     let model = mpcflow_importer_onnx::import(&bytes, &opts).map_err(|e| anyhow!("{path}: {e}"))?;
     let mut inputs: Vec<(String, InputValue)> = model
         .inputs

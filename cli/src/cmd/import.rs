@@ -35,6 +35,10 @@ pub struct Args {
     /// Protocol of the pipeline.
     #[arg(long, default_value = "fss2pc")]
     protocol: String,
+    /// Keep one-element float initializers private like every other weight (by default they
+    /// are public constants, as exporters store √2, 0.5 and attention scales that way).
+    #[arg(long)]
+    private_scalars: bool,
     /// Name of the computation (default: the pipeline file's stem).
     #[arg(long)]
     name: Option<String>,
@@ -61,7 +65,8 @@ pub fn run(a: Args) -> Result<()> {
         return Err(anyhow!("--batch must be at least 1"));
     }
     let bytes = std::fs::read(&a.model).with_context(|| format!("cannot read {}", a.model.display()))?;
-    let model = import(&bytes, &ImportOptions { batch: a.batch }).map_err(|e| anyhow!("{}: {e}", a.model.display()))?;
+    let model = import(&bytes, &ImportOptions { batch: a.batch, private_scalars: a.private_scalars })
+        .map_err(|e| anyhow!("{}: {e}", a.model.display()))?;
     let stem = a.out.file_stem().and_then(|s| s.to_str()).unwrap_or("model").to_string();
     let name = a.name.clone().unwrap_or_else(|| mpcflow_importer_onnx::clean(&stem));
     let dir = a.out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));

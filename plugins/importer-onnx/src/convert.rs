@@ -86,6 +86,8 @@ enum GeluStage {
     Erf(String),
     /// `1 + erf(x / √2)`.
     OnePlusErf(String),
+    /// `0.5 · (1 + erf(x / √2))`.
+    HalfOnePlusErf(String),
     /// `x · (1 + erf(x / √2))`, which is twice the graph tensor `gelu`.
     Twice { x: String, gelu: String },
 }
@@ -100,6 +102,9 @@ struct Scaled {
 /// The converter's state.
 pub struct Converter {
     opset: i64,
+    /// Whether float initializers of one element are model secrets rather than public
+    /// constants.
+    private_scalars: bool,
     vals: HashMap<String, Val>,
     /// Shapes of graph tensors (secret ones and materialised constants and weights).
     shapes: HashMap<String, Vec<usize>>,
@@ -153,9 +158,10 @@ fn attr_ints(n: &NodeProto, name: &str) -> Option<Vec<i64>> {
 
 impl Converter {
     /// A converter for a model of default-domain opset `opset`.
-    pub fn new(opset: i64) -> Converter {
+    pub fn new(opset: i64, private_scalars: bool) -> Converter {
         Converter {
             opset,
+            private_scalars,
             vals: HashMap::new(),
             shapes: HashMap::new(),
             dtypes: HashMap::new(),
@@ -191,9 +197,12 @@ impl Converter {
         name
     }
 
-    /// Records an initializer: integers are known (shapes, axes), floats are weights.
+    /// Records an initializer: integers (shapes, axes) and, unless scalars are private, float
+    /// scalars (exporters store constants such as √2 and 0.5 this way) are public; other floats
+    /// are weights.
     pub fn initializer(&mut self, onnx: &str, k: Known) {
-        let v = if k.int { Val::Known(k) } else { Val::Weight(k) };
+        let public = k.int || (k.data.len() == 1 && !self.private_scalars);
+        let v = if public { Val::Known(k) } else { Val::Weight(k) };
         self.vals.insert(onnx.to_string(), v);
     }
 
@@ -280,9 +289,12 @@ impl Converter {
         match v {
             Val::Known(k) | Val::Weight(k) => k.shape.clone(),
             Val::Secret(n)
-            | Val::Gelu(GeluStage::Erf(n) | GeluStage::OnePlusErf(n) | GeluStage::Twice { x: n, .. }) => {
-                self.shape_of(n)
-            }
+            | Val::Gelu(
+                GeluStage::Erf(n)
+                | GeluStage::OnePlusErf(n)
+                | GeluStage::HalfOnePlusErf(n)
+                | GeluStage::Twice { x: n, .. },
+            ) => self.shape_of(n),
         }
     }
 
@@ -793,6 +805,14 @@ impl Converter {
             "Mul" if ins.len() == 2 => {
                 for (i, v) in ins.iter().enumerate() {
                     match (v, other(i)) {
+                        (Some(Val::Gelu(GeluStage::OnePlusErf(x))), o)
+                            if scalar(o.as_ref()).is_some_and(|c| near(c, 0.5)) =>
+                        {
+                            return Ok(Some(Val::Gelu(GeluStage::HalfOnePlusErf(x.clone()))));
+                        }
+                        (Some(Val::Gelu(GeluStage::HalfOnePlusErf(x))), Some(Val::Secret(y))) if &y == x => {
+                            return Ok(Some(Val::Secret(self.emit(n, base, Op::Gelu, vec![x.clone()])?)));
+                        }
                         (Some(Val::Gelu(GeluStage::OnePlusErf(x))), Some(Val::Secret(y))) => {
                             if &y == x {
                                 let g = self.emit(n, base, Op::Gelu, vec![x.clone()])?;

@@ -69,11 +69,16 @@ pub enum ImportError {
 pub struct ImportOptions {
     /// Size given to every symbolic (or zero) input dimension, the batch.
     pub batch: usize,
+    /// Keep float initializers of one element private like every other weight. By default they
+    /// are public constants: exporters store constants such as √2, 0.5 or an attention scale as
+    /// scalar initializers, and only as public constants do they cost nothing (a public scale
+    /// instead of a secure product) and let patterns such as GELU's be recognised.
+    pub private_scalars: bool,
 }
 
 impl Default for ImportOptions {
     fn default() -> Self {
-        ImportOptions { batch: 1 }
+        ImportOptions { batch: 1, private_scalars: false }
     }
 }
 
@@ -94,7 +99,7 @@ pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<ImportedModel, Impor
         )));
     }
     let graph = model.graph.as_ref().ok_or_else(|| ImportError::Model("the model has no graph".into()))?;
-    let mut conv = convert::Converter::new(opset);
+    let mut conv = convert::Converter::new(opset, opts.private_scalars);
     let initializers: std::collections::HashSet<&str> = graph.initializer.iter().map(|t| t.name()).collect();
     for t in &graph.initializer {
         conv.initializer(t.name(), Known::from_proto(t, t.name())?);
