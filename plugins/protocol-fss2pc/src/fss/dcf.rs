@@ -434,8 +434,10 @@ impl<'a> DcfKeyBatch<'a> {
 
 /// Generates one key pair per `(alphas[i], betas[i])` and appends the serialised keys to `out0`
 /// (party 0) and `out1` (party 1) in order: byte-identical to [`keygen_batch`] followed by
-/// [`DcfKey::to_bytes`] with the same `rng` state, without building the keys in between. Level by
-/// level over tiles of 32 keys, `6n` AES blocks per pair. Nothing is appended on error.
+/// [`DcfKey::to_bytes`] with the same `rng` state, without building the keys in between. `6n` AES
+/// blocks per pair: on x86-64 with AES-NI a kernel that walks one key pair per group (both
+/// parties' seeds together, two groups alternating), else level by level over tiles of 64 keys.
+/// Nothing is appended on error.
 pub fn keygen_into(
     alphas: &[u64],
     betas: &[u64],

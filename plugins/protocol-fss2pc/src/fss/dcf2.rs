@@ -152,8 +152,8 @@ pub fn keygen(alpha: u64, beta: [u64; 2], n_bits: u32, rng: &mut SeedRng) -> Res
 }
 
 /// Generates one key pair per `(alphas[i], betas[i])` and appends the serialised keys to `out0`
-/// (party 0) and `out1` (party 1) in order, level by level over tiles of 32 keys (`8n + 2` AES
-/// blocks per pair). Draws two root seeds per key from `rng`, party 0's first, as [`keygen`]
+/// (party 0) and `out1` (party 1) in order (`8n + 2` AES blocks per pair; an AES-NI kernel where
+/// the CPU has one, else level by level over tiles of 64 keys, as [`super::dcf::keygen_into`]). Draws two root seeds per key from `rng`, party 0's first, as [`keygen`]
 /// does. Nothing is appended on error.
 pub fn keygen_into(
     alphas: &[u64],

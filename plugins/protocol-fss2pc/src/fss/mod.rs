@@ -51,7 +51,8 @@
 //! allocation) and evaluate key `i` at point `i` with [`dcf::eval_many`] / [`dcf2::eval_many`]
 //! (on x86-64 with AES-NI, groups of keys walked together with per-lane round keys, else tiles of
 //! keys walked level by level; `_par` variants split large batches across scoped threads); the dealer writes key pairs straight into the parties' byte buffers with
-//! [`dcf::keygen_into`] / [`dcf2::keygen_into`] (and `_par`).
+//! [`dcf::keygen_into`] / [`dcf2::keygen_into`] (and `_par`; on x86-64 with AES-NI, one key pair
+//! per group with both parties' seeds walked together, else tiles of keys level by level).
 //!
 //! Key generation is called `keygen` rather than `gen` because `gen` is a reserved keyword in
 //! Rust 2024.

@@ -1,5 +1,6 @@
-//! AES-NI kernel of [`super::eval_range`] (x86-64 only; used when the CPU has AES-NI and
-//! SSE4.1, else the portable tiled path runs).
+//! AES-NI kernels of [`super::eval_range`] and of key generation ([`Keygen`], behind
+//! [`super::keygen_into`] and [`super::keygen_into_par`]) (x86-64 only; used when the CPU has
+//! AES-NI and SSE4.1, and AVX for key generation, else the portable tiled paths run).
 //!
 //! # Why a kernel of its own
 //!
@@ -31,10 +32,29 @@
 //! tests check the kernel against the `aes` crate block by block and against the portable path
 //! key by key.
 //!
+//! # Key generation
+//!
+//! The dealer's side had the same problem: per level the portable `TileGen` copies every seed
+//! into three or four AES buffers (one per fixed key), hands them to `encrypt_blocks`, reads them
+//! back, gathers the CWs into level-major arrays and transposes them into the keys at the end;
+//! about 0.33 of the raw-AES bound (`6n` blocks per DCF pair, `8n + 2` per DCF2 pair).
+//! [`Keygen`] walks one key pair per group instead (both parties' seeds in SSE registers, every
+//! seed's left, right and value blocks with their fixed keys, 6 or 8 independent blocks), two
+//! groups alternating as in evaluation, and writes each level's seed and value CWs straight into
+//! party 0's serialised key (a chunk of [`GEN_CHUNK`] keys, still cached when the caller copies it into
+//! both parties' buffers and patches with party 1's root seeds). The arithmetic is that of
+//! `TileGen`, with `V_α ← V_α − Δv^Keep + (−1)^{t_1}·V_CW` simplified to
+//! `Δv^Lose − Δv^Keep [+ β]` (the two signs cancel); the tests compare the bytes with the
+//! portable path's for random seeds. Measured on the VM above at `n = 63` with the keys cached,
+//! about 0.65 of the bound for DCF and 0.68 for DCF2; a million keys into reused buffers (the
+//! summary bench) 0.55 and 0.57 (1.31 and 1.68 µs per pair, from 2.12 and 2.73), the rest being
+//! the writes of both parties' keys (3 to 4 KiB per pair) to memory.
+//!
 //! # Unsafe code
 //!
-//! The module allows `unsafe_code` in two places only: the call into the `#[target_feature]`
-//! functions after run-time feature detection ([`eval_range`]), and the cache hint
+//! The module allows `unsafe_code` in three places only: the calls into the `#[target_feature]`
+//! functions after run-time feature detection ([`eval_range`], [`Keygen::new`] and
+//! [`Keygen::run`], where a `Keygen` exists only after the detection), and the cache hint
 //! `_mm_prefetch` ([`prefetch`]), which takes an address (of a live slice) but never
 //! dereferences it. Everything else is safe Rust: the other intrinsics take no pointers, and key
 //! bytes are read through bounds-checked slices.
@@ -42,7 +62,7 @@
 use core::arch::x86_64::{
     __m128i, _MM_HINT_T0, _mm_add_epi64, _mm_aesenc_si128, _mm_aesenclast_si128, _mm_aeskeygenassist_si128,
     _mm_and_si128, _mm_andnot_si128, _mm_cvtsi128_si64, _mm_extract_epi64, _mm_prefetch, _mm_set_epi64x,
-    _mm_set1_epi64x, _mm_setzero_si128, _mm_shuffle_epi32, _mm_slli_si128, _mm_xor_si128,
+    _mm_set1_epi64x, _mm_setzero_si128, _mm_shuffle_epi32, _mm_slli_si128, _mm_sub_epi64, _mm_xor_si128,
 };
 
 use std::marker::PhantomData;
@@ -384,6 +404,349 @@ impl<'k, P: Payload> Lanes<'k, P> {
                 P::value(u128::from((a as u64).wrapping_add((a >> 64) as u64)), 0)
             };
             *o = acc.add(P::convert(s[j], conv[j])).add(fin.and(tm)).signed(party);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Key generation
+// ---------------------------------------------------------------------------------------------
+
+/// Keys per group in key generation: each key has two seeds (one per party) and needs three (DCF)
+/// or four (DCF2) PRG blocks per seed and level, so one key already has 6 or 8 independent AES
+/// blocks per level, and two alternating groups 12 or 16 (1 measured best of 1…3: 2 about 5 %
+/// slower for DCF2, 3 about 10 % slower for both).
+const GG: usize = 1;
+
+/// Keys per call of [`Keygen::run`]: their serialised keys (about 25 KiB for DCF, 33 KiB for DCF2
+/// at `n = 63`) are still in L1 or L2 when the caller copies them into both parties' buffers.
+pub(super) const GEN_CHUNK: usize = 16;
+
+/// The AES-NI key-generation kernel: only constructed where the CPU has AES-NI, SSE4.1 and AVX
+/// (AVX for the three-operand VEX encodings, which saved a few per cent of register moves).
+pub(super) struct Keygen {
+    rk: RoundKeys,
+}
+
+impl Keygen {
+    /// The kernel, or `None` if this CPU cannot run it.
+    #[allow(unsafe_code)]
+    pub(super) fn new() -> Option<Keygen> {
+        if !(available() && std::arch::is_x86_feature_detected!("avx")) {
+            return None;
+        }
+        // SAFETY: the CPU supports AES-NI and SSE4.1 (checked just above), the only target
+        // features the callee enables.
+        Some(Keygen { rk: unsafe { round_keys() } })
+    }
+
+    /// Generates the key pairs of `at`, `bt` (root seeds `roots[2k + b]` for party `b` of key
+    /// `k`, low bits clear) and writes party 0's serialised keys into `out` (`lay.len` bytes per
+    /// key; extra keys or bytes are left alone). Equal byte for byte to `TileGen::run`.
+    #[allow(unsafe_code)]
+    pub(super) fn run<P: Payload>(
+        &self,
+        lay: &Layout,
+        n_bits: u32,
+        at: &[u64],
+        bt: &[P],
+        roots: &[u128],
+        out: &mut [u8],
+    ) {
+        // SAFETY: a `Keygen` exists only where the CPU supports AES-NI, SSE4.1 and AVX (checked
+        // in [`Keygen::new`]), the only target features the callee enables.
+        unsafe { keygen_ni(&self.rk, lay, n_bits, at, bt, roots, out) }
+    }
+}
+
+/// [`Keygen::run`], two groups of [`GG`] keys at a time (see [`gen_pair`]).
+#[target_feature(enable = "aes,sse4.1,avx")]
+fn keygen_ni<P: Payload>(
+    rk: &RoundKeys,
+    lay: &Layout,
+    n_bits: u32,
+    at: &[u64],
+    bt: &[P],
+    roots: &[u128],
+    out: &mut [u8],
+) {
+    let count = at.len().min(bt.len()).min(roots.len() / 2).min(out.len() / lay.len);
+    let chunks = at[..count].chunks(2 * GG).zip(bt.chunks(2 * GG)).zip(roots.chunks(4 * GG));
+    for (((ac, bc), rc), oc) in chunks.zip(out.chunks_mut(2 * GG * lay.len)) {
+        let split = ac.len().min(GG);
+        let (oa, ob) = oc.split_at_mut((split * lay.len).min(oc.len()));
+        let mut a = GenLanes::<P>::new(lay, n_bits, ac, bc, rc, oa);
+        if ac.len() > GG {
+            let (ac, bc, rc) = (
+                ac.get(GG..).unwrap_or_default(),
+                bc.get(GG..).unwrap_or_default(),
+                rc.get(2 * GG..).unwrap_or_default(),
+            );
+            let mut b = GenLanes::<P>::new(lay, n_bits, ac, bc, rc, ob);
+            gen_pair(rk, lay.n, &mut a, &mut b);
+            b.finish(rk, lay, n_bits);
+        } else {
+            gen_single(rk, lay.n, &mut a);
+        }
+        a.finish(rk, lay, n_bits);
+    }
+}
+
+/// Walks two groups down their trees together, as [`pair`] does for evaluation: the AES of one
+/// group runs while the out-of-order core does the other group's CW arithmetic.
+#[target_feature(enable = "aes,sse4.1,avx")]
+fn gen_pair<P: Payload>(rk: &RoundKeys, n: usize, a: &mut GenLanes<'_, P>, b: &mut GenLanes<'_, P>) {
+    a.aes(rk);
+    for level in 0..n {
+        b.aes(rk);
+        a.apply(level);
+        if level + 1 < n {
+            a.aes(rk);
+        }
+        b.apply(level);
+    }
+}
+
+/// One group alone (a batch's last keys).
+#[target_feature(enable = "aes,sse4.1,avx")]
+fn gen_single<P: Payload>(rk: &RoundKeys, n: usize, a: &mut GenLanes<'_, P>) {
+    for level in 0..n {
+        a.aes(rk);
+        a.apply(level);
+    }
+}
+
+/// AES of one level of a key-generation group: for every seed `x[j]`, `cl[j] = AES_kL(x[j])`,
+/// `cr[j] = AES_kR(x[j])`, `cv0[j] = AES_kV(x[j])` and (DCF2 only) `cv1[j] = AES_kV(x[j] ∥ 1)`.
+/// Not inlined, for the reason given at [`aes_lanes`].
+#[inline(never)]
+#[target_feature(enable = "aes,sse4.1,avx")]
+fn aes_gen<P: Payload>(rk: &RoundKeys, x: &[__m128i; 2 * GG], out: &mut GenAes) {
+    let [rkl, rkr, rkv] = &rk.0;
+    let two = P::VALUE_BLOCKS == 2;
+    let one = _mm_set_epi64x(0, 1);
+    let GenAes { cl, cr, cv0, cv1 } = out;
+    for j in 0..2 * GG {
+        cl[j] = _mm_xor_si128(x[j], rkl[0]);
+        cr[j] = _mm_xor_si128(x[j], rkr[0]);
+        cv0[j] = _mm_xor_si128(x[j], rkv[0]);
+        if two {
+            cv1[j] = _mm_xor_si128(_mm_xor_si128(x[j], one), rkv[0]);
+        }
+    }
+    for r in 1..10 {
+        for j in 0..2 * GG {
+            cl[j] = _mm_aesenc_si128(cl[j], rkl[r]);
+            cr[j] = _mm_aesenc_si128(cr[j], rkr[r]);
+            cv0[j] = _mm_aesenc_si128(cv0[j], rkv[r]);
+            if two {
+                cv1[j] = _mm_aesenc_si128(cv1[j], rkv[r]);
+            }
+        }
+    }
+    for j in 0..2 * GG {
+        cl[j] = _mm_aesenclast_si128(cl[j], rkl[10]);
+        cr[j] = _mm_aesenclast_si128(cr[j], rkr[10]);
+        cv0[j] = _mm_aesenclast_si128(cv0[j], rkv[10]);
+        if two {
+            cv1[j] = _mm_aesenclast_si128(cv1[j], rkv[10]);
+        }
+    }
+}
+
+/// The raw AES outputs of one level of a group (before the MMO feed-forward), index `2k + b`
+/// for party `b`'s seed of key `k`.
+struct GenAes {
+    cl: [__m128i; 2 * GG],
+    cr: [__m128i; 2 * GG],
+    cv0: [__m128i; 2 * GG],
+    cv1: [__m128i; 2 * GG],
+}
+
+/// The state of [`GG`] key pairs being generated (lanes past the real keys compute on zeros and
+/// write nothing).
+struct GenLanes<'k, P> {
+    /// Current seeds (bit 0 clear), index `2k + b` for party `b` of key `k`.
+    s: [__m128i; 2 * GG],
+    /// Current control bits (0 or 1), same index.
+    t: [u64; 2 * GG],
+    /// `V_α` of each key: DCF in `va1`, DCF2 (both words) in `va2`.
+    va1: [u64; GG],
+    va2: [__m128i; GG],
+    /// `β` of each key, in the same two forms.
+    beta1: [u64; GG],
+    beta2: [__m128i; GG],
+    /// Tree path of each `α`: bit `l` = direction at level `l`.
+    path: [u64; GG],
+    /// Control-bit CWs of each key: `[t_L, t_R]`, bit `l` = level `l`.
+    ctrl: [[u64; 2]; GG],
+    /// Party 0's root seed of each key.
+    root: [u128; GG],
+    /// Offset of the value CWs in a serialised key.
+    values: usize,
+    /// Party 0's serialised key of each lane (empty past the real keys).
+    keys: [&'k mut [u8]; GG],
+    aes: GenAes,
+    _payload: PhantomData<P>,
+}
+
+impl<'k, P: Payload> GenLanes<'k, P> {
+    #[inline]
+    #[target_feature(enable = "aes,sse4.1,avx")]
+    fn new(lay: &Layout, n_bits: u32, at: &[u64], bt: &[P], roots: &[u128], out: &'k mut [u8]) -> Self {
+        let zero = _mm_setzero_si128();
+        let mut key_slices = out.chunks_exact_mut(lay.len);
+        let mut l = GenLanes {
+            s: [zero; 2 * GG],
+            t: core::array::from_fn(|j| (j & 1) as u64),
+            va1: [0; GG],
+            va2: [zero; GG],
+            beta1: [0; GG],
+            beta2: [zero; GG],
+            path: [0; GG],
+            ctrl: [[0; 2]; GG],
+            root: [0; GG],
+            values: lay.values,
+            keys: core::array::from_fn(|_| key_slices.next().unwrap_or_default()),
+            aes: GenAes { cl: [zero; 2 * GG], cr: [zero; 2 * GG], cv0: [zero; 2 * GG], cv1: [zero; 2 * GG] },
+            _payload: PhantomData,
+        };
+        for (j, r) in roots.iter().enumerate().take(2 * GG.min(at.len())) {
+            l.s[j] = to_m(*r);
+        }
+        for (k, ((alpha, beta), rp)) in at.iter().zip(bt).zip(roots.chunks_exact(2)).enumerate().take(GG) {
+            // Bit `l` = bit `n − 1 − l` of α.
+            l.path[k] = alpha.reverse_bits() >> (64 - n_bits);
+            let mut b = [0u8; 16];
+            beta.write(&mut b);
+            let b = u128::from_le_bytes(b);
+            l.beta1[k] = b as u64;
+            l.beta2[k] = to_m(b);
+            l.root[k] = rp.first().copied().unwrap_or_default();
+        }
+        l
+    }
+
+    /// The AES blocks of one level (every seed's left, right and value blocks).
+    #[inline]
+    #[target_feature(enable = "aes,sse4.1,avx")]
+    fn aes(&mut self, rk: &RoundKeys) {
+        aes_gen::<P>(rk, &self.s, &mut self.aes);
+    }
+
+    /// Finishes level `level` after [`GenLanes::aes`]: MMO feed-forward, the level's CWs (written
+    /// into the keys), next seeds and control bits. The same arithmetic as `TileGen::run`, in SSE
+    /// registers where it is 128 bits wide.
+    #[inline]
+    #[target_feature(enable = "aes,sse4.1,avx")]
+    fn apply(&mut self, level: usize) {
+        let one = _mm_set_epi64x(0, 1);
+        let GenAes { cl, cr, cv0, cv1 } = &self.aes;
+        for k in 0..GG {
+            let (j0, j1) = (2 * k, 2 * k + 1);
+            let a = (self.path[k] >> level) & 1;
+            let am64 = 0u64.wrapping_sub(a);
+            let am = _mm_set1_epi64x(am64 as i64);
+            let (s0, s1) = (self.s[j0], self.s[j1]);
+            // Children with their control bits in bit 0.
+            let l0 = _mm_xor_si128(cl[j0], s0);
+            let l1 = _mm_xor_si128(cl[j1], s1);
+            let r0 = _mm_xor_si128(cr[j0], s0);
+            let r1 = _mm_xor_si128(cr[j1], s1);
+            // α_i = 0: keep L, lose R; α_i = 1: keep R, lose L.
+            let keep0 = _mm_xor_si128(l0, _mm_and_si128(_mm_xor_si128(l0, r0), am));
+            let keep1 = _mm_xor_si128(l1, _mm_and_si128(_mm_xor_si128(l1, r1), am));
+            let (dl, dr) = (_mm_xor_si128(l0, l1), _mm_xor_si128(r0, r1));
+            let dk = _mm_xor_si128(keep0, keep1);
+            // Seed CW = s_0^Lose ⊕ s_1^Lose; the control-bit CWs from bit 0 of the XORs.
+            let seed = _mm_andnot_si128(one, _mm_xor_si128(dk, _mm_xor_si128(dl, dr)));
+            let cw_tl = (_mm_cvtsi128_si64(dl) as u64 & 1) ^ a ^ 1;
+            let cw_tr = (_mm_cvtsi128_si64(dr) as u64 & 1) ^ a;
+            let cw_keep = (_mm_cvtsi128_si64(dk) as u64 & 1) ^ 1;
+            let (t0, t1) = (self.t[j0], self.t[j1]);
+            let tm1 = 0u64.wrapping_sub(t1);
+            let key = &mut *self.keys[k];
+            if P::WORDS == 2 {
+                // Value of direction d: AES_kV(s ∥ d) ⊕ (s ∥ d); differences party 1 − party 0.
+                let dv_l = _mm_sub_epi64(_mm_xor_si128(cv0[j1], s1), _mm_xor_si128(cv0[j0], s0));
+                let dv_r = _mm_sub_epi64(
+                    _mm_xor_si128(cv1[j1], _mm_xor_si128(s1, one)),
+                    _mm_xor_si128(cv1[j0], _mm_xor_si128(s0, one)),
+                );
+                let lose = _mm_xor_si128(dv_r, _mm_and_si128(_mm_xor_si128(dv_r, dv_l), am));
+                let keep = _mm_xor_si128(_mm_xor_si128(dv_l, dv_r), lose);
+                let bam = _mm_and_si128(self.beta2[k], am);
+                // V_CW = (-1)^{t_1} · (v_1^Lose − v_0^Lose − V_α [+ β if Lose = L]).
+                let pre = _mm_add_epi64(_mm_sub_epi64(lose, self.va2[k]), bam);
+                let tm = _mm_set1_epi64x(tm1 as i64);
+                let value = _mm_sub_epi64(_mm_xor_si128(pre, tm), tm);
+                // V_α ← V_α − (v_1^Keep − v_0^Keep) + (-1)^{t_1} · V_CW, which simplifies to this.
+                self.va2[k] = _mm_add_epi64(_mm_sub_epi64(lose, keep), bam);
+                super::put(key, self.values + 16 * level, &from_m(value).to_le_bytes());
+            } else {
+                // One value block: low half = left, high half = right.
+                let dv = _mm_sub_epi64(_mm_xor_si128(cv0[j1], s1), _mm_xor_si128(cv0[j0], s0));
+                let (dlo, dhi) = (_mm_cvtsi128_si64(dv) as u64, _mm_extract_epi64::<1>(dv) as u64);
+                let lose = dhi ^ ((dhi ^ dlo) & am64);
+                let keep = dlo ^ dhi ^ lose;
+                let bam = self.beta1[k] & am64;
+                let pre = lose.wrapping_sub(self.va1[k]).wrapping_add(bam);
+                let value = (pre ^ tm1).wrapping_sub(tm1);
+                self.va1[k] = lose.wrapping_sub(keep).wrapping_add(bam);
+                super::put(key, self.values + 8 * level, &value.to_le_bytes());
+            }
+            super::put(key, SEEDS + 16 * level, &from_m(seed).to_le_bytes());
+            let tm0 = _mm_set1_epi64x(0i64.wrapping_sub(t0 as i64));
+            let tm1v = _mm_set1_epi64x(tm1 as i64);
+            self.s[j0] = _mm_xor_si128(_mm_andnot_si128(one, keep0), _mm_and_si128(seed, tm0));
+            self.s[j1] = _mm_xor_si128(_mm_andnot_si128(one, keep1), _mm_and_si128(seed, tm1v));
+            self.t[j0] = (_mm_cvtsi128_si64(keep0) as u64 & 1) ^ (t0 & cw_keep);
+            self.t[j1] = (_mm_cvtsi128_si64(keep1) as u64 & 1) ^ (t1 & cw_keep);
+            let c = &mut self.ctrl[k];
+            c[0] |= cw_tl << level;
+            c[1] |= cw_tr << level;
+        }
+    }
+
+    /// The leaves: `CW_{n+1} = (-1)^{t_1} · (Convert(s_1) − Convert(s_0) − V_α)` (one more value
+    /// block per seed for DCF2), then each key's header, control bits and final CW.
+    #[inline]
+    #[target_feature(enable = "aes,sse4.1,avx")]
+    fn finish(&mut self, rk: &RoundKeys, lay: &Layout, n_bits: u32) {
+        let [_, _, rkv] = &rk.0;
+        let mut conv = [_mm_setzero_si128(); 2 * GG];
+        if P::CONVERT_BY_PRG {
+            for (c, s) in conv.iter_mut().zip(&self.s) {
+                *c = _mm_xor_si128(*s, rkv[0]);
+            }
+            for k in &rkv[1..10] {
+                for c in conv.iter_mut() {
+                    *c = _mm_aesenc_si128(*c, *k);
+                }
+            }
+            for (c, s) in conv.iter_mut().zip(&self.s) {
+                *c = _mm_xor_si128(_mm_aesenclast_si128(*c, rkv[10]), *s);
+            }
+        }
+        for k in 0..GG {
+            let (j0, j1) = (2 * k, 2 * k + 1);
+            let tm1 = 0u64.wrapping_sub(self.t[j1]);
+            let fin = if P::WORDS == 2 {
+                let d = _mm_sub_epi64(_mm_sub_epi64(conv[j1], conv[j0]), self.va2[k]);
+                let tm = _mm_set1_epi64x(tm1 as i64);
+                from_m(_mm_sub_epi64(_mm_xor_si128(d, tm), tm))
+            } else {
+                // Convert = the high 64 bits of the seed.
+                let c0 = _mm_extract_epi64::<1>(self.s[j0]) as u64;
+                let c1 = _mm_extract_epi64::<1>(self.s[j1]) as u64;
+                let d = c1.wrapping_sub(c0).wrapping_sub(self.va1[k]);
+                u128::from((d ^ tm1).wrapping_sub(tm1))
+            };
+            let mut fb = [0u8; 16];
+            fb.copy_from_slice(&fin.to_le_bytes());
+            let key = &mut *self.keys[k];
+            super::write_key_head(key, n_bits, P::TAG, self.root[k]);
+            super::write_key_tail(key, lay, self.ctrl[k], P::read(&fb));
         }
     }
 }
