@@ -764,14 +764,19 @@ fn keygen_into_par_with<P: Payload>(
     let lay = check_keygen(alphas, betas, n_bits)?;
     let roots: Vec<u128> = (0..2 * alphas.len()).map(|_| rng.next_u128() & !1).collect();
     // Zeroed allocations come from the OS untouched, so the threads fault their own pages in.
-    let mut fresh0 = vec![0u8; alphas.len() * lay.len];
-    let mut fresh1 = vec![0u8; alphas.len() * lay.len];
+    // What the outputs already hold (a material header, other shares: small) is copied in
+    // front, rather than the keys (large) appended after it.
+    let (at0, at1) = (out0.len(), out1.len());
+    let mut fresh0 = vec![0u8; at0 + alphas.len() * lay.len];
+    let mut fresh1 = vec![0u8; at1 + alphas.len() * lay.len];
+    fresh0[..at0].copy_from_slice(out0);
+    fresh1[..at1].copy_from_slice(out1);
     let per = alphas.len().div_ceil(threads).div_ceil(GEN_TILE) * GEN_TILE;
     let parts: Vec<_> = alphas
         .chunks(per)
         .zip(betas.chunks(per))
         .zip(roots.chunks(2 * per))
-        .zip(fresh0.chunks_mut(per * lay.len).zip(fresh1.chunks_mut(per * lay.len)))
+        .zip(fresh0[at0..].chunks_mut(per * lay.len).zip(fresh1[at1..].chunks_mut(per * lay.len)))
         .map(|p| (0, p))
         .collect();
     run_parts(parts, |_, (((at, bt), rt), (o0, o1))| {
@@ -786,16 +791,8 @@ fn keygen_into_par_with<P: Payload>(
             set_roots(d1, &lay, r, 1);
         }
     });
-    if out0.is_empty() {
-        *out0 = fresh0;
-    } else {
-        out0.extend_from_slice(&fresh0);
-    }
-    if out1.is_empty() {
-        *out1 = fresh1;
-    } else {
-        out1.extend_from_slice(&fresh1);
-    }
+    *out0 = fresh0;
+    *out1 = fresh1;
     Ok(())
 }
 

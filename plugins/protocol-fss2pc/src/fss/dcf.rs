@@ -778,6 +778,23 @@ mod tests {
     }
 
     #[test]
+    fn par_keygen_appends_after_what_the_buffers_hold() {
+        let n = 12;
+        let count = PAR_MIN_BATCH + 70;
+        let mut r = rng(40);
+        let alphas: Vec<u64> = (0..count).map(|_| r.next_u64() & domain_mask(n)).collect();
+        let betas: Vec<u64> = (0..count).map(|_| r.next_u64()).collect();
+        let (mut rs, mut rp) = (rng(41), rng(41));
+        let (mut s0, mut s1) = (vec![1, 2, 3], vec![9]);
+        let (mut p0, mut p1) = (s0.clone(), s1.clone());
+        ok(keygen_into(&alphas, &betas, n, &mut rs, &mut s0, &mut s1));
+        ok(keygen_into_par(&alphas, &betas, n, &mut rp, &mut p0, &mut p1, 2));
+        assert!(s0 == p0 && s1 == p1, "same bytes after the same prefixes");
+        assert_eq!(&p0[..3], &[1, 2, 3]);
+        assert_eq!(p1[0], 9);
+    }
+
+    #[test]
     fn par_variants_match_serial() {
         let n = 10;
         let count = PAR_MIN_BATCH + EVAL_TILE + 33;
