@@ -785,9 +785,8 @@ fn keygen_into_par_with<P: Payload>(
         let chunks = at.chunks(tile).zip(bt.chunks(tile)).zip(rt.chunks(2 * tile));
         let outs = o0.chunks_mut(tile * lay.len).zip(o1.chunks_mut(tile * lay.len));
         for (((a, b), r), (d0, d1)) in chunks.zip(outs) {
-            let keys = generator.run(a, b, r);
-            d0.copy_from_slice(keys);
-            d1.copy_from_slice(keys);
+            generator.run_into(a, b, r, d0);
+            d1.copy_from_slice(d0);
             set_roots(d1, &lay, r, 1);
         }
     });
@@ -834,6 +833,22 @@ impl<P: Payload> Gen<P> {
     /// Generates the key pairs of `at`, `bt` (at most [`Gen::tile`] of them; root seeds
     /// `roots[2k + b]` for party `b` of key `k`) and returns party 0's serialised keys; party 1's
     /// differ only in the root seeds (see [`set_roots`]).
+    /// [`Self::run`] into `dst` (zeroed, exactly the chunk's bytes): the kernel writes there
+    /// directly, saving a copy of every key.
+    fn run_into(&mut self, at: &[u64], bt: &[P], roots: &[u128], dst: &mut [u8]) {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Gen::Ni { kernel, n_bits, lay, .. } => {
+                let g = at.len().min(aesni::GEN_CHUNK);
+                kernel.run(lay, *n_bits, &at[..g], bt, roots, &mut dst[..g * lay.len]);
+            }
+            Gen::Portable(_) => {
+                let keys = self.run(at, bt, roots);
+                dst.copy_from_slice(keys);
+            }
+        }
+    }
+
     fn run(&mut self, at: &[u64], bt: &[P], roots: &[u128]) -> &[u8] {
         match self {
             #[cfg(target_arch = "x86_64")]
