@@ -235,6 +235,8 @@ fn read_loop(
     let mut buf = vec![0u8; 256 * 1024];
     let (mut start, mut end) = (0usize, 0usize);
     let mut sock_eof = false;
+    // The alert rustls queues when the peer's data is bad, sent once the TLS lock is released.
+    let mut alert = vec![];
     let outcome: std::result::Result<(), String> = 'outer: loop {
         // Feed what was read to rustls in steps, draining plaintext between steps so its
         // buffers stay bounded; frames are pushed without holding the TLS lock.
@@ -252,8 +254,7 @@ fn read_loop(
                 let _ = tls.read_tls(&mut io::empty());
             }
             if let Err(e) = tls.process_new_packets() {
-                let mut out = vec![];
-                let _ = tls.write_tls(&mut out);
+                let _ = tls.write_tls(&mut alert);
                 break 'outer Err(format!("TLS error from {label}: {e}"));
             }
             loop {
@@ -312,6 +313,14 @@ fn read_loop(
     };
     if let Err(why) = outcome {
         *lock(&failure) = Some(why);
+        // Tell the peer why (a TLS alert), unless a sender is mid-frame on the socket: the
+        // alert would land inside its frame.
+        if !alert.is_empty()
+            && let Ok(mut w) = conn.sock.try_lock()
+        {
+            let _ = w.set_write_timeout(Some(std::time::Duration::from_millis(200)));
+            let _ = w.write_all(&alert);
+        }
         let _ = sock.shutdown(Shutdown::Both);
     }
     // Dropping `tx` tells `recv` that nothing more will come.
