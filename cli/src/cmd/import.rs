@@ -91,8 +91,7 @@ pub fn run(a: Args) -> Result<()> {
     let spec = graph(model, &name, &roles, &a.protocol, a.reveal);
     // Commands in the header are relative to the current directory, as the user typed them.
     let wdir = relative(&weights_dir, Path::new("."));
-    let out = relative(&a.out, Path::new(".")).replace(&format!("{}", std::env::current_dir()?.display()), ".");
-    let out_shown = if a.out.is_absolute() { out } else { a.out.display().to_string() };
+    let out_shown = a.out.display();
     let shown = |p: &Option<PathBuf>, placeholder: &str| {
         p.as_ref().map_or(placeholder.to_string(), |p| p.display().to_string())
     };

@@ -926,18 +926,17 @@ impl Converter {
         if target.iter().product::<usize>() != shape.iter().product::<usize>() {
             return Err(self.err(n, format!("cannot reshape {shape:?} to {target:?}")));
         }
-        let v = match v {
-            Val::Gelu(_) => Val::Secret(self.operand(n, 0)?),
-            v => v,
-        };
         let out = match v {
-            Val::Gelu(_) => unreachable!("made a tensor above"),
             Val::Known(k) => Val::Known(Known { shape: target, ..k }),
             Val::Weight(k) => Val::Weight(Known { shape: target, ..k }),
-            Val::Secret(x) if shape == target => Val::Secret(x),
-            Val::Secret(x) => {
-                let op = Op::Reshape { shape: target.iter().map(|&d| d as i64).collect() };
-                Val::Secret(self.emit(n, base, op, vec![x])?)
+            Val::Secret(_) | Val::Gelu(_) => {
+                let x = self.operand(n, 0)?;
+                if shape == target {
+                    Val::Secret(x)
+                } else {
+                    let op = Op::Reshape { shape: target.iter().map(|&d| d as i64).collect() };
+                    Val::Secret(self.emit(n, base, op, vec![x])?)
+                }
             }
         };
         self.set(n, out);
@@ -952,14 +951,12 @@ impl Converter {
         if ta {
             a = self.emit(n, &format!("{base}_at"), Op::Transpose { perm: vec![1, 0] }, vec![a])?;
         }
-        let bval = match self.get(n, 1)?.clone() {
-            Val::Gelu(_) => Val::Secret(self.operand(n, 1)?),
-            v => v,
-        };
-        let b = match bval {
-            Val::Gelu(_) => unreachable!("made a tensor above"),
-            Val::Secret(b) if tb => self.emit(n, &format!("{base}_bt"), Op::Transpose { perm: vec![1, 0] }, vec![b])?,
-            Val::Secret(b) => b,
+        let secret_b = matches!(self.get(n, 1)?, Val::Secret(_) | Val::Gelu(_));
+        let b = match self.get(n, 1)?.clone() {
+            Val::Secret(_) | Val::Gelu(_) => {
+                let b = self.operand(n, 1)?;
+                if tb { self.emit(n, &format!("{base}_bt"), Op::Transpose { perm: vec![1, 0] }, vec![b])? } else { b }
+            }
             Val::Known(k) | Val::Weight(k) => {
                 // Fold the transpose and α into the weight.
                 let mut k = if tb { k.transpose(&[1, 0]) } else { k };
@@ -969,7 +966,6 @@ impl Converter {
                 if tb || alpha != 1.0 { self.derived_weight(&n.input[1], k) } else { self.operand(n, 1)? }
             }
         };
-        let secret_b = matches!(self.get(n, 1)?, Val::Secret(_));
         let mut out = self.emit(n, &format!("{base}_mm"), Op::Matmul, vec![a, b])?;
         if secret_b && alpha != 1.0 {
             out = self.emit(n, &format!("{base}_alpha"), Op::Scale { factor: alpha }, vec![out])?;

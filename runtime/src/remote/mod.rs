@@ -35,6 +35,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Builds the plan from every input's shape (the session's own planner, options applied).
+pub type PlanFn<'a> = dyn Fn(HashMap<String, Vec<usize>>) -> Result<Plan, Error> + Sync + 'a;
+
 /// The session id every process of a deployment uses (the transport checks it on connect).
 const SESSION_ID: &str = "mpcflow";
 
@@ -112,7 +115,7 @@ impl Setup<'_> {
         &self,
         hs: &Handshake,
         own_shapes: BTreeMap<String, Vec<usize>>,
-        plan: &(dyn Fn(HashMap<String, Vec<usize>>) -> Result<Plan, Error> + Sync),
+        plan: &PlanFn<'_>,
     ) -> Result<Plan, Error> {
         let descriptor = self.protocol.descriptor();
         let mine = Introduction::new(
@@ -192,7 +195,7 @@ pub async fn run_remote_party(
     name: &str,
     inputs: HashMap<String, Tensor>,
     cfg: &RunConfig,
-    plan: &(dyn Fn(HashMap<String, Vec<usize>>) -> Result<Plan, Error> + Sync),
+    plan: &PlanFn<'_>,
 ) -> Result<PartyRun, Error> {
     let start = Instant::now();
     let index = spec.parties.iter().position(|p| p == name).ok_or_else(|| {
@@ -240,16 +243,16 @@ pub async fn run_remote_party(
         progress: cfg.progress.clone(),
         dealer_connected: setup.has_dealer,
     };
-    let result = run_party(task).await?;
+    let mut result = run_party(task).await?;
     let outputs = plan
         .outputs()
         .into_iter()
-        .filter_map(|(out, _, to)| result.outputs.get(&out).map(|t| (out.clone(), to, t.clone())))
+        .filter_map(|(out, _, to)| result.outputs.remove(&out).map(|t| (out, to, t)))
         .collect();
-    let mut own = Some(PartyResult { outputs: HashMap::new(), stats: result.stats });
-    let parties = (0..plan.parties.len())
-        .map(|p| if p == index { own.take().unwrap_or_default() } else { PartyResult::default() })
-        .collect();
+    let mut parties: Vec<PartyResult> = (0..plan.parties.len()).map(|_| PartyResult::default()).collect();
+    if let Some(own) = parties.get_mut(index) {
+        own.stats = result.stats;
+    }
     let run = LocalRun { parties, dealer: DealerStats::default(), wall_s: start.elapsed().as_secs_f64() };
     Ok(PartyRun { outputs, plan, run, setup_s })
 }
@@ -260,7 +263,7 @@ pub async fn run_remote_dealer(
     protocol: Arc<dyn Protocol>,
     transport: Arc<dyn Transport>,
     cfg: &RunConfig,
-    plan: &(dyn Fn(HashMap<String, Vec<usize>>) -> Result<Plan, Error> + Sync),
+    plan: &PlanFn<'_>,
 ) -> Result<DealerRun, Error> {
     let descriptor = protocol.descriptor();
     if !descriptor.needs_dealer {
