@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepares a fresh machine for mpcflow: checks the toolchain and builds the release binary.
-# Everything the tests need comes from crates.io through cargo; fixtures are committed with the
-# scripts that made them (graphs/data/make_hospital_data.py), so nothing else is installed.
+# Everything the tests need comes from crates.io through cargo, plus the wasm32-unknown-unknown
+# target (scripts/ensure-wasm-target.sh, which the plugin tests also run); fixtures are committed
+# with the scripts that made them (graphs/data/make_hospital_data.py).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -18,5 +19,7 @@ fi
 for tool in rustfmt clippy-driver; do
   command -v "$tool" >/dev/null 2>&1 || echo "setup.sh: note: $tool is missing (needed only to lint: rustup component add ${tool%-driver})" >&2
 done
+# WASM plugins (examples/wasm-*) build for wasm32-unknown-unknown; the plugin tests need it too.
+scripts/ensure-wasm-target.sh
 cargo build --release --locked -p mpcflow
 echo "setup.sh: ready. Try: cargo run --release -- run graphs/millionaires.yaml --input alice_wealth=5000000 --input bob_wealth=3000000"

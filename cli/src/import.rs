@@ -42,6 +42,7 @@ pub fn graph(model: ImportedModel, name: &str, roles: &Roles, protocol: &str, re
             owner: roles.input_owner.clone(),
             dtype: *dtype,
             shape: shape.iter().map(|&d| Dim::Fixed(d)).collect(),
+            transform: None,
         });
     }
     for w in &model.weights {
@@ -50,6 +51,7 @@ pub fn graph(model: ImportedModel, name: &str, roles: &Roles, protocol: &str, re
             owner: roles.model_owner.clone(),
             dtype: DType::Fixed,
             shape: w.shape.iter().map(|&d| Dim::Fixed(d)).collect(),
+            transform: None,
         });
     }
     g.constants = model.constants;

@@ -13,6 +13,7 @@
 pub mod import;
 pub mod io;
 
+pub use mpcflow_plugin_host as plugin_host;
 pub use mpcflow_runtime as runtime;
 pub use mpcflow_sdk as sdk;
 

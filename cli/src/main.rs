@@ -38,6 +38,9 @@ enum Command {
     /// Make the certificates and deployment file of a multi-process deployment.
     #[command(subcommand)]
     Certs(cmd::certs::Command),
+    /// Third-party plugins: list what is built in and what files load.
+    #[command(subcommand)]
+    Plugins(cmd::plugins::Command),
 }
 
 fn init_logging(verbose: u8) {
@@ -85,6 +88,7 @@ fn main() -> ExitCode {
         Command::Dealer(a) => cmd::dealer::run(a),
         Command::Certs(c) => cmd::certs::run(c),
         Command::Import(a) => cmd::import::run(a),
+        Command::Plugins(c) => cmd::plugins::run(c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

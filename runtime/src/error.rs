@@ -19,6 +19,10 @@ pub enum Site {
     Input(String),
     /// A private input's owner.
     InputOwner(String),
+    /// A private input's `transform`.
+    InputTransform(String),
+    /// The `i`-th entry of `plugins`.
+    Plugin(usize),
     /// A constant.
     Constant(String),
     /// A node.
@@ -43,6 +47,8 @@ impl fmt::Display for Site {
             Site::Party(i) => write!(f, "parties[{i}]"),
             Site::FixedPoint => f.write_str("fixed_point"),
             Site::Input(n) | Site::InputOwner(n) => write!(f, "input `{n}`"),
+            Site::InputTransform(n) => write!(f, "input `{n}`: transform"),
+            Site::Plugin(i) => write!(f, "plugins[{i}]"),
             Site::Constant(n) => write!(f, "constant `{n}`"),
             Site::Node(n) | Site::NodeOp(n) | Site::NodeInput(n, _) | Site::NodeAttr(n, _) => write!(f, "node `{n}`"),
             Site::Output(n) | Site::OutputParty(n, _) => write!(f, "output `{n}`"),

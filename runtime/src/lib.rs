@@ -18,6 +18,10 @@
 //! - [`session`] is the embedding API: a host program builds a session from YAML or a graph
 //!   built in code, passes Rust values and awaits outputs.
 //!
+//! - [`plugin_spec`] says which third-party plugins a pipeline or command line names; the
+//!   plugin host crate loads them into the registry, and an input's `transform:` runs at its
+//!   owner in [`session`] before the value is shared.
+//!
 //! The runtime depends on the traits of `mpcflow-sdk` and a [`registry::Registry`], never on a
 //! concrete plugin; the `mpcflow` binary registers the built-ins.
 
@@ -26,6 +30,7 @@ pub mod inputs;
 pub mod material_file;
 pub mod pipeline;
 pub mod plan;
+pub mod plugin_spec;
 pub mod registry;
 pub mod remote;
 pub mod report;

@@ -20,8 +20,11 @@ use crate::plan::{Plan, PlanOptions, build};
 use crate::registry::Registry;
 use crate::report::RunReport;
 use crate::schedule::{RunConfig, run_local};
-use mpcflow_sdk::graph::GraphSpec;
+use mpcflow_sdk::graph::{GraphSpec, InputSpec};
+use mpcflow_sdk::operator::PlainTensor;
+use mpcflow_sdk::plugin::PluginKind;
 use mpcflow_sdk::{FixedPoint, Tensor};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -131,6 +134,17 @@ impl Session {
         })
     }
 
+    /// From a pipeline already read (so its `plugins:` could be loaded into `registry` first).
+    pub fn from_pipeline(p: Pipeline, registry: Registry) -> Session {
+        Session {
+            registry: Arc::new(registry),
+            spec: p.spec.clone(),
+            pipeline: Some(p),
+            config: SessionConfig::default(),
+            warned: Default::default(),
+        }
+    }
+
     /// From a graph built in code.
     pub fn from_graph(spec: GraphSpec, registry: Registry) -> Session {
         Session {
@@ -197,11 +211,14 @@ impl Session {
                     Site::Input(decl.name.clone()),
                     format!("no value given for input `{}` of {}", decl.name, decl.owner),
                 )),
-                Some(v) => match v.to_tensor(decl.dtype, self.spec.fixed_point) {
-                    Ok(t) => {
-                        out.insert(decl.name.clone(), t);
-                    }
-                    Err(m) => problems.push(Problem::new(Site::Input(decl.name.clone()), m)),
+                Some(v) => match self.transformed(decl, v) {
+                    Err(p) => problems.push(p),
+                    Ok(v) => match v.to_tensor(decl.dtype, self.spec.fixed_point) {
+                        Ok(t) => {
+                            out.insert(decl.name.clone(), t);
+                        }
+                        Err(m) => problems.push(Problem::new(Site::Input(decl.name.clone()), m)),
+                    },
                 },
             }
         }
@@ -231,11 +248,14 @@ impl Session {
                     Site::InputOwner(name.clone()),
                     format!("input `{name}` belongs to {}; {party} cannot bring it", decl.owner),
                 )),
-                Some(decl) => match v.to_tensor(decl.dtype, self.spec.fixed_point) {
-                    Ok(t) => {
-                        out.insert(name.clone(), t);
-                    }
-                    Err(m) => problems.push(Problem::new(Site::Input(name.clone()), m)),
+                Some(decl) => match self.transformed(decl, v) {
+                    Err(p) => problems.push(p),
+                    Ok(v) => match v.to_tensor(decl.dtype, self.spec.fixed_point) {
+                        Ok(t) => {
+                            out.insert(name.clone(), t);
+                        }
+                        Err(m) => problems.push(Problem::new(Site::Input(name.clone()), m)),
+                    },
                 },
             }
         }
@@ -248,6 +268,49 @@ impl Session {
             }
         }
         if problems.is_empty() { Ok(out) } else { Err(self.locate(Error::Invalid(problems))) }
+    }
+
+    /// The value of `decl` after its `transform` (the value itself when it has none). The
+    /// transform runs here, at the owner, on plaintext, before anything is shared.
+    fn transformed<'v>(&self, decl: &InputSpec, v: &'v InputValue) -> Result<Cow<'v, InputValue>, Problem> {
+        let Some(t) = &decl.transform else { return Ok(Cow::Borrowed(v)) };
+        let site = Site::InputTransform(decl.name.clone());
+        let op = self.registry.operator(&t.op).ok_or_else(|| {
+            Problem::new(site.clone(), format!("unknown transform `{}`: load its plugin first", t.op))
+        })?;
+        let fp = self.spec.fixed_point;
+        let plain = match v {
+            InputValue::Real { shape, values } => PlainTensor { shape: shape.clone(), values: values.clone() },
+            InputValue::Int { shape, values } => {
+                PlainTensor { shape: shape.clone(), values: values.iter().map(|&x| x as f64).collect() }
+            }
+            InputValue::Tensor(t) => PlainTensor { shape: t.shape.clone(), values: t.to_f64(fp) },
+        };
+        let (n, start) = (plain.values.len(), std::time::Instant::now());
+        let source = self.registry.source(PluginKind::Operator, &t.op);
+        let out = op
+            .transform(&t.attrs, plain)
+            .map_err(|e| Problem::new(site.clone(), format!("transform `{}` ({source}) failed: {e}", t.op)))?;
+        if mpcflow_sdk::tensor::numel(&out.shape) != out.values.len() {
+            return Err(Problem::new(
+                site,
+                format!(
+                    "transform `{}` ({source}) returned {} values for shape {:?}",
+                    t.op,
+                    out.values.len(),
+                    out.shape
+                ),
+            ));
+        }
+        tracing::info!(
+            input = %decl.name,
+            transform = %t.op,
+            elements_in = n,
+            elements_out = out.values.len(),
+            ms = start.elapsed().as_secs_f64() * 1e3,
+            "applied transform"
+        );
+        Ok(Cow::Owned(InputValue::Real { shape: out.shape, values: out.values }))
     }
 
     /// The graph with the session's protocol override applied.
@@ -294,7 +357,9 @@ impl Session {
         transport: Arc<dyn mpcflow_sdk::transport::Transport>,
         inputs: HashMap<String, InputValue>,
     ) -> Result<crate::remote::PartyRun, Error> {
-        let tensors = self.encode_party_inputs(me, inputs)?;
+        // Encoding runs a transform plugin, which may fail; the failure goes to the peers once
+        // connected, so nobody waits for this party until the timeout.
+        let tensors = self.encode_party_inputs(me, inputs);
         let spec = self.effective_spec();
         let protocol = self.protocol_of(&spec)?;
         let plan = |shapes| self.plan(PlanOptions { input_shapes: shapes, ..Default::default() });

@@ -38,6 +38,10 @@ pub enum Error {
     /// A limit was reached (memory, fuel, time).
     #[error("resources exhausted: {0}")]
     ResourcesExhausted(String),
+    /// A third-party plugin failed: it trapped, ran out of fuel or memory, or broke the
+    /// interface. The message names the plugin.
+    #[error("{0}")]
+    Plugin(String),
     /// A state that should be impossible: this is a bug, please report it.
     #[error("internal error (this is a bug, please report it): {0}")]
     Internal(String),

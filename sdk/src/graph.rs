@@ -50,6 +50,19 @@ pub struct InputSpec {
     pub dtype: DType,
     /// Shape; symbolic dims are fixed by the data.
     pub shape: Vec<Dim>,
+    /// A plaintext transform the owner applies before sharing (an operator plugin of kind
+    /// transform); the dtype and shape above describe its result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transform: Option<TransformSpec>,
+}
+
+/// `transform: { op: normalize, mean: 120 }` on an input.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TransformSpec {
+    /// The operator plugin's name.
+    pub op: String,
+    /// Its attributes.
+    pub attrs: crate::op::Attrs,
 }
 
 /// A public constant.
@@ -129,7 +142,7 @@ impl GraphSpec {
 
     /// Adds a private input.
     pub fn input(mut self, name: &str, owner: &str, dtype: DType, shape: Vec<Dim>) -> Self {
-        self.inputs.push(InputSpec { name: name.into(), owner: owner.into(), dtype, shape });
+        self.inputs.push(InputSpec { name: name.into(), owner: owner.into(), dtype, shape, transform: None });
         self
     }
 

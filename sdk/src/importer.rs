@@ -21,7 +21,7 @@ use crate::graph::{ConstSpec, NodeSpec};
 use crate::{DType, Result};
 
 /// A model as a subgraph.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ImportedModel {
     /// The model's inputs: name, dtype, shape.
     pub inputs: Vec<(String, DType, Vec<usize>)>,
@@ -39,6 +39,10 @@ pub struct ImportedModel {
 pub trait Importer: Send + Sync {
     /// Name used in pipeline files (`import: onnx`).
     fn name(&self) -> &str;
+    /// Version, shown by `mpcflow plugins list`.
+    fn version(&self) -> &str {
+        "0.1.0"
+    }
     /// Converts a model file. Malformed files return an error, never panic.
     fn import(&self, bytes: &[u8]) -> Result<ImportedModel>;
 }

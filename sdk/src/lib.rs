@@ -18,6 +18,8 @@
 //! - [`op`], [`shape`]: the op set, its attributes and its shape rules.
 //! - [`graph`]: a graph built in code (what pipeline files and importers produce).
 //! - [`protocol`], [`transport`], [`kernel`], [`importer`], [`operator`]: one trait per plugin kind.
+//! - [`plugin`]: what third-party plugins are made of: the native interface (abi_stable, feature
+//!   `abi`) and the WASM interface (feature `guest` for the plugin side).
 //! - [`error`]: the boundary error type.
 
 pub mod config;
@@ -30,6 +32,7 @@ pub mod kernel;
 pub mod op;
 pub mod operator;
 pub mod party;
+pub mod plugin;
 pub mod protocol;
 pub mod shape;
 pub mod tensor;

@@ -8,6 +8,7 @@ mod multiprocess;
 mod onnx;
 mod onnx_conformance;
 mod pipelines;
+mod plugins;
 mod privacy;
 mod remote;
 mod scheduler;

@@ -518,3 +518,33 @@ fn an_insecure_protocol_runs_between_processes_only_when_allowed() {
         assert_eq!(text(&o.stdout), "alice_richer = 0 (false)    (revealed to alice, bob)\n");
     }
 }
+
+#[test]
+fn a_transform_plugin_that_traps_at_one_party_stops_every_process() {
+    let dir = scratch("transform-trap");
+    let d = deployment(&dir);
+    let wat =
+        crate::plugins::wat_plugin("spin", "transform", "unreachable", Some("panicked at src/lib.rs:3:5: bad row"));
+    std::fs::write(dir.join("spin.wat"), wat).unwrap();
+    let file = dir.join("pipeline.yaml");
+    std::fs::write(
+        &file,
+        "version: 1\nparties: [alice, bob]\nprotocol: fss2pc\nplugins:\n  - { wasm: spin.wat }\ninputs:\n  \
+         a: { owner: alice, dtype: fixed, shape: [3], transform: { op: spin } }\n  b: { owner: bob, dtype: fixed, shape: [3] }\n\
+         nodes:\n  c: { op: gt, inputs: [a, b] }\noutputs:\n  c: { reveal_to: [alice, bob] }\n",
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    let start = Instant::now();
+    let children = vec![
+        spawn(party(&d, f, "alice", &["a=[1, 2, 3]"])),
+        spawn(party(&d, f, "bob", &["b=[3, 2, 1]"])),
+        spawn(dealer(&d, f)),
+    ];
+    let outs = wait_all(children, BOUND);
+    // Every process stops at once, well before the 10 s timeout, and says why.
+    assert!(start.elapsed() < Duration::from_secs(9), "took {:?}", start.elapsed());
+    assert_failed(&outs[0], "alice", &["input `a`: transform", "panicked at src/lib.rs:3:5: bad row"]);
+    assert_failed(&outs[1], "bob", &["alice", "bad row"]);
+    assert_failed(&outs[2], "dealer", &["alice", "bad row"]);
+}

@@ -126,7 +126,12 @@ impl Operator for Clip {
     fn name(&self) -> &str {
         "clip"
     }
-    fn lower(&self, attrs: &Attrs, inputs: &[TensorInfo]) -> mpcflow_sdk::Result<Lowering> {
+    fn lower(
+        &self,
+        attrs: &Attrs,
+        inputs: &[TensorInfo],
+        fp: mpcflow_sdk::FixedPoint,
+    ) -> mpcflow_sdk::Result<Lowering> {
         use mpcflow_sdk::op::AttrValue;
         let num = |k: &str| match attrs.get(k) {
             Some(AttrValue::Float(v)) => Ok(*v),
@@ -134,7 +139,7 @@ impl Operator for Clip {
             _ => Err(mpcflow_sdk::Error::invalid(format!("clip needs a number `{k}`"))),
         };
         let dt = inputs.first().map(|t| t.dtype).unwrap_or(DType::Fixed);
-        let c = |v: f64| LRef::Const(mpcflow_sdk::Tensor::scalar(dt, v, mpcflow_sdk::FixedPoint::default()));
+        let c = |v: f64| LRef::Const(mpcflow_sdk::Tensor::scalar(dt, v, fp));
         Ok(Lowering {
             nodes: vec![
                 LoweredNode { op: Op::Max { axis: None }, inputs: vec![LRef::Input(0), c(num("lo")?)] },

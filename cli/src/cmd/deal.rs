@@ -1,8 +1,8 @@
 //! `mpcflow deal FILE --out DIR`: the offline phase ahead of time, one material file per party.
 
 use anyhow::{Result, anyhow};
+use mpcflow_runtime::SessionConfig;
 use mpcflow_runtime::plan::PlanOptions;
-use mpcflow_runtime::{Session, SessionConfig};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -11,6 +11,8 @@ use std::time::Instant;
 pub struct Args {
     /// Pipeline file.
     file: PathBuf,
+    #[command(flatten)]
+    plugins: super::PluginArgs,
     /// Directory for the material files (one per party: PARTY.mpcmat).
     #[arg(long)]
     out: PathBuf,
@@ -24,7 +26,7 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     let config = SessionConfig { protocol: a.protocol.clone(), ..Default::default() };
-    let session = Session::from_path(&a.file, mpcflow::builtins()).map_err(|e| anyhow!("{e}"))?.with_config(config);
+    let session = a.plugins.session(&a.file)?.with_config(config);
     let dims = super::parse_dims(&a.dims)?;
     let plan = session.plan(PlanOptions { dims, ..Default::default() }).map_err(|e| anyhow!("{e}"))?;
     if !plan.sampled_dims.is_empty() {

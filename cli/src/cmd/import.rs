@@ -1,5 +1,6 @@
 //! `mpcflow import MODEL.onnx --owner NAME --input-owner NAME -o graph.yaml`: a model becomes a
 //! pipeline file that runs as it is, and its weights become the model owner's input files.
+//! `--importer NAME --plugin PATH` reads another format through an importer plugin.
 
 use anyhow::{Context, Result, anyhow};
 use mpcflow::import::{Reveal, Roles, graph};
@@ -10,8 +11,13 @@ use std::path::{Path, PathBuf};
 /// Arguments.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The ONNX model.
+    /// The model file (ONNX unless --importer says otherwise).
     model: PathBuf,
+    /// The importer to read it with: `onnx` (built in) or one a --plugin provides.
+    #[arg(long, default_value = "onnx")]
+    importer: String,
+    #[command(flatten)]
+    plugins: super::PluginArgs,
     /// The party that owns the model (its weights are that party's private inputs).
     #[arg(long)]
     owner: String,
@@ -65,8 +71,16 @@ pub fn run(a: Args) -> Result<()> {
         return Err(anyhow!("--batch must be at least 1"));
     }
     let bytes = std::fs::read(&a.model).with_context(|| format!("cannot read {}", a.model.display()))?;
-    let model = import(&bytes, &ImportOptions { batch: a.batch, private_scalars: a.private_scalars })
-        .map_err(|e| anyhow!("{}: {e}", a.model.display()))?;
+    let model = if a.importer == "onnx" {
+        import(&bytes, &ImportOptions { batch: a.batch, private_scalars: a.private_scalars }).map_err(|e| e.to_string())
+    } else {
+        let registry = a.plugins.registry(None)?;
+        let importer = registry.importer(&a.importer).ok_or_else(|| {
+            anyhow!("unknown importer `{}` (importers: {})", a.importer, registry.importer_names().join(", "))
+        })?;
+        importer.import(&bytes).map_err(|e| e.to_string())
+    }
+    .map_err(|e| anyhow!("{}: {e}", a.model.display()))?;
     let stem = a.out.file_stem().and_then(|s| s.to_str()).unwrap_or("model").to_string();
     let name = a.name.clone().unwrap_or_else(|| mpcflow_importer_onnx::clean(&stem));
     let dir = a.out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));

@@ -9,6 +9,7 @@ pub mod import;
 pub mod outputs;
 pub mod party;
 pub mod plan;
+pub mod plugins;
 pub mod run;
 
 use anyhow::{Context, Result, anyhow};
@@ -16,11 +17,44 @@ use mpcflow_runtime::pipeline::Pipeline;
 use std::collections::HashMap;
 use std::path::Path;
 
+/// Third-party plugins named on the command line, added to those the pipeline file names.
+#[derive(clap::Args, Default)]
+pub struct PluginArgs {
+    /// Load a plugin: a native library (.so/.dylib/.dll) or a WASM module (.wasm/.wat).
+    /// Repeatable.
+    #[arg(long = "plugin", value_name = "PATH")]
+    pub plugins: Vec<std::path::PathBuf>,
+}
+
+impl PluginArgs {
+    /// The built-in plugins, then the pipeline's `plugins:`, then `--plugin` arguments.
+    pub fn registry(&self, pipeline: Option<&Pipeline>) -> Result<mpcflow_runtime::Registry> {
+        let mut registry = mpcflow::builtins();
+        for decl in pipeline.map(|p| p.plugins.as_slice()).unwrap_or_default() {
+            mpcflow_plugin_host::load(&decl.source, &mut registry).map_err(|e| anyhow!("{}: {e}", decl.location))?;
+        }
+        for path in &self.plugins {
+            let source = mpcflow_runtime::plugin_spec::PluginSource::from_path(path.clone());
+            mpcflow_plugin_host::load(&source, &mut registry).map_err(|e| anyhow!("--plugin: {e}"))?;
+        }
+        Ok(registry)
+    }
+
+    /// Reads the pipeline `file` and loads every plugin it and the command line name.
+    pub fn session(&self, file: &Path) -> Result<mpcflow_runtime::Session> {
+        let pipeline = load(file)?;
+        let registry = self.registry(Some(&pipeline))?;
+        Ok(mpcflow_runtime::Session::from_pipeline(pipeline, registry))
+    }
+}
+
 /// What `check` and `plan` share: a file, a protocol and symbolic sizes, planned.
 #[derive(clap::Args)]
 pub struct PlanArgs {
     /// Pipeline file.
     pub file: std::path::PathBuf,
+    #[command(flatten)]
+    pub plugins: PluginArgs,
     /// Use this protocol instead of the file's.
     #[arg(long)]
     pub protocol: Option<String>,
@@ -30,15 +64,16 @@ pub struct PlanArgs {
 }
 
 impl PlanArgs {
-    /// Loads and plans the file with the built-in plugins.
+    /// Loads and plans the file with the built-in plugins and those it names.
     pub fn plan(&self) -> Result<(Pipeline, mpcflow_runtime::Plan)> {
         let pipeline = load(&self.file)?;
+        let registry = self.plugins.registry(Some(&pipeline))?;
         let opts = mpcflow_runtime::plan::PlanOptions {
             protocol: self.protocol.clone(),
             dims: parse_dims(&self.dims)?,
             ..Default::default()
         };
-        let plan = mpcflow_runtime::plan::build(&pipeline.spec, &mpcflow::builtins(), &opts)
+        let plan = mpcflow_runtime::plan::build(&pipeline.spec, &registry, &opts)
             .map_err(|e| anyhow!("{}", pipeline.locate(e)))?;
         Ok((pipeline, plan))
     }

@@ -31,6 +31,8 @@ pub struct Connection {
     /// the clear. For testing pipelines only.
     #[arg(long)]
     pub insecure: bool,
+    #[command(flatten)]
+    pub plugins: super::PluginArgs,
 }
 
 impl Connection {
@@ -48,9 +50,11 @@ impl Connection {
             allow_insecure: self.insecure,
             ..Default::default()
         };
-        let session = Session::from_path(file, mpcflow::builtins()).map_err(|e| anyhow!("{e}"))?.with_config(config);
-        let protocol = self.protocol.clone().unwrap_or_else(|| session.graph().protocol.clone());
-        let needs_dealer = mpcflow::builtins().protocol(&protocol).is_some_and(|p| p.descriptor().needs_dealer);
+        let pipeline = super::load(file)?;
+        let registry = self.plugins.registry(Some(&pipeline))?;
+        let protocol = self.protocol.clone().unwrap_or_else(|| pipeline.spec.protocol.clone());
+        let needs_dealer = registry.protocol(&protocol).is_some_and(|p| p.descriptor().needs_dealer);
+        let session = Session::from_pipeline(pipeline, registry).with_config(config);
         let missing: Vec<&str> = session
             .graph()
             .parties

@@ -3,8 +3,8 @@
 use super::InputArgs;
 use super::outputs::{OutputArgs, Shown};
 use anyhow::{Context, Result, anyhow};
+use mpcflow_runtime::SessionConfig;
 use mpcflow_runtime::plan::PlanOptions;
-use mpcflow_runtime::{Session, SessionConfig};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,6 +16,8 @@ use std::time::Duration;
 pub struct Args {
     /// Pipeline file.
     file: PathBuf,
+    #[command(flatten)]
+    plugins: super::PluginArgs,
     /// Run with this protocol instead of the file's.
     #[arg(long)]
     protocol: Option<String>,
@@ -75,7 +77,7 @@ pub fn run(a: Args) -> Result<()> {
         material_dir: a.material.clone(),
         ..Default::default()
     };
-    let session = Session::from_path(&a.file, mpcflow::builtins()).map_err(|e| anyhow!("{e}"))?.with_config(config);
+    let session = a.plugins.session(&a.file)?.with_config(config);
     let inputs = a.inputs.collect(session.graph(), None)?;
     let tensors = session.encode_inputs(inputs).map_err(|e| anyhow!("{e}"))?;
     let opts = PlanOptions {

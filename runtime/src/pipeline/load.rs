@@ -1,12 +1,14 @@
 //! Raw YAML structs → [`GraphSpec`] plus [`SourceMap`], collecting every problem at once.
 
-use super::raw::{Entries, RawDim, RawPipeline, RawValue, SStr};
+use super::raw::{Entries, RawDim, RawPipeline, RawPlugin, RawValue, SStr};
 use super::{Loc, Pipeline, SourceMap};
 use crate::error::{Error, Problem, Site};
-use mpcflow_sdk::graph::{ConstSpec, Dim, GraphSpec, InputSpec, NodeSpec, OutputSpec};
+use crate::plugin_spec::{PluginDecl, PluginSource, WasmLimits};
+use mpcflow_sdk::graph::{ConstSpec, Dim, GraphSpec, InputSpec, NodeSpec, OutputSpec, TransformSpec};
 use mpcflow_sdk::op::{AttrError, AttrValue, Attrs};
 use mpcflow_sdk::{DType, FixedPoint, Op};
 use serde_saphyr::{Location, Spanned};
+use std::path::PathBuf;
 
 fn loc(l: &Location) -> Loc {
     Loc { line: l.line() as u32, column: l.column() as u32 }
@@ -133,7 +135,8 @@ pub(super) fn load(text: &str, file: &str) -> Result<Pipeline, Error> {
                 RawDim::Name(s) => Dim::Sym(s.clone()),
             })
             .collect();
-        spec.inputs.push(InputSpec { name: n, owner: input.value.owner.value.clone(), dtype, shape });
+        let transform = input.value.transform.as_ref().and_then(|t| load_transform(&mut ld, &n, t));
+        spec.inputs.push(InputSpec { name: n, owner: input.value.owner.value.clone(), dtype, shape, transform });
     }
 
     for (name, body) in &raw.nodes.0 {
@@ -155,7 +158,85 @@ pub(super) fn load(text: &str, file: &str) -> Result<Pipeline, Error> {
             .push(OutputSpec { name: n, reveal_to: out.value.reveal_to.iter().map(|p| p.value.clone()).collect() });
     }
 
-    if ld.problems.is_empty() { Ok(Pipeline { spec, sources: ld.sources }) } else { Err(Error::Invalid(ld.problems)) }
+    let mut plugins = vec![];
+    for (i, entry) in raw.plugins.iter().enumerate() {
+        if let Some(decl) = load_plugin(&mut ld, i, entry) {
+            plugins.push(decl);
+        }
+    }
+
+    if ld.problems.is_empty() {
+        Ok(Pipeline { spec, sources: ld.sources, plugins })
+    } else {
+        Err(Error::Invalid(ld.problems))
+    }
+}
+
+/// `transform: { op: NAME, attr: value, ... }` on an input.
+fn load_transform(
+    ld: &mut Loader,
+    input: &str,
+    body: &Spanned<Entries<SStr, Spanned<RawValue>>>,
+) -> Option<TransformSpec> {
+    let site = Site::InputTransform(input.to_string());
+    ld.sources.set(site.clone(), at(body));
+    let mut op = None;
+    let mut attrs = Attrs::new();
+    for (key, value) in &body.value.0 {
+        match (key.value.as_str(), &value.value) {
+            ("op", RawValue::Str(s)) => op = Some(s.clone()),
+            ("op", _) => ld.problem(site.clone(), at(value), "`op` must be the name of a transform plugin"),
+            (attr, v) => {
+                attrs.insert(attr.to_string(), attr_value(v));
+            }
+        }
+    }
+    match op {
+        Some(op) => Some(TransformSpec { op, attrs }),
+        None => {
+            ld.problem(site, at(body), "a transform needs `op`: the name of a transform plugin");
+            None
+        }
+    }
+}
+
+/// One entry of `plugins:`.
+fn load_plugin(ld: &mut Loader, i: usize, entry: &Spanned<RawPlugin>) -> Option<PluginDecl> {
+    let site = Site::Plugin(i);
+    let l = at(entry);
+    ld.sources.set(site.clone(), l);
+    let location = format!("{}:{}:{}", ld.file, l.line, l.column);
+    let e = &entry.value;
+    let source = match (&e.native, &e.wasm) {
+        (Some(path), None) => {
+            if let Some(x) = e.fuel.as_ref().map(at).or(e.memory_mib.as_ref().map(at)) {
+                ld.problem(site, x, "`fuel` and `memory_mib` are limits of WASM plugins; a native library has none");
+                return None;
+            }
+            PluginSource::Native(PathBuf::from(&path.value))
+        }
+        (None, Some(path)) => {
+            let mut limits = WasmLimits::default();
+            if let Some(f) = &e.fuel {
+                if f.value == 0 {
+                    ld.problem(site.clone(), at(f), "`fuel` must be at least 1");
+                }
+                limits.fuel = f.value;
+            }
+            if let Some(m) = &e.memory_mib {
+                if !(1..=4096).contains(&m.value) {
+                    ld.problem(site.clone(), at(m), "`memory_mib` must be 1 to 4096 (a wasm32 memory holds 4 GiB)");
+                }
+                limits.memory_mib = m.value;
+            }
+            PluginSource::Wasm { path: PathBuf::from(&path.value), limits }
+        }
+        _ => {
+            ld.problem(site, l, "a plugin entry needs exactly one of `native: PATH` or `wasm: PATH`");
+            return None;
+        }
+    };
+    Some(PluginDecl { source, location })
 }
 
 fn stem(file: &str) -> String {

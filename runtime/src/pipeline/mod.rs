@@ -46,6 +46,9 @@ impl SourceMap {
             }
             Site::OutputParty(n, _) => self.sites.get(&Site::Output(n.clone())).copied(),
             Site::InputOwner(n) => self.sites.get(&Site::Input(n.clone())).copied(),
+            Site::InputTransform(n) => {
+                self.sites.get(site).or_else(|| self.sites.get(&Site::Input(n.clone()))).copied()
+            }
             _ => None,
         })
     }
@@ -59,6 +62,22 @@ impl SourceMap {
     }
 }
 
+/// `a/b/../c` → `a/c`, lexically (no file system access), so messages show short paths.
+fn tidy(path: &Path) -> std::path::PathBuf {
+    use std::path::Component;
+    let mut out: Vec<Component<'_>> = vec![];
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    if out.is_empty() { std::path::PathBuf::from(".") } else { out.iter().collect() }
+}
+
 /// A parsed pipeline file.
 #[derive(Clone, Debug)]
 pub struct Pipeline {
@@ -66,6 +85,8 @@ pub struct Pipeline {
     pub spec: GraphSpec,
     /// Where each part of it is in the file.
     pub sources: SourceMap,
+    /// Plugins it loads (`plugins:`), relative paths resolved against the file's directory.
+    pub plugins: Vec<crate::plugin_spec::PluginDecl>,
 }
 
 impl Pipeline {
@@ -78,7 +99,16 @@ impl Pipeline {
     pub fn from_path(path: &Path) -> Result<Pipeline, Error> {
         let text =
             std::fs::read_to_string(path).map_err(|e| Error::Parse(format!("{}: cannot read: {e}", path.display())))?;
-        Self::from_yaml(&text, &path.display().to_string())
+        let mut p = Self::from_yaml(&text, &path.display().to_string())?;
+        let dir = path.parent().unwrap_or(Path::new(""));
+        for d in &mut p.plugins {
+            let resolved = tidy(&dir.join(d.source.path()));
+            match &mut d.source {
+                crate::plugin_spec::PluginSource::Native(p)
+                | crate::plugin_spec::PluginSource::Wasm { path: p, .. } => *p = resolved,
+            }
+        }
+        Ok(p)
     }
 
     /// Adds `file:line:column` to problems found in this pipeline's graph.

@@ -25,6 +25,18 @@ pub struct RawPipeline {
     pub nodes: Entries<SStr, Spanned<Entries<SStr, Spanned<RawValue>>>>,
     #[serde(default)]
     pub outputs: Entries<SStr, Spanned<RawOutput>>,
+    #[serde(default)]
+    pub plugins: Vec<Spanned<RawPlugin>>,
+}
+
+/// `- { native: PATH }` or `- { wasm: PATH, fuel: N, memory_mib: N }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlugin {
+    pub native: Option<SStr>,
+    pub wasm: Option<SStr>,
+    pub fuel: Option<Spanned<u64>>,
+    pub memory_mib: Option<Spanned<u64>>,
 }
 
 /// `fixed_point: { frac_bits: 16 }`.
@@ -51,6 +63,7 @@ pub struct RawInput {
     pub dtype: SStr,
     #[serde(default)]
     pub shape: Vec<Spanned<RawDim>>,
+    pub transform: Option<Spanned<Entries<SStr, Spanned<RawValue>>>>,
 }
 
 /// One dimension: a size or a name.

@@ -74,9 +74,19 @@ pub fn to_yaml(spec: &GraphSpec, header: &[String]) -> String {
                     Dim::Sym(s) => s.clone(),
                 })
                 .collect();
+            let transform = match &i.transform {
+                None => String::new(),
+                Some(t) => {
+                    let mut s = format!(", transform: {{ op: {}", t.op);
+                    for (k, v) in &t.attrs {
+                        let _ = write!(s, ", {k}: {}", attr(v));
+                    }
+                    s + " }"
+                }
+            };
             let _ = writeln!(
                 y,
-                "  {}: {{ owner: {}, dtype: {}, shape: [{}] }}",
+                "  {}: {{ owner: {}, dtype: {}, shape: [{}]{transform} }}",
                 i.name,
                 i.owner,
                 dtype(i.dtype),
@@ -119,6 +129,11 @@ mod tests {
             .node("f", Op::Reshape { shape: vec![2, -1] }, ["p"])
             .node("cls", Op::Argmax { axis: -1, one_hot: false }, ["f"])
             .output("cls", ["alice"]);
+        let mut g = g;
+        let mut attrs = mpcflow_sdk::op::Attrs::new();
+        attrs.insert("mean".into(), mpcflow_sdk::op::AttrValue::Float(120.5));
+        attrs.insert("label".into(), mpcflow_sdk::op::AttrValue::Str("bp".into()));
+        g.inputs[0].transform = Some(mpcflow_sdk::graph::TransformSpec { op: "normalize".into(), attrs });
         let text = to_yaml(&g, &["made by a test".into()]);
         let back = crate::pipeline::Pipeline::from_yaml(&text, "w.yaml").unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(back.spec, g, "{text}");

@@ -74,7 +74,7 @@ impl Builder<'_> {
                 .operator(opname)
                 .ok_or_else(|| Problem::new(Site::NodeOp(origin.to_string()), format!("unknown op `{opname}`")))?;
             let lowering = plugin
-                .lower(attrs, &infos)
+                .lower(attrs, &infos, self.fixed_point)
                 .map_err(|e| Problem::new(site.clone(), format!("operator plugin `{opname}`: {e}")))?;
             return self.expand(name, origin, &lowering, &inputs, depth);
         }

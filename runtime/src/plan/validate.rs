@@ -5,6 +5,7 @@ use crate::error::{Problem, Site};
 use crate::registry::Registry;
 use mpcflow_sdk::graph::GraphSpec;
 use mpcflow_sdk::op::{Op, edit_distance};
+use mpcflow_sdk::operator::OperatorKind;
 use petgraph::graph::DiGraph;
 use std::collections::HashMap;
 
@@ -98,8 +99,44 @@ pub(super) fn validate(
                 .push(Problem::new(Site::InputOwner(inp.name.clone()), format!("owner {}", party_hint(&inp.owner))));
         }
     }
+    for inp in &spec.inputs {
+        if let Some(t) = &inp.transform {
+            let site = Site::InputTransform(inp.name.clone());
+            match registry.operator(&t.op) {
+                None => {
+                    let known: Vec<String> = registry
+                        .operator_names()
+                        .into_iter()
+                        .filter(|n| registry.operator(n).is_some_and(|o| o.kind() == OperatorKind::Transform))
+                        .collect();
+                    let hint = if known.is_empty() {
+                        " (no transform plugin is loaded: name its file under `plugins:` or with --plugin)".to_string()
+                    } else {
+                        format!(" (transform plugins: {})", known.join(", "))
+                    };
+                    problems.push(Problem::new(site, format!("unknown transform `{}`{hint}", t.op)));
+                }
+                Some(o) if o.kind() != OperatorKind::Transform => problems.push(Problem::new(
+                    site,
+                    format!("`{}` is a secure operator, not a transform: use it as a node's `op`", t.op),
+                )),
+                Some(_) => {}
+            }
+        }
+    }
     for (i, n) in spec.nodes.iter().enumerate() {
         declare(&n.name, Source::Node(i), Site::Node(n.name.clone()), problems);
+        if let Op::Custom { name, .. } = &n.op
+            && registry.operator(name).is_some_and(|o| o.kind() == OperatorKind::Transform)
+        {
+            problems.push(Problem::new(
+                Site::NodeOp(n.name.clone()),
+                format!(
+                    "`{name}` is a transform: it runs on one party's plaintext before sharing, so it goes on an \
+                     input (`transform: {{ op: {name} }}`), not on a node"
+                ),
+            ));
+        }
         if let Op::Custom { name, .. } = &n.op
             && registry.operator(name).is_none()
         {

@@ -187,13 +187,14 @@ fn joined(e: tokio::task::JoinError) -> Error {
 }
 
 /// Runs party `name` of `spec` in this process with its own `inputs` (encoded, by input
-/// name). `plan` builds the plan from every input's shape.
+/// name). `plan` builds the plan from every input's shape. When encoding the inputs failed, the
+/// party still connects and tells its peers why it stops, then returns that error.
 pub async fn run_remote_party(
     spec: &GraphSpec,
     protocol: Arc<dyn Protocol>,
     transport: Arc<dyn Transport>,
     name: &str,
-    inputs: HashMap<String, Tensor>,
+    inputs: Result<HashMap<String, Tensor>, Error>,
     cfg: &RunConfig,
     plan: &PlanFn<'_>,
 ) -> Result<PartyRun, Error> {
@@ -217,13 +218,17 @@ pub async fn run_remote_party(
         )]));
     }
     let setup = Setup { spec, has_dealer: descriptor.needs_dealer, protocol, cfg };
-    let link = setup.connect(transport, Endpoint::Party(me), name).await?;
+    let link = match setup.connect(transport, Endpoint::Party(me), name).await {
+        Ok(link) => link,
+        Err(e) => return Err(inputs.err().unwrap_or(e)),
+    };
     let hs = Handshake {
         me: name.into(),
         link: link.clone(),
         peers: setup.peers_of(Endpoint::Party(me)),
         timeout: cfg.timeout,
     };
+    let inputs = inputs.map_err(|e| hs.abort(e))?;
     let own_shapes = inputs.iter().map(|(k, t)| (k.clone(), t.shape.clone())).collect();
     let plan = Arc::new(setup.agree(&hs, own_shapes, plan).await?);
     tracing::info!(party = %name, fingerprint = %plan.fingerprint_hex(), nodes = plan.nodes.len(), "session agreed");
