@@ -170,6 +170,27 @@ impl Compose {
         self.op(Op::Relu, [a])
     }
 
+    /// `table[index]`, elementwise, for a secret integer tensor `index` of shape `index_shape`
+    /// (entries `0..table.len()`) and a public table of `dtype` values. Built from primitives
+    /// every protocol has: each index is compared with every key (one-hot), the hits select
+    /// their entries, and a sum over the keys gives the value: `table.len()` comparisons per
+    /// element, so meant for small tables. An index outside the table gives 0.
+    pub fn lookup(&mut self, index: Value, index_shape: &[usize], table: &[f64], dtype: DType) -> Result<Value> {
+        let n = table.len();
+        let keys: Vec<f64> = (0..n).map(|k| k as f64).collect();
+        let keys = Tensor::from_f64(DType::Int, vec![n], &keys, self.fixed_point)
+            .ok_or_else(|| Error::internal("lookup keys"))?;
+        let entries =
+            Tensor::from_f64(dtype, vec![n], table, self.fixed_point).ok_or_else(|| Error::internal("lookup table"))?;
+        let mut column: Vec<i64> = index_shape.iter().map(|&d| d as i64).collect();
+        column.push(1);
+        let column = self.op(Op::Reshape { shape: column }, [index]);
+        let hot = self.op(Op::Eq, [column, Value(LRef::Const(keys))]);
+        let zero = self.constant(dtype, 0.0);
+        let picked = self.op(Op::Select, [hot, Value(LRef::Const(entries)), zero]);
+        Ok(self.op(Op::Sum { axes: vec![-1], keepdims: false }, [picked]))
+    }
+
     /// The finished lowering.
     pub fn finish(self) -> Lowering {
         Lowering { nodes: self.nodes }

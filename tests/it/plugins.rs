@@ -494,3 +494,38 @@ fn protocols_transports_and_kernels_cross_the_native_interface_unchanged() {
     );
     let _ = PluginKind::Kernel;
 }
+
+/// `Compose::lookup`, the host interface's table lookup, under both protocols: a secure
+/// operator `square_of_digit` that maps a secret digit 0..9 to its square.
+#[test]
+fn composed_table_lookup_matches_plaintext_under_ref_and_fss2pc() {
+    use mpcflow_sdk::op::Attrs;
+    use mpcflow_sdk::operator::{Compose, Operator};
+    use mpcflow_sdk::protocol::Lowering;
+    use mpcflow_sdk::shape::TensorInfo;
+    use mpcflow_sdk::{DType, FixedPoint};
+    struct SquareOfDigit;
+    impl Operator for SquareOfDigit {
+        fn name(&self) -> &str {
+            "square_of_digit"
+        }
+        fn lower(&self, _: &Attrs, inputs: &[TensorInfo], fp: FixedPoint) -> mpcflow_sdk::Result<Lowering> {
+            let mut c = Compose::new(fp);
+            let table: Vec<f64> = (0..10).map(|d| (d * d) as f64 / 4.0).collect();
+            let x = c.input(0);
+            c.lookup(x, &inputs[0].shape, &table, DType::Fixed)?;
+            Ok(c.finish())
+        }
+    }
+    let yaml = "version: 1\nparties: [a, b]\ninputs:\n  d: { owner: a, dtype: int, shape: [2, 6] }\nnodes:\n  q: { op: square_of_digit, inputs: [d] }\noutputs:\n  q: { reveal_to: [b] }\n";
+    let digits: Vec<i64> = vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, -1];
+    let want: Vec<f64> =
+        digits.iter().map(|&d| if (0..10).contains(&d) { (d * d) as f64 / 4.0 } else { 0.0 }).collect();
+    for protocol in ["ref", "fss2pc"] {
+        let mut reg = mpcflow::builtins();
+        reg.add_operator(std::sync::Arc::new(SquareOfDigit));
+        let s = crate::support::session(yaml, reg, protocol, 30_000);
+        let out = rt().block_on(s.run([("d", InputValue::Int { shape: vec![2, 6], values: digits.clone() })])).unwrap();
+        assert_eq!(out.values("q").unwrap(), want, "{protocol}");
+    }
+}
