@@ -8,7 +8,8 @@
 //! - `leaky_relu_1M_ref`: a whole run (plan, deal, evaluate) of the example pipeline on 1M
 //!   elements under `ref`, with the operator loaded from the native library and built in.
 //!
-//! The plugins are built first, as the examples' READMEs do (into `target/plugins`).
+//! The plugins are built first by `scripts/build-example-plugins.sh`, with the commands of the
+//! examples' READMEs (into `target/plugins`).
 //! Run: `cargo bench -p mpcflow --bench plugins`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -29,28 +30,10 @@ fn root() -> PathBuf {
 }
 
 fn build_plugins() -> (PathBuf, PathBuf) {
-    let root = root();
-    let dir = root.join("target/plugins");
-    let d = dir.to_str().expect("utf-8");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let run = |args: &[&str]| {
-        let ok = Command::new(&cargo).current_dir(&root).args(args).status().is_ok_and(|s| s.success());
-        assert!(ok, "cargo {}", args.join(" "));
-    };
-    let ok = Command::new(root.join("scripts/ensure-wasm-target.sh")).status().is_ok_and(|s| s.success());
-    assert!(ok, "scripts/ensure-wasm-target.sh failed");
-    run(&["build", "--locked", "--release", "-p", "mpcflow-example-leaky-relu", "--target-dir", d]);
-    run(&[
-        "build",
-        "--locked",
-        "--release",
-        "--target",
-        "wasm32-unknown-unknown",
-        "-p",
-        "mpcflow-example-normalize",
-        "--target-dir",
-        d,
-    ]);
+    let dir = root().join("target/plugins");
+    let script = root().join("scripts/build-example-plugins.sh");
+    let ok = Command::new(script).arg("--examples-only").status().is_ok_and(|s| s.success());
+    assert!(ok, "scripts/build-example-plugins.sh failed");
     (
         dir.join("release/libmpcflow_example_leaky_relu.so"),
         dir.join("wasm32-unknown-unknown/release/mpcflow_example_normalize.wasm"),

@@ -25,35 +25,13 @@ pub struct Built {
     pub stale: PathBuf,
 }
 
-fn cargo(args: &[&str]) {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(&cargo).current_dir(root()).args(args).output().expect("cargo runs");
-    assert!(out.status.success(), "cargo {}:\n{}", args.join(" "), String::from_utf8_lossy(&out.stderr));
-}
-
 /// Builds the example plugins once per test process (the same commands as their READMEs).
 pub fn built() -> &'static Built {
     static BUILT: OnceLock<Built> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let status = Command::new(root().join("scripts/ensure-wasm-target.sh")).status().expect("script runs");
-        assert!(status.success(), "scripts/ensure-wasm-target.sh failed");
+        let out = Command::new(root().join("scripts/build-example-plugins.sh")).output().expect("script runs");
+        assert!(out.status.success(), "scripts/build-example-plugins.sh:\n{}", String::from_utf8_lossy(&out.stderr));
         let dir = root().join("target/plugins");
-        let d = dir.to_str().expect("utf-8 path");
-        cargo(&["build", "--locked", "--release", "-p", "mpcflow-example-leaky-relu", "--target-dir", d]);
-        cargo(&[
-            "build",
-            "--locked",
-            "--release",
-            "--target",
-            "wasm32-unknown-unknown",
-            "-p",
-            "mpcflow-example-normalize",
-            "-p",
-            "mpcflow-example-tiny-importer",
-            "--target-dir",
-            d,
-        ]);
-        cargo(&["build", "--locked", "--manifest-path", "tests/plugins/stale/Cargo.toml", "--target-dir", d]);
         let wasm = dir.join("wasm32-unknown-unknown/release");
         Built {
             native: dir.join("release/libmpcflow_example_leaky_relu.so"),
