@@ -19,7 +19,7 @@ use mpcflow_sdk::plugin::wasm_abi::*;
 use mpcflow_sdk::protocol::Lowering;
 use mpcflow_sdk::shape::TensorInfo;
 use mpcflow_sdk::{Error, FixedPoint, Result};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 use wasmtime::{Config, Engine, Instance, Memory, Module, Store, StoreLimits, StoreLimitsBuilder, Trap, TypedFunc};
 
@@ -85,13 +85,7 @@ pub fn load(path: &Path, limits: WasmLimits, registry: &mut Registry, source: &s
             )));
         }
     }
-    let host = Arc::new(WasmModule {
-        path: path.to_path_buf(),
-        module,
-        limits,
-        instance: Mutex::new(None),
-        label: path.display().to_string(),
-    });
+    let host = Arc::new(WasmModule { module, limits, instance: Mutex::new(None), label: path.display().to_string() });
     let version = host.abi_version().map_err(|e| not_a_plugin(e.to_string()))?;
     if version != ABI_VERSION {
         return Err(LoadError::Incompatible {
@@ -175,9 +169,9 @@ struct Live {
     abi_version: TypedFunc<(), i32>,
 }
 
-/// A compiled module and (at most) one instance of it, shared by its plugins.
+/// A compiled module and (at most) one instance of it, shared by its plugins. `label` is its
+/// file, as messages show it.
 struct WasmModule {
-    path: PathBuf,
     module: Module,
     limits: WasmLimits,
     instance: Mutex<Option<Live>>,
@@ -319,7 +313,7 @@ impl WasmModule {
 
 impl std::fmt::Debug for WasmModule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WasmModule").field("path", &self.path).field("limits", &self.limits).finish()
+        f.debug_struct("WasmModule").field("file", &self.label).field("limits", &self.limits).finish()
     }
 }
 

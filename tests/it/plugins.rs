@@ -8,7 +8,6 @@ use crate::support::{root, rt};
 use mpcflow::runtime::pipeline::Pipeline;
 use mpcflow::runtime::plugin_spec::{PluginSource, WasmLimits};
 use mpcflow::runtime::{InputValue, Registry, Session, SessionConfig};
-use mpcflow_sdk::plugin::PluginKind;
 use proptest::prelude::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -470,7 +469,6 @@ fn protocols_transports_and_kernels_cross_the_native_interface_unchanged() {
         out,
         [19, 6u64.wrapping_add(2u64.wrapping_mul(u64::MAX)), 43, 18u64.wrapping_add(4u64.wrapping_mul(u64::MAX))]
     );
-    let _ = PluginKind::Kernel;
 }
 
 /// `Compose::lookup`, the host interface's table lookup, under both protocols: a secure
