@@ -11,6 +11,8 @@ pub enum Site {
     Graph,
     /// The `protocol` entry.
     Protocol,
+    /// The `kernel` entry.
+    Kernel,
     /// The `parties` list, entry `i`.
     Party(usize),
     /// The `fixed_point` entry.
@@ -44,6 +46,7 @@ impl fmt::Display for Site {
         match self {
             Site::Graph => f.write_str("graph"),
             Site::Protocol => f.write_str("protocol"),
+            Site::Kernel => f.write_str("kernel"),
             Site::Party(i) => write!(f, "parties[{i}]"),
             Site::FixedPoint => f.write_str("fixed_point"),
             Site::Input(n) | Site::InputOwner(n) => write!(f, "input `{n}`"),
@@ -94,6 +97,9 @@ pub enum Error {
     /// The pipeline file could not be read or parsed.
     #[error("{0}")]
     Parse(String),
+    /// A run setting given outside the file (a command-line option) is invalid.
+    #[error("{0}")]
+    Setting(String),
     /// The graph is invalid; every problem found is listed.
     #[error("{}", join(.0))]
     Invalid(Vec<Problem>),

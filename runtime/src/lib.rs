@@ -27,6 +27,7 @@
 
 pub mod error;
 pub mod inputs;
+pub mod kernel;
 pub mod material_file;
 pub mod pipeline;
 pub mod plan;

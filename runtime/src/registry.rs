@@ -5,6 +5,9 @@
 
 use mpcflow_sdk::importer::Importer;
 use mpcflow_sdk::kernel::Kernel;
+
+/// The kernel name that means "each protocol's own CPU code".
+pub const CPU_KERNEL: &str = "cpu";
 use mpcflow_sdk::operator::Operator;
 use mpcflow_sdk::plugin::PluginKind;
 use mpcflow_sdk::protocol::Protocol;
@@ -142,6 +145,15 @@ impl Registry {
     /// Names of the registered protocols.
     pub fn protocol_names(&self) -> Vec<String> {
         self.protocols.keys().cloned().collect()
+    }
+
+    /// Names of the registered kernels (`cpu` always among them: it is the protocols' own code).
+    pub fn kernel_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.kernels.keys().cloned().collect();
+        if !names.iter().any(|n| n == CPU_KERNEL) {
+            names.insert(0, CPU_KERNEL.into());
+        }
+        names
     }
 
     /// Names of the registered transports.

@@ -49,6 +49,10 @@ pub struct SessionConfig {
     /// Let [`Session::run_as_party`] run an insecure protocol (`ref`), which sends this party's
     /// inputs to the other processes in the clear. For tests only; off by default.
     pub allow_insecure: bool,
+    /// Use this compute kernel (`cpu`, `cuda`, …) instead of the file's `kernel:`. Asked for
+    /// here, an unavailable kernel falls back to `cpu` with a warning; demanded by the file, it
+    /// stops the run.
+    pub kernel: Option<String>,
 }
 
 impl Default for SessionConfig {
@@ -61,6 +65,7 @@ impl Default for SessionConfig {
             progress: None,
             material_dir: None,
             allow_insecure: false,
+            kernel: None,
         }
     }
 }
@@ -338,13 +343,24 @@ impl Session {
             .map_err(|e| self.locate(e))
     }
 
-    fn run_config(&self) -> RunConfig {
+    /// How a party runs: the session's settings and its kernel ([`crate::kernel::choose`]).
+    fn run_config(&self) -> Result<RunConfig, Error> {
+        let file_kernel = self.pipeline.as_ref().and_then(|p| p.kernel.as_deref());
+        let kernel = crate::kernel::choose(&self.registry, self.config.kernel.as_deref(), file_kernel)
+            .map_err(|e| self.locate(e))?;
+        Ok(RunConfig { kernel, ..self.dealer_config() })
+    }
+
+    /// How a dealer process runs: the dealer computes on no kernel, so none is chosen (a
+    /// dealer machine without the parties' GPU is fine).
+    fn dealer_config(&self) -> RunConfig {
         RunConfig {
             timeout: self.config.timeout,
             dealer_window: self.config.dealer_window,
             progress: self.config.progress.clone(),
             material_dir: self.config.material_dir.clone(),
             allow_insecure: self.config.allow_insecure,
+            kernel: Default::default(),
         }
     }
 
@@ -363,7 +379,7 @@ impl Session {
         let spec = self.effective_spec();
         let protocol = self.protocol_of(&spec)?;
         let plan = |shapes| self.plan(PlanOptions { input_shapes: shapes, ..Default::default() });
-        crate::remote::run_remote_party(&spec, protocol, transport, me, tensors, &self.run_config(), &plan)
+        crate::remote::run_remote_party(&spec, protocol, transport, me, tensors, &self.run_config()?, &plan)
             .await
             .map_err(|e| self.locate(e))
     }
@@ -376,7 +392,7 @@ impl Session {
         let spec = self.effective_spec();
         let protocol = self.protocol_of(&spec)?;
         let plan = |shapes| self.plan(PlanOptions { input_shapes: shapes, ..Default::default() });
-        crate::remote::run_remote_dealer(&spec, protocol, transport, &self.run_config(), &plan)
+        crate::remote::run_remote_dealer(&spec, protocol, transport, &self.dealer_config(), &plan)
             .await
             .map_err(|e| self.locate(e))
     }
@@ -415,7 +431,7 @@ impl Session {
         }
         let ids = plan.input_nodes();
         let by_id = inputs.into_iter().filter_map(|(k, t)| ids.get(&k).map(|&id| (id, t))).collect();
-        let cfg = self.run_config();
+        let cfg = self.run_config()?;
         let run = run_local(plan.clone(), protocol, transport, by_id, &cfg).await?;
         let report = RunReport::new(&plan, &run);
         let mut outputs = vec![];

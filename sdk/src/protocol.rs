@@ -261,6 +261,10 @@ pub struct EvalInput {
     pub material: Vec<u8>,
     /// For an input node at its owner: the plaintext value.
     pub private: Option<Tensor>,
+    /// The session's compute kernel, when it is not the protocol's own CPU code (`None` for the
+    /// default `cpu`). A protocol may hand heavy local work to it and falls back to its own code
+    /// for what the kernel does not support. Native protocol plugins always get `None`.
+    pub kernel: Option<Arc<dyn crate::kernel::Kernel>>,
 }
 
 /// A reference to a value inside a [`Lowering`].

@@ -3,6 +3,7 @@
 mod bad_files;
 mod cli;
 mod fss2pc;
+mod kernels;
 mod material;
 mod multiprocess;
 mod onnx;

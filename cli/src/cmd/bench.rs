@@ -27,6 +27,10 @@ pub struct Args {
     /// Protocol.
     #[arg(long, default_value = "ref")]
     protocol: String,
+    /// Compute kernel: `cpu` or `cuda` (or a plugin's). One that
+    /// cannot run here (no GPU) falls back to `cpu` with a warning.
+    #[arg(long, value_name = "NAME")]
+    kernel: Option<String>,
     /// Runs per scenario (the median is reported).
     #[arg(long, default_value_t = 5)]
     repeat: usize,
@@ -218,7 +222,8 @@ pub fn run(a: Args) -> Result<()> {
             let mut times = vec![];
             let mut last = None;
             for _ in 0..a.repeat.max(1) {
-                let (report, wall) = run_once(&rt, &graph, &inputs, &a.protocol, *mode == "sequential")?;
+                let (report, wall) =
+                    run_once(&rt, &graph, &inputs, &a.protocol, a.kernel.as_deref(), *mode == "sequential")?;
                 times.push(wall);
                 last = Some(report);
             }
@@ -268,11 +273,16 @@ fn run_once(
     graph: &GraphSpec,
     inputs: &[(String, InputValue)],
     protocol: &str,
+    kernel: Option<&str>,
     sequential: bool,
 ) -> Result<(mpcflow_runtime::RunReport, f64)> {
     let start = std::time::Instant::now();
-    let mut config =
-        SessionConfig { protocol: Some(protocol.to_string()), timeout: Duration::from_secs(600), ..Default::default() };
+    let mut config = SessionConfig {
+        protocol: Some(protocol.to_string()),
+        timeout: Duration::from_secs(600),
+        kernel: kernel.map(str::to_string),
+        ..Default::default()
+    };
     let dir = std::env::temp_dir().join(format!("mpcflow-bench-{}", std::process::id()));
     if sequential {
         let session = Session::from_graph(graph.clone(), mpcflow::builtins()).with_config(config.clone());

@@ -31,6 +31,10 @@ pub struct Connection {
     /// the clear. For testing pipelines only.
     #[arg(long)]
     pub insecure: bool,
+    /// Compute kernel of a party (the dealer uses none): `cpu` or `cuda` (or a plugin's). Overrides the file's `kernel:`; one that
+    /// cannot run here (no GPU) falls back to `cpu` with a warning.
+    #[arg(long, value_name = "NAME")]
+    pub kernel: Option<String>,
     #[command(flatten)]
     pub plugins: super::PluginArgs,
 }
@@ -48,6 +52,7 @@ impl Connection {
             protocol: self.protocol.clone(),
             timeout,
             allow_insecure: self.insecure,
+            kernel: self.kernel.clone(),
             ..Default::default()
         };
         let pipeline = super::load(file)?;

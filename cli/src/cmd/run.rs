@@ -21,6 +21,10 @@ pub struct Args {
     /// Run with this protocol instead of the file's.
     #[arg(long)]
     protocol: Option<String>,
+    /// Compute kernel: `cpu` or `cuda` (or a plugin's). Overrides the file's `kernel:`; one that
+    /// cannot run here (no GPU) falls back to `cpu` with a warning.
+    #[arg(long, value_name = "NAME")]
+    kernel: Option<String>,
     #[command(flatten)]
     inputs: InputArgs,
     #[command(flatten)]
@@ -75,6 +79,7 @@ pub fn run(a: Args) -> Result<()> {
         timeout: Duration::from_secs_f64(a.timeout),
         progress: Some(done.clone()),
         material_dir: a.material.clone(),
+        kernel: a.kernel.clone(),
         ..Default::default()
     };
     let session = a.plugins.session(&a.file)?.with_config(config);

@@ -10,6 +10,8 @@
 //!   Boyle–Gilboa–Ishai DPF and the Boyle et al. (Eurocrypt 2021) DCF over `Z(2^64)`, with
 //!   batched evaluation and byte-exact key serialisation.
 //! - [`gates`], [`dealer`], [`material`], [`wire`]: the protocol on top of it.
+//! - [`accel`]: the session's kernel plugin (a GPU) for DCF evaluation and ring products, with
+//!   this crate's CPU code as the fallback; [`CpuKernel`] is that CPU code as the `cpu` kernel.
 //!
 //! Accuracy against the plaintext `ref` protocol (`f` = fractional bits, 1 ulp = 2^-f):
 //! - exact: linear ops, comparisons and ReLU (differences below `2^(compare_bits−1)` words;
@@ -27,6 +29,8 @@
 //!   (see [`gates::root`]; reciprocal needs `f ≤ 22`, rsqrt and sqrt `f ≤ 24`);
 //! - div, softmax, layernorm: lowered onto these (bounds in [`lowering`]).
 
+pub mod accel;
+pub mod cpu_kernel;
 pub mod dealer;
 pub mod fss;
 pub mod gates;
@@ -37,4 +41,5 @@ pub mod protocol;
 pub mod ring;
 pub mod wire;
 
+pub use cpu_kernel::CpuKernel;
 pub use protocol::Fss2pc;

@@ -210,6 +210,7 @@ impl Split {
 pub struct Shares<'a> {
     reader: Reader<'a>,
     rng0: Option<SeedRng>,
+    accel: crate::accel::Accel,
 }
 
 impl<'a> Shares<'a> {
@@ -217,7 +218,18 @@ impl<'a> Shares<'a> {
     pub fn new(material: &'a [u8], tag: Tag, party: u16) -> Result<Shares<'a>> {
         let mut reader = Reader::new(material, tag)?;
         let rng0 = if party == 0 { Some(reader.seed()?) } else { None };
-        Ok(Shares { reader, rng0 })
+        Ok(Shares { reader, rng0, accel: crate::accel::Accel::default() })
+    }
+
+    /// Evaluates this material's keys on `accel` (the session's kernel).
+    pub fn with_accel(mut self, accel: crate::accel::Accel) -> Shares<'a> {
+        self.accel = accel;
+        self
+    }
+
+    /// Where this material's keys are evaluated.
+    pub fn accel(&self) -> &crate::accel::Accel {
+        &self.accel
     }
 
     /// This party's share of the next value of `n` elements.

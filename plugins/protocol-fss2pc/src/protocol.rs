@@ -1,5 +1,6 @@
 //! The `fss2pc` protocol: two parties and a dealer, masked wires, function secret sharing.
 
+use crate::accel::Accel;
 use crate::dealer::{FssDealer, difference};
 use crate::gates::linear::{ScaleEval, eval_linear, public};
 use crate::gates::open::OneRound;
@@ -85,6 +86,7 @@ impl Protocol for Fss2pc {
         let gate =
             classify(node).ok_or_else(|| Error::Unsupported { what: node.kind.label(), plugin: "fss2pc".into() })?;
         let me = input.party;
+        let accel = Accel::new(input.kernel.clone());
         let ins: Vec<Masked> = input.inputs.iter().map(|w| Masked::from_wire(w)).collect::<Result<_>>()?;
         let wire = |m: Masked| Immediate::boxed(Ok(NodeValue::Wire(m.into_wire())));
         Ok(match (gate, &node.kind) {
@@ -106,28 +108,28 @@ impl Protocol for Fss2pc {
             }
             (Gate::Linear, NodeKind::Op(op)) => wire(eval_linear(node, op, &ins)?),
             (Gate::Scale { c, bits }, NodeKind::Op(op)) => {
-                Box::new(ScaleEval::new(node, op, &ins, c, bits, me, &input.material)?)
+                Box::new(ScaleEval::new(node, op, &ins, c, bits, me, &input.material, accel)?)
             }
             (Gate::Bilinear { trunc }, NodeKind::Op(op)) => {
-                Box::new(bilinear::BilinearEval::new(node, op, &ins[0], &ins[1], trunc, me, &input.material)?)
+                Box::new(bilinear::BilinearEval::new(node, op, &ins[0], &ins[1], trunc, me, &input.material, accel)?)
             }
             (Gate::Sign { swap, a, sigma }, _) => {
                 let dhat = difference(node, &ins[0].value, &ins[1].value, swap)?;
-                let mut m = Shares::new(&input.material, Tag::Sign, me.0)?;
+                let mut m = Shares::new(&input.material, Tag::Sign, me.0)?.with_accel(accel);
                 let (mine, r_out) = sign::sign_share(me.0, &dhat, a, sigma, node.fixed_point.compare_bits, &mut m)?;
                 m.finish()?;
                 Box::new(OneRound::new(me, node, mine, r_out))
             }
             (Gate::Lut(func), _) => {
                 let x = ins.into_iter().next().ok_or_else(|| Error::internal("lookup without input"))?;
-                Box::new(lut::LutEval::new(func, node, me, x.value, x.share, input.material))
+                Box::new(lut::LutEval::new(func, node, me, x.value, x.share, input.material, accel))
             }
             (Gate::Root(func), _) => {
                 let x = ins.into_iter().next().ok_or_else(|| Error::internal("root without input"))?;
-                Box::new(root::RootEval::new(func, node, me, x.value, x.share, input.material)?)
+                Box::new(root::RootEval::new(func, node, me, x.value, x.share, input.material, accel)?)
             }
             (Gate::Relu, _) => {
-                let mut m = Shares::new(&input.material, Tag::Relu, me.0)?;
+                let mut m = Shares::new(&input.material, Tag::Relu, me.0)?.with_accel(accel);
                 let (mine, r_out) =
                     sign::relu_share(me.0, &ins[0].value, &ins[0].share, node.fixed_point.compare_bits, &mut m)?;
                 m.finish()?;

@@ -98,6 +98,9 @@ pub(super) fn load(text: &str, file: &str) -> Result<Pipeline, Error> {
     if let Some(p) = &raw.protocol {
         ld.sources.set(Site::Protocol, at(p));
     }
+    if let Some(k) = &raw.kernel {
+        ld.sources.set(Site::Kernel, at(k));
+    }
     let mut spec = GraphSpec {
         name: raw.name.as_ref().map(|n| n.value.clone()).unwrap_or_else(|| stem(file)),
         parties,
@@ -166,7 +169,7 @@ pub(super) fn load(text: &str, file: &str) -> Result<Pipeline, Error> {
     }
 
     if ld.problems.is_empty() {
-        Ok(Pipeline { spec, sources: ld.sources, plugins })
+        Ok(Pipeline { spec, sources: ld.sources, plugins, kernel: raw.kernel.as_ref().map(|k| k.value.clone()) })
     } else {
         Err(Error::Invalid(ld.problems))
     }

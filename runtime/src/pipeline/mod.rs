@@ -87,6 +87,9 @@ pub struct Pipeline {
     pub sources: SourceMap,
     /// Plugins it loads (`plugins:`), relative paths resolved against the file's directory.
     pub plugins: Vec<crate::plugin_spec::PluginDecl>,
+    /// The compute kernel the file demands (`kernel:`), if any. Not part of the graph: each
+    /// party may run on its own hardware.
+    pub kernel: Option<String>,
 }
 
 impl Pipeline {

@@ -16,6 +16,7 @@ pub struct RawPipeline {
     pub name: Option<SStr>,
     pub parties: Spanned<Vec<SStr>>,
     pub protocol: Option<SStr>,
+    pub kernel: Option<SStr>,
     pub fixed_point: Option<Spanned<RawFixedPoint>>,
     #[serde(default)]
     pub constants: Entries<SStr, Spanned<RawConstant>>,

@@ -247,6 +247,7 @@ pub async fn run_remote_party(
         dealer_window: cfg.dealer_window,
         progress: cfg.progress.clone(),
         dealer_connected: setup.has_dealer,
+        kernel: cfg.kernel.clone(),
     };
     let mut result = run_party(task).await?;
     let outputs = plan

@@ -41,6 +41,8 @@ pub struct RunConfig {
     /// Let a party in its own process run an insecure protocol (`ref`), which sends its
     /// private inputs to the other parties in the clear. For tests only.
     pub allow_insecure: bool,
+    /// The compute kernel handed to the protocol with every node.
+    pub kernel: crate::kernel::KernelHandle,
 }
 
 impl Default for RunConfig {
@@ -51,6 +53,7 @@ impl Default for RunConfig {
             progress: None,
             material_dir: None,
             allow_insecure: false,
+            kernel: Default::default(),
         }
     }
 }
@@ -157,6 +160,7 @@ pub async fn run_local(
             dealer_window: cfg.dealer_window,
             progress: if p == 0 { cfg.progress.clone() } else { None },
             dealer_connected: with_dealer,
+            kernel: cfg.kernel.clone(),
         };
         tasks.push(tokio::spawn(party::run_party(task)));
     }

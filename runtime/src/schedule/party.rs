@@ -49,6 +49,8 @@ pub struct PartyTask {
     /// Whether the session has a dealer endpoint (told with a `Bye` or `Abort` how this party's
     /// run ended, so that a dealer process knows whether the run succeeded).
     pub dealer_connected: bool,
+    /// The compute kernel handed to the protocol with every node.
+    pub kernel: crate::kernel::KernelHandle,
 }
 
 /// What one party ends with.
@@ -74,6 +76,7 @@ struct Shared {
     dealer_connected: bool,
     /// Set when this party's own nodes are all done.
     done: AtomicBool,
+    kernel: Option<Arc<dyn mpcflow_sdk::kernel::Kernel>>,
 }
 
 impl Shared {
@@ -223,6 +226,7 @@ pub async fn run_party(task: PartyTask) -> Result<PartyResult, Error> {
         timeout: task.timeout,
         dealer_connected: task.dealer_connected,
         done: AtomicBool::new(false),
+        kernel: task.kernel.0,
     });
     let rt = tokio::runtime::Handle::current();
     let mut readers = vec![];
@@ -413,7 +417,7 @@ async fn run_node(
     {
         return Err(node_err(mpcflow_sdk::Error::invalid("this party owns the input but brought no value")));
     }
-    let input = EvalInput { party: shared.me, inputs, material, private };
+    let input = EvalInput { party: shared.me, inputs, material, private, kernel: shared.kernel.clone() };
     let mut eval = shared.protocol.begin(desc, input).map_err(node_err)?;
     let heavy = desc.output.numel().max(desc.inputs.iter().map(|t| t.numel()).max().unwrap_or(0)) > BLOCKING_NUMEL;
     let mut inbox = vec![];

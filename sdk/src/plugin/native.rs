@@ -617,7 +617,8 @@ impl FfiProtocol for ExportProtocol {
             let node: NodeDesc = from_json(node, "node")?;
             let inputs = inputs.into_iter().map(|w| wire_from_ffi(w).map(Arc::new)).collect::<Result<_>>()?;
             let private = private.into_option().map(tensor_from_ffi).transpose()?;
-            let input = EvalInput { party: PartyId(party), inputs, material: material.into_vec(), private };
+            let input =
+                EvalInput { party: PartyId(party), inputs, material: material.into_vec(), private, kernel: None };
             let eval = self.0.begin(&node, input)?;
             Ok(FfiNodeEval_TO::from_value(ExportNodeEval(eval), TD_Opaque))
         })

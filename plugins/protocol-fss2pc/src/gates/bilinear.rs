@@ -7,6 +7,7 @@
 
 use super::open;
 use super::trunc;
+use crate::accel::Accel;
 use crate::fss::SeedRng;
 use crate::material::{Shares, Split, Tag};
 use crate::ring;
@@ -15,8 +16,12 @@ use mpcflow_sdk::protocol::{Message, NodeDesc, NodeEval, NodeValue, Step};
 use mpcflow_sdk::{Error, Op, PartyId, Result};
 
 fn b(node: &NodeDesc, op: &Op, x: &[u64], y: &[u64]) -> Result<Vec<u64>> {
+    b_with(&Accel::default(), node, op, x, y)
+}
+
+fn b_with(accel: &Accel, node: &NodeDesc, op: &Op, x: &[u64], y: &[u64]) -> Result<Vec<u64>> {
     let shapes = [node.inputs[0].shape.as_slice(), node.inputs[1].shape.as_slice()];
-    ring::apply(op, &[x, y], &shapes, &node.output.shape)
+    ring::apply_with(accel, op, &[x, y], &shapes, &node.output.shape)
 }
 
 /// Dealer: material and output mask of a bilinear gate.
@@ -65,6 +70,7 @@ pub struct BilinearEval {
 
 impl BilinearEval {
     /// Computes this party's share of `ẑ` and reads the material.
+    #[allow(clippy::too_many_arguments)] // the node, its inputs, this party, material and kernel
     pub fn new(
         node: &NodeDesc,
         op: &Op,
@@ -73,10 +79,11 @@ impl BilinearEval {
         trunc_bits: Option<u32>,
         me: PartyId,
         material: &[u8],
+        accel: Accel,
     ) -> Result<Self> {
         let n = node.output.numel();
         let tag = if trunc_bits.is_some() { Tag::BilinearTrunc } else { Tag::Bilinear };
-        let mut m = Shares::new(material, tag, me.0)?;
+        let mut m = Shares::new(material, tag, me.0)?.with_accel(accel.clone());
         let c = m.share(n, "product correlation")?;
         let (trunc, r_z) = match trunc_bits {
             None => (None, m.share(n, "output mask")?),
@@ -86,7 +93,10 @@ impl BilinearEval {
         // i·B(x̂, ŷ) − B(x̂, [r_y]ᵢ) = B(x̂, i·ŷ − [r_y]ᵢ): two products per party, not three.
         let y_term =
             if me.0 == 0 { wire::sub(&y.value, &y.share) } else { y.share.iter().map(|v| v.wrapping_neg()).collect() };
-        let mine = wire::sub(&wire::add(&c, &b(node, op, &x.value, &y_term)?), &b(node, op, &x.share, &y.value)?);
+        let mine = wire::sub(
+            &wire::add(&c, &b_with(&accel, node, op, &x.value, &y_term)?),
+            &b_with(&accel, node, op, &x.share, &y.value)?,
+        );
         Ok(BilinearEval { me, node: node.clone(), mine, trunc, r_z, state: State::Start })
     }
 

@@ -140,6 +140,7 @@ pub struct ScaleEval {
 
 impl ScaleEval {
     /// Computes the pre-truncation value and reads the material.
+    #[allow(clippy::too_many_arguments)] // the node, its inputs, this party, material and kernel
     pub fn new(
         node: &NodeDesc,
         op: &Op,
@@ -148,12 +149,13 @@ impl ScaleEval {
         bits: u32,
         me: PartyId,
         material: &[u8],
+        accel: crate::accel::Accel,
     ) -> Result<Self> {
         let values: Vec<&[u64]> = inputs.iter().map(|m| m.value.as_slice()).collect();
         let publics = party_publics(node, inputs);
         let zhat = pre_scale(node, op, &values, &publics, c)?;
         let n = zhat.len();
-        let mut m = Shares::new(material, Tag::Trunc, me.0)?;
+        let mut m = Shares::new(material, Tag::Trunc, me.0)?.with_accel(accel);
         let t = trunc::read(&mut m, n, bits)?;
         m.finish()?;
         Ok(ScaleEval { me, node: node.clone(), bits, zhat, material: Some(t), mine: vec![], sent: false })

@@ -19,6 +19,7 @@
 //! `relu(x) − (relu(x) − gelu(x))`, the second term from the table, so it stays exact for large x).
 
 use super::{sign, trunc};
+use crate::accel::Accel;
 use crate::fss::{DpfKey, SeedRng, dpf};
 use crate::material::{Shares, Split, Tag, dcf2_len};
 use crate::wire;
@@ -198,6 +199,7 @@ pub struct LutEval {
     node: NodeDesc,
     func: Func,
     material: Vec<u8>,
+    accel: Accel,
     xhat: Vec<u64>,
     xshare: Vec<u64>,
     state: State,
@@ -212,12 +214,21 @@ pub struct LutEval {
 
 impl LutEval {
     /// Prepares the gate on input `x` (masked value and this party's mask share).
-    pub fn new(func: Func, node: &NodeDesc, me: PartyId, xhat: Vec<u64>, xshare: Vec<u64>, material: Vec<u8>) -> Self {
+    pub fn new(
+        func: Func,
+        node: &NodeDesc,
+        me: PartyId,
+        xhat: Vec<u64>,
+        xshare: Vec<u64>,
+        material: Vec<u8>,
+        accel: Accel,
+    ) -> Self {
         LutEval {
             me,
             node: node.clone(),
             func,
             material,
+            accel,
             xhat,
             xshare,
             state: State::Relu,
@@ -247,7 +258,7 @@ impl NodeEval for LutEval {
         match self.state {
             State::Relu => {
                 let material = std::mem::take(&mut self.material);
-                let mut sh = Shares::new(&material, Tag::Lut, party)?;
+                let mut sh = Shares::new(&material, Tag::Lut, party)?.with_accel(self.accel.clone());
                 let (lo_w, hi_w) = (fp.encode(lo), fp.encode(hi));
                 let mut xs = wire::sub(&self.xhat, &vec![lo_w; n]);
                 xs.extend(wire::sub(&self.xhat, &vec![hi_w; n]));

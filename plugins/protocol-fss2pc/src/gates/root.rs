@@ -45,6 +45,7 @@
 //! 105 KiB for sqrt per element and party at `f = 16`).
 
 use super::{sign, trunc};
+use crate::accel::Accel;
 use crate::fss::{DpfKey, SeedRng, dpf};
 use crate::material::{Shares, Split, Tag, dcf_len, split_len};
 use crate::wire;
@@ -383,6 +384,7 @@ pub struct RootEval {
     params: Params,
     combos: Combos,
     material: Vec<u8>,
+    accel: Accel,
     xhat: Vec<u64>,
     xshare: Vec<u64>,
     state: State,
@@ -401,6 +403,7 @@ impl RootEval {
         xhat: Vec<u64>,
         xshare: Vec<u64>,
         material: Vec<u8>,
+        accel: Accel,
     ) -> Result<Self> {
         let params = params_of(func, node)?;
         let combos = combos(func, &params);
@@ -411,6 +414,7 @@ impl RootEval {
             params,
             combos,
             material,
+            accel,
             xhat,
             xshare,
             state: State::Start,
@@ -453,7 +457,7 @@ impl NodeEval for RootEval {
         match self.state {
             State::Start => {
                 let material = std::mem::take(&mut self.material);
-                let mut sh = Shares::new(&material, Tag::Root, party)?;
+                let mut sh = Shares::new(&material, Tag::Root, party)?.with_accel(self.accel.clone());
                 let dhat = offsets(self.func.groups(), self.params.kk, &self.xhat);
                 let (mine, bshare) = sign::sign_share(party, &dhat, 0, 1, 64, &mut sh)?;
                 self.bshare = bshare;

@@ -11,9 +11,9 @@
 //! round. Exact whenever `|d| < 2^(n−1)` (at n = 64: both operands within ±2^62). Fewer bits
 //! mean a shallower DCF tree: keys of `26 + 24(n−1) + …` bytes instead of 1554 at n = 64.
 
-use crate::fss::{SeedRng, dcf, dcf2};
-use crate::material::{Shares, Split, THREADS};
-use mpcflow_sdk::{Error, Result};
+use crate::fss::SeedRng;
+use crate::material::{Shares, Split};
+use mpcflow_sdk::Result;
 
 /// `(mask of the low n−1 bits, position n−1)`.
 fn split_bits(bits: u32) -> (u64, u32) {
@@ -57,10 +57,6 @@ pub fn deal_relu(split: &mut Split, r: &[u64], bits: u32, rng: &mut SeedRng) -> 
     Ok(r_out)
 }
 
-fn material(e: crate::fss::FssError) -> Error {
-    Error::Material(e.to_string())
-}
-
 /// Party: shares of `a + σ·[d ≥ 0] + r_out` from the public `d̂`.
 pub fn sign_share(
     party: u16,
@@ -78,7 +74,7 @@ pub fn sign_share(
     let v: Vec<u64> = dhat.iter().map(|d| d.wrapping_add(1 << top)).collect();
     let low: Vec<u64> = v.iter().map(|v| v & lowmask).collect();
     let mut c = vec![0u64; n];
-    dcf::eval_many_par(party as u8, &keys, &low, &mut c, THREADS).map_err(material)?;
+    m.accel().dcf(party, &keys, &low, &mut c)?;
     let own = u64::from(party == 0);
     Ok((
         (0..n)
@@ -110,7 +106,7 @@ pub fn relu_share(
     let v: Vec<u64> = xhat.iter().map(|x| x.wrapping_add(1 << top)).collect();
     let low: Vec<u64> = v.iter().map(|v| v & lowmask).collect();
     let mut c = vec![[0u64; 2]; n];
-    dcf2::eval_many_par(party as u8, &keys, &low, &mut c, THREADS).map_err(material)?;
+    m.accel().dcf2(party, &keys, &low, &mut c)?;
     let own = u64::from(party == 0);
     Ok((
         (0..n)

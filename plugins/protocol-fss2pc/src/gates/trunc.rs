@@ -10,9 +10,10 @@
 //! which fails with probability about `|z|/2^64` per element). This is the truncation of
 //! Boyle et al. 2021 (and LLAMA/Sigma) in masked-wire form.
 
-use crate::fss::{DcfKeyBatch, SeedRng, dcf};
-use crate::material::{Shares, Split, THREADS, dcf_len};
-use mpcflow_sdk::{Error, Result};
+use crate::accel::Accel;
+use crate::fss::{DcfKeyBatch, SeedRng};
+use crate::material::{Shares, Split, dcf_len};
+use mpcflow_sdk::Result;
 
 /// Key bytes per element of a truncation by `bits`.
 pub fn key_len(bits: u32) -> u64 {
@@ -41,6 +42,7 @@ pub struct TruncShares {
     pub r_out: Vec<u64>,
     borrow: DcfKeyBatch<'static>,
     wrap: DcfKeyBatch<'static>,
+    accel: Accel,
 }
 
 /// Reads the material of [`deal`].
@@ -49,12 +51,12 @@ pub fn read(m: &mut Shares<'_>, n: usize, bits: u32) -> Result<TruncShares> {
     let r_out = m.share(n, "truncation mask")?;
     let borrow = m.keys(n, bits, "truncation borrow keys")?.into_owned();
     let wrap = m.keys(n, 64, "truncation wrap keys")?.into_owned();
-    Ok(TruncShares { a, r_out, borrow, wrap })
+    Ok(TruncShares { a, r_out, borrow, wrap, accel: m.accel().clone() })
 }
 
-fn eval(party: u16, keys: &DcfKeyBatch<'_>, xs: &[u64]) -> Result<Vec<u64>> {
+fn eval(party: u16, keys: &DcfKeyBatch<'_>, xs: &[u64], accel: &Accel) -> Result<Vec<u64>> {
     let mut out = vec![0u64; xs.len()];
-    dcf::eval_many_par(party as u8, keys, xs, &mut out, THREADS).map_err(|e| Error::Material(e.to_string()))?;
+    accel.dcf(party, keys, xs, &mut out)?;
     Ok(out)
 }
 
@@ -70,8 +72,8 @@ pub fn share_with(party: u16, zhat: &[u64], bits: u32, m: &TruncShares, round: b
     let low = (1u64 << bits) - 1;
     let v: Vec<u64> = zhat.iter().map(|z| z.wrapping_add(offset)).collect();
     let v_low: Vec<u64> = v.iter().map(|v| v & low).collect();
-    let c = eval(party, &m.borrow, &v_low)?;
-    let w = eval(party, &m.wrap, &v)?;
+    let c = eval(party, &m.borrow, &v_low, &m.accel)?;
+    let w = eval(party, &m.wrap, &v, &m.accel)?;
     let own = |h: u64| if party == 0 { h } else { 0 };
     Ok((0..v.len())
         .map(|i| {
