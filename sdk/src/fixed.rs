@@ -7,7 +7,8 @@
 //! so values up to ±1.4e14 are representable. The binding constraint is multiplication: the
 //! exact product of two fixed-point values carries `2f` fractional bits before truncation, so
 //! secure protocols that multiply in the ring need `|a·b| < 2^(63-2f) = 2^31` for the product to
-//! be truncated correctly. With `f = 16` that admits products up to about 2·10^9, which covers
+//! be truncated correctly (`fss2pc` trades one more bit for a cheaper truncation:
+//! `2^(62-2f) = 2^30`). With `f = 16` that admits products up to about 10^9, which covers
 //! statistics over millions of records and normalised ML activations; CrypTen uses the same
 //! default. Raise `f` for precision on small values, lower it for headroom (Sigma uses 12).
 //!

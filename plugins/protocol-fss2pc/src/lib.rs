@@ -19,8 +19,10 @@
 //!   integer products;
 //! - within 1 ulp: fixed-point products, matmul, conv2d, right shifts and `scale` (exact
 //!   DCF-based truncation rounding half up, where `ref` rounds half away from zero), for
-//!   `|x·y| < 2^(63−2f)` before truncation, as in every 64-bit fixed-point protocol;
-//! - within `1 + |mean|·2^-8` ulp: `mean` and `avgpool`, for `|mean| < 2^(63−2f−7)`, any count
+//!   `|x·y| < 2^(62−2f)` before truncation (a right shift: `|x| < 2^62`), one bit less than
+//!   the ring, which makes the truncation one `f`-bit DCF instead of two (see
+//!   [`gates::trunc`]); comparisons need the same range at the default `compare_bits`;
+//! - within `1 + |mean|·2^-8` ulp: `mean` and `avgpool`, for `|mean| < 2^(62−2f−7)`, any count
 //!   (see [`lowering`]);
 //! - within `2·max|f''| + 2` ulp: exp, sigmoid, tanh, gelu on their table domains, with exp held
 //!   at `exp(8)` above 8 (see [`gates::lut`]); they need `7 ≤ f ≤ 24`, which the planner checks;

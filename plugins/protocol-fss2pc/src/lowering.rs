@@ -13,7 +13,7 @@
 //!
 //! **Division by a public count `n`** (mean, avgpool): `s' = round(s / 2^g)` with
 //! `g = ⌊log₂ n⌋`, then `scale` by `2^(g+K)/n ∈ [2^K, 2^(K+1))` and `shift` by `−K` (K = 7).
-//! Error at most `1 + |mean|·2^-(K+1)` ulp, for `|mean| < 2^(63−2f−K)` (2^24 at f = 16), for
+//! Error at most `1 + |mean|·2^-(K+1)` ulp, for `|mean| < 2^(62−2f−K)` (2^23 at f = 16), for
 //! any `n`. An int input is first made fixed (a product with the constant 1.0).
 //!
 //! | `argmax` | a tree over adjacent pairs keeping `(value, index)`, `gt` then two products per level (first maximum wins, as in `ref`); one-hot: `eq` with the indices | 2·⌈log₂ n⌉ (+2) |
@@ -26,7 +26,7 @@
 //! | `layernorm(x, axis, ε[, γ, β])` | `c = x − mean(x)`, `c · rsqrt(mean(c·c) + ε)`, then `· γ` and `+ β` (each made fixed first) | 17 (+2 with γ) |
 //!
 //! **Accuracy** (f = 16; `ε_r = 2^-20` the root gate's relative error, see [`crate::gates::root`]):
-//! - `div`: `|Δ| ≤ ε_r·|a/b| + (|a| + 2)` ulp, for `|a/b| < 2^(63−2f)`; `div(a, 0)` is not
+//! - `div`: `|Δ| ≤ ε_r·|a/b| + (|a| + 2)` ulp, for `|a/b| < 2^(62−2f)`; `div(a, 0)` is not
 //!   `ref`'s saturated value (it is `a · i64::MAX` truncated: undefined).
 //! - `softmax`: `|Δ| ≤ (7 + 4.1·n·y)` ulp for output `y` and lane length `n` (the exps are within
 //!   `4.1` ulp each, their sum `≥ 1`); `exp` is held at `exp(-16) ≈ 0` below −16 as in the lookup gate.

@@ -116,7 +116,7 @@ pub fn material_len(func: Func, n: usize, fp: FixedPoint) -> [u64; 2] {
     let t = fp.frac_bits - P;
     let relus = func.relus() as u64 * n as u64;
     let keys = relus * dcf2_len(63)
-        + n as u64 * (trunc::key_len(t) + trunc::key_len(fp.frac_bits))
+        + n as u64 * (trunc::key_len(t, trunc::Range::Full) + trunc::key_len(fp.frac_bits, trunc::Range::Full))
         + 2 * n as u64 * DpfKey::serialized_len(m) as u64;
     // Party 1's explicit shares: relu (3 words per relu'd element), truncations (2 words
     // each, twice), the lookup's output mask (1 word).
@@ -141,7 +141,7 @@ pub fn deal(func: Func, node: &NodeDesc, r: &[u64], rng: &mut SeedRng) -> Result
     let r_relu = sign::deal_relu(&mut split, &rr, 64, rng)?;
     let r_w = wire::sub(&r_relu[..n], &r_relu[n..2 * n]);
     // Round 2: j = floor(w / 2^t), δ = w − j·2^t.
-    let r_j = trunc::deal(&mut split, &r_w, t, rng)?;
+    let r_j = trunc::deal(&mut split, &r_w, t, trunc::Range::Full, rng)?;
     let r_d: Vec<u64> = r_w.iter().zip(&r_j).map(|(w, j)| w.wrapping_sub(j.wrapping_shl(t))).collect();
     // Round 3: the lookup's output mask, then the two DPFs at j's mask.
     let r_z: Vec<u64> = crate::material::draw(rng, n);
@@ -151,7 +151,7 @@ pub fn deal(func: Func, node: &NodeDesc, r: &[u64], rng: &mut SeedRng) -> Result
     split.dpf_keys(&dpf::keygen_batch(&alphas, &vec![1; n], m, rng).map_err(fss)?);
     split.dpf_keys(&dpf::keygen_batch(&alphas, &r_d, m, rng).map_err(fss)?);
     // Round 4: truncate z (scale 2f) by f.
-    let r_out = trunc::deal(&mut split, &r_z, fp.frac_bits, rng)?;
+    let r_out = trunc::deal(&mut split, &r_z, fp.frac_bits, trunc::Range::Full, rng)?;
     let r_final = if func == Func::Gelu { wire::sub(&r_relu[2 * n..], &r_out) } else { r_out };
     Ok((split.finish(), r_final))
 }
@@ -270,12 +270,12 @@ impl NodeEval for LutEval {
                 }
                 let (mine, relu_mask) = sign::relu_share(party, &xs, &rs, 64, &mut sh)?;
                 self.relu_mask = relu_mask;
-                self.trunc_j = Some(trunc::read(&mut sh, n, t)?);
+                self.trunc_j = Some(trunc::read(&mut sh, n, t, trunc::Range::Full)?);
                 let r_z = sh.share(n, "lookup output mask")?;
                 let k1 = sh.dpf_keys(n, m, "lookup keys")?;
                 let k2 = sh.dpf_keys(n, m, "lookup remainder keys")?;
                 self.lookup = Some((r_z, k1, k2));
-                self.trunc_z = Some(trunc::read(&mut sh, n, fp.frac_bits)?);
+                self.trunc_z = Some(trunc::read(&mut sh, n, fp.frac_bits, trunc::Range::Full)?);
                 sh.finish()?;
                 self.state = State::Split;
                 Ok(self.exchange(mine))

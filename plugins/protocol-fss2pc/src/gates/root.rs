@@ -254,11 +254,11 @@ fn layout(func: Func, p: &Params) -> (usize, u64) {
     let cmp = func.groups() * p.kk;
     let words = 2 * cmp + 11;
     let keys = cmp as u64 * dcf_len(63)
-        + trunc::key_len(T_BITS)
-        + trunc::key_len(T_BITS - D_BITS)
+        + trunc::key_len(T_BITS, trunc::Range::Full)
+        + trunc::key_len(T_BITS - D_BITS, trunc::Range::Full)
         + 2 * DpfKey::serialized_len(B_BITS) as u64
-        + trunc::key_len(D_BITS)
-        + trunc::key_len(p.s);
+        + trunc::key_len(D_BITS, trunc::Range::Full)
+        + trunc::key_len(p.s, trunc::Range::Full);
     (words, keys)
 }
 
@@ -328,8 +328,8 @@ pub fn deal(func: Func, node: &NodeDesc, r: &[u64], rng: &mut SeedRng) -> Result
     let r_m = crate::material::draw(rng, n);
     split.share(&wire::add(&mul(r, &r_p), &r_m));
     // 3. Index and remainder.
-    let r_j = trunc::deal(&mut split, &r_m, T_BITS, rng)?;
-    let r_u = trunc::deal(&mut split, &r_m, T_BITS - D_BITS, rng)?;
+    let r_j = trunc::deal(&mut split, &r_m, T_BITS, trunc::Range::Full, rng)?;
+    let r_u = trunc::deal(&mut split, &r_m, T_BITS - D_BITS, trunc::Range::Full, rng)?;
     let r_d: Vec<u64> = r_u.iter().zip(&r_j).map(|(u, j)| u.wrapping_sub(j.wrapping_shl(D_BITS))).collect();
     // 4. Lookup.
     let r_c = cb.class.apply(&rb, n, false);
@@ -341,13 +341,13 @@ pub fn deal(func: Func, node: &NodeDesc, r: &[u64], rng: &mut SeedRng) -> Result
     split.dpf_keys(&dpf::keygen_batch(&alphas, &vec![1; n], B_BITS, rng).map_err(fss)?);
     split.dpf_keys(&dpf::keygen_batch(&alphas, &r_d, B_BITS, rng).map_err(fss)?);
     // 5. R = round(z / 2^d).
-    let r_r = trunc::deal(&mut split, &r_z, D_BITS, rng)?;
+    let r_r = trunc::deal(&mut split, &r_z, D_BITS, trunc::Range::Full, rng)?;
     // 6. Rescaling product.
     let r_e = cb.exp.apply(&rb, n, false);
     let r_w = crate::material::draw(rng, n);
     split.share(&wire::add(&mul(&r_r, &r_e), &r_w));
     // 7. Final truncation, plus the saturated value where every bit is 0.
-    let r_y = trunc::deal(&mut split, &r_w, p.s, rng)?;
+    let r_y = trunc::deal(&mut split, &r_w, p.s, trunc::Range::Full, rng)?;
     let r_zero = cb.zero.apply(&rb, n, false);
     Ok((split.finish(), wire::add(&r_y, &scale(func.saturated(), &r_zero))))
 }
@@ -462,14 +462,14 @@ impl NodeEval for RootEval {
                 let (mine, bshare) = sign::sign_share(party, &dhat, 0, 1, 64, &mut sh)?;
                 self.bshare = bshare;
                 let c_m = sh.share(n, "normalisation correlation")?;
-                let tj = trunc::read(&mut sh, n, T_BITS)?;
-                let tu = trunc::read(&mut sh, n, T_BITS - D_BITS)?;
+                let tj = trunc::read(&mut sh, n, T_BITS, trunc::Range::Full)?;
+                let tu = trunc::read(&mut sh, n, T_BITS - D_BITS, trunc::Range::Full)?;
                 let r_z = sh.share(n, "lookup output mask")?;
                 let k1 = sh.dpf_keys(n, B_BITS, "lookup keys")?;
                 let k2 = sh.dpf_keys(n, B_BITS, "lookup remainder keys")?;
-                let tr = trunc::read(&mut sh, n, D_BITS)?;
+                let tr = trunc::read(&mut sh, n, D_BITS, trunc::Range::Full)?;
                 let c_w = sh.share(n, "rescaling correlation")?;
-                let ty = trunc::read(&mut sh, n, self.params.s)?;
+                let ty = trunc::read(&mut sh, n, self.params.s, trunc::Range::Full)?;
                 sh.finish()?;
                 self.m = Some(Material { c_m, tj, tu, r_z, k1, k2, tr, c_w, ty });
                 self.state = State::Bits;
