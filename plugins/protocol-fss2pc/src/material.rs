@@ -211,6 +211,8 @@ pub struct Shares<'a> {
     reader: Reader<'a>,
     rng0: Option<SeedRng>,
     accel: crate::accel::Accel,
+    /// The buffer `reader` reads, when shared: keys kept past this reader then point into it.
+    owner: Option<std::sync::Arc<Vec<u8>>>,
 }
 
 impl<'a> Shares<'a> {
@@ -218,7 +220,15 @@ impl<'a> Shares<'a> {
     pub fn new(material: &'a [u8], tag: Tag, party: u16) -> Result<Shares<'a>> {
         let mut reader = Reader::new(material, tag)?;
         let rng0 = if party == 0 { Some(reader.seed()?) } else { None };
-        Ok(Shares { reader, rng0, accel: crate::accel::Accel::default() })
+        Ok(Shares { reader, rng0, accel: crate::accel::Accel::default(), owner: None })
+    }
+
+    /// [`Shares::new`] on a shared buffer: keys read with [`Shares::kept_keys`] then share it
+    /// instead of copying their bytes.
+    pub fn shared(material: &'a std::sync::Arc<Vec<u8>>, tag: Tag, party: u16) -> Result<Shares<'a>> {
+        let mut s = Shares::new(material, tag, party)?;
+        s.owner = Some(material.clone());
+        Ok(s)
     }
 
     /// Evaluates this material's keys on `accel` (the session's kernel).
@@ -244,6 +254,21 @@ impl<'a> Shares<'a> {
     pub fn keys(&mut self, n: usize, bits: u32, what: &str) -> Result<DcfKeyBatch<'a>> {
         let b = self.reader.take(DcfKey::serialized_len(bits) * n, what)?;
         DcfKeyBatch::from_bytes(b, n, bits).map_err(|e| Error::Material(format!("{what}: {e}")))
+    }
+
+    /// [`Shares::keys`] for keys kept after this reader is gone (for a later round): they point
+    /// into the shared material buffer (see [`Shares::shared`]), or are copied when it is not.
+    pub fn kept_keys(&mut self, n: usize, bits: u32, what: &str) -> Result<DcfKeyBatch<'static>> {
+        let b = self.reader.take(DcfKey::serialized_len(bits) * n, what)?;
+        let err = |e: crate::fss::FssError| Error::Material(format!("{what}: {e}"));
+        if let Some(owner) = &self.owner {
+            // Where `b` starts in the owner's buffer (it is a subslice of it: `reader` reads it).
+            let start = (b.as_ptr() as usize).wrapping_sub(owner.as_ptr() as usize);
+            if owner.get(start..start + b.len()).is_some_and(|s| std::ptr::eq(s.as_ptr(), b.as_ptr())) {
+                return DcfKeyBatch::from_shared(owner.clone(), start..start + b.len(), n, bits).map_err(err);
+            }
+        }
+        Ok(DcfKeyBatch::from_bytes(b, n, bits).map_err(err)?.into_owned())
     }
 
     /// This party's `n` DPF keys over `bits` bits.

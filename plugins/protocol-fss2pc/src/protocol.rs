@@ -108,10 +108,10 @@ impl Protocol for Fss2pc {
             }
             (Gate::Linear, NodeKind::Op(op)) => wire(eval_linear(node, op, &ins)?),
             (Gate::Scale { c, bits }, NodeKind::Op(op)) => {
-                Box::new(ScaleEval::new(node, op, &ins, c, bits, me, &input.material, accel)?)
+                Box::new(ScaleEval::new(node, op, &ins, c, bits, me, input.material, accel)?)
             }
             (Gate::Bilinear { trunc }, NodeKind::Op(op)) => {
-                Box::new(bilinear::BilinearEval::new(node, op, &ins[0], &ins[1], trunc, me, &input.material, accel)?)
+                Box::new(bilinear::BilinearEval::new(node, op, &ins[0], &ins[1], trunc, me, input.material, accel)?)
             }
             (Gate::Sign { swap, a, sigma }, _) => {
                 let dhat = difference(node, &ins[0].value, &ins[1].value, swap)?;

@@ -318,8 +318,48 @@ pub(crate) fn join_ctrl([l, r]: [u64; 2]) -> u128 {
     u128::from(lo) | (u128::from(hi) << 64)
 }
 
+/// Where a batch's bytes live: borrowed, owned, or a range of a buffer shared with others (a
+/// party's whole material for a node, so keys kept for a later round need no copy).
+#[derive(Clone)]
+pub enum KeyBytes<'a> {
+    /// Borrowed from the caller.
+    Borrowed(&'a [u8]),
+    /// Owned.
+    Owned(Vec<u8>),
+    /// `buffer[range]` of a shared buffer.
+    Shared(std::sync::Arc<Vec<u8>>, std::ops::Range<usize>),
+}
+
+impl std::ops::Deref for KeyBytes<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            KeyBytes::Borrowed(b) => b,
+            KeyBytes::Owned(v) => v,
+            KeyBytes::Shared(buf, r) => buf.get(r.clone()).unwrap_or_default(),
+        }
+    }
+}
+
+impl PartialEq for KeyBytes<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for KeyBytes<'_> {}
+
+impl<'a> From<Cow<'a, [u8]>> for KeyBytes<'a> {
+    fn from(c: Cow<'a, [u8]>) -> Self {
+        match c {
+            Cow::Borrowed(b) => KeyBytes::Borrowed(b),
+            Cow::Owned(v) => KeyBytes::Owned(v),
+        }
+    }
+}
+
 /// `count` serialised keys of one domain size, concatenated, validated once and then evaluated
-/// where they lie (borrowed or owned bytes; no copy, no per-key allocation).
+/// where they lie (borrowed, owned or shared bytes; no copy, no per-key allocation).
 ///
 /// The serialised key is itself a structure of arrays (root, all seed CWs, all value CWs, packed
 /// control bits, final CW), so [`eval_range`] reads each level's CWs with fixed strides.
@@ -328,7 +368,7 @@ pub(crate) struct KeyBatch<'a, P> {
     n_bits: u32,
     count: usize,
     lay: Layout,
-    bytes: Cow<'a, [u8]>,
+    bytes: KeyBytes<'a>,
     _payload: PhantomData<P>,
 }
 
@@ -355,13 +395,24 @@ impl<'a, P: Payload> KeyBatch<'a, P> {
     /// The same keys, owning their bytes.
     pub(crate) fn into_owned(self) -> KeyBatch<'static, P> {
         let KeyBatch { n_bits, count, lay, bytes, _payload } = self;
-        KeyBatch { n_bits, count, lay, bytes: Cow::Owned(bytes.into_owned()), _payload }
+        let bytes = match bytes {
+            KeyBytes::Borrowed(b) => KeyBytes::Owned(b.to_vec()),
+            KeyBytes::Owned(v) => KeyBytes::Owned(v),
+            KeyBytes::Shared(buf, r) => KeyBytes::Shared(buf, r),
+        };
+        KeyBatch { n_bits, count, lay, bytes, _payload }
     }
 
     /// Validates `count` keys of `n_bits` bits serialised back to back, accepting exactly the
     /// byte strings the single-key parsers accept (tag, domain size, length, seed low bits,
     /// control-bit padding). `label` prefixes errors with the key index.
-    pub(crate) fn parse(bytes: Cow<'a, [u8]>, count: usize, n_bits: u32, label: bool) -> Result<Self, FssError> {
+    pub(crate) fn parse(
+        bytes: impl Into<KeyBytes<'a>>,
+        count: usize,
+        n_bits: u32,
+        label: bool,
+    ) -> Result<Self, FssError> {
+        let bytes = bytes.into();
         check_bits(n_bits)?;
         let lay = Layout::new(n_bits, P::WORDS);
         let malformed = |reason: String| FssError::MalformedKey { kind: P::KIND, reason };
@@ -586,7 +637,7 @@ fn eval_range_portable<P: Payload>(party: u8, b: &KeyBatch<'_, P>, first: usize,
     for (tile, (xt, ot)) in xs.chunks(MANY_TILE).zip(out.chunks_mut(MANY_TILE)).enumerate() {
         let k0 = first + tile * MANY_TILE;
         let m = xt.len().min(MANY_TILE);
-        let Some(keys) = b.bytes.get(k0 * lay.len..(k0 + m) * lay.len) else { return };
+        let Some(keys) = b.bytes().get(k0 * lay.len..(k0 + m) * lay.len) else { return };
         // Same scheme as `dcf::eval_batch`: a point going left sits at the number of left-goers
         // before it in `cur`, one going right at REGION + the number of right-goers before it.
         let (mut cur, mut next) = (&mut *buf_a, &mut *buf_b);

@@ -401,6 +401,16 @@ impl<'a> DcfKeyBatch<'a> {
         KeyBatch::parse(Cow::Owned(bytes), count, n_bits, true).map(DcfKeyBatch)
     }
 
+    /// [`DcfKeyBatch::from_bytes`] on `buffer[range]`, sharing the buffer (no copy).
+    pub fn from_shared(
+        buffer: std::sync::Arc<Vec<u8>>,
+        range: std::ops::Range<usize>,
+        count: usize,
+        n_bits: u32,
+    ) -> Result<DcfKeyBatch<'static>, FssError> {
+        KeyBatch::parse(crate::fss::batch::KeyBytes::Shared(buffer, range), count, n_bits, true).map(DcfKeyBatch)
+    }
+
     /// The same keys, owning their bytes (copied if borrowed).
     pub fn into_owned(self) -> DcfKeyBatch<'static> {
         DcfKeyBatch(self.0.into_owned())

@@ -78,12 +78,13 @@ impl BilinearEval {
         y: &Masked,
         trunc_bits: Option<u32>,
         me: PartyId,
-        material: &[u8],
+        material: Vec<u8>,
         accel: Accel,
     ) -> Result<Self> {
         let n = node.output.numel();
         let tag = if trunc_bits.is_some() { Tag::BilinearTrunc } else { Tag::Bilinear };
-        let mut m = Shares::new(material, tag, me.0)?.with_accel(accel.clone());
+        let material = std::sync::Arc::new(material);
+        let mut m = Shares::shared(&material, tag, me.0)?.with_accel(accel.clone());
         let c = m.share(n, "product correlation")?;
         let (trunc, r_z) = match trunc_bits {
             None => (None, m.share(n, "output mask")?),

@@ -148,14 +148,15 @@ impl ScaleEval {
         c: u64,
         bits: u32,
         me: PartyId,
-        material: &[u8],
+        material: Vec<u8>,
         accel: crate::accel::Accel,
     ) -> Result<Self> {
         let values: Vec<&[u64]> = inputs.iter().map(|m| m.value.as_slice()).collect();
         let publics = party_publics(node, inputs);
         let zhat = pre_scale(node, op, &values, &publics, c)?;
         let n = zhat.len();
-        let mut m = Shares::new(material, Tag::Trunc, me.0)?.with_accel(accel);
+        let material = std::sync::Arc::new(material);
+        let mut m = Shares::shared(&material, Tag::Trunc, me.0)?.with_accel(accel);
         let t = trunc::read(&mut m, n, bits, trunc::Range::Half)?;
         m.finish()?;
         Ok(ScaleEval { me, node: node.clone(), bits, zhat, material: Some(t), mine: vec![], sent: false })

@@ -120,10 +120,10 @@ pub fn read(m: &mut Shares<'_>, n: usize, bits: u32, range: Range) -> Result<Tru
         Range::Half => Some(m.share(n, "truncation wrap")?),
         Range::Full => None,
     };
-    let borrow = m.keys(n, bits, "truncation borrow keys")?.into_owned();
+    let borrow = m.kept_keys(n, bits, "truncation borrow keys")?;
     let wrap = match top {
         Some(top) => Wrap::Top(top),
-        None => Wrap::Keys(m.keys(n, 64, "truncation wrap keys")?.into_owned()),
+        None => Wrap::Keys(m.kept_keys(n, 64, "truncation wrap keys")?),
     };
     Ok(TruncShares { a, r_out, borrow, wrap, range, accel: m.accel().clone() })
 }

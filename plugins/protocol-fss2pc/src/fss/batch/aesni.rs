@@ -171,7 +171,7 @@ fn eval_range_ni<P: Payload>(party: u8, b: &KeyBatch<'_, P>, first: usize, xs: &
     let n = b.n_bits;
     // Lanes past the end of a short last group evaluate an all-zero key (results dropped).
     let zero = vec![0u8; lay.len];
-    let Some(bytes) = b.bytes.get(first * lay.len..(first + xs.len()) * lay.len) else { return };
+    let Some(bytes) = b.bytes().get(first * lay.len..(first + xs.len()) * lay.len) else { return };
     // Two groups of G keys at a time (the second may be empty), see [`pair`].
     let groups = xs.chunks(2 * G).zip(out.chunks_mut(2 * G)).zip(bytes.chunks(2 * G * lay.len));
     for (i, ((xg, og), kg)) in groups.enumerate() {
