@@ -39,6 +39,7 @@ pub mod gates;
 pub mod linalg;
 pub mod lowering;
 pub mod material;
+pub mod pool;
 pub mod protocol;
 pub mod ring;
 pub mod wire;

@@ -54,12 +54,14 @@ pub const HEADER: usize = 2;
 /// Writes one party's material.
 pub struct Writer {
     buf: Vec<u8>,
+    /// Whether `buf` is a recycled buffer (see [`crate::pool`]) whose pages are mapped.
+    recycled: bool,
 }
 
 impl Writer {
     /// Starts material for `tag`.
     pub fn new(tag: Tag) -> Writer {
-        Writer { buf: vec![VERSION, tag as u8] }
+        Writer { buf: vec![VERSION, tag as u8], recycled: false }
     }
 
     /// Appends ring words.
@@ -165,13 +167,25 @@ impl Split {
         let mut seed = [0u8; SEED_LEN];
         dealer.fill_bytes(&mut seed);
         let writer = |size: u64| {
-            let mut w = Writer::new(tag);
-            w.buf.reserve(size as usize + FRAME_ROOM);
-            w
+            let (mut buf, recycled) = crate::pool::take(size as usize + FRAME_ROOM);
+            buf.extend_from_slice(&[VERSION, tag as u8]);
+            Writer { buf, recycled }
         };
         let mut p0 = writer(sizes[0]);
         p0.bytes(&seed);
         Split { p0, p1: writer(sizes[1]), rng0: SeedRng::from_seed(seed) }
+    }
+
+    /// Key generation writes in place into a buffer with room for the keys, and into fresh
+    /// zeroed memory otherwise, whose pages its threads then fault in side by side. A new
+    /// buffer's reserved room is not mapped yet, so it is given up here (the small part written
+    /// so far is copied); a recycled buffer's room is mapped and is kept.
+    fn prepare_for_keys(&mut self) {
+        for w in [&mut self.p0, &mut self.p1] {
+            if !w.recycled {
+                w.buf.shrink_to_fit();
+            }
+        }
     }
 
     /// Shares `v`: party 0 gets its part from the seed, party 1 gets `v − share₀`.
@@ -184,6 +198,7 @@ impl Split {
     /// Generates one DCF key pair per element (`x < alphas[i]` ↦ `betas[i]`) straight into the
     /// parties' material, on up to [`THREADS`] threads.
     pub fn dcf_keys(&mut self, alphas: &[u64], betas: &[u64], bits: u32, rng: &mut SeedRng) -> Result<()> {
+        self.prepare_for_keys();
         dcf::keygen_into_par(alphas, betas, bits, rng, &mut self.p0.buf, &mut self.p1.buf, THREADS).map_err(dealer_err)
     }
 
@@ -197,6 +212,7 @@ impl Split {
 
     /// The same with two-word payloads.
     pub fn dcf2_keys(&mut self, alphas: &[u64], betas: &[[u64; 2]], bits: u32, rng: &mut SeedRng) -> Result<()> {
+        self.prepare_for_keys();
         dcf2::keygen_into_par(alphas, betas, bits, rng, &mut self.p0.buf, &mut self.p1.buf, THREADS).map_err(dealer_err)
     }
 
@@ -212,7 +228,7 @@ pub struct Shares<'a> {
     rng0: Option<SeedRng>,
     accel: crate::accel::Accel,
     /// The buffer `reader` reads, when shared: keys kept past this reader then point into it.
-    owner: Option<std::sync::Arc<Vec<u8>>>,
+    owner: Option<std::sync::Arc<crate::pool::Recycled>>,
 }
 
 impl<'a> Shares<'a> {
@@ -225,7 +241,7 @@ impl<'a> Shares<'a> {
 
     /// [`Shares::new`] on a shared buffer: keys read with [`Shares::kept_keys`] then share it
     /// instead of copying their bytes.
-    pub fn shared(material: &'a std::sync::Arc<Vec<u8>>, tag: Tag, party: u16) -> Result<Shares<'a>> {
+    pub fn shared(material: &'a std::sync::Arc<crate::pool::Recycled>, tag: Tag, party: u16) -> Result<Shares<'a>> {
         let mut s = Shares::new(material, tag, party)?;
         s.owner = Some(material.clone());
         Ok(s)
@@ -265,7 +281,8 @@ impl<'a> Shares<'a> {
             // Where `b` starts in the owner's buffer (it is a subslice of it: `reader` reads it).
             let start = (b.as_ptr() as usize).wrapping_sub(owner.as_ptr() as usize);
             if owner.get(start..start + b.len()).is_some_and(|s| std::ptr::eq(s.as_ptr(), b.as_ptr())) {
-                return DcfKeyBatch::from_shared(owner.clone(), start..start + b.len(), n, bits).map_err(err);
+                let buffer: std::sync::Arc<dyn AsRef<[u8]> + Send + Sync> = owner.clone();
+                return DcfKeyBatch::from_shared(buffer, start..start + b.len(), n, bits).map_err(err);
             }
         }
         Ok(DcfKeyBatch::from_bytes(b, n, bits).map_err(err)?.into_owned())

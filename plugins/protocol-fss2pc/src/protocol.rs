@@ -118,6 +118,7 @@ impl Protocol for Fss2pc {
                 let mut m = Shares::new(&input.material, Tag::Sign, me.0)?.with_accel(accel);
                 let (mine, r_out) = sign::sign_share(me.0, &dhat, a, sigma, node.fixed_point.compare_bits, &mut m)?;
                 m.finish()?;
+                crate::pool::give(input.material);
                 Box::new(OneRound::new(me, node, mine, r_out))
             }
             (Gate::Lut(func), _) => {
@@ -133,6 +134,7 @@ impl Protocol for Fss2pc {
                 let (mine, r_out) =
                     sign::relu_share(me.0, &ins[0].value, &ins[0].share, node.fixed_point.compare_bits, &mut m)?;
                 m.finish()?;
+                crate::pool::give(input.material);
                 Box::new(OneRound::new(me, node, mine, r_out))
             }
             (g, k) => return Err(Error::internal(format!("gate {g:?} for node kind {}", k.label()))),

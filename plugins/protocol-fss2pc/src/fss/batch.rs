@@ -327,7 +327,7 @@ pub enum KeyBytes<'a> {
     /// Owned.
     Owned(Vec<u8>),
     /// `buffer[range]` of a shared buffer.
-    Shared(std::sync::Arc<Vec<u8>>, std::ops::Range<usize>),
+    Shared(std::sync::Arc<dyn AsRef<[u8]> + Send + Sync>, std::ops::Range<usize>),
 }
 
 impl std::ops::Deref for KeyBytes<'_> {
@@ -336,7 +336,7 @@ impl std::ops::Deref for KeyBytes<'_> {
         match self {
             KeyBytes::Borrowed(b) => b,
             KeyBytes::Owned(v) => v,
-            KeyBytes::Shared(buf, r) => buf.get(r.clone()).unwrap_or_default(),
+            KeyBytes::Shared(buf, r) => (**buf).as_ref().get(r.clone()).unwrap_or_default(),
         }
     }
 }
@@ -814,14 +814,24 @@ fn keygen_into_par_with<P: Payload>(
     }
     let lay = check_keygen(alphas, betas, n_bits)?;
     let roots: Vec<u128> = (0..2 * alphas.len()).map(|_| rng.next_u128() & !1).collect();
-    // Zeroed allocations come from the OS untouched, so the threads fault their own pages in.
-    // What the outputs already hold (a material header, other shares: small) is copied in
-    // front, rather than the keys (large) appended after it.
+    // Outputs with room for the keys (recycled material buffers) are extended in place: their
+    // pages are mapped already. Otherwise zeroed allocations come from the OS untouched, so the
+    // threads fault their own pages in, and what the outputs already hold (a material header,
+    // other shares: small) is copied in front, rather than the keys (large) appended after it.
     let (at0, at1) = (out0.len(), out1.len());
-    let mut fresh0 = vec![0u8; at0 + alphas.len() * lay.len];
-    let mut fresh1 = vec![0u8; at1 + alphas.len() * lay.len];
-    fresh0[..at0].copy_from_slice(out0);
-    fresh1[..at1].copy_from_slice(out1);
+    let grow = |out: &mut Vec<u8>, at: usize| {
+        let total = at + alphas.len() * lay.len;
+        if out.capacity() >= total {
+            out.resize(total, 0);
+            std::mem::take(out)
+        } else {
+            let mut fresh = vec![0u8; total];
+            fresh[..at].copy_from_slice(out);
+            fresh
+        }
+    };
+    let mut fresh0 = grow(out0, at0);
+    let mut fresh1 = grow(out1, at1);
     let per = alphas.len().div_ceil(threads).div_ceil(GEN_TILE) * GEN_TILE;
     let parts: Vec<_> = alphas
         .chunks(per)

@@ -403,7 +403,7 @@ impl<'a> DcfKeyBatch<'a> {
 
     /// [`DcfKeyBatch::from_bytes`] on `buffer[range]`, sharing the buffer (no copy).
     pub fn from_shared(
-        buffer: std::sync::Arc<Vec<u8>>,
+        buffer: std::sync::Arc<dyn AsRef<[u8]> + Send + Sync>,
         range: std::ops::Range<usize>,
         count: usize,
         n_bits: u32,

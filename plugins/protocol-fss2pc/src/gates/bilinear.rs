@@ -83,7 +83,7 @@ impl BilinearEval {
     ) -> Result<Self> {
         let n = node.output.numel();
         let tag = if trunc_bits.is_some() { Tag::BilinearTrunc } else { Tag::Bilinear };
-        let material = std::sync::Arc::new(material);
+        let material = std::sync::Arc::new(crate::pool::Recycled::new(material));
         let mut m = Shares::shared(&material, tag, me.0)?.with_accel(accel.clone());
         let c = m.share(n, "product correlation")?;
         let (trunc, r_z) = match trunc_bits {

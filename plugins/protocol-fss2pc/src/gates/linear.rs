@@ -155,7 +155,7 @@ impl ScaleEval {
         let publics = party_publics(node, inputs);
         let zhat = pre_scale(node, op, &values, &publics, c)?;
         let n = zhat.len();
-        let material = std::sync::Arc::new(material);
+        let material = std::sync::Arc::new(crate::pool::Recycled::new(material));
         let mut m = Shares::shared(&material, Tag::Trunc, me.0)?.with_accel(accel);
         let t = trunc::read(&mut m, n, bits, trunc::Range::Half)?;
         m.finish()?;
