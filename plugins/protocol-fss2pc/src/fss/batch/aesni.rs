@@ -64,7 +64,7 @@ use core::arch::x86_64::{
     _mm_and_si128, _mm_andnot_si128, _mm_cvtsi128_si64, _mm_extract_epi64, _mm_prefetch, _mm_set_epi64x,
     _mm_set1_epi64x, _mm_setzero_si128, _mm_shuffle_epi32, _mm_slli_si128, _mm_sub_epi64, _mm_xor_si128,
     _mm256_aesenc_epi128, _mm256_aesenclast_epi128, _mm256_broadcastsi128_si256, _mm256_castsi256_si128,
-    _mm256_extracti128_si256, _mm256_set_epi64x, _mm256_set_m128i, _mm256_xor_si256,
+    _mm256_extracti128_si256, _mm256_set_epi64x, _mm256_set_m128i, _mm256_setzero_si256, _mm256_xor_si256,
 };
 
 use std::marker::PhantomData;
@@ -86,12 +86,31 @@ pub(super) fn available() -> bool {
 /// does nothing) if not.
 #[allow(unsafe_code)]
 pub(super) fn eval_range<P: Payload>(party: u8, b: &KeyBatch<'_, P>, first: usize, xs: &[u64], out: &mut [P]) -> bool {
+    eval_range_with(party, b, first, xs, out, true)
+}
+
+/// [`eval_range`], with VAES only if `vaes` and the CPU has it (tests run both paths).
+#[allow(unsafe_code)]
+pub(super) fn eval_range_with<P: Payload>(
+    party: u8,
+    b: &KeyBatch<'_, P>,
+    first: usize,
+    xs: &[u64],
+    out: &mut [P],
+    vaes: bool,
+) -> bool {
     if !available() {
         return false;
     }
-    // SAFETY: the CPU supports AES-NI and SSE4.1 (checked just above), the only target
-    // features the callee enables.
-    unsafe { eval_range_ni(party, b, first, xs, out) };
+    if vaes && vaes_available() && std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: the CPU supports AES-NI, SSE4.1, AVX, AVX2 and VAES (checked just above), the
+        // only target features the callee enables.
+        unsafe { eval_range_vaes(party, b, first, xs, out) };
+    } else {
+        // SAFETY: the CPU supports AES-NI and SSE4.1 (checked just above), the only target
+        // features the callee enables.
+        unsafe { eval_range_ni(party, b, first, xs, out) };
+    }
     true
 }
 
@@ -165,44 +184,76 @@ fn round_keys() -> RoundKeys {
     RoundKeys([key_schedule(l), key_schedule(r), key_schedule(v)])
 }
 
+/// The group loop of [`eval_range_ni`] and [`eval_range_vaes`], with `walk` taking a pair of
+/// groups down their trees. A macro, not a function: it calls `#[target_feature]` functions,
+/// which only a function with those features may call without `unsafe`, so it is expanded in
+/// each of the two.
+macro_rules! eval_range_groups {
+    ($party:expr, $b:expr, $first:expr, $xs:expr, $out:expr, $walk:expr) => {{
+        let (party, b, first, xs, out) = ($party, $b, $first, $xs, $out);
+        let rk = round_keys();
+        let lay = b.lay;
+        let n = b.n_bits;
+        // Lanes past the end of a short last group evaluate an all-zero key (results dropped).
+        let zero = vec![0u8; lay.len];
+        let Some(bytes) = b.bytes().get(first * lay.len..(first + xs.len()) * lay.len) else { return };
+        // Two groups of G keys at a time (the second may be empty), see [`pair`].
+        let groups = xs.chunks(2 * G).zip(out.chunks_mut(2 * G)).zip(bytes.chunks(2 * G * lay.len));
+        for (i, ((xg, og), kg)) in groups.enumerate() {
+            // The next pair's keys are fetched while this one computes: the lanes read 4G
+            // interleaved streams, too many for the hardware prefetchers to follow.
+            let ahead = bytes.get((i + 1) * 2 * G * lay.len..).unwrap_or_default();
+            let ahead = ahead.get(..2 * G * lay.len).unwrap_or(ahead);
+            let lanes = |h: usize| {
+                let mut keys: [&[u8]; G] = [&zero; G];
+                let key_bytes = kg.chunks_exact(lay.len).skip(h * G);
+                for (k, c) in keys.iter_mut().zip(key_bytes) {
+                    *k = c;
+                }
+                let mut path = [0u64; G];
+                for (p, x) in path.iter_mut().zip(xg.iter().skip(h * G)) {
+                    // Bit `l` = the path bit of level `l` (bit `n − 1 − l` of `x`).
+                    *p = x.reverse_bits() >> (64 - n);
+                }
+                (keys, path)
+            };
+            let (ka, pa) = lanes(0);
+            let (kb, pb) = lanes(1);
+            let mut a = Lanes::<P>::new(party, &lay, &ka, &pa);
+            let mut b = Lanes::<P>::new(party, &lay, &kb, &pb);
+            let walk = $walk;
+            walk(&rk, &lay, &mut a, &mut b, ahead);
+            let (oa, ob) = og.split_at_mut(og.len().min(G));
+            a.finish(&rk, party, oa);
+            b.finish(&rk, party, ob);
+        }
+    }};
+}
+
 /// Evaluates keys `first..first + xs.len()` of `b` at `xs` into `out`, [`G`] keys at a time.
 #[target_feature(enable = "aes,sse4.1")]
 fn eval_range_ni<P: Payload>(party: u8, b: &KeyBatch<'_, P>, first: usize, xs: &[u64], out: &mut [P]) {
-    let rk = round_keys();
-    let lay = b.lay;
-    let n = b.n_bits;
-    // Lanes past the end of a short last group evaluate an all-zero key (results dropped).
-    let zero = vec![0u8; lay.len];
-    let Some(bytes) = b.bytes().get(first * lay.len..(first + xs.len()) * lay.len) else { return };
-    // Two groups of G keys at a time (the second may be empty), see [`pair`].
-    let groups = xs.chunks(2 * G).zip(out.chunks_mut(2 * G)).zip(bytes.chunks(2 * G * lay.len));
-    for (i, ((xg, og), kg)) in groups.enumerate() {
-        // The next pair's keys are fetched while this one computes: the lanes read 4G
-        // interleaved streams, too many for the hardware prefetchers to follow.
-        let ahead = bytes.get((i + 1) * 2 * G * lay.len..).unwrap_or_default();
-        let ahead = ahead.get(..2 * G * lay.len).unwrap_or(ahead);
-        let lanes = |h: usize| {
-            let mut keys: [&[u8]; G] = [&zero; G];
-            let key_bytes = kg.chunks_exact(lay.len).skip(h * G);
-            for (k, c) in keys.iter_mut().zip(key_bytes) {
-                *k = c;
-            }
-            let mut path = [0u64; G];
-            for (p, x) in path.iter_mut().zip(xg.iter().skip(h * G)) {
-                // Bit `l` = the path bit of level `l` (bit `n − 1 − l` of `x`).
-                *p = x.reverse_bits() >> (64 - n);
-            }
-            (keys, path)
-        };
-        let (ka, pa) = lanes(0);
-        let (kb, pb) = lanes(1);
-        let mut a = Lanes::<P>::new(party, &lay, &ka, &pa);
-        let mut b = Lanes::<P>::new(party, &lay, &kb, &pb);
-        pair(&rk, &lay, &mut a, &mut b, ahead);
-        let (oa, ob) = og.split_at_mut(og.len().min(G));
-        a.finish(&rk, party, oa);
-        b.finish(&rk, party, ob);
-    }
+    eval_range_groups!(party, b, first, xs, out, |rk: &RoundKeys,
+                                                  lay: &Layout,
+                                                  a: &mut Lanes<'_, P>,
+                                                  b: &mut Lanes<'_, P>,
+                                                  ahead: &[u8]| pair(
+        rk, lay, a, b, ahead
+    ));
+}
+
+/// [`eval_range_ni`] with the AES of both groups of a pair as 256-bit VAES instructions
+/// ([`pair_vaes`]).
+#[target_feature(enable = "aes,sse4.1,avx,avx2,vaes")]
+fn eval_range_vaes<P: Payload>(party: u8, b: &KeyBatch<'_, P>, first: usize, xs: &[u64], out: &mut [P]) {
+    let paired = PairedKeys::new(&round_keys());
+    eval_range_groups!(party, b, first, xs, out, |_: &RoundKeys,
+                                                  lay: &Layout,
+                                                  a: &mut Lanes<'_, P>,
+                                                  b: &mut Lanes<'_, P>,
+                                                  ahead: &[u8]| {
+        pair_vaes(&paired, lay, a, b, ahead)
+    });
 }
 
 /// Walks two groups down their trees together, alternating so the AES of one group runs while
@@ -226,6 +277,89 @@ fn pair<P: Payload>(rk: &RoundKeys, lay: &Layout, a: &mut Lanes<'_, P>, b: &mut 
             a.aes(rk, level + 1);
         }
         b.apply(level);
+    }
+}
+
+/// The child-seed round keys of two lanes side by side, for each pair of directions:
+/// `child[d_lo + 2·d_hi][round]` holds the round key of `kL`/`kR` for the low lane's direction
+/// `d_lo` in the low 128 bits and for `d_hi` in the high ones; `value` is `kV`'s, broadcast.
+struct PairedKeys {
+    child: [[__m256i; 11]; 4],
+    value: [__m256i; 11],
+}
+
+impl PairedKeys {
+    #[target_feature(enable = "aes,sse4.1,avx,avx2,vaes")]
+    fn new(rk: &RoundKeys) -> PairedKeys {
+        let [l, r, v] = &rk.0;
+        let dir = [l, r];
+        PairedKeys {
+            child: core::array::from_fn(|combo| {
+                core::array::from_fn(|round| _mm256_set_m128i(dir[combo >> 1][round], dir[combo & 1][round]))
+            }),
+            value: core::array::from_fn(|round| _mm256_broadcastsi128_si256(v[round])),
+        }
+    }
+}
+
+/// [`pair`] with one VAES call ([`aes_lanes_vaes`]) for both groups' AES of a level, then both
+/// groups' CW arithmetic.
+#[target_feature(enable = "aes,sse4.1,avx,avx2,vaes")]
+fn pair_vaes<P: Payload>(pk: &PairedKeys, lay: &Layout, a: &mut Lanes<'_, P>, b: &mut Lanes<'_, P>, ahead: &[u8]) {
+    let per_level = ahead.len().div_ceil(64 * lay.n) * 64;
+    let mut slices = ahead.chunks(per_level.max(64));
+    for level in 0..lay.n {
+        if let Some(slice) = slices.next() {
+            prefetch(slice);
+        }
+        for j in 0..G {
+            a.bit[j] = ((a.path[j] >> level) & 1) as usize;
+            b.bit[j] = ((b.path[j] >> level) & 1) as usize;
+        }
+        aes_lanes_vaes::<P>(pk, a, b);
+        a.apply(level);
+        b.apply(level);
+    }
+}
+
+/// [`aes_lanes`] for the `2G` lanes of two groups, two lanes per 256-bit register: `G` child
+/// chains (each register's round keys chosen by its two lanes' directions) and `G` value chains.
+#[inline(never)]
+#[target_feature(enable = "aes,sse4.1,avx,avx2,vaes")]
+fn aes_lanes_vaes<P: Payload>(pk: &PairedKeys, a: &mut Lanes<'_, P>, b: &mut Lanes<'_, P>) {
+    // Lane i of the 2G: group a's lanes, then group b's.
+    let lane = |i: usize| if i < G { (a.s[i], a.bit[i]) } else { (b.s[i - G], b.bit[i - G]) };
+    let mut c = [_mm256_setzero_si256(); G];
+    let mut v = [_mm256_setzero_si256(); G];
+    let mut combo = [0usize; G];
+    for p in 0..G {
+        let ((s0, b0), (s1, b1)) = (lane(2 * p), lane(2 * p + 1));
+        combo[p] = (b0 & 1) | ((b1 & 1) << 1);
+        let x = _mm256_set_m128i(s1, s0);
+        let vin = _mm256_set_m128i(value_input::<P>(s1, b1), value_input::<P>(s0, b0));
+        c[p] = _mm256_xor_si256(x, pk.child[combo[p]][0]);
+        v[p] = _mm256_xor_si256(vin, pk.value[0]);
+    }
+    for r in 1..10 {
+        for p in 0..G {
+            c[p] = _mm256_aesenc_epi128(c[p], pk.child[combo[p]][r]);
+            v[p] = _mm256_aesenc_epi128(v[p], pk.value[r]);
+        }
+    }
+    for p in 0..G {
+        c[p] = _mm256_aesenclast_epi128(c[p], pk.child[combo[p]][10]);
+        v[p] = _mm256_aesenclast_epi128(v[p], pk.value[10]);
+    }
+    for p in 0..G {
+        let lo = (_mm256_castsi256_si128(c[p]), _mm256_castsi256_si128(v[p]));
+        let hi = (_mm256_extracti128_si256::<1>(c[p]), _mm256_extracti128_si256::<1>(v[p]));
+        for (i, (cc, vv)) in [(2 * p, lo), (2 * p + 1, hi)] {
+            if i < G {
+                (a.c[i], a.v[i]) = (cc, vv);
+            } else {
+                (b.c[i - G], b.v[i - G]) = (cc, vv);
+            }
+        }
     }
 }
 
@@ -917,6 +1051,36 @@ mod tests {
                 assert_eq!(keys_with(true, n_bits, count, |b| [b, !b]), plain2, "DCF2 n={n_bits} count={count}");
             }
         }
+    }
+
+    #[test]
+    fn vaes_evaluation_equals_aes_ni() {
+        if !(available() && vaes_available()) {
+            eprintln!("SKIPPED: this CPU has no VAES; the AES-NI path is what runs here");
+            return;
+        }
+        fn check<P: Payload + std::fmt::Debug>(beta: impl Fn(u64) -> P + Copy) {
+            for n_bits in [1u32, 5, 16, 63, 64] {
+                // Counts around the pair size 2G, so pairs with an empty or short second group occur.
+                for count in [1usize, 6, 7, 8, 13, 14, 15, 29, 100] {
+                    let keys = keys_with(false, n_bits, count, beta).unwrap_or_default();
+                    let batch = KeyBatch::<P>::parse(std::borrow::Cow::Owned(keys), count, n_bits, true).unwrap();
+                    let mut r = SeedRng::from_seed([count as u8; 32]);
+                    let mask = if n_bits == 64 { u64::MAX } else { (1 << n_bits) - 1 };
+                    let xs: Vec<u64> = (0..count).map(|_| r.next_u64() & mask).collect();
+                    for party in [0u8, 1] {
+                        let run = |vaes: bool| {
+                            let mut out = vec![P::default(); count];
+                            assert!(eval_range_with(party, &batch, 0, &xs, &mut out, vaes));
+                            out
+                        };
+                        assert_eq!(run(true), run(false), "n={n_bits} count={count} party {party}");
+                    }
+                }
+            }
+        }
+        check::<u64>(|b| b);
+        check::<[u64; 2]>(|b| [b, b.rotate_left(9)]);
     }
 
     /// `AES(s) ⊕ s` with the kernel's key schedule.
