@@ -614,6 +614,33 @@ impl Keygen {
     }
 }
 
+/// The pair loop of [`keygen_ni`] and [`keygen_vaes`]: two groups of [`GG`] keys at a time,
+/// `walk` taking both down their trees. A short last pair's missing group walks an all-zero pair
+/// and writes nothing (it has no key slice). A macro so that it is expanded inside each
+/// `#[target_feature]` function (see [`eval_range_groups`]).
+macro_rules! keygen_pairs {
+    ($rk:expr, $lay:expr, $n_bits:expr, $at:expr, $bt:expr, $roots:expr, $out:expr, $walk:expr) => {{
+        let (rk, lay, n_bits, at, bt, roots, out) = ($rk, $lay, $n_bits, $at, $bt, $roots, $out);
+        let count = at.len().min(bt.len()).min(roots.len() / 2).min(out.len() / lay.len);
+        let chunks = at[..count].chunks(2 * GG).zip(bt.chunks(2 * GG)).zip(roots.chunks(4 * GG));
+        for (((ac, bc), rc), oc) in chunks.zip(out.chunks_mut(2 * GG * lay.len)) {
+            let split = ac.len().min(GG);
+            let (oa, ob) = oc.split_at_mut((split * lay.len).min(oc.len()));
+            let mut a = GenLanes::<P>::new(lay, n_bits, ac, bc, rc, oa);
+            let (ac, bc, rc) = (
+                ac.get(GG..).unwrap_or_default(),
+                bc.get(GG..).unwrap_or_default(),
+                rc.get(2 * GG..).unwrap_or_default(),
+            );
+            let mut b = GenLanes::<P>::new(lay, n_bits, ac, bc, rc, ob);
+            let walk = $walk;
+            walk(&mut a, &mut b);
+            b.finish(rk, lay, n_bits);
+            a.finish(rk, lay, n_bits);
+        }
+    }};
+}
+
 /// [`Keygen::run`], two groups of [`GG`] keys at a time (see [`gen_pair`]).
 #[target_feature(enable = "aes,sse4.1,avx")]
 fn keygen_ni<P: Payload>(
@@ -625,26 +652,9 @@ fn keygen_ni<P: Payload>(
     roots: &[u128],
     out: &mut [u8],
 ) {
-    let count = at.len().min(bt.len()).min(roots.len() / 2).min(out.len() / lay.len);
-    let chunks = at[..count].chunks(2 * GG).zip(bt.chunks(2 * GG)).zip(roots.chunks(4 * GG));
-    for (((ac, bc), rc), oc) in chunks.zip(out.chunks_mut(2 * GG * lay.len)) {
-        let split = ac.len().min(GG);
-        let (oa, ob) = oc.split_at_mut((split * lay.len).min(oc.len()));
-        let mut a = GenLanes::<P>::new(lay, n_bits, ac, bc, rc, oa);
-        if ac.len() > GG {
-            let (ac, bc, rc) = (
-                ac.get(GG..).unwrap_or_default(),
-                bc.get(GG..).unwrap_or_default(),
-                rc.get(2 * GG..).unwrap_or_default(),
-            );
-            let mut b = GenLanes::<P>::new(lay, n_bits, ac, bc, rc, ob);
-            gen_pair(rk, lay.n, &mut a, &mut b);
-            b.finish(rk, lay, n_bits);
-        } else {
-            gen_single(rk, lay.n, &mut a);
-        }
-        a.finish(rk, lay, n_bits);
-    }
+    keygen_pairs!(rk, lay, n_bits, at, bt, roots, out, |a: &mut GenLanes<'_, P>, b: &mut GenLanes<'_, P>| {
+        gen_pair(rk, lay.n, a, b)
+    });
 }
 
 /// [`keygen_ni`] with the AES of both groups of a pair in one call of 256-bit VAES instructions
@@ -660,24 +670,13 @@ fn keygen_vaes<P: Payload>(
     roots: &[u128],
     out: &mut [u8],
 ) {
-    let count = at.len().min(bt.len()).min(roots.len() / 2).min(out.len() / lay.len);
-    let chunks = at[..count].chunks(2 * GG).zip(bt.chunks(2 * GG)).zip(roots.chunks(4 * GG));
-    for (((ac, bc), rc), oc) in chunks.zip(out.chunks_mut(2 * GG * lay.len)) {
-        let split = ac.len().min(GG);
-        let (oa, ob) = oc.split_at_mut((split * lay.len).min(oc.len()));
-        let mut a = GenLanes::<P>::new(lay, n_bits, ac, bc, rc, oa);
-        // A missing second group walks an all-zero pair and writes nothing (no key slice).
-        let (ac, bc, rc) =
-            (ac.get(GG..).unwrap_or_default(), bc.get(GG..).unwrap_or_default(), rc.get(2 * GG..).unwrap_or_default());
-        let mut b = GenLanes::<P>::new(lay, n_bits, ac, bc, rc, ob);
+    keygen_pairs!(rk, lay, n_bits, at, bt, roots, out, |a: &mut GenLanes<'_, P>, b: &mut GenLanes<'_, P>| {
         for level in 0..lay.n {
             aes_gen_vaes::<P>(rk, &a.s, &b.s, &mut a.aes, &mut b.aes);
             a.apply(level);
             b.apply(level);
         }
-        b.finish(rk, lay, n_bits);
-        a.finish(rk, lay, n_bits);
-    }
+    });
 }
 
 /// [`aes_gen`] for two groups at once, party 0's and party 1's seed of a group in the two
@@ -750,15 +749,6 @@ fn gen_pair<P: Payload>(rk: &RoundKeys, n: usize, a: &mut GenLanes<'_, P>, b: &m
             a.aes(rk);
         }
         b.apply(level);
-    }
-}
-
-/// One group alone (a batch's last keys).
-#[target_feature(enable = "aes,sse4.1,avx")]
-fn gen_single<P: Payload>(rk: &RoundKeys, n: usize, a: &mut GenLanes<'_, P>) {
-    for level in 0..n {
-        a.aes(rk);
-        a.apply(level);
     }
 }
 
