@@ -5,15 +5,15 @@
 
 use mpcflow_sdk::importer::Importer;
 use mpcflow_sdk::kernel::Kernel;
-
-/// The kernel name that means "each protocol's own CPU code".
-pub const CPU_KERNEL: &str = "cpu";
 use mpcflow_sdk::operator::Operator;
 use mpcflow_sdk::plugin::PluginKind;
 use mpcflow_sdk::protocol::Protocol;
 use mpcflow_sdk::transport::Transport;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+/// The kernel name that means "each protocol's own CPU code".
+pub const CPU_KERNEL: &str = "cpu";
 
 /// Plugins by kind and name.
 #[derive(Default, Clone)]

@@ -169,15 +169,32 @@ impl Device {
     }
 }
 
-/// `buf` with room for at least `len` items (reallocated when too small).
+/// How a pinned host buffer is used, which decides how it is allocated.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pinned {
+    /// The CPU only writes it (keys, points): write-combined memory, fastest to copy from.
+    Upload,
+    /// The CPU reads it (results): plain cached page-locked memory (reading write-combined
+    /// memory from the CPU is uncached and very slow).
+    Download,
+}
+
+/// `buf` holding exactly `len` items (reallocated when its length differs: cudarc copies a
+/// pinned buffer whole, so an upload buffer must be exactly the chunk).
 fn pinned<'a, T: cudarc::driver::DeviceRepr>(
     ctx: &Arc<CudaContext>,
     buf: &'a mut Option<PinnedHostSlice<T>>,
     len: usize,
+    use_: Pinned,
 ) -> Result<&'a mut PinnedHostSlice<T>> {
-    if buf.as_ref().is_none_or(|b| b.len() < len) {
-        // SAFETY: the contents are written before they are copied to the device.
-        *buf = Some(unsafe { ctx.alloc_pinned::<T>(len) }.map_err(cuda_err("pinned allocation"))?);
+    if buf.as_ref().is_none_or(|b| b.len() != len) {
+        let flags = match use_ {
+            Pinned::Upload => cudarc::driver::sys::CU_MEMHOSTALLOC_WRITECOMBINED,
+            Pinned::Download => 0,
+        };
+        // SAFETY: upload buffers are filled in full before they are copied to the device;
+        // download buffers are read only after a copy from the device has filled them.
+        *buf = Some(unsafe { ctx.alloc_pinned_with_flags::<T>(len, flags) }.map_err(cuda_err("pinned allocation"))?);
     }
     buf.as_mut().ok_or_else(|| Error::internal("pinned buffer"))
 }
@@ -207,27 +224,39 @@ impl CudaKernel {
             .map_err(|why| Error::Unsupported { what: format!("cuda ({why})"), plugin: "cuda".into() })
     }
 
-    /// Copies `chunk` of `keys` through lane `lane`'s pinned buffers and launches its evaluation.
-    #[allow(clippy::too_many_arguments)]
+    /// Copies `range` of `keys` and `xs` to lane `lane`'s device buffers and launches its
+    /// evaluation; the results are copied into the lane's pinned output buffer. Full chunks
+    /// (`pinned_chunk` keys) go through pinned buffers, so their copies overlap the other lane's
+    /// work; a call's shorter last chunk is copied from ordinary memory, which the driver does
+    /// synchronously.
     fn launch_chunk(
         d: &Device,
         lane: &mut Lane,
         keys: &FssKeys<'_>,
-        key_len: usize,
         range: std::ops::Range<usize>,
         xs: &[u64],
+        pinned_chunk: usize,
     ) -> Result<()> {
+        let key_len = keys.scheme.key_len(keys.n_bits);
         let (count, words) = (range.len(), keys.scheme.words());
-        let kh = pinned(&d.ctx, &mut lane.keys_host, count * key_len)?;
-        kh.as_mut_slice().map_err(cuda_err("staging keys"))?[..count * key_len]
-            .copy_from_slice(&keys.bytes[range.start * key_len..range.end * key_len]);
-        let xh = pinned(&d.ctx, &mut lane.xs_host, count)?;
-        xh.as_mut_slice().map_err(cuda_err("staging points"))?[..count].copy_from_slice(&xs[range.clone()]);
+        let key_bytes = &keys.bytes[range.start * key_len..range.end * key_len];
         let stream = lane.stream.clone();
-        let kd = device_buf(&stream, &mut lane.keys_dev, kh.len())?;
-        stream.memcpy_htod(kh, kd).map_err(cuda_err("copying keys"))?;
-        let xd = device_buf(&stream, &mut lane.xs_dev, xh.len())?;
-        stream.memcpy_htod(xh, xd).map_err(cuda_err("copying points"))?;
+        let kd = device_buf(&stream, &mut lane.keys_dev, count * key_len)?;
+        if count == pinned_chunk {
+            let kh = pinned(&d.ctx, &mut lane.keys_host, count * key_len, Pinned::Upload)?;
+            kh.as_mut_slice().map_err(cuda_err("staging keys"))?.copy_from_slice(key_bytes);
+            stream.memcpy_htod(kh, kd).map_err(cuda_err("copying keys"))?;
+        } else {
+            stream.memcpy_htod(key_bytes, &mut kd.slice_mut(..count * key_len)).map_err(cuda_err("copying keys"))?;
+        }
+        let xd = device_buf(&stream, &mut lane.xs_dev, count)?;
+        if count == pinned_chunk {
+            let xh = pinned(&d.ctx, &mut lane.xs_host, count, Pinned::Upload)?;
+            xh.as_mut_slice().map_err(cuda_err("staging points"))?.copy_from_slice(&xs[range.clone()]);
+            stream.memcpy_htod(xh, xd).map_err(cuda_err("copying points"))?;
+        } else {
+            stream.memcpy_htod(&xs[range.clone()], &mut xd.slice_mut(..count)).map_err(cuda_err("copying points"))?;
+        }
         let od = device_buf(&stream, &mut lane.out_dev, count * words)?;
         let (count64, key_len32, n_bits, party) = (count as u64, key_len as u32, keys.n_bits, u32::from(keys.party));
         let (kd, xd) = (lane.keys_dev.as_ref(), lane.xs_dev.as_ref());
@@ -252,7 +281,7 @@ impl CudaKernel {
                 unsafe { l.launch(grid(count)?) }.map_err(cuda_err("launching DPF evaluation"))?;
             }
         }
-        let oh = pinned(&d.ctx, &mut lane.out_host, count * words)?;
+        let oh = pinned(&d.ctx, &mut lane.out_host, pinned_chunk * words, Pinned::Download)?;
         let od = lane.out_dev.as_ref().ok_or_else(|| Error::internal("cuda output buffer"))?;
         stream.memcpy_dtoh(&od.slice(..count * words), oh).map_err(cuda_err("copying results"))?;
         Ok(())
@@ -283,6 +312,41 @@ impl CudaKernel {
     }
 }
 
+impl CudaKernel {
+    /// [`Kernel::fss_eval`] of a batch that fits one chunk: plain copies on one stream (pinned
+    /// buffers would have to be allocated at this call's exact size, which costs more than they
+    /// save for one chunk).
+    fn fss_eval_whole(&self, d: &Device, keys: &FssKeys<'_>, xs: &[u64], out: &mut [u64]) -> Result<()> {
+        let (count, words, key_len) = (xs.len(), keys.scheme.words(), keys.scheme.key_len(keys.n_bits));
+        let lanes = d.lanes.lock().map_err(|_| Error::internal("cuda lanes poisoned"))?;
+        let stream = &lanes[0].stream;
+        let kd = stream.clone_htod(keys.bytes).map_err(cuda_err("copying keys"))?;
+        let xd = stream.clone_htod(xs).map_err(cuda_err("copying points"))?;
+        // SAFETY: every output word is written by its key's thread.
+        let mut od = unsafe { stream.alloc::<u64>(count * words) }.map_err(cuda_err("allocating results"))?;
+        let (count64, key_len32, n_bits, party) = (count as u64, key_len as u32, keys.n_bits, u32::from(keys.party));
+        let words32 = words as u32;
+        match keys.scheme {
+            FssScheme::Dcf | FssScheme::Dcf2 => {
+                let mut l = stream.launch_builder(&d.f.dcf_eval);
+                l.arg(&d.round_keys).arg(&kd).arg(&count64).arg(&key_len32).arg(&n_bits).arg(&words32).arg(&party);
+                l.arg(&xd).arg(&mut od);
+                // SAFETY: as in `launch_chunk`.
+                unsafe { l.launch(grid(count)?) }.map_err(cuda_err("launching DCF evaluation"))?;
+            }
+            FssScheme::Dpf => {
+                let mut l = stream.launch_builder(&d.f.dpf_eval);
+                l.arg(&d.round_keys).arg(&kd).arg(&count64).arg(&key_len32).arg(&n_bits).arg(&party);
+                l.arg(&xd).arg(&mut od);
+                // SAFETY: as in `launch_chunk`.
+                unsafe { l.launch(grid(count)?) }.map_err(cuda_err("launching DPF evaluation"))?;
+            }
+        }
+        stream.memcpy_dtoh(&od, out).map_err(cuda_err("copying results"))?;
+        stream.synchronize().map_err(cuda_err("DCF evaluation"))
+    }
+}
+
 impl Kernel for CudaKernel {
     fn descriptor(&self) -> KernelDescriptor {
         let device = match self.device.get() {
@@ -303,13 +367,22 @@ impl Kernel for CudaKernel {
         if xs.len() != count || out.len() != count * words || keys.bytes.len() != count * key_len {
             return Err(Error::invalid("cuda fss_eval: keys, points and outputs differ in length"));
         }
+        if count == 0 {
+            return Ok(());
+        }
         let per_chunk = (CHUNK_BYTES / key_len).max(1);
+        if count <= per_chunk {
+            return self.fss_eval_whole(d, keys, xs, out);
+        }
         let chunks: Vec<std::ops::Range<usize>> =
             (0..count).step_by(per_chunk).map(|s| s..(s + per_chunk).min(count)).collect();
         let mut lanes = d.lanes.lock().map_err(|_| Error::internal("cuda lanes poisoned"))?;
         // Chunk j runs on lane j % 2. Before lane l takes chunk j, its chunk j − 2 is collected
         // (the copy-out waits on that lane's stream only), so the other lane keeps working.
         let collect = |lane: &mut Lane, r: &std::ops::Range<usize>, out: &mut [u64]| -> Result<()> {
+            // Wait for this lane's copy-out explicitly: `as_slice` waits on the buffer's event,
+            // which cudarc records only while the context has more than one stream.
+            lane.stream.synchronize().map_err(cuda_err("waiting for results"))?;
             let oh = lane.out_host.as_ref().ok_or_else(|| Error::internal("cuda output buffer"))?;
             let got = oh.as_slice().map_err(cuda_err("waiting for results"))?;
             out[r.start * words..r.end * words].copy_from_slice(&got[..r.len() * words]);
@@ -320,7 +393,7 @@ impl Kernel for CudaKernel {
             if j >= 2 {
                 collect(lane, &chunks[j - 2], out)?;
             }
-            Self::launch_chunk(d, lane, keys, key_len, r.clone(), xs)?;
+            Self::launch_chunk(d, lane, keys, r.clone(), xs, per_chunk)?;
         }
         for j in chunks.len().saturating_sub(2)..chunks.len() {
             collect(&mut lanes[j % 2], &chunks[j], out)?;

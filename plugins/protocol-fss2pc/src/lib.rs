@@ -19,7 +19,7 @@
 //!   integer products;
 //! - within 1 ulp: fixed-point products, matmul, conv2d, right shifts and `scale` (exact
 //!   DCF-based truncation rounding half up, where `ref` rounds half away from zero), for
-//!   `|x·y| < 2^(62−2f)` before truncation (a right shift: `|x| < 2^62`), one bit less than
+//!   `|x·y| < 2^(62−2f)` before truncation (a right shift by `t`: `|x| < 2^62 − 2^(t−1)`), one bit less than
 //!   the ring, which makes the truncation one `f`-bit DCF instead of two (see
 //!   [`gates::trunc`]); comparisons need the same range at the default `compare_bits`;
 //! - within `1 + |mean|·2^-8` ulp: `mean` and `avgpool`, for `|mean| < 2^(62−2f−7)`, any count

@@ -278,11 +278,13 @@ impl<'a> Shares<'a> {
         let b = self.reader.take(DcfKey::serialized_len(bits) * n, what)?;
         let err = |e: crate::fss::FssError| Error::Material(format!("{what}: {e}"));
         if let Some(owner) = &self.owner {
-            // Where `b` starts in the owner's buffer (it is a subslice of it: `reader` reads it).
+            // Where `b` starts in the owner's buffer (it is a subslice of it: `reader` reads it;
+            // the bounds-checked `get` confirms that rather than assume it).
             let start = (b.as_ptr() as usize).wrapping_sub(owner.as_ptr() as usize);
-            if owner.get(start..start + b.len()).is_some_and(|s| std::ptr::eq(s.as_ptr(), b.as_ptr())) {
+            let range = start..start.saturating_add(b.len());
+            if owner.get(range.clone()).is_some_and(|s| std::ptr::eq(s.as_ptr(), b.as_ptr())) {
                 let buffer: std::sync::Arc<dyn AsRef<[u8]> + Send + Sync> = owner.clone();
-                return DcfKeyBatch::from_shared(buffer, start..start + b.len(), n, bits).map_err(err);
+                return DcfKeyBatch::from_shared(buffer, range, n, bits).map_err(err);
             }
         }
         Ok(DcfKeyBatch::from_bytes(b, n, bits).map_err(err)?.into_owned())

@@ -28,6 +28,46 @@ struct Pool {
     outstanding: usize,
 }
 
+/// A recycled buffer is used only if it is at most this many times larger than asked for (a
+/// small node's material must not pin a huge buffer).
+const MAX_OVERSIZE: usize = 4;
+
+impl Pool {
+    fn take(&mut self, capacity: usize) -> Option<Vec<u8>> {
+        self.outstanding += 1;
+        let fits = |v: &Vec<u8>| v.capacity() >= capacity && v.capacity() <= capacity.saturating_mul(MAX_OVERSIZE);
+        match (0..self.idle.len()).filter(|&i| fits(&self.idle[i])).min_by_key(|&i| self.idle[i].capacity()) {
+            Some(at) => {
+                let v = self.idle.swap_remove(at);
+                self.idle_bytes -= v.capacity();
+                Some(v)
+            }
+            None => {
+                // Nothing fits: idle buffers too small for this size are likely stale sizes;
+                // let them go rather than hold memory nobody takes.
+                self.idle.retain(|v| v.capacity() >= capacity);
+                self.idle_bytes = self.idle.iter().map(Vec::capacity).sum();
+                None
+            }
+        }
+    }
+
+    /// Takes `v` back (`true`) or leaves it to be dropped.
+    fn give(&mut self, v: Vec<u8>) -> Option<Vec<u8>> {
+        if self.outstanding == 0 {
+            return Some(v);
+        }
+        // It came back, kept or not.
+        self.outstanding -= 1;
+        if self.idle_bytes + v.capacity() > MAX_IDLE_BYTES {
+            return Some(v);
+        }
+        self.idle_bytes += v.capacity();
+        self.idle.push(v);
+        None
+    }
+}
+
 static POOL: Mutex<Pool> = Mutex::new(Pool { idle: Vec::new(), idle_bytes: 0, outstanding: 0 });
 
 /// An empty buffer with room for at least `capacity` bytes: a recycled one if one fits
@@ -37,16 +77,7 @@ pub fn take(capacity: usize) -> (Vec<u8>, bool) {
     if capacity < MIN_BYTES {
         return (Vec::with_capacity(capacity), false);
     }
-    let recycled = POOL.lock().ok().and_then(|mut p| {
-        p.outstanding += 1;
-        // The smallest idle buffer that fits.
-        let at =
-            (0..p.idle.len()).filter(|&i| p.idle[i].capacity() >= capacity).min_by_key(|&i| p.idle[i].capacity())?;
-        let v = p.idle.swap_remove(at);
-        p.idle_bytes -= v.capacity();
-        Some(v)
-    });
-    match recycled {
+    match POOL.lock().ok().and_then(|mut p| p.take(capacity)) {
         Some(mut v) => {
             v.clear();
             (v, true)
@@ -61,13 +92,12 @@ pub fn give(v: Vec<u8>) {
     if v.capacity() < MIN_BYTES {
         return;
     }
-    let Ok(mut p) = POOL.lock() else { return };
-    if p.outstanding == 0 || p.idle_bytes + v.capacity() > MAX_IDLE_BYTES {
-        return;
-    }
-    p.outstanding -= 1;
-    p.idle_bytes += v.capacity();
-    p.idle.push(v);
+    // Dropped outside the lock.
+    let rejected = match POOL.lock() {
+        Ok(mut p) => p.give(v),
+        Err(_) => Some(v),
+    };
+    drop(rejected);
 }
 
 /// A party's material for one node, given back to the pool when the last reference goes.
@@ -106,24 +136,36 @@ mod tests {
 
     #[test]
     fn buffers_come_back_only_while_taken_ones_are_out() {
-        // Tests share the process-wide pool, so work with a size nothing else uses.
-        let size = MIN_BYTES + 12_345;
-        let (a, _) = take(size);
-        assert!(a.capacity() >= size && a.is_empty());
-        let ptr = a.as_ptr();
-        give(a);
-        let (b, recycled) = take(size);
-        assert!(recycled);
-        assert_eq!(b.as_ptr(), ptr, "the returned buffer is reused");
-        give(b);
+        // A pool of its own: the process-wide one is shared with concurrent tests.
+        let mut p = Pool::default();
+        let size = MIN_BYTES;
+        assert!(p.take(size).is_none(), "empty at first");
+        let v = Vec::with_capacity(size);
+        let ptr = v.as_ptr();
+        assert!(p.give(v).is_none(), "kept: one buffer was out");
+        let w = p.take(size).expect("recycled");
+        assert_eq!(w.as_ptr(), ptr);
+        assert!(p.give(w).is_none());
         // Nothing outstanding now: a buffer from elsewhere is not kept.
-        let mut p = POOL.lock().unwrap();
-        let before = p.idle.len();
-        p.outstanding = 0;
-        drop(p);
-        give(Vec::with_capacity(size));
-        assert_eq!(POOL.lock().unwrap().idle.len(), before);
-        // Small buffers are never pooled.
+        assert!(p.give(Vec::with_capacity(size)).is_some());
+        // Far larger than asked for: not used, a new buffer instead.
+        assert!(p.take(size / MAX_OVERSIZE / 2).is_none());
+        // Nothing fits a larger size: the smaller idle buffers are let go.
+        assert!(p.take(2 * size).is_none());
+        assert_eq!((p.idle.len(), p.idle_bytes), (0, 0));
+    }
+
+    #[test]
+    fn a_full_pool_still_counts_the_buffer_as_returned() {
+        let mut p = Pool::default();
+        p.take(MIN_BYTES);
+        p.idle_bytes = MAX_IDLE_BYTES;
+        assert!(p.give(Vec::with_capacity(MIN_BYTES)).is_some());
+        assert_eq!(p.outstanding, 0);
+    }
+
+    #[test]
+    fn small_buffers_are_never_pooled() {
         let (s, recycled) = take(100);
         assert!(s.capacity() >= 100 && !recycled);
     }

@@ -148,9 +148,6 @@ pub fn material_sizes(node: &NodeDesc) -> [u64; 2] {
     [c.dealer_bytes.first().copied().unwrap_or(0), c.dealer_bytes.get(1).copied().unwrap_or(0)]
 }
 
-/// The truncation range of products and scales (see [`trunc::Range`]).
-const HALF: trunc::Range = trunc::Range::Half;
-
 /// The exact cost of a node (tests hold the runtime's measurements to it).
 pub fn cost(node: &NodeDesc) -> Cost {
     let mut c = Cost::zero(node.parties);
@@ -179,11 +176,15 @@ pub fn cost(node: &NodeDesc) -> Cost {
             }
         }
         Gate::Public | Gate::Linear => {}
-        Gate::Scale { bits, .. } => both(&mut c, 1, split_len(n, trunc::words(bits, HALF), trunc::key_len(bits, HALF))),
-        Gate::Bilinear { trunc: None } => both(&mut c, 1, split_len(n, 2, 0)),
-        Gate::Bilinear { trunc: Some(bits) } => {
-            both(&mut c, 2, split_len(n, 1 + trunc::words(bits, HALF), trunc::key_len(bits, HALF)))
+        Gate::Scale { bits, .. } => {
+            both(&mut c, 1, split_len(n, trunc::words(bits, trunc::PRODUCTS), trunc::key_len(bits, trunc::PRODUCTS)))
         }
+        Gate::Bilinear { trunc: None } => both(&mut c, 1, split_len(n, 2, 0)),
+        Gate::Bilinear { trunc: Some(bits) } => both(
+            &mut c,
+            2,
+            split_len(n, 1 + trunc::words(bits, trunc::PRODUCTS), trunc::key_len(bits, trunc::PRODUCTS)),
+        ),
         Gate::Sign { .. } => both(&mut c, 1, split_len(n, 2, dcf_len(node.fixed_point.compare_bits - 1))),
         Gate::Relu => both(&mut c, 1, split_len(n, 3, dcf2_len(node.fixed_point.compare_bits - 1))),
         Gate::Lut(func) => {

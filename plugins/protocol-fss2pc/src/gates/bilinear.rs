@@ -46,7 +46,7 @@ pub fn deal(
         Some(bits) => {
             let mut split = Split::new(Tag::BilinearTrunc, rng, crate::protocol::material_sizes(node));
             split.share(&c);
-            let r_out = trunc::deal(&mut split, &r_z, bits, trunc::Range::Half, rng)?;
+            let r_out = trunc::deal(&mut split, &r_z, bits, trunc::PRODUCTS, rng)?;
             Ok((split.finish(), r_out))
         }
     }
@@ -88,7 +88,7 @@ impl BilinearEval {
         let c = m.share(n, "product correlation")?;
         let (trunc, r_z) = match trunc_bits {
             None => (None, m.share(n, "output mask")?),
-            Some(bits) => (Some((bits, trunc::read(&mut m, n, bits, trunc::Range::Half)?)), vec![]),
+            Some(bits) => (Some((bits, trunc::read(&mut m, n, bits, trunc::PRODUCTS)?)), vec![]),
         };
         m.finish()?;
         // i·B(x̂, ŷ) − B(x̂, [r_y]ᵢ) = B(x̂, i·ŷ − [r_y]ᵢ): two products per party, not three.

@@ -123,7 +123,7 @@ pub fn deal_scale(
     let publics: Vec<Option<&[u64]>> = publics.iter().map(Option::as_deref).collect();
     let r = pre_scale(node, op, &views(&masks), &publics, c)?;
     let mut split = Split::new(Tag::Trunc, rng, crate::protocol::material_sizes(node));
-    let r_out = trunc::deal(&mut split, &r, bits, trunc::Range::Half, rng)?;
+    let r_out = trunc::deal(&mut split, &r, bits, trunc::PRODUCTS, rng)?;
     Ok((split.finish(), r_out))
 }
 
@@ -157,7 +157,7 @@ impl ScaleEval {
         let n = zhat.len();
         let material = std::sync::Arc::new(crate::pool::Recycled::new(material));
         let mut m = Shares::shared(&material, Tag::Trunc, me.0)?.with_accel(accel);
-        let t = trunc::read(&mut m, n, bits, trunc::Range::Half)?;
+        let t = trunc::read(&mut m, n, bits, trunc::PRODUCTS)?;
         m.finish()?;
         Ok(ScaleEval { me, node: node.clone(), bits, zhat, material: Some(t), mine: vec![], sent: false })
     }

@@ -257,8 +257,10 @@ impl NodeEval for LutEval {
         let party = self.me.0;
         match self.state {
             State::Relu => {
-                let material = std::sync::Arc::new(crate::pool::Recycled::new(std::mem::take(&mut self.material)));
-                let mut sh = Shares::shared(&material, Tag::Lut, party)?.with_accel(self.accel.clone());
+                // Not shared: the truncation keys kept for later rounds are copied out, so the
+                // rest of this material (ReLU and table keys) is freed after this round.
+                let material = std::mem::take(&mut self.material);
+                let mut sh = Shares::new(&material, Tag::Lut, party)?.with_accel(self.accel.clone());
                 let (lo_w, hi_w) = (fp.encode(lo), fp.encode(hi));
                 let mut xs = wire::sub(&self.xhat, &vec![lo_w; n]);
                 xs.extend(wire::sub(&self.xhat, &vec![hi_w; n]));

@@ -456,8 +456,9 @@ impl NodeEval for RootEval {
         let recv = |what: &str, mine: &[u64]| super::open::reconstruct(inbox, mine, what);
         match self.state {
             State::Start => {
-                let material = std::sync::Arc::new(crate::pool::Recycled::new(std::mem::take(&mut self.material)));
-                let mut sh = Shares::shared(&material, Tag::Root, party)?.with_accel(self.accel.clone());
+                // Not shared: see the lookup gate.
+                let material = std::mem::take(&mut self.material);
+                let mut sh = Shares::new(&material, Tag::Root, party)?.with_accel(self.accel.clone());
                 let dhat = offsets(self.func.groups(), self.params.kk, &self.xhat);
                 let (mine, bshare) = sign::sign_share(party, &dhat, 0, 1, 64, &mut sh)?;
                 self.bshare = bshare;

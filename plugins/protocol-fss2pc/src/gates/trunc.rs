@@ -18,6 +18,11 @@
 //!   of a 16-bit and a 64-bit one), for one bit less range. Cheetah uses the same observation
 //!   ("the MSB of a value known to be small").
 //!
+//! Products and scales use [`PRODUCTS`] (the half range); the lookup and root gates, whose
+//! intermediates may use the whole ring, the full one. Outside its range a truncation is wrong,
+//! as any fixed-point overflow is, and whether it is depends on the mask's top bit, so an
+//! opened wrong value can hint at that bit: keep values in range (`lib.rs` states the bounds).
+//!
 //! Both are exact: no probabilistic error (compare SecureML/CrypTen local truncation, which
 //! fails with probability about `|z|/2^64` per element). This is the truncation of Boyle et
 //! al. 2021 (and LLAMA/Sigma) in masked-wire form.
@@ -26,6 +31,9 @@ use crate::accel::Accel;
 use crate::fss::{DcfKeyBatch, SeedRng};
 use crate::material::{Shares, Split, dcf_len};
 use mpcflow_sdk::Result;
+
+/// The range of products (mul, matmul, conv2d) and scales (scale, mean, shift).
+pub const PRODUCTS: Range = Range::Half;
 
 /// The values a truncation is exact for (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,11 +45,10 @@ pub enum Range {
 }
 
 impl Range {
-    /// The range used for a truncation by `bits`: [`Range::Half`] needs `bits ≤ 61` (its offset
-    /// `2^62` must stay a multiple of `2^bits` above the rounding half), so wider shifts use
-    /// [`Range::Full`].
+    /// The range used for a truncation by `bits`: [`Range::Half`] needs its offset `2^62` to be
+    /// a multiple of `2^bits` (so `bits ≤ 62`); wider shifts use [`Range::Full`].
     pub fn for_bits(self, bits: u32) -> Range {
-        if bits <= 61 { self } else { Range::Full }
+        if bits <= 62 { self } else { Range::Full }
     }
 
     /// The public offset that makes the value non-negative (before the rounding half).
@@ -221,7 +228,8 @@ mod tests {
         assert_eq!(key_len(16, Range::Full), dcf_len(16) + dcf_len(64));
         assert_eq!((words(16, Range::Half), words(16, Range::Full)), (3, 2));
         // Shifts too wide for the half range's offset fall back to the full range.
-        assert_eq!(key_len(62, Range::Half), key_len(62, Range::Full));
+        assert_eq!(key_len(62, Range::Half), dcf_len(62));
+        assert_eq!(key_len(63, Range::Half), key_len(63, Range::Full));
     }
 
     #[test]
