@@ -71,6 +71,21 @@ pub fn choose(registry: &Registry, asked: Option<&str>, demanded: Option<&str>) 
     }
 }
 
+/// Checks a pipeline file's `kernel:` without choosing it: the name must be registered. Returns
+/// the kernel's availability here (`Err` with the reason when it cannot run), for `check`.
+pub fn check_file_kernel(registry: &Registry, name: &str) -> Result<std::result::Result<(), String>, Error> {
+    if name == CPU_KERNEL {
+        return Ok(Ok(()));
+    }
+    match registry.kernel(name) {
+        Some(k) => Ok(k.available()),
+        None => Err(Error::Invalid(vec![Problem::new(
+            Site::Kernel,
+            format!("unknown kernel `{name}` (available: {})", registry.kernel_names().join(", ")),
+        )])),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,6 +127,13 @@ mod tests {
         assert_eq!(choose(&r, Some("fake"), None).unwrap().name(), "cpu");
         let e = choose(&r, None, Some("fake")).unwrap_err().to_string();
         assert!(e.contains("kernel `fake` cannot run here: no device") && e.contains("--kernel cpu"), "{e}");
+    }
+
+    #[test]
+    fn check_knows_names_and_availability() {
+        assert_eq!(check_file_kernel(&registry(true), "cpu").unwrap(), Ok(()));
+        assert_eq!(check_file_kernel(&registry(false), "fake").unwrap(), Err("no device".to_string()));
+        assert!(check_file_kernel(&registry(true), "tpu").unwrap_err().to_string().contains("unknown kernel `tpu`"));
     }
 
     #[test]

@@ -190,3 +190,23 @@ fn asking_for_cuda_uses_it_or_falls_back_with_one_line() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--kernel: unknown kernel `tpu` (available: cpu, cuda)"), "{stderr}");
 }
+
+#[test]
+fn check_refuses_an_unknown_kernel_at_its_line() {
+    let dir = std::env::temp_dir().join(format!("mpcflow-kernel-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("k.yaml");
+    let text = std::fs::read_to_string(root().join("graphs/millionaires.yaml"))
+        .unwrap()
+        .replace("protocol: fss2pc", "protocol: fss2pc\nkernel: tpu");
+    std::fs::write(&file, &text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mpcflow")).arg("check").arg(&file).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = text.lines().position(|l| l == "kernel: tpu").unwrap() + 1;
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("k.yaml:{line}:9: kernel: unknown kernel `tpu` (available: cpu, cuda)")),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

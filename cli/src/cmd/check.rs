@@ -18,6 +18,9 @@ pub fn run(a: Args) -> Result<()> {
     println!("  parties:     {}", plan.parties.join(", "));
     println!("  protocol:    {}{}", plan.protocol, if plan.secure { "" } else { " (INSECURE: plaintext reference)" });
     println!("  fixed point: {} fractional bits", plan.fixed_point.frac_bits);
+    if let Some(k) = &pipeline.kernel {
+        println!("  kernel:      {k} (demanded by the file)");
+    }
     for inp in &spec.inputs {
         let n = plan.node_id(&inp.name).map(|i| &plan.nodes[i as usize].desc.output);
         println!(

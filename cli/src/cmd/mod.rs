@@ -75,6 +75,13 @@ impl PlanArgs {
         };
         let plan = mpcflow_runtime::plan::build(&pipeline.spec, &registry, &opts)
             .map_err(|e| anyhow!("{}", pipeline.locate(e)))?;
+        if let Some(k) = &pipeline.kernel {
+            match mpcflow_runtime::kernel::check_file_kernel(&registry, k) {
+                Err(e) => return Err(anyhow!("{}", pipeline.locate(e))),
+                Ok(Err(why)) => eprintln!("note: the file demands kernel `{k}`, which cannot run here: {why}"),
+                Ok(Ok(())) => {}
+            }
+        }
         Ok((pipeline, plan))
     }
 }
