@@ -53,7 +53,7 @@ pub fn choose(registry: &Registry, asked: Option<&str>, demanded: Option<&str>) 
         return Ok(KernelHandle(None));
     }
     let Some(kernel) = registry.kernel(name) else {
-        return Err(fail(format!("unknown kernel `{name}` (available: {})", registry.kernel_names().join(", "))));
+        return Err(fail(unknown(registry, name)));
     };
     match kernel.available() {
         Ok(()) => {
@@ -79,11 +79,12 @@ pub fn check_file_kernel(registry: &Registry, name: &str) -> Result<std::result:
     }
     match registry.kernel(name) {
         Some(k) => Ok(k.available()),
-        None => Err(Error::Invalid(vec![Problem::new(
-            Site::Kernel,
-            format!("unknown kernel `{name}` (available: {})", registry.kernel_names().join(", ")),
-        )])),
+        None => Err(Error::Invalid(vec![Problem::new(Site::Kernel, unknown(registry, name))])),
     }
+}
+
+fn unknown(registry: &Registry, name: &str) -> String {
+    format!("unknown kernel `{name}` (available: {})", registry.kernel_names().join(", "))
 }
 
 #[cfg(test)]

@@ -211,6 +211,42 @@ fn device_buf<'a, T: cudarc::driver::DeviceRepr>(
     buf.as_mut().ok_or_else(|| Error::internal("device buffer"))
 }
 
+/// Launches the evaluation of `count` keys (`kd`) at their points (`xd`) into `od`
+/// (`count × words` results) on `stream`.
+fn launch_eval(
+    d: &Device,
+    stream: &Arc<CudaStream>,
+    keys: &FssKeys<'_>,
+    count: usize,
+    kd: &CudaSlice<u8>,
+    xd: &CudaSlice<u64>,
+    od: &mut CudaSlice<u64>,
+) -> Result<()> {
+    let key_len = keys.scheme.key_len(keys.n_bits);
+    let (count64, key_len32, n_bits, party) = (count as u64, key_len as u32, keys.n_bits, u32::from(keys.party));
+    match keys.scheme {
+        FssScheme::Dcf | FssScheme::Dcf2 => {
+            let words32 = keys.scheme.words() as u32;
+            let mut l = stream.launch_builder(&d.f.dcf_eval);
+            l.arg(&d.round_keys).arg(kd).arg(&count64).arg(&key_len32).arg(&n_bits).arg(&words32).arg(&party);
+            l.arg(xd).arg(od);
+            // SAFETY: matches `mpcf_dcf_eval(const u32 *rk, const u8 *keys, u64 count, u32 key_len,
+            // u32 n_bits, u32 words, u32 party, const u64 *xs, u64 *out)`; the callers' buffers hold
+            // at least `count` keys, points and `count·words` outputs; one thread per key.
+            unsafe { l.launch(grid(count)?) }.map_err(cuda_err("launching DCF evaluation"))?;
+        }
+        FssScheme::Dpf => {
+            let mut l = stream.launch_builder(&d.f.dpf_eval);
+            l.arg(&d.round_keys).arg(kd).arg(&count64).arg(&key_len32).arg(&n_bits).arg(&party);
+            l.arg(xd).arg(od);
+            // SAFETY: matches `mpcf_dpf_eval(const u32 *rk, const u8 *keys, u64 count, u32 key_len,
+            // u32 n_bits, u32 party, const u64 *xs, u64 *out)`; sizes as above.
+            unsafe { l.launch(grid(count)?) }.map_err(cuda_err("launching DPF evaluation"))?;
+        }
+    }
+    Ok(())
+}
+
 impl CudaKernel {
     /// A kernel that opens GPU 0 on first use.
     pub fn new() -> CudaKernel {
@@ -258,37 +294,16 @@ impl CudaKernel {
             stream.memcpy_htod(&xs[range.clone()], &mut xd.slice_mut(..count)).map_err(cuda_err("copying points"))?;
         }
         let od = device_buf(&stream, &mut lane.out_dev, count * words)?;
-        let (count64, key_len32, n_bits, party) = (count as u64, key_len as u32, keys.n_bits, u32::from(keys.party));
-        let (kd, xd) = (lane.keys_dev.as_ref(), lane.xs_dev.as_ref());
-        let (Some(kd), Some(xd)) = (kd, xd) else { return Err(Error::internal("cuda buffers")) };
-        match keys.scheme {
-            FssScheme::Dcf | FssScheme::Dcf2 => {
-                let words32 = words as u32;
-                let mut l = stream.launch_builder(&d.f.dcf_eval);
-                l.arg(&d.round_keys).arg(kd).arg(&count64).arg(&key_len32).arg(&n_bits).arg(&words32).arg(&party);
-                l.arg(xd).arg(od);
-                // SAFETY: matches `mpcf_dcf_eval(const u32 *rk, const u8 *keys, u64 count, u32 key_len,
-                // u32 n_bits, u32 words, u32 party, const u64 *xs, u64 *out)`; the buffers hold
-                // `count` keys, points and `count·words` outputs; one thread per key.
-                unsafe { l.launch(grid(count)?) }.map_err(cuda_err("launching DCF evaluation"))?;
-            }
-            FssScheme::Dpf => {
-                let mut l = stream.launch_builder(&d.f.dpf_eval);
-                l.arg(&d.round_keys).arg(kd).arg(&count64).arg(&key_len32).arg(&n_bits).arg(&party);
-                l.arg(xd).arg(od);
-                // SAFETY: matches `mpcf_dpf_eval(const u32 *rk, const u8 *keys, u64 count, u32 key_len,
-                // u32 n_bits, u32 party, const u64 *xs, u64 *out)`; sizes as above.
-                unsafe { l.launch(grid(count)?) }.map_err(cuda_err("launching DPF evaluation"))?;
-            }
-        }
+        let (Some(kd), Some(xd)) = (lane.keys_dev.as_ref(), lane.xs_dev.as_ref()) else {
+            return Err(Error::internal("cuda buffers"));
+        };
+        launch_eval(d, &stream, keys, count, kd, xd, od)?;
         let oh = pinned(&d.ctx, &mut lane.out_host, pinned_chunk * words, Pinned::Download)?;
         let od = lane.out_dev.as_ref().ok_or_else(|| Error::internal("cuda output buffer"))?;
         stream.memcpy_dtoh(&od.slice(..count * words), oh).map_err(cuda_err("copying results"))?;
         Ok(())
     }
-}
 
-impl CudaKernel {
     /// Device-to-device copy bandwidth in bytes per second (median of `repeat` copies of
     /// `bytes`), the memory-bound ceiling the benchmarks compare the kernels with.
     pub fn copy_bandwidth(&self, bytes: usize, repeat: usize) -> Result<f64> {
@@ -310,38 +325,19 @@ impl CudaKernel {
         // A copy reads and writes every byte.
         Ok(2.0 * (words * 8) as f64 / times[times.len() / 2])
     }
-}
 
-impl CudaKernel {
     /// [`Kernel::fss_eval`] of a batch that fits one chunk: plain copies on one stream (pinned
     /// buffers would have to be allocated at this call's exact size, which costs more than they
     /// save for one chunk).
     fn fss_eval_whole(&self, d: &Device, keys: &FssKeys<'_>, xs: &[u64], out: &mut [u64]) -> Result<()> {
-        let (count, words, key_len) = (xs.len(), keys.scheme.words(), keys.scheme.key_len(keys.n_bits));
+        let (count, words) = (xs.len(), keys.scheme.words());
         let lanes = d.lanes.lock().map_err(|_| Error::internal("cuda lanes poisoned"))?;
         let stream = &lanes[0].stream;
         let kd = stream.clone_htod(keys.bytes).map_err(cuda_err("copying keys"))?;
         let xd = stream.clone_htod(xs).map_err(cuda_err("copying points"))?;
         // SAFETY: every output word is written by its key's thread.
         let mut od = unsafe { stream.alloc::<u64>(count * words) }.map_err(cuda_err("allocating results"))?;
-        let (count64, key_len32, n_bits, party) = (count as u64, key_len as u32, keys.n_bits, u32::from(keys.party));
-        let words32 = words as u32;
-        match keys.scheme {
-            FssScheme::Dcf | FssScheme::Dcf2 => {
-                let mut l = stream.launch_builder(&d.f.dcf_eval);
-                l.arg(&d.round_keys).arg(&kd).arg(&count64).arg(&key_len32).arg(&n_bits).arg(&words32).arg(&party);
-                l.arg(&xd).arg(&mut od);
-                // SAFETY: as in `launch_chunk`.
-                unsafe { l.launch(grid(count)?) }.map_err(cuda_err("launching DCF evaluation"))?;
-            }
-            FssScheme::Dpf => {
-                let mut l = stream.launch_builder(&d.f.dpf_eval);
-                l.arg(&d.round_keys).arg(&kd).arg(&count64).arg(&key_len32).arg(&n_bits).arg(&party);
-                l.arg(&xd).arg(&mut od);
-                // SAFETY: as in `launch_chunk`.
-                unsafe { l.launch(grid(count)?) }.map_err(cuda_err("launching DPF evaluation"))?;
-            }
-        }
+        launch_eval(d, stream, keys, count, &kd, &xd, &mut od)?;
         stream.memcpy_dtoh(&od, out).map_err(cuda_err("copying results"))?;
         stream.synchronize().map_err(cuda_err("DCF evaluation"))
     }
