@@ -1,8 +1,10 @@
 //! Throughput of the ring products behind secure `matmul` (`ring::apply` → `linalg`).
 //!
 //! * `matmul/{1t,mt}/n`: one `n × n` by `n × n` wrapping product on one thread / on every
-//!   available thread, with the default configuration (Strassen–Winograd from 512 up).
+//!   available thread, with the default configuration (Strassen–Winograd on sizes from 256 up).
 //! * `matmul_classic/{1t,mt}/n`: the same without Strassen–Winograd (the blocked kernel alone).
+//! * `matmul_scalar/…` and `matmul_scalar_classic/…`: both again with the scalar micro-kernel
+//!   instead of the vector one (AVX2, where the CPU has it).
 //! * `ring_apply/{fast,ref}/256`: `ring::apply` against the old path (the `ref` kernels in
 //!   `Int` mode), both on one 256³ product.
 //!
@@ -35,7 +37,14 @@ fn bench_matmul(c: &mut Criterion) {
     let all = Config::default();
     eprintln!("threads available: {}", all.threads);
     let classic = Config { strassen_min: usize::MAX, ..all };
-    for (group, base) in [("matmul", all), ("matmul_classic", classic)] {
+    let scalar = Config { vector: false, ..all };
+    let scalar_classic = Config { vector: false, ..classic };
+    for (group, base) in [
+        ("matmul", all),
+        ("matmul_classic", classic),
+        ("matmul_scalar", scalar),
+        ("matmul_scalar_classic", scalar_classic),
+    ] {
         let mut g = c.benchmark_group(group);
         g.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
         for n in [256usize, 1024] {
