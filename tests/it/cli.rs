@@ -197,3 +197,43 @@ fn embed_host_example_builds_and_runs() {
     assert!(s.contains("alice is richer: false"), "{s}");
     assert!(s.contains("joint mean: 7.2000"), "{s}");
 }
+
+#[test]
+fn bench_reports_less_dealer_material_over_fewer_compare_bits() {
+    let dealer_bytes = |bits: &str| {
+        let out = mpcflow(&[
+            "bench",
+            "--protocol",
+            "fss2pc",
+            "--repeat",
+            "1",
+            "--json",
+            "--compare-bits",
+            bits,
+            "relu:2000",
+            "cmp:2000",
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+            .lines()
+            .map(|l| {
+                let doc: serde_json::Value = serde_json::from_str(l).unwrap();
+                assert_eq!(doc["runs"], 1);
+                (
+                    doc["scenario"].as_str().unwrap().to_string(),
+                    doc["dealer_bytes_per_element_per_party"].as_f64().unwrap(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let (full, narrow) = (dealer_bytes("64"), dealer_bytes("25"));
+    assert_eq!(full.len(), 2);
+    for ((scenario, wide), (same, small)) in full.iter().zip(&narrow) {
+        assert_eq!(scenario, same);
+        // One tree level fewer per bit: 39 levels of at least 24 bytes (seed and value CWs).
+        assert!(wide - small >= 39.0 * 24.0, "{scenario}: {wide} B at 64 bits, {small} B at 25");
+    }
+    let out = mpcflow(&["bench", "--compare-bits", "1", "relu:10"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("--compare-bits"), "{}", text(&out.stderr));
+}

@@ -31,6 +31,12 @@ pub struct Args {
     /// cannot run here (no GPU) falls back to `cpu` with a warning.
     #[arg(long, value_name = "NAME")]
     kernel: Option<String>,
+    /// Compare over this many low bits (2 to 64), as a pipeline's `fixed_point: compare_bits:`
+    /// does, in every scenario. Compared values must then differ by less than 2^(BITS−1) ulp:
+    /// the `relu` and `cmp` data stay within ±100 (2^23 ulp at 16 fractional bits), so 25 bits
+    /// suffice for them.
+    #[arg(long, value_name = "BITS", value_parser = clap::value_parser!(u32).range(2..=64))]
+    compare_bits: Option<u32>,
     /// Runs per scenario (the median is reported).
     #[arg(long, default_value_t = 5)]
     repeat: usize,
@@ -209,7 +215,10 @@ pub fn run(a: Args) -> Result<()> {
         );
     }
     for spec in &specs {
-        let (graph, inputs) = scenario(spec)?;
+        let (mut graph, inputs) = scenario(spec)?;
+        if let Some(bits) = a.compare_bits {
+            graph.fixed_point = graph.fixed_point.with_compare_bits(bits);
+        }
         // An imported model is measured per input (image), the rest per element.
         let elements = if spec.starts_with("onnx:") {
             inputs.first().and_then(|(_, v)| v.shape().first().copied()).unwrap_or(1)

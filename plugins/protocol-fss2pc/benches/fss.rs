@@ -17,7 +17,10 @@
 //!   share of the AES bound, and runs the whole 1M-ReLU pipeline once (dealer `dcf2::keygen_into_par`
 //!   at n = 63, then per party `from_vec` and `eval_many_par`), printing each stage.
 //!
-//! AES share = (evaluations/s × AES per evaluation) / (raw AES blocks/s).
+//! AES share = (evaluations/s × AES per evaluation) / (raw AES blocks/s). Under each evaluation
+//! line the summary also prints the memory bound: one key per point means every key byte is
+//! read once from memory, so `key bytes / streaming read bandwidth` (measured in the same run)
+//! is a floor no evaluation kernel goes below.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -270,6 +273,27 @@ fn line(what: &str, secs: f64, aes_per_key: f64, aes_ns: f64, threads: f64) {
     }
 }
 
+/// ns per byte of streaming reads from memory on `threads` threads (a 512 MiB buffer, far
+/// larger than the caches, summed in equal slices): the bound of any kernel that must read every
+/// key byte once.
+fn read_ns_per_byte(threads: usize) -> f64 {
+    let words = vec![1u64; 1 << 26];
+    let secs = best_of(3, || {
+        std::thread::scope(|s| {
+            for part in words.chunks(words.len().div_ceil(threads)) {
+                s.spawn(move || black_box(part.iter().fold(0u64, |a, &w| a.wrapping_add(w))));
+            }
+        })
+    });
+    secs * 1e9 / (words.len() * 8) as f64
+}
+
+/// Prints, under a line of [`line`], the memory bound: reading `bytes_per_key` at `ns_per_byte`.
+fn mem_line(secs: f64, bytes_per_key: usize, ns_per_byte: f64) {
+    let (ns, bound) = (secs * 1e9 / MANY as f64, bytes_per_key as f64 * ns_per_byte);
+    eprintln!("  {:<44} {:>8} {:>11}   read bound {bound:>6.1} ns/key = {:>5.1} %", "", "", "", 100.0 * bound / ns);
+}
+
 /// ns per block of raw 256-bit VAES (8 independent registers of two blocks, 10 rounds), where
 /// the CPU has it: the hardware's AES bound when it is faster than the `aes` crate's AES-NI.
 #[cfg(target_arch = "x86_64")]
@@ -339,14 +363,22 @@ fn report() {
         None => aes_ns,
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(THREADS) as f64;
+    let (read_1t, read_mt) = (read_ns_per_byte(1), read_ns_per_byte(threads as usize));
+    eprintln!(
+        "  memory reads: {:.1} GB/s on one thread, {:.1} GB/s on {threads} (streaming a 512 MiB buffer)",
+        1.0 / read_1t,
+        1.0 / read_mt
+    );
     for n in [63u32, 64] {
         let m = many_dcf(n);
         let nf = f64::from(n);
         let mut out = vec![0u64; MANY];
         let t = best_of(2, || ok(dcf::eval_many(0, &m.batch, &m.xs, &mut out)));
         line(&format!("dcf eval_many n={n}"), t, 2.0 * nf, aes_ns, 1.0);
+        mem_line(t, DcfKey::serialized_len(n), read_1t);
         let t = best_of(2, || ok(dcf::eval_many_par(0, &m.batch, &m.xs, &mut out, THREADS)));
         line(&format!("dcf eval_many_par n={n}"), t, 2.0 * nf, aes_ns, threads);
+        mem_line(t, DcfKey::serialized_len(n), read_mt);
         let t = best_of(2, || drop(ok(DcfKeyBatch::from_bytes(m.batch.as_bytes(), MANY, n))));
         line(&format!("dcf from_bytes n={n} ({} B/key)", DcfKey::serialized_len(n)), t, 0.0, aes_ns, 1.0);
     }
@@ -380,8 +412,10 @@ fn report() {
         let mut out = vec![[0u64; 2]; MANY];
         let t = best_of(2, || ok(dcf2::eval_many(0, &m.batch, &m.xs, &mut out)));
         line("dcf2 eval_many n=63", t, 2.0 * nf + 1.0, aes_ns, 1.0);
+        mem_line(t, Dcf2Key::serialized_len(n), read_1t);
         let t = best_of(2, || ok(dcf2::eval_many_par(0, &m.batch, &m.xs, &mut out, THREADS)));
         line("dcf2 eval_many_par n=63", t, 2.0 * nf + 1.0, aes_ns, threads);
+        mem_line(t, Dcf2Key::serialized_len(n), read_mt);
         let t = best_of(2, || drop(ok(Dcf2KeyBatch::from_bytes(m.batch.as_bytes(), MANY, n))));
         line(&format!("dcf2 from_bytes n=63 ({} B/key)", Dcf2Key::serialized_len(n)), t, 0.0, aes_ns, 1.0);
         drop(m);
