@@ -7,7 +7,7 @@ use crate::gates::open::OneRound;
 use crate::gates::{Gate, bilinear, classify, io, lut, root, sign, trunc};
 use crate::lowering;
 use crate::material::{HEADER, SEED_LEN, Shares, Tag, dcf_len, dcf2_len, split_len};
-use crate::wire::Masked;
+use crate::wire::{Masked, MaskedRef};
 use mpcflow_sdk::protocol::{
     Cost, Dealer, EvalInput, Immediate, Lowering, NodeDesc, NodeEval, NodeKind, NodeValue, PartyCount, Protocol,
     ProtocolDescriptor,
@@ -87,22 +87,22 @@ impl Protocol for Fss2pc {
             classify(node).ok_or_else(|| Error::Unsupported { what: node.kind.label(), plugin: "fss2pc".into() })?;
         let me = input.party;
         let accel = Accel::new(input.kernel.clone());
-        let ins: Vec<Masked> = input.inputs.iter().map(|w| Masked::from_wire(w)).collect::<Result<_>>()?;
+        let ins: Vec<MaskedRef> = input.inputs.iter().map(|w| MaskedRef::from_wire(w)).collect::<Result<_>>()?;
         let wire = |m: Masked| Immediate::boxed(Ok(NodeValue::Wire(m.into_wire())));
         Ok(match (gate, &node.kind) {
             (Gate::Input { owner }, _) => {
                 Box::new(io::ShareInput::new(node, me, owner, &input.material, input.private)?)
             }
             (Gate::Output { reveal_to }, _) => {
-                let x = ins.into_iter().next().ok_or_else(|| Error::internal("output without input"))?;
+                let x = ins.first().ok_or_else(|| Error::internal("output without input"))?;
                 let public = node.inputs.first().is_some_and(|t| t.vis == mpcflow_sdk::shape::Visibility::Public);
-                Box::new(io::Reveal::new(me, reveal_to, x, public))
+                Box::new(io::Reveal::new(me, reveal_to, x.to_masked(), public))
             }
             (Gate::Public, NodeKind::Constant { value }) => wire(Masked::public(value.clone())),
             (Gate::Public, NodeKind::Op(op)) => {
                 let vals: Vec<Tensor> = ins
                     .iter()
-                    .map(|m| Tensor { dtype: m.dtype, shape: m.shape.clone(), data: m.value.clone() })
+                    .map(|m| Tensor { dtype: m.dtype, shape: m.shape.to_vec(), data: m.value.to_vec() })
                     .collect();
                 wire(Masked::public(public(node, op, &vals)?))
             }
@@ -114,7 +114,7 @@ impl Protocol for Fss2pc {
                 Box::new(bilinear::BilinearEval::new(node, op, &ins[0], &ins[1], trunc, me, input.material, accel)?)
             }
             (Gate::Sign { swap, a, sigma }, _) => {
-                let dhat = difference(node, &ins[0].value, &ins[1].value, swap)?;
+                let dhat = difference(node, ins[0].value, ins[1].value, swap)?;
                 let mut m = Shares::new(&input.material, Tag::Sign, me.0)?.with_accel(accel);
                 let (mine, r_out) = sign::sign_share(me.0, &dhat, a, sigma, node.fixed_point.compare_bits, &mut m)?;
                 m.finish()?;
@@ -122,17 +122,25 @@ impl Protocol for Fss2pc {
                 Box::new(OneRound::new(me, node, mine, r_out))
             }
             (Gate::Lut(func), _) => {
-                let x = ins.into_iter().next().ok_or_else(|| Error::internal("lookup without input"))?;
-                Box::new(lut::LutEval::new(func, node, me, x.value, x.share, input.material, accel))
+                let x = ins.first().ok_or_else(|| Error::internal("lookup without input"))?;
+                Box::new(lut::LutEval::new(func, node, me, x.value.to_vec(), x.share.to_vec(), input.material, accel))
             }
             (Gate::Root(func), _) => {
-                let x = ins.into_iter().next().ok_or_else(|| Error::internal("root without input"))?;
-                Box::new(root::RootEval::new(func, node, me, x.value, x.share, input.material, accel)?)
+                let x = ins.first().ok_or_else(|| Error::internal("root without input"))?;
+                Box::new(root::RootEval::new(
+                    func,
+                    node,
+                    me,
+                    x.value.to_vec(),
+                    x.share.to_vec(),
+                    input.material,
+                    accel,
+                )?)
             }
             (Gate::Relu, _) => {
                 let mut m = Shares::new(&input.material, Tag::Relu, me.0)?.with_accel(accel);
                 let (mine, r_out) =
-                    sign::relu_share(me.0, &ins[0].value, &ins[0].share, node.fixed_point.compare_bits, &mut m)?;
+                    sign::relu_share(me.0, ins[0].value, ins[0].share, node.fixed_point.compare_bits, &mut m)?;
                 m.finish()?;
                 crate::pool::give(input.material);
                 Box::new(OneRound::new(me, node, mine, r_out))

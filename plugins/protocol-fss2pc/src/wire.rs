@@ -35,20 +35,50 @@ impl Masked {
         Masked { shape: t.shape, dtype: t.dtype, value: t.data, share: vec![0; n] }
     }
 
+    /// Into a wire.
+    pub fn into_wire(self) -> Wire {
+        Wire { shape: self.shape, dtype: self.dtype, planes: vec![self.value, self.share] }
+    }
+}
+
+/// A party's view of one input of a node, borrowed from its wire.
+///
+/// Gates read their inputs through this rather than an owned [`Masked`]: a copy of every input
+/// plane per node cost, for a large gate split into chunks, the whole input once per chunk.
+#[derive(Clone, Copy)]
+pub struct MaskedRef<'a> {
+    /// Shape.
+    pub shape: &'a [usize],
+    /// Element type.
+    pub dtype: DType,
+    /// `x + r`, public.
+    pub value: &'a [u64],
+    /// This party's share of `r`.
+    pub share: &'a [u64],
+}
+
+/// Shows shape and dtype only, as [`Masked`] does.
+impl std::fmt::Debug for MaskedRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MaskedRef").field("shape", &self.shape).field("dtype", &self.dtype).finish_non_exhaustive()
+    }
+}
+
+impl<'a> MaskedRef<'a> {
     /// Reads a wire, checking it has the two planes of the right length.
-    pub fn from_wire(w: &Wire) -> Result<Masked> {
+    pub fn from_wire(w: &'a Wire) -> Result<MaskedRef<'a>> {
         let n = mpcflow_sdk::tensor::numel(&w.shape);
         match w.planes.as_slice() {
             [v, s] if v.len() == n && s.len() == n => {
-                Ok(Masked { shape: w.shape.clone(), dtype: w.dtype, value: v.clone(), share: s.clone() })
+                Ok(MaskedRef { shape: &w.shape, dtype: w.dtype, value: v, share: s })
             }
             _ => Err(Error::internal("fss2pc wire without a masked value and a mask share")),
         }
     }
 
-    /// Into a wire.
-    pub fn into_wire(self) -> Wire {
-        Wire { shape: self.shape, dtype: self.dtype, planes: vec![self.value, self.share] }
+    /// An owned copy.
+    pub fn to_masked(self) -> Masked {
+        Masked { shape: self.shape.to_vec(), dtype: self.dtype, value: self.value.to_vec(), share: self.share.to_vec() }
     }
 }
 

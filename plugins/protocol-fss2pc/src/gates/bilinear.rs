@@ -11,7 +11,7 @@ use crate::accel::Accel;
 use crate::fss::SeedRng;
 use crate::material::{Shares, Split, Tag};
 use crate::ring;
-use crate::wire::{self, Masked};
+use crate::wire::{self, Masked, MaskedRef};
 use mpcflow_sdk::protocol::{Message, NodeDesc, NodeEval, NodeValue, Step};
 use mpcflow_sdk::{Error, Op, PartyId, Result};
 
@@ -74,8 +74,8 @@ impl BilinearEval {
     pub fn new(
         node: &NodeDesc,
         op: &Op,
-        x: &Masked,
-        y: &Masked,
+        x: &MaskedRef,
+        y: &MaskedRef,
         trunc_bits: Option<u32>,
         me: PartyId,
         material: Vec<u8>,
@@ -93,10 +93,10 @@ impl BilinearEval {
         m.finish()?;
         // i·B(x̂, ŷ) − B(x̂, [r_y]ᵢ) = B(x̂, i·ŷ − [r_y]ᵢ): two products per party, not three.
         let y_term =
-            if me.0 == 0 { wire::sub(&y.value, &y.share) } else { y.share.iter().map(|v| v.wrapping_neg()).collect() };
+            if me.0 == 0 { wire::sub(y.value, y.share) } else { y.share.iter().map(|v| v.wrapping_neg()).collect() };
         let mine = wire::sub(
-            &wire::add(&c, &b_with(&accel, node, op, &x.value, &y_term)?),
-            &b_with(&accel, node, op, &x.share, &y.value)?,
+            &wire::add(&c, &b_with(&accel, node, op, x.value, &y_term)?),
+            &b_with(&accel, node, op, x.share, y.value)?,
         );
         Ok(BilinearEval { me, node: node.clone(), mine, trunc, r_z, state: State::Start })
     }

@@ -6,7 +6,7 @@ use super::trunc;
 use crate::fss::SeedRng;
 use crate::material::{Shares, Split, Tag};
 use crate::ring;
-use crate::wire::Masked;
+use crate::wire::{Masked, MaskedRef};
 use mpcflow_protocol_ref::kernels::eval_op;
 use mpcflow_sdk::protocol::{Message, NodeDesc, NodeEval, NodeValue, Step};
 use mpcflow_sdk::shape::Visibility;
@@ -65,9 +65,9 @@ fn map(node: &NodeDesc, op: &Op, planes: &[&[u64]], public_values: &[Option<&[u6
 }
 
 /// Party: a linear gate.
-pub fn eval_linear(node: &NodeDesc, op: &Op, inputs: &[Masked]) -> Result<Masked> {
-    let values: Vec<&[u64]> = inputs.iter().map(|m| m.value.as_slice()).collect();
-    let shares: Vec<&[u64]> = inputs.iter().map(|m| m.share.as_slice()).collect();
+pub fn eval_linear(node: &NodeDesc, op: &Op, inputs: &[MaskedRef]) -> Result<Masked> {
+    let values: Vec<&[u64]> = inputs.iter().map(|m| m.value).collect();
+    let shares: Vec<&[u64]> = inputs.iter().map(|m| m.share).collect();
     let publics = party_publics(node, inputs);
     let value = map(node, op, &values, &publics)?;
     let share = map(node, op, &shares, &publics)?;
@@ -88,8 +88,8 @@ fn dealer_inputs(inputs: &[&Known]) -> (Vec<Vec<u64>>, Vec<Option<Vec<u64>>>) {
 }
 
 /// A party's public input values (for products with a public operand).
-fn party_publics<'a>(node: &NodeDesc, inputs: &'a [Masked]) -> Vec<Option<&'a [u64]>> {
-    node.inputs.iter().zip(inputs).map(|(t, m)| (t.vis == Visibility::Public).then_some(m.value.as_slice())).collect()
+fn party_publics<'a>(node: &NodeDesc, inputs: &[MaskedRef<'a>]) -> Vec<Option<&'a [u64]>> {
+    node.inputs.iter().zip(inputs).map(|(t, m)| (t.vis == Visibility::Public).then_some(m.value)).collect()
 }
 
 /// Slices of owned planes.
@@ -144,14 +144,14 @@ impl ScaleEval {
     pub fn new(
         node: &NodeDesc,
         op: &Op,
-        inputs: &[Masked],
+        inputs: &[MaskedRef],
         c: u64,
         bits: u32,
         me: PartyId,
         material: Vec<u8>,
         accel: crate::accel::Accel,
     ) -> Result<Self> {
-        let values: Vec<&[u64]> = inputs.iter().map(|m| m.value.as_slice()).collect();
+        let values: Vec<&[u64]> = inputs.iter().map(|m| m.value).collect();
         let publics = party_publics(node, inputs);
         let zhat = pre_scale(node, op, &values, &publics, c)?;
         let n = zhat.len();
