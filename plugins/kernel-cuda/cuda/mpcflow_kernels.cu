@@ -462,7 +462,8 @@ MPCF_KERNEL void mpcf_dcf_eval(const u32 *rk, const u8 *keys, u64 count, u32 key
             acc0 += v.lo + (mpcf_ld_u64(value_cws + 16u * level) & m);
             acc1 += v.hi + (mpcf_ld_u64(value_cws + 16u * level + 8u) & m);
         }
-        s.lo = (c.lo & ~(u64)1) ^ (cw.lo & m);
+        /* The CW's lowest bit is ignored (fss2pc's key format): cleared with the control bit. */
+        s.lo = (c.lo ^ (cw.lo & m)) & ~(u64)1;
         s.hi = c.hi ^ (cw.hi & m);
         t = (c.lo & 1u) ^ (t & t_cw);
     }

@@ -17,7 +17,11 @@
 //!
 //! `tag (1) ‖ n (1) ‖ root seed (16) ‖ n × seed CW (16) ‖ n × value CW (8w) ‖ control-bit CWs
 //! (⌈2n/8⌉, bit 2i = t_L, bit 2i+1 = t_R of level i, unused bits zero) ‖ final CW (8w)`, all
-//! little-endian: `2 + 16 + (16 + 8w)·n + ⌈n/4⌉ + 8w` bytes.
+//! little-endian: `2 + 16 + (16 + 8w)·n + ⌈n/4⌉ + 8w` bytes. The lowest bit of a seed CW (the
+//! control-bit position of the seeds it corrects) is written 0 and ignored when read: every
+//! evaluator, here and in the GPU kernel, clears it from the next seed. So a batch is validated
+//! by reading two cache lines per key (head and control bits), not the kilobyte of seed CWs,
+//! which were read twice from memory, once to validate and once to evaluate.
 //!
 //! # Batches
 //!
@@ -255,9 +259,10 @@ impl Layout {
         key.get(ROOT..SEEDS).map_or(0, u128_le)
     }
 
+    /// Seed CW of `level`, its ignored lowest bit cleared.
     #[inline(always)]
     fn seed_cw(&self, key: &[u8], level: usize) -> u128 {
-        key.get(SEEDS + 16 * level..SEEDS + 16 * level + 16).map_or(0, u128_le)
+        key.get(SEEDS + 16 * level..SEEDS + 16 * level + 16).map_or(0, u128_le) & !1
     }
 
     #[inline(always)]
@@ -403,14 +408,16 @@ impl<'a, P: Payload> KeyBatch<'a, P> {
         KeyBatch { n_bits, count, lay, bytes, _payload }
     }
 
-    /// Validates `count` keys of `n_bits` bits serialised back to back, accepting exactly the
-    /// byte strings the single-key parsers accept (tag, domain size, length, seed low bits,
-    /// control-bit padding). `label` prefixes errors with the key index.
+    /// Validates `count` keys of `n_bits` bits serialised back to back: tag, domain size,
+    /// length, the root seed's low bit and the control-bit padding, reading two cache lines per
+    /// key. A `batch` (errors prefixed with the key index) accepts any value of the seed CWs'
+    /// ignored low bits (see the module docs); a single key (`!batch`) must have them zero, as
+    /// the single-key parsers require, so that it re-serialises canonically.
     pub(crate) fn parse(
         bytes: impl Into<KeyBytes<'a>>,
         count: usize,
         n_bits: u32,
-        label: bool,
+        batch: bool,
     ) -> Result<Self, FssError> {
         let bytes = bytes.into();
         check_bits(n_bits)?;
@@ -421,15 +428,15 @@ impl<'a, P: Payload> KeyBatch<'a, P> {
             return Err(malformed(format!("{} bytes, {count} {n_bits}-bit keys have {want}", bytes.len())));
         }
         for (k, key) in bytes.chunks_exact(lay.len).enumerate() {
-            validate_key::<P>(key, &lay, n_bits)
-                .map_err(|r| malformed(if label { format!("key {k}: {r}") } else { r }))?;
+            validate_key::<P>(key, &lay, n_bits, !batch)
+                .map_err(|r| malformed(if batch { format!("key {k}: {r}") } else { r }))?;
         }
         Ok(KeyBatch { n_bits, count, lay, bytes, _payload: PhantomData })
     }
 }
 
 /// Checks one serialised key of `lay.len` bytes (see [`KeyBatch::parse`]).
-fn validate_key<P: Payload>(key: &[u8], lay: &Layout, n_bits: u32) -> Result<(), String> {
+fn validate_key<P: Payload>(key: &[u8], lay: &Layout, n_bits: u32, canonical: bool) -> Result<(), String> {
     let tag = key.first().copied().unwrap_or_default();
     if tag != P::TAG {
         return Err(format!("type tag {tag:#04x}, expected {:#04x}", P::TAG));
@@ -441,11 +448,12 @@ fn validate_key<P: Payload>(key: &[u8], lay: &Layout, n_bits: u32) -> Result<(),
     if key.get(ROOT).is_some_and(|b| b & 1 != 0) {
         return Err("root seed has its control-bit position set".to_string());
     }
-    // Low bytes of the seed CWs: OR them all first, locate the culprit only on failure.
-    let seeds = key.get(SEEDS..lay.values).unwrap_or_default();
-    if seeds.chunks_exact(16).fold(0, |a, c| a | c.first().copied().unwrap_or_default()) & 1 != 0 {
-        let i = seeds.chunks_exact(16).position(|c| c.first().is_some_and(|b| b & 1 != 0)).unwrap_or_default();
-        return Err(format!("seed correction word {i} has its control-bit position set"));
+    // A batch does not read the seed CWs: their low bits are ignored (see the module docs).
+    if canonical {
+        let seeds = key.get(SEEDS..lay.values).unwrap_or_default();
+        if let Some(i) = seeds.chunks_exact(16).position(|c| c.first().is_some_and(|b| b & 1 != 0)) {
+            return Err(format!("seed correction word {i} has its control-bit position set"));
+        }
     }
     if 2 * lay.n < 128 && lay.ctrl_word(key) >> (2 * lay.n) != 0 {
         return Err("padding bits after the control bits are not zero".to_string());
@@ -646,7 +654,7 @@ fn eval_range_portable<P: Payload>(party: u8, b: &KeyBatch<'_, P>, first: usize,
             let jm = j & TMASK;
             let seeds = key.get(SEEDS..lay.values).unwrap_or_default();
             for (row, c) in cs.iter_mut().zip(seeds.chunks_exact(16)) {
-                row[jm] = c.first_chunk::<16>().map_or(0, |a| u128::from_le_bytes(*a));
+                row[jm] = c.first_chunk::<16>().map_or(0, |a| u128::from_le_bytes(*a)) & !1;
             }
             let values = key.get(lay.values..lay.ctrl).unwrap_or_default();
             for (row, c) in cv.iter_mut().zip(values.chunks_exact(vw)) {
@@ -1262,6 +1270,56 @@ mod tests {
     #[test]
     fn keygen_matches_portable_dcf2() {
         keygen_matches_portable::<[u64; 2]>(43, |b| [b, b.rotate_left(29)]);
+    }
+
+    /// Keys whose seed CWs all have their ignored low bit set evaluate as the clean keys on every
+    /// path: dispatch (VAES where the CPU has it), AES-NI, portable tiles and one key at a time.
+    fn seed_cw_low_bits_are_ignored<P: Payload + std::fmt::Debug>(tag: u8, beta: impl Fn(u64) -> P + Copy) {
+        for n_bits in [1u32, 7, 63, 64] {
+            let count = 29;
+            let (keys, xs) = batches::<P>(count, n_bits, tag, beta);
+            let lay = Layout::new(n_bits, P::WORDS);
+            for (party, clean) in keys.iter().enumerate() {
+                let party = party as u8;
+                let mut bytes = clean.bytes().to_vec();
+                for key in bytes.chunks_exact_mut(lay.len) {
+                    for level in 0..lay.n {
+                        key[SEEDS + 16 * level] |= 1;
+                    }
+                }
+                let dirty =
+                    KeyBatch::<P>::parse(Cow::Owned(bytes), count, n_bits, true).unwrap_or_else(|e| panic!("{e}"));
+                let run = |b: &KeyBatch<'_, P>, path: u8| {
+                    let mut out = vec![P::default(); count];
+                    match path {
+                        0 => eval_range(party, b, 0, &xs, &mut out),
+                        1 => eval_range_portable(party, b, 0, &xs, &mut out),
+                        #[cfg(target_arch = "x86_64")]
+                        2 => assert!(!aesni::available() || aesni::eval_range_with(party, b, 0, &xs, &mut out, false)),
+                        _ => {
+                            for (i, (x, y)) in xs.iter().zip(out.iter_mut()).enumerate() {
+                                *y = eval_one(party, b, i, *x).unwrap_or_else(|e| panic!("{e}"));
+                            }
+                        }
+                    }
+                    out
+                };
+                let want = run(clean, 1);
+                for path in 0..4 {
+                    assert_eq!(run(&dirty, path), want, "n={n_bits} party={party} path={path}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn seed_cw_low_bits_are_ignored_dcf() {
+        seed_cw_low_bits_are_ignored::<u64>(44, |b| b);
+    }
+
+    #[test]
+    fn seed_cw_low_bits_are_ignored_dcf2() {
+        seed_cw_low_bits_are_ignored::<[u64; 2]>(45, |b| [b, b.rotate_left(11)]);
     }
 
     #[test]

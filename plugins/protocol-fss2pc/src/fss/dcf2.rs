@@ -99,8 +99,9 @@ impl fmt::Debug for Dcf2KeyBatch<'_> {
 
 impl<'a> Dcf2KeyBatch<'a> {
     /// Validates `count` keys of `n_bits` bits serialised back to back ([`Dcf2Key::to_bytes`]
-    /// each) and borrows them. Accepts exactly what [`Dcf2Key::from_bytes`] accepts key by key,
-    /// plus the requirement that every key has `n_bits` bits; errors name the first bad key.
+    /// each) and borrows them. Accepts what [`Dcf2Key::from_bytes`] accepts key by key, plus the
+    /// requirement that every key has `n_bits` bits, except that the seed CWs' ignored lowest
+    /// bits may be set (as for [`super::DcfKeyBatch::from_bytes`]). Errors name the first bad key.
     pub fn from_bytes(bytes: &'a [u8], count: usize, n_bits: u32) -> Result<Dcf2KeyBatch<'a>, FssError> {
         KeyBatch::parse(Cow::Borrowed(bytes), count, n_bits, true).map(Dcf2KeyBatch)
     }
@@ -418,7 +419,7 @@ mod tests {
         let empty = ok(Dcf2KeyBatch::from_bytes(&[], 0, n));
         assert!(empty.is_empty() && empty.get(0).is_none());
         let mut bad = b0.clone();
-        bad[2 * len + 18] |= 1;
+        bad[2 * len + 2] |= 1; // the root seed's control-bit position
         match Dcf2KeyBatch::from_bytes(&bad, 3, n) {
             Err(FssError::MalformedKey { kind: "DCF2", reason }) => assert!(reason.starts_with("key 2:"), "{reason}"),
             other => panic!("{other:?}"),

@@ -503,7 +503,8 @@ impl<'k, P: Payload> Lanes<'k, P> {
             };
             self.acc[j] = _mm_add_epi64(self.acc[j], _mm_add_epi64(v_taken, cv));
             let cs = self.seed_cws[j].get(level).map_or(zero, |b| to_m(u128::from_le_bytes(*b)));
-            self.s[j] = _mm_xor_si128(_mm_andnot_si128(one, cx), _mm_and_si128(_mm_set1_epi64x(tm as i64), cs));
+            // The CW's lowest bit is ignored: cleared with the child's control bit.
+            self.s[j] = _mm_andnot_si128(one, _mm_xor_si128(cx, _mm_and_si128(_mm_set1_epi64x(tm as i64), cs)));
             self.t[j] = (_mm_cvtsi128_si64(cx) as u64 & 1) ^ (tv & (self.tcw[j] >> level));
         }
     }
