@@ -88,11 +88,15 @@ fn graph() -> (GraphSpec, Vec<(String, InputValue)>) {
 }
 
 fn run_with(kernel: Option<Arc<Recording>>) -> Result<RunOutput, mpcflow::runtime::Error> {
+    run_with_kernel(kernel.map(|k| k as Arc<dyn Kernel>))
+}
+
+fn run_with_kernel(kernel: Option<Arc<dyn Kernel>>) -> Result<RunOutput, mpcflow::runtime::Error> {
     let (g, inputs) = graph();
     let mut registry = mpcflow::builtins();
     let name = kernel.as_ref().map(|k| {
         registry.add_kernel(k.clone());
-        "recording".to_string()
+        k.descriptor().name
     });
     let cfg = SessionConfig { protocol: Some("fss2pc".into()), kernel: name, ..Default::default() };
     rt().block_on(Session::from_graph(g, registry).with_config(cfg).run(inputs))
@@ -128,6 +132,51 @@ fn a_failing_kernel_fails_the_node_and_names_the_kernel() {
     let e = run_with(Some(Arc::new(Recording { fail: true, ..Default::default() }))).unwrap_err().to_string();
     assert!(e.contains("kernel `recording`") && e.contains("device lost during"), "{e}");
     assert!(e.contains("node `"), "the error names the node: {e}");
+}
+
+/// `k` as a native kernel plugin exports it and the host loads it: every call crosses the
+/// abi_stable interface.
+fn through_the_native_interface(k: Arc<dyn Kernel>) -> Arc<dyn Kernel> {
+    use mpcflow_sdk::plugin::native::{HostPlugin, export_kernel, into_registry_plugins};
+    match into_registry_plugins([export_kernel(k)].into_iter().collect()).unwrap().pop() {
+        Some(HostPlugin::Kernel(k)) => k,
+        _ => panic!("a kernel comes back as a kernel"),
+    }
+}
+
+#[test]
+fn a_native_kernel_plugin_gets_the_same_work_and_keeps_its_errors() {
+    let plain = run_with(None).unwrap();
+    let k = Arc::new(Recording::default());
+    let native = through_the_native_interface(k.clone());
+    assert_eq!(native.descriptor().name, "recording");
+    assert_eq!(native.available(), Ok(()));
+    let with = run_with_kernel(Some(native)).unwrap();
+    same_outputs(&plain, &with);
+    assert!(k.fss.load(Ordering::Relaxed) >= 8, "fss_eval calls: {}", k.fss.load(Ordering::Relaxed));
+    assert_eq!(k.matmul.load(Ordering::Relaxed), 4);
+    assert_eq!(k.conv.load(Ordering::Relaxed), 4);
+    // "Unsupported" stays unsupported across the boundary (the work goes to the CPU) ...
+    let declining = through_the_native_interface(Arc::new(Recording { decline: true, ..Default::default() }));
+    let e = declining.pack_bits(&[1, 2, 3], 2, &mut [0]).unwrap_err();
+    assert!(mpcflow_sdk::kernel::is_unsupported(&e), "{e}");
+    same_outputs(&plain, &run_with_kernel(Some(declining)).unwrap());
+    // ... and a failure stays a failure of the node.
+    let failing = through_the_native_interface(Arc::new(Recording { fail: true, ..Default::default() }));
+    let e = run_with_kernel(Some(failing)).unwrap_err().to_string();
+    assert!(e.contains("kernel `recording`") && e.contains("device lost during"), "{e}");
+    // The `cpu` kernel's packing crosses too, and bad arguments come back as its errors.
+    let cpu = through_the_native_interface(Arc::new(mpcflow_protocol_fss2pc::CpuKernel));
+    let values: Vec<u64> = (0..37u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15)).collect();
+    for bits in [1u32, 5, 63, 64] {
+        let words = (values.len() * bits as usize).div_ceil(64);
+        let (mut got, mut want) = (vec![0u64; words], vec![0u64; words]);
+        cpu.pack_bits(&values, bits, &mut got).unwrap();
+        mpcflow_sdk::kernel::pack_bits(&values, bits, &mut want).unwrap();
+        assert_eq!(got, want, "{bits} bits");
+    }
+    let e = cpu.pack_bits(&values, 65, &mut [0; 64]).unwrap_err();
+    assert!(e.to_string().contains("bit width must be 1..=64"), "{e}");
 }
 
 /// Whether the built-in `cuda` kernel can run here (then the fallback tests do not apply).

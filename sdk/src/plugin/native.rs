@@ -25,7 +25,7 @@
 pub use abi_stable;
 
 use crate::importer::{ImportedModel, Importer};
-use crate::kernel::{Kernel, KernelDescriptor};
+use crate::kernel::{Conv2dGeometry, FssKeys, FssScheme, Kernel, KernelDescriptor};
 use crate::op::{Attrs, Op};
 use crate::operator::{Operator, OperatorKind, PlainTensor};
 use crate::protocol::{
@@ -276,12 +276,80 @@ pub trait FfiImporter: Send + Sync {
     fn import(&self, bytes: RSlice<'_, u8>) -> FfiResult<RString>;
 }
 
-/// [`Kernel`] across the boundary.
+/// [`Conv2dGeometry`] across the boundary.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug)]
+pub struct FfiConv2d {
+    batch: u64,
+    channels: u64,
+    input: [u64; 2],
+    out_channels: u64,
+    kernel: [u64; 2],
+    stride: [u64; 2],
+    padding: [u64; 2],
+    output: [u64; 2],
+}
+
+impl From<&Conv2dGeometry> for FfiConv2d {
+    fn from(g: &Conv2dGeometry) -> Self {
+        let pair = |p: [usize; 2]| p.map(|v| v as u64);
+        FfiConv2d {
+            batch: g.batch as u64,
+            channels: g.channels as u64,
+            input: pair(g.input),
+            out_channels: g.out_channels as u64,
+            kernel: pair(g.kernel),
+            stride: pair(g.stride),
+            padding: pair(g.padding),
+            output: pair(g.output),
+        }
+    }
+}
+
+impl TryFrom<FfiConv2d> for Conv2dGeometry {
+    type Error = Error;
+    fn try_from(g: FfiConv2d) -> Result<Self> {
+        let one = |v: u64| usize::try_from(v).map_err(|_| Error::invalid("conv2d geometry does not fit this machine"));
+        let pair = |p: [u64; 2]| -> Result<[usize; 2]> { Ok([one(p[0])?, one(p[1])?]) };
+        Ok(Conv2dGeometry {
+            batch: one(g.batch)?,
+            channels: one(g.channels)?,
+            input: pair(g.input)?,
+            out_channels: one(g.out_channels)?,
+            kernel: pair(g.kernel)?,
+            stride: pair(g.stride)?,
+            padding: pair(g.padding)?,
+            output: pair(g.output)?,
+        })
+    }
+}
+
+/// [`FssScheme`] as a byte across the boundary.
+fn scheme_to_ffi(s: FssScheme) -> u8 {
+    match s {
+        FssScheme::Dpf => 0,
+        FssScheme::Dcf => 1,
+        FssScheme::Dcf2 => 2,
+    }
+}
+
+fn scheme_from_ffi(b: u8) -> Result<FssScheme> {
+    match b {
+        0 => Ok(FssScheme::Dpf),
+        1 => Ok(FssScheme::Dcf),
+        2 => Ok(FssScheme::Dcf2),
+        b => Err(Error::invalid(format!("unknown FSS scheme {b} across the plugin boundary"))),
+    }
+}
+
+/// [`Kernel`] across the boundary: every method, so a native kernel plugin can take all the
+/// work the runtime offers (a method it does not implement answers "unsupported", as in-process).
 #[sabi_trait]
 pub trait FfiKernel: Send + Sync {
     fn name(&self) -> RString;
     fn device(&self) -> RString;
-    #[sabi(last_prefix_field)]
+    /// `ROk` when the kernel can run here, else why not.
+    fn available(&self) -> RResult<(), RString>;
     fn ring_matmul(
         &self,
         a: RSlice<'_, u64>,
@@ -291,6 +359,24 @@ pub trait FfiKernel: Send + Sync {
         n: u64,
         out: RSliceMut<'_, u64>,
     ) -> FfiResult<()>;
+    fn ring_conv2d(
+        &self,
+        x: RSlice<'_, u64>,
+        w: RSlice<'_, u64>,
+        g: FfiConv2d,
+        out: RSliceMut<'_, u64>,
+    ) -> FfiResult<()>;
+    fn fss_eval(
+        &self,
+        scheme: u8,
+        party: u8,
+        n_bits: u32,
+        keys: RSlice<'_, u8>,
+        xs: RSlice<'_, u64>,
+        out: RSliceMut<'_, u64>,
+    ) -> FfiResult<()>;
+    #[sabi(last_prefix_field)]
+    fn pack_bits(&self, values: RSlice<'_, u64>, bits: u32, out: RSliceMut<'_, u64>) -> FfiResult<()>;
 }
 
 /// [`NodeEval`] across the boundary.
@@ -518,6 +604,13 @@ impl FfiKernel for ExportKernel {
     fn device(&self) -> RString {
         self.0.descriptor().device.into()
     }
+    fn available(&self) -> RResult<(), RString> {
+        match guarded("available", || Ok(self.0.available())) {
+            RResult::ROk(Ok(())) => RResult::ROk(()),
+            RResult::ROk(Err(why)) => RResult::RErr(why.into()),
+            RResult::RErr(e) => RResult::RErr(Error::from(e).to_string().into()),
+        }
+    }
     fn ring_matmul(
         &self,
         a: RSlice<'_, u64>,
@@ -530,6 +623,32 @@ impl FfiKernel for ExportKernel {
         guarded("ring_matmul", || {
             self.0.ring_matmul(a.as_slice(), b.as_slice(), m as usize, k as usize, n as usize, out.as_mut_slice())
         })
+    }
+    fn ring_conv2d(
+        &self,
+        x: RSlice<'_, u64>,
+        w: RSlice<'_, u64>,
+        g: FfiConv2d,
+        mut out: RSliceMut<'_, u64>,
+    ) -> FfiResult<()> {
+        guarded("ring_conv2d", || self.0.ring_conv2d(x.as_slice(), w.as_slice(), &g.try_into()?, out.as_mut_slice()))
+    }
+    fn fss_eval(
+        &self,
+        scheme: u8,
+        party: u8,
+        n_bits: u32,
+        keys: RSlice<'_, u8>,
+        xs: RSlice<'_, u64>,
+        mut out: RSliceMut<'_, u64>,
+    ) -> FfiResult<()> {
+        guarded("fss_eval", || {
+            let keys = FssKeys { scheme: scheme_from_ffi(scheme)?, party, n_bits, bytes: keys.as_slice() };
+            self.0.fss_eval(&keys, xs.as_slice(), out.as_mut_slice())
+        })
+    }
+    fn pack_bits(&self, values: RSlice<'_, u64>, bits: u32, mut out: RSliceMut<'_, u64>) -> FfiResult<()> {
+        guarded("pack_bits", || self.0.pack_bits(values.as_slice(), bits, out.as_mut_slice()))
     }
 }
 
@@ -775,8 +894,21 @@ impl Kernel for NativeKernel {
     fn descriptor(&self) -> KernelDescriptor {
         self.descriptor.clone()
     }
+    fn available(&self) -> std::result::Result<(), String> {
+        self.inner.available().into_result().map_err(RString::into_string)
+    }
     fn ring_matmul(&self, a: &[u64], b: &[u64], m: usize, k: usize, n: usize, out: &mut [u64]) -> Result<()> {
         lift(self.inner.ring_matmul(a.into(), b.into(), m as u64, k as u64, n as u64, out.into()))
+    }
+    fn ring_conv2d(&self, x: &[u64], w: &[u64], g: &Conv2dGeometry, out: &mut [u64]) -> Result<()> {
+        lift(self.inner.ring_conv2d(x.into(), w.into(), g.into(), out.into()))
+    }
+    fn fss_eval(&self, keys: &FssKeys<'_>, xs: &[u64], out: &mut [u64]) -> Result<()> {
+        let scheme = scheme_to_ffi(keys.scheme);
+        lift(self.inner.fss_eval(scheme, keys.party, keys.n_bits, keys.bytes.into(), xs.into(), out.into()))
+    }
+    fn pack_bits(&self, values: &[u64], bits: u32, out: &mut [u64]) -> Result<()> {
+        lift(self.inner.pack_bits(values.into(), bits, out.into()))
     }
 }
 
