@@ -163,22 +163,38 @@ fn endpoint_from_ffi(e: u32) -> Endpoint {
     if e == u32::MAX { Endpoint::Dealer } else { Endpoint::Party(PartyId(e as u16)) }
 }
 
-fn dtype_to_ffi(d: DType) -> u8 {
-    match d {
-        DType::Fixed => 0,
-        DType::Int => 1,
-        DType::Bit => 2,
-    }
+/// The byte codes of a fieldless enum across the boundary: `$to` encodes, `$from` decodes and
+/// refuses an unknown code with `$err`.
+macro_rules! byte_codes {
+    ($ty:ty, $to:ident, $from:ident, $err:expr, { $($variant:path = $code:literal),+ $(,)? }) => {
+        fn $to(v: $ty) -> u8 {
+            match v {
+                $($variant => $code,)+
+            }
+        }
+
+        fn $from(b: u8) -> Result<$ty> {
+            match b {
+                $($code => Ok($variant),)+
+                b => Err($err(b)),
+            }
+        }
+    };
 }
 
-fn dtype_from_ffi(d: u8) -> Result<DType> {
-    match d {
-        0 => Ok(DType::Fixed),
-        1 => Ok(DType::Int),
-        2 => Ok(DType::Bit),
-        _ => Err(Error::protocol(format!("unknown dtype code {d} from a native plugin"))),
-    }
-}
+byte_codes!(DType, dtype_to_ffi, dtype_from_ffi,
+    |d| Error::protocol(format!("unknown dtype code {d} from a native plugin")), {
+    DType::Fixed = 0,
+    DType::Int = 1,
+    DType::Bit = 2,
+});
+
+byte_codes!(FssScheme, scheme_to_ffi, scheme_from_ffi,
+    |b| Error::invalid(format!("unknown FSS scheme {b} across the plugin boundary")), {
+    FssScheme::Dpf = 0,
+    FssScheme::Dcf = 1,
+    FssScheme::Dcf2 = 2,
+});
 
 fn shape_to_ffi(s: &[usize]) -> RVec<u64> {
     s.iter().map(|&d| d as u64).collect()
@@ -321,24 +337,6 @@ impl TryFrom<FfiConv2d> for Conv2dGeometry {
             padding: pair(g.padding)?,
             output: pair(g.output)?,
         })
-    }
-}
-
-/// [`FssScheme`] as a byte across the boundary.
-fn scheme_to_ffi(s: FssScheme) -> u8 {
-    match s {
-        FssScheme::Dpf => 0,
-        FssScheme::Dcf => 1,
-        FssScheme::Dcf2 => 2,
-    }
-}
-
-fn scheme_from_ffi(b: u8) -> Result<FssScheme> {
-    match b {
-        0 => Ok(FssScheme::Dpf),
-        1 => Ok(FssScheme::Dcf),
-        2 => Ok(FssScheme::Dcf2),
-        b => Err(Error::invalid(format!("unknown FSS scheme {b} across the plugin boundary"))),
     }
 }
 
