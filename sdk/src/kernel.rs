@@ -43,10 +43,13 @@ pub struct KernelDescriptor {
 ///            ‖ control-bit CWs (⌈2n/8⌉) ‖ final CW (8)
 /// ```
 ///
-/// Control bits: bit `2i` is `t_L`, bit `2i+1` is `t_R` of level `i`. The tree PRG is fixed-key
-/// AES-128 in Matyas–Meyer–Oseas form with the keys `"mpcflow/fss/prgL"`, `"…prgR"`, `"…prgV"`;
-/// the evaluation algorithms are those of `mpcflow-protocol-fss2pc`'s `fss` module, which is the
-/// reference every kernel must equal bit for bit.
+/// Control bits: bit `2i` is `t_L`, bit `2i+1` is `t_R` of level `i`. Evaluators ignore the
+/// lowest bit of a DCF or DCF2 seed CW (the seeds' control-bit position): the next seed is
+/// `child ⊕ t·CW` with that bit cleared. fss2pc writes it as 0 but does not check it in a batch.
+/// The tree PRG is fixed-key AES-128 in Matyas–Meyer–Oseas form with the keys
+/// `"mpcflow/fss/prgL"`, `"…prgR"`, `"…prgV"`; the evaluation algorithms are those of
+/// `mpcflow-protocol-fss2pc`'s `fss` module, which is the reference every kernel must equal bit
+/// for bit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FssScheme {
     /// Distributed point function: `β` at `x = α`, else 0.
