@@ -396,6 +396,23 @@ MPCF_KERNEL void mpcf_aes_mmo(const u32 *rk, u32 which, const u8 *in, u8 *out, u
 }
 
 /*
+ * One level of the tree walk shared by DCF and DPF evaluation, at path bit `bit`: the child
+ * c = AES_k(bit)(s) ^ s, then the next seed c ^ (t ? seed CW : 0) with its lowest bit (the
+ * control-bit position; ignored in the CW, as fss2pc's key format says) cleared, and the next
+ * control bit c.lo & 1 ^ (t & the direction's control-bit CW).
+ */
+MPCF_DEVICE void mpcf_tree_step(const u32 *tab, const u32 *rks, const u8 *seed_cws, const u8 *ctrl, u32 level,
+                                u64 bit, mpcf_u128 *s, u64 *t) {
+    mpcf_u128 c = mpcf_mmo(tab, rks + MPCF_RK_WORDS * (u32)bit, *s);
+    mpcf_u128 cw = mpcf_ld_u128(seed_cws + 16u * level);
+    u64 t_cw = ((u64)ctrl[level >> 2] >> (2u * (level & 3u) + (u32)bit)) & 1u;
+    u64 m = mpcf_mask(*t);
+    s->lo = (c.lo ^ (cw.lo & m)) & ~(u64)1;
+    s->hi = c.hi ^ (cw.hi & m);
+    *t = (c.lo & 1u) ^ (*t & t_cw);
+}
+
+/*
  * DCF (words = 1) or DCF2 (words = 2) evaluation, one key per thread: party `party`'s share of
  * key i at xs[i] into out[i*words .. i*words + words). items = count.
  *
@@ -447,9 +464,6 @@ MPCF_KERNEL void mpcf_dcf_eval(const u32 *rk, const u8 *keys, u64 count, u32 key
     x = xs[gid];
     for (level = 0; level < n_bits; ++level) {
         u64 bit = (x >> (n_bits - 1u - level)) & 1u;
-        mpcf_u128 c = mpcf_mmo(tab, rks + MPCF_RK_WORDS * (u32)bit, s);
-        mpcf_u128 cw = mpcf_ld_u128(seed_cws + 16u * level);
-        u64 t_cw = ((u64)ctrl[level >> 2] >> (2u * (level & 3u) + (u32)bit)) & 1u;
         m = mpcf_mask(t);
         if (words == 1u) {
             mpcf_u128 v = mpcf_mmo(tab, rk_v, s);
@@ -462,10 +476,7 @@ MPCF_KERNEL void mpcf_dcf_eval(const u32 *rk, const u8 *keys, u64 count, u32 key
             acc0 += v.lo + (mpcf_ld_u64(value_cws + 16u * level) & m);
             acc1 += v.hi + (mpcf_ld_u64(value_cws + 16u * level + 8u) & m);
         }
-        /* The CW's lowest bit is ignored (fss2pc's key format): cleared with the control bit. */
-        s.lo = (c.lo ^ (cw.lo & m)) & ~(u64)1;
-        s.hi = c.hi ^ (cw.hi & m);
-        t = (c.lo & 1u) ^ (t & t_cw);
+        mpcf_tree_step(tab, rks, seed_cws, ctrl, level, bit, &s, &t);
     }
     m = mpcf_mask(t);
     if (words == 1u) {
@@ -513,14 +524,7 @@ MPCF_KERNEL void mpcf_dpf_eval(const u32 *rk, const u8 *keys, u64 count, u32 key
     t = party;
     x = xs[gid];
     for (level = 0; level < n_bits; ++level) {
-        u64 bit = (x >> (n_bits - 1u - level)) & 1u;
-        mpcf_u128 c = mpcf_mmo(tab, rks + MPCF_RK_WORDS * (u32)bit, s);
-        mpcf_u128 cw = mpcf_ld_u128(seed_cws + 16u * level);
-        u64 t_cw = ((u64)ctrl[level >> 2] >> (2u * (level & 3u) + (u32)bit)) & 1u;
-        m = mpcf_mask(t);
-        s.lo = (c.lo & ~(u64)1) ^ (cw.lo & m);
-        s.hi = c.hi ^ (cw.hi & m);
-        t = (c.lo & 1u) ^ (t & t_cw);
+        mpcf_tree_step(tab, rks, seed_cws, ctrl, level, (x >> (n_bits - 1u - level)) & 1u, &s, &t);
     }
     m = mpcf_mask(t);
     out[gid] = mpcf_signed(party, s.hi + (mpcf_ld_u64(ctrl + (n_bits + 3u) / 4u) & m));
