@@ -164,4 +164,57 @@ impl Error {
     pub fn is_secondary(&self) -> bool {
         matches!(self, Error::PeerFailed { .. })
     }
+
+    /// What this endpoint may tell its peers about this error: a category and names from the
+    /// plan (party, node, op, input), never a value, a share, a local path or a plugin's own
+    /// words. The full message stays with the endpoint that failed, which reports it itself.
+    pub fn peer_reason(&self) -> String {
+        match self {
+            Error::Parse(_) => "its pipeline file could not be read".into(),
+            Error::Setting(_) => "a run setting it was given is invalid".into(),
+            Error::Invalid(problems) => format!("it refused its pipeline or inputs at {}", sites(problems)),
+            Error::Input { name, .. } => format!("it refused its value for input `{name}`"),
+            Error::Node { node, op, source, .. } => format!("node `{node}` ({op}) failed with {}", source.category()),
+            Error::Dealer(_) => "the dealer failed; its own log says why".into(),
+            Error::Transport { .. } => "a channel failed or a wait timed out; its own log says which".into(),
+            Error::PeerFailed { peer, reason, .. } => format!("{peer} failed: {reason}"),
+            // Versions, digests and plan fingerprints: what the peers compare anyway.
+            Error::Handshake { peer, message, .. } => format!("it cannot run with {peer}: {peer} {message}"),
+            Error::Internal(_) => "an internal error (a bug); its own log says more".into(),
+        }
+    }
+}
+
+/// The distinct sites of `problems`, named as the plan names them (at most eight).
+fn sites(problems: &[Problem]) -> String {
+    const MAX: usize = 8;
+    let mut names: Vec<String> = vec![];
+    for p in problems {
+        let name = match p.site {
+            Site::Graph => "the pipeline".to_string(),
+            ref site => site.to_string(),
+        };
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    let more = names.len().saturating_sub(MAX);
+    names.truncate(MAX);
+    let mut s = names.join(", ");
+    if more > 0 {
+        s.push_str(&format!(" and {more} more"));
+    }
+    s
+}
+
+/// Text a peer sent as its reason for stopping, made safe to print: at most 1000 characters,
+/// control characters replaced (a peer controls these bytes).
+pub fn from_peer(bytes: &[u8]) -> String {
+    const MAX: usize = 1000;
+    let text = String::from_utf8_lossy(bytes);
+    let mut out: String = text.chars().take(MAX).map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect();
+    if text.chars().count() > MAX {
+        out.push('…');
+    }
+    out
 }

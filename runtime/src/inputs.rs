@@ -33,28 +33,48 @@ impl InputValue {
         }
     }
 
-    /// Encodes the value as `dtype`.
+    /// Encodes the value as `dtype`, refusing what the dtype cannot hold exactly: a number that
+    /// is not finite, a fraction for `int`, anything but 0 and 1 for `bit`, and a magnitude at
+    /// or beyond [`INPUT_LIMIT`] words (`2^62`, so that any two inputs compare exactly under
+    /// the default `compare_bits` of 64).
     pub fn to_tensor(&self, dtype: DType, fp: FixedPoint) -> Result<Tensor, String> {
         match self {
             InputValue::Real { shape, values } => {
                 if let Some(bad) = values.iter().find(|v| !v.is_finite()) {
                     return Err(format!("value {bad} is not a finite number"));
                 }
-                if dtype == DType::Fixed
-                    && let Some(big) = values.iter().find(|v| **v > fp.max_value() || **v < fp.min_value())
-                {
-                    return Err(format!("value {big} does not fit fixed point with {} fractional bits", fp.frac_bits));
-                }
-                if dtype == DType::Bit
-                    && let Some(b) = values.iter().find(|v| **v != 0.0 && **v != 1.0)
-                {
-                    return Err(format!("value {b} is not a bit (0 or 1)"));
+                match dtype {
+                    DType::Fixed => {
+                        let max = limit(DType::Fixed, fp);
+                        if let Some(big) = values.iter().find(|v| v.abs() >= max) {
+                            return Err(out_of_range(&big.to_string(), dtype, fp));
+                        }
+                    }
+                    DType::Int => {
+                        if let Some(f) = values.iter().find(|v| v.fract() != 0.0) {
+                            return Err(format!("value {f} is not a whole number, but the input is declared int"));
+                        }
+                        if let Some(big) = values.iter().find(|v| v.abs() >= limit(DType::Int, fp)) {
+                            return Err(out_of_range(&big.to_string(), dtype, fp));
+                        }
+                    }
+                    DType::Bit => {
+                        if let Some(b) = values.iter().find(|v| **v != 0.0 && **v != 1.0) {
+                            return Err(format!("value {b} is not a bit (0 or 1)"));
+                        }
+                    }
                 }
                 Tensor::from_f64(dtype, shape.clone(), values, fp).ok_or_else(|| len_err(shape, values.len()))
             }
             InputValue::Int { shape, values } => {
                 if numel(shape) != values.len() {
                     return Err(len_err(shape, values.len()));
+                }
+                if dtype != DType::Bit {
+                    let max = if dtype == DType::Fixed { INPUT_LIMIT >> fp.frac_bits } else { INPUT_LIMIT };
+                    if let Some(v) = values.iter().find(|v| v.unsigned_abs() >= max) {
+                        return Err(out_of_range(&v.to_string(), dtype, fp));
+                    }
                 }
                 let data = match dtype {
                     DType::Int => values.iter().map(|&v| v as u64).collect(),
@@ -68,22 +88,37 @@ impl InputValue {
                             }
                         })
                         .collect::<Result<_, _>>()?,
-                    DType::Fixed => {
-                        let lim = fp.max_value() as u64;
-                        if let Some(v) = values.iter().find(|v| v.unsigned_abs() > lim) {
-                            return Err(format!(
-                                "value {v} does not fit fixed point with {} fractional bits",
-                                fp.frac_bits
-                            ));
-                        }
-                        values.iter().map(|&v| (v << fp.frac_bits) as u64).collect()
-                    }
+                    DType::Fixed => values.iter().map(|&v| (v << fp.frac_bits) as u64).collect(),
                 };
                 Ok(Tensor { dtype, shape: shape.clone(), data })
             }
             InputValue::Tensor(t) if t.dtype == dtype => Ok(t.clone()),
             InputValue::Tensor(t) => Err(format!("the tensor is {} but the input is declared {dtype}", t.dtype)),
         }
+    }
+}
+
+/// Largest input magnitude in words, exclusive: two inputs then differ by less than `2^63`,
+/// so comparing them (the sign of their difference in the ring) is exact.
+pub const INPUT_LIMIT: u64 = 1 << 62;
+
+/// [`INPUT_LIMIT`] as a number of the dtype (a real for fixed point).
+fn limit(dtype: DType, fp: FixedPoint) -> f64 {
+    match dtype {
+        DType::Fixed => INPUT_LIMIT as f64 / fp.scale(),
+        _ => INPUT_LIMIT as f64,
+    }
+}
+
+fn out_of_range(v: &str, dtype: DType, fp: FixedPoint) -> String {
+    match dtype {
+        DType::Fixed => format!(
+            "value {v} is outside the range of fixed-point inputs with {} fractional bits (magnitude below 2^{} ≈ {:.3e})",
+            fp.frac_bits,
+            62 - fp.frac_bits,
+            limit(dtype, fp)
+        ),
+        _ => format!("value {v} is outside the range of int inputs (magnitude below 2^62 ≈ 4.61e18)"),
     }
 }
 
@@ -131,8 +166,27 @@ mod tests {
         assert_eq!(InputValue::from(3i64).to_tensor(DType::Fixed, fp).unwrap().data, vec![3 << 16]);
         assert!(InputValue::from(2.0).to_tensor(DType::Bit, fp).unwrap_err().contains("not a bit"));
         assert!(InputValue::from(f64::NAN).to_tensor(DType::Fixed, fp).is_err());
-        assert!(InputValue::from(1e300).to_tensor(DType::Fixed, fp).unwrap_err().contains("does not fit"));
+        assert!(InputValue::from(1e300).to_tensor(DType::Fixed, fp).unwrap_err().contains("outside the range"));
         let v = InputValue::Real { shape: vec![2, 2], values: vec![1.0; 3] };
         assert!(v.to_tensor(DType::Fixed, fp).unwrap_err().contains("do not fill"));
+    }
+
+    #[test]
+    fn int_and_bit_inputs_are_exact_or_refused() {
+        let fp = FixedPoint::default();
+        let err = |v: InputValue, d| v.to_tensor(d, fp).unwrap_err();
+        assert!(err(5.5.into(), DType::Int).contains("value 5.5 is not a whole number"));
+        assert!(err(1.7.into(), DType::Bit).contains("value 1.7 is not a bit"));
+        assert!(err(1e30.into(), DType::Int).contains("outside the range of int inputs"));
+        assert!(err(i64::MIN.into(), DType::Int).contains("outside the range of int inputs"));
+        assert!(err((1i64 << 62).into(), DType::Int).contains("outside the range"));
+        assert!(err((1i64 << 46).into(), DType::Fixed).contains("outside the range of fixed-point inputs"));
+        assert!(err(7.1e13.into(), DType::Fixed).contains("2^46"));
+        // The largest accepted values encode exactly.
+        let top = (1i64 << 62) - 1;
+        assert_eq!(InputValue::from(-top).to_tensor(DType::Int, fp).unwrap().data, vec![(-top) as u64]);
+        assert_eq!(InputValue::from(-5.0).to_tensor(DType::Int, fp).unwrap().data, vec![(-5i64) as u64]);
+        let big = InputValue::from((1i64 << 46) - 1).to_tensor(DType::Fixed, fp).unwrap();
+        assert_eq!(big.data, vec![((1u64 << 46) - 1) << 16]);
     }
 }

@@ -62,4 +62,20 @@ impl Error {
     pub fn internal(msg: impl Into<String>) -> Self {
         Error::Internal(msg.into())
     }
+
+    /// The kind of failure in a few words, without the message. This is what may be told to a
+    /// peer: the message itself can hold a value, a path or a plugin's own words.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::Invalid(_) => "an invalid value or attribute",
+            Error::Unsupported { .. } => "an unsupported operation",
+            Error::Protocol(_) => "a protocol violation by a peer",
+            Error::Material(_) => "bad dealer material",
+            Error::Transport(_) => "a transport failure",
+            Error::Timeout(_) => "a timeout",
+            Error::ResourcesExhausted(_) => "exhausted resources",
+            Error::Plugin(_) => "a failing plugin",
+            Error::Internal(_) => "an internal error (a bug)",
+        }
+    }
 }

@@ -545,6 +545,39 @@ fn a_transform_plugin_that_traps_at_one_party_stops_every_process() {
     // Every process stops at once, well before the 10 s timeout, and says why.
     assert!(start.elapsed() < Duration::from_secs(9), "took {:?}", start.elapsed());
     assert_failed(&outs[0], "alice", &["input `a`: transform", "panicked at src/lib.rs:3:5: bad row"]);
-    assert_failed(&outs[1], "bob", &["alice", "bad row"]);
-    assert_failed(&outs[2], "dealer", &["alice", "bad row"]);
+    // The peers hear which input failed, never the plugin's own words (they could hold a value).
+    for (o, who) in [(&outs[1], "bob"), (&outs[2], "dealer")] {
+        assert_failed(o, who, &["stopped because alice failed", "input `a`: transform"]);
+        let err = text(&o.stderr);
+        assert!(!err.contains("bad row") && !err.contains("spin.wat") && !err.contains("/tmp"), "{who}: {err}");
+    }
+}
+
+#[test]
+fn a_rejected_input_reaches_the_peers_without_its_value_or_alices_path() {
+    let dir = scratch("input-leak");
+    let d = deployment(&dir);
+    let file = dir.join("pipeline.yaml");
+    std::fs::write(
+        &file,
+        "version: 1\nparties: [alice, bob]\nprotocol: fss2pc\ninputs:\n  \
+         a: { owner: alice, dtype: bit, shape: [3] }\n  b: { owner: bob, dtype: bit, shape: [3] }\n\
+         nodes:\n  c: { op: xor, inputs: [a, b] }\noutputs:\n  c: { reveal_to: [alice, bob] }\n",
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    let outs = wait_all(
+        vec![
+            spawn(party(&d, f, "alice", &["a=[1, 0, 987654]"])),
+            spawn(party(&d, f, "bob", &["b=[1, 1, 0]"])),
+            spawn(dealer(&d, f)),
+        ],
+        BOUND,
+    );
+    assert_failed(&outs[0], "alice", &["pipeline.yaml:5:3", "input `a`", "value 987654 is not a bit"]);
+    for (o, who) in [(&outs[1], "bob"), (&outs[2], "dealer")] {
+        assert_failed(o, who, &["stopped because alice failed", "input `a`"]);
+        let err = text(&o.stderr);
+        assert!(!err.contains("987654") && !err.contains("pipeline.yaml") && !err.contains("/tmp"), "{who}: {err}");
+    }
 }

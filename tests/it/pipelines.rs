@@ -54,12 +54,24 @@ fn hospital_stats_matches_plaintext() {
 fn millionaires_both_ways_and_ties() {
     let session = under_ref("millionaires.yaml");
     let rt = rt();
-    for (a, b, expect) in
-        [(5_000_000i64, 3_000_000i64, 1.0), (3, 5, 0.0), (7, 7, 0.0), (i64::MIN, i64::MAX, 0.0), (-1, -2, 1.0)]
+    let top = (1i64 << 62) - 1; // the largest int input: any two inputs compare exactly
+    for (a, b, expect) in [(5_000_000i64, 3_000_000i64, 1.0), (3, 5, 0.0), (7, 7, 0.0), (-top, top, 0.0), (-1, -2, 1.0)]
     {
         let out = rt
             .block_on(session.run([("alice_wealth", InputValue::from(a)), ("bob_wealth", InputValue::from(b))]))
             .unwrap();
         assert_eq!(out.values("alice_richer").unwrap(), vec![expect], "{a} vs {b}");
     }
+    // Beyond it, a 64-bit sign could not tell who is richer: refused before the run.
+    let e = rt
+        .block_on(session.run([("alice_wealth", InputValue::from(i64::MIN)), ("bob_wealth", InputValue::from(5i64))]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("input `alice_wealth`: value -9223372036854775808 is outside the range of int inputs"), "{e}");
+    let e = rt
+        .block_on(session.run([("alice_wealth", InputValue::from(1e30)), ("bob_wealth", InputValue::from(5.5))]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("value 1000000000000000000000000000000 is outside the range of int inputs"), "{e}");
+    assert!(e.contains("input `bob_wealth`: value 5.5 is not a whole number"), "{e}");
 }

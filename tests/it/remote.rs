@@ -117,3 +117,50 @@ fn data_sizes_travel_in_the_handshake() {
     assert_eq!(count(&n), Some(vec![11.0]));
     assert_eq!(count(&n), count(&s));
 }
+
+/// Runs alice (with `alice_inputs`), bob and the dealer on a pipeline where alice owns a bit,
+/// a fixed and an int input; returns what bob and the dealer report.
+fn peers_of_a_refused_alice(alice_inputs: Vec<(&str, InputValue)>) -> (String, [String; 2]) {
+    let y = "version: 1\nparties: [alice, bob]\nprotocol: fss2pc\ninputs:\n  \
+             a: { owner: alice, dtype: bit, shape: [3] }\n  f: { owner: alice, dtype: fixed, shape: [2] }\n  \
+             n: { owner: alice, dtype: int, shape: [2] }\n  b: { owner: bob, dtype: bit, shape: [3] }\n\
+             nodes:\n  c: { op: xor, inputs: [a, b] }\n  g: { op: add, inputs: [f, f] }\n  m: { op: add, inputs: [n, n] }\n\
+             outputs:\n  c: { reveal_to: [alice, bob] }\n  g: { reveal_to: [alice] }\n  m: { reveal_to: [alice] }\n";
+    let bob = vec![("b", InputValue::from(vec![1.0, 0.0, 1.0]))];
+    let [a, b, d] = run_three([y, y, y], [alice_inputs, bob]);
+    let a = a.unwrap_err().to_string();
+    let [b, d] = [b.unwrap_err().to_string(), d.unwrap_err().to_string()];
+    (a, [b, d])
+}
+
+#[test]
+fn a_refused_input_reaches_the_peers_as_its_name_never_its_value_or_path() {
+    let good_a = || ("a", InputValue::from(vec![1.0, 0.0, 1.0]));
+    let good_f = || ("f", InputValue::from(vec![1.5, 2.5]));
+    let good_n = || ("n", InputValue::from(vec![3i64, 4]));
+    let tensor = mpcflow_sdk::Tensor { dtype: mpcflow_sdk::DType::Int, shape: vec![2], data: vec![987654, 1] };
+    // (alice's inputs, the input named, the secret that must stay with alice)
+    type Case<'a> = (Vec<(&'a str, InputValue)>, &'a str, &'a str);
+    let cases: Vec<Case> = vec![
+        (vec![("a", vec![1.0, 0.0, 987654.0].into()), good_f(), good_n()], "input `a`", "987654"),
+        (vec![("a", vec![1i64, 0, 987654].into()), good_f(), good_n()], "input `a`", "987654"),
+        (vec![good_a(), ("f", vec![1.5, 9.876543e20].into()), good_n()], "input `f`", "9876543"),
+        (vec![good_a(), ("f", vec![1.5, f64::NAN, 9876.54].into()), good_n()], "input `f`", "NaN"),
+        (vec![good_a(), good_f(), ("n", vec![3.0, 987654.25].into())], "input `n`", "987654"),
+        (vec![good_a(), good_f(), ("n", vec![3.0, 9.876543e30].into())], "input `n`", "9876543"),
+        (vec![good_a(), ("f", tensor.into()), good_n()], "input `f`", "the tensor is int"),
+        (vec![good_a(), good_f()], "input `n`", "no value given"),
+        (vec![good_a(), good_f(), good_n(), ("secret_987654", 1.0.into())], "the pipeline", "987654"),
+    ];
+    for (inputs, site, secret) in cases {
+        let (alice, peers) = peers_of_a_refused_alice(inputs);
+        assert!(alice.contains(secret), "alice keeps the full reason: {alice}");
+        assert!(alice.contains("remote.yaml:"), "alice's error is located in her file: {alice}");
+        for (who, e) in ["bob", "dealer"].iter().zip(&peers) {
+            assert!(e.contains(&format!("{who}: stopped because alice failed")), "{who}: {e}");
+            assert!(e.contains(site), "{who} hears which input: {e}");
+            assert!(!e.contains(secret), "{who} must not hear `{secret}`: {e}");
+            assert!(!e.contains("remote.yaml"), "{who} must not hear alice's file: {e}");
+        }
+    }
+}

@@ -45,6 +45,7 @@
 //! - `link`: established connections, framing and the [`Link`] implementation.
 //! - [`deployment`]: the deployment file.
 
+mod accept;
 mod certs;
 pub mod deployment;
 mod link;

@@ -6,24 +6,24 @@
 //! with an error that names both endpoints and the reason, because waiting would not fix it.
 //! Once every connection has exchanged hellos, [`crate::link`] takes the sockets over.
 
-use crate::verify::{Recording, Refusal, certifies, own_validity_problem, presented_names};
+use crate::verify::{Recording, Refusal, own_validity_problem};
 use crate::{Peer, TcpTransport, lock, tls_err};
 use mpcflow_sdk::transport::SessionInfo;
 use mpcflow_sdk::{Error, Result};
 use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::ServerName;
-use rustls::server::{ParsedCertificate, WebPkiClientVerifier};
+use rustls::server::WebPkiClientVerifier;
 use rustls::{AlertDescription, ClientConfig, ServerConfig};
 use std::io::{self, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The longest one incoming handshake may take. (A refused certificate still fails the
 /// connect at once: a misconfigured deployment is the common case, and failing fast names it.)
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest hello frame.
-const MAX_HELLO: u64 = 64 * 1024;
+pub(crate) const MAX_HELLO: u64 = 64 * 1024;
 /// Protocol tag in the hello frame.
 const HELLO_TAG: &str = "mpcflow-tcp/1";
 
@@ -35,17 +35,17 @@ enum Attempt {
     Fatal(Error),
 }
 
-fn remaining(deadline: Instant) -> Option<Duration> {
+pub(crate) fn remaining(deadline: Instant) -> Option<Duration> {
     deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())
 }
 
-fn set_timeouts(sock: &TcpStream, t: Option<Duration>) -> io::Result<()> {
+pub(crate) fn set_timeouts(sock: &TcpStream, t: Option<Duration>) -> io::Result<()> {
     sock.set_read_timeout(t)?;
     sock.set_write_timeout(t)
 }
 
 /// The TLS alert inside an error from the connection, if the peer sent one.
-fn alert_of(e: &io::Error) -> Option<AlertDescription> {
+pub(crate) fn alert_of(e: &io::Error) -> Option<AlertDescription> {
     match e.get_ref()?.downcast_ref::<rustls::Error>()? {
         rustls::Error::AlertReceived(a) => Some(*a),
         _ => None,
@@ -53,7 +53,7 @@ fn alert_of(e: &io::Error) -> Option<AlertDescription> {
 }
 
 /// Writes one frame on a connection still in setup (blocking, single-threaded).
-fn write_frame_blocking(tls: &mut rustls::Connection, sock: &mut TcpStream, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn write_frame_blocking(tls: &mut rustls::Connection, sock: &mut TcpStream, bytes: &[u8]) -> io::Result<()> {
     tls.writer().write_all(&(bytes.len() as u64).to_le_bytes())?;
     tls.writer().write_all(bytes)?;
     while tls.wants_write() {
@@ -87,7 +87,7 @@ fn read_exact_blocking(tls: &mut rustls::Connection, sock: &mut TcpStream, buf: 
 }
 
 /// Reads one frame of at most `max` bytes on a connection still in setup.
-fn read_frame_blocking(tls: &mut rustls::Connection, sock: &mut TcpStream, max: u64) -> io::Result<Vec<u8>> {
+pub(crate) fn read_frame_blocking(tls: &mut rustls::Connection, sock: &mut TcpStream, max: u64) -> io::Result<Vec<u8>> {
     let mut len = [0u8; 8];
     read_exact_blocking(tls, sock, &mut len)?;
     let len = u64::from_le_bytes(len);
@@ -99,11 +99,11 @@ fn read_frame_blocking(tls: &mut rustls::Connection, sock: &mut TcpStream, max: 
     Ok(buf)
 }
 
-fn hello(session: &SessionInfo, name: &str) -> Vec<u8> {
+pub(crate) fn hello(session: &SessionInfo, name: &str) -> Vec<u8> {
     format!("{HELLO_TAG}\n{}\n{name}", session.id).into_bytes()
 }
 
-fn complete_handshake(tls: &mut rustls::Connection, sock: &mut TcpStream) -> io::Result<()> {
+pub(crate) fn complete_handshake(tls: &mut rustls::Connection, sock: &mut TcpStream) -> io::Result<()> {
     let r = (|| {
         while tls.is_handshaking() {
             tls.complete_io(sock)?;
@@ -143,7 +143,7 @@ impl TcpTransport {
         Ok(Arc::new(cfg))
     }
 
-    fn server_config(&self, seen: &Refusal, expected: Vec<String>) -> Result<Arc<ServerConfig>> {
+    pub(crate) fn server_config(&self, seen: &Refusal, expected: Vec<String>) -> Result<Arc<ServerConfig>> {
         let inner = WebPkiClientVerifier::builder_with_provider(self.roots.clone(), self.provider.clone())
             .build()
             .map_err(|e| tls_err("cannot build the certificate verifier", e))?;
@@ -159,7 +159,7 @@ impl TcpTransport {
 
     /// The error when `by` (the peer, in words) ended the handshake with an alert, which
     /// means it refused this endpoint's certificate.
-    fn refused_by(&self, by: &str, me: &Peer, e: &io::Error) -> Error {
+    pub(crate) fn refused_by(&self, by: &str, me: &Peer, e: &io::Error) -> Error {
         if alert_of(e) == Some(AlertDescription::CertificateExpired) {
             let own = self.server_verifier().ok().and_then(|v| own_validity_problem(&v, &self.chain, &me.name));
             return Error::Transport(match own {
@@ -263,122 +263,5 @@ impl TcpTransport {
             )));
         }
         Ok((sock, tls))
-    }
-
-    /// Accepts one connection from every endpoint in `expected` before the deadline.
-    pub(crate) fn accept_all(
-        &self,
-        session: &SessionInfo,
-        me: &Peer,
-        listener: &TcpListener,
-        mut expected: Vec<Peer>,
-        deadline: Instant,
-    ) -> Result<Vec<(Peer, TcpStream, rustls::Connection)>> {
-        listener.set_nonblocking(true).map_err(|e| tls_err("cannot poll the listener", e))?;
-        let mut out = vec![];
-        let mut last = String::from("nobody connected");
-        while !expected.is_empty() {
-            let Some(left) = remaining(deadline) else {
-                let names: Vec<String> = expected.iter().map(Peer::label).collect();
-                return Err(Error::Transport(format!(
-                    "{} heard nothing valid from {} on {} within {:.1} s: {last}",
-                    me.label(),
-                    names.join(", "),
-                    me.addr,
-                    self.config.connect_timeout.as_secs_f64()
-                )));
-            };
-            let (mut sock, from) = match listener.accept() {
-                Ok(s) => s,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    std::thread::sleep(left.min(Duration::from_millis(5)));
-                    continue;
-                }
-                Err(e) => {
-                    last = e.to_string();
-                    continue;
-                }
-            };
-            let expected_names: Vec<&str> = expected.iter().map(|p| p.name.as_str()).collect();
-            let setup = (|| -> io::Result<()> {
-                sock.set_nonblocking(false)?;
-                let _ = sock.set_nodelay(true);
-                // One silent client must not hold the others up for the whole deadline.
-                set_timeouts(&sock, Some(left.min(HANDSHAKE_TIMEOUT)))
-            })();
-            if let Err(e) = setup {
-                last = e.to_string();
-                continue;
-            }
-            let refusal: Refusal = Arc::default();
-            let cfg = self.server_config(&refusal, expected.iter().map(|p| p.name.clone()).collect())?;
-            let mut tls: rustls::Connection =
-                rustls::ServerConnection::new(cfg).map_err(|e| tls_err("cannot start TLS", e))?.into();
-            if let Err(e) = complete_handshake(&mut tls, &mut sock) {
-                if let Some(seen) = lock(&refusal).take() {
-                    let who = expected.iter().find(|p| seen.names(&p.name));
-                    return Err(Error::Transport(match (seen.validity_problem(), who) {
-                        (Some(problem), Some(peer)) => format!(
-                            "{} refused the certificate of {} connecting from {from}: {problem}",
-                            me.label(),
-                            peer.label()
-                        ),
-                        (Some(problem), None) => format!(
-                            "{} refused the certificate of the connection from {from}: expected one of \
-                             {expected_names:?}, it presented {}, and {problem}",
-                            me.label(),
-                            seen.presented()
-                        ),
-                        (None, _) => format!(
-                            "{} refused the certificate of the connection from {from}: expected one of \
-                             {expected_names:?} issued by the deployment CA, it presented {} ({})",
-                            me.label(),
-                            seen.presented(),
-                            seen.error
-                        ),
-                    }));
-                }
-                if alert_of(&e).is_some() || e.to_string().contains("alert") {
-                    let by = format!("the connection from {from} (expected one of {expected_names:?})");
-                    return Err(self.refused_by(&by, me, &e));
-                }
-                last = format!("TLS with {from}: {e}");
-                continue;
-            }
-            let Some(cert) = tls.peer_certificates().and_then(|c| c.first()).cloned() else {
-                last = format!("{from} presented no certificate");
-                continue;
-            };
-            let parsed =
-                ParsedCertificate::try_from(&cert).map_err(|e| tls_err("cannot parse a peer certificate", e))?;
-            let found = expected.iter().position(|p| certifies(&parsed, &p.name));
-            let Some(i) = found else {
-                return Err(Error::Transport(format!(
-                    "{} refused the certificate of the connection from {from}: expected one of {expected_names:?}, \
-                     it presented {}",
-                    me.label(),
-                    presented_names(&cert)
-                )));
-            };
-            let peer = expected[i].clone();
-            let hello_in = match read_frame_blocking(&mut tls, &mut sock, MAX_HELLO) {
-                Ok(h) => h,
-                Err(e) => {
-                    last = format!("{} sent no hello: {e}", peer.label());
-                    continue;
-                }
-            };
-            if hello_in != hello(session, &peer.name) {
-                last = format!("{} is in another session: {:?}", peer.label(), String::from_utf8_lossy(&hello_in));
-                continue;
-            }
-            if let Err(e) = write_frame_blocking(&mut tls, &mut sock, &hello(session, &me.name)) {
-                last = format!("hello to {}: {e}", peer.label());
-                continue;
-            }
-            expected.remove(i);
-            out.push((peer, sock, tls));
-        }
-        Ok(out)
     }
 }

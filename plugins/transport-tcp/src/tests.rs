@@ -347,3 +347,45 @@ fn certificates_cannot_be_made_with_a_backwards_validity() {
         other => panic!("expected an error, got {other:?}"),
     }
 }
+
+/// Waits until something listens on `addr`.
+fn wait_listening(addr: SocketAddr) {
+    let t = Instant::now();
+    while TcpStream::connect(addr).is_err() {
+        assert!(t.elapsed() < WAIT, "nobody listens on {addr}");
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn strangers_idle_or_garbling_on_the_port_do_not_keep_the_session_from_starting() {
+    use std::io::Write;
+    let d = deploy(&["alice", "bob"]);
+    let s = session(false);
+    // bob (second by name) listens; alice dials him.
+    let bob_addr = d.addrs["bob"];
+    let bob = TcpTransport::new(d.config("bob")).unwrap();
+    thread::scope(|sc| {
+        let listening = sc.spawn(|| bob.connect(&s, B));
+        wait_listening(bob_addr);
+        // 100 connections that never say anything, 100 that send garbage, all kept open.
+        let idle: Vec<TcpStream> = (0..100).map(|_| TcpStream::connect(bob_addr).unwrap()).collect();
+        let garbage: Vec<TcpStream> = (0..100u32)
+            .map(|i| {
+                let mut c = TcpStream::connect(bob_addr).unwrap();
+                let junk: Vec<u8> =
+                    (0..512u32).map(|k| (k.wrapping_mul(2654435761).wrapping_add(i) >> 7) as u8).collect();
+                let _ = c.write_all(&junk);
+                c
+            })
+            .collect();
+        let t = Instant::now();
+        let a = TcpTransport::new(d.config("alice")).unwrap().connect(&s, A).expect("alice connects");
+        let b = listening.join().unwrap().expect("bob accepts alice");
+        // Before, bob served connections one at a time, 5 s for each idle one.
+        assert!(t.elapsed() < Duration::from_secs(4), "took {:?}", t.elapsed());
+        a.send(B, vec![7; 10]).unwrap();
+        assert_eq!(b.recv(A, WAIT).unwrap(), vec![7; 10]);
+        drop((idle, garbage));
+    });
+}

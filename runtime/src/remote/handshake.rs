@@ -103,9 +103,10 @@ impl Handshake {
         Error::Handshake { party: self.me.clone(), peer: peer.to_string(), message }
     }
 
-    /// Tells every peer why this endpoint stops (best effort) and returns `e`.
+    /// Tells every peer why this endpoint stops (best effort: [`Error::peer_reason`], never the
+    /// full message) and returns `e`.
     pub fn abort(&self, e: Error) -> Error {
-        let frame = Frame::abort(&e.to_string());
+        let frame = Frame::abort(&e.peer_reason());
         for p in &self.peers {
             let _ = self.link.send(p.endpoint, frame.clone());
         }
@@ -157,7 +158,7 @@ impl Handshake {
             Kind::Abort => Err(Error::PeerFailed {
                 party: self.me.clone(),
                 peer: peer.name.clone(),
-                reason: String::from_utf8_lossy(&frame.payload).into_owned(),
+                reason: crate::error::from_peer(&frame.payload),
             }),
             k => Err(self.refuse(&peer.name, format!("sent a {k:?} frame before the session was set up"))),
         }
@@ -318,8 +319,10 @@ mod tests {
     #[test]
     fn an_abort_during_the_handshake_names_the_peer_and_its_reason() {
         let (a, b) = pair();
-        b.abort(Error::Dealer("out of disk".into()));
+        b.abort(Error::Dealer("out of disk writing /home/bob/material".into()));
         let e = a.agree("beef", &HashMap::new()).unwrap_err().to_string();
-        assert!(e.contains("alice: stopped because bob failed: dealer: out of disk"), "{e}");
+        assert!(e.contains("alice: stopped because bob failed: the dealer failed"), "{e}");
+        // The category crosses, the message (with its local path) stays with bob.
+        assert!(!e.contains("out of disk") && !e.contains("/home"), "{e}");
     }
 }

@@ -306,7 +306,7 @@ pub async fn run_remote_dealer(
                     Ok(f) if f.kind == Kind::Abort => Some(Error::PeerFailed {
                         party: DEALER.into(),
                         peer: p.name.clone(),
-                        reason: String::from_utf8_lossy(&f.payload).into_owned(),
+                        reason: crate::error::from_peer(&f.payload),
                     }),
                     _ => None,
                 },
@@ -374,7 +374,7 @@ fn await_parties(link: &dyn Link, parties: &[Peer], quiet: Duration) -> Result<(
                     return Err(Error::PeerFailed {
                         party: DEALER.into(),
                         peer: p.name.clone(),
-                        reason: String::from_utf8_lossy(&f.payload).into_owned(),
+                        reason: crate::error::from_peer(&f.payload),
                     });
                 }
                 Ok(f) => {

@@ -87,10 +87,12 @@ impl Shared {
         }
     }
 
-    /// Stops the session everywhere: local waits end and every peer and the dealer are told.
-    fn fail(&self, reason: &str) {
+    /// Stops the session everywhere: local waits end with `reason`, and every peer and the
+    /// dealer are told `for_peers` (a category and names from the plan, never a value or a
+    /// path: see [`Error::peer_reason`]).
+    fn fail(&self, reason: &str, for_peers: &str) {
         if self.abort.fire(Abort { who: self.name.clone(), reason: reason.to_string() }) {
-            let frame = Frame::abort(reason);
+            let frame = Frame::abort(for_peers);
             for to in self.notified() {
                 let _ = self.link.send(to, frame.clone());
             }
@@ -155,10 +157,11 @@ fn read_loop(shared: Arc<Shared>, from: Endpoint, rt: tokio::runtime::Handle) {
             }
             let since = *done_at.get_or_insert_with(Instant::now);
             if since.max(heard).elapsed() > shared.timeout {
-                shared.fail(&format!(
+                let reason = format!(
                     "{who} did not confirm the end of the run and was silent for {:.1} s",
                     shared.timeout.as_secs_f64()
-                ));
+                );
+                shared.fail(&reason, &reason);
                 return;
             }
         }
@@ -177,7 +180,7 @@ fn read_loop(shared: Arc<Shared>, from: Endpoint, rt: tokio::runtime::Handle) {
                 // The dealer may leave once its material is delivered; a party may not leave
                 // before it has said goodbye.
                 if from != Endpoint::Dealer || !shared.done.load(Ordering::Acquire) {
-                    shared.fail(&format!("lost the channel from {who}: {e}"));
+                    shared.fail(&format!("lost the channel from {who}: {e}"), &format!("lost the channel from {who}"));
                 }
                 return;
             }
@@ -186,7 +189,7 @@ fn read_loop(shared: Arc<Shared>, from: Endpoint, rt: tokio::runtime::Handle) {
         let frame = match Frame::decode(bytes) {
             Ok(f) => f,
             Err(e) => {
-                shared.fail(&format!("{who} sent a malformed frame: {e}"));
+                shared.fail(&format!("{who} sent a malformed frame: {e}"), &format!("{who} sent a malformed frame"));
                 return;
             }
         };
@@ -195,7 +198,7 @@ fn read_loop(shared: Arc<Shared>, from: Endpoint, rt: tokio::runtime::Handle) {
             (Kind::Msg, Endpoint::Party(p), _) => shared.mailbox.deliver((frame.node, frame.round, p.0), frame.payload),
             (Kind::Material, Endpoint::Dealer, Some(permit)) => shared.material.put(frame.node, frame.payload, permit),
             (Kind::Abort, _, _) => {
-                let reason = String::from_utf8_lossy(&frame.payload).into_owned();
+                let reason = crate::error::from_peer(&frame.payload);
                 shared.abort.fire(Abort { who: who.clone(), reason });
                 shared.material.close();
                 return;
@@ -204,7 +207,7 @@ fn read_loop(shared: Arc<Shared>, from: Endpoint, rt: tokio::runtime::Handle) {
             (kind, _, _) => Err(mpcflow_sdk::Error::protocol(format!("unexpected {kind:?} frame"))),
         };
         if let Err(e) = result {
-            shared.fail(&format!("{who} sent a bad frame: {e}"));
+            shared.fail(&format!("{who} sent a bad frame: {e}"), &format!("{who} sent a bad frame ({})", e.category()));
             return;
         }
     }
@@ -244,7 +247,7 @@ pub async fn run_party(task: PartyTask) -> Result<PartyResult, Error> {
             Ok(h) => readers.push(h),
             Err(e) => {
                 let e = Error::Internal(format!("cannot start a reader thread: {e}"));
-                shared.fail(&e.to_string()); // stops the readers already started
+                shared.fail(&e.to_string(), &e.peer_reason()); // stops the readers already started
                 return Err(e);
             }
         }
@@ -264,7 +267,7 @@ pub async fn run_party(task: PartyTask) -> Result<PartyResult, Error> {
                 let _ = shared.link.send(to, bye.clone());
             }
         }
-        Err(e) if !e.is_secondary() => shared.fail(&e.to_string()),
+        Err(e) if !e.is_secondary() => shared.fail(&e.to_string(), &e.peer_reason()),
         Err(_) => {}
     }
     shared.material.close();
@@ -333,7 +336,7 @@ async fn schedule(
             Ok(v) => v,
             Err(e) => {
                 if !e.is_secondary() {
-                    shared.fail(&e.to_string());
+                    shared.fail(&e.to_string(), &e.peer_reason());
                 }
                 running.abort_all();
                 return Err(e);

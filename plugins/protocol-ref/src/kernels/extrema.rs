@@ -5,6 +5,7 @@
 //! reproduce exactly: the **first** index holding the maximum wins, so the one-hot mask always
 //! has exactly one 1 per lane. Words are compared as signed `i64` (bits as 0/1).
 
+use super::compare::Width;
 use super::words::{alloc, at, numel, signed, split_at_axis};
 use mpcflow_sdk::shape::{TensorInfo, norm_axis};
 use mpcflow_sdk::{Error, Result, Tensor};
@@ -30,6 +31,23 @@ fn lane_argmax(a: &Tensor, o: usize, j: usize, len: usize, inner: usize, is_max:
         }
     }
     Ok(best)
+}
+
+/// Enforces the comparison width within every lane along `axis` (see [`Width`]).
+pub fn check_lanes(a: &Tensor, axis: i64, w: Width, op: &str) -> Result<()> {
+    if a.dtype == mpcflow_sdk::DType::Bit {
+        return Ok(());
+    }
+    let (outer, len, inner) = lanes(a, axis, op)?;
+    for o in 0..outer {
+        for j in 0..inner {
+            let base = o * len * inner + j;
+            let lane: Result<Vec<i64>> =
+                (0..len).map(|i| Ok(signed(a.dtype, at(&a.data, base + i * inner)?))).collect();
+            w.span(lane?)?;
+        }
+    }
+    Ok(())
 }
 
 /// The maximum (`is_max`) or minimum along `axis`; the axis is removed.

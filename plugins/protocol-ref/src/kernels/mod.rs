@@ -116,6 +116,7 @@ pub fn eval_op(op: &Op, inputs: &[&Tensor], out: &TensorInfo, fp: FixedPoint) ->
             want.shape
         )));
     }
+    check_comparison_width(op, inputs, out, fp)?;
     let mut data = dispatch(op, inputs, out, fp)?;
     if data.len() != words::numel(&out.shape)? {
         return Err(Error::internal(format!(
@@ -135,6 +136,24 @@ pub fn eval_op(op: &Op, inputs: &[&Tensor], out: &TensorInfo, fp: FixedPoint) ->
 /// The inputs as an array of exactly `N` tensors.
 fn args<'a, const N: usize>(op: &Op, inputs: &[&'a Tensor]) -> Result<[&'a Tensor; N]> {
     inputs.try_into().map_err(|_| Error::internal(format!("`{}` got {} inputs, expected {N}", op.name(), inputs.len())))
+}
+
+/// Enforces the graph's `compare_bits` on the ops that secure protocols build from comparisons
+/// (see [`compare::Width`]).
+fn check_comparison_width(op: &Op, inputs: &[&Tensor], out: &TensorInfo, fp: FixedPoint) -> Result<()> {
+    let Some(first) = inputs.first() else { return Ok(()) };
+    let w = compare::Width { fp, dtype: first.dtype };
+    match op {
+        Op::Gt | Op::Ge | Op::Lt | Op::Le | Op::Eq | Op::Max { axis: None } | Op::Min { axis: None } => {
+            args(op, inputs).and_then(|[a, b]| compare::check_width(w, a, Some(b), out))
+        }
+        Op::Relu => compare::check_width(w, first, None, out),
+        Op::Max { axis: Some(axis) } | Op::Min { axis: Some(axis) } | Op::Argmax { axis, .. } => {
+            extrema::check_lanes(first, *axis, w, op.name())
+        }
+        Op::Maxpool(p) => pool::check_windows(first, p, out, w),
+        _ => Ok(()),
+    }
 }
 
 /// Routes `op` to its kernel.

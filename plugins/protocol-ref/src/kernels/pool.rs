@@ -58,6 +58,15 @@ impl Windows {
     }
 }
 
+/// Enforces the comparison width within every window (see [`super::compare::Width`]).
+pub fn check_windows(x: &Tensor, p: &Pool, out: &TensorInfo, w: super::compare::Width) -> Result<()> {
+    let win = Windows::new(x, out, p)?;
+    win.each(|positions| {
+        let group: Result<Vec<i64>> = positions.iter().map(|&i| Ok(signed(x.dtype, at(&x.data, i)?))).collect();
+        w.span(group?)
+    })
+}
+
 /// The largest element of each window (signed words); padding positions are never selected.
 pub fn maxpool(x: &Tensor, p: &Pool, out: &TensorInfo) -> Result<Vec<u64>> {
     let win = Windows::new(x, out, p)?;
