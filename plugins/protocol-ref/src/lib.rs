@@ -139,7 +139,11 @@ impl Protocol for RefProtocol {
             NodeKind::Op(op) => {
                 let tensors = input.inputs.iter().map(|w| tensor(w)).collect::<Result<Vec<_>>>()?;
                 let refs: Vec<&Tensor> = tensors.iter().collect();
-                let out = kernels::eval_op(op, &refs, &node.output, node.fixed_point).map(|t| NodeValue::Wire(wire(t)));
+                // The ranges that secure protocols rely on are a contract here: break one and the
+                // run stops, naming the node and the values.
+                let out = kernels::check_contracts(op, &refs, &node.output, node.fixed_point)
+                    .and_then(|()| kernels::eval_op(op, &refs, &node.output, node.fixed_point))
+                    .map(|t| NodeValue::Wire(wire(t)));
                 Ok(Immediate::boxed(out))
             }
             NodeKind::Output { reveal_to } => {

@@ -116,7 +116,6 @@ pub fn eval_op(op: &Op, inputs: &[&Tensor], out: &TensorInfo, fp: FixedPoint) ->
             want.shape
         )));
     }
-    check_comparison_width(op, inputs, out, fp)?;
     let mut data = dispatch(op, inputs, out, fp)?;
     if data.len() != words::numel(&out.shape)? {
         return Err(Error::internal(format!(
@@ -136,6 +135,14 @@ pub fn eval_op(op: &Op, inputs: &[&Tensor], out: &TensorInfo, fp: FixedPoint) ->
 /// The inputs as an array of exactly `N` tensors.
 fn args<'a, const N: usize>(op: &Op, inputs: &[&'a Tensor]) -> Result<[&'a Tensor; N]> {
     inputs.try_into().map_err(|_| Error::internal(format!("`{}` got {} inputs, expected {N}", op.name(), inputs.len())))
+}
+
+/// The ranges that secure protocols need and `ref` enforces, checked on plaintext inputs
+/// before `op` is evaluated: the graph's `compare_bits` on the ops built from comparisons (see
+/// [`compare::Width`]). The kernels themselves ([`eval_op`]) compute on the whole ring, as
+/// secure protocols' ring arithmetic needs.
+pub fn check_contracts(op: &Op, inputs: &[&Tensor], out: &TensorInfo, fp: FixedPoint) -> Result<()> {
+    check_comparison_width(op, inputs, out, fp)
 }
 
 /// Enforces the graph's `compare_bits` on the ops that secure protocols build from comparisons
