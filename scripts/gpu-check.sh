@@ -20,7 +20,7 @@ mode=${1:-}
 dir=${2:-}
 
 test_binary() {
-    cargo test --release --locked -p mpcflow-kernel-cuda --test gpu --no-run --message-format=json 2>/dev/null |
+    cargo test --release --locked -p mpcflow --test gpu --no-run --message-format=json 2>/dev/null |
         python3 -c 'import json,sys
 for l in sys.stdin:
     m = json.loads(l)
@@ -28,7 +28,7 @@ for l in sys.stdin:
         print(m["executable"])'
 }
 bench_binary() {
-    cargo bench --locked -p mpcflow-kernel-cuda --bench gpu --no-run --message-format=json 2>/dev/null |
+    cargo bench --locked -p mpcflow --bench gpu --no-run --message-format=json 2>/dev/null |
         python3 -c 'import json,sys
 for l in sys.stdin:
     m = json.loads(l)

@@ -28,7 +28,7 @@ pub fn register_builtins(registry: &mut Registry) {
     registry.add_protocol(Arc::new(mpcflow_protocol_ref::RefProtocol));
     registry.add_protocol(Arc::new(mpcflow_protocol_fss2pc::Fss2pc));
     registry.add_transport(Arc::new(mpcflow_transport_mem::MemTransport::new()));
-    registry.add_kernel(Arc::new(mpcflow_protocol_fss2pc::CpuKernel));
+    registry.add_kernel(Arc::new(mpcflow_kernel_cpu::CpuKernel::default()));
     #[cfg(feature = "cuda")]
     registry.add_kernel(Arc::new(mpcflow_kernel_cuda::CudaKernel::new()));
 }

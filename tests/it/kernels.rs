@@ -42,15 +42,15 @@ impl Kernel for Recording {
     }
     fn fss_eval(&self, keys: &FssKeys<'_>, xs: &[u64], out: &mut [u64]) -> Result<()> {
         self.gate("fss_eval", &self.fss)?;
-        mpcflow_protocol_fss2pc::CpuKernel.fss_eval(keys, xs, out)
+        mpcflow_kernel_cpu::CpuKernel::default().fss_eval(keys, xs, out)
     }
     fn ring_matmul(&self, a: &[u64], b: &[u64], m: usize, k: usize, n: usize, out: &mut [u64]) -> Result<()> {
         self.gate("ring_matmul", &self.matmul)?;
-        mpcflow_protocol_fss2pc::CpuKernel.ring_matmul(a, b, m, k, n, out)
+        mpcflow_kernel_cpu::CpuKernel::default().ring_matmul(a, b, m, k, n, out)
     }
     fn ring_conv2d(&self, x: &[u64], w: &[u64], g: &Conv2dGeometry, out: &mut [u64]) -> Result<()> {
         self.gate("ring_conv2d", &self.conv)?;
-        mpcflow_protocol_fss2pc::CpuKernel.ring_conv2d(x, w, g, out)
+        mpcflow_kernel_cpu::CpuKernel::default().ring_conv2d(x, w, g, out)
     }
 }
 
@@ -166,7 +166,7 @@ fn a_native_kernel_plugin_gets_the_same_work_and_keeps_its_errors() {
     let e = run_with_kernel(Some(failing)).unwrap_err().to_string();
     assert!(e.contains("kernel `recording`") && e.contains("device lost during"), "{e}");
     // The `cpu` kernel's packing crosses too, and bad arguments come back as its errors.
-    let cpu = through_the_native_interface(Arc::new(mpcflow_protocol_fss2pc::CpuKernel));
+    let cpu = through_the_native_interface(Arc::new(mpcflow_kernel_cpu::CpuKernel::default()));
     let values: Vec<u64> = (0..37u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15)).collect();
     for bits in [1u32, 5, 63, 64] {
         let words = (values.len() * bits as usize).div_ceil(64);

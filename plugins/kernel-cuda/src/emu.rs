@@ -35,11 +35,9 @@
 // wrapper below that sizes the buffers, with a SAFETY comment on why the kernel stays in them.
 #![allow(unsafe_code)]
 
-use mpcflow_protocol_fss2pc::fss::prg::FIXED_KEYS;
-use mpcflow_protocol_fss2pc::fss::{
-    Dcf2Key, Dcf2KeyBatch, DcfKey, DcfKeyBatch, DpfKey, FssError, Prg, PrgKey, SeedRng, dcf, dcf2, dpf,
-};
-use mpcflow_protocol_fss2pc::linalg;
+use mpcflow_fss::prg::FIXED_KEYS;
+use mpcflow_fss::{Dcf2Key, Dcf2KeyBatch, DcfKey, DcfKeyBatch, DpfKey, FssError, Prg, PrgKey, SeedRng, dcf, dcf2, dpf};
+use mpcflow_ring::linalg;
 use proptest::prelude::*;
 
 /// Threads per block of every launch.

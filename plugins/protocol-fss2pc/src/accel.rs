@@ -76,7 +76,7 @@ impl Accel {
     }
 
     /// `a · b` in Z(2^64) for row-major `m×k` and `k×n` matrices, or `None` when the kernel does
-    /// not take it (the caller then uses [`crate::linalg`]).
+    /// not take it (the caller then uses [`mpcflow_ring::linalg`]).
     pub fn matmul(&self, a: &[u64], b: &[u64], [m, k, n]: [usize; 3]) -> Result<Option<Vec<u64>>> {
         if self.0.is_none() || m * n == 0 {
             return Ok(None);

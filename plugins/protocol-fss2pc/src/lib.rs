@@ -6,12 +6,13 @@
 //! DCF keys turning comparisons with the secret mask into shares ([`gates`] has the table of
 //! gates, rounds and bytes; [`lowering`] the ops built from them).
 //!
-//! - [`fss`]: the sans-I/O cryptographic core: a fixed-key AES-128 tree PRG, the
-//!   Boyle–Gilboa–Ishai DPF and the Boyle et al. (Eurocrypt 2021) DCF over `Z(2^64)`, with
-//!   batched evaluation and byte-exact key serialisation.
+//! - [`fss`] (the `mpcflow-fss` library crate): the sans-I/O cryptographic core: a fixed-key
+//!   AES-128 tree PRG, the Boyle–Gilboa–Ishai DPF and the Boyle et al. (Eurocrypt 2021) DCF over
+//!   `Z(2^64)`, with batched evaluation and byte-exact key serialisation.
 //! - [`gates`], [`dealer`], [`material`], [`wire`]: the protocol on top of it.
 //! - [`accel`]: the session's kernel plugin (a GPU) for DCF evaluation and ring products, with
-//!   this crate's CPU code as the fallback; [`CpuKernel`] is that CPU code as the `cpu` kernel.
+//!   the libraries' CPU code as the fallback (the `mpcflow-kernel-cpu` plugin wraps the same
+//!   code as the `cpu` kernel).
 //!
 //! Accuracy against the plaintext `ref` protocol (`f` = fractional bits, 1 ulp = 2^-f):
 //! - exact: linear ops, comparisons and ReLU (differences below `2^(compare_bits−1)` words;
@@ -32,11 +33,11 @@
 //! - div, softmax, layernorm: lowered onto these (bounds in [`lowering`]).
 
 pub mod accel;
-pub mod cpu_kernel;
 pub mod dealer;
-pub mod fss;
+pub mod errors;
+/// The FSS core, re-exported from the `mpcflow-fss` library crate.
+pub use mpcflow_fss as fss;
 pub mod gates;
-pub mod linalg;
 pub mod lowering;
 pub mod material;
 pub mod pool;
@@ -44,5 +45,4 @@ pub mod protocol;
 pub mod ring;
 pub mod wire;
 
-pub use cpu_kernel::CpuKernel;
 pub use protocol::Fss2pc;

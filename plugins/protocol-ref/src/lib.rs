@@ -8,7 +8,7 @@
 //! Costs: an input of `n` elements costs 1 round and `8·n` bytes from the owner to each other
 //! party; everything else costs nothing. No dealer.
 
-pub mod kernels;
+use mpcflow_ring::kernels;
 
 use mpcflow_sdk::protocol::{
     Cost, EvalInput, Immediate, Message, NodeDesc, NodeEval, NodeKind, NodeValue, PartyCount, Protocol,

@@ -7,7 +7,7 @@ use crate::fss::SeedRng;
 use crate::material::{Shares, Split, Tag};
 use crate::ring;
 use crate::wire::{Masked, MaskedRef};
-use mpcflow_protocol_ref::kernels::eval_op;
+use mpcflow_ring::kernels::eval_op;
 use mpcflow_sdk::protocol::{Message, NodeDesc, NodeEval, NodeValue, Step};
 use mpcflow_sdk::shape::Visibility;
 use mpcflow_sdk::{Op, PartyId, Result, Tensor};

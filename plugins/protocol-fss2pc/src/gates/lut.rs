@@ -23,7 +23,7 @@ use crate::accel::Accel;
 use crate::fss::{DpfKey, SeedRng, dpf};
 use crate::material::{Shares, Split, Tag, dcf2_len};
 use crate::wire;
-use mpcflow_protocol_ref::kernels::eval_op;
+use mpcflow_ring::kernels::eval_op;
 use mpcflow_sdk::protocol::{Message, NodeDesc, NodeEval, NodeValue, Step};
 use mpcflow_sdk::shape::{TensorInfo, Visibility};
 use mpcflow_sdk::{DType, Error, FixedPoint, Op, PartyId, Result, Tensor};

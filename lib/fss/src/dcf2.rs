@@ -212,7 +212,7 @@ pub fn eval_many_par(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fss::{EVAL_TILE, PAR_MIN_BATCH, domain_mask};
+    use crate::{EVAL_TILE, PAR_MIN_BATCH, domain_mask};
     use proptest::prelude::*;
 
     const NS: [u32; 8] = [1, 2, 5, 8, 16, 32, 63, 64];
@@ -380,7 +380,7 @@ mod tests {
             longer.push(0);
             assert!(Dcf2Key::from_bytes(&longer).is_err());
             let mut wrong_tag = bytes.clone();
-            wrong_tag[0] = crate::fss::dcf::DCF_TAG;
+            wrong_tag[0] = crate::dcf::DCF_TAG;
             assert!(Dcf2Key::from_bytes(&wrong_tag).is_err());
             for bad_n in [0u8, 65, 200] {
                 let mut b = bytes.clone();
@@ -400,7 +400,7 @@ mod tests {
             }
         }
         // A DCF key of the same domain is not a DCF2 key.
-        let (dcf_key, _) = ok(crate::fss::dcf::keygen(1, 1, 8, &mut r));
+        let (dcf_key, _) = ok(crate::dcf::keygen(1, 1, 8, &mut r));
         assert!(Dcf2Key::from_bytes(&dcf_key.to_bytes()).is_err());
     }
 

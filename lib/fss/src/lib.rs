@@ -1,4 +1,8 @@
-//! Sans-I/O cryptographic core of two-party function secret sharing (FSS).
+//! `mpcflow-fss`: the sans-I/O cryptographic core of two-party function secret sharing (FSS).
+//!
+//! A library, not a plugin: the `fss2pc` protocol deals and evaluates these keys, the `cpu`
+//! kernel evaluates batches of them, and the CUDA kernel is tested bit for bit against them. It
+//! depends on `std`, the `aes` crate, `getrandom` (the dealer's seeds) and `thiserror` only.
 //!
 //! A trusted dealer splits a function `f` into two keys `k0`, `k1`; each key alone reveals
 //! nothing about `f` (beyond the domain size), and for every input `x`,
@@ -133,16 +137,6 @@ pub enum FssError {
     /// The operating system's random source failed.
     #[error("operating-system entropy unavailable: {0}")]
     Entropy(String),
-}
-
-impl From<FssError> for mpcflow_sdk::Error {
-    fn from(e: FssError) -> Self {
-        match e {
-            FssError::MalformedKey { .. } => mpcflow_sdk::Error::Material(e.to_string()),
-            FssError::Entropy(_) => mpcflow_sdk::Error::internal(e.to_string()),
-            other => mpcflow_sdk::Error::invalid(other.to_string()),
-        }
-    }
 }
 
 /// Checks `1 ≤ n_bits ≤ 64`.
@@ -398,14 +392,6 @@ mod tests {
                 assert_eq!(unpack_control_bits(bytes, i), *p);
             }
         }
-    }
-
-    #[test]
-    fn errors_convert_to_sdk_errors() {
-        let e: mpcflow_sdk::Error = FssError::MalformedKey { kind: "DCF", reason: "x".into() }.into();
-        assert!(matches!(e, mpcflow_sdk::Error::Material(_)));
-        let e: mpcflow_sdk::Error = FssError::InvalidParty(3).into();
-        assert!(matches!(e, mpcflow_sdk::Error::Invalid(_)));
     }
 
     #[test]

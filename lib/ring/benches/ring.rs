@@ -15,9 +15,9 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use mpcflow_protocol_fss2pc::linalg::{Config, matmul};
-use mpcflow_protocol_fss2pc::ring;
-use mpcflow_protocol_ref::kernels::eval_op;
+use mpcflow_ring::kernels::eval_op;
+use mpcflow_ring::linalg::{Config, matmul};
+use mpcflow_ring::ring;
 use mpcflow_sdk::shape::{TensorInfo, Visibility};
 use mpcflow_sdk::{DType, FixedPoint, Op, Tensor};
 

@@ -27,7 +27,7 @@
 //! (29 % → 56 % of the raw-AES bound of `2n` blocks per key) and from about 830 to about 465 ns
 //! for DCF2 (29 % → 51 %); `G` = 7 measured best of 4…12.
 //!
-//! The PRG is exactly the one of [`crate::fss::prg`]: the same fixed keys, expanded here with
+//! The PRG is exactly the one of [`crate::prg`]: the same fixed keys, expanded here with
 //! `AESKEYGENASSIST` into the standard AES-128 key schedule, and the same MMO feed-forward; the
 //! tests check the kernel against the `aes` crate block by block and against the portable path
 //! key by key.
@@ -70,7 +70,7 @@ use core::arch::x86_64::{
 use std::marker::PhantomData;
 
 use super::{KeyBatch, Layout, Payload, SEEDS, split_ctrl};
-use crate::fss::prg::FIXED_KEYS;
+use crate::prg::FIXED_KEYS;
 
 /// Keys per group: `2G` independent AES blocks per call of [`aes_lanes`] (AES-NI needs about 8
 /// in flight to hide its latency); two groups alternate. 7 measured best (6 and 8 within a few
@@ -125,7 +125,7 @@ fn prefetch(bytes: &[u8]) {
     }
 }
 
-/// The AES-128 key schedules of the three fixed keys, indexed by [`crate::fss::prg::PrgKey`].
+/// The AES-128 key schedules of the three fixed keys, indexed by [`crate::prg::PrgKey`].
 struct RoundKeys([[__m128i; 11]; 3]);
 
 /// `u128` (little-endian block) → SSE register.
@@ -991,7 +991,7 @@ impl<'k, P: Payload> GenLanes<'k, P> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fss::prg::{Prg, PrgKey, SeedRng};
+    use crate::prg::{Prg, PrgKey, SeedRng};
 
     #[test]
     #[allow(unsafe_code)]

@@ -1,7 +1,7 @@
 //! The `cuda` kernel against the `cpu` kernel: DCF evaluation (one key per point, the fss2pc
 //! ReLU's DCF2 at n = 63) and u64 ring GEMM, and both against the GPU's copy bandwidth.
 //!
-//! `cargo bench -p mpcflow-kernel-cuda --bench gpu` runs criterion groups for each kernel
+//! `cargo bench -p mpcflow --bench gpu` runs criterion groups for each kernel
 //! that is available (the CPU always; the GPU where there is one, otherwise it says why and
 //! measures nothing on it), then `summary`: one line per measurement with throughput and the
 //! ratios GPU/CPU and (for the GPU) of the bytes it moved per second to the copy bandwidth.
@@ -11,9 +11,9 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use mpcflow_fss::{SeedRng, dcf2};
+use mpcflow_kernel_cpu::CpuKernel;
 use mpcflow_kernel_cuda::CudaKernel;
-use mpcflow_protocol_fss2pc::CpuKernel;
-use mpcflow_protocol_fss2pc::fss::{SeedRng, dcf2};
 use mpcflow_sdk::kernel::{FssKeys, FssScheme, Kernel};
 
 const KEYS: usize = 1 << 20;
@@ -51,7 +51,7 @@ fn inputs() -> Inputs {
 }
 
 fn kernels() -> Vec<(&'static str, Box<dyn Kernel>)> {
-    let mut v: Vec<(&'static str, Box<dyn Kernel>)> = vec![("cpu", Box::new(CpuKernel))];
+    let mut v: Vec<(&'static str, Box<dyn Kernel>)> = vec![("cpu", Box::new(CpuKernel::default()))];
     let cuda = CudaKernel::new();
     match cuda.available() {
         Ok(()) => v.push(("cuda", Box::new(cuda))),

@@ -1,21 +1,32 @@
-//! The built-in `cpu` kernel: this crate's AES-NI DPF/DCF evaluation and blocked ring products
-//! behind the sdk's [`Kernel`] trait.
+//! `mpcflow-kernel-cpu`: the built-in `cpu` kernel: the `mpcflow-fss` library's AES-NI/VAES
+//! DPF/DCF evaluation and the `mpcflow-ring` library's blocked ring products behind the sdk's
+//! [`Kernel`] trait.
 //!
-//! fss2pc itself calls its CPU code directly when the session's kernel is `cpu`; this type exists
-//! so other kernels (the CUDA one) can be compared with it bit for bit, so a third-party protocol
-//! can use the same evaluation, and so `mpcflow plugins list` shows what `cpu` means.
+//! fss2pc itself calls the same library code directly when the session's kernel is `cpu`; this
+//! plugin exists so other kernels (the CUDA one) can be compared with it bit for bit, so a
+//! third-party protocol can use the same evaluation, and so `mpcflow plugins list` shows what
+//! `cpu` means.
 
-use crate::fss::{Dcf2KeyBatch, DcfKeyBatch, DpfKey, dcf, dcf2, dpf};
-use crate::linalg;
-use crate::material::THREADS;
+use mpcflow_fss::{Dcf2KeyBatch, DcfKeyBatch, DpfKey, FssError, dcf, dcf2, dpf};
+use mpcflow_ring::linalg;
 use mpcflow_sdk::kernel::{Conv2dGeometry, FssKeys, FssScheme, Kernel, KernelDescriptor};
 use mpcflow_sdk::{Error, Result};
 
-/// The `cpu` kernel.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct CpuKernel;
+/// The `cpu` kernel, evaluating key batches on `threads` threads.
+#[derive(Clone, Copy, Debug)]
+pub struct CpuKernel {
+    /// Threads for batched key evaluation (products use the ring library's own setting).
+    pub threads: usize,
+}
 
-fn fss(e: crate::fss::FssError) -> Error {
+impl Default for CpuKernel {
+    /// As many threads as the machine offers.
+    fn default() -> Self {
+        CpuKernel { threads: std::thread::available_parallelism().map_or(1, |n| n.get()) }
+    }
+}
+
+fn fss(e: FssError) -> Error {
     Error::invalid(format!("cpu kernel: {e}"))
 }
 
@@ -60,12 +71,12 @@ impl Kernel for CpuKernel {
         match keys.scheme {
             FssScheme::Dcf => {
                 let b = DcfKeyBatch::from_bytes(keys.bytes, count, keys.n_bits).map_err(fss)?;
-                dcf::eval_many_par(keys.party, &b, xs, out, THREADS).map_err(fss)
+                dcf::eval_many_par(keys.party, &b, xs, out, self.threads.max(1)).map_err(fss)
             }
             FssScheme::Dcf2 => {
                 let b = Dcf2KeyBatch::from_bytes(keys.bytes, count, keys.n_bits).map_err(fss)?;
                 let pairs = out.as_chunks_mut::<2>().0;
-                dcf2::eval_many_par(keys.party, &b, xs, pairs, THREADS).map_err(fss)
+                dcf2::eval_many_par(keys.party, &b, xs, pairs, self.threads.max(1)).map_err(fss)
             }
             FssScheme::Dpf => {
                 check_out("fss_eval points", count, xs.len())?;

@@ -2,12 +2,12 @@
 //!
 //! These need an NVIDIA GPU and its driver, so they are `#[ignore]`d: `cargo test` lists them as
 //! ignored (never as passed). On a GPU machine run them with
-//! `cargo test -p mpcflow-kernel-cuda --test gpu -- --ignored`; without a GPU they then fail,
+//! `cargo test -p mpcflow --test gpu -- --ignored`; without a GPU they then fail,
 //! saying why.
 
+use mpcflow_fss::{SeedRng, dcf, dcf2, dpf};
+use mpcflow_kernel_cpu::CpuKernel;
 use mpcflow_kernel_cuda::CudaKernel;
-use mpcflow_protocol_fss2pc::CpuKernel;
-use mpcflow_protocol_fss2pc::fss::{SeedRng, dcf, dcf2, dpf};
 use mpcflow_sdk::kernel::{Conv2dGeometry, FssKeys, FssScheme, Kernel, pack_bits};
 
 fn gpu() -> CudaKernel {
@@ -42,7 +42,7 @@ fn domain(v: &[u64], n_bits: u32) -> Vec<u64> {
 fn same(gpu: &CudaKernel, keys: &FssKeys<'_>, xs: &[u64]) {
     let w = keys.scheme.words();
     let (mut a, mut b) = (vec![0u64; xs.len() * w], vec![1u64; xs.len() * w]);
-    CpuKernel.fss_eval(keys, xs, &mut a).unwrap();
+    CpuKernel::default().fss_eval(keys, xs, &mut a).unwrap();
     gpu.fss_eval(keys, xs, &mut b).unwrap();
     let first = a.iter().zip(&b).position(|(x, y)| x != y);
     assert!(
@@ -95,7 +95,7 @@ fn matmul_conv2d_and_packing_equal_the_cpu_bit_for_bit() {
     for (m, k, n) in [(1, 1, 1), (257, 129, 65), (64, 1, 300), (512, 512, 512)] {
         let (a, b) = (words(1, m * k), words(2, k * n));
         let (mut x, mut y) = (vec![0; m * n], vec![1; m * n]);
-        CpuKernel.ring_matmul(&a, &b, m, k, n, &mut x).unwrap();
+        CpuKernel::default().ring_matmul(&a, &b, m, k, n, &mut x).unwrap();
         g.ring_matmul(&a, &b, m, k, n, &mut y).unwrap();
         assert!(x == y, "matmul {m}×{k}×{n}");
     }
@@ -115,7 +115,7 @@ fn matmul_conv2d_and_packing_equal_the_cpu_bit_for_bit() {
         let (xv, wv) = (words(5, batch * c * h * w), words(6, o * c * kh * kw));
         let len = batch * o * geo.output[0] * geo.output[1];
         let (mut x, mut y) = (vec![0; len], vec![1; len]);
-        CpuKernel.ring_conv2d(&xv, &wv, &geo, &mut x).unwrap();
+        CpuKernel::default().ring_conv2d(&xv, &wv, &geo, &mut x).unwrap();
         g.ring_conv2d(&xv, &wv, &geo, &mut y).unwrap();
         assert!(x == y, "conv2d stride {stride:?} padding {padding:?}");
     }

@@ -410,7 +410,7 @@ impl<'a> DcfKeyBatch<'a> {
         count: usize,
         n_bits: u32,
     ) -> Result<DcfKeyBatch<'static>, FssError> {
-        KeyBatch::parse(crate::fss::batch::KeyBytes::Shared(buffer, range), count, n_bits, true).map(DcfKeyBatch)
+        KeyBatch::parse(crate::batch::KeyBytes::Shared(buffer, range), count, n_bits, true).map(DcfKeyBatch)
     }
 
     /// The same keys, owning their bytes (copied if borrowed).
@@ -500,7 +500,7 @@ pub fn eval_many_par(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fss::{PAR_MIN_BATCH, domain_mask};
+    use crate::{PAR_MIN_BATCH, domain_mask};
     use proptest::prelude::*;
 
     const NS: [u32; 7] = [1, 2, 8, 16, 32, 63, 64];
@@ -694,7 +694,7 @@ mod tests {
             longer.push(0);
             assert!(DcfKey::from_bytes(&longer).is_err());
             let mut wrong_tag = bytes.clone();
-            wrong_tag[0] = crate::fss::dpf::DPF_TAG;
+            wrong_tag[0] = crate::dpf::DPF_TAG;
             assert!(DcfKey::from_bytes(&wrong_tag).is_err());
             for bad_n in [0u8, 65, 200] {
                 let mut b = bytes.clone();
@@ -712,7 +712,7 @@ mod tests {
             }
         }
         // A DPF key is not a DCF key, even when lengths happen to be plausible.
-        let (dpf_key, _) = crate::fss::dpf::keygen(1, 1, 8, &mut r).unwrap_or_else(|e| panic!("{e}"));
+        let (dpf_key, _) = crate::dpf::keygen(1, 1, 8, &mut r).unwrap_or_else(|e| panic!("{e}"));
         assert!(DcfKey::from_bytes(&dpf_key.to_bytes()).is_err());
     }
 
@@ -883,7 +883,7 @@ mod tests {
         assert_eq!(format!("{empty:?}"), "DcfKeyBatch { n_bits: 5, len: 0 }");
         assert!(eval_many(0, &empty, &[], &mut []).is_ok());
         // A DCF2 key is not a DCF key.
-        let (k2, _) = ok(crate::fss::dcf2::keygen(1, [1, 1], 8, &mut r));
+        let (k2, _) = ok(crate::dcf2::keygen(1, [1, 1], 8, &mut r));
         assert!(DcfKeyBatch::from_bytes(&k2.to_bytes(), 1, 8).is_err());
     }
 

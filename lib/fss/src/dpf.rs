@@ -379,7 +379,7 @@ pub fn eval_all(party: u8, key: &DpfKey) -> Result<Vec<u64>, FssError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fss::domain_mask;
+    use crate::domain_mask;
     use proptest::prelude::*;
 
     const NS: [u32; 7] = [1, 2, 8, 16, 32, 63, 64];

@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 use aes::Aes128;
 use aes::cipher::{Array, BlockCipherEncrypt, KeyInit};
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
-use mpcflow_protocol_fss2pc::fss::prg::{Block, Prg, PrgKey, SeedRng};
-use mpcflow_protocol_fss2pc::fss::{Dcf2Key, Dcf2KeyBatch, DcfKey, DcfKeyBatch, dcf, dcf2, dpf};
+use mpcflow_fss::prg::{Block, Prg, PrgKey, SeedRng};
+use mpcflow_fss::{Dcf2Key, Dcf2KeyBatch, DcfKey, DcfKeyBatch, dcf, dcf2, dpf};
 
 const BLOCKS: usize = 1024;
 const POINTS: usize = 4096;
@@ -253,7 +253,7 @@ fn best_of(reps: usize, mut f: impl FnMut()) -> f64 {
         .fold(f64::INFINITY, f64::min)
 }
 
-fn ok<T>(r: Result<T, mpcflow_protocol_fss2pc::fss::FssError>) -> T {
+fn ok<T>(r: Result<T, mpcflow_fss::FssError>) -> T {
     r.unwrap_or_else(|e| panic!("{e}"))
 }
 
