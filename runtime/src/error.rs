@@ -178,8 +178,10 @@ impl Error {
             Error::Dealer(_) => "the dealer failed; its own log says why".into(),
             Error::Transport { .. } => "a channel failed or a wait timed out; its own log says which".into(),
             Error::PeerFailed { peer, reason, .. } => format!("{peer} failed: {reason}"),
-            // Versions, digests and plan fingerprints: what the peers compare anyway.
-            Error::Handshake { peer, message, .. } => format!("it cannot run with {peer}: {peer} {message}"),
+            // Each side finds the same disagreement itself and reports it in full.
+            Error::Handshake { peer, .. } => {
+                format!("it cannot run with {peer}: they disagree on the session (versions, pipeline or plan)")
+            }
             Error::Internal(_) => "an internal error (a bug); its own log says more".into(),
         }
     }

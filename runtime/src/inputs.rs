@@ -20,7 +20,10 @@ pub enum InputValue {
         /// Row-major values.
         values: Vec<i64>,
     },
-    /// An already encoded tensor (its dtype must match the declaration).
+    /// An already encoded tensor (its dtype must match the declaration). Its words are taken
+    /// as they are, over the whole ring, without the range checks of the other forms: for
+    /// embedders and tests that need ring semantics. A value beyond the input range may then
+    /// compare wrongly under a secure protocol; `ref` refuses such comparisons.
     Tensor(Tensor),
 }
 
@@ -52,7 +55,7 @@ impl InputValue {
                     }
                     DType::Int => {
                         if let Some(f) = values.iter().find(|v| v.fract() != 0.0) {
-                            return Err(format!("value {f} is not a whole number, but the input is declared int"));
+                            return Err(format!("value {f} is not a whole number, as dtype int requires"));
                         }
                         if let Some(big) = values.iter().find(|v| v.abs() >= limit(DType::Int, fp)) {
                             return Err(out_of_range(&big.to_string(), dtype, fp));
@@ -113,12 +116,12 @@ fn limit(dtype: DType, fp: FixedPoint) -> f64 {
 fn out_of_range(v: &str, dtype: DType, fp: FixedPoint) -> String {
     match dtype {
         DType::Fixed => format!(
-            "value {v} is outside the range of fixed-point inputs with {} fractional bits (magnitude below 2^{} ≈ {:.3e})",
+            "value {v} is outside the range of fixed-point values with {} fractional bits (magnitude below 2^{} ≈ {:.3e})",
             fp.frac_bits,
             62 - fp.frac_bits,
             limit(dtype, fp)
         ),
-        _ => format!("value {v} is outside the range of int inputs (magnitude below 2^62 ≈ 4.61e18)"),
+        _ => format!("value {v} is outside the range of int values (magnitude below 2^62 ≈ 4.61e18)"),
     }
 }
 
@@ -177,10 +180,10 @@ mod tests {
         let err = |v: InputValue, d| v.to_tensor(d, fp).unwrap_err();
         assert!(err(5.5.into(), DType::Int).contains("value 5.5 is not a whole number"));
         assert!(err(1.7.into(), DType::Bit).contains("value 1.7 is not a bit"));
-        assert!(err(1e30.into(), DType::Int).contains("outside the range of int inputs"));
-        assert!(err(i64::MIN.into(), DType::Int).contains("outside the range of int inputs"));
+        assert!(err(1e30.into(), DType::Int).contains("outside the range of int values"));
+        assert!(err(i64::MIN.into(), DType::Int).contains("outside the range of int values"));
         assert!(err((1i64 << 62).into(), DType::Int).contains("outside the range"));
-        assert!(err((1i64 << 46).into(), DType::Fixed).contains("outside the range of fixed-point inputs"));
+        assert!(err((1i64 << 46).into(), DType::Fixed).contains("outside the range of fixed-point values"));
         assert!(err(7.1e13.into(), DType::Fixed).contains("2^46"));
         // The largest accepted values encode exactly.
         let top = (1i64 << 62) - 1;

@@ -32,6 +32,7 @@ const CASES: &[(&str, &str, &str)] = &[
     ("unknown_attr.yaml", "6:31", "op `relu` has no attribute `alpha`"),
     ("missing_parties.yaml", "", "missing required field `parties`"),
     ("dtype_mismatch.yaml", "8:3", "`gt` needs operands of one dtype, got int and fixed"),
+    ("fractional_int_constant.yaml", "4:3", "constant `limit`: value 5.5 is not a whole number, as dtype int requires"),
 ];
 
 fn check_via_library(path: &std::path::Path) -> String {

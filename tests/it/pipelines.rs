@@ -67,11 +67,11 @@ fn millionaires_both_ways_and_ties() {
         .block_on(session.run([("alice_wealth", InputValue::from(i64::MIN)), ("bob_wealth", InputValue::from(5i64))]))
         .unwrap_err()
         .to_string();
-    assert!(e.contains("input `alice_wealth`: value -9223372036854775808 is outside the range of int inputs"), "{e}");
+    assert!(e.contains("input `alice_wealth`: value -9223372036854775808 is outside the range of int values"), "{e}");
     let e = rt
         .block_on(session.run([("alice_wealth", InputValue::from(1e30)), ("bob_wealth", InputValue::from(5.5))]))
         .unwrap_err()
         .to_string();
-    assert!(e.contains("value 1000000000000000000000000000000 is outside the range of int inputs"), "{e}");
+    assert!(e.contains("value 1000000000000000000000000000000 is outside the range of int values"), "{e}");
     assert!(e.contains("input `bob_wealth`: value 5.5 is not a whole number"), "{e}");
 }

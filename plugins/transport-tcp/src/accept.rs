@@ -9,8 +9,12 @@
 //! starting. Once every expected peer has authenticated, the connections still in setup are
 //! shut and their threads joined before this returns.
 //!
-//! A certificate that the deployment CA did not issue still fails the connect at once, as in
-//! [`crate::setup`]: a misconfigured deployment is the common case, and failing fast names it.
+//! A certificate that the deployment CA issued but that is refused (out of date, or naming an
+//! endpoint not expected here) fails the connect at once, as in [`crate::setup`]: a
+//! misconfigured deployment is the common case, and failing fast names it. A certificate of
+//! anyone else's making, an alert or garbage only becomes the reason reported if no expected
+//! peer has connected by the deadline: a stranger must not be able to end the session. (The
+//! dialing side still fails at once on a refused certificate, since it chose the address.)
 
 use crate::setup::{
     HANDSHAKE_TIMEOUT, MAX_HELLO, alert_of, complete_handshake, hello, read_frame_blocking, remaining, set_timeouts,
@@ -24,8 +28,8 @@ use rustls::server::ParsedCertificate;
 use std::collections::VecDeque;
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 /// Most connections in setup at once; a new one past this evicts the oldest.
@@ -51,7 +55,9 @@ struct Context<'a> {
 
 impl Context<'_> {
     /// The TLS handshake and hello of one incoming connection (run on its own thread).
-    fn admit(&self, mut sock: TcpStream, from: SocketAddr, deadline: Instant) -> Admitted {
+    /// `authenticated` is set once the dialer's certificate names an expected peer: such a
+    /// connection is no longer a candidate for eviction.
+    fn admit(&self, mut sock: TcpStream, from: SocketAddr, deadline: Instant, authenticated: &AtomicBool) -> Admitted {
         let me = self.me;
         let Some(left) = remaining(deadline) else { return Admitted::Failed("deadline passed".into()) };
         let setup = (|| -> io::Result<()> {
@@ -76,7 +82,7 @@ impl Context<'_> {
         if let Err(e) = complete_handshake(&mut tls, &mut sock) {
             if let Some(seen) = lock(&refusal).take() {
                 let who = self.expected.iter().find(|p| seen.names(&p.name));
-                return Admitted::Fatal(Error::Transport(match (seen.validity_problem(), who) {
+                let why = match (seen.validity_problem(), who) {
                     (Some(problem), Some(peer)) => format!(
                         "{} refused the certificate of {} connecting from {from}: {problem}",
                         me.label(),
@@ -95,11 +101,28 @@ impl Context<'_> {
                         seen.presented(),
                         seen.error
                     ),
-                }));
+                };
+                // Only a certificate of the deployment's own CA says the deployment is wrong;
+                // anyone can present one of their own making.
+                return if seen.from_deployment {
+                    Admitted::Fatal(Error::Transport(why))
+                } else {
+                    Admitted::Failed(why)
+                };
             }
             if alert_of(&e).is_some() || e.to_string().contains("alert") {
+                // The dialer refused this endpoint's certificate. Final when this host finds its
+                // own certificate out of date; otherwise a stranger may have sent the alert.
                 let by = format!("the connection from {from} (expected one of {expected_names:?})");
-                return Admitted::Fatal(self.transport.refused_by(&by, me, &e));
+                let refused = self.transport.refused_by(&by, me, &e);
+                return if self.transport.own_certificate_problem(me).is_some() {
+                    Admitted::Fatal(refused)
+                } else {
+                    Admitted::Failed(match refused {
+                        Error::Transport(m) => m,
+                        other => other.to_string(),
+                    })
+                };
             }
             return Admitted::Failed(format!("TLS with {from}: {e}"));
         }
@@ -118,6 +141,7 @@ impl Context<'_> {
                 presented_names(&cert)
             )));
         };
+        authenticated.store(true, Ordering::Release);
         match read_frame_blocking(&mut tls, &mut sock, MAX_HELLO) {
             Ok(h) if h == hello(self.session, &peer.name) => Admitted::Ready { peer, sock, tls: Box::new(tls) },
             Ok(_) => Admitted::Failed(format!("{} is in another session", peer.label())),
@@ -141,12 +165,32 @@ impl TcpTransport {
         let ctx = Context { transport: self, session, me, expected: expected.clone() };
         let (done, results) = mpsc::channel::<(u64, Admitted)>();
         std::thread::scope(|scope| {
-            // Connections in setup, oldest first, with a handle to shut each one.
-            let mut pending: VecDeque<(u64, TcpStream)> = VecDeque::new();
+            // Connections in setup, oldest first: id, a handle to shut it, whether it authenticated.
+            let mut pending: VecDeque<(u64, TcpStream, Arc<AtomicBool>)> = VecDeque::new();
             let mut next_id = 0u64;
             let mut out = vec![];
             let mut last = String::from("nobody connected");
+            let mut wait = Duration::ZERO;
             let outcome = loop {
+                // Every finished setup first, so none is taken for one still running.
+                while let Ok((id, admitted)) = results.recv_timeout(wait) {
+                    wait = Duration::ZERO;
+                    pending.retain(|(p, _, _)| *p != id);
+                    match admitted {
+                        Admitted::Ready { peer, mut sock, mut tls } => {
+                            // A second connection for a peer already accepted is dropped.
+                            let Some(i) = expected.iter().position(|p| p.name == peer.name) else { continue };
+                            if let Err(e) = write_frame_blocking(&mut tls, &mut sock, &hello(session, &me.name)) {
+                                last = format!("hello to {}: {e}", peer.label());
+                                continue;
+                            }
+                            expected.remove(i);
+                            out.push((peer, sock, *tls));
+                        }
+                        Admitted::Failed(why) => last = why,
+                        Admitted::Fatal(e) => return self.close(pending, Err(e)),
+                    }
+                }
                 if expected.is_empty() {
                     break Ok(());
                 }
@@ -160,56 +204,50 @@ impl TcpTransport {
                         self.config.connect_timeout.as_secs_f64()
                     )));
                 };
-                let mut accepted = false;
                 match listener.accept() {
                     Ok((sock, from)) => {
-                        accepted = true;
-                        if pending.len() >= MAX_PENDING
-                            && let Some((_, oldest)) = pending.pop_front()
-                        {
-                            let _ = oldest.shutdown(Shutdown::Both);
+                        if pending.len() >= MAX_PENDING {
+                            // The oldest that has not authenticated (a peer that has is kept).
+                            let victim = pending.iter().position(|(_, _, auth)| !auth.load(Ordering::Acquire));
+                            if let Some((_, oldest, _)) = pending.remove(victim.unwrap_or(0)) {
+                                let _ = oldest.shutdown(Shutdown::Both);
+                            }
                         }
                         let Ok(handle) = sock.try_clone() else { continue };
                         let (id, tx, ctx) = (next_id, done.clone(), &ctx);
+                        let auth = Arc::new(AtomicBool::new(false));
+                        let flag = auth.clone();
                         next_id += 1;
                         let spawned = std::thread::Builder::new().name(format!("{}-accept", me.name)).spawn_scoped(
                             scope,
                             move || {
-                                let _ = tx.send((id, ctx.admit(sock, from, deadline)));
+                                let admitted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                    ctx.admit(sock, from, deadline, &flag)
+                                }))
+                                .unwrap_or_else(|_| Admitted::Failed(format!("setting up {from} failed")));
+                                let _ = tx.send((id, admitted));
                             },
                         );
                         match spawned {
-                            Ok(_) => pending.push_back((id, handle)),
+                            Ok(_) => pending.push_back((id, handle, auth)),
                             Err(e) => last = format!("cannot start a thread for the connection from {from}: {e}"),
                         }
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    // Nobody waiting to be accepted: wait a little for a setup to finish.
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait = left.min(Duration::from_millis(5)),
                     Err(e) => last = e.to_string(),
                 }
-                // Right after an accept, only look (more connections may be queued); else wait a little.
-                let wait = if accepted { Duration::ZERO } else { left.min(Duration::from_millis(5)) };
-                let Ok((id, admitted)) = results.recv_timeout(wait) else { continue };
-                pending.retain(|(p, _)| *p != id);
-                match admitted {
-                    Admitted::Ready { peer, mut sock, mut tls } => {
-                        // A second connection for a peer already accepted is dropped.
-                        let Some(i) = expected.iter().position(|p| p.name == peer.name) else { continue };
-                        if let Err(e) = write_frame_blocking(&mut tls, &mut sock, &hello(session, &me.name)) {
-                            last = format!("hello to {}: {e}", peer.label());
-                            continue;
-                        }
-                        expected.remove(i);
-                        out.push((peer, sock, *tls));
-                    }
-                    Admitted::Failed(why) => last = why,
-                    Admitted::Fatal(e) => break Err(e),
-                }
             };
-            // Strangers still in setup: shut their sockets so their threads end now.
-            for (_, sock) in pending {
-                let _ = sock.shutdown(Shutdown::Both);
-            }
-            outcome.map(|()| out)
+            self.close(pending, outcome.map(|()| out))
         })
+    }
+
+    /// Shuts the connections still in setup (strangers, or a peer's duplicate), so their
+    /// threads end now and the scope can close, and returns `outcome`.
+    fn close<T>(&self, pending: VecDeque<(u64, TcpStream, Arc<AtomicBool>)>, outcome: Result<T>) -> Result<T> {
+        for (_, sock, _) in pending {
+            let _ = sock.shutdown(Shutdown::Both);
+        }
+        outcome
     }
 }

@@ -157,6 +157,11 @@ impl TcpTransport {
         Ok(Arc::new(cfg))
     }
 
+    /// Why this endpoint's own certificate is out of date now, if it is.
+    pub(crate) fn own_certificate_problem(&self, me: &Peer) -> Option<String> {
+        self.server_verifier().ok().and_then(|v| own_validity_problem(&v, &self.chain, &me.name))
+    }
+
     /// The error when `by` (the peer, in words) ended the handshake with an alert, which
     /// means it refused this endpoint's certificate.
     pub(crate) fn refused_by(&self, by: &str, me: &Peer, e: &io::Error) -> Error {

@@ -183,14 +183,18 @@ fn certificate_from_another_ca_is_refused() {
     expect_refusal(&r[0], &["expected `bob`", "[\"bob\"]", "UnknownIssuer"]);
     assert!(r[1].is_err());
 
-    // alice (dialing) holds a certificate from a foreign CA: bob, accepting, refuses it.
+    // alice (dialing) holds a certificate from a foreign CA: bob, accepting, refuses it. Anyone
+    // can make such a certificate, so bob keeps listening and names it at his deadline; alice,
+    // refused, fails at once.
     let mut alice = rogue.config("alice");
     alice.endpoints = d.addrs.clone();
     alice.ca_pem = d.ca.clone();
-    let r = connect_all(&s, vec![(A, alice), (B, d.config("bob"))]);
-    expect_refusal(&r[1], &["expected one of [\"alice\"]", "[\"alice\"]", "UnknownIssuer"]);
+    let mut bob = d.config("bob");
+    bob.connect_timeout = Duration::from_secs(2);
+    let r = connect_all(&s, vec![(A, alice), (B, bob)]);
+    expect_refusal(&r[1], &["heard nothing valid from alice", "expected one of [\"alice\"]", "UnknownIssuer"]);
     expect_refusal(&r[0], &["refused the certificate of alice"]);
-    assert!(t.elapsed() < Duration::from_secs(4), "took {:?}", t.elapsed());
+    assert!(t.elapsed() < Duration::from_secs(6), "took {:?}", t.elapsed());
 }
 
 #[test]
@@ -365,6 +369,7 @@ fn strangers_idle_or_garbling_on_the_port_do_not_keep_the_session_from_starting(
     // bob (second by name) listens; alice dials him.
     let bob_addr = d.addrs["bob"];
     let bob = TcpTransport::new(d.config("bob")).unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
     thread::scope(|sc| {
         let listening = sc.spawn(|| bob.connect(&s, B));
         wait_listening(bob_addr);
@@ -379,11 +384,37 @@ fn strangers_idle_or_garbling_on_the_port_do_not_keep_the_session_from_starting(
                 c
             })
             .collect();
+        // Strangers with a certificate of their own CA, dialing bob as `alice`: one that refuses
+        // bob's certificate (bob hears an alert) and one that trusts it (bob refuses theirs).
+        let rogue = deploy(&["alice", "bob"]);
+        let mut refusing = rogue.config("alice");
+        refusing.endpoints = d.addrs.clone();
+        refusing.connect_timeout = Duration::from_millis(500);
+        let mut trusting = refusing.clone();
+        trusting.ca_pem = d.ca.clone();
+        for cfg in [refusing, trusting] {
+            assert!(TcpTransport::new(cfg).unwrap().connect(&s, A).is_err(), "the stranger is refused");
+        }
+        // And more idle connections keep coming while alice connects.
+        let stop = &stop;
+        let flood = sc.spawn(move || {
+            let mut held = vec![];
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && held.len() < 400 {
+                if let Ok(c) = TcpStream::connect(bob_addr) {
+                    held.push(c);
+                }
+                thread::sleep(Duration::from_millis(1));
+            }
+            held.len()
+        });
         let t = Instant::now();
         let a = TcpTransport::new(d.config("alice")).unwrap().connect(&s, A).expect("alice connects");
         let b = listening.join().unwrap().expect("bob accepts alice");
-        // Before, bob served connections one at a time, 5 s for each idle one.
+        // Before, bob served connections one at a time, 5 s for each idle one, and a stranger's
+        // certificate or alert ended his connect at once.
         assert!(t.elapsed() < Duration::from_secs(4), "took {:?}", t.elapsed());
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(flood.join().unwrap() > 0);
         a.send(B, vec![7; 10]).unwrap();
         assert_eq!(b.recv(A, WAIT).unwrap(), vec![7; 10]);
         drop((idle, garbage));

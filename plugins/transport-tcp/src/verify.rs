@@ -28,6 +28,10 @@ pub(crate) struct Refused {
     pub names: Option<Vec<String>>,
     /// Why it was refused.
     pub error: rustls::Error,
+    /// Whether the deployment CA issued it (refused for its dates or its name only). Anyone
+    /// can present a certificate of their own making, so only such a refusal says that the
+    /// deployment itself is misconfigured.
+    pub from_deployment: bool,
 }
 
 impl Refused {
@@ -130,11 +134,22 @@ impl<V: ?Sized> Recording<V> {
         &self,
         cert: &CertificateDer<'_>,
         r: std::result::Result<T, rustls::Error>,
+        from_deployment: impl FnOnce(&rustls::Error) -> bool,
     ) -> std::result::Result<T, rustls::Error> {
         if let Err(e) = &r {
-            *lock(&self.refusal) = Some(Refused { names: cert_names(cert), error: e.clone() });
+            let from_deployment = from_deployment(e);
+            *lock(&self.refusal) = Some(Refused { names: cert_names(cert), error: e.clone(), from_deployment });
         }
         r
+    }
+}
+
+/// The moment at which a certificate refused for its dates was valid, if the refusal says.
+fn valid_moment(e: &rustls::Error) -> Option<UnixTime> {
+    match e {
+        rustls::Error::InvalidCertificate(CertificateError::ExpiredContext { not_after, .. }) => Some(*not_after),
+        rustls::Error::InvalidCertificate(CertificateError::NotValidYetContext { not_before, .. }) => Some(*not_before),
+        _ => None,
     }
 }
 
@@ -148,7 +163,8 @@ impl ServerCertVerifier for Recording<WebPkiServerVerifier> {
         now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
         let r = self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now);
-        self.note(end_entity, r)
+        // The dialing side chose this address: every refusal there is final.
+        self.note(end_entity, r, |_| true)
     }
 
     fn verify_tls12_signature(
@@ -185,13 +201,21 @@ impl ClientCertVerifier for Recording<dyn ClientCertVerifier> {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> std::result::Result<ClientCertVerified, rustls::Error> {
-        let r = self.inner.verify_client_cert(end_entity, intermediates, now).and_then(|ok| {
+        let chain = self.inner.verify_client_cert(end_entity, intermediates, now);
+        let chained = chain.is_ok();
+        let r = chain.and_then(|ok| {
             // Refuse an unexpected name inside the handshake, so the dialer gets an alert.
             let parsed = ParsedCertificate::try_from(end_entity)?;
             let named = self.expected.iter().any(|name| certifies(&parsed, name));
             if named { Ok(ok) } else { Err(rustls::Error::InvalidCertificate(CertificateError::NotValidForName)) }
         });
-        self.note(end_entity, r)
+        // Issued by the deployment CA: it verifies (then only its name was wrong), or it verifies
+        // at a moment when its dates were valid.
+        self.note(end_entity, r, |e| {
+            chained
+                || valid_moment(e)
+                    .is_some_and(|at| self.inner.verify_client_cert(end_entity, intermediates, at).is_ok())
+        })
     }
 
     fn verify_tls12_signature(

@@ -215,6 +215,9 @@ mod tests {
         assert!(at(25, Op::Max { axis: Some(1) }, &[&m]).is_ok(), "lanes span 250 and 100");
         let e = at(25, Op::Argmax { axis: 0, one_hot: false }, &[&m]).unwrap_err().to_string();
         assert!(e.contains("compared values 900 and -200"), "{e}");
+        let e = at(25, Op::Softmax { axis: 0 }, &[&m]).unwrap_err().to_string();
+        assert!(e.contains("compared values 900 and -200"), "{e}");
+        assert!(at(25, Op::Softmax { axis: 1 }, &[&m]).is_ok());
         // Bits compare within any width.
         assert!(at(2, Op::Gt, &[&bit(&[2], &[1, 0]), &bit(&[2], &[0, 1])]).is_ok());
     }

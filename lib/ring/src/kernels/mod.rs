@@ -155,9 +155,11 @@ fn check_comparison_width(op: &Op, inputs: &[&Tensor], out: &TensorInfo, fp: Fix
             args(op, inputs).and_then(|[a, b]| compare::check_width(w, a, Some(b), out))
         }
         Op::Relu => compare::check_width(w, first, None, out),
-        Op::Max { axis: Some(axis) } | Op::Min { axis: Some(axis) } | Op::Argmax { axis, .. } => {
-            extrema::check_lanes(first, *axis, w, op.name())
-        }
+        // Softmax subtracts its lane's maximum, which secure protocols find by comparisons.
+        Op::Max { axis: Some(axis) }
+        | Op::Min { axis: Some(axis) }
+        | Op::Argmax { axis, .. }
+        | Op::Softmax { axis } => extrema::check_lanes(first, *axis, w, op.name()),
         Op::Maxpool(p) => pool::check_windows(first, p, out, w),
         _ => Ok(()),
     }
