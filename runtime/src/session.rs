@@ -331,14 +331,16 @@ impl Session {
         self.registry
             .protocol(&spec.protocol)
             .ok_or_else(|| {
-                Error::Invalid(vec![Problem::new(
-                    Site::Protocol,
+                let message = if spec.protocol.is_empty() {
+                    crate::plan::validate::NO_PROTOCOL.to_string()
+                } else {
                     format!(
                         "unknown protocol `{}` (available: {})",
                         spec.protocol,
                         self.registry.protocol_names().join(", ")
-                    ),
-                )])
+                    )
+                };
+                Error::Invalid(vec![Problem::new(Site::Protocol, message)])
             })
             .map_err(|e| self.locate(e))
     }

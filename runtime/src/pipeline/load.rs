@@ -104,7 +104,8 @@ pub(super) fn load(text: &str, file: &str) -> Result<Pipeline, Error> {
     let mut spec = GraphSpec {
         name: raw.name.as_ref().map(|n| n.value.clone()).unwrap_or_else(|| stem(file)),
         parties,
-        protocol: raw.protocol.as_ref().map(|p| p.value.clone()).unwrap_or_else(|| "ref".into()),
+        // None named: the planner refuses the file unless the command line names one.
+        protocol: raw.protocol.as_ref().map(|p| p.value.clone()).unwrap_or_default(),
         fixed_point,
         inputs: vec![],
         constants: vec![],

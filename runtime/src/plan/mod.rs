@@ -5,7 +5,7 @@ mod build;
 mod dot;
 mod fingerprint;
 mod lower;
-mod validate;
+pub(crate) mod validate;
 
 pub use build::{PlanOptions, build};
 pub use dot::to_dot;

@@ -27,6 +27,12 @@ fn hint<'a>(name: &str, known: impl Iterator<Item = &'a String>) -> String {
 }
 
 /// Checks names and references and returns the node order (topological), or every problem.
+/// What to say when neither the file nor the command line names a protocol: a silent default
+/// would be `ref`, which shows every private value to every party.
+pub const NO_PROTOCOL: &str = "the pipeline names no protocol: add `protocol: fss2pc` to compute on private data, \
+     or `protocol: ref` to test the pipeline in the clear (insecure: every party sees every value); \
+     `--protocol NAME` on the command line does the same";
+
 pub(super) fn validate(
     spec: &GraphSpec,
     registry: &Registry,
@@ -61,6 +67,7 @@ pub(super) fn validate(
     };
 
     match registry.protocol(protocol) {
+        None if protocol.is_empty() => problems.push(Problem::new(Site::Protocol, NO_PROTOCOL)),
         None => problems.push(Problem::new(
             Site::Protocol,
             format!("unknown protocol `{protocol}` (available: {})", registry.protocol_names().join(", ")),
@@ -90,6 +97,12 @@ pub(super) fn validate(
         declare(&c.name, Source::Constant(i), Site::Constant(c.name.clone()), problems);
         if c.shape.iter().product::<usize>() != c.values.len() {
             problems.push(Problem::new(Site::Constant(c.name.clone()), "constant values do not fill its shape"));
+        } else {
+            // The rules of inputs: whole ints, bits 0 or 1, magnitudes that compare exactly.
+            let value = crate::inputs::InputValue::Real { shape: c.shape.clone(), values: c.values.clone() };
+            if let Err(m) = value.to_tensor(c.dtype, spec.fixed_point) {
+                problems.push(Problem::new(Site::Constant(c.name.clone()), m));
+            }
         }
     }
     for (i, inp) in spec.inputs.iter().enumerate() {
