@@ -234,38 +234,8 @@ pub fn infer(op: &Op, inputs: &[TensorInfo]) -> Result<TensorInfo, ShapeError> {
             (vec![], DType::Int)
         }
         Op::Reshape { shape } => (reshape_shape(&inputs[0].shape, shape)?, inputs[0].dtype),
-        Op::Transpose { perm } => {
-            let a = &inputs[0];
-            let r = a.shape.len();
-            let perm: Vec<usize> = if perm.is_empty() { (0..r).rev().collect() } else { perm.clone() };
-            let mut seen = perm.clone();
-            seen.sort_unstable();
-            if seen != (0..r).collect::<Vec<_>>() {
-                return err(format!("`perm` {perm:?} is not a permutation of the {r} axes of {}", fmt_shape(&a.shape)));
-            }
-            (perm.iter().map(|&p| a.shape[p]).collect(), a.dtype)
-        }
-        Op::Concat { axis } => {
-            let a = &inputs[0];
-            let ax = norm_axis(*axis, a.shape.len())?;
-            let mut out = a.shape.clone();
-            for (i, t) in inputs.iter().enumerate().skip(1) {
-                if t.dtype != a.dtype {
-                    return err(format!("`concat` input {i} is {} but input 0 is {}", t.dtype, a.dtype));
-                }
-                let same_rest = t.shape.len() == a.shape.len()
-                    && t.shape.iter().zip(&a.shape).enumerate().all(|(d, (x, y))| d == ax || x == y);
-                if !same_rest {
-                    return err(format!(
-                        "`concat` along axis {ax}: input {i} has shape {} but input 0 has {}",
-                        fmt_shape(&t.shape),
-                        fmt_shape(&a.shape)
-                    ));
-                }
-                out[ax] += t.shape[ax];
-            }
-            (out, a.dtype)
-        }
+        Op::Transpose { perm } => transpose_shape(&inputs[0], perm)?,
+        Op::Concat { axis } => concat_shape(inputs, *axis)?,
         Op::Slice { starts, ends, axes, steps } => slice_shape(&inputs[0], starts, ends, axes, steps)?,
         Op::Broadcast { shape } => {
             let a = &inputs[0];
@@ -333,24 +303,59 @@ pub fn infer(op: &Op, inputs: &[TensorInfo]) -> Result<TensorInfo, ShapeError> {
             norm_axis(*axis, a.shape.len())?;
             (a.shape.clone(), real("softmax", a.dtype)?)
         }
-        Op::Layernorm { axis, .. } => {
-            let a = &inputs[0];
-            norm_axis(*axis, a.shape.len())?;
-            for (i, t) in inputs.iter().enumerate().skip(1) {
-                real("layernorm", t.dtype)?;
-                if broadcast_shapes(&a.shape, &t.shape)? != a.shape {
-                    return err(format!(
-                        "`layernorm` input {i} ({}) must broadcast to the input shape {}",
-                        fmt_shape(&t.shape),
-                        fmt_shape(&a.shape)
-                    ));
-                }
-            }
-            (a.shape.clone(), real("layernorm", a.dtype)?)
-        }
+        Op::Layernorm { axis, .. } => layernorm_shape(inputs, *axis)?,
         Op::Custom { name, .. } => return err(format!("custom op `{name}` must be expanded before shape inference")),
     };
     Ok(TensorInfo { shape, dtype, vis })
+}
+
+fn transpose_shape(a: &TensorInfo, perm: &[usize]) -> Result<(Vec<usize>, DType), ShapeError> {
+    let r = a.shape.len();
+    let perm: Vec<usize> = if perm.is_empty() { (0..r).rev().collect() } else { perm.to_vec() };
+    let mut seen = perm.clone();
+    seen.sort_unstable();
+    if seen != (0..r).collect::<Vec<_>>() {
+        return err(format!("`perm` {perm:?} is not a permutation of the {r} axes of {}", fmt_shape(&a.shape)));
+    }
+    Ok((perm.iter().map(|&p| a.shape[p]).collect(), a.dtype))
+}
+
+fn concat_shape(inputs: &[TensorInfo], axis: i64) -> Result<(Vec<usize>, DType), ShapeError> {
+    let a = &inputs[0];
+    let ax = norm_axis(axis, a.shape.len())?;
+    let mut out = a.shape.clone();
+    for (i, t) in inputs.iter().enumerate().skip(1) {
+        if t.dtype != a.dtype {
+            return err(format!("`concat` input {i} is {} but input 0 is {}", t.dtype, a.dtype));
+        }
+        let same_rest = t.shape.len() == a.shape.len()
+            && t.shape.iter().zip(&a.shape).enumerate().all(|(d, (x, y))| d == ax || x == y);
+        if !same_rest {
+            return err(format!(
+                "`concat` along axis {ax}: input {i} has shape {} but input 0 has {}",
+                fmt_shape(&t.shape),
+                fmt_shape(&a.shape)
+            ));
+        }
+        out[ax] += t.shape[ax];
+    }
+    Ok((out, a.dtype))
+}
+
+fn layernorm_shape(inputs: &[TensorInfo], axis: i64) -> Result<(Vec<usize>, DType), ShapeError> {
+    let a = &inputs[0];
+    norm_axis(axis, a.shape.len())?;
+    for (i, t) in inputs.iter().enumerate().skip(1) {
+        real("layernorm", t.dtype)?;
+        if broadcast_shapes(&a.shape, &t.shape)? != a.shape {
+            return err(format!(
+                "`layernorm` input {i} ({}) must broadcast to the input shape {}",
+                fmt_shape(&t.shape),
+                fmt_shape(&a.shape)
+            ));
+        }
+    }
+    Ok((a.shape.clone(), real("layernorm", a.dtype)?))
 }
 
 fn matmul_shape(a: &TensorInfo, b: &TensorInfo) -> Result<(Vec<usize>, DType), ShapeError> {

@@ -176,44 +176,7 @@ pub fn lower(op: &Op, inputs: &[TensorInfo], fp: FixedPoint) -> Option<Lowering>
             b.push(Op::Reshape { shape: out }, vec![top]);
             b.nodes
         }
-        Op::Maxpool(p) | Op::Avgpool(p) => {
-            let x = inputs.first()?;
-            let area = p.kernel[0].checked_mul(p.kernel[1])?;
-            if area > MAX_WINDOW || x.shape.len() != 4 {
-                return None;
-            }
-            let is_max = matches!(op, Op::Maxpool(_));
-            let mut b = Builder::default();
-            let input = if is_max { LRef::Input(0) } else { b.as_fixed(LRef::Input(0), x.dtype, fp) };
-            let dtype = if is_max { x.dtype } else { DType::Fixed };
-            let padded = b.pad(input, &x.shape, dtype, p.padding, is_max);
-            let (oh, ow) = (
-                mpcflow_sdk::shape::window_out(x.shape[2], p.kernel[0], p.stride[0], p.padding[0])?,
-                mpcflow_sdk::shape::window_out(x.shape[3], p.kernel[1], p.stride[1], p.padding[1])?,
-            );
-            let mut windows = vec![];
-            for i in 0..p.kernel[0] {
-                for j in 0..p.kernel[1] {
-                    let ends = [(i + p.stride[0] * (oh - 1) + 1) as i64, (j + p.stride[1] * (ow - 1) + 1) as i64];
-                    windows.push(b.push(
-                        Op::Slice {
-                            starts: vec![i as i64, j as i64],
-                            ends: ends.to_vec(),
-                            axes: vec![2, 3],
-                            steps: vec![p.stride[0] as i64, p.stride[1] as i64],
-                        },
-                        vec![padded.clone()],
-                    ));
-                }
-            }
-            if is_max {
-                b.reduce(windows, &Op::Max { axis: None });
-            } else {
-                let sum = b.reduce(windows, &Op::Add);
-                b.divide(sum, area);
-            }
-            b.nodes
-        }
+        Op::Maxpool(p) | Op::Avgpool(p) => pool(inputs.first()?, p, matches!(op, Op::Maxpool(_)), fp)?,
         Op::Exp | Op::Sigmoid | Op::Tanh | Op::Gelu | Op::Reciprocal | Op::Rsqrt | Op::Sqrt
             if inputs.first()?.dtype != DType::Fixed =>
         {
@@ -221,47 +184,8 @@ pub fn lower(op: &Op, inputs: &[TensorInfo], fp: FixedPoint) -> Option<Lowering>
             vec![node(Op::Mul, vec![Input(0), one]), node(op.clone(), vec![Node(0)])]
         }
         Op::Div => vec![node(Op::Reciprocal, vec![Input(1)]), node(Op::Mul, vec![Input(0), Node(0)])],
-        Op::Softmax { axis } => {
-            let x = inputs.first()?;
-            let a = mpcflow_sdk::shape::norm_axis(*axis, x.shape.len()).ok()?;
-            let mut b = Builder::default();
-            let xf = b.as_fixed(LRef::Input(0), x.dtype, fp);
-            let max = b.push(Op::Max { axis: Some(a as i64) }, vec![xf.clone()]);
-            let max = b.push(Op::Reshape { shape: b.keep(&x.shape, a) }, vec![max]);
-            let d = b.push(Op::Sub, vec![xf, max]);
-            let e = b.push(Op::Exp, vec![d]);
-            let s = b.push(Op::Sum { axes: vec![a as i64], keepdims: true }, vec![e.clone()]);
-            let r = b.push(Op::Reciprocal, vec![s]);
-            b.push(Op::Mul, vec![e, r]);
-            b.nodes
-        }
-        Op::Layernorm { axis, epsilon } => {
-            let x = inputs.first()?;
-            let a = mpcflow_sdk::shape::norm_axis(*axis, x.shape.len()).ok()?;
-            let eps = Tensor::scalar(DType::Fixed, *epsilon, fp);
-            if (eps.data[0] as i64) < 1 {
-                return None;
-            }
-            let mut b = Builder::default();
-            let xf = b.as_fixed(LRef::Input(0), x.dtype, fp);
-            let mean = |b: &mut Builder, v: LRef| b.push(Op::Mean { axes: vec![a as i64], keepdims: true }, vec![v]);
-            let mu = mean(&mut b, xf.clone());
-            let c = b.push(Op::Sub, vec![xf, mu]);
-            let sq = b.push(Op::Mul, vec![c.clone(), c.clone()]);
-            let var = mean(&mut b, sq);
-            let ve = b.push(Op::Add, vec![var, LRef::Const(eps)]);
-            let inv = b.push(Op::Rsqrt, vec![ve]);
-            let mut y = b.push(Op::Mul, vec![c, inv]);
-            if let Some(g) = inputs.get(1) {
-                let g = b.as_fixed(LRef::Input(1), g.dtype, fp);
-                y = b.push(Op::Mul, vec![y, g]);
-            }
-            if let Some(beta) = inputs.get(2) {
-                let beta = b.as_fixed(LRef::Input(2), beta.dtype, fp);
-                b.push(Op::Add, vec![y, beta]);
-            }
-            b.nodes
-        }
+        Op::Softmax { axis } => softmax(inputs.first()?, *axis, fp)?,
+        Op::Layernorm { axis, epsilon } => layernorm(inputs, *axis, *epsilon, fp)?,
         Op::Argmax { axis, one_hot } => {
             let x = inputs.first()?;
             let a = mpcflow_sdk::shape::norm_axis(*axis, x.shape.len()).ok()?;
@@ -272,6 +196,89 @@ pub fn lower(op: &Op, inputs: &[TensorInfo], fp: FixedPoint) -> Option<Lowering>
         _ => return None,
     };
     Some(Lowering { nodes })
+}
+
+/// Max or average pooling: the padded input sliced once per kernel position (a strided slice
+/// of every window's element at that position), then a tree of pairwise maxima or a sum.
+fn pool(x: &TensorInfo, p: &mpcflow_sdk::op::Pool, is_max: bool, fp: FixedPoint) -> Option<Vec<LoweredNode>> {
+    let area = p.kernel[0].checked_mul(p.kernel[1])?;
+    if area > MAX_WINDOW || x.shape.len() != 4 {
+        return None;
+    }
+    let mut b = Builder::default();
+    let input = if is_max { LRef::Input(0) } else { b.as_fixed(LRef::Input(0), x.dtype, fp) };
+    let dtype = if is_max { x.dtype } else { DType::Fixed };
+    let padded = b.pad(input, &x.shape, dtype, p.padding, is_max);
+    let (oh, ow) = (
+        mpcflow_sdk::shape::window_out(x.shape[2], p.kernel[0], p.stride[0], p.padding[0])?,
+        mpcflow_sdk::shape::window_out(x.shape[3], p.kernel[1], p.stride[1], p.padding[1])?,
+    );
+    let mut windows = vec![];
+    for i in 0..p.kernel[0] {
+        for j in 0..p.kernel[1] {
+            let ends = [(i + p.stride[0] * (oh - 1) + 1) as i64, (j + p.stride[1] * (ow - 1) + 1) as i64];
+            windows.push(b.push(
+                Op::Slice {
+                    starts: vec![i as i64, j as i64],
+                    ends: ends.to_vec(),
+                    axes: vec![2, 3],
+                    steps: vec![p.stride[0] as i64, p.stride[1] as i64],
+                },
+                vec![padded.clone()],
+            ));
+        }
+    }
+    if is_max {
+        b.reduce(windows, &Op::Max { axis: None });
+    } else {
+        let sum = b.reduce(windows, &Op::Add);
+        b.divide(sum, area);
+    }
+    Some(b.nodes)
+}
+
+/// `softmax(x) = exp(x − max) / Σ exp(x − max)` along `axis`.
+fn softmax(x: &TensorInfo, axis: i64, fp: FixedPoint) -> Option<Vec<LoweredNode>> {
+    let a = mpcflow_sdk::shape::norm_axis(axis, x.shape.len()).ok()?;
+    let mut b = Builder::default();
+    let xf = b.as_fixed(LRef::Input(0), x.dtype, fp);
+    let max = b.push(Op::Max { axis: Some(a as i64) }, vec![xf.clone()]);
+    let max = b.push(Op::Reshape { shape: b.keep(&x.shape, a) }, vec![max]);
+    let d = b.push(Op::Sub, vec![xf, max]);
+    let e = b.push(Op::Exp, vec![d]);
+    let s = b.push(Op::Sum { axes: vec![a as i64], keepdims: true }, vec![e.clone()]);
+    let r = b.push(Op::Reciprocal, vec![s]);
+    b.push(Op::Mul, vec![e, r]);
+    Some(b.nodes)
+}
+
+/// `(x − mean) · rsqrt(var + ε)` along `axis`, times the scale and plus the shift if given.
+fn layernorm(inputs: &[TensorInfo], axis: i64, epsilon: f64, fp: FixedPoint) -> Option<Vec<LoweredNode>> {
+    let x = inputs.first()?;
+    let a = mpcflow_sdk::shape::norm_axis(axis, x.shape.len()).ok()?;
+    let eps = Tensor::scalar(DType::Fixed, epsilon, fp);
+    if (eps.data[0] as i64) < 1 {
+        return None;
+    }
+    let mut b = Builder::default();
+    let xf = b.as_fixed(LRef::Input(0), x.dtype, fp);
+    let mean = |b: &mut Builder, v: LRef| b.push(Op::Mean { axes: vec![a as i64], keepdims: true }, vec![v]);
+    let mu = mean(&mut b, xf.clone());
+    let c = b.push(Op::Sub, vec![xf, mu]);
+    let sq = b.push(Op::Mul, vec![c.clone(), c.clone()]);
+    let var = mean(&mut b, sq);
+    let ve = b.push(Op::Add, vec![var, LRef::Const(eps)]);
+    let inv = b.push(Op::Rsqrt, vec![ve]);
+    let mut y = b.push(Op::Mul, vec![c, inv]);
+    if let Some(g) = inputs.get(1) {
+        let g = b.as_fixed(LRef::Input(1), g.dtype, fp);
+        y = b.push(Op::Mul, vec![y, g]);
+    }
+    if let Some(beta) = inputs.get(2) {
+        let beta = b.as_fixed(LRef::Input(2), beta.dtype, fp);
+        b.push(Op::Add, vec![y, beta]);
+    }
+    Some(b.nodes)
 }
 
 /// Builds a lowering node by node.

@@ -39,6 +39,16 @@ pub(super) fn validate(
     protocol: &str,
     problems: &mut Vec<Problem>,
 ) -> Option<(HashMap<String, Source>, Vec<usize>)> {
+    let parties = check_parties(spec, problems);
+    check_protocol(spec, registry, protocol, problems);
+    let names = declare_names(spec, registry, &parties, problems);
+    check_references(spec, &names, &parties, problems);
+    let order = operator_order(spec, &names, problems);
+    if problems.is_empty() { order.map(|o| (names, o)) } else { None }
+}
+
+/// The declared parties by name; problems with their names.
+fn check_parties(spec: &GraphSpec, problems: &mut Vec<Problem>) -> HashMap<String, usize> {
     if spec.parties.is_empty() {
         problems.push(Problem::new(Site::Graph, "`parties` is empty: name the parties taking part"));
     }
@@ -58,14 +68,20 @@ pub(super) fn validate(
             problems.push(Problem::new(Site::Party(i), format!("party `{p}` is listed twice")));
         }
     }
-    let party_hint = |name: &str| {
-        format!(
-            "`{name}` is not a declared party (parties: {}){}",
-            spec.parties.join(", "),
-            hint(name, spec.parties.iter())
-        )
-    };
+    party_seen
+}
 
+/// `name` is not a declared party, with the parties and a "did you mean".
+fn party_hint(spec: &GraphSpec, name: &str) -> String {
+    format!(
+        "`{name}` is not a declared party (parties: {}){}",
+        spec.parties.join(", "),
+        hint(name, spec.parties.iter())
+    )
+}
+
+/// The protocol is named, registered and runs with this many parties.
+fn check_protocol(spec: &GraphSpec, registry: &Registry, protocol: &str, problems: &mut Vec<Problem>) {
     match registry.protocol(protocol) {
         None if protocol.is_empty() => problems.push(Problem::new(Site::Protocol, NO_PROTOCOL)),
         None => problems.push(Problem::new(
@@ -86,7 +102,16 @@ pub(super) fn validate(
             }
         }
     }
+}
 
+/// Every constant, input and node by name (each name once), with the checks of each
+/// declaration: constant values, input owners and transforms, node ops.
+fn declare_names(
+    spec: &GraphSpec,
+    registry: &Registry,
+    parties: &HashMap<String, usize>,
+    problems: &mut Vec<Problem>,
+) -> HashMap<String, Source> {
     let mut names: HashMap<String, Source> = HashMap::new();
     let mut declare = |name: &str, src: Source, site: Site, problems: &mut Vec<Problem>| {
         if names.insert(name.to_string(), src).is_some() {
@@ -107,56 +132,66 @@ pub(super) fn validate(
     }
     for (i, inp) in spec.inputs.iter().enumerate() {
         declare(&inp.name, Source::Input(i), Site::Input(inp.name.clone()), problems);
-        if !party_seen.contains_key(&inp.owner) {
-            problems
-                .push(Problem::new(Site::InputOwner(inp.name.clone()), format!("owner {}", party_hint(&inp.owner))));
+        if !parties.contains_key(&inp.owner) {
+            problems.push(Problem::new(
+                Site::InputOwner(inp.name.clone()),
+                format!("owner {}", party_hint(spec, &inp.owner)),
+            ));
         }
     }
     for inp in &spec.inputs {
         if let Some(t) = &inp.transform {
-            let site = Site::InputTransform(inp.name.clone());
-            match registry.operator(&t.op) {
-                None => {
-                    let known: Vec<String> = registry
-                        .operator_names()
-                        .into_iter()
-                        .filter(|n| registry.operator(n).is_some_and(|o| o.kind() == OperatorKind::Transform))
-                        .collect();
-                    let hint = if known.is_empty() {
-                        " (no transform plugin is loaded: name its file under `plugins:` or with --plugin)".to_string()
-                    } else {
-                        format!(" (transform plugins: {})", known.join(", "))
-                    };
-                    problems.push(Problem::new(site, format!("unknown transform `{}`{hint}", t.op)));
-                }
-                Some(o) if o.kind() != OperatorKind::Transform => problems.push(Problem::new(
-                    site,
-                    format!("`{}` is a secure operator, not a transform: use it as a node's `op`", t.op),
-                )),
-                Some(_) => {}
-            }
+            check_transform(registry, &inp.name, &t.op, problems);
         }
     }
     for (i, n) in spec.nodes.iter().enumerate() {
         declare(&n.name, Source::Node(i), Site::Node(n.name.clone()), problems);
-        if let Op::Custom { name, .. } = &n.op
-            && registry.operator(name).is_some_and(|o| o.kind() == OperatorKind::Transform)
-        {
-            problems.push(Problem::new(
-                Site::NodeOp(n.name.clone()),
-                format!(
-                    "`{name}` is a transform: it runs on one party's plaintext before sharing, so it goes on an \
-                     input (`transform: {{ op: {name} }}`), not on a node"
-                ),
-            ));
+        if let Op::Custom { name, .. } = &n.op {
+            check_custom_op(registry, &n.name, name, problems);
         }
-        if let Op::Custom { name, .. } = &n.op
-            && registry.operator(name).is_none()
-        {
+    }
+    names
+}
+
+/// An input's `transform` names a loaded transform plugin.
+fn check_transform(registry: &Registry, input: &str, op: &str, problems: &mut Vec<Problem>) {
+    let site = Site::InputTransform(input.to_string());
+    match registry.operator(op) {
+        None => {
+            let known: Vec<String> = registry
+                .operator_names()
+                .into_iter()
+                .filter(|n| registry.operator(n).is_some_and(|o| o.kind() == OperatorKind::Transform))
+                .collect();
+            let hint = if known.is_empty() {
+                " (no transform plugin is loaded: name its file under `plugins:` or with --plugin)".to_string()
+            } else {
+                format!(" (transform plugins: {})", known.join(", "))
+            };
+            problems.push(Problem::new(site, format!("unknown transform `{op}`{hint}")));
+        }
+        Some(o) if o.kind() != OperatorKind::Transform => problems
+            .push(Problem::new(site, format!("`{op}` is a secure operator, not a transform: use it as a node's `op`"))),
+        Some(_) => {}
+    }
+}
+
+/// A node's op that is not built in names a loaded secure operator plugin.
+fn check_custom_op(registry: &Registry, node: &str, name: &str, problems: &mut Vec<Problem>) {
+    match registry.operator(name) {
+        Some(o) if o.kind() == OperatorKind::Transform => problems.push(Problem::new(
+            Site::NodeOp(node.to_string()),
+            format!(
+                "`{name}` is a transform: it runs on one party's plaintext before sharing, so it goes on an \
+                 input (`transform: {{ op: {name} }}`), not on a node"
+            ),
+        )),
+        Some(_) => {}
+        None => {
             let builtin = mpcflow_sdk::op::suggest_op(name).map(|s| format!(", did you mean `{s}`?"));
             let plug = registry.operator_names();
             problems.push(Problem::new(
-                Site::NodeOp(n.name.clone()),
+                Site::NodeOp(node.to_string()),
                 format!(
                     "unknown op `{name}`{}{}",
                     builtin.unwrap_or_default(),
@@ -165,6 +200,15 @@ pub(super) fn validate(
             ));
         }
     }
+}
+
+/// Every node input and output names a declared tensor; outputs go to declared parties.
+fn check_references(
+    spec: &GraphSpec,
+    names: &HashMap<String, Source>,
+    parties: &HashMap<String, usize>,
+    problems: &mut Vec<Problem>,
+) {
     for n in &spec.nodes {
         for (i, inp) in n.inputs.iter().enumerate() {
             if !names.contains_key(inp) {
@@ -183,16 +227,23 @@ pub(super) fn validate(
             ));
         }
         for (i, p) in o.reveal_to.iter().enumerate() {
-            if !party_seen.contains_key(p) {
+            if !parties.contains_key(p) {
                 problems.push(Problem::new(
                     Site::OutputParty(o.name.clone(), i),
-                    format!("revealed to an undeclared party: {}", party_hint(p)),
+                    format!("revealed to an undeclared party: {}", party_hint(spec, p)),
                 ));
             }
         }
     }
+}
 
-    // Cycles among operator nodes.
+/// The operator nodes in an order where each comes after its inputs; `None` (and a problem per
+/// cycle) when there is a cycle.
+fn operator_order(
+    spec: &GraphSpec,
+    names: &HashMap<String, Source>,
+    problems: &mut Vec<Problem>,
+) -> Option<Vec<usize>> {
     let mut g: DiGraph<usize, ()> = DiGraph::new();
     let idx: Vec<_> = (0..spec.nodes.len()).map(|i| g.add_node(i)).collect();
     for (i, n) in spec.nodes.iter().enumerate() {
@@ -202,14 +253,14 @@ pub(super) fn validate(
             }
         }
     }
-    let order = match petgraph::algo::toposort(&g, None) {
+    match petgraph::algo::toposort(&g, None) {
         Ok(o) => Some(o.into_iter().map(|ix| g[ix]).collect::<Vec<_>>()),
         Err(_) => {
             for scc in petgraph::algo::tarjan_scc(&g) {
                 let is_cycle = scc.len() > 1 || g.contains_edge(scc[0], scc[0]);
                 if is_cycle {
                     let members: Vec<usize> = scc.iter().map(|ix| g[*ix]).collect();
-                    let chain = cycle_chain(spec, &names, &members);
+                    let chain = cycle_chain(spec, names, &members);
                     problems.push(Problem::new(
                         Site::Node(spec.nodes[chain[0]].name.clone()),
                         format!(
@@ -226,8 +277,7 @@ pub(super) fn validate(
             }
             None
         }
-    };
-    if problems.is_empty() { order.map(|o| (names, o)) } else { None }
+    }
 }
 
 /// Walks a strongly connected component into one cycle, in data-flow order.

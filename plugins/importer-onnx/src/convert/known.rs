@@ -1,0 +1,151 @@
+//! Ops on values the model file fixes: `Constant`, `ConstantOfShape`, `Shape`, `Cast`,
+//! `Identity`/`Dropout`, and the folding of `Add`, `Sub`, `Mul`, `Div`, `Pow`, `Concat`,
+//! `Gather` and `Transpose` when every input is known.
+//!
+//! Exporters compute shapes, axes and scales with small subgraphs of these ops. Evaluating
+//! them here, at import, keeps that bookkeeping out of the secure graph, where it would cost
+//! communication for values that are not secret at all.
+
+use super::attrs::{attr, attr_i, attr_ints};
+use super::{Converter, Val};
+use crate::ImportError;
+use crate::proto::onnx::{NodeProto, attribute_proto::AttributeType};
+use crate::values::Known;
+
+impl Converter {
+    /// `Constant`: its value attribute, as a known value.
+    pub(super) fn constant(&mut self, n: &NodeProto, base: &str) -> Result<(), ImportError> {
+        let a = n.attribute.first().ok_or_else(|| self.err(n, "has no value".into()))?;
+        let k = match a.r#type() {
+            AttributeType::Tensor => {
+                Known::from_proto(a.t.as_ref().ok_or_else(|| self.err(n, "empty tensor".into()))?, base)?
+            }
+            AttributeType::Float => Known { shape: vec![], data: vec![f64::from(a.f())], int: false },
+            AttributeType::Int => Known { shape: vec![], data: vec![a.i() as f64], int: true },
+            AttributeType::Floats => Known {
+                shape: vec![a.floats.len()],
+                data: a.floats.iter().map(|&x| f64::from(x)).collect(),
+                int: false,
+            },
+            AttributeType::Ints => Known::ints(&a.ints),
+            t => return Err(self.err(n, format!("value of type {} is not supported", t.as_str_name()))),
+        };
+        self.set(n, Val::Known(k));
+        Ok(())
+    }
+
+    /// `Identity` and `Dropout` (inference): the input itself.
+    pub(super) fn identity(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let v = self.get(n, 0)?.clone();
+        self.set(n, v);
+        Ok(())
+    }
+
+    /// `Cast`: float types keep the value; known values convert to integers or bits.
+    pub(super) fn cast(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        // ONNX TensorProto.DataType: FLOAT 1, FLOAT16 10, DOUBLE 11, BFLOAT16 16 stay reals;
+        // BOOL 9 and the integer types convert.
+        let to = attr_i(n, "to", 1);
+        let real = matches!(to, 1 | 10 | 11 | 16);
+        let v = match self.get(n, 0)?.clone() {
+            v if real => v,
+            Val::Known(mut k) | Val::Weight(mut k) => {
+                let f: fn(f64) -> f64 = if to == 9 { |x| f64::from(u8::from(x != 0.0)) } else { f64::trunc };
+                k.data.iter_mut().for_each(|x| *x = f(*x));
+                Val::Known(Known { int: true, ..k })
+            }
+            _ => {
+                return Err(self.err(n, format!(
+                    "casting a value computed from the private input to type {to} is not supported (only to float types)"
+                )));
+            }
+        };
+        self.set(n, v);
+        Ok(())
+    }
+
+    /// `Shape`: the (static) shape of its input, a known value.
+    pub(super) fn shape(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let shape = self.val_shape(self.get(n, 0)?);
+        let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+        let (start, end) = (attr_i(n, "start", 0), attr_i(n, "end", dims.len() as i64));
+        let norm = |v: i64| if v < 0 { (v + dims.len() as i64).max(0) } else { v.min(dims.len() as i64) } as usize;
+        let (s, e) = (norm(start), norm(end).max(norm(start)));
+        self.set(n, Val::Known(Known::ints(&dims[s..e])));
+        Ok(())
+    }
+
+    /// `ConstantOfShape`: a known tensor of one repeated value.
+    pub(super) fn constant_of_shape(&mut self, n: &NodeProto, base: &str) -> Result<(), ImportError> {
+        let shape: Vec<usize> = self.known(n, 0, "shape")?.as_ints().iter().map(|&d| d.max(0) as usize).collect();
+        let (value, int) = match attr(n, "value").and_then(|a| a.t.as_ref()) {
+            Some(t) => {
+                let k = Known::from_proto(t, base)?;
+                (k.data.first().copied().unwrap_or(0.0), k.int)
+            }
+            None => (0.0, false),
+        };
+        let len = shape.iter().product();
+        self.set(n, Val::Known(Known { shape, data: vec![value; len], int }));
+        Ok(())
+    }
+
+    /// `Add`, `Sub`, `Mul`, `Div` or `Pow` of known values, computed at import.
+    pub(super) fn fold_arith(&mut self, n: &NodeProto, op: &str) -> Result<(), ImportError> {
+        let (a, b) = (self.known(n, 0, "operand")?, self.known(n, 1, "operand")?);
+        let f: fn(f64, f64) -> f64 = match op {
+            "Add" => |x, y| x + y,
+            "Sub" => |x, y| x - y,
+            "Mul" => |x, y| x * y,
+            "Div" => |x, y| x / y,
+            _ => f64::powf,
+        };
+        let mut k = a.zip(&b, f).map_err(|e| self.err(n, e))?;
+        if k.int && op == "Div" {
+            k.data.iter_mut().for_each(|x| *x = x.trunc());
+        }
+        let weight = [0, 1].iter().any(|&i| matches!(self.opt(n, i), Some(Val::Weight(_))));
+        self.set(n, if weight { Val::Weight(k) } else { Val::Known(k) });
+        Ok(())
+    }
+
+    /// `Concat` of known 1-D values.
+    pub(super) fn fold_concat(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let parts: Vec<Known> = (0..n.input.len()).map(|i| self.known(n, i, "operand")).collect::<Result<_, _>>()?;
+        if parts.iter().any(|p| p.shape.len() != 1) {
+            return Err(self.err(n, "folding a Concat of known values supports 1-D values only".into()));
+        }
+        let data: Vec<f64> = parts.iter().flat_map(|p| p.data.clone()).collect();
+        let int = parts.iter().all(|p| p.int);
+        self.set(n, Val::Known(Known { shape: vec![data.len()], data, int }));
+        Ok(())
+    }
+
+    /// `Gather` from known 1-D data.
+    pub(super) fn fold_gather(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let (data, idx) = (self.known(n, 0, "data")?, self.known(n, 1, "indices")?);
+        if data.shape.len() != 1 || attr_i(n, "axis", 0) != 0 {
+            return Err(self.err(n, "folding a Gather of known values supports 1-D data on axis 0 only".into()));
+        }
+        let len = data.data.len() as i64;
+        let picked: Vec<f64> = idx
+            .as_ints()
+            .iter()
+            .map(|&i| data.data.get((if i < 0 { i + len } else { i }) as usize).copied())
+            .collect::<Option<_>>()
+            .ok_or_else(|| self.err(n, "index out of range".into()))?;
+        self.set(n, Val::Known(Known { shape: idx.shape.clone(), data: picked, int: data.int }));
+        Ok(())
+    }
+
+    /// `Transpose` of a known value or weight.
+    pub(super) fn fold_transpose(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let k = self.known(n, 0, "operand")?;
+        let perm = attr_ints(n, "perm")
+            .map_or_else(|| (0..k.shape.len()).rev().collect(), |p| p.iter().map(|&x| x as usize).collect::<Vec<_>>());
+        let t = k.transpose(&perm);
+        let weight = matches!(self.opt(n, 0), Some(Val::Weight(_)));
+        self.set(n, if weight { Val::Weight(t) } else { Val::Known(t) });
+        Ok(())
+    }
+}

@@ -1,0 +1,101 @@
+//! Putting tensors and nodes in the graph.
+//!
+//! Every family ends the same way: its inputs must be graph tensors (a weight or constant is
+//! placed once, under a fresh graph-safe name) and its result is a node whose output shape the
+//! sdk infers. Doing both here keeps names unique and shapes right in one place.
+
+use super::{Converter, GeluStage, Val, clean};
+use crate::ImportError;
+use crate::proto::onnx::NodeProto;
+use crate::values::Known;
+use mpcflow_sdk::graph::{ConstSpec, NodeSpec};
+use mpcflow_sdk::shape::{TensorInfo, Visibility};
+use mpcflow_sdk::{DType, Op};
+
+impl Converter {
+    pub(super) fn fresh(&mut self, base: &str) -> String {
+        let base = clean(base);
+        let mut name = base.clone();
+        let mut i = 1;
+        while self.taken.contains(&name) {
+            i += 1;
+            name = format!("{base}_{i}");
+        }
+        self.taken.insert(name.clone());
+        name
+    }
+
+    /// The graph name of input `i`, placing a weight or constant in the graph if needed.
+    pub(super) fn operand(&mut self, node: &NodeProto, i: usize) -> Result<String, ImportError> {
+        let onnx = node.input[i].clone();
+        match self.get(node, i)?.clone() {
+            Val::Secret(name) => Ok(name),
+            Val::Known(k) => Ok(self.place(&onnx, k, false)),
+            Val::Weight(k) => Ok(self.place(&onnx, k, true)),
+            Val::Gelu(GeluStage::Twice { gelu, .. }) => {
+                self.emit(node, &format!("{onnx}_twice"), Op::Scale { factor: 2.0 }, vec![gelu])
+            }
+            Val::Gelu(_) => Err(self.err(
+                node,
+                "uses a part of `x · 0.5 · (1 + erf(x / sqrt(2)))`: Erf is supported only inside that GELU pattern"
+                    .into(),
+            )),
+        }
+    }
+
+    /// Puts a known value in the graph once: as a private weight or a public constant.
+    pub(super) fn place(&mut self, onnx: &str, k: Known, weight: bool) -> String {
+        self.place_as(onnx, onnx, k, weight)
+    }
+
+    /// [`Self::place`] under the key `key`, named after `base`.
+    pub(super) fn place_as(&mut self, key: &str, base: &str, k: Known, weight: bool) -> String {
+        if let Some(name) = self.placed.get(key) {
+            return name.clone();
+        }
+        let name = self.fresh(base);
+        let dtype = if k.int && !weight { DType::Int } else { DType::Fixed };
+        self.dtypes.insert(name.clone(), dtype);
+        let spec = ConstSpec { name: name.clone(), dtype, shape: k.shape.clone(), values: k.data };
+        self.shapes.insert(name.clone(), k.shape);
+        if weight {
+            self.weights.push(spec)
+        } else {
+            self.constants.push(spec)
+        }
+        self.placed.insert(key.to_string(), name.clone());
+        name
+    }
+
+    /// A new weight computed at import from others (a transposed or rescaled matrix).
+    pub(super) fn derived_weight(&mut self, base: &str, k: Known) -> String {
+        let key = format!("\u{0}derived:{base}:{}", self.weights.len());
+        self.place_as(&key, base, Known { int: false, ..k }, true)
+    }
+
+    /// Adds one graph node; its output shape comes from the sdk's own rules.
+    pub(super) fn emit(
+        &mut self,
+        node: &NodeProto,
+        base: &str,
+        op: Op,
+        inputs: Vec<String>,
+    ) -> Result<String, ImportError> {
+        let infos: Vec<TensorInfo> = inputs
+            .iter()
+            .map(|i| TensorInfo {
+                shape: self.shape_of(i),
+                dtype: self.dtypes.get(i).copied().unwrap_or(DType::Fixed),
+                vis: Visibility::Secret,
+            })
+            .collect();
+        let out = mpcflow_sdk::shape::infer(&op, &infos).map_err(|e| self.err(node, e.0))?;
+        let name = self.fresh(base);
+        self.shapes.insert(name.clone(), out.shape);
+        if out.dtype != DType::Fixed {
+            self.dtypes.insert(name.clone(), out.dtype);
+        }
+        self.nodes.push(NodeSpec { name: name.clone(), op, inputs });
+        Ok(name)
+    }
+}
