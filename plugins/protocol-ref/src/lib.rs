@@ -141,8 +141,10 @@ impl Protocol for RefProtocol {
                 let refs: Vec<&Tensor> = tensors.iter().collect();
                 // The ranges that secure protocols rely on are a contract here: break one and the
                 // run stops, naming the node and the values.
-                let out = kernels::check_contracts(op, &refs, &node.output, node.fixed_point)
-                    .and_then(|()| kernels::eval_op(op, &refs, &node.output, node.fixed_point))
+                let fp = node.fixed_point;
+                let out = kernels::check_contracts(op, &refs, &node.output, fp)
+                    .and_then(|()| kernels::eval_op(op, &refs, &node.output, fp))
+                    .and_then(|t| kernels::check_result(op, &refs, &t, fp).map(|()| t))
                     .map(|t| NodeValue::Wire(wire(t)));
                 Ok(Immediate::boxed(out))
             }

@@ -69,6 +69,7 @@ mod linalg;
 mod nonlinear;
 mod normalize;
 mod pool;
+pub mod products;
 mod reduce;
 #[cfg(test)]
 mod testutil;
@@ -139,10 +140,18 @@ fn args<'a, const N: usize>(op: &Op, inputs: &[&'a Tensor]) -> Result<[&'a Tenso
 
 /// The ranges that secure protocols need and `ref` enforces, checked on plaintext inputs
 /// before `op` is evaluated: the graph's `compare_bits` on the ops built from comparisons (see
-/// [`compare::Width`]). The kernels themselves ([`eval_op`]) compute on the whole ring, as
-/// secure protocols' ring arithmetic needs.
+/// [`compare::Width`]) and the ranges of fixed-point products and truncations (see
+/// [`products`]). The kernels themselves ([`eval_op`]) compute on the whole ring, as secure
+/// protocols' ring arithmetic needs.
 pub fn check_contracts(op: &Op, inputs: &[&Tensor], out: &TensorInfo, fp: FixedPoint) -> Result<()> {
-    check_comparison_width(op, inputs, out, fp)
+    check_comparison_width(op, inputs, out, fp)?;
+    products::check_inputs(op, inputs, &out.shape, fp)
+}
+
+/// The contracts checked on the exact result of `op` (dot products and means, whose range is
+/// that of their result; see [`products`]).
+pub fn check_result(op: &Op, inputs: &[&Tensor], result: &Tensor, fp: FixedPoint) -> Result<()> {
+    products::check_result(op, inputs, result, fp)
 }
 
 /// Enforces the graph's `compare_bits` on the ops that secure protocols build from comparisons
