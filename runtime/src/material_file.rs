@@ -34,6 +34,26 @@ pub fn path_for(dir: &Path, party: &str) -> PathBuf {
     dir.join(format!("{party}.mpcmat"))
 }
 
+/// Where a party's file is written until the deal is complete (then renamed to its path), so an
+/// interrupted deal never leaves a file that looks like material.
+fn partial_path(path: &Path) -> PathBuf {
+    path.with_extension("mpcmat.partial")
+}
+
+/// Refuses anything but a regular file before opening it: a FIFO would block the open past
+/// every timeout, and a device or directory is no material.
+fn regular_file(path: &Path, what: &str) -> Result<(), Error> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::Dealer(format!("{what}: {}: {e}", path.display())))?;
+    if meta.is_file() {
+        Ok(())
+    } else {
+        Err(Error::Dealer(format!(
+            "{what}: {} is not a regular file (a FIFO, device or directory): give the files `mpcflow deal` wrote",
+            path.display()
+        )))
+    }
+}
+
 fn used_marker(path: &Path) -> PathBuf {
     let mut p = path.as_os_str().to_owned();
     p.push(".used");
@@ -49,7 +69,10 @@ fn io_err(path: &Path, e: std::io::Error) -> Error {
 }
 
 struct Sink {
+    /// Written here while the deal runs ([`partial_path`]).
     path: PathBuf,
+    /// Renamed to this when it is complete.
+    done: PathBuf,
     out: BufWriter<File>,
     hash: Sha256,
     frames: u64,
@@ -75,10 +98,10 @@ impl FileSink {
         let dims = dims_text(plan);
         let mut sinks = vec![];
         for (p, name) in plan.parties.iter().enumerate() {
-            let path = path_for(dir, name);
+            let done = path_for(dir, name);
+            let path = partial_path(&done);
             let f = File::create(&path).map_err(|e| io_err(&path, e))?;
-            let _ = std::fs::remove_file(used_marker(&path));
-            let mut sink = Sink { path, out: BufWriter::new(f), hash: Sha256::new(), frames: 0 };
+            let mut sink = Sink { path, done, out: BufWriter::new(f), hash: Sha256::new(), frames: 0 };
             let mut head = MAGIC.to_vec();
             head.extend_from_slice(&VERSION.to_le_bytes());
             head.extend_from_slice(&id);
@@ -94,10 +117,10 @@ impl FileSink {
     }
 
     /// Writes the trailers and flushes. Returns each file's size.
-    pub fn finish(self) -> Result<Vec<u64>, Error> {
+    pub fn finish(mut self) -> Result<Vec<u64>, Error> {
         let mut sizes = vec![];
-        for s in self.sinks {
-            let mut s = s.into_inner().map_err(|_| Error::Internal("material file lock poisoned".into()))?;
+        for s in &self.sinks {
+            let mut s = s.lock().map_err(|_| Error::Internal("material file lock poisoned".into()))?;
             let mut tail = vec![END];
             tail.extend_from_slice(&s.frames.to_le_bytes());
             s.write(&tail)?;
@@ -106,7 +129,25 @@ impl FileSink {
             s.out.flush().map_err(|e| io_err(&s.path, e))?;
             sizes.push(std::fs::metadata(&s.path).map_err(|e| io_err(&s.path, e))?.len());
         }
+        // Complete: every file takes its name (a fresh deal has not been used yet).
+        for s in &self.sinks {
+            let s = s.lock().map_err(|_| Error::Internal("material file lock poisoned".into()))?;
+            let _ = std::fs::remove_file(used_marker(&s.done));
+            std::fs::rename(&s.path, &s.done).map_err(|e| io_err(&s.done, e))?;
+        }
+        self.sinks.clear();
         Ok(sizes)
+    }
+}
+
+impl Drop for FileSink {
+    /// A deal that did not finish removes its partial files.
+    fn drop(&mut self) {
+        for s in &self.sinks {
+            if let Ok(s) = s.lock() {
+                let _ = std::fs::remove_file(&s.path);
+            }
+        }
     }
 }
 
@@ -159,6 +200,7 @@ impl Source {
     pub fn open(dir: &Path, plan: &Plan, party: usize) -> Result<Source, Error> {
         let name = &plan.parties[party];
         let path = path_for(dir, name);
+        regular_file(&path, &format!("material for {name}"))?;
         let f =
             File::open(&path).map_err(|e| Error::Dealer(format!("material for {name}: {}: {e}", path.display())))?;
         let mut s =
@@ -254,6 +296,7 @@ impl Source {
 
 /// Checks a file's SHA-256 trailer over its whole content, before anything is used.
 fn verify(path: &Path) -> Result<(), Error> {
+    regular_file(path, "material")?;
     let len = std::fs::metadata(path).map_err(|e| io_err(path, e))?.len();
     if len < 32 {
         return Err(Error::Dealer(format!("{}: truncated; deal again", path.display())));

@@ -422,10 +422,22 @@ fn describe(v: &AttrValue) -> String {
 pub fn suggest_op(name: &str) -> Option<&'static str> {
     OP_NAMES
         .iter()
+        // The distance is at least the difference in length: skip what cannot be near.
+        .filter(|(n, _)| name.len().abs_diff(n.len()) <= (n.len() / 3).max(1))
         .map(|(n, _)| (*n, edit_distance(name, n)))
         .filter(|(n, d)| *d < n.len() && *d <= (n.len() / 3).max(1))
         .min_by_key(|(_, d)| *d)
         .map(|(n, _)| n)
+}
+
+/// A name from a file as an error message shows it: whole up to 64 characters, else its start
+/// and its length (a file may hold a name of megabytes).
+pub fn shown_name(name: &str) -> std::borrow::Cow<'_, str> {
+    const MAX: usize = 64;
+    match name.char_indices().nth(MAX) {
+        None => std::borrow::Cow::Borrowed(name),
+        Some((at, _)) => std::borrow::Cow::Owned(format!("{}… ({} bytes)", &name[..at], name.len())),
+    }
 }
 
 /// Levenshtein distance, for "did you mean" hints.
@@ -448,7 +460,7 @@ impl Op {
     pub fn from_attrs(name: &str, attrs: &Attrs) -> Result<Op, AttrError> {
         let Some((_, allowed)) = OP_NAMES.iter().find(|(n, _)| *n == name) else {
             return Err(AttrError::UnknownOp {
-                op: name.into(),
+                op: shown_name(name).into_owned(),
                 hint: suggest_op(name).map(|s| format!(", did you mean `{s}`?")).unwrap_or_default(),
             });
         };
@@ -692,6 +704,12 @@ mod tests {
         assert!(e.to_string().contains("has no attribute `axis`"), "{e}");
         let e = Op::from_attrs("sigmod", &Attrs::new()).unwrap_err();
         assert_eq!(e.to_string(), "unknown op `sigmod`, did you mean `sigmoid`?");
+        // A name of megabytes is shown by its start and length, and found unknown at once.
+        let huge = "x".repeat(3 << 20);
+        let start = std::time::Instant::now();
+        let e = Op::from_attrs(&huge, &Attrs::new()).unwrap_err().to_string();
+        assert!(start.elapsed() < std::time::Duration::from_secs(1), "took {:?}", start.elapsed());
+        assert!(e.len() < 200 && e.contains("(3145728 bytes)"), "{e}");
         let e = Op::from_attrs("scale", &Attrs::new()).unwrap_err();
         assert!(matches!(e, AttrError::Missing { .. }));
     }

@@ -95,3 +95,27 @@ fn mismatched_truncated_and_mixed_files_are_refused() {
     std::fs::remove_dir_all(&dir).ok();
     std::fs::remove_dir_all(&other).ok();
 }
+
+#[test]
+fn a_deal_leaves_only_complete_files_and_a_fifo_is_refused_at_once() {
+    let dir = tmp("atomic");
+    deal(&dir, 12);
+    let mut names: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    assert_eq!(names, ["north.mpcmat", "south.mpcmat"], "no partial file is left behind");
+
+    // A FIFO in place of a file would block its open forever: refused before opening.
+    std::fs::remove_file(dir.join("south.mpcmat")).unwrap();
+    let fifo = dir.join("south.mpcmat");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    if made.is_ok_and(|s| s.success()) {
+        let start = std::time::Instant::now();
+        let err = rt().block_on(session(Some(&dir)).run(inputs(12))).unwrap_err().to_string();
+        assert!(err.contains("south.mpcmat is not a regular file"), "{err}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(5), "took {:?}", start.elapsed());
+    } else {
+        eprintln!("SKIPPED: mkfifo is not available here, so the FIFO case did not run");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

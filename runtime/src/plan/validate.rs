@@ -19,6 +19,8 @@ pub(super) enum Source {
 
 fn hint<'a>(name: &str, known: impl Iterator<Item = &'a String>) -> String {
     known
+        // The distance is at least the difference in length: skip what cannot be near.
+        .filter(|k| name.len().abs_diff(k.len()) <= (k.len() / 3).max(1))
         .map(|k| (k, edit_distance(name, k)))
         .filter(|(k, d)| *d < k.len() && *d <= (k.len() / 3).max(1))
         .min_by_key(|(_, d)| *d)
@@ -193,7 +195,8 @@ fn check_custom_op(registry: &Registry, node: &str, name: &str, problems: &mut V
             problems.push(Problem::new(
                 Site::NodeOp(node.to_string()),
                 format!(
-                    "unknown op `{name}`{}{}",
+                    "unknown op `{}`{}{}",
+                    mpcflow_sdk::op::shown_name(name),
                     builtin.unwrap_or_default(),
                     if plug.is_empty() { String::new() } else { format!(" (operator plugins: {})", plug.join(", ")) }
                 ),
@@ -214,7 +217,7 @@ fn check_references(
             if !names.contains_key(inp) {
                 problems.push(Problem::new(
                     Site::NodeInput(n.name.clone(), i),
-                    format!("unknown tensor `{inp}`{}", hint(inp, names.keys())),
+                    format!("unknown tensor `{}`{}", mpcflow_sdk::op::shown_name(inp), hint(inp, names.keys())),
                 ));
             }
         }

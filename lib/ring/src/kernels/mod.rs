@@ -61,6 +61,7 @@
 mod broadcast;
 mod compare;
 mod division;
+pub mod domains;
 mod elementwise;
 mod erf;
 mod extrema;
@@ -140,12 +141,13 @@ fn args<'a, const N: usize>(op: &Op, inputs: &[&'a Tensor]) -> Result<[&'a Tenso
 
 /// The ranges that secure protocols need and `ref` enforces, checked on plaintext inputs
 /// before `op` is evaluated: the graph's `compare_bits` on the ops built from comparisons (see
-/// [`compare::Width`]) and the ranges of fixed-point products and truncations (see
-/// [`products`]). The kernels themselves ([`eval_op`]) compute on the whole ring, as secure
+/// [`compare::Width`]), the ranges of fixed-point products and truncations (see
+/// [`products`]) and the domains of functions (see [`domains`]). The kernels themselves ([`eval_op`]) compute on the whole ring, as secure
 /// protocols' ring arithmetic needs.
 pub fn check_contracts(op: &Op, inputs: &[&Tensor], out: &TensorInfo, fp: FixedPoint) -> Result<()> {
     check_comparison_width(op, inputs, out, fp)?;
-    products::check_inputs(op, inputs, &out.shape, fp)
+    products::check_inputs(op, inputs, &out.shape, fp)?;
+    domains::check_inputs(op, inputs, fp)
 }
 
 /// The contracts checked on the exact result of `op` (dot products and means, whose range is
