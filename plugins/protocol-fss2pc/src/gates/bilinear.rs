@@ -9,11 +9,24 @@ use super::open;
 use super::trunc;
 use crate::accel::Accel;
 use crate::fss::SeedRng;
-use crate::material::{Shares, Split, Tag};
+use crate::material::{Shares, Split, Tag, split_len};
 use crate::ring;
 use crate::wire::{self, Masked, MaskedRef};
-use mpcflow_sdk::protocol::{Message, NodeDesc, NodeEval, NodeValue, Step};
+use mpcflow_sdk::protocol::{Cost, Message, NodeDesc, NodeEval, NodeValue, Step};
 use mpcflow_sdk::{Error, Op, PartyId, Result};
+
+/// The cost: one opening of the product (and one of the truncation for fixed × fixed).
+pub fn cost(node: &NodeDesc, trunc_bits: Option<u32>) -> Cost {
+    let n = node.output.numel();
+    match trunc_bits {
+        None => open::cost(node, 1, split_len(n, 2, 0)),
+        Some(bits) => open::cost(
+            node,
+            2,
+            split_len(n, 1 + trunc::words(bits, trunc::PRODUCTS), trunc::key_len(bits, trunc::PRODUCTS)),
+        ),
+    }
+}
 
 fn b(node: &NodeDesc, op: &Op, x: &[u64], y: &[u64]) -> Result<Vec<u64>> {
     b_with(&Accel::default(), node, op, x, y)
@@ -38,13 +51,13 @@ pub fn deal(
     let c = wire::add(&b(node, op, rx, ry)?, &r_z);
     match trunc_bits {
         None => {
-            let mut split = Split::new(Tag::Bilinear, rng, crate::protocol::material_sizes(node));
+            let mut split = Split::new(Tag::Bilinear, rng, open::sizes(&cost(node, trunc_bits)));
             split.share(&c);
             split.share(&r_z);
             Ok((split.finish(), r_z))
         }
         Some(bits) => {
-            let mut split = Split::new(Tag::BilinearTrunc, rng, crate::protocol::material_sizes(node));
+            let mut split = Split::new(Tag::BilinearTrunc, rng, open::sizes(&cost(node, trunc_bits)));
             split.share(&c);
             let r_out = trunc::deal(&mut split, &r_z, bits, trunc::PRODUCTS, rng)?;
             Ok((split.finish(), r_out))

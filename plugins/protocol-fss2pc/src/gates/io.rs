@@ -9,8 +9,35 @@ use super::open::peer;
 use crate::fss::SeedRng;
 use crate::material::{Reader, Tag, Writer, draw};
 use crate::wire::{self, Masked};
-use mpcflow_sdk::protocol::{Message, NodeDesc, NodeEval, NodeValue, Step};
+use mpcflow_sdk::protocol::{Cost, Message, NodeDesc, NodeEval, NodeValue, Step};
+use mpcflow_sdk::shape::Visibility;
 use mpcflow_sdk::{Error, PartyId, Result, Tensor};
+
+/// The cost of sharing an input: the owner sends the masked value; material is the header, and
+/// the owner's seed.
+pub fn input_cost(node: &NodeDesc, owner: PartyId) -> Cost {
+    let mut c = Cost::zero(node.parties);
+    c.rounds = 1;
+    c.online_bytes[owner.index()] = 8 * node.output.numel() as u64;
+    c.dealer_bytes = vec![crate::material::HEADER as u64; 2];
+    c.dealer_bytes[owner.index()] += crate::material::SEED_LEN as u64;
+    c
+}
+
+/// The cost of revealing an output: each party sends its mask share to every other party that
+/// learns it; nothing for a public value.
+pub fn output_cost(node: &NodeDesc, reveal_to: &[PartyId]) -> Cost {
+    let mut c = Cost::zero(node.parties);
+    if node.inputs.first().is_some_and(|t| t.vis == Visibility::Public) {
+        return c;
+    }
+    c.rounds = 1;
+    for p in 0..2u16 {
+        let others = reveal_to.iter().filter(|q| q.0 != p).count() as u64;
+        c.online_bytes[p as usize] = 8 * node.output.numel() as u64 * others;
+    }
+    c
+}
 
 /// Dealer: the owner's seed, and the mask it expands to.
 pub fn deal_input(owner: PartyId, n: usize, rng: &mut SeedRng) -> (Vec<Vec<u8>>, Vec<u64>) {

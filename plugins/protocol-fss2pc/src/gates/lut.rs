@@ -18,13 +18,13 @@
 //! tanh and gelu are within an ulp of their asymptotes there (gelu is computed as
 //! `relu(x) − (relu(x) − gelu(x))`, the second term from the table, so it stays exact for large x).
 
-use super::{sign, trunc};
+use super::{relu, trunc};
 use crate::accel::Accel;
 use crate::fss::{DpfKey, SeedRng, dpf};
 use crate::material::{Shares, Split, Tag, dcf2_len};
 use crate::wire;
 use mpcflow_ring::kernels::eval_op;
-use mpcflow_sdk::protocol::{Message, NodeDesc, NodeEval, NodeValue, Step};
+use mpcflow_sdk::protocol::{Cost, Message, NodeDesc, NodeEval, NodeValue, Step};
 use mpcflow_sdk::shape::{TensorInfo, Visibility};
 use mpcflow_sdk::{DType, Error, FixedPoint, Op, PartyId, Result, Tensor};
 
@@ -129,16 +129,26 @@ fn fss(e: crate::fss::FssError) -> Error {
     Error::internal(format!("fss2pc dealer: {e}"))
 }
 
+/// The cost of looking `func` up on every element of `node`'s output.
+pub fn cost(node: &NodeDesc, func: Func) -> Cost {
+    let mut c = Cost::zero(node.parties);
+    let n = node.output.numel();
+    c.rounds = ROUNDS;
+    c.online_bytes = vec![online_bytes(func) * n as u64; 2];
+    c.dealer_bytes = material_len(func, n, node.fixed_point).to_vec();
+    c
+}
+
 /// Dealer: the material of a lookup gate on a value with mask `r`; returns the output mask.
 pub fn deal(func: Func, node: &NodeDesc, r: &[u64], rng: &mut SeedRng) -> Result<(Vec<Vec<u8>>, Vec<u64>)> {
     let n = r.len();
     let fp = node.fixed_point;
     let (_, m, _) = func.domain();
     let t = fp.frac_bits - P;
-    let mut split = Split::new(Tag::Lut, rng, crate::protocol::material_sizes(node));
+    let mut split = Split::new(Tag::Lut, rng, super::open::sizes(&cost(node, func)));
     // Round 1: relu(x − lo), relu(x − hi) (and relu(x)); public offsets keep the mask.
     let rr: Vec<u64> = (0..func.relus()).flat_map(|_| r.iter().copied()).collect();
-    let r_relu = sign::deal_relu(&mut split, &rr, 64, rng)?;
+    let r_relu = relu::deal_relu(&mut split, &rr, 64, rng)?;
     let r_w = wire::sub(&r_relu[..n], &r_relu[n..2 * n]);
     // Round 2: j = floor(w / 2^t), δ = w − j·2^t.
     let r_j = trunc::deal(&mut split, &r_w, t, trunc::Range::Full, rng)?;
@@ -270,7 +280,7 @@ impl NodeEval for LutEval {
                     xs.extend_from_slice(&self.xhat);
                     rs.extend_from_slice(&self.xshare);
                 }
-                let (mine, relu_mask) = sign::relu_share(party, &xs, &rs, 64, &mut sh)?;
+                let (mine, relu_mask) = relu::relu_share(party, &xs, &rs, 64, &mut sh)?;
                 self.relu_mask = relu_mask;
                 self.trunc_j = Some(trunc::read(&mut sh, n, t, trunc::Range::Full)?);
                 let r_z = sh.share(n, "lookup output mask")?;

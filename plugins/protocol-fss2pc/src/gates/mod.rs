@@ -15,18 +15,29 @@
 //!
 //! `n` is the number of output elements. Composite ops are lowered (see [`crate::lowering`]).
 
+//!
+//! Each gate's module owns its cost (rounds, online bytes, material), its dealing and its
+//! evaluation; this module is the table: [`classify`] picks a node's gate, and [`Gate`]'s
+//! methods route the cost, the dealing and the evaluation to that module.
+
 pub mod bilinear;
 pub mod io;
 pub mod linear;
 pub mod lut;
 pub mod open;
+pub mod relu;
 pub mod root;
+pub mod scale;
 pub mod sign;
 pub mod trunc;
 
-use mpcflow_sdk::protocol::{NodeDesc, NodeKind};
+use crate::accel::Accel;
+use crate::fss::SeedRng;
+use crate::wire::{Masked, MaskedRef};
+use linear::Known;
+use mpcflow_sdk::protocol::{Cost, EvalInput, Immediate, NodeDesc, NodeEval, NodeKind, NodeValue};
 use mpcflow_sdk::shape::Visibility;
-use mpcflow_sdk::{DType, Op, PartyId};
+use mpcflow_sdk::{DType, Error, Op, PartyId, Result, Tensor};
 
 /// How a node is computed.
 #[derive(Clone, Debug, PartialEq)]
@@ -72,6 +83,120 @@ pub enum Gate {
     Lut(lut::Func),
     /// Reciprocal, rsqrt or sqrt.
     Root(root::Func),
+}
+
+/// What the dealer deals for one node: each party's material, and what it now knows of the
+/// node's output (`None` for an output node, which nothing reads).
+pub type Dealt = (Vec<Vec<u8>>, Option<Known>);
+
+impl Gate {
+    /// Rounds, online bytes and material of this gate on `node`.
+    pub fn cost(&self, node: &NodeDesc) -> Cost {
+        match self {
+            Gate::Input { owner } => io::input_cost(node, *owner),
+            Gate::Output { reveal_to } => io::output_cost(node, reveal_to),
+            Gate::Public | Gate::Linear => linear::cost(node),
+            Gate::Scale { bits, .. } => scale::cost(node, *bits),
+            Gate::Bilinear { trunc } => bilinear::cost(node, *trunc),
+            Gate::Sign { .. } => sign::cost(node),
+            Gate::Relu => relu::cost(node),
+            Gate::Lut(func) => lut::cost(node, *func),
+            Gate::Root(func) => root::cost(node, *func),
+        }
+    }
+
+    /// Whether the dealer sends this gate material.
+    pub fn needs_material(&self) -> bool {
+        !matches!(self, Gate::Output { .. } | Gate::Public | Gate::Linear)
+    }
+
+    /// The dealer's side: material for `node` from what it knows of the inputs `ins`.
+    pub fn deal(&self, node: &NodeDesc, ins: &[&Known], rng: &mut SeedRng) -> Result<Dealt> {
+        let mask = |m: (Vec<Vec<u8>>, Vec<u64>)| (m.0, Some(Known::Mask(m.1)));
+        let none = || vec![Vec::new(), Vec::new()];
+        let input = |i: usize| ins.get(i).copied().ok_or_else(|| Error::internal("the dealer misses an input"));
+        Ok(match (self, &node.kind) {
+            (Gate::Input { owner }, _) => mask(io::deal_input(*owner, node.output.numel(), rng)),
+            (Gate::Output { .. }, _) => (none(), None),
+            (Gate::Public, NodeKind::Constant { value }) => (none(), Some(Known::Public(value.clone()))),
+            (Gate::Public, NodeKind::Op(op)) => {
+                // A public output of secret inputs (a count) depends on their shapes only.
+                let vals: Vec<Tensor> = ins
+                    .iter()
+                    .zip(&node.inputs)
+                    .map(|(k, info)| match k {
+                        Known::Public(t) => t.clone(),
+                        Known::Mask(_) => Tensor::zeros(info.dtype, info.shape.clone()),
+                    })
+                    .collect();
+                (none(), Some(Known::Public(linear::public(node, op, &vals)?)))
+            }
+            (Gate::Linear, NodeKind::Op(op)) => (none(), Some(Known::Mask(linear::deal_linear(node, op, ins)?))),
+            (Gate::Scale { c, bits }, NodeKind::Op(op)) => mask(scale::deal_scale(node, op, ins, *c, *bits, rng)?),
+            (Gate::Bilinear { trunc }, NodeKind::Op(op)) => {
+                mask(bilinear::deal(node, op, &input(0)?.mask(), &input(1)?.mask(), *trunc, rng)?)
+            }
+            (Gate::Sign { swap, .. }, _) => mask(sign::deal(node, &input(0)?.mask(), &input(1)?.mask(), *swap, rng)?),
+            (Gate::Relu, _) => mask(relu::deal(node, &input(0)?.mask(), rng)?),
+            (Gate::Lut(func), _) => mask(lut::deal(*func, node, &input(0)?.mask(), rng)?),
+            (Gate::Root(func), _) => mask(root::deal(*func, node, &input(0)?.mask(), rng)?),
+            (g, k) => return Err(Error::internal(format!("gate {g:?} for node kind {}", k.label()))),
+        })
+    }
+
+    /// A party's side: the evaluation of `node` from its inputs and material.
+    pub fn begin(&self, node: &NodeDesc, input: EvalInput) -> Result<Box<dyn NodeEval>> {
+        let me = input.party;
+        let accel = Accel::new(input.kernel.clone());
+        let ins: Vec<MaskedRef> = input.inputs.iter().map(|w| MaskedRef::from_wire(w)).collect::<Result<_>>()?;
+        let first = || ins.first().ok_or_else(|| Error::internal(format!("{} without input", node.kind.label())));
+        let wire = |m: Masked| Immediate::boxed(Ok(NodeValue::Wire(m.into_wire())));
+        Ok(match (self, &node.kind) {
+            (Gate::Input { owner }, _) => {
+                Box::new(io::ShareInput::new(node, me, *owner, &input.material, input.private)?)
+            }
+            (Gate::Output { reveal_to }, _) => {
+                let public = node.inputs.first().is_some_and(|t| t.vis == Visibility::Public);
+                Box::new(io::Reveal::new(me, reveal_to.clone(), first()?.to_masked(), public))
+            }
+            (Gate::Public, NodeKind::Constant { value }) => wire(Masked::public(value.clone())),
+            (Gate::Public, NodeKind::Op(op)) => {
+                let vals: Vec<Tensor> = ins
+                    .iter()
+                    .map(|m| Tensor { dtype: m.dtype, shape: m.shape.to_vec(), data: m.value.to_vec() })
+                    .collect();
+                wire(Masked::public(linear::public(node, op, &vals)?))
+            }
+            (Gate::Linear, NodeKind::Op(op)) => wire(linear::eval_linear(node, op, &ins)?),
+            (Gate::Scale { c, bits }, NodeKind::Op(op)) => {
+                Box::new(scale::ScaleEval::new(node, op, &ins, *c, *bits, me, input.material, accel)?)
+            }
+            (Gate::Bilinear { trunc }, NodeKind::Op(op)) => {
+                Box::new(bilinear::BilinearEval::new(node, op, &ins[0], &ins[1], *trunc, me, input.material, accel)?)
+            }
+            (Gate::Sign { swap, a, sigma }, _) => {
+                sign::begin(node, (*swap, *a, *sigma), &ins, me, input.material, accel)?
+            }
+            (Gate::Relu, _) => relu::begin(node, first()?, me, input.material, accel)?,
+            (Gate::Lut(func), _) => {
+                let x = first()?;
+                Box::new(lut::LutEval::new(*func, node, me, x.value.to_vec(), x.share.to_vec(), input.material, accel))
+            }
+            (Gate::Root(func), _) => {
+                let x = first()?;
+                Box::new(root::RootEval::new(
+                    *func,
+                    node,
+                    me,
+                    x.value.to_vec(),
+                    x.share.to_vec(),
+                    input.material,
+                    accel,
+                )?)
+            }
+            (g, k) => return Err(Error::internal(format!("gate {g:?} for node kind {}", k.label()))),
+        })
+    }
 }
 
 /// Whether an op is a linear map of the ring (valid on masked values and shares alike).

@@ -4,6 +4,22 @@ use crate::wire;
 use mpcflow_sdk::protocol::{Message, Step};
 use mpcflow_sdk::{Error, PartyId, Result};
 
+/// The cost of a gate that opens one share of its `n` outputs per round for `rounds` rounds,
+/// with `dealer` bytes of material per party.
+pub fn cost(node: &mpcflow_sdk::protocol::NodeDesc, rounds: u32, dealer: [u64; 2]) -> mpcflow_sdk::protocol::Cost {
+    let mut c = mpcflow_sdk::protocol::Cost::zero(node.parties);
+    let bytes = 8 * node.output.numel() as u64;
+    c.rounds = rounds;
+    c.online_bytes = vec![bytes * rounds as u64; 2];
+    c.dealer_bytes = dealer.to_vec();
+    c
+}
+
+/// Each party's material, as a gate's cost states it.
+pub fn sizes(c: &mpcflow_sdk::protocol::Cost) -> [u64; 2] {
+    [c.dealer_bytes.first().copied().unwrap_or(0), c.dealer_bytes.get(1).copied().unwrap_or(0)]
+}
+
 /// The other party of two.
 pub fn peer(me: PartyId) -> PartyId {
     PartyId(1 - me.0.min(1))

@@ -49,7 +49,7 @@ use crate::accel::Accel;
 use crate::fss::{DpfKey, SeedRng, dpf};
 use crate::material::{Shares, Split, Tag, dcf_len, split_len};
 use crate::wire;
-use mpcflow_sdk::protocol::{Message, NodeDesc, NodeEval, NodeValue, Step};
+use mpcflow_sdk::protocol::{Cost, Message, NodeDesc, NodeEval, NodeValue, Step};
 use mpcflow_sdk::{DType, Error, Op, PartyId, Result};
 
 /// Rounds of the gate.
@@ -308,12 +308,22 @@ fn offsets(groups: usize, kk: usize, xhat: &[u64]) -> Vec<u64> {
     out
 }
 
+/// The cost of `func` on every element of `node`'s output.
+pub fn cost(node: &NodeDesc, func: Func) -> Cost {
+    let mut c = Cost::zero(node.parties);
+    let n = node.output.numel();
+    c.rounds = ROUNDS;
+    c.online_bytes = vec![online_bytes(func, node.fixed_point.frac_bits) * n as u64; 2];
+    c.dealer_bytes = material_len(func, n, node.fixed_point.frac_bits).to_vec();
+    c
+}
+
 /// Dealer: the material of the gate on a value with mask `r`; returns the output mask.
 pub fn deal(func: Func, node: &NodeDesc, r: &[u64], rng: &mut SeedRng) -> Result<(Vec<Vec<u8>>, Vec<u64>)> {
     let n = r.len();
     let p = params_of(func, node)?;
     let cb = combos(func, &p);
-    let mut split = Split::new(Tag::Root, rng, crate::protocol::material_sizes(node));
+    let mut split = Split::new(Tag::Root, rng, super::open::sizes(&cost(node, func)));
     // 1. Comparisons: masks r (for X − 2^k) and −r (for −X − 2^k).
     let neg: Vec<u64> = r.iter().map(|v| v.wrapping_neg()).collect();
     let mut rr = Vec::with_capacity(func.groups() * p.kk * n);
