@@ -104,14 +104,16 @@ impl RunOutput {
     }
 }
 
+/// Whether this process has warned that it runs an insecure protocol: once is enough (a
+/// benchmark runs many sessions).
+static INSECURE_WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// A computation ready to plan and run.
 pub struct Session {
     registry: Arc<Registry>,
     spec: GraphSpec,
     pipeline: Option<Pipeline>,
     config: SessionConfig,
-    /// Whether the insecure-protocol warning was given (once per session).
-    warned: std::sync::atomic::AtomicBool,
 }
 
 impl Session {
@@ -123,7 +125,6 @@ impl Session {
             spec: p.spec.clone(),
             pipeline: Some(p),
             config: SessionConfig::default(),
-            warned: Default::default(),
         })
     }
 
@@ -135,7 +136,6 @@ impl Session {
             spec: p.spec.clone(),
             pipeline: Some(p),
             config: SessionConfig::default(),
-            warned: Default::default(),
         })
     }
 
@@ -146,19 +146,12 @@ impl Session {
             spec: p.spec.clone(),
             pipeline: Some(p),
             config: SessionConfig::default(),
-            warned: Default::default(),
         }
     }
 
     /// From a graph built in code.
     pub fn from_graph(spec: GraphSpec, registry: Registry) -> Session {
-        Session {
-            registry: Arc::new(registry),
-            spec,
-            pipeline: None,
-            config: SessionConfig::default(),
-            warned: Default::default(),
-        }
+        Session { registry: Arc::new(registry), spec, pipeline: None, config: SessionConfig::default() }
     }
 
     /// Sets the configuration.
@@ -428,7 +421,7 @@ impl Session {
                 self.registry.transport_names().join(", ")
             ),
         })?;
-        if !plan.secure && !self.warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        if !plan.secure && !INSECURE_WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
             tracing::warn!(protocol = %plan.protocol, "protocol is INSECURE: every party sees every value; use it only to test");
         }
         let ids = plan.input_nodes();

@@ -127,7 +127,7 @@ fn plan_prints_costs_and_dot() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let s = text(&out.stdout);
     assert!(s.contains("TOTAL"), "{s}");
-    assert!(s.contains("online latency: 1 rounds on the critical path"), "{s}");
+    assert!(s.contains("online latency: 1 round on the critical path"), "{s}");
     let out = mpcflow(&["plan", "graphs/hospital_stats.yaml", "--dot"]);
     let dot = text(&out.stdout);
     assert!(

@@ -24,8 +24,8 @@ pub struct Args {
     /// from them; report both against the pipelined run.
     #[arg(long)]
     sequential: bool,
-    /// Protocol.
-    #[arg(long, default_value = "ref")]
+    /// Protocol (`ref` measures the runtime alone, in the clear).
+    #[arg(long, default_value = "fss2pc")]
     protocol: String,
     /// Compute kernel: `cpu` or `cuda` (or a plugin's). One that
     /// cannot run here (no GPU) falls back to `cpu` with a warning.

@@ -16,7 +16,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let (session, transport) = a.connection.open(&a.file, mpcflow_runtime::remote::DEALER)?;
+    let (session, transport) = a.connection.open(&a.file, mpcflow_runtime::remote::DEALER, None)?;
     let rt =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     let out = rt.block_on(session.run_as_dealer(transport)).map_err(|e| anyhow!("{e}"))?;

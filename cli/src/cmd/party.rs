@@ -27,21 +27,31 @@ pub struct Connection {
     /// Seconds to wait for every other process to be up and connected.
     #[arg(long, default_value_t = 60.0)]
     pub connect_timeout: f64,
-    /// Allow an insecure protocol (`ref`), which sends private inputs to the other parties in
-    /// the clear. For testing pipelines only.
-    #[arg(long)]
-    pub insecure: bool,
-    /// Compute kernel of a party (the dealer uses none): `cpu` or `cuda` (or a plugin's). Overrides the file's `kernel:`; one that
-    /// cannot run here (no GPU) falls back to `cpu` with a warning.
-    #[arg(long, value_name = "NAME")]
-    pub kernel: Option<String>,
     #[command(flatten)]
     pub plugins: super::PluginArgs,
 }
 
+/// What only a computing party takes (the dealer sees no input and computes on no kernel).
+#[derive(clap::Args)]
+pub struct PartyOptions {
+    /// Allow an insecure protocol (`ref`), which sends private inputs to the other parties in
+    /// the clear. For testing pipelines only.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Compute kernel: `cpu` or `cuda` (or a plugin's). Overrides the file's `kernel:`; one that
+    /// cannot run here (no GPU) falls back to `cpu` with a warning.
+    #[arg(long, value_name = "NAME")]
+    pub kernel: Option<String>,
+}
+
 impl Connection {
     /// The pipeline session and this endpoint's TLS transport.
-    pub fn open(&self, file: &std::path::Path, me: &str) -> Result<(Session, Arc<TcpTransport>)> {
+    pub fn open(
+        &self,
+        file: &std::path::Path,
+        me: &str,
+        party: Option<&PartyOptions>,
+    ) -> Result<(Session, Arc<TcpTransport>)> {
         let timeout = seconds("--timeout", self.timeout)?;
         let connect_timeout = seconds("--connect-timeout", self.connect_timeout)?;
         let deployment = Deployment::load(&self.deployment).map_err(|e| anyhow!("{e}"))?;
@@ -51,8 +61,8 @@ impl Connection {
         let config = SessionConfig {
             protocol: self.protocol.clone(),
             timeout,
-            allow_insecure: self.insecure,
-            kernel: self.kernel.clone(),
+            allow_insecure: party.is_some_and(|p| p.insecure),
+            kernel: party.and_then(|p| p.kernel.clone()),
             ..Default::default()
         };
         let pipeline = super::load(file)?;
@@ -92,13 +102,15 @@ pub struct Args {
     #[command(flatten)]
     connection: Connection,
     #[command(flatten)]
+    options: PartyOptions,
+    #[command(flatten)]
     inputs: InputArgs,
     #[command(flatten)]
     out: OutputArgs,
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let (session, transport) = a.connection.open(&a.file, &a.name)?;
+    let (session, transport) = a.connection.open(&a.file, &a.name, Some(&a.options))?;
     let inputs = a.inputs.collect(session.graph(), Some(&a.name))?;
     let rt =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;

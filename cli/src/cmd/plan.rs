@@ -98,10 +98,15 @@ pub fn run(a: Args) -> Result<()> {
         de.join(" ")
     );
     println!(
-        "online latency: {} rounds on the critical path ({} summed over nodes)",
-        plan.critical_rounds(),
+        "online latency: {} on the critical path ({} summed over nodes)",
+        rounds(plan.critical_rounds() as u64),
         total.rounds
     );
     println!("fingerprint: {}", plan.fingerprint_hex());
     Ok(())
+}
+
+/// `1 round`, `3 rounds`.
+fn rounds(n: u64) -> String {
+    if n == 1 { "1 round".into() } else { format!("{n} rounds") }
 }

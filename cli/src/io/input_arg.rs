@@ -50,6 +50,15 @@ fn split_csv(spec: &str) -> Option<(&str, &str)> {
 pub fn read_csv_column(path: &Path, column: &str) -> Result<InputValue, String> {
     let mut rdr = csv::Reader::from_path(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let headers = rdr.headers().map_err(|e| format!("{}: {e}", path.display()))?.clone();
+    let named: Vec<usize> = headers.iter().enumerate().filter(|(_, h)| h.trim() == column).map(|(i, _)| i).collect();
+    if named.len() > 1 {
+        return Err(format!(
+            "{}: the header names column `{column}` {} times (columns {}): rename one, so it is clear which is meant",
+            path.display(),
+            named.len(),
+            named.iter().map(|i| (i + 1).to_string()).collect::<Vec<_>>().join(" and ")
+        ));
+    }
     let idx = headers
         .iter()
         .position(|h| h.trim() == column)
@@ -98,6 +107,9 @@ mod tests {
         assert!(parse(&bad).unwrap_err().contains("no column `pulse` (columns: id, bp)"));
         std::fs::write(&p, "id,bp\n1,high\n").unwrap();
         assert!(parse(&spec).unwrap_err().contains(":2: column `bp`: `high` is not a number"));
+        std::fs::write(&p, "id,bp,bp\n1,120,130\n").unwrap();
+        let e = parse(&spec).unwrap_err();
+        assert!(e.contains("names column `bp` 2 times (columns 2 and 3)"), "{e}");
         std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -44,12 +44,15 @@ pub fn parse(bytes: &[u8]) -> Result<InputValue, String> {
     let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or("shape too large")?;
     let data = &bytes[start + hlen..];
     let shape_txt = format!("{shape:?}");
-    let need = |size: usize| {
-        if n.checked_mul(size).is_none_or(|b| data.len() < b) {
-            Err(format!("data holds {} bytes, too few for shape {shape_txt}", data.len()))
-        } else {
-            Ok(())
-        }
+    let need = |size: usize| match n.checked_mul(size) {
+        Some(b) if data.len() == b => Ok(()),
+        Some(b) if data.len() > b => Err(format!(
+            "data holds {} bytes, {} more than shape {shape_txt} needs: the file has trailing bytes (is it \
+             another array, or a file written twice?)",
+            data.len(),
+            data.len() - b
+        )),
+        _ => Err(format!("data holds {} bytes, too few for shape {shape_txt}", data.len())),
     };
     macro_rules! read_as {
         ($t:ty, $size:expr) => {{
@@ -136,6 +139,9 @@ mod tests {
         let mut bytes = std::fs::read(&p).unwrap();
         bytes.truncate(bytes.len() - 3);
         assert!(parse(&bytes).unwrap_err().contains("too few"));
+        let mut bytes = std::fs::read(&p).unwrap();
+        bytes.extend_from_slice(&[0; 8]);
+        assert!(parse(&bytes).unwrap_err().contains("8 more than shape [] needs: the file has trailing bytes"));
         std::fs::remove_dir_all(&dir).ok();
     }
 }
