@@ -26,7 +26,7 @@ use std::sync::Arc;
 pub fn register_builtins(registry: &mut Registry) {
     registry.add_importer(Arc::new(mpcflow_importer_onnx::OnnxImporter));
     registry.add_protocol(Arc::new(mpcflow_protocol_ref::RefProtocol));
-    registry.add_protocol(Arc::new(mpcflow_protocol_fss2pc::Fss2pc));
+    registry.add_protocol(Arc::new(mpcflow_protocol_fss2pc::Fss2pc::default()));
     registry.add_transport(Arc::new(mpcflow_transport_mem::MemTransport::new()));
     registry.add_kernel(Arc::new(mpcflow_kernel_cpu::CpuKernel::default()));
     #[cfg(feature = "cuda")]

@@ -53,6 +53,9 @@ pub struct SessionConfig {
     /// here, an unavailable kernel falls back to `cpu` with a warning; demanded by the file, it
     /// stops the run.
     pub kernel: Option<String>,
+    /// Threads and buffer memory of the protocol's local work in this process (`--threads`);
+    /// speed only, never results. Defaults from the machine.
+    pub tuning: mpcflow_sdk::protocol::Tuning,
 }
 
 impl Default for SessionConfig {
@@ -66,6 +69,7 @@ impl Default for SessionConfig {
             material_dir: None,
             allow_insecure: false,
             kernel: None,
+            tuning: Default::default(),
         }
     }
 }
@@ -186,6 +190,7 @@ impl Session {
         let protocol = self
             .registry
             .protocol(&plan.protocol)
+            .map(|p| self.tuned(p))
             .ok_or_else(|| Error::Internal(format!("protocol `{}` vanished", plan.protocol)))?;
         crate::schedule::deal_to_files(plan, &protocol, dir)
     }
@@ -320,9 +325,15 @@ impl Session {
         spec
     }
 
+    /// `protocol` with this session's tuning applied (see [`mpcflow_sdk::protocol::Tuning`]).
+    fn tuned(&self, protocol: Arc<dyn mpcflow_sdk::protocol::Protocol>) -> Arc<dyn mpcflow_sdk::protocol::Protocol> {
+        protocol.tuned(&self.config.tuning).unwrap_or(protocol)
+    }
+
     fn protocol_of(&self, spec: &GraphSpec) -> Result<Arc<dyn mpcflow_sdk::protocol::Protocol>, Error> {
         self.registry
             .protocol(&spec.protocol)
+            .map(|p| self.tuned(p))
             .ok_or_else(|| {
                 let message = if spec.protocol.is_empty() {
                     crate::plan::validate::NO_PROTOCOL.to_string()
@@ -412,6 +423,7 @@ impl Session {
         let protocol = self
             .registry
             .protocol(&plan.protocol)
+            .map(|p| self.tuned(p))
             .ok_or_else(|| Error::Internal(format!("protocol `{}` vanished", plan.protocol)))?;
         let transport = self.registry.transport(&self.config.transport).ok_or_else(|| Error::Transport {
             party: "session".into(),

@@ -322,6 +322,24 @@ impl Dealer for NoMaterial {
     }
 }
 
+/// How a protocol's local work runs in this process: speed and memory, never results, so the
+/// processes of one session may differ. Set from the command line (`--threads`) or the
+/// embedding program's session configuration, and handed to the protocol by [`Protocol::tuned`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tuning {
+    /// Threads for heavy local work: key generation, batched key evaluation, ring products.
+    pub threads: usize,
+    /// Most bytes of idle material buffers this process keeps for reuse.
+    pub pool_bytes: usize,
+}
+
+impl Default for Tuning {
+    /// As many threads as the machine offers; 1 GiB of idle buffers.
+    fn default() -> Self {
+        Tuning { threads: std::thread::available_parallelism().map_or(1, |n| n.get()), pool_bytes: 1 << 30 }
+    }
+}
+
 /// A protocol plugin. See the module docs for the contract.
 pub trait Protocol: Send + Sync {
     /// Name, parties, dealer needs.
@@ -365,4 +383,11 @@ pub trait Protocol: Send + Sync {
 
     /// Party side: starts evaluating `node`.
     fn begin(&self, node: &NodeDesc, input: EvalInput) -> Result<Box<dyn NodeEval>>;
+
+    /// This protocol with `tuning` applied, for one session; `None` (the default) when it has
+    /// no such settings and runs as it is.
+    fn tuned(&self, tuning: &Tuning) -> Option<std::sync::Arc<dyn Protocol>> {
+        let _ = tuning;
+        None
+    }
 }

@@ -237,3 +237,26 @@ fn bench_reports_less_dealer_material_over_fewer_compare_bits() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("--compare-bits"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn threads_are_a_setting_of_every_computing_command() {
+    let out = mpcflow(&[
+        "run",
+        "graphs/millionaires.yaml",
+        "--threads",
+        "1",
+        "--input",
+        "alice_wealth=5",
+        "--input",
+        "bob_wealth=3",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("alice_richer = 1"), "{}", text(&out.stdout));
+    let out = mpcflow(&["run", "graphs/millionaires.yaml", "--threads", "0", "--input", "alice_wealth=5"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("--threads must be at least 1"), "{}", text(&out.stderr));
+    for cmd in ["party", "dealer", "deal", "bench"] {
+        let help = text(&mpcflow(&[cmd, "--help"]).stdout);
+        assert!(help.contains("--threads <N>"), "{cmd}: {help}");
+    }
+}

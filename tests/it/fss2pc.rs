@@ -512,3 +512,25 @@ fn softmax_of_int_and_wide_lanes() {
     compare(&one(Op::Softmax { axis: 1 }, vec![2, 3], DType::Int), &ins(iv, None), |_, r| (7.0 + 12.3 * r) * ULP)
         .unwrap();
 }
+
+/// `--threads` (the session's tuning) changes how fast, never what: the same answers and the
+/// same bytes on one thread as on three, for comparisons, products and lookups.
+#[test]
+fn the_thread_count_changes_no_answer() {
+    let y = std::fs::read_to_string(root().join("graphs/hospital_stats.yaml")).unwrap();
+    let north: Vec<f64> = (0..5000).map(|i| 100.0 + (i % 91) as f64).collect();
+    let south: Vec<f64> = (0..3000).map(|i| 110.0 + (i % 53) as f64).collect();
+    let inputs = [("north_bp", InputValue::from(north)), ("south_bp", InputValue::from(south))];
+    let go = |threads: usize| {
+        let tuning = mpcflow_sdk::protocol::Tuning { threads, ..Default::default() };
+        let cfg = SessionConfig { tuning, ..Default::default() };
+        let s = Session::from_yaml(&y, "hospital.yaml", mpcflow::builtins()).unwrap().with_config(cfg);
+        rt().block_on(s.run(inputs.clone())).unwrap()
+    };
+    let (one, three) = (go(1), go(3));
+    for name in ["n_patients", "mean_bp", "var_bp", "n_high"] {
+        assert_eq!(one.values(name), three.values(name), "{name}");
+    }
+    let bytes = |o: &RunOutput| o.report.nodes.iter().map(|n| n.dealer_bytes.clone()).collect::<Vec<_>>();
+    assert_eq!(bytes(&one), bytes(&three));
+}

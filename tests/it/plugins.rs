@@ -407,7 +407,7 @@ fn protocols_transports_and_kernels_cross_the_native_interface_unchanged() {
     use mpcflow_sdk::plugin::native::{HostPlugin, export_protocol, export_transport, into_registry_plugins};
     use std::sync::Arc;
     let exported = vec![
-        export_protocol(Arc::new(mpcflow_protocol_fss2pc::Fss2pc)),
+        export_protocol(Arc::new(mpcflow_protocol_fss2pc::Fss2pc::default())),
         export_protocol(Arc::new(mpcflow_protocol_ref::RefProtocol)),
         export_transport(Arc::new(mpcflow_transport_mem::MemTransport::new())),
     ];

@@ -43,6 +43,8 @@ pub struct Args {
     /// Print JSON lines instead of a table.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    tuning: super::TuningArgs,
 }
 
 type Scenario = (GraphSpec, Vec<(String, InputValue)>);
@@ -225,6 +227,7 @@ pub fn run(a: Args) -> Result<()> {
         } else {
             elements_of(&inputs)
         };
+        let tuning = a.tuning.tuning()?;
         let modes: &[&str] = if a.sequential { &["pipelined", "sequential"] } else { &["pipelined"] };
         for mode in modes {
             let reset = reset_peak_rss();
@@ -232,7 +235,7 @@ pub fn run(a: Args) -> Result<()> {
             let mut last = None;
             for _ in 0..a.repeat.max(1) {
                 let (report, wall) =
-                    run_once(&rt, &graph, &inputs, &a.protocol, a.kernel.as_deref(), *mode == "sequential")?;
+                    run_once(&rt, &graph, &inputs, &a.protocol, a.kernel.as_deref(), tuning, *mode == "sequential")?;
                 times.push(wall);
                 last = Some(report);
             }
@@ -283,6 +286,7 @@ fn run_once(
     inputs: &[(String, InputValue)],
     protocol: &str,
     kernel: Option<&str>,
+    tuning: mpcflow_sdk::protocol::Tuning,
     sequential: bool,
 ) -> Result<(mpcflow_runtime::RunReport, f64)> {
     let start = std::time::Instant::now();
@@ -290,6 +294,7 @@ fn run_once(
         protocol: Some(protocol.to_string()),
         timeout: Duration::from_secs(600),
         kernel: kernel.map(str::to_string),
+        tuning,
         ..Default::default()
     };
     let dir = std::env::temp_dir().join(format!("mpcflow-bench-{}", std::process::id()));

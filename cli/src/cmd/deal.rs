@@ -13,6 +13,8 @@ pub struct Args {
     file: PathBuf,
     #[command(flatten)]
     plugins: super::PluginArgs,
+    #[command(flatten)]
+    tuning: super::TuningArgs,
     /// Directory for the material files (one per party: PARTY.mpcmat).
     #[arg(long)]
     out: PathBuf,
@@ -25,7 +27,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let config = SessionConfig { protocol: a.protocol.clone(), ..Default::default() };
+    let config = SessionConfig { protocol: a.protocol.clone(), tuning: a.tuning.tuning()?, ..Default::default() };
     let session = a.plugins.session(&a.file)?.with_config(config);
     let dims = super::parse_dims(&a.dims)?;
     let plan = session.plan(PlanOptions { dims, ..Default::default() }).map_err(|e| anyhow!("{e}"))?;

@@ -17,6 +17,28 @@ use mpcflow_runtime::pipeline::Pipeline;
 use std::collections::HashMap;
 use std::path::Path;
 
+/// How much of this machine the protocol's local work may use.
+#[derive(clap::Args, Default)]
+pub struct TuningArgs {
+    /// Threads for key generation, key evaluation and ring products (default: every core).
+    /// Speed only: the processes of one session may use different numbers.
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+impl TuningArgs {
+    /// The tuning these options ask for.
+    pub fn tuning(&self) -> Result<mpcflow_sdk::protocol::Tuning> {
+        let mut t = mpcflow_sdk::protocol::Tuning::default();
+        match self.threads {
+            Some(0) => return Err(anyhow!("--threads must be at least 1")),
+            Some(n) => t.threads = n,
+            None => {}
+        }
+        Ok(t)
+    }
+}
+
 /// Third-party plugins named on the command line, added to those the pipeline file names.
 #[derive(clap::Args, Default)]
 pub struct PluginArgs {

@@ -29,6 +29,8 @@ pub struct Connection {
     pub connect_timeout: f64,
     #[command(flatten)]
     pub plugins: super::PluginArgs,
+    #[command(flatten)]
+    pub tuning: super::TuningArgs,
 }
 
 /// What only a computing party takes (the dealer sees no input and computes on no kernel).
@@ -63,6 +65,7 @@ impl Connection {
             timeout,
             allow_insecure: party.is_some_and(|p| p.insecure),
             kernel: party.and_then(|p| p.kernel.clone()),
+            tuning: self.tuning.tuning()?,
             ..Default::default()
         };
         let pipeline = super::load(file)?;

@@ -18,6 +18,8 @@ pub struct Args {
     file: PathBuf,
     #[command(flatten)]
     plugins: super::PluginArgs,
+    #[command(flatten)]
+    tuning: super::TuningArgs,
     /// Run with this protocol instead of the file's.
     #[arg(long)]
     protocol: Option<String>,
@@ -80,6 +82,7 @@ pub fn run(a: Args) -> Result<()> {
         progress: Some(done.clone()),
         material_dir: a.material.clone(),
         kernel: a.kernel.clone(),
+        tuning: a.tuning.tuning()?,
         ..Default::default()
     };
     let session = a.plugins.session(&a.file)?.with_config(config);

@@ -15,7 +15,18 @@ use mpcflow_sdk::{DType, FixedPoint, Op, Result, Tensor};
 
 /// `op` applied to ring words, with the output shape `shape`.
 pub fn apply(op: &Op, inputs: &[&[u64]], shapes: &[&[usize]], shape: &[usize]) -> Result<Vec<u64>> {
-    let cfg = linalg::Config::default();
+    apply_config(op, inputs, shapes, shape, &linalg::Config::default())
+}
+
+/// [`apply`] with the products computed as `cfg` says (threads, Strassen, vector unit).
+pub fn apply_config(
+    op: &Op,
+    inputs: &[&[u64]],
+    shapes: &[&[usize]],
+    shape: &[usize],
+    cfg: &linalg::Config,
+) -> Result<Vec<u64>> {
+    let cfg = *cfg;
     match (op, inputs, shapes) {
         (Op::Matmul, &[a, b], &[sa, sb]) => linalg::matmul([a, b], [sa, sb], shape, &cfg),
         (Op::Conv2d { stride, padding }, &[x, w], &[sx, sw]) => {

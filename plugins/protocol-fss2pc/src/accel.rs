@@ -12,13 +12,19 @@
 use std::sync::Arc;
 
 use crate::fss::{Dcf2KeyBatch, DcfKeyBatch, dcf, dcf2};
-use crate::material::THREADS;
 use mpcflow_sdk::kernel::{FssKeys, FssScheme, Kernel, is_unsupported};
 use mpcflow_sdk::{Error, Result};
 
-/// The session's kernel, or none (this crate's CPU code).
-#[derive(Clone, Default)]
-pub struct Accel(Option<Arc<dyn Kernel>>);
+/// The session's kernel, or none (the libraries' CPU code, on `threads` threads).
+#[derive(Clone)]
+pub struct Accel(Option<Arc<dyn Kernel>>, usize);
+
+impl Default for Accel {
+    /// No kernel, one thread (tests and small work).
+    fn default() -> Self {
+        Accel(None, 1)
+    }
+}
 
 impl std::fmt::Debug for Accel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -35,8 +41,13 @@ fn material(e: crate::fss::FssError) -> Error {
 
 impl Accel {
     /// Wraps the kernel a node evaluation was given.
-    pub fn new(kernel: Option<Arc<dyn Kernel>>) -> Accel {
-        Accel(kernel)
+    pub fn new(kernel: Option<Arc<dyn Kernel>>, threads: usize) -> Accel {
+        Accel(kernel, threads.max(1))
+    }
+
+    /// Threads for the CPU code.
+    pub fn threads(&self) -> usize {
+        self.1
     }
 
     /// Runs `job` on the kernel; `Ok(false)` when there is none or it does not support the job.
@@ -59,7 +70,7 @@ impl Accel {
         if !xs.is_empty() && self.offer(|k| k.fss_eval(&batch, xs, out))? {
             return Ok(());
         }
-        dcf::eval_many_par(party as u8, keys, xs, out, THREADS).map_err(material)
+        dcf::eval_many_par(party as u8, keys, xs, out, self.1).map_err(material)
     }
 
     /// Party `party`'s two-word DCF shares: key `i` of `keys` at `xs[i]` into `out[i]`.
@@ -72,7 +83,7 @@ impl Accel {
         if !xs.is_empty() && self.offer(|k| k.fss_eval(&batch, xs, out.as_flattened_mut()))? {
             return Ok(());
         }
-        dcf2::eval_many_par(party as u8, keys, xs, out, THREADS).map_err(material)
+        dcf2::eval_many_par(party as u8, keys, xs, out, self.1).map_err(material)
     }
 
     /// `a · b` in Z(2^64) for row-major `m×k` and `k×n` matrices, or `None` when the kernel does

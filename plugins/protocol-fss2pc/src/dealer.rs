@@ -9,12 +9,18 @@ use mpcflow_sdk::{Error, Result};
 use std::collections::HashMap;
 
 /// Dealer state for one session.
-#[derive(Default)]
 pub struct FssDealer {
     known: HashMap<u32, Known>,
+    /// Threads for key generation.
+    threads: usize,
 }
 
 impl FssDealer {
+    /// A dealer generating keys on `threads` threads.
+    pub fn new(threads: usize) -> FssDealer {
+        FssDealer { known: HashMap::new(), threads: threads.max(1) }
+    }
+
     fn get(&self, id: u32) -> Result<&Known> {
         self.known.get(&id).ok_or_else(|| Error::internal(format!("dealer has no mask for node {id}")))
     }
@@ -26,7 +32,7 @@ impl Dealer for FssDealer {
             classify(node).ok_or_else(|| Error::Unsupported { what: node.kind.label(), plugin: "fss2pc".into() })?;
         let mut rng = SeedRng::from_seed(seed);
         let ins: Vec<&Known> = inputs.iter().map(|&i| self.get(i)).collect::<Result<_>>()?;
-        let (material, known) = gate.deal(node, &ins, &mut rng)?;
+        let (material, known) = gate.deal(node, &ins, &mut rng, self.threads)?;
         if let Some(k) = known {
             self.known.insert(node.id, k);
         }

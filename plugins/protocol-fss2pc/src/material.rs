@@ -12,10 +12,6 @@ use mpcflow_sdk::{Error, Result};
 /// Version of the material layout.
 pub const VERSION: u8 = 1;
 
-/// Threads for generating and evaluating keys (the machines we target have 2 cores; more
-/// helps only when the dealer and parties run on separate hosts).
-pub const THREADS: usize = 2;
-
 fn dealer_err(e: crate::fss::FssError) -> Error {
     Error::internal(format!("fss2pc dealer: {e}"))
 }
@@ -157,13 +153,15 @@ pub struct Split {
     p0: Writer,
     p1: Writer,
     rng0: SeedRng,
+    /// Threads for key generation.
+    threads: usize,
 }
 
 impl Split {
     /// Starts material for `tag`; party 0's seed is drawn from the dealer's generator.
     /// `sizes` (from [`split_len`]) reserves the buffers up front, plus room for the runtime's
     /// frame header, so large material is written once and never reallocated.
-    pub fn new(tag: Tag, dealer: &mut SeedRng, sizes: [u64; 2]) -> Split {
+    pub fn new(tag: Tag, dealer: &mut SeedRng, sizes: [u64; 2], threads: usize) -> Split {
         let mut seed = [0u8; SEED_LEN];
         dealer.fill_bytes(&mut seed);
         let writer = |size: u64| {
@@ -173,7 +171,7 @@ impl Split {
         };
         let mut p0 = writer(sizes[0]);
         p0.bytes(&seed);
-        Split { p0, p1: writer(sizes[1]), rng0: SeedRng::from_seed(seed) }
+        Split { p0, p1: writer(sizes[1]), rng0: SeedRng::from_seed(seed), threads: threads.max(1) }
     }
 
     /// Key generation writes in place into a buffer with room for the keys, and into fresh
@@ -196,10 +194,11 @@ impl Split {
     }
 
     /// Generates one DCF key pair per element (`x < alphas[i]` ↦ `betas[i]`) straight into the
-    /// parties' material, on up to [`THREADS`] threads.
+    /// parties' material, on the split's threads.
     pub fn dcf_keys(&mut self, alphas: &[u64], betas: &[u64], bits: u32, rng: &mut SeedRng) -> Result<()> {
         self.prepare_for_keys();
-        dcf::keygen_into_par(alphas, betas, bits, rng, &mut self.p0.buf, &mut self.p1.buf, THREADS).map_err(dealer_err)
+        dcf::keygen_into_par(alphas, betas, bits, rng, &mut self.p0.buf, &mut self.p1.buf, self.threads)
+            .map_err(dealer_err)
     }
 
     /// Hands each party its DPF keys.
@@ -213,7 +212,8 @@ impl Split {
     /// The same with two-word payloads.
     pub fn dcf2_keys(&mut self, alphas: &[u64], betas: &[[u64; 2]], bits: u32, rng: &mut SeedRng) -> Result<()> {
         self.prepare_for_keys();
-        dcf2::keygen_into_par(alphas, betas, bits, rng, &mut self.p0.buf, &mut self.p1.buf, THREADS).map_err(dealer_err)
+        dcf2::keygen_into_par(alphas, betas, bits, rng, &mut self.p0.buf, &mut self.p1.buf, self.threads)
+            .map_err(dealer_err)
     }
 
     /// Both parties' material.

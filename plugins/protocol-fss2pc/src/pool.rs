@@ -10,7 +10,7 @@
 //! The pool keeps a returned buffer only while this process's dealer has buffers out that it
 //! has not seen come back ([`take`] counts them): a party process whose dealer runs elsewhere
 //! keeps nothing, and a dealer process whose buffers leave through a socket finds the pool
-//! empty and allocates as before. Idle buffers are bounded by [`MAX_IDLE_BYTES`]; when a returned
+//! empty and allocates as before. Idle buffers are bounded by the session's `Tuning::pool_bytes` ([`MAX_IDLE_BYTES`] by default); when a returned
 //! buffer would pass the bound, the buffers idle longest make room for it (a run's material
 //! sizes change from node to node: a 1024³ matmul's 450 MB buffers, kept idle, used to shut a
 //! following million ReLUs' 65 MB chunks out of the pool, and the ReLUs ran 50 % slower).
@@ -23,11 +23,12 @@ pub const MIN_BYTES: usize = 1 << 20;
 /// At most this many bytes of idle buffers are kept.
 pub const MAX_IDLE_BYTES: usize = 1 << 30;
 
-#[derive(Default)]
 struct Pool {
     /// Idle buffers, the longest idle first.
     idle: Vec<Vec<u8>>,
     idle_bytes: usize,
+    /// At most this many idle bytes (the session's `Tuning::pool_bytes`).
+    max_idle: usize,
     /// Large buffers handed out by [`take`] and not yet returned by [`give`].
     outstanding: usize,
 }
@@ -35,6 +36,12 @@ struct Pool {
 /// A recycled buffer is used only if it is at most this many times larger than asked for (a
 /// small node's material must not pin a huge buffer).
 const MAX_OVERSIZE: usize = 4;
+
+impl Default for Pool {
+    fn default() -> Self {
+        Pool { idle: Vec::new(), idle_bytes: 0, max_idle: MAX_IDLE_BYTES, outstanding: 0 }
+    }
+}
 
 impl Pool {
     fn take(&mut self, capacity: usize) -> Option<Vec<u8>> {
@@ -64,11 +71,11 @@ impl Pool {
         }
         // It came back, kept or not.
         self.outstanding -= 1;
-        if v.capacity() > MAX_IDLE_BYTES {
+        if v.capacity() > self.max_idle {
             return vec![v];
         }
         let mut evicted = vec![];
-        while self.idle_bytes + v.capacity() > MAX_IDLE_BYTES && !self.idle.is_empty() {
+        while self.idle_bytes + v.capacity() > self.max_idle && !self.idle.is_empty() {
             let old = self.idle.remove(0);
             self.idle_bytes -= old.capacity();
             evicted.push(old);
@@ -79,7 +86,28 @@ impl Pool {
     }
 }
 
-static POOL: Mutex<Pool> = Mutex::new(Pool { idle: Vec::new(), idle_bytes: 0, outstanding: 0 });
+static POOL: Mutex<Pool> =
+    Mutex::new(Pool { idle: Vec::new(), idle_bytes: 0, max_idle: MAX_IDLE_BYTES, outstanding: 0 });
+
+/// Sets the most idle bytes kept (the session's tuning; [`MAX_IDLE_BYTES`] until set). The pool
+/// serves the whole process, so the last session to start sets it; idle buffers over the new
+/// bound are let go.
+pub fn set_max_idle(bytes: usize) {
+    let dropped = match POOL.lock() {
+        Ok(mut p) => {
+            p.max_idle = bytes;
+            let mut out = vec![];
+            while p.idle_bytes > bytes && !p.idle.is_empty() {
+                let old = p.idle.remove(0);
+                p.idle_bytes -= old.capacity();
+                out.push(old);
+            }
+            out
+        }
+        Err(_) => vec![],
+    };
+    drop(dropped);
+}
 
 /// An empty buffer with room for at least `capacity` bytes: a recycled one if one fits
 /// (`true`: its pages are mapped already), else a new one (`false`: its pages are not touched

@@ -4,14 +4,23 @@ use crate::dealer::FssDealer;
 use crate::gates::{classify, lut, root};
 use crate::lowering;
 use mpcflow_sdk::protocol::{
-    Cost, Dealer, EvalInput, Lowering, NodeDesc, NodeEval, NodeKind, PartyCount, Protocol, ProtocolDescriptor,
+    Cost, Dealer, EvalInput, Lowering, NodeDesc, NodeEval, NodeKind, PartyCount, Protocol, ProtocolDescriptor, Tuning,
 };
 use mpcflow_sdk::shape::TensorInfo;
 use mpcflow_sdk::{Error, FixedPoint, Op, Result};
 
-/// The fss2pc protocol plugin.
+/// The fss2pc protocol plugin, with its session's [`Tuning`].
 #[derive(Debug, Default, Clone, Copy)]
-pub struct Fss2pc;
+pub struct Fss2pc {
+    tuning: Tuning,
+}
+
+impl Fss2pc {
+    /// The protocol with `tuning` (what [`Protocol::tuned`] returns).
+    pub fn with_tuning(tuning: Tuning) -> Fss2pc {
+        Fss2pc { tuning }
+    }
+}
 
 impl Protocol for Fss2pc {
     fn descriptor(&self) -> ProtocolDescriptor {
@@ -62,13 +71,20 @@ impl Protocol for Fss2pc {
     }
 
     fn dealer(&self) -> Box<dyn Dealer> {
-        Box::new(FssDealer::default())
+        Box::new(FssDealer::new(self.tuning.threads))
     }
 
     fn begin(&self, node: &NodeDesc, input: EvalInput) -> Result<Box<dyn NodeEval>> {
-        classify(node)
-            .ok_or_else(|| Error::Unsupported { what: node.kind.label(), plugin: "fss2pc".into() })?
-            .begin(node, input)
+        classify(node).ok_or_else(|| Error::Unsupported { what: node.kind.label(), plugin: "fss2pc".into() })?.begin(
+            node,
+            input,
+            self.tuning.threads,
+        )
+    }
+
+    fn tuned(&self, tuning: &Tuning) -> Option<std::sync::Arc<dyn Protocol>> {
+        crate::pool::set_max_idle(tuning.pool_bytes);
+        Some(std::sync::Arc::new(Fss2pc::with_tuning(*tuning)))
     }
 }
 

@@ -44,5 +44,6 @@ pub fn apply_with(accel: &Accel, op: &Op, inputs: &[&[u64]], shapes: &[&[usize]]
         }
         _ => {}
     }
-    apply(op, inputs, shapes, shape)
+    let cfg = mpcflow_ring::linalg::Config { threads: accel.threads(), ..Default::default() };
+    mpcflow_ring::ring::apply_config(op, inputs, shapes, shape, &cfg)
 }

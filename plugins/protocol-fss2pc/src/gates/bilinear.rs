@@ -28,10 +28,6 @@ pub fn cost(node: &NodeDesc, trunc_bits: Option<u32>) -> Cost {
     }
 }
 
-fn b(node: &NodeDesc, op: &Op, x: &[u64], y: &[u64]) -> Result<Vec<u64>> {
-    b_with(&Accel::default(), node, op, x, y)
-}
-
 fn b_with(accel: &Accel, node: &NodeDesc, op: &Op, x: &[u64], y: &[u64]) -> Result<Vec<u64>> {
     let shapes = [node.inputs[0].shape.as_slice(), node.inputs[1].shape.as_slice()];
     ring::apply_with(accel, op, &[x, y], &shapes, &node.output.shape)
@@ -45,19 +41,21 @@ pub fn deal(
     ry: &[u64],
     trunc_bits: Option<u32>,
     rng: &mut SeedRng,
+    threads: usize,
 ) -> Result<(Vec<Vec<u8>>, Vec<u64>)> {
     let n = node.output.numel();
     let r_z: Vec<u64> = crate::material::draw(rng, n);
-    let c = wire::add(&b(node, op, rx, ry)?, &r_z);
+    // The dealer's product of the masks, on the CPU with the session's threads.
+    let c = wire::add(&b_with(&Accel::new(None, threads), node, op, rx, ry)?, &r_z);
     match trunc_bits {
         None => {
-            let mut split = Split::new(Tag::Bilinear, rng, open::sizes(&cost(node, trunc_bits)));
+            let mut split = Split::new(Tag::Bilinear, rng, open::sizes(&cost(node, trunc_bits)), threads);
             split.share(&c);
             split.share(&r_z);
             Ok((split.finish(), r_z))
         }
         Some(bits) => {
-            let mut split = Split::new(Tag::BilinearTrunc, rng, open::sizes(&cost(node, trunc_bits)));
+            let mut split = Split::new(Tag::BilinearTrunc, rng, open::sizes(&cost(node, trunc_bits)), threads);
             split.share(&c);
             let r_out = trunc::deal(&mut split, &r_z, bits, trunc::PRODUCTS, rng)?;
             Ok((split.finish(), r_out))

@@ -140,12 +140,18 @@ pub fn cost(node: &NodeDesc, func: Func) -> Cost {
 }
 
 /// Dealer: the material of a lookup gate on a value with mask `r`; returns the output mask.
-pub fn deal(func: Func, node: &NodeDesc, r: &[u64], rng: &mut SeedRng) -> Result<(Vec<Vec<u8>>, Vec<u64>)> {
+pub fn deal(
+    func: Func,
+    node: &NodeDesc,
+    r: &[u64],
+    rng: &mut SeedRng,
+    threads: usize,
+) -> Result<(Vec<Vec<u8>>, Vec<u64>)> {
     let n = r.len();
     let fp = node.fixed_point;
     let (_, m, _) = func.domain();
     let t = fp.frac_bits - P;
-    let mut split = Split::new(Tag::Lut, rng, super::open::sizes(&cost(node, func)));
+    let mut split = Split::new(Tag::Lut, rng, super::open::sizes(&cost(node, func)), threads);
     // Round 1: relu(x − lo), relu(x − hi) (and relu(x)); public offsets keep the mask.
     let rr: Vec<u64> = (0..func.relus()).flat_map(|_| r.iter().copied()).collect();
     let r_relu = relu::deal_relu(&mut split, &rr, 64, rng)?;

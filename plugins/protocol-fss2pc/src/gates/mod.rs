@@ -111,7 +111,7 @@ impl Gate {
     }
 
     /// The dealer's side: material for `node` from what it knows of the inputs `ins`.
-    pub fn deal(&self, node: &NodeDesc, ins: &[&Known], rng: &mut SeedRng) -> Result<Dealt> {
+    pub fn deal(&self, node: &NodeDesc, ins: &[&Known], rng: &mut SeedRng, threads: usize) -> Result<Dealt> {
         let mask = |m: (Vec<Vec<u8>>, Vec<u64>)| (m.0, Some(Known::Mask(m.1)));
         let none = || vec![Vec::new(), Vec::new()];
         let input = |i: usize| ins.get(i).copied().ok_or_else(|| Error::internal("the dealer misses an input"));
@@ -132,22 +132,26 @@ impl Gate {
                 (none(), Some(Known::Public(linear::public(node, op, &vals)?)))
             }
             (Gate::Linear, NodeKind::Op(op)) => (none(), Some(Known::Mask(linear::deal_linear(node, op, ins)?))),
-            (Gate::Scale { c, bits }, NodeKind::Op(op)) => mask(scale::deal_scale(node, op, ins, *c, *bits, rng)?),
-            (Gate::Bilinear { trunc }, NodeKind::Op(op)) => {
-                mask(bilinear::deal(node, op, &input(0)?.mask(), &input(1)?.mask(), *trunc, rng)?)
+            (Gate::Scale { c, bits }, NodeKind::Op(op)) => {
+                mask(scale::deal_scale(node, op, ins, *c, *bits, rng, threads)?)
             }
-            (Gate::Sign { swap, .. }, _) => mask(sign::deal(node, &input(0)?.mask(), &input(1)?.mask(), *swap, rng)?),
-            (Gate::Relu, _) => mask(relu::deal(node, &input(0)?.mask(), rng)?),
-            (Gate::Lut(func), _) => mask(lut::deal(*func, node, &input(0)?.mask(), rng)?),
-            (Gate::Root(func), _) => mask(root::deal(*func, node, &input(0)?.mask(), rng)?),
+            (Gate::Bilinear { trunc }, NodeKind::Op(op)) => {
+                mask(bilinear::deal(node, op, &input(0)?.mask(), &input(1)?.mask(), *trunc, rng, threads)?)
+            }
+            (Gate::Sign { swap, .. }, _) => {
+                mask(sign::deal(node, &input(0)?.mask(), &input(1)?.mask(), *swap, rng, threads)?)
+            }
+            (Gate::Relu, _) => mask(relu::deal(node, &input(0)?.mask(), rng, threads)?),
+            (Gate::Lut(func), _) => mask(lut::deal(*func, node, &input(0)?.mask(), rng, threads)?),
+            (Gate::Root(func), _) => mask(root::deal(*func, node, &input(0)?.mask(), rng, threads)?),
             (g, k) => return Err(Error::internal(format!("gate {g:?} for node kind {}", k.label()))),
         })
     }
 
     /// A party's side: the evaluation of `node` from its inputs and material.
-    pub fn begin(&self, node: &NodeDesc, input: EvalInput) -> Result<Box<dyn NodeEval>> {
+    pub fn begin(&self, node: &NodeDesc, input: EvalInput, threads: usize) -> Result<Box<dyn NodeEval>> {
         let me = input.party;
-        let accel = Accel::new(input.kernel.clone());
+        let accel = Accel::new(input.kernel.clone(), threads);
         let ins: Vec<MaskedRef> = input.inputs.iter().map(|w| MaskedRef::from_wire(w)).collect::<Result<_>>()?;
         let first = || ins.first().ok_or_else(|| Error::internal(format!("{} without input", node.kind.label())));
         let wire = |m: Masked| Immediate::boxed(Ok(NodeValue::Wire(m.into_wire())));

@@ -18,8 +18,8 @@ pub fn cost(node: &NodeDesc) -> Cost {
 }
 
 /// Dealer: the material and output mask for an input with mask `r`.
-pub fn deal(node: &NodeDesc, r: &[u64], rng: &mut SeedRng) -> Result<(Vec<Vec<u8>>, Vec<u64>)> {
-    let mut split = Split::new(Tag::Relu, rng, open::sizes(&cost(node)));
+pub fn deal(node: &NodeDesc, r: &[u64], rng: &mut SeedRng, threads: usize) -> Result<(Vec<Vec<u8>>, Vec<u64>)> {
+    let mut split = Split::new(Tag::Relu, rng, open::sizes(&cost(node)), threads);
     let r = deal_relu(&mut split, r, node.fixed_point.compare_bits, rng)?;
     Ok((split.finish(), r))
 }

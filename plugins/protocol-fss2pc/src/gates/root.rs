@@ -319,11 +319,17 @@ pub fn cost(node: &NodeDesc, func: Func) -> Cost {
 }
 
 /// Dealer: the material of the gate on a value with mask `r`; returns the output mask.
-pub fn deal(func: Func, node: &NodeDesc, r: &[u64], rng: &mut SeedRng) -> Result<(Vec<Vec<u8>>, Vec<u64>)> {
+pub fn deal(
+    func: Func,
+    node: &NodeDesc,
+    r: &[u64],
+    rng: &mut SeedRng,
+    threads: usize,
+) -> Result<(Vec<Vec<u8>>, Vec<u64>)> {
     let n = r.len();
     let p = params_of(func, node)?;
     let cb = combos(func, &p);
-    let mut split = Split::new(Tag::Root, rng, super::open::sizes(&cost(node, func)));
+    let mut split = Split::new(Tag::Root, rng, super::open::sizes(&cost(node, func)), threads);
     // 1. Comparisons: masks r (for X − 2^k) and −r (for −X − 2^k).
     let neg: Vec<u64> = r.iter().map(|v| v.wrapping_neg()).collect();
     let mut rr = Vec::with_capacity(func.groups() * p.kk * n);

@@ -31,11 +31,12 @@ pub fn deal_scale(
     c: u64,
     bits: u32,
     rng: &mut SeedRng,
+    threads: usize,
 ) -> Result<(Vec<Vec<u8>>, Vec<u64>)> {
     let (masks, publics) = dealer_inputs(inputs);
     let publics: Vec<Option<&[u64]>> = publics.iter().map(Option::as_deref).collect();
     let r = pre_scale(node, op, &views(&masks), &publics, c)?;
-    let mut split = Split::new(Tag::Trunc, rng, open::sizes(&cost(node, bits)));
+    let mut split = Split::new(Tag::Trunc, rng, open::sizes(&cost(node, bits)), threads);
     let r_out = trunc::deal(&mut split, &r, bits, trunc::PRODUCTS, rng)?;
     Ok((split.finish(), r_out))
 }

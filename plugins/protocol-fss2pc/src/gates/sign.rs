@@ -33,9 +33,10 @@ pub fn deal(
     ry: &[u64],
     swap: bool,
     rng: &mut SeedRng,
+    threads: usize,
 ) -> Result<(Vec<Vec<u8>>, Vec<u64>)> {
     let d = difference(node, rx, ry, swap)?;
-    let mut split = Split::new(Tag::Sign, rng, open::sizes(&cost(node)));
+    let mut split = Split::new(Tag::Sign, rng, open::sizes(&cost(node)), threads);
     let r = deal_sign(&mut split, &d, node.fixed_point.compare_bits, rng)?;
     Ok((split.finish(), r))
 }

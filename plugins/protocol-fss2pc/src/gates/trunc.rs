@@ -183,7 +183,7 @@ mod tests {
         for (i, r) in r.iter_mut().enumerate() {
             *r = (*r & !(1 << 63)) | ((i as u64 & 1) << 63);
         }
-        let mut split = Split::new(Tag::Trunc, &mut rng, [0, 0]);
+        let mut split = Split::new(Tag::Trunc, &mut rng, [0, 0], 1);
         let r_out = deal(&mut split, &r, bits, range, &mut rng).unwrap();
         let mats = split.finish();
         let zhat: Vec<u64> = zs.iter().zip(&r).map(|(z, r)| z.wrapping_add(*r)).collect();
