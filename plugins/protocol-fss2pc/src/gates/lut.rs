@@ -131,12 +131,8 @@ fn fss(e: crate::fss::FssError) -> Error {
 
 /// The cost of looking `func` up on every element of `node`'s output.
 pub fn cost(node: &NodeDesc, func: Func) -> Cost {
-    let mut c = Cost::zero(node.parties);
-    let n = node.output.numel();
-    c.rounds = ROUNDS;
-    c.online_bytes = vec![online_bytes(func) * n as u64; 2];
-    c.dealer_bytes = material_len(func, n, node.fixed_point).to_vec();
-    c
+    let dealer = material_len(func, node.output.numel(), node.fixed_point);
+    super::open::cost_per_element(node, ROUNDS, online_bytes(func), dealer)
 }
 
 /// Dealer: the material of a lookup gate on a value with mask `r`; returns the output mask.

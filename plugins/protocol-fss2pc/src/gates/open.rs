@@ -7,10 +7,20 @@ use mpcflow_sdk::{Error, PartyId, Result};
 /// The cost of a gate that opens one share of its `n` outputs per round for `rounds` rounds,
 /// with `dealer` bytes of material per party.
 pub fn cost(node: &mpcflow_sdk::protocol::NodeDesc, rounds: u32, dealer: [u64; 2]) -> mpcflow_sdk::protocol::Cost {
+    cost_per_element(node, rounds, 8 * u64::from(rounds), dealer)
+}
+
+/// The cost of a multi-round gate that sends `per_element` bytes per output element in all,
+/// with `dealer` bytes of material per party.
+pub fn cost_per_element(
+    node: &mpcflow_sdk::protocol::NodeDesc,
+    rounds: u32,
+    per_element: u64,
+    dealer: [u64; 2],
+) -> mpcflow_sdk::protocol::Cost {
     let mut c = mpcflow_sdk::protocol::Cost::zero(node.parties);
-    let bytes = 8 * node.output.numel() as u64;
     c.rounds = rounds;
-    c.online_bytes = vec![bytes * rounds as u64; 2];
+    c.online_bytes = vec![per_element * node.output.numel() as u64; 2];
     c.dealer_bytes = dealer.to_vec();
     c
 }

@@ -310,12 +310,8 @@ fn offsets(groups: usize, kk: usize, xhat: &[u64]) -> Vec<u64> {
 
 /// The cost of `func` on every element of `node`'s output.
 pub fn cost(node: &NodeDesc, func: Func) -> Cost {
-    let mut c = Cost::zero(node.parties);
-    let n = node.output.numel();
-    c.rounds = ROUNDS;
-    c.online_bytes = vec![online_bytes(func, node.fixed_point.frac_bits) * n as u64; 2];
-    c.dealer_bytes = material_len(func, n, node.fixed_point.frac_bits).to_vec();
-    c
+    let f = node.fixed_point.frac_bits;
+    super::open::cost_per_element(node, ROUNDS, online_bytes(func, f), material_len(func, node.output.numel(), f))
 }
 
 /// Dealer: the material of the gate on a value with mask `r`; returns the output mask.
