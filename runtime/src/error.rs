@@ -176,6 +176,9 @@ impl Error {
             Error::Input { name, .. } => format!("it refused its value for input `{name}`"),
             Error::Node { node, op, source, .. } => format!("node `{node}` ({op}) failed with {}", source.category()),
             Error::Dealer(_) => "the dealer failed; its own log says why".into(),
+            // A wait for a peer's message: our own words, with names from the plan and the
+            // timeout (built by the mailbox), so it may cross and name the stalled peer.
+            Error::Transport { message, .. } if message.starts_with("timed out: message from ") => message.clone(),
             Error::Transport { .. } => "a channel failed or a wait timed out; its own log says which".into(),
             Error::PeerFailed { peer, reason, .. } => format!("{peer} failed: {reason}"),
             // Each side finds the same disagreement itself and reports it in full.
@@ -219,4 +222,35 @@ pub fn from_peer(bytes: &[u8]) -> String {
         out.push('…');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_hear_categories_and_plan_names_only() {
+        let input = Error::Invalid(vec![Problem {
+            site: Site::Input("a".into()),
+            message: "value 987654 is not a bit".into(),
+            location: Some("/home/alice/p.yaml:6:3".into()),
+        }]);
+        assert_eq!(input.peer_reason(), "it refused its pipeline or inputs at input `a`");
+        let wait = Error::Transport {
+            party: "alice".into(),
+            message: "timed out: message from bob for node `s3` round 0 did not arrive within 3.0 s".into(),
+        };
+        assert!(wait.peer_reason().contains("message from bob for node `s3`"), "{}", wait.peer_reason());
+        let io = Error::Transport { party: "alice".into(), message: "lost /home/alice/x: broken pipe".into() };
+        assert!(!io.peer_reason().contains("/home"), "{}", io.peer_reason());
+        let node = Error::Node {
+            party: "alice".into(),
+            node: "e".into(),
+            op: "exp".into(),
+            source: mpcflow_sdk::Error::Plugin("trap at value 42".into()),
+        };
+        assert_eq!(node.peer_reason(), "node `e` (exp) failed with a failing plugin");
+        assert_eq!(from_peer(b"a\nb\x07c"), "a\u{fffd}b\u{fffd}c");
+        assert_eq!(from_peer(&[b'x'; 2000]).chars().count(), 1001);
+    }
 }

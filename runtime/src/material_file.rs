@@ -324,6 +324,11 @@ fn verify(path: &Path) -> Result<(), Error> {
 
 /// Opens every party's file and checks they come from one deal.
 pub fn open_all(dir: &Path, plan: &Plan) -> Result<Vec<Source>, Error> {
+    // Checksums first: a flipped byte anywhere is reported as corruption, not as whatever the
+    // damaged header happens to say (another plan, another deal).
+    for name in &plan.parties {
+        verify(&path_for(dir, name))?;
+    }
     let sources: Vec<Source> = (0..plan.parties.len()).map(|p| Source::open(dir, plan, p)).collect::<Result<_, _>>()?;
     if let Some(first) = sources.first()
         && let Some(other) = sources.iter().find(|s| s.deal_id != first.deal_id)
@@ -333,9 +338,6 @@ pub fn open_all(dir: &Path, plan: &Plan) -> Result<Vec<Source>, Error> {
             first.path.display(),
             other.path.display()
         )));
-    }
-    for s in &sources {
-        verify(&s.path)?;
     }
     for s in &sources {
         s.mark_used()?;

@@ -33,6 +33,8 @@ const CASES: &[(&str, &str, &str)] = &[
     ("missing_parties.yaml", "", "missing required field `parties`"),
     ("dtype_mismatch.yaml", "9:3", "`gt` needs operands of one dtype, got int and fixed"),
     ("missing_protocol.yaml", "", "the pipeline names no protocol: add `protocol: fss2pc`"),
+    ("duplicate_key.yaml", "4:1", "a key appears twice in the same mapping: each key may appear once"),
+    ("negative_dim.yaml", "5:42", "expected a dimension: a whole number of 0 or more, or a name that the data fixes"),
     ("fractional_int_constant.yaml", "5:3", "constant `limit`: value 5.5 is not a whole number, as dtype int requires"),
 ];
 

@@ -109,7 +109,11 @@ fn run_errors_are_clear_and_exit_non_zero() {
         "bob_wealth=2",
     ]);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("unknown protocol `nope` (available: fss2pc, ref)"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--protocol nope: unknown protocol (available: fss2pc, ref)"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -258,5 +262,16 @@ fn threads_are_a_setting_of_every_computing_command() {
     for cmd in ["party", "dealer", "deal", "bench"] {
         let help = text(&mpcflow(&[cmd, "--help"]).stdout);
         assert!(help.contains("--threads <N>"), "{cmd}: {help}");
+    }
+}
+
+#[test]
+fn a_protocol_named_on_the_command_line_is_reported_as_the_option() {
+    for cmd in ["check", "plan"] {
+        let out = mpcflow(&[cmd, "graphs/millionaires.yaml", "--protocol", "rep3"]);
+        assert!(!out.status.success());
+        let err = text(&out.stderr);
+        assert!(err.contains("--protocol rep3: unknown protocol (available: fss2pc, ref)"), "{cmd}: {err}");
+        assert!(!err.contains("millionaires.yaml:"), "not located in the file: {err}");
     }
 }

@@ -119,3 +119,17 @@ fn a_deal_leaves_only_complete_files_and_a_fifo_is_refused_at_once() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn a_flipped_header_byte_is_reported_as_corruption() {
+    let dir = tmp("header");
+    deal(&dir, 12);
+    let north = dir.join("north.mpcmat");
+    let mut bytes = std::fs::read(&north).unwrap();
+    bytes[40] ^= 1; // inside the plan fingerprint of the header
+    std::fs::write(&north, bytes).unwrap();
+    let err = rt().block_on(session(Some(&dir)).run(inputs(12))).unwrap_err().to_string();
+    assert!(err.contains("north.mpcmat") && err.contains("checksum mismatch"), "{err}");
+    assert!(!err.contains("another plan") && !err.contains("different deals"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -33,6 +33,30 @@ impl Loader {
 }
 
 /// Parses `text` and converts it.
+/// The YAML library's words for what went wrong, in the words of a pipeline file.
+fn plain_yaml_error(msg: &str) -> String {
+    if msg.contains("DuplicateKeyPolicy") || msg.to_ascii_lowercase().contains("duplicate") {
+        return "a key appears twice in the same mapping: each key may appear once".into();
+    }
+    if msg.contains("budget breached") {
+        return "the file is too large or too deeply nested to read (a pipeline file holds at most 250000 \
+                YAML values): keep weights and data in .npy files beside it"
+            .into();
+    }
+    if let Some((_, kind)) = msg.split_once("did not match any variant of untagged enum ") {
+        let kind = kind.split_whitespace().next().unwrap_or("");
+        return match kind {
+            "RawValue" => "expected a number or a list of numbers (nested for more dimensions)".into(),
+            "RawDim" => "expected a dimension: a whole number of 0 or more, or a name that the data fixes".into(),
+            _ => "this value has the wrong form here".into(),
+        };
+    }
+    msg.replace("missing field", "missing required field")
+        .replace("expected u64", "expected a whole number of 0 or more")
+        .replace("expected u32", "expected a whole number of 0 or more")
+        .replace("invalid u64", "not a whole number of 0 or more")
+}
+
 pub(super) fn load(text: &str, file: &str) -> Result<Pipeline, Error> {
     // Only `true`/`false` are booleans: YAML 1.1 would read a tensor named `n` or `y` as one.
     let mut options = serde_saphyr::Options::default();
@@ -44,8 +68,7 @@ pub(super) fn load(text: &str, file: &str) -> Result<Pipeline, Error> {
             Some((head, rest)) if head.starts_with("line ") => rest.to_string(),
             _ => msg.to_string(),
         };
-        let msg =
-            if msg.contains("missing field") { msg.replace("missing field", "missing required field") } else { msg };
+        let msg = plain_yaml_error(&msg);
         match e.location() {
             Some(l) => Error::Parse(format!("{file}:{}:{}: {msg}", l.line(), l.column())),
             None => Error::Parse(format!("{file}: {msg}")),

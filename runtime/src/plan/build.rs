@@ -94,6 +94,15 @@ fn show_dims(d: &[Dim]) -> String {
 /// Validates `spec` and turns it into a plan. Every problem found is reported at once.
 pub fn build(spec: &GraphSpec, registry: &Registry, opts: &PlanOptions) -> Result<Plan, Error> {
     let protocol_name = opts.protocol.clone().unwrap_or_else(|| spec.protocol.clone());
+    // A protocol named on the command line is no line of the file: say where it came from.
+    if let Some(p) = &opts.protocol
+        && registry.protocol(p).is_none()
+    {
+        return Err(Error::Setting(format!(
+            "--protocol {p}: unknown protocol (available: {})",
+            registry.protocol_names().join(", ")
+        )));
+    }
     let mut problems = vec![];
     if spec.fixed_point.frac_bits > mpcflow_sdk::fixed::MAX_FRAC_BITS {
         problems.push(Problem::new(

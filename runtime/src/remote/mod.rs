@@ -301,17 +301,8 @@ pub async fn run_remote_dealer(
         Ok(s) => s,
         Err(e) => {
             // A party that failed explains why it stopped taking material: report its reason.
-            let cause = hs.peers.iter().find_map(|p| match link.recv(p.endpoint, Duration::from_millis(200)) {
-                Ok(bytes) => match Frame::decode(bytes) {
-                    Ok(f) if f.kind == Kind::Abort => Some(Error::PeerFailed {
-                        party: DEALER.into(),
-                        peer: p.name.clone(),
-                        reason: crate::error::from_peer(&f.payload),
-                    }),
-                    _ => None,
-                },
-                Err(_) => None,
-            });
+            // Its `Alive` frames may still be queued before the `Abort`, so read past them.
+            let cause = hs.peers.iter().find_map(|p| abort_from(link.as_ref(), p, Duration::from_millis(200)));
             // Tell every party, also those whose link to the failed party broke first.
             return Err(hs.abort(cause.unwrap_or(e)));
         }
@@ -322,6 +313,23 @@ pub async fn run_remote_dealer(
         .map_err(|e| Error::Internal(format!("dealer task failed: {e}")))?
         .map_err(|e| hs.abort(e))?;
     Ok(DealerRun { plan, stats })
+}
+
+/// The `Abort` that `peer` sent, if one comes within `wait` (frames queued before it, such as
+/// `Alive`, are read past).
+fn abort_from(link: &dyn Link, peer: &Peer, wait: Duration) -> Option<Error> {
+    let deadline = Instant::now() + wait;
+    loop {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        let frame = Frame::decode(link.recv(peer.endpoint, left).ok()?).ok()?;
+        if frame.kind == Kind::Abort {
+            return Some(Error::PeerFailed {
+                party: DEALER.into(),
+                peer: peer.name.clone(),
+                reason: crate::error::from_peer(&frame.payload),
+            });
+        }
+    }
 }
 
 /// Waits for every party's last word after the material is delivered: `Bye` (sent once every
