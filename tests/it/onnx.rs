@@ -235,3 +235,57 @@ fn shape_ops_match_plaintext_onnx() {
         assert!(max < 1e-4, "{protocol}: max error {max}");
     }
 }
+
+/// The first input of `m` that is not a weight, as a tensor type.
+fn first_input(
+    m: &mut mpcflow_importer_onnx::proto::onnx::ModelProto,
+) -> &mut mpcflow_importer_onnx::proto::onnx::type_proto::Tensor {
+    use mpcflow_importer_onnx::proto::onnx::type_proto::Value;
+    let g = m.graph.as_mut().unwrap();
+    let init: Vec<String> = g.initializer.iter().map(|t| t.name().to_string()).collect();
+    let vi = g.input.iter_mut().find(|v| !init.iter().any(|n| n == v.name())).unwrap();
+    match vi.r#type.as_mut().unwrap().value.as_mut().unwrap() {
+        Value::TensorType(t) => t,
+        _ => panic!("the digits model's input is a tensor"),
+    }
+}
+
+/// What the importer refuses up front instead of failing later: an input of strings, explicit
+/// sizes of 0 or less, a shape too large to plan, and weights fixed point cannot hold.
+#[test]
+fn inputs_and_weights_that_cannot_run_are_refused_at_import() {
+    use mpcflow_importer_onnx::proto::onnx::ModelProto;
+    use mpcflow_importer_onnx::proto::onnx::tensor_shape_proto::dimension::Value;
+    use prost::Message;
+    let model = ModelProto::decode(std::fs::read(fixture("digits_cnn.onnx")).unwrap().as_slice()).unwrap();
+    let edit = |f: &dyn Fn(&mut ModelProto)| {
+        let mut m = model.clone();
+        f(&mut m);
+        import(&m.encode_to_vec(), &ImportOptions::default()).unwrap_err().to_string()
+    };
+    let e = edit(&|m| first_input(m).elem_type = Some(8));
+    assert!(e.contains("holds strings"), "{e}");
+    let e = edit(&|m| first_input(m).shape.as_mut().unwrap().dim[1].value = Some(Value::DimValue(-3)));
+    assert!(e.contains("dimension 1 is -3; a model input needs sizes of at least 1"), "{e}");
+    let e = edit(&|m| first_input(m).shape.as_mut().unwrap().dim[1].value = Some(Value::DimValue(0)));
+    assert!(e.contains("dimension 1 is 0"), "{e}");
+    let e = edit(&|m| {
+        for d in &mut first_input(m).shape.as_mut().unwrap().dim {
+            d.value = Some(Value::DimValue(1 << 20));
+        }
+    });
+    assert!(e.contains("more than 68719476736 elements"), "{e}");
+    for bad in [f32::NAN, 1e20] {
+        let e = edit(&|m| {
+            let inits = &mut m.graph.as_mut().unwrap().initializer;
+            match inits.iter_mut().find(|t| !t.float_data.is_empty()) {
+                Some(w) => w.float_data[0] = bad,
+                None => {
+                    let w = inits.iter_mut().find(|t| t.raw_data().len() >= 4).unwrap();
+                    w.raw_data.as_mut().unwrap()[..4].copy_from_slice(&bad.to_le_bytes());
+                }
+            }
+        });
+        assert!(e.contains("which fixed point cannot hold"), "{bad}: {e}");
+    }
+}

@@ -110,19 +110,8 @@ pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<ImportedModel, Impor
             Some(proto::onnx::type_proto::Value::TensorType(t)) => t,
             _ => return Err(ImportError::Model(format!("input `{}` is not a tensor", vi.name()))),
         };
-        let shape: Vec<usize> = tensor
-            .shape
-            .as_ref()
-            .map(|s| {
-                s.dim
-                    .iter()
-                    .map(|d| match &d.value {
-                        Some(proto::onnx::tensor_shape_proto::dimension::Value::DimValue(v)) if *v > 0 => *v as usize,
-                        _ => opts.batch,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        check_input_type(vi.name(), tensor.elem_type())?;
+        let shape = input_shape(vi.name(), tensor, opts.batch)?;
         let name = conv.input(vi.name(), shape.clone());
         inputs.push((name, DType::Fixed, shape));
     }
@@ -138,7 +127,72 @@ pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<ImportedModel, Impor
         )));
     }
     let output = conv.output(out.name())?;
+    check_weights(&conv.weights)?;
     Ok(ImportedModel { inputs, weights: conv.weights, constants: conv.constants, nodes: conv.nodes, output })
+}
+
+/// Most elements of a model input (the planner's bound on any tensor).
+const MAX_INPUT_ELEMENTS: usize = 1 << 36;
+
+/// Largest weight magnitude imported: what fixed point with 16 fractional bits (the default)
+/// holds as an input, 2^46 ≈ 7.0e13.
+const MAX_WEIGHT: f64 = (1u64 << 46) as f64;
+
+/// A model input must hold numbers: ONNX strings and complex numbers have no fixed-point form.
+fn check_input_type(name: &str, elem_type: i32) -> Result<(), ImportError> {
+    // TensorProto.DataType: 8 STRING, 14 COMPLEX64, 15 COMPLEX128.
+    let what = match elem_type {
+        8 => "strings",
+        14 | 15 => "complex numbers",
+        _ => return Ok(()),
+    };
+    Err(ImportError::Model(format!(
+        "input `{name}` holds {what}, which a secure computation on fixed-point numbers cannot take"
+    )))
+}
+
+/// The input's shape: symbolic (or unnamed) dimensions take the batch size; an explicit size
+/// of 0 or less, or a shape too large to plan, is refused here rather than failing later.
+fn input_shape(name: &str, tensor: &proto::onnx::type_proto::Tensor, batch: usize) -> Result<Vec<usize>, ImportError> {
+    use proto::onnx::tensor_shape_proto::dimension::Value;
+    let Some(shape) = tensor.shape.as_ref() else { return Ok(vec![]) };
+    let mut out = Vec::with_capacity(shape.dim.len());
+    for (i, d) in shape.dim.iter().enumerate() {
+        out.push(match &d.value {
+            Some(Value::DimValue(v)) if *v >= 1 => usize::try_from(*v).map_err(|_| {
+                ImportError::Model(format!("input `{name}`: dimension {i} is {v}, too large for this machine"))
+            })?,
+            Some(Value::DimValue(v)) => {
+                return Err(ImportError::Model(format!(
+                    "input `{name}`: dimension {i} is {v}; a model input needs sizes of at least 1 \
+                     (leave a dimension symbolic to give it the batch size)"
+                )));
+            }
+            _ => batch,
+        });
+    }
+    let elements = out.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+    if elements.is_none_or(|n| n > MAX_INPUT_ELEMENTS) {
+        return Err(ImportError::Model(format!(
+            "input `{name}` has shape {out:?}, more than {MAX_INPUT_ELEMENTS} elements"
+        )));
+    }
+    Ok(out)
+}
+
+/// Every weight is a finite number that fixed point holds (NaN, infinities and magnitudes past
+/// [`MAX_WEIGHT`] would fail only when the model owner's inputs are encoded).
+fn check_weights(weights: &[mpcflow_sdk::graph::ConstSpec]) -> Result<(), ImportError> {
+    for w in weights {
+        if let Some(v) = w.values.iter().find(|v| !v.is_finite() || v.abs() >= MAX_WEIGHT) {
+            return Err(ImportError::Model(format!(
+                "weight `{}` holds {v}, which fixed point cannot hold (finite numbers below {MAX_WEIGHT:.1e} in \
+                 magnitude): check the model's training or export",
+                w.name
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The `onnx` importer plugin (batch size 1).

@@ -103,6 +103,25 @@ pub(crate) fn hello(session: &SessionInfo, name: &str) -> Vec<u8> {
     format!("{HELLO_TAG}\n{}\n{name}", session.id).into_bytes()
 }
 
+/// What a wrong hello means, in words: another endpoint behind this address, another session,
+/// or not mpcflow at all.
+pub(crate) fn hello_mismatch(who: &str, got: &[u8], session: &SessionInfo, expected: &str) -> String {
+    let text = String::from_utf8_lossy(got);
+    let mut parts = text.splitn(3, '\n');
+    let (tag, id, name) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let name: String = name.chars().take(64).filter(|c| !c.is_control()).collect();
+    if tag != HELLO_TAG {
+        format!("{who} does not speak mpcflow's session protocol (is another program on that port?)")
+    } else if id != session.id {
+        format!("{who} is in another session")
+    } else {
+        format!(
+            "{who} answered as `{name}`, not `{expected}`: it runs with {name}'s identity; check which \
+             endpoint the deployment file puts at that address"
+        )
+    }
+}
+
 pub(crate) fn complete_handshake(tls: &mut rustls::Connection, sock: &mut TcpStream) -> io::Result<()> {
     let r = (|| {
         while tls.is_handshaking() {
@@ -261,11 +280,7 @@ impl TcpTransport {
         write_frame_blocking(&mut tls, &mut sock, &hello(session, &me.name)).map_err(refused)?;
         let back = read_frame_blocking(&mut tls, &mut sock, MAX_HELLO).map_err(refused)?;
         if back != hello(session, &peer.name) {
-            return Err(Attempt::Retry(format!(
-                "{} answered for another session: {:?}",
-                peer.label(),
-                String::from_utf8_lossy(&back)
-            )));
+            return Err(Attempt::Retry(hello_mismatch(&peer.label(), &back, session, &peer.name)));
         }
         Ok((sock, tls))
     }

@@ -420,3 +420,17 @@ fn strangers_idle_or_garbling_on_the_port_do_not_keep_the_session_from_starting(
         drop((idle, garbage));
     });
 }
+
+#[test]
+fn a_wrong_hello_is_explained_not_echoed() {
+    let s = session(false);
+    let as_bob = crate::setup::hello(&s, "bob");
+    let e = crate::setup::hello_mismatch("alice (party 0)", &as_bob, &s, "alice");
+    assert!(e.contains("answered as `bob`, not `alice`"), "{e}");
+    assert!(!e.contains("mpcflow-tcp/1") && !e.contains('\n'), "{e}");
+    let other = SessionInfo { id: "other".into(), ..s.clone() };
+    let e = crate::setup::hello_mismatch("bob", &crate::setup::hello(&other, "bob"), &s, "bob");
+    assert!(e.contains("in another session"), "{e}");
+    let e = crate::setup::hello_mismatch("bob", b"HTTP/1.1 400 Bad Request", &s, "bob");
+    assert!(e.contains("does not speak mpcflow's session protocol"), "{e}");
+}
