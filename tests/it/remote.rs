@@ -164,3 +164,19 @@ fn a_refused_input_reaches_the_peers_as_its_name_never_its_value_or_path() {
         }
     }
 }
+
+#[test]
+fn a_different_input_declaration_is_described_as_a_pipeline_file_writes_it() {
+    let y = millionaires();
+    let other = y.replace(
+        "alice_wealth: { owner: alice, dtype: int, shape: [] }",
+        "alice_wealth: { owner: alice, dtype: fixed, shape: [] }",
+    );
+    assert_ne!(y, other);
+    let [a, _, _] =
+        run_three([&y, &other, &y], [vec![("alice_wealth", 1i64.into())], vec![("bob_wealth", 2i64.into())]]);
+    let a = a.unwrap_err().to_string();
+    assert!(a.contains("input `alice_wealth`"), "{a}");
+    assert!(a.contains("owner alice, int []") && a.contains("owner alice, fixed []"), "{a}");
+    assert!(!a.contains("Fixed(") && !a.contains("Int "), "no Rust debug output: {a}");
+}

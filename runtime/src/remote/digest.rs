@@ -51,12 +51,12 @@ pub fn parts(spec: &GraphSpec) -> Vec<Part> {
     ];
     for i in &spec.inputs {
         let value = serde_json::json!(i);
-        let summary = format!("owner {}, {:?} {:?}", i.owner, i.dtype, i.shape);
+        let summary = format!("owner {}, {} {}", i.owner, i.dtype, dims(&i.shape));
         v.push(part(format!("input `{}`", i.name), value, summary));
     }
     for c in &spec.constants {
         let value = serde_json::json!(c);
-        let summary = format!("{:?} {:?}, {} values", c.dtype, c.shape, c.values.len());
+        let summary = format!("{} {:?}, {} values", c.dtype, c.shape, c.values.len());
         v.push(part(format!("constant `{}`", c.name), value, summary));
     }
     for n in &spec.nodes {
@@ -69,6 +69,18 @@ pub fn parts(spec: &GraphSpec) -> Vec<Part> {
         v.push(part(format!("output `{}`", o.name), value, format!("revealed to {}", o.reveal_to.join(", "))));
     }
     v
+}
+
+/// A declared shape as a pipeline file writes it: `[1, n_rows]`.
+fn dims(shape: &[mpcflow_sdk::graph::Dim]) -> String {
+    let d: Vec<String> = shape
+        .iter()
+        .map(|d| match d {
+            mpcflow_sdk::graph::Dim::Fixed(n) => n.to_string(),
+            mpcflow_sdk::graph::Dim::Sym(s) => s.clone(),
+        })
+        .collect();
+    format!("[{}]", d.join(", "))
 }
 
 /// The digest of the whole graph: SHA-256 over its parts in order.
