@@ -164,6 +164,16 @@ fn read_loop(shared: Arc<Shared>, from: Endpoint, rt: tokio::runtime::Handle) {
                 shared.fail(&reason, &reason);
                 return;
             }
+        } else if from != Endpoint::Dealer && heard.elapsed() > shared.timeout {
+            // A running party sends `Alive` every third of the timeout from a thread of its
+            // own, busy or not: silence for the whole timeout means it (or its network)
+            // stalled. Name it, before a wait elsewhere blames whoever it holds up.
+            let reason = format!(
+                "{who} has been silent for {:.1} s (no message or keepalive): it stalled, or the network to it did",
+                shared.timeout.as_secs_f64()
+            );
+            shared.fail(&reason, &reason);
+            return;
         }
         let permit = if from == Endpoint::Dealer {
             match shared.material.reserve_blocking(&rt) {
