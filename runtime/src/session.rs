@@ -187,11 +187,7 @@ impl Session {
     /// Deals the material of `plan` into one file per party in `dir` (the offline phase ahead of
     /// time). Returns each file's size in bytes.
     pub fn deal(&self, plan: &Plan, dir: &Path) -> Result<Vec<u64>, Error> {
-        let protocol = self
-            .registry
-            .protocol(&plan.protocol)
-            .map(|p| self.tuned(p))
-            .ok_or_else(|| Error::Internal(format!("protocol `{}` vanished", plan.protocol)))?;
+        let protocol = self.tuned(plan.plugin.0.clone());
         crate::schedule::deal_to_files(plan, &protocol, dir)
     }
 
@@ -420,11 +416,7 @@ impl Session {
 
     /// Runs an already built plan with encoded inputs.
     pub async fn run_plan(&self, plan: Arc<Plan>, inputs: HashMap<String, Tensor>) -> Result<RunOutput, Error> {
-        let protocol = self
-            .registry
-            .protocol(&plan.protocol)
-            .map(|p| self.tuned(p))
-            .ok_or_else(|| Error::Internal(format!("protocol `{}` vanished", plan.protocol)))?;
+        let protocol = self.tuned(plan.plugin.0.clone());
         let transport = self.registry.transport(&self.config.transport).ok_or_else(|| Error::Transport {
             party: "session".into(),
             message: format!(

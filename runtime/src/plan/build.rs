@@ -202,6 +202,7 @@ pub fn build(spec: &GraphSpec, registry: &Registry, opts: &PlanOptions) -> Resul
         name: spec.name.clone(),
         parties: spec.parties.clone(),
         protocol: descriptor.name,
+        plugin: super::PlanProtocol(protocol.clone()),
         protocol_version: descriptor.version,
         needs_dealer: descriptor.needs_dealer,
         secure: descriptor.secure,

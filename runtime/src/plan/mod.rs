@@ -10,8 +10,21 @@ pub(crate) mod validate;
 pub use build::{PlanOptions, build};
 pub use dot::to_dot;
 
-use mpcflow_sdk::protocol::{Cost, NodeDesc, NodeKind};
+use mpcflow_sdk::protocol::{Cost, NodeDesc, NodeKind, Protocol};
 use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The protocol plugin a plan was built for: whoever runs or deals the plan uses it, so
+/// nothing looks the protocol up by name again.
+#[derive(Clone)]
+pub struct PlanProtocol(pub Arc<dyn Protocol>);
+
+/// Shows the protocol's name.
+impl std::fmt::Debug for PlanProtocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PlanProtocol({})", self.0.descriptor().name)
+    }
+}
 
 /// One node of a plan.
 #[derive(Clone, Debug)]
@@ -37,6 +50,8 @@ pub struct Plan {
     pub parties: Vec<String>,
     /// Protocol name.
     pub protocol: String,
+    /// The protocol plugin itself.
+    pub plugin: PlanProtocol,
     /// Protocol version (part of the fingerprint).
     pub protocol_version: String,
     /// Whether the protocol needs a dealer.
