@@ -60,6 +60,18 @@ impl FixedPoint {
         FixedPoint { compare_bits: bits, ..self }
     }
 
+    /// What is wrong with `frac_bits` as a setting, if anything (the one place this rule lives).
+    pub fn frac_bits_problem(frac_bits: u32) -> Option<String> {
+        (frac_bits > MAX_FRAC_BITS)
+            .then(|| format!("frac_bits {frac_bits} is too large, expected 0 to {MAX_FRAC_BITS}"))
+    }
+
+    /// What is wrong with `compare_bits` as a setting, if anything.
+    pub fn compare_bits_problem(compare_bits: u32) -> Option<String> {
+        (!(2..=64).contains(&compare_bits))
+            .then(|| format!("compare_bits {compare_bits} is out of range, expected 2 to 64"))
+    }
+
     /// `2^frac_bits` as a float.
     pub fn scale(self) -> f64 {
         (1u64 << self.frac_bits) as f64

@@ -92,21 +92,13 @@ pub(super) fn load(text: &str, file: &str) -> Result<Pipeline, Error> {
         Some(fp) => {
             let fb = &fp.value.frac_bits;
             ld.sources.set(Site::FixedPoint, at(fb));
-            if fb.value > mpcflow_sdk::fixed::MAX_FRAC_BITS {
-                ld.problem(
-                    Site::FixedPoint,
-                    at(fb),
-                    format!("frac_bits {} is too large, expected 0 to {}", fb.value, mpcflow_sdk::fixed::MAX_FRAC_BITS),
-                );
+            if let Some(m) = FixedPoint::frac_bits_problem(fb.value) {
+                ld.problem(Site::FixedPoint, at(fb), m);
             }
             let mut fixed = FixedPoint::new(fb.value);
             if let Some(cb) = &fp.value.compare_bits {
-                if !(2..=64).contains(&cb.value) {
-                    ld.problem(
-                        Site::FixedPoint,
-                        at(cb),
-                        format!("compare_bits {} is out of range, expected 2 to 64", cb.value),
-                    );
+                if let Some(m) = FixedPoint::compare_bits_problem(cb.value) {
+                    ld.problem(Site::FixedPoint, at(cb), m);
                 }
                 fixed = fixed.with_compare_bits(cb.value);
             }

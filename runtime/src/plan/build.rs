@@ -104,15 +104,13 @@ pub fn build(spec: &GraphSpec, registry: &Registry, opts: &PlanOptions) -> Resul
         )));
     }
     let mut problems = vec![];
-    if spec.fixed_point.frac_bits > mpcflow_sdk::fixed::MAX_FRAC_BITS {
-        problems.push(Problem::new(
-            Site::FixedPoint,
-            format!("frac_bits must be at most {}", mpcflow_sdk::fixed::MAX_FRAC_BITS),
-        ));
-    }
-    if !(2..=64).contains(&spec.fixed_point.compare_bits) {
-        problems.push(Problem::new(Site::FixedPoint, "compare_bits must be between 2 and 64"));
-    }
+    // A file's values were checked where they stand; a graph built in code is checked here.
+    let fp = spec.fixed_point;
+    let fp_problems = [
+        mpcflow_sdk::FixedPoint::frac_bits_problem(fp.frac_bits),
+        mpcflow_sdk::FixedPoint::compare_bits_problem(fp.compare_bits),
+    ];
+    problems.extend(fp_problems.into_iter().flatten().map(|m| Problem::new(Site::FixedPoint, m)));
     let validated = validate(spec, registry, &protocol_name, &mut problems);
     let (names, order) = match validated {
         Some(v) if problems.is_empty() => v,
