@@ -356,14 +356,7 @@ impl Session {
     /// How a dealer process runs: the dealer computes on no kernel, so none is chosen (a
     /// dealer machine without the parties' GPU is fine).
     fn dealer_config(&self) -> RunConfig {
-        RunConfig {
-            timeout: self.config.timeout,
-            dealer_window: self.config.dealer_window,
-            progress: self.config.progress.clone(),
-            material_dir: self.config.material_dir.clone(),
-            allow_insecure: self.config.allow_insecure,
-            kernel: Default::default(),
-        }
+        RunConfig { session: self.config.clone(), kernel: Default::default() }
     }
 
     /// Runs this process as party `me` of a session whose other parties and dealer run

@@ -80,8 +80,8 @@ impl Setup<'_> {
             id: SESSION_ID.into(),
             parties: self.spec.parties.clone(),
             has_dealer: self.has_dealer,
-            dealer_window: self.cfg.dealer_window,
-            timeout: self.cfg.timeout,
+            dealer_window: self.cfg.session.dealer_window,
+            timeout: self.cfg.session.timeout,
         }
     }
 
@@ -207,7 +207,7 @@ pub async fn run_remote_party(
     })?;
     let me = PartyId(index as u16);
     let descriptor = protocol.descriptor();
-    if !descriptor.secure && !cfg.allow_insecure {
+    if !descriptor.secure && !cfg.session.allow_insecure {
         return Err(Error::Invalid(vec![Problem::new(
             Site::Protocol,
             format!(
@@ -226,7 +226,7 @@ pub async fn run_remote_party(
         me: name.into(),
         link: link.clone(),
         peers: setup.peers_of(Endpoint::Party(me)),
-        timeout: cfg.timeout,
+        timeout: cfg.session.timeout,
     };
     let inputs = inputs.map_err(|e| hs.abort(e))?;
     let own_shapes = inputs.iter().map(|(k, t)| (k.clone(), t.shape.clone())).collect();
@@ -243,9 +243,9 @@ pub async fn run_remote_party(
         me,
         link,
         inputs: by_id,
-        timeout: cfg.timeout,
-        dealer_window: cfg.dealer_window,
-        progress: cfg.progress.clone(),
+        timeout: cfg.session.timeout,
+        dealer_window: cfg.session.dealer_window,
+        progress: cfg.session.progress.clone(),
         dealer_connected: setup.has_dealer,
         kernel: cfg.kernel.clone(),
     };
@@ -285,7 +285,7 @@ pub async fn run_remote_dealer(
         me: DEALER.into(),
         link: link.clone(),
         peers: setup.peers_of(Endpoint::Dealer),
-        timeout: cfg.timeout,
+        timeout: cfg.session.timeout,
     };
     let plan = Arc::new(setup.agree(&hs, BTreeMap::new(), plan).await?);
     tracing::info!(fingerprint = %plan.fingerprint_hex(), nodes = plan.nodes.len(), "session agreed");
@@ -307,7 +307,7 @@ pub async fn run_remote_dealer(
             return Err(hs.abort(cause.unwrap_or(e)));
         }
     };
-    let (l, peers, quiet) = (link.clone(), hs.peers.clone(), cfg.timeout);
+    let (l, peers, quiet) = (link.clone(), hs.peers.clone(), cfg.session.timeout);
     tokio::task::spawn_blocking(move || await_parties(l.as_ref(), &peers, quiet))
         .await
         .map_err(|e| Error::Internal(format!("dealer task failed: {e}")))?

@@ -20,42 +20,20 @@ use mpcflow_sdk::{Endpoint, PartyId, Tensor};
 use party::{PartyResult, PartyTask};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Default number of dealer frames in flight per party: enough to keep the dealer busy, few
 /// enough that large nodes' material does not pile up.
 pub const DEALER_WINDOW: usize = 8;
 
-/// How to run.
-#[derive(Clone, Debug)]
+/// How to run: the session's settings, and what was resolved from them.
+#[derive(Clone, Debug, Default)]
 pub struct RunConfig {
-    /// Bound on every wait (a message, material).
-    pub timeout: Duration,
-    /// Dealer frames in flight per party.
-    pub dealer_window: usize,
-    /// Counts finished nodes of party 0, for progress bars.
-    pub progress: Option<Arc<AtomicUsize>>,
-    /// Read dealer material from the files `mpcflow deal` wrote here instead of dealing live.
-    pub material_dir: Option<std::path::PathBuf>,
-    /// Let a party in its own process run an insecure protocol (`ref`), which sends its
-    /// private inputs to the other parties in the clear. For tests only.
-    pub allow_insecure: bool,
-    /// The compute kernel handed to the protocol with every node.
+    /// The session's settings, as the embedding program or the command line gave them.
+    pub session: crate::session::SessionConfig,
+    /// The compute kernel handed to the protocol with every node (chosen from the settings'
+    /// kernel name and the pipeline's `kernel:`).
     pub kernel: crate::kernel::KernelHandle,
-}
-
-impl Default for RunConfig {
-    fn default() -> Self {
-        RunConfig {
-            timeout: Duration::from_secs(60),
-            dealer_window: DEALER_WINDOW,
-            progress: None,
-            material_dir: None,
-            allow_insecure: false,
-            kernel: Default::default(),
-        }
-    }
 }
 
 /// Deals `plan`'s material into one file per party in `dir`; returns the files' sizes.
@@ -98,8 +76,8 @@ pub async fn run_local(
         id: session_id()?,
         parties: plan.parties.clone(),
         has_dealer: with_dealer,
-        dealer_window: cfg.dealer_window,
-        timeout: cfg.timeout,
+        dealer_window: cfg.session.dealer_window,
+        timeout: cfg.session.timeout,
     };
     let connect = |e: Endpoint| {
         transport
@@ -108,7 +86,7 @@ pub async fn run_local(
     };
 
     // Material files are checked before anything connects or runs.
-    let sources = match (&cfg.material_dir, with_dealer) {
+    let sources = match (&cfg.session.material_dir, with_dealer) {
         (Some(dir), true) => Some(crate::material_file::open_all(dir, &plan)?),
         _ => None,
     };
@@ -156,9 +134,9 @@ pub async fn run_local(
             me: PartyId(p as u16),
             link,
             inputs: own,
-            timeout: cfg.timeout,
-            dealer_window: cfg.dealer_window,
-            progress: if p == 0 { cfg.progress.clone() } else { None },
+            timeout: cfg.session.timeout,
+            dealer_window: cfg.session.dealer_window,
+            progress: if p == 0 { cfg.session.progress.clone() } else { None },
             dealer_connected: with_dealer,
             kernel: cfg.kernel.clone(),
         };
