@@ -115,47 +115,31 @@ static INSECURE_WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::Atomi
 /// A computation ready to plan and run.
 pub struct Session {
     registry: Arc<Registry>,
-    spec: GraphSpec,
-    pipeline: Option<Pipeline>,
+    /// The graph, with where each part stands in its file (nowhere for a graph built in code).
+    pipeline: Pipeline,
     config: SessionConfig,
 }
 
 impl Session {
     /// From YAML text; `file` names it in error messages.
     pub fn from_yaml(text: &str, file: &str, registry: Registry) -> Result<Session, Error> {
-        let p = Pipeline::from_yaml(text, file)?;
-        Ok(Session {
-            registry: Arc::new(registry),
-            spec: p.spec.clone(),
-            pipeline: Some(p),
-            config: SessionConfig::default(),
-        })
+        Ok(Session::from_pipeline(Pipeline::from_yaml(text, file)?, registry))
     }
 
     /// From a pipeline file.
     pub fn from_path(path: &Path, registry: Registry) -> Result<Session, Error> {
-        let p = Pipeline::from_path(path)?;
-        Ok(Session {
-            registry: Arc::new(registry),
-            spec: p.spec.clone(),
-            pipeline: Some(p),
-            config: SessionConfig::default(),
-        })
+        Ok(Session::from_pipeline(Pipeline::from_path(path)?, registry))
     }
 
     /// From a pipeline already read (so its `plugins:` could be loaded into `registry` first).
     pub fn from_pipeline(p: Pipeline, registry: Registry) -> Session {
-        Session {
-            registry: Arc::new(registry),
-            spec: p.spec.clone(),
-            pipeline: Some(p),
-            config: SessionConfig::default(),
-        }
+        Session { registry: Arc::new(registry), pipeline: p, config: SessionConfig::default() }
     }
 
     /// From a graph built in code.
     pub fn from_graph(spec: GraphSpec, registry: Registry) -> Session {
-        Session { registry: Arc::new(registry), spec, pipeline: None, config: SessionConfig::default() }
+        let pipeline = Pipeline { spec, sources: Default::default(), plugins: vec![], kernel: None };
+        Session { registry: Arc::new(registry), pipeline, config: SessionConfig::default() }
     }
 
     /// Sets the configuration.
@@ -166,14 +150,12 @@ impl Session {
 
     /// The graph.
     pub fn graph(&self) -> &GraphSpec {
-        &self.spec
+        &self.pipeline.spec
     }
 
     fn locate(&self, e: Error) -> Error {
-        match &self.pipeline {
-            Some(p) => p.locate(e),
-            None => e,
-        }
+        // A graph built in code has no file to point into.
+        if self.pipeline.sources.file.is_empty() { e } else { self.pipeline.locate(e) }
     }
 
     /// Plans with the given options (the session's protocol override applies).
@@ -181,7 +163,7 @@ impl Session {
         if opts.protocol.is_none() {
             opts.protocol = self.config.protocol.clone();
         }
-        build(&self.spec, &self.registry, &opts).map_err(|e| self.locate(e))
+        build(&self.pipeline.spec, &self.registry, &opts).map_err(|e| self.locate(e))
     }
 
     /// Deals the material of `plan` into one file per party in `dir` (the offline phase ahead of
@@ -195,8 +177,8 @@ impl Session {
     pub fn encode_inputs(&self, inputs: HashMap<String, InputValue>) -> Result<HashMap<String, Tensor>, Error> {
         let mut problems = vec![];
         for name in inputs.keys() {
-            if !self.spec.inputs.iter().any(|i| &i.name == name) {
-                let declared: Vec<&str> = self.spec.inputs.iter().map(|i| i.name.as_str()).collect();
+            if !self.pipeline.spec.inputs.iter().any(|i| &i.name == name) {
+                let declared: Vec<&str> = self.pipeline.spec.inputs.iter().map(|i| i.name.as_str()).collect();
                 problems.push(Problem::new(
                     Site::Graph,
                     format!("`{name}` is not an input of the graph (inputs: {})", declared.join(", ")),
@@ -204,7 +186,7 @@ impl Session {
             }
         }
         let mut out = HashMap::new();
-        for decl in &self.spec.inputs {
+        for decl in &self.pipeline.spec.inputs {
             match inputs.get(&decl.name) {
                 None => problems.push(Problem::new(
                     Site::Input(decl.name.clone()),
@@ -212,7 +194,7 @@ impl Session {
                 )),
                 Some(v) => match self.transformed(decl, v) {
                     Err(p) => problems.push(p),
-                    Ok(v) => match v.to_tensor(decl.dtype, self.spec.fixed_point) {
+                    Ok(v) => match v.to_tensor(decl.dtype, self.pipeline.spec.fixed_point) {
                         Ok(t) => {
                             out.insert(decl.name.clone(), t);
                         }
@@ -234,10 +216,16 @@ impl Session {
         let mut problems = vec![];
         let mut out = HashMap::new();
         for (name, v) in &inputs {
-            match self.spec.inputs.iter().find(|i| &i.name == name) {
+            match self.pipeline.spec.inputs.iter().find(|i| &i.name == name) {
                 None => {
-                    let own: Vec<&str> =
-                        self.spec.inputs.iter().filter(|i| i.owner == party).map(|i| i.name.as_str()).collect();
+                    let own: Vec<&str> = self
+                        .pipeline
+                        .spec
+                        .inputs
+                        .iter()
+                        .filter(|i| i.owner == party)
+                        .map(|i| i.name.as_str())
+                        .collect();
                     problems.push(Problem::new(
                         Site::Graph,
                         format!("`{name}` is not an input of the graph ({party}'s inputs: {})", own.join(", ")),
@@ -249,7 +237,7 @@ impl Session {
                 )),
                 Some(decl) => match self.transformed(decl, v) {
                     Err(p) => problems.push(p),
-                    Ok(v) => match v.to_tensor(decl.dtype, self.spec.fixed_point) {
+                    Ok(v) => match v.to_tensor(decl.dtype, self.pipeline.spec.fixed_point) {
                         Ok(t) => {
                             out.insert(name.clone(), t);
                         }
@@ -258,7 +246,7 @@ impl Session {
                 },
             }
         }
-        for decl in self.spec.inputs.iter().filter(|i| i.owner == party) {
+        for decl in self.pipeline.spec.inputs.iter().filter(|i| i.owner == party) {
             if !inputs.contains_key(&decl.name) {
                 problems.push(Problem::new(
                     Site::Input(decl.name.clone()),
@@ -277,7 +265,7 @@ impl Session {
         let op = self.registry.operator(&t.op).ok_or_else(|| {
             Problem::new(site.clone(), format!("unknown transform `{}`: load its plugin first", t.op))
         })?;
-        let fp = self.spec.fixed_point;
+        let fp = self.pipeline.spec.fixed_point;
         let plain = match v {
             InputValue::Real { shape, values } => PlainTensor { shape: shape.clone(), values: values.clone() },
             InputValue::Int { shape, values } => {
@@ -314,7 +302,7 @@ impl Session {
 
     /// The graph with the session's protocol override applied.
     fn effective_spec(&self) -> GraphSpec {
-        let mut spec = self.spec.clone();
+        let mut spec = self.pipeline.spec.clone();
         if let Some(p) = &self.config.protocol {
             spec.protocol = p.clone();
         }
@@ -347,7 +335,7 @@ impl Session {
 
     /// How a party runs: the session's settings and its kernel ([`crate::kernel::choose`]).
     fn run_config(&self) -> Result<RunConfig, Error> {
-        let file_kernel = self.pipeline.as_ref().and_then(|p| p.kernel.as_deref());
+        let file_kernel = self.pipeline.kernel.as_deref();
         let kernel = crate::kernel::choose(&self.registry, self.config.kernel.as_deref(), file_kernel)
             .map_err(|e| self.locate(e))?;
         Ok(RunConfig { kernel, ..self.dealer_config() })
