@@ -94,7 +94,15 @@ pub fn run_dealer(
             stats.bytes[id][p] = m.len() as u64;
             let frame = Frame::encode_owned(Kind::Material, id as u32, 0, m);
             link.send(Endpoint::Party(PartyId(p as u16)), frame).map_err(|e| {
-                Error::Dealer(format!("sending material of node `{}` to {}: {e}", node.desc.name, plan.parties[p]))
+                let message = format!("sending material of node `{}` to {}: {e}", node.desc.name, plan.parties[p]);
+                match e {
+                    // The party stopped taking material: its own failure is the cause, and
+                    // ranks before this echo of it.
+                    mpcflow_sdk::Error::Transport(_) | mpcflow_sdk::Error::Timeout(_) => {
+                        Error::Transport { party: mpcflow_sdk::DEALER.into(), message }
+                    }
+                    _ => Error::Dealer(message),
+                }
             })?;
         }
     }

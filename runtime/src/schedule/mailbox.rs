@@ -66,6 +66,42 @@ impl AbortSignal {
     }
 }
 
+impl AbortSignal {
+    /// Waits for `rx` while there is progress: until an abort, or until `timeout` has passed
+    /// both since the wait began and since `progress()` last moved. A node waiting for its
+    /// material behind other nodes' material is not stalled while that material arrives.
+    pub async fn wait_progress<T>(
+        &self,
+        mut rx: oneshot::Receiver<T>,
+        timeout: Duration,
+        progress: impl Fn() -> std::time::Instant,
+        what: impl Fn() -> String,
+    ) -> Result<T, WaitError> {
+        let start = std::time::Instant::now();
+        let mut sub = self.0.subscribe();
+        if let Some(a) = sub.borrow_and_update().clone() {
+            return Err(WaitError::Aborted(a));
+        }
+        loop {
+            let deadline = start.max(progress()) + timeout;
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            tokio::select! {
+                r = &mut rx => return r.map_err(|_| WaitError::Failed(Error::internal(format!("{} was dropped", what())))),
+                _ = sub.changed() => return Err(WaitError::Aborted(self.get().unwrap_or(Abort { who: "?".into(), reason: "aborted".into() }))),
+                _ = tokio::time::sleep(left) => {
+                    if start.max(progress()) + timeout <= std::time::Instant::now() {
+                        return Err(WaitError::Failed(Error::Timeout(format!(
+                            "{} did not arrive, and nothing else came from the dealer, within {:.1} s",
+                            what(),
+                            timeout.as_secs_f64()
+                        ))));
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Why a wait ended without its value.
 #[derive(Debug)]
 pub enum WaitError {
@@ -127,5 +163,48 @@ impl Mailbox {
     /// Messages that arrived but were never taken (a sign of a confused peer).
     pub fn unclaimed(&self) -> usize {
         self.slots.lock().map(|s| s.values().filter(|v| matches!(v, Slot::Ready(_))).count()).unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+
+    /// A value that comes after 600 ms, with a timeout of 200 ms: it arrives while something
+    /// else keeps arriving, and times out when nothing does.
+    #[test]
+    fn a_wait_lasts_while_there_is_progress() {
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let signal = AbortSignal::default();
+            let timeout = Duration::from_millis(200);
+            let run = |progressing: bool| {
+                let (tx, rx) = oneshot::channel::<u32>();
+                let last = Arc::new(Mutex::new(Instant::now()));
+                let ticker = last.clone();
+                tokio::spawn(async move {
+                    for _ in 0..30 {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        if progressing {
+                            *ticker.lock().unwrap() = Instant::now();
+                        }
+                    }
+                    let _ = tx.send(7);
+                });
+                let signal = signal.clone();
+                async move {
+                    signal.wait_progress(rx, timeout, || *last.lock().unwrap(), || "the value".to_string()).await
+                }
+            };
+            assert_eq!(run(true).await.unwrap(), 7);
+            match run(false).await {
+                Err(WaitError::Failed(e)) => {
+                    assert!(e.to_string().contains("the value did not arrive, and nothing else came"), "{e}")
+                }
+                other => panic!("expected a timeout, got {other:?}"),
+            }
+        });
     }
 }

@@ -8,19 +8,32 @@
 
 use super::mailbox::Mailbox;
 use mpcflow_sdk::Error;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 /// Material frames by node.
 pub struct MaterialStore {
     frames: Mailbox,
     window: Arc<Semaphore>,
+    /// When the last frame arrived (or the store was made): the dealer's progress, which a
+    /// node waiting for its own material counts as progress too.
+    last_arrival: Mutex<Instant>,
 }
 
 impl MaterialStore {
     /// A store holding at most `window` frames.
     pub fn new(window: usize) -> Self {
-        MaterialStore { frames: Mailbox::default(), window: Arc::new(Semaphore::new(window.max(1))) }
+        MaterialStore {
+            frames: Mailbox::default(),
+            window: Arc::new(Semaphore::new(window.max(1))),
+            last_arrival: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// When the dealer last delivered a frame.
+    pub fn last_arrival(&self) -> Instant {
+        self.last_arrival.lock().map_or_else(|_| Instant::now(), |t| *t)
     }
 
     /// Waits (blocking the reader thread) until there is room for one more frame.
@@ -31,6 +44,9 @@ impl MaterialStore {
     /// Stores a frame; the permit is returned when the node takes it.
     pub fn put(&self, node: u32, bytes: Vec<u8>, permit: OwnedSemaphorePermit) -> Result<(), Error> {
         permit.forget();
+        if let Ok(mut t) = self.last_arrival.lock() {
+            *t = Instant::now();
+        }
         self.frames.deliver((node, 0, 0), bytes)
     }
 

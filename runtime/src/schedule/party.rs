@@ -414,7 +414,12 @@ async fn run_node(
         let rx = shared.material.take(id).map_err(node_err)?;
         let m = shared
             .abort
-            .wait(rx, shared.timeout, || format!("dealer material for node `{}`", desc.name))
+            .wait_progress(
+                rx,
+                shared.timeout,
+                || shared.material.last_arrival(),
+                || format!("dealer material for node `{}`", desc.name),
+            )
             .await
             .map_err(|e| shared.wait_error(e))?;
         shared.material.consumed();
