@@ -133,3 +133,38 @@ fn a_flipped_header_byte_is_reported_as_corruption() {
     assert!(!err.contains("another plan") && !err.contains("different deals"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn a_deal_too_large_for_memory_is_refused_and_leaves_no_file() {
+    // The probe relies on the kernel refusing an allocation larger than memory (heuristic or
+    // strict overcommit); where it always overcommits, the deal would really try.
+    let mode = std::fs::read_to_string("/proc/sys/vm/overcommit_memory").unwrap_or_default();
+    if mode.trim() == "1" {
+        eprintln!("SKIPPED: vm.overcommit_memory is 1, so an allocation cannot be refused up front here");
+        return;
+    }
+    let dir = tmp("huge");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("huge.yaml");
+    std::fs::write(
+        &file,
+        "version: 1\nparties: [a, b]\nprotocol: fss2pc\ninputs:\n  x: { owner: a, dtype: fixed, shape: [60000, 60000] }\n  \
+         w: { owner: b, dtype: fixed, shape: [60000, 60000] }\nnodes:\n  y: { op: matmul, inputs: [x, w] }\n\
+         outputs:\n  y: { reveal_to: [a] }\n",
+    )
+    .unwrap();
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_mpcflow"))
+        .args(["deal"])
+        .arg(&file)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "a clean error, not an abort: {err}");
+    assert!(err.contains("resources exhausted") && err.contains("cannot allocate"), "{err}");
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0, "no material file, partial or not");
+    std::fs::remove_dir_all(&dir).ok();
+}
