@@ -3,6 +3,7 @@
 mod bad_files;
 mod cli;
 mod fss2pc;
+mod fuzz;
 mod kernels;
 mod material;
 mod multiprocess;
