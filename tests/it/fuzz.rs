@@ -44,7 +44,7 @@ fn edits() -> impl Strategy<Value = Vec<(f64, u8)>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 192, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 192, ..ProptestConfig::default() })]
 
     /// Mutated pipeline files: parsed and planned, or refused with a message.
     #[test]
@@ -99,7 +99,7 @@ fn pair() -> (Handshake, Handshake) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     /// A peer's introduction as garbage, as a mutated real one, or as a frame of another kind:
     /// the handshake refuses it with a message.
