@@ -105,10 +105,31 @@ impl Handshake {
 
     /// Tells every peer why this endpoint stops (best effort: [`Error::peer_reason`], never the
     /// full message) and returns `e`.
+    ///
+    /// Each peer is told on a thread of its own, and this waits for them only briefly: a
+    /// stalled peer's full socket must not hold this endpoint's exit for another timeout.
     pub fn abort(&self, e: Error) -> Error {
+        const TELL_WAIT: Duration = Duration::from_millis(500);
         let frame = Frame::abort(&e.peer_reason());
+        let (told, done) = std::sync::mpsc::channel();
         for p in &self.peers {
-            let _ = self.link.send(p.endpoint, frame.clone());
+            let (link, frame, tell, to) = (self.link.clone(), frame.clone(), told.clone(), p.endpoint);
+            let spawned = std::thread::Builder::new().name("abort".into()).spawn(move || {
+                let _ = link.send(to, frame);
+                let _ = tell.send(());
+            });
+            if spawned.is_err() {
+                let _ = self.link.send(p.endpoint, Frame::abort(&e.peer_reason()));
+                let _ = told.send(());
+            }
+        }
+        drop(told);
+        let deadline = std::time::Instant::now() + TELL_WAIT;
+        for _ in &self.peers {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if done.recv_timeout(left).is_err() {
+                break;
+            }
         }
         e
     }
