@@ -19,7 +19,10 @@ pub fn run(a: Args) -> Result<()> {
     let (session, transport) = a.connection.open(&a.file, mpcflow_runtime::remote::DEALER, None)?;
     let rt =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
-    let out = rt.block_on(session.run_as_dealer(transport)).map_err(|e| anyhow!("{e}"))?;
+    let out = rt.block_on(session.run_as_dealer(transport));
+    // A dealing left blocked writing to a stalled party must not hold the exit.
+    rt.shutdown_timeout(std::time::Duration::from_millis(200));
+    let out = out.map_err(|e| anyhow!("{e}"))?;
     let per_party: Vec<u64> =
         (0..out.plan.parties.len()).map(|p| out.stats.bytes.iter().map(|n| n[p]).sum::<u64>()).collect();
     let sizes: Vec<String> =

@@ -290,29 +290,102 @@ pub async fn run_remote_dealer(
     let plan = Arc::new(setup.agree(&hs, BTreeMap::new(), plan).await?);
     tracing::info!(fingerprint = %plan.fingerprint_hex(), nodes = plan.nodes.len(), "session agreed");
 
+    // While dealing, a watcher reads what the parties send: a party's `Abort` ends the dealer
+    // at once, even while the dealing is blocked writing to a stalled party.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (woken, wake) = tokio::sync::oneshot::channel::<()>();
+    let watcher = {
+        let (l, peers, stop) = (link.clone(), hs.peers.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("dealer-watch".into())
+            .spawn(move || watch_parties(l.as_ref(), &peers, &stop, woken))
+            .map_err(|e| Error::Internal(format!("cannot start the dealer's watcher: {e}")))?
+    };
+    let stop_watching = |stop: &std::sync::atomic::AtomicBool| {
+        stop.store(true, std::sync::atomic::Ordering::Release);
+        watcher.join().unwrap_or_default()
+    };
     let (p, proto, l) = (plan.clone(), setup.protocol.clone(), link.clone());
-    let dealt = tokio::task::spawn_blocking(move || -> Result<DealerStats, Error> {
+    let dealing = tokio::task::spawn_blocking(move || -> Result<DealerStats, Error> {
         let master = os_seed()?;
         run_dealer(&p, &proto, l.as_ref(), master)
-    })
-    .await
-    .map_err(|e| Error::Internal(format!("dealer task failed: {e}")))?;
+    });
+    let dealt = tokio::select! {
+        r = dealing => r.map_err(|e| Error::Internal(format!("dealer task failed: {e}")))?,
+        Ok(()) = wake => {
+            // A party stopped: report its reason now; the dealing is left to fail on its own.
+            let seen = stop_watching(&stop);
+            let cause = seen.abort.unwrap_or_else(|| Error::Internal("a party's abort went missing".into()));
+            return Err(hs.abort(cause));
+        }
+    };
+    let seen = stop_watching(&stop);
     let stats = match dealt {
         Ok(s) => s,
         Err(e) => {
             // A party that failed explains why it stopped taking material: report its reason.
             // Its `Alive` frames may still be queued before the `Abort`, so read past them.
-            let cause = hs.peers.iter().find_map(|p| abort_from(link.as_ref(), p, Duration::from_millis(200)));
+            let cause = seen
+                .abort
+                .or_else(|| hs.peers.iter().find_map(|p| abort_from(link.as_ref(), p, Duration::from_millis(200))));
             // Tell every party, also those whose link to the failed party broke first.
             return Err(hs.abort(cause.unwrap_or(e)));
         }
     };
     let (l, peers, quiet) = (link.clone(), hs.peers.clone(), cfg.session.timeout);
-    tokio::task::spawn_blocking(move || await_parties(l.as_ref(), &peers, quiet))
+    let byes = seen.byes;
+    tokio::task::spawn_blocking(move || await_parties(l.as_ref(), &peers, quiet, &byes))
         .await
         .map_err(|e| Error::Internal(format!("dealer task failed: {e}")))?
         .map_err(|e| hs.abort(e))?;
     Ok(DealerRun { plan, stats })
+}
+
+/// What the parties said while the dealer dealt.
+#[derive(Default)]
+struct Seen {
+    /// The first party's `Abort`, as this dealer's error.
+    abort: Option<Error>,
+    /// Parties that said `Bye` already (the last material was out before the watcher stopped).
+    byes: Vec<Endpoint>,
+}
+
+/// Reads the parties' frames until `stop`: `Alive` is dropped, `Bye` remembered, an `Abort`
+/// wakes the dealer (`wake`) and ends the watch. A closed channel is left for later.
+fn watch_parties(
+    link: &dyn Link,
+    peers: &[Peer],
+    stop: &std::sync::atomic::AtomicBool,
+    wake: tokio::sync::oneshot::Sender<()>,
+) -> Seen {
+    const POLL: Duration = Duration::from_millis(20);
+    let mut seen = Seen::default();
+    let mut quiet: Vec<Endpoint> = vec![];
+    while !stop.load(std::sync::atomic::Ordering::Acquire) {
+        let listening: Vec<&Peer> =
+            peers.iter().filter(|p| !quiet.contains(&p.endpoint) && !seen.byes.contains(&p.endpoint)).collect();
+        if listening.is_empty() {
+            std::thread::sleep(POLL);
+            continue;
+        }
+        for p in listening {
+            match link.recv(p.endpoint, POLL).map(Frame::decode) {
+                Ok(Ok(f)) if f.kind == Kind::Abort => {
+                    seen.abort = Some(Error::PeerFailed {
+                        party: DEALER.into(),
+                        peer: p.name.clone(),
+                        reason: crate::error::from_peer(&f.payload),
+                    });
+                    let _ = wake.send(());
+                    return seen;
+                }
+                Ok(Ok(f)) if f.kind == Kind::Bye => seen.byes.push(p.endpoint),
+                Ok(_) | Err(mpcflow_sdk::Error::Timeout(_)) => {}
+                Err(_) => quiet.push(p.endpoint),
+            }
+        }
+    }
+    seen
 }
 
 /// The `Abort` that `peer` sent, if one comes within `wait` (frames queued before it, such as
@@ -336,9 +409,10 @@ fn abort_from(link: &dyn Link, peer: &Peer, wait: Duration) -> Option<Error> {
 /// party has finished) or `Abort` with its reason. A party still working sends `Alive` every
 /// third of the timeout, so a party silent for `quiet` is taken as stalled. Parties are polled
 /// in turn so that the first failure is reported, whichever party it came from.
-fn await_parties(link: &dyn Link, parties: &[Peer], quiet: Duration) -> Result<(), Error> {
+fn await_parties(link: &dyn Link, parties: &[Peer], quiet: Duration, byes: &[Endpoint]) -> Result<(), Error> {
     const POLL: Duration = Duration::from_millis(50);
-    let mut pending: Vec<(&Peer, Instant)> = parties.iter().map(|p| (p, Instant::now())).collect();
+    let mut pending: Vec<(&Peer, Instant)> =
+        parties.iter().filter(|p| !byes.contains(&p.endpoint)).map(|p| (p, Instant::now())).collect();
     let mut closed: Option<Error> = None;
     while !pending.is_empty() {
         if let Some((p, _)) = pending.iter().find(|(_, heard)| heard.elapsed() > quiet) {
