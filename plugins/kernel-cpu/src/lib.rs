@@ -20,9 +20,9 @@ pub struct CpuKernel {
 }
 
 impl Default for CpuKernel {
-    /// As many threads as the machine offers.
+    /// As many threads as a session's default tuning uses (every core).
     fn default() -> Self {
-        CpuKernel { threads: std::thread::available_parallelism().map_or(1, |n| n.get()) }
+        CpuKernel { threads: mpcflow_sdk::protocol::Tuning::default().threads }
     }
 }
 

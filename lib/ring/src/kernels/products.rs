@@ -32,6 +32,7 @@ fn trunc_limit(t: u32) -> i128 {
     (1i128 << 62) - if t == 0 { 0 } else { 1i128 << (t - 1) }
 }
 
+/// `w` words with `f + extra` fractional bits, as a real number.
 fn real(w: i128, fp: FixedPoint, extra: u32) -> f64 {
     w as f64 / (fp.scale() * (1u64 << extra) as f64)
 }
@@ -95,13 +96,13 @@ fn product_error(what: &str, x: f64, y: f64, fp: FixedPoint) -> Error {
 pub fn check_result(op: &Op, inputs: &[&Tensor], result: &Tensor, fp: FixedPoint) -> Result<()> {
     let f = fp.frac_bits;
     let fixed = |i: usize| inputs.get(i).is_some_and(|t| t.dtype == DType::Fixed);
-    let (limit, what, extra) = match op {
+    let (limit, what) = match op {
         Op::Matmul | Op::Conv2d { .. } if f > 0 && fixed(0) && fixed(1) => {
             // |z| < 2^62 − 2^(f−1) before rounding ⇔ |round(z / 2^f)| ≤ 2^(62−f) − 1.
-            ((1i128 << (62 - f)) - 1, "a dot product", 0)
+            ((1i128 << (62 - f)) - 1, "a dot product")
         }
         Op::Mean { .. } | Op::Avgpool(_) if result.dtype == DType::Fixed && 2 * f + DIVIDE_EXTRA_BITS < 62 => {
-            ((1i128 << (62 - f - DIVIDE_EXTRA_BITS)) - 1, "a mean", 0)
+            ((1i128 << (62 - f - DIVIDE_EXTRA_BITS)) - 1, "a mean")
         }
         _ => return Ok(()),
     };
@@ -109,8 +110,8 @@ pub fn check_result(op: &Op, inputs: &[&Tensor], result: &Tensor, fp: FixedPoint
         Some(w) => Err(Error::invalid(format!(
             "{what} is {}, beyond what secure protocols compute exactly at frac_bits = {f} (magnitude below \
              {:.3e}): scale the data down, or lower frac_bits",
-            real(w, fp, extra),
-            real(limit + 1, fp, extra)
+            real(w, fp, 0),
+            real(limit + 1, fp, 0)
         ))),
         None => Ok(()),
     }
