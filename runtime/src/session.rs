@@ -56,6 +56,9 @@ pub struct SessionConfig {
     /// Threads and buffer memory of the protocol's local work in this process (`--threads`);
     /// speed only, never results. Defaults from the machine.
     pub tuning: mpcflow_sdk::protocol::Tuning,
+    /// The network every plan of this session assumes (`--network`); all processes of a
+    /// session must use the same (it is part of the plan's fingerprint).
+    pub network: mpcflow_sdk::Network,
 }
 
 impl Default for SessionConfig {
@@ -70,6 +73,7 @@ impl Default for SessionConfig {
             allow_insecure: false,
             kernel: None,
             tuning: Default::default(),
+            network: Default::default(),
         }
     }
 }
@@ -163,6 +167,7 @@ impl Session {
         if opts.protocol.is_none() {
             opts.protocol = self.config.protocol.clone();
         }
+        opts.network = self.config.network;
         build(&self.pipeline.spec, &self.registry, &opts).map_err(|e| self.locate(e))
     }
 

@@ -154,6 +154,10 @@ pub struct NodeDesc {
     pub fixed_point: FixedPoint,
     /// Number of parties in the session.
     pub parties: usize,
+    /// The network the session's plan assumes (see [`crate::network`]): a protocol with
+    /// several forms of a node picks one from it, the same in every process.
+    #[serde(default)]
+    pub network: crate::Network,
 }
 
 /// Predicted cost of one node.
@@ -165,12 +169,16 @@ pub struct Cost {
     pub online_bytes: Vec<u64>,
     /// Dealer material bytes each party receives, by party index.
     pub dealer_bytes: Vec<u64>,
+    /// Which of its ways to compute the node the protocol chose, where it has several (for
+    /// instance `two-round (DReLU, select)`); empty otherwise. `plan` shows it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub form: String,
 }
 
 impl Cost {
     /// No rounds, no bytes.
     pub fn zero(parties: usize) -> Self {
-        Cost { rounds: 0, online_bytes: vec![0; parties], dealer_bytes: vec![0; parties] }
+        Cost { rounds: 0, online_bytes: vec![0; parties], dealer_bytes: vec![0; parties], form: String::new() }
     }
 }
 

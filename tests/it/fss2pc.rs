@@ -5,13 +5,17 @@ use crate::support::{root, rt};
 use mpcflow::runtime::{InputValue, RunOutput, Session, SessionConfig};
 use mpcflow_sdk::graph::{Dim, GraphSpec};
 use mpcflow_sdk::op::Pool;
-use mpcflow_sdk::{DType, FixedPoint, Op};
+use mpcflow_sdk::{DType, FixedPoint, Network, Op};
 use proptest::prelude::*;
 
 const ULP: f64 = 1.0 / 65536.0;
 
 fn run(g: &GraphSpec, protocol: &str, inputs: &[(String, InputValue)]) -> RunOutput {
-    let cfg = SessionConfig { protocol: Some(protocol.into()), ..Default::default() };
+    run_on(g, protocol, inputs, Network::default())
+}
+
+fn run_on(g: &GraphSpec, protocol: &str, inputs: &[(String, InputValue)], network: Network) -> RunOutput {
+    let cfg = SessionConfig { protocol: Some(protocol.into()), network, ..Default::default() };
     let s = Session::from_graph(g.clone(), mpcflow::builtins()).with_config(cfg);
     rt().block_on(s.run(inputs.to_vec())).unwrap_or_else(|e| panic!("{protocol}: {e}"))
 }
@@ -22,8 +26,18 @@ fn compare(
     inputs: &[(String, InputValue)],
     bound: impl Fn(usize, f64) -> f64,
 ) -> Result<(), TestCaseError> {
+    compare_on(g, inputs, bound, Network::default()).map(|_| ())
+}
+
+/// [`compare`], with fss2pc planned for `network`; returns fss2pc's run.
+fn compare_on(
+    g: &GraphSpec,
+    inputs: &[(String, InputValue)],
+    bound: impl Fn(usize, f64) -> f64,
+    network: Network,
+) -> Result<RunOutput, TestCaseError> {
     let a = run(g, "ref", inputs);
-    let b = run(g, "fss2pc", inputs);
+    let b = run_on(g, "fss2pc", inputs, network);
     let (x, y) = (a.values("y").unwrap(), b.values("y").unwrap());
     prop_assert_eq!(x.len(), y.len());
     for (i, (r, f)) in x.iter().zip(&y).enumerate() {
@@ -41,7 +55,12 @@ fn compare(
         prop_assert_eq!(&n.bytes_sent, &n.predicted_bytes_sent, "bytes of {}", n.name);
         prop_assert_eq!(&n.dealer_bytes, &n.predicted_dealer_bytes, "dealer bytes of {}", n.name);
     }
-    Ok(())
+    Ok(b)
+}
+
+/// The rounds of node `name` in a run's report.
+fn rounds_of(out: &RunOutput, name: &str) -> u32 {
+    out.report.nodes.iter().find(|n| n.name == name).map_or(0, |n| n.rounds)
 }
 
 fn two(op: Op, sa: Vec<usize>, sb: Vec<usize>, dt: DType) -> GraphSpec {
@@ -231,6 +250,35 @@ fn means_of_large_values_and_of_ints() {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig { cases: 6, max_shrink_iters: 10, ..ProptestConfig::default() })]
+
+    /// Tensors large enough that the `local` profile picks the two-round form (half-tree
+    /// DReLU, then a select): exact on random and edge values, at full and narrow widths, and
+    /// the form shows in the rounds.
+    #[test]
+    fn two_round_comparisons_and_relu_are_exact(a in fixed_values(600, 1e9), b in fixed_values(600, 1e9), same in proptest::collection::vec(any::<bool>(), 600), bits in prop_oneof![Just(64u32), Just(40), Just(33)]) {
+        let limit = 2f64.powi(bits as i32 - 2 - 16) - 1.0;
+        let clamp = |v: &[f64]| -> Vec<f64> { v.iter().map(|x| x.clamp(-limit, limit)).collect() };
+        let a = clamp(&a);
+        let b: Vec<f64> = clamp(&b).iter().zip(&a).zip(&same).map(|((b, a), s)| if *s { *a } else { *b }).collect();
+        let with_bits = |mut g: GraphSpec| {
+            g.fixed_point = FixedPoint::default().with_compare_bits(bits);
+            g
+        };
+        let local = Network::Local;
+        for op in [Op::Gt, Op::Ge, Op::Lt, Op::Le, Op::Max { axis: None }] {
+            let g = with_bits(two(op.clone(), vec![600], vec![600], DType::Fixed));
+            let out = compare_on(&g, &ins(real(&[600], &a), Some(real(&[600], &b))), |_, _| 0.0, local)?;
+            if !matches!(op, Op::Max { .. }) {
+                prop_assert_eq!(rounds_of(&out, "y"), 2, "{:?} in two rounds", op);
+            }
+        }
+        let out = compare_on(&with_bits(one(Op::Relu, vec![600], DType::Fixed)), &ins(real(&[600], &a), None), |_, _| 0.0, local)?;
+        prop_assert_eq!(rounds_of(&out, "y"), 2, "relu in two rounds");
+    }
+}
+
+proptest! {
     #![proptest_config(cfg())]
 
     /// With `compare_bits: 40` the comparison keys are 39-level DCFs, exact for |x − y| < 2^39
@@ -276,9 +324,15 @@ fn large_elementwise_gates_run_in_chunks() {
     compare(&g, &ins(real(&[n], &x), None), |_, _| 0.0).unwrap();
     let cfg = SessionConfig { protocol: Some("fss2pc".into()), ..Default::default() };
     let plan = Session::from_graph(g, mpcflow::builtins()).with_config(cfg).plan(Default::default()).unwrap();
-    let relus = plan.nodes.iter().filter(|n| n.desc.kind.label() == "relu").count();
-    assert_eq!(relus, 2, "40,000 elements in chunks of 32,768");
-    assert_eq!(plan.critical_rounds(), 1 + 1 + 1 + 1, "chunks run side by side: input, relu ∥ gt, mul, output");
+    let relus: Vec<_> = plan.nodes.iter().filter(|n| n.desc.kind.label() == "relu").collect();
+    assert_eq!(relus.len(), 2, "40,000 elements in chunks of 32,768");
+    let relu_rounds = relus.iter().map(|n| n.cost.rounds).max().unwrap();
+    assert_eq!(relu_rounds, 2, "chunks this large take the two-round form on `lan`");
+    assert_eq!(
+        plan.critical_rounds(),
+        1 + relu_rounds + 1 + 1,
+        "chunks run side by side: input, relu ∥ gt, mul, output"
+    );
     // A scalar of higher rank broadcasts the output up: such gates are not chunked.
     let g = GraphSpec::new("t", ["alice", "bob"])
         .input("a", "alice", DType::Fixed, vec![Dim::Fixed(n)])

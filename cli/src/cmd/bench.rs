@@ -45,6 +45,8 @@ pub struct Args {
     json: bool,
     #[command(flatten)]
     tuning: super::TuningArgs,
+    #[command(flatten)]
+    network: super::NetworkArgs,
 }
 
 type Scenario = (GraphSpec, Vec<(String, InputValue)>);
@@ -227,15 +229,21 @@ pub fn run(a: Args) -> Result<()> {
         } else {
             elements_of(&inputs)
         };
-        let tuning = a.tuning.tuning()?;
+        let base = SessionConfig {
+            protocol: Some(a.protocol.clone()),
+            timeout: Duration::from_secs(600),
+            kernel: a.kernel.clone(),
+            tuning: a.tuning.tuning()?,
+            network: a.network.network(),
+            ..Default::default()
+        };
         let modes: &[&str] = if a.sequential { &["pipelined", "sequential"] } else { &["pipelined"] };
         for mode in modes {
             let reset = reset_peak_rss();
             let mut times = vec![];
             let mut last = None;
             for _ in 0..a.repeat.max(1) {
-                let (report, wall) =
-                    run_once(&rt, &graph, &inputs, &a.protocol, a.kernel.as_deref(), tuning, *mode == "sequential")?;
+                let (report, wall) = run_once(&rt, &graph, &inputs, &base, *mode == "sequential")?;
                 times.push(wall);
                 last = Some(report);
             }
@@ -284,19 +292,11 @@ fn run_once(
     rt: &tokio::runtime::Runtime,
     graph: &GraphSpec,
     inputs: &[(String, InputValue)],
-    protocol: &str,
-    kernel: Option<&str>,
-    tuning: mpcflow_sdk::protocol::Tuning,
+    base: &SessionConfig,
     sequential: bool,
 ) -> Result<(mpcflow_runtime::RunReport, f64)> {
     let start = std::time::Instant::now();
-    let mut config = SessionConfig {
-        protocol: Some(protocol.to_string()),
-        timeout: Duration::from_secs(600),
-        kernel: kernel.map(str::to_string),
-        tuning,
-        ..Default::default()
-    };
+    let mut config = base.clone();
     let dir = std::env::temp_dir().join(format!("mpcflow-bench-{}", std::process::id()));
     if sequential {
         let session = Session::from_graph(graph.clone(), mpcflow::builtins()).with_config(config.clone());

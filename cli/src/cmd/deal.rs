@@ -15,6 +15,8 @@ pub struct Args {
     plugins: super::PluginArgs,
     #[command(flatten)]
     tuning: super::TuningArgs,
+    #[command(flatten)]
+    network: super::NetworkArgs,
     /// Directory for the material files (one per party: PARTY.mpcmat).
     #[arg(long)]
     out: PathBuf,
@@ -27,7 +29,12 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let config = SessionConfig { protocol: a.protocol.clone(), tuning: a.tuning.tuning()?, ..Default::default() };
+    let config = SessionConfig {
+        protocol: a.protocol.clone(),
+        tuning: a.tuning.tuning()?,
+        network: a.network.network(),
+        ..Default::default()
+    };
     let session = a.plugins.session(&a.file)?.with_config(config);
     let dims = super::parse_dims(&a.dims)?;
     let plan = session.plan(PlanOptions { dims, ..Default::default() }).map_err(|e| anyhow!("{e}"))?;

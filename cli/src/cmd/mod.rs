@@ -39,6 +39,28 @@ impl TuningArgs {
     }
 }
 
+/// The network profile a plan assumes.
+#[derive(clap::Args, Default, Clone, Copy)]
+pub struct NetworkArgs {
+    /// The network between the parties: `local`, `lan` (10 Gbit/s, 0.5 ms round trips; the
+    /// default) or `wan` (400 Mbit/s, 80 ms). Protocols pick each node's form from it (fss2pc:
+    /// comparisons in one round or two); `plan` shows the choice. Every process of a session
+    /// must give the same.
+    #[arg(long, value_name = "PROFILE", value_parser = parse_network)]
+    pub network: Option<mpcflow_sdk::Network>,
+}
+
+impl NetworkArgs {
+    /// The profile asked for, or the default.
+    pub fn network(&self) -> mpcflow_sdk::Network {
+        self.network.unwrap_or_default()
+    }
+}
+
+fn parse_network(s: &str) -> std::result::Result<mpcflow_sdk::Network, String> {
+    mpcflow_sdk::Network::from_name(s).ok_or_else(|| format!("unknown network profile `{s}`: use local, lan or wan"))
+}
+
 /// Third-party plugins named on the command line, added to those the pipeline file names.
 #[derive(clap::Args, Default)]
 pub struct PluginArgs {
@@ -83,6 +105,8 @@ pub struct PlanArgs {
     /// Size of a symbolic dimension (NAME=SIZE); others get sample sizes.
     #[arg(long = "dim")]
     pub dims: Vec<String>,
+    #[command(flatten)]
+    pub network: NetworkArgs,
 }
 
 impl PlanArgs {
@@ -93,6 +117,7 @@ impl PlanArgs {
         let opts = mpcflow_runtime::plan::PlanOptions {
             protocol: self.protocol.clone(),
             dims: parse_dims(&self.dims)?,
+            network: self.network.network(),
             ..Default::default()
         };
         let plan = mpcflow_runtime::plan::build(&pipeline.spec, &registry, &opts)

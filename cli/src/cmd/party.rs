@@ -31,6 +31,8 @@ pub struct Connection {
     pub plugins: super::PluginArgs,
     #[command(flatten)]
     pub tuning: super::TuningArgs,
+    #[command(flatten)]
+    pub network: super::NetworkArgs,
 }
 
 /// What only a computing party takes (the dealer sees no input and computes on no kernel).
@@ -66,6 +68,7 @@ impl Connection {
             allow_insecure: party.is_some_and(|p| p.insecure),
             kernel: party.and_then(|p| p.kernel.clone()),
             tuning: self.tuning.tuning()?,
+            network: self.network.network(),
             ..Default::default()
         };
         let pipeline = super::load(file)?;

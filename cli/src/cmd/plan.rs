@@ -39,11 +39,13 @@ pub fn run(a: Args) -> Result<()> {
                 serde_json::json!({
                     "name": n.desc.name, "op": n.desc.kind.label(), "origin": n.origin, "shape": n.desc.output.shape,
                     "rounds": n.cost.rounds, "online_bytes": n.cost.online_bytes, "dealer_bytes": n.cost.dealer_bytes,
+                    "form": n.cost.form,
                 })
             })
             .collect();
         let doc = serde_json::json!({
             "name": plan.name, "protocol": plan.protocol, "parties": plan.parties, "fingerprint": plan.fingerprint_hex(),
+            "network": plan.network.name(),
             "nodes": nodes,
             "total": { "rounds": total.rounds, "critical_rounds": plan.critical_rounds(), "online_bytes": total.online_bytes, "dealer_bytes": total.dealer_bytes },
         });
@@ -57,6 +59,7 @@ pub fn run(a: Args) -> Result<()> {
         plan.parties.len(),
         plan.parties.join(", ")
     );
+    println!("network: {} (set with --network local|lan|wan)", plan.network.describe());
     if !plan.sampled_dims.is_empty() {
         let dims: Vec<String> =
             plan.dims.iter().filter(|(k, _)| plan.sampled_dims.contains(k)).map(|(k, v)| format!("{k}={v}")).collect();
@@ -64,7 +67,7 @@ pub fn run(a: Args) -> Result<()> {
     }
     let party_cols: Vec<String> = plan.parties.iter().map(|p| format!("{p:>10}")).collect();
     println!(
-        "{:<28} {:<12} {:<16} {:>6}  online sent by {}   dealer to {}",
+        "{:<28} {:<12} {:<16} {:>6}  online sent by {}   dealer to {}  form",
         "node",
         "op",
         "shape",
@@ -77,13 +80,14 @@ pub fn run(a: Args) -> Result<()> {
         let de: Vec<String> = n.cost.dealer_bytes.iter().map(|&b| format!("{:>10}", bytes(b))).collect();
         let name: String = n.desc.name.chars().take(28).collect();
         println!(
-            "{:<28} {:<12} {:<16} {:>6}  {}                {}",
+            "{:<28} {:<12} {:<16} {:>6}  {}                {}  {}",
             name,
             n.desc.kind.label(),
             format!("{:?}", n.desc.output.shape),
             n.cost.rounds,
             on.join(" "),
-            de.join(" ")
+            de.join(" "),
+            n.cost.form
         );
     }
     let on: Vec<String> = total.online_bytes.iter().map(|&b| format!("{:>10}", bytes(b))).collect();

@@ -20,6 +20,8 @@ pub struct Args {
     plugins: super::PluginArgs,
     #[command(flatten)]
     tuning: super::TuningArgs,
+    #[command(flatten)]
+    network: super::NetworkArgs,
     /// Run with this protocol instead of the file's.
     #[arg(long)]
     protocol: Option<String>,
@@ -83,6 +85,7 @@ pub fn run(a: Args) -> Result<()> {
         material_dir: a.material.clone(),
         kernel: a.kernel.clone(),
         tuning: a.tuning.tuning()?,
+        network: a.network.network(),
         ..Default::default()
     };
     let session = a.plugins.session(&a.file)?.with_config(config);

@@ -13,6 +13,8 @@
 //!   for DCF2), `eval_many_par` (2 threads), `from_bytes` (validating one party's concatenated
 //!   keys; no copy), `keygen_into` (both parties' bytes into reused buffers; `6n` AES per pair for
 //!   DCF, `8n + 2` for DCF2) and `keygen_into_par` (2 threads, fresh buffers as a dealer has them).
+//! * `halftree_many/…`: the half-tree one-bit DCF (DReLU) at n = 63, 1,000,000 keys: `eval_many`,
+//!   `eval_many_par` (`n − 6` AES per key) and `keygen_into_par` (`2(n − 6)` per pair).
 //! * `summary/report`: times each of those once more (best of two) next to raw AES, prints the
 //!   share of the AES bound, and runs the whole 1M-ReLU pipeline once (dealer `dcf2::keygen_into_par`
 //!   at n = 63, then per party `from_vec` and `eval_many_par`), printing each stage.
@@ -29,7 +31,7 @@ use aes::Aes128;
 use aes::cipher::{Array, BlockCipherEncrypt, KeyInit};
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use mpcflow_fss::prg::{Block, Prg, PrgKey, SeedRng};
-use mpcflow_fss::{Dcf2Key, Dcf2KeyBatch, DcfKey, DcfKeyBatch, dcf, dcf2, dpf};
+use mpcflow_fss::{Dcf2Key, Dcf2KeyBatch, DcfKey, DcfKeyBatch, dcf, dcf2, dpf, halftree};
 
 const BLOCKS: usize = 1024;
 const POINTS: usize = 4096;
@@ -224,6 +226,34 @@ fn bench_dcf2_many(c: &mut Criterion) {
             })
         });
     }
+    g.finish();
+}
+
+/// The half-tree one-bit DCF of DReLU at n = 63 (elements = keys or key pairs): `eval_many`,
+/// `eval_many_par` (57 AES per key), `keygen_into_par` (114 per pair, fresh buffers).
+fn bench_halftree_many(c: &mut Criterion) {
+    let mut g = many_group(c, "halftree_many");
+    let n = 63;
+    let mut rng = SeedRng::from_seed([17; 32]);
+    let alphas: Vec<u64> = (0..MANY).map(|_| rng.next_u64() & mask(n)).collect();
+    let xs: Vec<u64> = (0..MANY).map(|_| rng.next_u64() & mask(n)).collect();
+    let (mut k0, mut k1) = (Vec::new(), Vec::new());
+    ok(halftree::keygen_into_par(&alphas, n, &mut rng, &mut k0, &mut k1, THREADS));
+    drop(k1);
+    let keys = ok(halftree::HalfTreeKeys::from_bytes(&k0, MANY, n));
+    let mut out = vec![0u8; MANY];
+    g.bench_function(BenchmarkId::new("eval_many", n), |b| {
+        b.iter(|| halftree::eval_many(&keys, black_box(&xs), &mut out))
+    });
+    g.bench_function(BenchmarkId::new("eval_many_par", n), |b| {
+        b.iter(|| halftree::eval_many_par(&keys, black_box(&xs), &mut out, THREADS))
+    });
+    g.bench_function(BenchmarkId::new("keygen_into_par", n), |b| {
+        b.iter(|| {
+            let (mut b0, mut b1) = (Vec::new(), Vec::new());
+            halftree::keygen_into_par(black_box(&alphas), n, &mut rng, &mut b0, &mut b1, THREADS)
+        })
+    });
     g.finish();
 }
 
@@ -492,5 +522,14 @@ fn bench_summary(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_aes, bench_dcf, bench_dpf, bench_dcf_many, bench_dcf2_many, bench_summary);
+criterion_group!(
+    benches,
+    bench_aes,
+    bench_dcf,
+    bench_dpf,
+    bench_dcf_many,
+    bench_dcf2_many,
+    bench_halftree_many,
+    bench_summary
+);
 criterion_main!(benches);

@@ -74,6 +74,7 @@ mod batch;
 pub mod dcf;
 pub mod dcf2;
 pub mod dpf;
+pub mod halftree;
 pub mod prg;
 
 pub use batch::PAR_MIN_BATCH;

@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 
+use crate::fss::halftree::{self, HalfTreeKeys};
 use crate::fss::{Dcf2KeyBatch, DcfKeyBatch, dcf, dcf2};
 use mpcflow_sdk::kernel::{FssKeys, FssScheme, Kernel, is_unsupported};
 use mpcflow_sdk::{Error, Result};
@@ -84,6 +85,12 @@ impl Accel {
             return Ok(());
         }
         dcf2::eval_many_par(party as u8, keys, xs, out, self.1).map_err(material)
+    }
+
+    /// Party shares (bits) of the half-tree one-bit DCF: key `i` of `keys` at `xs[i]` into
+    /// `out[i]`. On this crate's CPU code: no kernel evaluates these keys yet.
+    pub fn halftree(&self, keys: &HalfTreeKeys<'_>, xs: &[u64], out: &mut [u8]) -> Result<()> {
+        halftree::eval_many_par(keys, xs, out, self.1).map_err(material)
     }
 
     /// `a · b` in Z(2^64) for row-major `m×k` and `k×n` matrices, or `None` when the kernel does

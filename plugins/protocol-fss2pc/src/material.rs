@@ -6,6 +6,7 @@
 //! [`SeedRng`]; party 1 receives the corrections (`value − share₀`) explicitly. Keys of the
 //! comparison functions are sent to both (they are correlated, not random).
 
+use crate::fss::halftree::{self, HalfTreeKeys};
 use crate::fss::{Dcf2Key, Dcf2KeyBatch, DcfKey, DcfKeyBatch, DpfKey, SeedRng, dcf, dcf2};
 use mpcflow_sdk::{Error, Result};
 
@@ -42,6 +43,10 @@ pub enum Tag {
     Lut = 7,
     /// Reciprocal, rsqrt, sqrt (see `gates::root`).
     Root = 8,
+    /// Sign in two rounds (half-tree DReLU, then a local select).
+    Sign2 = 9,
+    /// ReLU in two rounds (half-tree DReLU, then a select).
+    Relu2 = 10,
 }
 
 /// Bytes of the header.
@@ -143,6 +148,26 @@ pub fn dcf_len(bits: u32) -> u64 {
     DcfKey::serialized_len(bits) as u64
 }
 
+/// Size of `n` half-tree one-bit DCF keys over `bits` bits, with their batch header.
+pub fn halftree_len(n: usize, bits: u32) -> u64 {
+    halftree::batch_len(n, bits) as u64
+}
+
+/// Bytes of `n` bits packed eight to a byte.
+pub fn bits_len(n: usize) -> u64 {
+    n.div_ceil(8) as u64
+}
+
+/// Packs bits (0 or 1 each) eight to a byte, least significant first.
+pub fn pack_bits(bits: &[u8]) -> Vec<u8> {
+    bits.chunks(8).map(|c| c.iter().enumerate().fold(0u8, |acc, (i, b)| acc | ((b & 1) << i))).collect()
+}
+
+/// The first `n` bits of `bytes` as they were packed by [`pack_bits`].
+pub fn unpack_bits(bytes: &[u8], n: usize) -> Vec<u8> {
+    (0..n).map(|i| bytes.get(i / 8).map_or(0, |b| (b >> (i % 8)) & 1)).collect()
+}
+
 /// Size of a two-word DCF key over `bits` bits.
 pub fn dcf2_len(bits: u32) -> u64 {
     Dcf2Key::serialized_len(bits) as u64
@@ -207,6 +232,22 @@ impl Split {
             self.p0.bytes(&k0.to_bytes());
             self.p1.bytes(&k1.to_bytes());
         }
+    }
+
+    /// XOR-shares bits (0 or 1 each): party 0's come from its seed, party 1 gets the others,
+    /// packed eight to a byte.
+    pub fn share_bits(&mut self, bits: &[u8]) {
+        let words = draw(&mut self.rng0, bits.len().div_ceil(64));
+        let mine: Vec<u8> = (0..bits.len()).map(|i| bits[i] ^ ((words[i / 64] >> (i % 64)) as u8 & 1)).collect();
+        self.p1.bytes(&pack_bits(&mine));
+    }
+
+    /// Generates one half-tree one-bit DCF key pair per element (XOR shares of
+    /// `x < alphas[i]`) straight into the parties' material, on the split's threads.
+    pub fn halftree_keys(&mut self, alphas: &[u64], bits: u32, rng: &mut SeedRng) -> Result<()> {
+        self.prepare_for_keys();
+        halftree::keygen_into_par(alphas, bits, rng, &mut self.p0.buf, &mut self.p1.buf, self.threads)
+            .map_err(dealer_err)
     }
 
     /// The same with two-word payloads.
@@ -299,6 +340,23 @@ impl<'a> Shares<'a> {
                 DpfKey::from_bytes(b).map_err(|e| Error::Material(format!("{what}: {e}")))
             })
             .collect()
+    }
+
+    /// This party's XOR shares of `n` bits (0 or 1 each).
+    pub fn bits(&mut self, n: usize, what: &str) -> Result<Vec<u8>> {
+        match &mut self.rng0 {
+            Some(rng) => {
+                let words = draw(rng, n.div_ceil(64));
+                Ok((0..n).map(|i| (words[i / 64] >> (i % 64)) as u8 & 1).collect())
+            }
+            None => Ok(unpack_bits(self.reader.take(bits_len(n) as usize, what)?, n)),
+        }
+    }
+
+    /// This party's `n` half-tree one-bit DCF keys over `bits` bits, read in place.
+    pub fn halftree_keys(&mut self, n: usize, bits: u32, what: &str) -> Result<HalfTreeKeys<'a>> {
+        let b = self.reader.take(halftree::batch_len(n, bits), what)?;
+        HalfTreeKeys::from_bytes(b, n, bits).map_err(|e| Error::Material(format!("{what}: {e}")))
     }
 
     /// This party's `n` two-word DCF keys over `bits` bits, read in place.

@@ -21,6 +21,8 @@ pub struct PlanOptions {
     pub dims: HashMap<String, usize>,
     /// Shapes of the inputs at hand, which fix symbolic dimensions.
     pub input_shapes: HashMap<String, Vec<usize>>,
+    /// The network the plan assumes (`--network`); protocols pick node forms from it.
+    pub network: mpcflow_sdk::Network,
 }
 
 /// Sample sizes for unbound symbolic dimensions: distinct, so that two different names never
@@ -129,6 +131,7 @@ pub fn build(spec: &GraphSpec, registry: &Registry, opts: &PlanOptions) -> Resul
         nodes: vec![],
         by_name: HashMap::new(),
         fixed_point: spec.fixed_point,
+        network: opts.network,
         parties: spec.parties.len(),
         protocol: protocol.clone(),
         registry,
@@ -205,6 +208,7 @@ pub fn build(spec: &GraphSpec, registry: &Registry, opts: &PlanOptions) -> Resul
         needs_dealer: descriptor.needs_dealer,
         secure: descriptor.secure,
         fixed_point: spec.fixed_point,
+        network: opts.network,
         nodes,
         dims: dims.into_iter().collect(),
         sampled_dims: sampled,

@@ -1,5 +1,5 @@
 //! The plan fingerprint: SHA-256 over a canonical JSON form of everything that must agree
-//! between parties (parties, protocol and version, fixed point, every node with its inputs,
+//! between parties (parties, protocol and version, fixed point, network profile, every node with its inputs,
 //! shapes and constants). Two processes that derive the same plan get the same hash.
 
 use super::Plan;
@@ -14,6 +14,7 @@ pub(super) fn fingerprint(plan: &Plan) -> [u8; 32] {
         "protocol": plan.protocol,
         "protocol_version": plan.protocol_version,
         "fixed_point": plan.fixed_point,
+        "network": plan.network,
     });
     h.update(head.to_string().as_bytes());
     for n in &plan.nodes {

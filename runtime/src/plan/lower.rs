@@ -20,6 +20,7 @@ pub(super) struct Builder<'a> {
     pub nodes: Vec<PlanNode>,
     pub by_name: HashMap<String, u32>,
     pub fixed_point: FixedPoint,
+    pub network: mpcflow_sdk::Network,
     pub parties: usize,
     pub protocol: Arc<dyn Protocol>,
     pub registry: &'a Registry,
@@ -40,6 +41,7 @@ impl Builder<'_> {
             output,
             fixed_point: self.fixed_point,
             parties: self.parties,
+            network: self.network,
         };
         self.nodes.push(PlanNode {
             desc,

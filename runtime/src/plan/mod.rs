@@ -60,6 +60,8 @@ pub struct Plan {
     pub secure: bool,
     /// Fixed-point encoding.
     pub fixed_point: mpcflow_sdk::FixedPoint,
+    /// The network the plan assumes; part of the fingerprint (every process plans with it).
+    pub network: mpcflow_sdk::Network,
     /// Nodes in plan order.
     pub nodes: Vec<PlanNode>,
     /// Symbolic dimensions and the sizes they were given.

@@ -48,7 +48,7 @@ pub(crate) fn eval_many<P: Payload>(party: u8, b: &KeyBatch<'_, P>, xs: &[u64], 
 
 /// Threads to use for `len` items: 1 up to [`PAR_MIN_BATCH`], else the available parallelism
 /// capped at `max_threads` (at least 1).
-pub(super) fn par_threads(len: usize, max_threads: usize) -> usize {
+pub(crate) fn par_threads(len: usize, max_threads: usize) -> usize {
     if len <= PAR_MIN_BATCH {
         return 1;
     }
@@ -58,7 +58,7 @@ pub(super) fn par_threads(len: usize, max_threads: usize) -> usize {
 
 /// Runs `work(first index, part)` over `parts` (each with its index offset): the first on the
 /// calling thread, the others on scoped threads (inline if a thread cannot be started).
-pub(super) fn run_parts<T: Send>(parts: Vec<(usize, T)>, work: impl Fn(usize, T) + Sync) {
+pub(crate) fn run_parts<T: Send>(parts: Vec<(usize, T)>, work: impl Fn(usize, T) + Sync) {
     // Each part sits in its own cell, so a part whose thread failed to start is still at hand.
     let cells: Vec<Mutex<Option<(usize, T)>>> = parts.into_iter().map(|p| Mutex::new(Some(p))).collect();
     let run = |cell: &Mutex<Option<(usize, T)>>| {

@@ -8,12 +8,17 @@
 //! | linear | add, sub, neg, shift left, sum, reshape, transpose, concat, slice, broadcast, integer scale, mul/matmul/conv2d by a public operand | 0 | 0 |
 //! | scale | scale by a real factor (then exact truncation), shift right | 1 | 8n |
 //! | bilinear | mul, matmul, conv2d of two secrets (+1 round of truncation for fixed × fixed) | 1 (2) | 8n (16n) |
-//! | sign | gt, ge, lt, le | 1 | 8n |
-//! | relu | relu | 1 | 8n |
+//! | sign | gt, ge, lt, le | 1, or 2 (see below) | 8n, or 8n + n/8 |
+//! | relu | relu | 1, or 2 | 8n, or 8n + n/8 |
 //! | lookup | exp, sigmoid, tanh, gelu (table with interpolation, see [`lut`]) | 4 | 40n (gelu 48n) |
 //! | root | reciprocal, rsqrt, sqrt (leading bit, normalisation, mantissa table, rescaling, see [`root`]) | 7 | at f = 16: reciprocal 616n, rsqrt 472n, sqrt 552n |
 //!
 //! `n` is the number of output elements. Composite ops are lowered (see [`crate::lowering`]).
+//!
+//! Comparisons and ReLU have two forms: one round with a DCF whose payload does the select
+//! ([`sign`], [`relu`]), or two rounds with a half-tree DReLU key about half the size and a third
+//! of the AES work, then a select ([`select`]). [`select::choose`] picks per node from its size
+//! and the plan's network profile; `plan` shows the choice.
 
 //!
 //! Each gate's module owns its cost (rounds, online bytes, material), its dealing and its
@@ -28,6 +33,7 @@ pub mod open;
 pub mod relu;
 pub mod root;
 pub mod scale;
+pub mod select;
 pub mod sign;
 pub mod trunc;
 
@@ -38,6 +44,7 @@ use linear::Known;
 use mpcflow_sdk::protocol::{Cost, EvalInput, Immediate, NodeDesc, NodeEval, NodeKind, NodeValue};
 use mpcflow_sdk::shape::Visibility;
 use mpcflow_sdk::{DType, Error, Op, PartyId, Result, Tensor};
+use select::{Form, Select};
 
 /// How a node is computed.
 #[derive(Clone, Debug, PartialEq)]
@@ -76,9 +83,14 @@ pub enum Gate {
         a: u64,
         /// +1 or −1 (as a ring element).
         sigma: u64,
+        /// One round or two (see [`select`]).
+        form: select::Form,
     },
     /// `max(x, 0)`.
-    Relu,
+    Relu {
+        /// One round or two (see [`select`]).
+        form: select::Form,
+    },
     /// A smooth function by table lookup.
     Lut(lut::Func),
     /// Reciprocal, rsqrt or sqrt.
@@ -98,8 +110,12 @@ impl Gate {
             Gate::Public | Gate::Linear => linear::cost(node),
             Gate::Scale { bits, .. } => scale::cost(node, *bits),
             Gate::Bilinear { trunc } => bilinear::cost(node, *trunc),
-            Gate::Sign { .. } => sign::cost(node),
-            Gate::Relu => relu::cost(node),
+            Gate::Sign { form: Form::OneRound, .. } => with_form(sign::cost(node), "one round (DCF)"),
+            Gate::Sign { a, sigma, form: Form::TwoRound, .. } => {
+                select::cost(node, Select::Sign { a: *a, sigma: *sigma })
+            }
+            Gate::Relu { form: Form::OneRound } => with_form(relu::cost(node), "one round (two-word DCF)"),
+            Gate::Relu { form: Form::TwoRound } => select::cost(node, Select::Relu),
             Gate::Lut(func) => lut::cost(node, *func),
             Gate::Root(func) => root::cost(node, *func),
         }
@@ -138,10 +154,17 @@ impl Gate {
             (Gate::Bilinear { trunc }, NodeKind::Op(op)) => {
                 mask(bilinear::deal(node, op, &input(0)?.mask(), &input(1)?.mask(), *trunc, rng, threads)?)
             }
-            (Gate::Sign { swap, .. }, _) => {
+            (Gate::Sign { swap, form: Form::OneRound, .. }, _) => {
                 mask(sign::deal(node, &input(0)?.mask(), &input(1)?.mask(), *swap, rng, threads)?)
             }
-            (Gate::Relu, _) => mask(relu::deal(node, &input(0)?.mask(), rng, threads)?),
+            (Gate::Sign { swap, a, sigma, form: Form::TwoRound }, _) => {
+                let d = sign::difference(node, &input(0)?.mask(), &input(1)?.mask(), *swap)?;
+                mask(select::deal(node, Select::Sign { a: *a, sigma: *sigma }, &d, rng, threads)?)
+            }
+            (Gate::Relu { form: Form::OneRound }, _) => mask(relu::deal(node, &input(0)?.mask(), rng, threads)?),
+            (Gate::Relu { form: Form::TwoRound }, _) => {
+                mask(select::deal(node, Select::Relu, &input(0)?.mask(), rng, threads)?)
+            }
             (Gate::Lut(func), _) => mask(lut::deal(*func, node, &input(0)?.mask(), rng, threads)?),
             (Gate::Root(func), _) => mask(root::deal(*func, node, &input(0)?.mask(), rng, threads)?),
             (g, k) => return Err(Error::internal(format!("gate {g:?} for node kind {}", k.label()))),
@@ -178,10 +201,20 @@ impl Gate {
             (Gate::Bilinear { trunc }, NodeKind::Op(op)) => {
                 Box::new(bilinear::BilinearEval::new(node, op, &ins[0], &ins[1], *trunc, me, input.material, accel)?)
             }
-            (Gate::Sign { swap, a, sigma }, _) => {
+            (Gate::Sign { swap, a, sigma, form: Form::OneRound }, _) => {
                 sign::begin(node, (*swap, *a, *sigma), &ins, me, input.material, accel)?
             }
-            (Gate::Relu, _) => relu::begin(node, first()?, me, input.material, accel)?,
+            (Gate::Sign { swap, a, sigma, form: Form::TwoRound }, _) => {
+                let (x, y) = (ins.first(), ins.get(1));
+                let (x, y) = x.zip(y).ok_or_else(|| Error::internal("a comparison without two inputs"))?;
+                let dhat = sign::difference(node, x.value, y.value, *swap)?;
+                select::begin(node, Select::Sign { a: *a, sigma: *sigma }, &dhat, None, me, input.material, accel)?
+            }
+            (Gate::Relu { form: Form::OneRound }, _) => relu::begin(node, first()?, me, input.material, accel)?,
+            (Gate::Relu { form: Form::TwoRound }, _) => {
+                let x = first()?;
+                select::begin(node, Select::Relu, x.value, Some((x.value, x.share)), me, input.material, accel)?
+            }
             (Gate::Lut(func), _) => {
                 let x = first()?;
                 Box::new(lut::LutEval::new(*func, node, me, x.value.to_vec(), x.share.to_vec(), input.material, accel))
@@ -201,6 +234,12 @@ impl Gate {
             (g, k) => return Err(Error::internal(format!("gate {g:?} for node kind {}", k.label()))),
         })
     }
+}
+
+/// `cost` labelled with the form it describes.
+fn with_form(mut cost: Cost, form: &str) -> Cost {
+    cost.form = form.into();
+    cost
 }
 
 /// Whether an op is a linear map of the ring (valid on masked values and shares alike).
@@ -255,11 +294,11 @@ fn classify_op(op: &Op, node: &NodeDesc) -> Option<Gate> {
                 (false, trunc) => Some(Gate::Bilinear { trunc }),
             }
         }
-        Op::Ge => Some(Gate::Sign { swap: false, a: 0, sigma: 1 }),
-        Op::Le => Some(Gate::Sign { swap: true, a: 0, sigma: 1 }),
-        Op::Gt => Some(Gate::Sign { swap: true, a: 1, sigma: u64::MAX }),
-        Op::Lt => Some(Gate::Sign { swap: false, a: 1, sigma: u64::MAX }),
-        Op::Relu => Some(Gate::Relu),
+        Op::Ge => Some(Gate::Sign { swap: false, a: 0, sigma: 1, form: select::choose(node, false) }),
+        Op::Le => Some(Gate::Sign { swap: true, a: 0, sigma: 1, form: select::choose(node, false) }),
+        Op::Gt => Some(Gate::Sign { swap: true, a: 1, sigma: u64::MAX, form: select::choose(node, false) }),
+        Op::Lt => Some(Gate::Sign { swap: false, a: 1, sigma: u64::MAX, form: select::choose(node, false) }),
+        Op::Relu => Some(Gate::Relu { form: select::choose(node, true) }),
         // The interpolated value has 2f fractional bits and must stay below 2^63.
         op if fixed_in(0) && f > lut::P && f <= lut::MAX_FRAC_BITS && lut::Func::of(op).is_some() => {
             lut::Func::of(op).map(Gate::Lut)

@@ -1,0 +1,581 @@
+//! One-bit distributed comparison function on a half tree: XOR shares of `[x < α]`, the
+//! comparison bit of DReLU, from a key of one 128-bit word per level and one AES block per level.
+//!
+//! # Construction
+//!
+//! The DPF tree of Guo, Yang, Wang, Zhang, Xie, Liu and Zhao, "Half-Tree: Halving the Cost of
+//! Tree Expansion in COT and DPF" (Eurocrypt 2023, ePrint 2022/1431, Section 5, Figure 8), with
+//! the correlation-robust hash `H(x) = π(σ(x)) ⊕ σ(x)`: `π` is AES-128 under the fixed public
+//! key [`HASH_KEY`], `σ(x_hi ‖ x_lo) = (x_hi ⊕ x_lo ‖ x_hi)` the linear orthomorphism of
+//! Guo–Katz–Wang–Yu (S&P 2020), so `H` is circular correlation robust in the
+//! random-permutation model.
+//!
+//! * **Keys.** The dealer draws `Δ` with lowest bit 1 and a root seed `s₀`; party 1's root is
+//!   `s₁ = s₀ ⊕ Δ`. A node's control bit is its seed's lowest bit, so the roots' control bits
+//!   differ. Every level `i` gets one public correction word
+//!   `CW_i = H(s₀) ⊕ H(s₁) ⊕ (1 − α_i)·Δ` for the two on-path seeds `s₀`, `s₁` of level `i − 1`.
+//! * **Expansion** (each party, at a node with seed `s` and control bit `t`): the left child is
+//!   `L = H(s) ⊕ t·CW_i`, the right child `R = L ⊕ s`. One AES block per node, for the dealer as
+//!   for the parties (the dealer walks both roots: two per level). On the path of `α` the two
+//!   parties' seeds differ by `Δ` and their control bits differ; the child that leaves the path
+//!   gets equal seeds in both keys (`L₀ ⊕ L₁ = (1 − α_i)Δ`, `R₀ ⊕ R₁ = α_i·Δ`), and equal seeds
+//!   stay equal below. So `t₀ ⊕ t₁` at a node is 1 exactly on the path of `α`.
+//! * **The comparison bit from control bits alone** (our addition; no value correction words):
+//!   `x < α` exactly when, at the first level `i` where they differ, `x_i = 0` and `α_i = 1`.
+//!   At a level where `x_i = 0`, the on-path indicator `t₀ ⊕ t₁` goes from 1 to 0 exactly then
+//!   (from on-path it stays on-path when `α_i = 0`; off the path it stays 0). So each party
+//!   outputs the XOR, over the levels where `x_i = 0`, of its control bit before and after the
+//!   level, and the two outputs XOR to `[x_hi < α_hi]` on the walked levels.
+//! * **Early termination** (Boyle–Gilboa–Ishai, CCS 2016, Section 3.2.1): the last
+//!   `ν = min(n, 7)` levels are one leaf block. At the node reached after `n − ν` levels each
+//!   party computes `H(s) ⊕ t·CW_leaf` and takes bit `x_lo` (the low `ν` bits of `x`);
+//!   `CW_leaf = H(s₀) ⊕ H(s₁) ⊕ T` where bit `y` of `T` is `[y < α_lo]`. On the path the two
+//!   blocks XOR to `T`, off it to 0, so the leaf adds `[x_hi = α_hi ∧ x_lo < α_lo]`.
+//!
+//! Each party's output is one bit; the two XOR to `[x < α]` for every `x` of the domain.
+//!
+//! # Security
+//!
+//! A key is a DPF key of the half-tree scheme (root seed and correction words; the control-bit
+//! outputs are a function of the key and the public `x`, so they reveal nothing a key does not).
+//! From one party's view its root seed is uniform and every correction word
+//! `H(s_b) ⊕ H(s_b ⊕ Δ) ⊕ (1 − α_i)Δ` is pseudorandom when `H` is circular correlation robust
+//! and `Δ` is secret (Guo et al. 2023, Theorem 5, whose proof covers the leaf the same way), so
+//! the key is simulatable without `α`. The assumption is that fixed-key AES is an ideal
+//! permutation; as in [`super::prg`] the bound degrades with the number of hashed seeds.
+//! Semi-honest, trusted dealer; keys are not authenticated.
+//!
+//! # Costs and sizes
+//!
+//! For an `n`-bit domain with `m = n − ν` walked levels: evaluation `m + 1` AES blocks, key
+//! generation `2(m + 1)` (both keys; the DCF of [`super::dcf`] takes `2n` and `6n`). A key is
+//! `16·(m + 2)` bytes (root seed, `m` correction words, leaf correction word): 928 B at
+//! `n = 63`, where a DCF key is 1554 B. Both keys carry the same correction words; they differ
+//! in the root only.
+//!
+//! # Serialised batch
+//!
+//! `tag 'H' (1) ‖ n (1) ‖ tiles`, little-endian, [`batch_len`] bytes. The keys come in tiles of
+//! [`TILE`] (the last may be shorter, `k` keys); a tile is its `k` root seeds, then the `k`
+//! correction words of level 0, of level 1, …, and the `k` leaf correction words. This is the
+//! order evaluation reads them in (one row of 16·`k` bytes per level), so a batch streams
+//! through the cache once, front to back, and the dealer writes it the same way. One key is a
+//! batch of one.
+
+use std::sync::LazyLock;
+
+use aes::Aes128;
+use aes::cipher::{Array, BlockCipherEncrypt, KeyInit};
+
+use super::batch::{par_threads, run_parts};
+use super::prg::{Block, Prg, SeedRng, block_from_u128, u128_from_block};
+use super::{FssError, check_all_in_domain, check_bits, check_in_domain, domain_mask, mask128};
+
+/// Type tag (first byte) of a serialised half-tree batch, format version 1.
+pub const HALF_TREE_TAG: u8 = b'H';
+
+/// The fixed public AES-128 key of the hash `H` (16 ASCII bytes, nothing up the sleeve).
+pub const HASH_KEY: [u8; 16] = *b"mpcflow/fss/half";
+
+/// Levels resolved by the leaf block's truth table (`2^7 = 128` bits).
+pub const LEAF_BITS: u32 = 7;
+
+/// Keys per tile of the serialised batch, and per step of evaluation and key generation: a
+/// tile's seeds and AES buffer stay in L1, its rows of correction words in L2.
+pub const TILE: usize = 128;
+
+/// Keys per seed of the parallel key generation: the keys do not depend on the thread count.
+const GEN_CHUNK: usize = 32 * TILE;
+
+const HEADER: usize = 2;
+
+static HASH: LazyLock<Aes128> = LazyLock::new(|| Aes128::new(&Array::from(HASH_KEY)));
+
+/// Levels of an `n`-bit key walked one by one (the rest are the leaf's).
+pub const fn levels(n_bits: u32) -> usize {
+    n_bits.saturating_sub(LEAF_BITS) as usize
+}
+
+/// Bytes per key in a batch: root seed, one correction word per walked level, leaf word.
+pub const fn key_bytes(n_bits: u32) -> usize {
+    16 * (levels(n_bits) + 2)
+}
+
+/// Bytes of a serialised batch of `count` keys of `n_bits` bits (header and keys).
+pub const fn batch_len(count: usize, n_bits: u32) -> usize {
+    HEADER + count * key_bytes(n_bits)
+}
+
+/// `σ(x_hi ‖ x_lo) = (x_hi ⊕ x_lo ‖ x_hi)`.
+#[inline(always)]
+fn sigma(x: u128) -> u128 {
+    let hi = (x >> 64) as u64;
+    let lo = x as u64;
+    (u128::from(hi ^ lo) << 64) | u128::from(hi)
+}
+
+/// `buf[i] = π(σ(s[i]))`; the caller adds `σ(s[i])` back (fused into its own pass).
+#[inline]
+fn permute(s: &[u128], buf: &mut [Block]) {
+    for (b, x) in buf.iter_mut().zip(s) {
+        *b = block_from_u128(sigma(*x));
+    }
+    let n = Prg::global().padded_len(s.len()).min(buf.len());
+    if let Some(blocks) = buf.get_mut(..n) {
+        HASH.encrypt_blocks(blocks);
+    }
+}
+
+/// `H(s[i])` from the block [`permute`] left for it.
+#[inline(always)]
+fn hashed(b: &Block, s: u128) -> u128 {
+    u128_from_block(b) ^ sigma(s)
+}
+
+/// The rows of a 16-byte words from `bytes` into `out` (as many as both hold).
+#[inline]
+fn read_row(bytes: &[u8], out: &mut [u128]) {
+    for (o, w) in out.iter_mut().zip(bytes.chunks_exact(16)) {
+        *o = u128::from_le_bytes(w.try_into().unwrap_or_default());
+    }
+}
+
+#[inline]
+fn write_row(words: &[u128], out: &mut [u8]) {
+    for (w, o) in words.iter().zip(out.chunks_exact_mut(16)) {
+        o.copy_from_slice(&w.to_le_bytes());
+    }
+}
+
+/// The leaf's truth table: bit `y` is `[y < α_lo]`.
+#[inline(always)]
+fn truth_table(alpha_lo: u64) -> u128 {
+    if alpha_lo == 0 { 0 } else { u128::MAX >> (128 - alpha_lo.min(128)) }
+}
+
+/// Where the tile starting at key `first` lies in a batch's key bytes, and how many keys it has.
+fn tile_span(first: usize, count: usize, n_bits: u32) -> (std::ops::Range<usize>, usize) {
+    let k = (count - first).min(TILE);
+    let at = first * key_bytes(n_bits);
+    (at..at + k * key_bytes(n_bits), k)
+}
+
+/// One party's serialised batch of keys of one domain size, checked once and read in place.
+/// `Debug` prints only sizes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct HalfTreeKeys<'a> {
+    /// The keys, after the header.
+    keys: &'a [u8],
+    count: usize,
+    n_bits: u32,
+}
+
+impl std::fmt::Debug for HalfTreeKeys<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HalfTreeKeys").field("n_bits", &self.n_bits).field("len", &self.count).finish()
+    }
+}
+
+impl<'a> HalfTreeKeys<'a> {
+    /// Checks a batch of `count` keys of `n_bits` bits ([`batch_len`] bytes, type tag and domain
+    /// size in the header) and borrows it. Every 128-bit word is a valid seed or correction
+    /// word, so nothing else can be malformed.
+    pub fn from_bytes(bytes: &'a [u8], count: usize, n_bits: u32) -> Result<HalfTreeKeys<'a>, FssError> {
+        check_bits(n_bits)?;
+        let malformed = |reason: String| FssError::MalformedKey { kind: "half-tree DCF", reason };
+        let want = count.checked_mul(key_bytes(n_bits)).and_then(|b| b.checked_add(HEADER));
+        if Some(bytes.len()) != want {
+            return Err(malformed(format!("{} bytes for {count} keys of {} bytes", bytes.len(), key_bytes(n_bits))));
+        }
+        match bytes {
+            [HALF_TREE_TAG, n, keys @ ..] if u32::from(*n) == n_bits => Ok(HalfTreeKeys { keys, count, n_bits }),
+            [HALF_TREE_TAG, n, ..] => Err(malformed(format!("{n}-bit keys where {n_bits}-bit keys belong"))),
+            _ => Err(malformed("wrong type tag".into())),
+        }
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The domain size in bits.
+    pub fn n_bits(&self) -> u32 {
+        self.n_bits
+    }
+}
+
+/// This party's share bit (0 or 1) of `[x < α]` from a serialised batch of one key (tests and
+/// stragglers; batches use [`eval_many`]).
+pub fn eval(key: &[u8], x: u64) -> Result<u8, FssError> {
+    let n_bits = u32::from(key.get(1).copied().unwrap_or(0));
+    let keys = HalfTreeKeys::from_bytes(key, 1, n_bits)?;
+    check_in_domain("evaluation point", x, n_bits)?;
+    let mut out = [0u8];
+    eval_range(&keys, 0, &[x], &mut out);
+    Ok(out[0])
+}
+
+/// Evaluates key `i` at `xs[i]` into `out[i]` (0 or 1) for every `i`.
+pub fn eval_many(keys: &HalfTreeKeys<'_>, xs: &[u64], out: &mut [u8]) -> Result<(), FssError> {
+    check_many(keys, xs, out)?;
+    eval_range(keys, 0, xs, out);
+    Ok(())
+}
+
+/// [`eval_many`] on up to `max_threads` scoped threads, in contiguous parts of whole tiles
+/// (batches of at most [`crate::PAR_MIN_BATCH`] keys run on the calling thread).
+pub fn eval_many_par(keys: &HalfTreeKeys<'_>, xs: &[u64], out: &mut [u8], max_threads: usize) -> Result<(), FssError> {
+    check_many(keys, xs, out)?;
+    let threads = par_threads(xs.len(), max_threads);
+    if threads <= 1 {
+        eval_range(keys, 0, xs, out);
+        return Ok(());
+    }
+    let per = xs.len().div_ceil(threads).div_ceil(TILE) * TILE;
+    let parts: Vec<_> = xs.chunks(per).zip(out.chunks_mut(per)).enumerate().map(|(i, p)| (i * per, p)).collect();
+    run_parts(parts, |first, (xc, oc)| eval_range(keys, first, xc, oc));
+    Ok(())
+}
+
+fn check_many(keys: &HalfTreeKeys<'_>, xs: &[u64], out: &[u8]) -> Result<(), FssError> {
+    for (what, got) in [("evaluation points", xs.len()), ("outputs", out.len())] {
+        if got != keys.len() {
+            return Err(FssError::LengthMismatch { what, expected: keys.len(), got });
+        }
+    }
+    check_all_in_domain(xs, keys.n_bits)
+}
+
+/// Keys `first..first + xs.len()` (`first` a multiple of [`TILE`]) at `xs`, tile by tile, level
+/// by level, reading each tile's rows in order.
+fn eval_range(keys: &HalfTreeKeys<'_>, first: usize, xs: &[u64], out: &mut [u8]) {
+    let n = keys.n_bits;
+    let walked = levels(n);
+    let low = domain_mask(n - walked as u32);
+    let mut s = [0u128; TILE];
+    let mut row = [0u128; TILE];
+    let mut acc = [0u8; TILE];
+    let mut buf = vec![Block::default(); TILE + 64];
+    for (tile, (xc, oc)) in xs.chunks(TILE).zip(out.chunks_mut(TILE)).enumerate() {
+        let (span, k) = tile_span(first + tile * TILE, keys.count, n);
+        let bytes = keys.keys.get(span).unwrap_or_default();
+        let mut rows = bytes.chunks_exact(16 * k);
+        let (s, row, acc) = (&mut s[..k], &mut row[..k], &mut acc[..k]);
+        read_row(rows.next().unwrap_or_default(), s);
+        acc.fill(0);
+        for level in 0..=walked {
+            read_row(rows.next().unwrap_or_default(), row);
+            permute(s, &mut buf);
+            let hs = buf.iter().zip(s.iter_mut()).map(|(b, si)| (hashed(b, *si), si));
+            if level == walked {
+                for (((h, si), (x, a)), (cw, o)) in hs.zip(xc.iter().zip(acc.iter())).zip(row.iter().zip(oc.iter_mut()))
+                {
+                    let leaf = h ^ (cw & mask128(*si as u8));
+                    *o = a ^ ((leaf >> (x & low)) as u8 & 1);
+                }
+                break;
+            }
+            let pos = n - 1 - level as u32;
+            for (((h, si), (x, a)), cw) in hs.zip(xc.iter().zip(acc.iter_mut())).zip(row.iter()) {
+                let t = *si as u8 & 1;
+                let left = h ^ (cw & mask128(t));
+                let bit = (x >> pos) as u8 & 1;
+                let child = left ^ (*si & mask128(bit));
+                *a ^= (bit ^ 1) & (t ^ (child as u8 & 1));
+                *si = child;
+            }
+        }
+    }
+}
+
+/// Generates one key pair per `α` of `alphas` (an `n_bits`-bit domain) and appends party 0's
+/// batch to `out0`, party 1's to `out1` ([`batch_len`] bytes each).
+pub fn keygen_into(
+    alphas: &[u64],
+    n_bits: u32,
+    rng: &mut SeedRng,
+    out0: &mut Vec<u8>,
+    out1: &mut Vec<u8>,
+) -> Result<(), FssError> {
+    keygen_into_par(alphas, n_bits, rng, out0, out1, 1)
+}
+
+/// [`keygen_into`] on up to `max_threads` scoped threads. Each run of [`GEN_CHUNK`] keys draws
+/// its own 32-byte seed from `rng` in order, so the keys do not depend on the thread count.
+pub fn keygen_into_par(
+    alphas: &[u64],
+    n_bits: u32,
+    rng: &mut SeedRng,
+    out0: &mut Vec<u8>,
+    out1: &mut Vec<u8>,
+    max_threads: usize,
+) -> Result<(), FssError> {
+    check_bits(n_bits)?;
+    for a in alphas {
+        check_in_domain("alpha", *a, n_bits)?;
+    }
+    let per_key = key_bytes(n_bits);
+    let seeds: Vec<[u8; 32]> = alphas
+        .chunks(GEN_CHUNK)
+        .map(|_| {
+            let mut seed = [0u8; 32];
+            rng.fill_bytes(&mut seed);
+            seed
+        })
+        .collect();
+    out0.extend_from_slice(&[HALF_TREE_TAG, n_bits as u8]);
+    out1.extend_from_slice(&[HALF_TREE_TAG, n_bits as u8]);
+    let (at0, at1) = (out0.len(), out1.len());
+    let mut fresh0 = grow(out0, alphas.len() * per_key);
+    let mut fresh1 = grow(out1, alphas.len() * per_key);
+    let threads = par_threads(alphas.len(), max_threads);
+    let per = alphas.len().div_ceil(threads.max(1)).div_ceil(GEN_CHUNK).max(1) * GEN_CHUNK;
+    let parts: Vec<_> = alphas
+        .chunks(per)
+        .zip(seeds.chunks(per / GEN_CHUNK))
+        .zip(fresh0[at0..].chunks_mut(per * per_key).zip(fresh1[at1..].chunks_mut(per * per_key)))
+        .map(|p| (0, p))
+        .collect();
+    run_parts(parts, |_, ((a, sd), (d0, d1))| {
+        let mut scratch = GenScratch::new(n_bits);
+        let step = GEN_CHUNK * per_key;
+        for ((ac, seed), (c0, c1)) in a.chunks(GEN_CHUNK).zip(sd).zip(d0.chunks_mut(step).zip(d1.chunks_mut(step))) {
+            let mut rng = SeedRng::from_seed(*seed);
+            let tiles = ac.chunks(TILE).zip(c0.chunks_mut(TILE * per_key).zip(c1.chunks_mut(TILE * per_key)));
+            for (at, (t0, t1)) in tiles {
+                scratch.tile(at, n_bits, &mut rng, t0, t1);
+            }
+        }
+    });
+    *out0 = fresh0;
+    *out1 = fresh1;
+    Ok(())
+}
+
+/// `out`'s bytes followed by `extra` zero bytes to fill in, taking `out`: in place when its
+/// capacity allows (a recycled buffer, whose pages are mapped), else a fresh zeroed allocation
+/// (pages the OS maps on first touch, by the thread that writes them) with `out`'s bytes copied
+/// in front.
+fn grow(out: &mut Vec<u8>, extra: usize) -> Vec<u8> {
+    let total = out.len() + extra;
+    if out.capacity() >= total {
+        let mut v = std::mem::take(out);
+        v.resize(total, 0);
+        v
+    } else {
+        let mut fresh = vec![0u8; total];
+        fresh[..out.len()].copy_from_slice(out);
+        fresh
+    }
+}
+
+/// A key generator's state for one tile: both parties' seeds, `Δ`, the roots, the hashes.
+struct GenScratch {
+    buf: Vec<Block>,
+    s: [u128; 2 * TILE],
+    roots: [u128; TILE],
+    delta: [u128; TILE],
+    row: [u128; TILE],
+}
+
+impl GenScratch {
+    fn new(_n_bits: u32) -> GenScratch {
+        GenScratch {
+            buf: vec![Block::default(); 2 * TILE + 64],
+            s: [0; 2 * TILE],
+            roots: [0; TILE],
+            delta: [0; TILE],
+            row: [0; TILE],
+        }
+    }
+
+    /// One tile of key pairs into `d0`, `d1` (`alphas.len()` keys each, rows in batch order).
+    fn tile(&mut self, alphas: &[u64], n: u32, rng: &mut SeedRng, d0: &mut [u8], d1: &mut [u8]) {
+        let walked = levels(n);
+        let k = alphas.len();
+        let (s, roots, delta, row) =
+            (&mut self.s[..2 * k], &mut self.roots[..k], &mut self.delta[..k], &mut self.row[..k]);
+        for ((pair, r), d) in s.chunks_exact_mut(2).zip(roots.iter_mut()).zip(delta.iter_mut()) {
+            *r = rng.next_u128();
+            *d = rng.next_u128() | 1;
+            pair[0] = *r;
+            pair[1] = *r ^ *d;
+        }
+        let mut rows0 = d0.chunks_exact_mut(16 * k);
+        let mut rows1 = d1.chunks_exact_mut(16 * k);
+        write_row(roots, rows0.next().unwrap_or_default());
+        let roots1: Vec<u128> = roots.iter().zip(delta.iter()).map(|(r, d)| r ^ d).collect();
+        write_row(&roots1, rows1.next().unwrap_or_default());
+        let low = domain_mask(n - walked as u32);
+        for level in 0..=walked {
+            permute(s, &mut self.buf);
+            let pos = n.saturating_sub(1 + level as u32);
+            for (((pair, b), (a, d)), cw) in s
+                .chunks_exact_mut(2)
+                .zip(self.buf.chunks_exact(2))
+                .zip(alphas.iter().zip(delta.iter()))
+                .zip(row.iter_mut())
+            {
+                let (h0, h1) = (hashed(&b[0], pair[0]), hashed(&b[1], pair[1]));
+                if level == walked {
+                    *cw = h0 ^ h1 ^ truth_table(a & low);
+                    continue;
+                }
+                let bit = (a >> pos) as u8 & 1;
+                *cw = h0 ^ h1 ^ (d & mask128(bit ^ 1));
+                for (si, h) in pair.iter_mut().zip([h0, h1]) {
+                    let left = h ^ (*cw & mask128(*si as u8));
+                    *si = left ^ (*si & mask128(bit));
+                }
+            }
+            let (r0, r1) = (rows0.next().unwrap_or_default(), rows1.next().unwrap_or_default());
+            write_row(row, r0);
+            r1.copy_from_slice(r0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn rng(tag: u8) -> SeedRng {
+        SeedRng::from_seed([tag; 32])
+    }
+
+    fn pair(alphas: &[u64], n: u32, tag: u8, threads: usize) -> (Vec<u8>, Vec<u8>) {
+        let (mut k0, mut k1) = (vec![7u8; 3], vec![9u8; 5]);
+        keygen_into_par(alphas, n, &mut rng(tag), &mut k0, &mut k1, threads).expect("keygen");
+        assert_eq!(&k0[..3], &[7, 7, 7], "what the output held stays in front");
+        assert_eq!(&k1[..5], &[9; 5]);
+        assert_eq!((k0.len() - 3, k1.len() - 5), (batch_len(alphas.len(), n), batch_len(alphas.len(), n)));
+        (k0[3..].to_vec(), k1[5..].to_vec())
+    }
+
+    fn eval_all(k0: &[u8], k1: &[u8], count: usize, n: u32, xs: &[u64], threads: usize) -> Vec<u8> {
+        let keys0 = HalfTreeKeys::from_bytes(k0, count, n).expect("parse 0");
+        let keys1 = HalfTreeKeys::from_bytes(k1, count, n).expect("parse 1");
+        let (mut o0, mut o1) = (vec![0u8; count], vec![0u8; count]);
+        eval_many_par(&keys0, xs, &mut o0, threads).expect("eval 0");
+        eval_many(&keys1, xs, &mut o1).expect("eval 1");
+        o0.iter().zip(&o1).map(|(a, b)| a ^ b).collect()
+    }
+
+    /// Every point for every `α` of small domains (keys of a batch across several tiles).
+    #[test]
+    fn exhaustive_small_domains() {
+        for n in 1..=10u32 {
+            let alphas: Vec<u64> = (0..1u64 << n).collect();
+            let (k0, k1) = pair(&alphas, n, n as u8, 1);
+            for x in 0..1u64 << n {
+                let got = eval_all(&k0, &k1, alphas.len(), n, &vec![x; alphas.len()], 1);
+                for (alpha, bit) in alphas.iter().zip(got) {
+                    assert_eq!(bit, u8::from(x < *alpha), "n {n} alpha {alpha} x {x}");
+                }
+            }
+        }
+    }
+
+    /// Single keys, every point, through the one-key path.
+    #[test]
+    fn exhaustive_single_keys() {
+        for n in [1u32, 3, 7, 8, 9] {
+            for alpha in 0..1u64 << n {
+                let (k0, k1) = pair(&[alpha], n, alpha as u8, 1);
+                for x in 0..1u64 << n {
+                    assert_eq!(eval(&k0, x).expect("0") ^ eval(&k1, x).expect("1"), u8::from(x < alpha));
+                }
+            }
+        }
+    }
+
+    /// The batched paths (one thread and several, across chunks and a short last tile) agree with
+    /// the definition; the keys do not depend on the thread count.
+    #[test]
+    fn batches_match_the_definition_at_full_width() {
+        for n in [8u32, 16, 32, 63, 64] {
+            let mut r = rng(40 + n as u8);
+            let count = 2 * GEN_CHUNK + 300;
+            let alphas: Vec<u64> = (0..count).map(|_| r.next_u64() & domain_mask(n)).collect();
+            let xs: Vec<u64> = alphas
+                .iter()
+                .enumerate()
+                .map(|(i, a)| match i % 4 {
+                    0 => *a,
+                    1 => a.wrapping_sub(1) & domain_mask(n),
+                    2 => a.wrapping_add(1) & domain_mask(n),
+                    _ => r.next_u64() & domain_mask(n),
+                })
+                .collect();
+            let (k0, k1) = pair(&alphas, n, n as u8, 2);
+            assert!(pair(&alphas, n, n as u8, 1) == (k0.clone(), k1.clone()), "keys independent of threads");
+            let got = eval_all(&k0, &k1, count, n, &xs, 2);
+            for i in 0..count {
+                assert_eq!(got[i], u8::from(xs[i] < alphas[i]), "n {n} key {i}");
+            }
+        }
+    }
+
+    /// Sizes are as documented and the two keys differ only in the root seeds.
+    #[test]
+    fn layout() {
+        assert_eq!(key_bytes(63), 928);
+        assert_eq!(batch_len(1, 63), 930);
+        assert_eq!(key_bytes(64), 944);
+        assert_eq!(key_bytes(7), 32);
+        assert_eq!(key_bytes(1), 32);
+        let (k0, k1) = pair(&[5, 6, 7], 63, 1, 1);
+        assert_eq!((k0.len(), k0[0], k0[1]), (2 + 3 * 928, HALF_TREE_TAG, 63));
+        for i in 0..3 {
+            let at = 2 + 16 * i;
+            let (r0, r1) = (&k0[at..at + 16], &k1[at..at + 16]);
+            assert_ne!(r0, r1);
+            assert_eq!((r0[0] ^ r1[0]) & 1, 1, "the roots' control bits differ");
+        }
+        assert_eq!(k0[2 + 48..], k1[2 + 48..], "the same correction words");
+    }
+
+    #[test]
+    fn bad_input_is_refused() {
+        let (k0, _) = pair(&[3, 4], 16, 2, 1);
+        assert!(HalfTreeKeys::from_bytes(&k0, 3, 16).is_err(), "wrong count");
+        assert!(HalfTreeKeys::from_bytes(&k0, 2, 17).is_err(), "wrong width");
+        assert!(HalfTreeKeys::from_bytes(&k0[..k0.len() - 1], 2, 16).is_err(), "short");
+        let mut bad = k0.clone();
+        bad[0] = b'D';
+        assert!(HalfTreeKeys::from_bytes(&bad, 2, 16).is_err(), "tag");
+        let mut bad = k0.clone();
+        bad[1] = 15;
+        assert!(HalfTreeKeys::from_bytes(&bad, 2, 16).is_err(), "width byte");
+        let keys = HalfTreeKeys::from_bytes(&k0, 2, 16).expect("parse");
+        let mut out = [0u8; 2];
+        assert!(eval_many(&keys, &[1, 1 << 16], &mut out).is_err(), "point outside the domain");
+        assert!(eval_many(&keys, &[1], &mut out[..1]).is_err(), "length");
+        let mut sink = Vec::new();
+        assert!(keygen_into(&[1 << 16], 16, &mut rng(1), &mut sink, &mut Vec::new()).is_err(), "alpha outside");
+        assert!(keygen_into(&[0], 0, &mut rng(1), &mut sink, &mut Vec::new()).is_err(), "zero bits");
+        assert!(eval(&[], 0).is_err());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Random widths, thresholds and points, including the edges of the domain.
+        #[test]
+        fn random_points(n in 1u32..=64, a in any::<u64>(), xs in proptest::collection::vec(any::<u64>(), 1..20), tag in any::<u8>()) {
+            let alpha = a & domain_mask(n);
+            let mut pts: Vec<u64> = xs.iter().map(|x| x & domain_mask(n)).collect();
+            pts.extend([0, domain_mask(n), alpha, alpha.saturating_sub(1), (alpha + 1) & domain_mask(n)]);
+            let (k0, k1) = pair(&[alpha], n, tag, 1);
+            for x in pts {
+                prop_assert_eq!(eval(&k0, x).unwrap() ^ eval(&k1, x).unwrap(), u8::from(x < alpha));
+            }
+        }
+    }
+}
