@@ -53,8 +53,14 @@ pub enum Tag {
 pub const HEADER: usize = 2;
 
 /// Writes one party's material.
+///
+/// The buffer may be a recycled one that still holds older bytes past `pos` (see
+/// [`crate::pool::take`]): writes go over them in place, and [`Writer::finish`] cuts the buffer
+/// at `pos`, so every byte handed on was written here.
 pub struct Writer {
     buf: Vec<u8>,
+    /// Bytes written so far.
+    pos: usize,
     /// Whether `buf` is a recycled buffer (see [`crate::pool`]) whose pages are mapped.
     recycled: bool,
 }
@@ -62,26 +68,59 @@ pub struct Writer {
 impl Writer {
     /// Starts material for `tag`.
     pub fn new(tag: Tag) -> Writer {
-        Writer { buf: vec![VERSION, tag as u8], recycled: false }
+        Writer { buf: vec![VERSION, tag as u8], pos: HEADER, recycled: false }
+    }
+
+    /// Starts material for `tag` in `buf` (empty, or recycled with stale bytes to write over).
+    fn in_buffer(tag: Tag, buf: Vec<u8>, recycled: bool) -> Writer {
+        let mut w = Writer { buf, pos: 0, recycled };
+        w.bytes(&[VERSION, tag as u8]);
+        w
     }
 
     /// Appends ring words.
     pub fn words(&mut self, w: &[u64]) {
-        for x in w {
-            self.buf.extend_from_slice(&x.to_le_bytes());
+        let room = self.region(8 * w.len());
+        for (dst, x) in room.chunks_exact_mut(8).zip(w) {
+            dst.copy_from_slice(&x.to_le_bytes());
         }
     }
 
     /// Appends raw bytes.
     pub fn bytes(&mut self, b: &[u8]) {
-        self.buf.extend_from_slice(b);
+        self.region(b.len()).copy_from_slice(b);
+    }
+
+    /// The next `len` bytes of the material, to be filled in by the caller (their content is
+    /// unspecified until then). A recycled buffer is written in place; a new one that is too
+    /// small is replaced by a zeroed allocation (pages the OS maps on first touch, so the key
+    /// generators' threads fault their own pages in) with what was written copied in front.
+    pub fn region(&mut self, len: usize) -> &mut [u8] {
+        let end = self.pos + len;
+        if self.buf.len() < end {
+            if self.recycled || len < FRESH_ROOM_MIN {
+                self.buf.resize(end, 0);
+            } else {
+                let mut fresh = vec![0u8; end];
+                fresh[..self.pos].copy_from_slice(&self.buf[..self.pos]);
+                self.buf = fresh;
+            }
+        }
+        let start = self.pos;
+        self.pos = end;
+        &mut self.buf[start..end]
     }
 
     /// The material.
-    pub fn finish(self) -> Vec<u8> {
+    pub fn finish(mut self) -> Vec<u8> {
+        self.buf.truncate(self.pos);
         self.buf
     }
 }
+
+/// Regions at least this large in a new buffer get a fresh zeroed allocation rather than a
+/// resize into its reserved room (which would write the zeros itself, on one thread).
+const FRESH_ROOM_MIN: usize = 1 << 20;
 
 /// Reads one party's material, checking every length.
 pub struct Reader<'a> {
@@ -190,24 +229,32 @@ impl Split {
         let mut seed = [0u8; SEED_LEN];
         dealer.fill_bytes(&mut seed);
         let writer = |size: u64| {
-            let (mut buf, recycled) = crate::pool::take(size as usize + FRAME_ROOM);
-            buf.extend_from_slice(&[VERSION, tag as u8]);
-            Writer { buf, recycled }
+            let (buf, recycled) = crate::pool::take(size as usize + FRAME_ROOM);
+            Writer::in_buffer(tag, buf, recycled)
         };
         let mut p0 = writer(sizes[0]);
         p0.bytes(&seed);
         Split { p0, p1: writer(sizes[1]), rng0: SeedRng::from_seed(seed), threads: threads.max(1) }
     }
 
-    /// Key generation writes in place into a buffer with room for the keys, and into fresh
-    /// zeroed memory otherwise, whose pages its threads then fault in side by side. A new
-    /// buffer's reserved room is not mapped yet, so it is given up here (the small part written
-    /// so far is copied); a recycled buffer's room is mapped and is kept.
+    /// Key generation that appends to the parties' buffers: cut them where the material ends
+    /// (a recycled buffer holds older bytes past it). It writes in place into a buffer with room
+    /// for the keys, and into fresh zeroed memory otherwise, whose pages its threads then fault
+    /// in side by side. A new buffer's reserved room is not mapped yet, so it is given up here
+    /// (the small part written so far is copied); a recycled buffer's room is mapped and is kept.
     fn prepare_for_keys(&mut self) {
         for w in [&mut self.p0, &mut self.p1] {
+            w.buf.truncate(w.pos);
             if !w.recycled {
                 w.buf.shrink_to_fit();
             }
+        }
+    }
+
+    /// After appending key generation: the material now ends where the buffers do.
+    fn keys_appended(&mut self) {
+        for w in [&mut self.p0, &mut self.p1] {
+            w.pos = w.buf.len();
         }
     }
 
@@ -223,7 +270,9 @@ impl Split {
     pub fn dcf_keys(&mut self, alphas: &[u64], betas: &[u64], bits: u32, rng: &mut SeedRng) -> Result<()> {
         self.prepare_for_keys();
         dcf::keygen_into_par(alphas, betas, bits, rng, &mut self.p0.buf, &mut self.p1.buf, self.threads)
-            .map_err(dealer_err)
+            .map_err(dealer_err)?;
+        self.keys_appended();
+        Ok(())
     }
 
     /// Hands each party its DPF keys.
@@ -245,16 +294,18 @@ impl Split {
     /// Generates one half-tree one-bit DCF key pair per element (XOR shares of
     /// `x < alphas[i]`) straight into the parties' material, on the split's threads.
     pub fn halftree_keys(&mut self, alphas: &[u64], bits: u32, rng: &mut SeedRng) -> Result<()> {
-        self.prepare_for_keys();
-        halftree::keygen_into_par(alphas, bits, rng, &mut self.p0.buf, &mut self.p1.buf, self.threads)
-            .map_err(dealer_err)
+        let len = halftree::batch_len(alphas.len(), bits);
+        let (k0, k1) = (self.p0.region(len), self.p1.region(len));
+        halftree::keygen_into_slices(alphas, bits, rng, k0, k1, self.threads).map_err(dealer_err)
     }
 
     /// The same with two-word payloads.
     pub fn dcf2_keys(&mut self, alphas: &[u64], betas: &[[u64; 2]], bits: u32, rng: &mut SeedRng) -> Result<()> {
         self.prepare_for_keys();
         dcf2::keygen_into_par(alphas, betas, bits, rng, &mut self.p0.buf, &mut self.p1.buf, self.threads)
-            .map_err(dealer_err)
+            .map_err(dealer_err)?;
+        self.keys_appended();
+        Ok(())
     }
 
     /// Both parties' material.
@@ -376,4 +427,51 @@ impl<'a> Shares<'a> {
 pub fn split_len(n: usize, words: usize, key_len: u64) -> [u64; 2] {
     let keys = key_len * n as u64;
     [HEADER as u64 + SEED_LEN as u64 + keys, HEADER as u64 + (words * n * 8) as u64 + keys]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Material written over a recycled buffer's stale bytes is byte for byte what a new buffer
+    /// gets, and ends where the writing did.
+    #[test]
+    fn a_recycled_buffer_gives_the_same_material() {
+        let write = |buf: Vec<u8>, recycled: bool| {
+            let mut w = Writer::in_buffer(Tag::Relu2, buf, recycled);
+            w.words(&[1, 2, u64::MAX]);
+            w.bytes(&[7, 8, 9]);
+            w.region(5).copy_from_slice(&[1, 1, 2, 3, 5]);
+            w.words(&[42]);
+            w.finish()
+        };
+        let fresh = write(Vec::new(), false);
+        assert_eq!(fresh.len(), 2 + 24 + 3 + 5 + 8);
+        for stale_len in [0, 3, 20, fresh.len(), 200] {
+            assert_eq!(write(vec![0xAB; stale_len], true), fresh, "{stale_len} stale bytes");
+        }
+        assert_eq!(unpack_bits(&pack_bits(&[1, 0, 1, 1, 0, 0, 0, 1, 1]), 9), vec![1, 0, 1, 1, 0, 0, 0, 1, 1]);
+    }
+
+    /// Split material read back by both parties gives shares of what was dealt.
+    #[test]
+    fn shared_bits_and_words_reconstruct() {
+        let mut dealer = SeedRng::from_seed([3; 32]);
+        let mut split = Split::new(Tag::Sign2, &mut dealer, [0, 0], 1);
+        let words = [5u64, u64::MAX, 0, 1 << 63];
+        let bits = [1u8, 0, 0, 1, 1, 1, 0, 1, 0, 1];
+        split.share(&words);
+        split.share_bits(&bits);
+        let m = split.finish();
+        let mut got = Vec::new();
+        for party in 0..2u16 {
+            let mut sh = Shares::new(&m[party as usize], Tag::Sign2, party).unwrap();
+            got.push((sh.share(4, "w").unwrap(), sh.bits(10, "b").unwrap()));
+            sh.finish().unwrap();
+        }
+        let w: Vec<u64> = got[0].0.iter().zip(&got[1].0).map(|(a, b)| a.wrapping_add(*b)).collect();
+        let b: Vec<u8> = got[0].1.iter().zip(&got[1].1).map(|(a, b)| a ^ b).collect();
+        assert_eq!((w.as_slice(), b.as_slice()), (&words[..], &bits[..]));
+        assert!(Shares::new(&m[1], Tag::Relu2, 1).is_err(), "another gate's tag");
+    }
 }

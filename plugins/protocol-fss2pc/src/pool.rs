@@ -109,18 +109,17 @@ pub fn set_max_idle(bytes: usize) {
     drop(dropped);
 }
 
-/// An empty buffer with room for at least `capacity` bytes: a recycled one if one fits
-/// (`true`: its pages are mapped already), else a new one (`false`: its pages are not touched
-/// yet).
+/// A buffer with room for at least `capacity` bytes: a recycled one if one fits (`true`: its
+/// pages are mapped already, and it still holds the bytes of its last use, which the caller
+/// must overwrite or truncate: [`crate::material::Writer`] writes over them in place, so
+/// dealing into it costs no zero-filling), else a new empty one (`false`: its pages are not
+/// touched yet).
 pub fn take(capacity: usize) -> (Vec<u8>, bool) {
     if capacity < MIN_BYTES {
         return (Vec::with_capacity(capacity), false);
     }
     match POOL.lock().ok().and_then(|mut p| p.take(capacity)) {
-        Some(mut v) => {
-            v.clear();
-            (v, true)
-        }
+        Some(v) => (v, true),
         None => (Vec::with_capacity(capacity), false),
     }
 }

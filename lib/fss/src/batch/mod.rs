@@ -44,7 +44,7 @@
 //! touches of fresh pages (page faults) cost more than the evaluation itself on small VMs.
 
 #[cfg(target_arch = "x86_64")]
-mod aesni;
+pub(crate) mod aesni;
 mod eval;
 mod keygen;
 mod layout;

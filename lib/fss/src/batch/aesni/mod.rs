@@ -164,7 +164,7 @@ fn expand_step(k: __m128i, assist: __m128i) -> __m128i {
 
 /// The AES-128 encryption key schedule of `key`.
 #[target_feature(enable = "aes,sse4.1")]
-fn key_schedule(key: [u8; 16]) -> [__m128i; 11] {
+pub(crate) fn key_schedule(key: [u8; 16]) -> [__m128i; 11] {
     let mut rk = [_mm_setzero_si128(); 11];
     let mut k = to_m(u128::from_le_bytes(key));
     rk[0] = k;

@@ -255,6 +255,11 @@ fn check_many(keys: &HalfTreeKeys<'_>, xs: &[u64], out: &[u8]) -> Result<(), Fss
 /// Keys `first..first + xs.len()` (`first` a multiple of [`TILE`]) at `xs`, tile by tile, level
 /// by level, reading each tile's rows in order.
 fn eval_range(keys: &HalfTreeKeys<'_>, first: usize, xs: &[u64], out: &mut [u8]) {
+    eval_range_with(keys, first, xs, out, false)
+}
+
+/// [`eval_range`], on the portable path if `portable` (else on [`avx512`] where the CPU has it).
+fn eval_range_with(keys: &HalfTreeKeys<'_>, first: usize, xs: &[u64], out: &mut [u8], portable: bool) {
     let n = keys.n_bits;
     let walked = levels(n);
     let low = domain_mask(n - walked as u32);
@@ -265,6 +270,10 @@ fn eval_range(keys: &HalfTreeKeys<'_>, first: usize, xs: &[u64], out: &mut [u8])
     for (tile, (xc, oc)) in xs.chunks(TILE).zip(out.chunks_mut(TILE)).enumerate() {
         let (span, k) = tile_span(first + tile * TILE, keys.count, n);
         let bytes = keys.keys.get(span).unwrap_or_default();
+        #[cfg(target_arch = "x86_64")]
+        if !portable && avx512::eval_tile(bytes, k, n, xc, oc) {
+            continue;
+        }
         let mut rows = bytes.chunks_exact(16 * k);
         let (s, row, acc) = (&mut s[..k], &mut row[..k], &mut acc[..k]);
         read_row(rows.next().unwrap_or_default(), s);
@@ -316,9 +325,63 @@ pub fn keygen_into_par(
     out1: &mut Vec<u8>,
     max_threads: usize,
 ) -> Result<(), FssError> {
+    keygen_with(alphas, n_bits, rng, (out0, out1), max_threads, false)
+}
+
+/// [`keygen_into_par`], on the portable path if `portable`.
+fn keygen_with(
+    alphas: &[u64],
+    n_bits: u32,
+    rng: &mut SeedRng,
+    (out0, out1): (&mut Vec<u8>, &mut Vec<u8>),
+    max_threads: usize,
+    portable: bool,
+) -> Result<(), FssError> {
+    check_bits(n_bits)?;
+    let len = batch_len(alphas.len(), n_bits);
+    let (at0, at1) = (out0.len(), out1.len());
+    let mut fresh0 = grow(out0, len);
+    let mut fresh1 = grow(out1, len);
+    let res = slices_with(alphas, n_bits, rng, (&mut fresh0[at0..], &mut fresh1[at1..]), max_threads, portable);
+    fresh0.truncate(at0 + if res.is_ok() { len } else { 0 });
+    fresh1.truncate(at1 + if res.is_ok() { len } else { 0 });
+    *out0 = fresh0;
+    *out1 = fresh1;
+    res
+}
+
+/// Generates one key pair per `α` of `alphas` into `out0` and `out1`, each exactly
+/// [`batch_len`]`(alphas.len(), n_bits)` bytes (whatever they held is overwritten: a dealer
+/// hands in regions of recycled buffers, which need no zero-filling first), on up to
+/// `max_threads` threads as [`keygen_into_par`] does.
+pub fn keygen_into_slices(
+    alphas: &[u64],
+    n_bits: u32,
+    rng: &mut SeedRng,
+    out0: &mut [u8],
+    out1: &mut [u8],
+    max_threads: usize,
+) -> Result<(), FssError> {
+    slices_with(alphas, n_bits, rng, (out0, out1), max_threads, false)
+}
+
+fn slices_with(
+    alphas: &[u64],
+    n_bits: u32,
+    rng: &mut SeedRng,
+    (out0, out1): (&mut [u8], &mut [u8]),
+    max_threads: usize,
+    portable: bool,
+) -> Result<(), FssError> {
     check_bits(n_bits)?;
     for a in alphas {
         check_in_domain("alpha", *a, n_bits)?;
+    }
+    let want = batch_len(alphas.len(), n_bits);
+    for (what, got) in [("party 0's key bytes", out0.len()), ("party 1's key bytes", out1.len())] {
+        if got != want {
+            return Err(FssError::LengthMismatch { what, expected: want, got });
+        }
     }
     let per_key = key_bytes(n_bits);
     let seeds: Vec<[u8; 32]> = alphas
@@ -329,21 +392,20 @@ pub fn keygen_into_par(
             seed
         })
         .collect();
-    out0.extend_from_slice(&[HALF_TREE_TAG, n_bits as u8]);
-    out1.extend_from_slice(&[HALF_TREE_TAG, n_bits as u8]);
-    let (at0, at1) = (out0.len(), out1.len());
-    let mut fresh0 = grow(out0, alphas.len() * per_key);
-    let mut fresh1 = grow(out1, alphas.len() * per_key);
+    let (head0, keys0) = out0.split_at_mut(HEADER);
+    let (head1, keys1) = out1.split_at_mut(HEADER);
+    head0.copy_from_slice(&[HALF_TREE_TAG, n_bits as u8]);
+    head1.copy_from_slice(&[HALF_TREE_TAG, n_bits as u8]);
     let threads = par_threads(alphas.len(), max_threads);
     let per = alphas.len().div_ceil(threads.max(1)).div_ceil(GEN_CHUNK).max(1) * GEN_CHUNK;
     let parts: Vec<_> = alphas
         .chunks(per)
         .zip(seeds.chunks(per / GEN_CHUNK))
-        .zip(fresh0[at0..].chunks_mut(per * per_key).zip(fresh1[at1..].chunks_mut(per * per_key)))
+        .zip(keys0.chunks_mut(per * per_key).zip(keys1.chunks_mut(per * per_key)))
         .map(|p| (0, p))
         .collect();
     run_parts(parts, |_, ((a, sd), (d0, d1))| {
-        let mut scratch = GenScratch::new(n_bits);
+        let mut scratch = GenScratch::new(portable);
         let step = GEN_CHUNK * per_key;
         for ((ac, seed), (c0, c1)) in a.chunks(GEN_CHUNK).zip(sd).zip(d0.chunks_mut(step).zip(d1.chunks_mut(step))) {
             let mut rng = SeedRng::from_seed(*seed);
@@ -353,8 +415,6 @@ pub fn keygen_into_par(
             }
         }
     });
-    *out0 = fresh0;
-    *out1 = fresh1;
     Ok(())
 }
 
@@ -377,6 +437,8 @@ fn grow(out: &mut Vec<u8>, extra: usize) -> Vec<u8> {
 
 /// A key generator's state for one tile: both parties' seeds, `Δ`, the roots, the hashes.
 struct GenScratch {
+    /// Stay off the [`avx512`] kernel.
+    portable: bool,
     buf: Vec<Block>,
     s: [u128; 2 * TILE],
     roots: [u128; TILE],
@@ -385,8 +447,9 @@ struct GenScratch {
 }
 
 impl GenScratch {
-    fn new(_n_bits: u32) -> GenScratch {
+    fn new(portable: bool) -> GenScratch {
         GenScratch {
+            portable,
             buf: vec![Block::default(); 2 * TILE + 64],
             s: [0; 2 * TILE],
             roots: [0; TILE],
@@ -406,6 +469,10 @@ impl GenScratch {
             *d = rng.next_u128() | 1;
             pair[0] = *r;
             pair[1] = *r ^ *d;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if !self.portable && avx512::keygen_tile(alphas, n, roots, delta, d0, d1) {
+            return;
         }
         let mut rows0 = d0.chunks_exact_mut(16 * k);
         let mut rows1 = d1.chunks_exact_mut(16 * k);
@@ -441,141 +508,7 @@ impl GenScratch {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn rng(tag: u8) -> SeedRng {
-        SeedRng::from_seed([tag; 32])
-    }
-
-    fn pair(alphas: &[u64], n: u32, tag: u8, threads: usize) -> (Vec<u8>, Vec<u8>) {
-        let (mut k0, mut k1) = (vec![7u8; 3], vec![9u8; 5]);
-        keygen_into_par(alphas, n, &mut rng(tag), &mut k0, &mut k1, threads).expect("keygen");
-        assert_eq!(&k0[..3], &[7, 7, 7], "what the output held stays in front");
-        assert_eq!(&k1[..5], &[9; 5]);
-        assert_eq!((k0.len() - 3, k1.len() - 5), (batch_len(alphas.len(), n), batch_len(alphas.len(), n)));
-        (k0[3..].to_vec(), k1[5..].to_vec())
-    }
-
-    fn eval_all(k0: &[u8], k1: &[u8], count: usize, n: u32, xs: &[u64], threads: usize) -> Vec<u8> {
-        let keys0 = HalfTreeKeys::from_bytes(k0, count, n).expect("parse 0");
-        let keys1 = HalfTreeKeys::from_bytes(k1, count, n).expect("parse 1");
-        let (mut o0, mut o1) = (vec![0u8; count], vec![0u8; count]);
-        eval_many_par(&keys0, xs, &mut o0, threads).expect("eval 0");
-        eval_many(&keys1, xs, &mut o1).expect("eval 1");
-        o0.iter().zip(&o1).map(|(a, b)| a ^ b).collect()
-    }
-
-    /// Every point for every `α` of small domains (keys of a batch across several tiles).
-    #[test]
-    fn exhaustive_small_domains() {
-        for n in 1..=10u32 {
-            let alphas: Vec<u64> = (0..1u64 << n).collect();
-            let (k0, k1) = pair(&alphas, n, n as u8, 1);
-            for x in 0..1u64 << n {
-                let got = eval_all(&k0, &k1, alphas.len(), n, &vec![x; alphas.len()], 1);
-                for (alpha, bit) in alphas.iter().zip(got) {
-                    assert_eq!(bit, u8::from(x < *alpha), "n {n} alpha {alpha} x {x}");
-                }
-            }
-        }
-    }
-
-    /// Single keys, every point, through the one-key path.
-    #[test]
-    fn exhaustive_single_keys() {
-        for n in [1u32, 3, 7, 8, 9] {
-            for alpha in 0..1u64 << n {
-                let (k0, k1) = pair(&[alpha], n, alpha as u8, 1);
-                for x in 0..1u64 << n {
-                    assert_eq!(eval(&k0, x).expect("0") ^ eval(&k1, x).expect("1"), u8::from(x < alpha));
-                }
-            }
-        }
-    }
-
-    /// The batched paths (one thread and several, across chunks and a short last tile) agree with
-    /// the definition; the keys do not depend on the thread count.
-    #[test]
-    fn batches_match_the_definition_at_full_width() {
-        for n in [8u32, 16, 32, 63, 64] {
-            let mut r = rng(40 + n as u8);
-            let count = 2 * GEN_CHUNK + 300;
-            let alphas: Vec<u64> = (0..count).map(|_| r.next_u64() & domain_mask(n)).collect();
-            let xs: Vec<u64> = alphas
-                .iter()
-                .enumerate()
-                .map(|(i, a)| match i % 4 {
-                    0 => *a,
-                    1 => a.wrapping_sub(1) & domain_mask(n),
-                    2 => a.wrapping_add(1) & domain_mask(n),
-                    _ => r.next_u64() & domain_mask(n),
-                })
-                .collect();
-            let (k0, k1) = pair(&alphas, n, n as u8, 2);
-            assert!(pair(&alphas, n, n as u8, 1) == (k0.clone(), k1.clone()), "keys independent of threads");
-            let got = eval_all(&k0, &k1, count, n, &xs, 2);
-            for i in 0..count {
-                assert_eq!(got[i], u8::from(xs[i] < alphas[i]), "n {n} key {i}");
-            }
-        }
-    }
-
-    /// Sizes are as documented and the two keys differ only in the root seeds.
-    #[test]
-    fn layout() {
-        assert_eq!(key_bytes(63), 928);
-        assert_eq!(batch_len(1, 63), 930);
-        assert_eq!(key_bytes(64), 944);
-        assert_eq!(key_bytes(7), 32);
-        assert_eq!(key_bytes(1), 32);
-        let (k0, k1) = pair(&[5, 6, 7], 63, 1, 1);
-        assert_eq!((k0.len(), k0[0], k0[1]), (2 + 3 * 928, HALF_TREE_TAG, 63));
-        for i in 0..3 {
-            let at = 2 + 16 * i;
-            let (r0, r1) = (&k0[at..at + 16], &k1[at..at + 16]);
-            assert_ne!(r0, r1);
-            assert_eq!((r0[0] ^ r1[0]) & 1, 1, "the roots' control bits differ");
-        }
-        assert_eq!(k0[2 + 48..], k1[2 + 48..], "the same correction words");
-    }
-
-    #[test]
-    fn bad_input_is_refused() {
-        let (k0, _) = pair(&[3, 4], 16, 2, 1);
-        assert!(HalfTreeKeys::from_bytes(&k0, 3, 16).is_err(), "wrong count");
-        assert!(HalfTreeKeys::from_bytes(&k0, 2, 17).is_err(), "wrong width");
-        assert!(HalfTreeKeys::from_bytes(&k0[..k0.len() - 1], 2, 16).is_err(), "short");
-        let mut bad = k0.clone();
-        bad[0] = b'D';
-        assert!(HalfTreeKeys::from_bytes(&bad, 2, 16).is_err(), "tag");
-        let mut bad = k0.clone();
-        bad[1] = 15;
-        assert!(HalfTreeKeys::from_bytes(&bad, 2, 16).is_err(), "width byte");
-        let keys = HalfTreeKeys::from_bytes(&k0, 2, 16).expect("parse");
-        let mut out = [0u8; 2];
-        assert!(eval_many(&keys, &[1, 1 << 16], &mut out).is_err(), "point outside the domain");
-        assert!(eval_many(&keys, &[1], &mut out[..1]).is_err(), "length");
-        let mut sink = Vec::new();
-        assert!(keygen_into(&[1 << 16], 16, &mut rng(1), &mut sink, &mut Vec::new()).is_err(), "alpha outside");
-        assert!(keygen_into(&[0], 0, &mut rng(1), &mut sink, &mut Vec::new()).is_err(), "zero bits");
-        assert!(eval(&[], 0).is_err());
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(64))]
-        /// Random widths, thresholds and points, including the edges of the domain.
-        #[test]
-        fn random_points(n in 1u32..=64, a in any::<u64>(), xs in proptest::collection::vec(any::<u64>(), 1..20), tag in any::<u8>()) {
-            let alpha = a & domain_mask(n);
-            let mut pts: Vec<u64> = xs.iter().map(|x| x & domain_mask(n)).collect();
-            pts.extend([0, domain_mask(n), alpha, alpha.saturating_sub(1), (alpha + 1) & domain_mask(n)]);
-            let (k0, k1) = pair(&[alpha], n, tag, 1);
-            for x in pts {
-                prop_assert_eq!(eval(&k0, x).unwrap() ^ eval(&k1, x).unwrap(), u8::from(x < alpha));
-            }
-        }
-    }
-}
+mod tests;
