@@ -276,6 +276,20 @@ proptest! {
         let out = compare_on(&with_bits(one(Op::Relu, vec![600], DType::Fixed)), &ins(real(&[600], &a), None), |_, _| 0.0, local)?;
         prop_assert_eq!(rounds_of(&out, "y"), 2, "relu in two rounds");
     }
+
+    /// Products and scales large enough that `local` learns the truncation's borrow as a bit:
+    /// within the same bounds as the one-round form.
+    #[test]
+    fn bit_borrow_truncations_within_the_same_bounds(a in fixed_values(600, 3e3), b in fixed_values(600, 3e3), factor in -100.0f64..100.0) {
+        let local = Network::Local;
+        let ab = ins(real(&[600], &a), Some(real(&[600], &b)));
+        let out = compare_on(&two(Op::Mul, vec![600], vec![600], DType::Fixed), &ab, |_, _| ULP, local)?;
+        prop_assert_eq!(rounds_of(&out, "y"), 3, "product, borrow bits, truncation");
+        let out = compare_on(&one(Op::Scale { factor }, vec![600], DType::Fixed), &ins(real(&[600], &a), None), |_, _| ULP, local)?;
+        prop_assert_eq!(rounds_of(&out, "y"), 2, "borrow bits, truncation");
+        let out = compare_on(&one(Op::Shift { bits: -16 }, vec![600], DType::Fixed), &ins(real(&[600], &a), None), |_, _| ULP, local)?;
+        prop_assert_eq!(rounds_of(&out, "y"), 2, "a right shift by 16 too");
+    }
 }
 
 proptest! {

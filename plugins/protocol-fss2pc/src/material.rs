@@ -404,6 +404,21 @@ impl<'a> Shares<'a> {
         }
     }
 
+    /// [`Shares::halftree_keys`] for keys evaluated in a later round: the bytes stay in the
+    /// shared material buffer (see [`Shares::shared`]), or are copied when it is not.
+    pub fn kept_halftree_keys(&mut self, n: usize, bits: u32, what: &str) -> Result<KeptHalfTree> {
+        let b = self.reader.take(halftree::batch_len(n, bits), what)?;
+        HalfTreeKeys::from_bytes(b, n, bits).map_err(|e| Error::Material(format!("{what}: {e}")))?;
+        if let Some(owner) = &self.owner {
+            let start = (b.as_ptr() as usize).wrapping_sub(owner.as_ptr() as usize);
+            let range = start..start.saturating_add(b.len());
+            if owner.get(range.clone()).is_some_and(|s| std::ptr::eq(s.as_ptr(), b.as_ptr())) {
+                return Ok(KeptHalfTree { bytes: KeptBytes::Shared(owner.clone(), range), n, bits });
+            }
+        }
+        Ok(KeptHalfTree { bytes: KeptBytes::Owned(b.to_vec()), n, bits })
+    }
+
     /// This party's `n` half-tree one-bit DCF keys over `bits` bits, read in place.
     pub fn halftree_keys(&mut self, n: usize, bits: u32, what: &str) -> Result<HalfTreeKeys<'a>> {
         let b = self.reader.take(halftree::batch_len(n, bits), what)?;
@@ -419,6 +434,32 @@ impl<'a> Shares<'a> {
     /// Fails if bytes are left over.
     pub fn finish(self) -> Result<()> {
         self.reader.finish()
+    }
+}
+
+/// Key bytes kept past the reader that found them.
+enum KeptBytes {
+    /// A range of the shared material buffer.
+    Shared(std::sync::Arc<crate::pool::Recycled>, std::ops::Range<usize>),
+    /// A copy.
+    Owned(Vec<u8>),
+}
+
+/// Half-tree keys read now and evaluated in a later round (see [`Shares::kept_halftree_keys`]).
+pub struct KeptHalfTree {
+    bytes: KeptBytes,
+    n: usize,
+    bits: u32,
+}
+
+impl KeptHalfTree {
+    /// The keys (checked when they were read; this checks the two header bytes again).
+    pub fn keys(&self) -> Result<HalfTreeKeys<'_>> {
+        let b = match &self.bytes {
+            KeptBytes::Shared(owner, range) => owner.get(range.clone()).unwrap_or_default(),
+            KeptBytes::Owned(v) => v,
+        };
+        HalfTreeKeys::from_bytes(b, self.n, self.bits).map_err(|e| Error::Material(e.to_string()))
     }
 }
 

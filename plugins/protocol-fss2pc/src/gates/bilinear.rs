@@ -1,12 +1,13 @@
 //! Products of two secrets (mul, matmul, conv2d): one round with a Beaver-style correlation on
-//! masked wires, then, for fixed × fixed, one round of exact truncation.
+//! masked wires, then, for fixed × fixed, exact truncation (one round, or two with a bit
+//! borrow: see [`trunc`]).
 //!
 //! For a bilinear `B` and `z = B(x, y)` with masks `r_x`, `r_y`, the dealer shares
 //! `C = B(r_x, r_y) + r_z`; party `i` sends `[ẑ]ᵢ = i·B(x̂, ŷ) − B(x̂, [r_y]ᵢ) − B([r_x]ᵢ, ŷ) + [C]ᵢ`
 //! and both add the two shares to get `ẑ = z + r_z`.
 
 use super::open;
-use super::trunc;
+use super::trunc::{self, Borrow, Truncation};
 use crate::accel::Accel;
 use crate::fss::SeedRng;
 use crate::material::{Shares, Split, Tag, split_len};
@@ -15,16 +16,19 @@ use crate::wire::{self, Masked, MaskedRef};
 use mpcflow_sdk::protocol::{Cost, Message, NodeDesc, NodeEval, NodeValue, Step};
 use mpcflow_sdk::{Error, Op, PartyId, Result};
 
-/// The cost: one opening of the product (and one of the truncation for fixed × fixed).
-pub fn cost(node: &NodeDesc, trunc_bits: Option<u32>) -> Cost {
+/// The cost: one opening of the product (and the truncation's for fixed × fixed).
+pub fn cost(node: &NodeDesc, trunc: Option<Truncation>) -> Cost {
     let n = node.output.numel();
-    match trunc_bits {
+    match trunc {
         None => open::cost(node, 1, split_len(n, 2, 0)),
-        Some(bits) => open::cost(
-            node,
-            2,
-            split_len(n, 1 + trunc::words(bits, trunc::PRODUCTS), trunc::key_len(bits, trunc::PRODUCTS)),
-        ),
+        Some(t) => {
+            let mut c = open::cost(node, 1 + t.rounds(), t.material(n, 1));
+            c.online_bytes = vec![8 * n as u64 + t.online_bytes(n); 2];
+            if t.borrow == Borrow::Bit {
+                c.form = "truncation's borrow as a bit (one more round, smaller keys)".into();
+            }
+            c
+        }
     }
 }
 
@@ -39,7 +43,7 @@ pub fn deal(
     op: &Op,
     rx: &[u64],
     ry: &[u64],
-    trunc_bits: Option<u32>,
+    trunc: Option<Truncation>,
     rng: &mut SeedRng,
     threads: usize,
 ) -> Result<(Vec<Vec<u8>>, Vec<u64>)> {
@@ -47,17 +51,17 @@ pub fn deal(
     let r_z: Vec<u64> = crate::material::draw(rng, n);
     // The dealer's product of the masks, on the CPU with the session's threads.
     let c = wire::add(&b_with(&Accel::new(None, threads), node, op, rx, ry)?, &r_z);
-    match trunc_bits {
+    match trunc {
         None => {
-            let mut split = Split::new(Tag::Bilinear, rng, open::sizes(&cost(node, trunc_bits)), threads);
+            let mut split = Split::new(Tag::Bilinear, rng, open::sizes(&cost(node, trunc)), threads);
             split.share(&c);
             split.share(&r_z);
             Ok((split.finish(), r_z))
         }
-        Some(bits) => {
-            let mut split = Split::new(Tag::BilinearTrunc, rng, open::sizes(&cost(node, trunc_bits)), threads);
+        Some(t) => {
+            let mut split = Split::new(Tag::BilinearTrunc, rng, open::sizes(&cost(node, trunc)), threads);
             split.share(&c);
-            let r_out = trunc::deal(&mut split, &r_z, bits, trunc::PRODUCTS, rng)?;
+            let r_out = trunc::deal_product(&mut split, &r_z, t, rng)?;
             Ok((split.finish(), r_out))
         }
     }
@@ -66,6 +70,11 @@ pub fn deal(
 enum State {
     Start,
     Product,
+    /// The truncation's borrow bits were sent; the masked product is kept.
+    Borrow {
+        zhat: Vec<u64>,
+        bits: Vec<u8>,
+    },
     Truncated,
 }
 
@@ -87,19 +96,19 @@ impl BilinearEval {
         op: &Op,
         x: &MaskedRef,
         y: &MaskedRef,
-        trunc_bits: Option<u32>,
+        trunc: Option<Truncation>,
         me: PartyId,
         material: Vec<u8>,
         accel: Accel,
     ) -> Result<Self> {
         let n = node.output.numel();
-        let tag = if trunc_bits.is_some() { Tag::BilinearTrunc } else { Tag::Bilinear };
+        let tag = if trunc.is_some() { Tag::BilinearTrunc } else { Tag::Bilinear };
         let material = std::sync::Arc::new(crate::pool::Recycled::new(material));
         let mut m = Shares::shared(&material, tag, me.0)?.with_accel(accel.clone());
         let c = m.share(n, "product correlation")?;
-        let (trunc, r_z) = match trunc_bits {
+        let (trunc, r_z) = match trunc {
             None => (None, m.share(n, "output mask")?),
-            Some(bits) => (Some((bits, trunc::read(&mut m, n, bits, trunc::PRODUCTS)?)), vec![]),
+            Some(t) => (Some((t.bits, trunc::read_product(&mut m, n, t)?)), vec![]),
         };
         m.finish()?;
         // i·B(x̂, ŷ) − B(x̂, [r_y]ᵢ) = B(x̂, i·ŷ − [r_y]ᵢ): two products per party, not three.
@@ -120,7 +129,7 @@ impl BilinearEval {
 
 impl NodeEval for BilinearEval {
     fn step(&mut self, inbox: Vec<Message>) -> Result<Step> {
-        match self.state {
+        match std::mem::replace(&mut self.state, State::Truncated) {
             State::Start => {
                 self.state = State::Product;
                 Ok(open::exchange(self.me, &self.mine))
@@ -132,12 +141,23 @@ impl NodeEval for BilinearEval {
                         let r_z = std::mem::take(&mut self.r_z);
                         Ok(self.done(zhat, r_z))
                     }
+                    Some((bits, t)) if t.borrows_a_bit() => {
+                        let mine = trunc::borrow_bits(&zhat, *bits, t)?;
+                        let step = open::exchange_bits(self.me, &mine);
+                        self.state = State::Borrow { zhat, bits: mine };
+                        Ok(step)
+                    }
                     Some((bits, t)) => {
                         self.mine = trunc::share(self.me.0, &zhat, *bits, t)?;
-                        self.state = State::Truncated;
                         Ok(open::exchange(self.me, &self.mine))
                     }
                 }
+            }
+            State::Borrow { zhat, bits: mine } => {
+                let (bits, t) = self.trunc.as_ref().ok_or_else(|| Error::internal("truncation material taken"))?;
+                let theirs = open::receive_bits(inbox, mine.len(), "truncation borrow bits")?;
+                self.mine = trunc::share_after_bits(self.me.0, &zhat, *bits, t, &mine, &theirs)?;
+                Ok(open::exchange(self.me, &self.mine))
             }
             State::Truncated => {
                 let value = open::reconstruct(inbox, &self.mine, "truncated product")?;

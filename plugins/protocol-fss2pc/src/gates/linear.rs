@@ -34,11 +34,12 @@ impl std::fmt::Debug for Known {
 }
 
 impl Known {
-    /// The mask (zeros for public values).
-    pub fn mask(&self) -> Vec<u64> {
+    /// The mask (zeros for public values), borrowed where there is one: a slice or reshape of
+    /// a large tensor reads its input's mask in place instead of copying all of it.
+    pub fn mask(&self) -> std::borrow::Cow<'_, [u64]> {
         match self {
-            Known::Public(t) => vec![0; t.data.len()],
-            Known::Mask(m) => m.clone(),
+            Known::Public(t) => std::borrow::Cow::Owned(vec![0; t.data.len()]),
+            Known::Mask(m) => std::borrow::Cow::Borrowed(m),
         }
     }
 }
@@ -76,13 +77,16 @@ pub fn eval_linear(node: &NodeDesc, op: &Op, inputs: &[MaskedRef]) -> Result<Mas
     Ok(Masked { shape: node.output.shape.clone(), dtype: node.output.dtype, value, share })
 }
 
+/// A mask as the dealer reads it: borrowed, or zeros made for a public value.
+pub(super) type Mask<'a> = std::borrow::Cow<'a, [u64]>;
+
 /// The dealer's view of a gate's inputs: masks (zeros for public values) and public values.
-pub(super) fn dealer_inputs(inputs: &[&Known]) -> (Vec<Vec<u64>>, Vec<Option<Vec<u64>>>) {
+pub(super) fn dealer_inputs<'a>(inputs: &[&'a Known]) -> (Vec<Mask<'a>>, Vec<Option<&'a [u64]>>) {
     let masks = inputs.iter().map(|k| k.mask()).collect();
     let publics = inputs
         .iter()
         .map(|k| match k {
-            Known::Public(t) => Some(t.data.clone()),
+            Known::Public(t) => Some(t.data.as_slice()),
             Known::Mask(_) => None,
         })
         .collect();
@@ -94,14 +98,13 @@ pub(super) fn party_publics<'a>(node: &NodeDesc, inputs: &[MaskedRef<'a>]) -> Ve
     node.inputs.iter().zip(inputs).map(|(t, m)| (t.vis == Visibility::Public).then_some(m.value)).collect()
 }
 
-/// Slices of owned planes.
-pub(super) fn views(v: &[Vec<u64>]) -> Vec<&[u64]> {
-    v.iter().map(Vec::as_slice).collect()
+/// Slices of planes.
+pub(super) fn views<T: AsRef<[u64]>>(v: &[T]) -> Vec<&[u64]> {
+    v.iter().map(AsRef::as_ref).collect()
 }
 
 /// Dealer: the output mask of a linear gate.
 pub fn deal_linear(node: &NodeDesc, op: &Op, inputs: &[&Known]) -> Result<Vec<u64>> {
     let (masks, publics) = dealer_inputs(inputs);
-    let publics: Vec<Option<&[u64]>> = publics.iter().map(Option::as_deref).collect();
     map(node, op, &views(&masks), &publics)
 }

@@ -6,8 +6,8 @@
 //! | output | output | 1 | 8n per other receiving party |
 //! | public | constants, ops on public values | 0 | 0 |
 //! | linear | add, sub, neg, shift left, sum, reshape, transpose, concat, slice, broadcast, integer scale, mul/matmul/conv2d by a public operand | 0 | 0 |
-//! | scale | scale by a real factor (then exact truncation), shift right | 1 | 8n |
-//! | bilinear | mul, matmul, conv2d of two secrets (+1 round of truncation for fixed × fixed) | 1 (2) | 8n (16n) |
+//! | scale | scale by a real factor (then exact truncation), shift right | 1, or 2 | 8n, or 8n + n/8 |
+//! | bilinear | mul, matmul, conv2d of two secrets (+1 or 2 rounds of truncation for fixed × fixed) | 1 (2, or 3) | 8n (16n, or 16n + n/8) |
 //! | sign | gt, ge, lt, le | 1, or 2 (see below) | 8n, or 8n + n/8 |
 //! | relu | relu | 1, or 2 | 8n, or 8n + n/8 |
 //! | lookup | exp, sigmoid, tanh, gelu (table with interpolation, see [`lut`]) | 4 | 40n (gelu 48n) |
@@ -18,7 +18,9 @@
 //! Comparisons and ReLU have two forms: one round with a DCF whose payload does the select
 //! ([`sign`], [`relu`]), or two rounds with a half-tree DReLU key about half the size and a third
 //! of the AES work, then a select ([`select`]). [`select::choose`] picks per node from its size
-//! and the plan's network profile; `plan` shows the choice.
+//! and the plan's network profile; `plan` shows the choice. Truncations of products and scales
+//! likewise learn their borrow from a DCF in one round or from a half-tree bit in two
+//! ([`trunc::choose`]).
 
 //!
 //! Each gate's module owns its cost (rounds, online bytes, material), its dealing and its
@@ -45,6 +47,7 @@ use mpcflow_sdk::protocol::{Cost, EvalInput, Immediate, NodeDesc, NodeEval, Node
 use mpcflow_sdk::shape::Visibility;
 use mpcflow_sdk::{DType, Error, Op, PartyId, Result, Tensor};
 use select::{Form, Select};
+use trunc::Truncation;
 
 /// How a node is computed.
 #[derive(Clone, Debug, PartialEq)]
@@ -63,17 +66,17 @@ pub enum Gate {
     Public,
     /// A linear map of masked values and mask shares; no communication.
     Linear,
-    /// Multiply by the public integer `c`, then truncate `bits` bits exactly.
+    /// Multiply by the public integer `c`, then truncate exactly.
     Scale {
         /// Public multiplier.
         c: u64,
-        /// Bits truncated.
-        bits: u32,
+        /// The truncation.
+        trunc: Truncation,
     },
     /// A bilinear op of two secrets, then optionally exact truncation of `f` bits.
     Bilinear {
-        /// Bits truncated afterwards.
-        trunc: Option<u32>,
+        /// The truncation afterwards.
+        trunc: Option<Truncation>,
     },
     /// `a + σ·[d ≥ 0]` with `d = x − y` (or `y − x` when `swap`).
     Sign {
@@ -108,7 +111,7 @@ impl Gate {
             Gate::Input { owner } => io::input_cost(node, *owner),
             Gate::Output { reveal_to } => io::output_cost(node, reveal_to),
             Gate::Public | Gate::Linear => linear::cost(node),
-            Gate::Scale { bits, .. } => scale::cost(node, *bits),
+            Gate::Scale { trunc, .. } => scale::cost(node, *trunc),
             Gate::Bilinear { trunc } => bilinear::cost(node, *trunc),
             Gate::Sign { form: Form::OneRound, .. } => with_form(sign::cost(node), "one round (DCF)"),
             Gate::Sign { a, sigma, form: Form::TwoRound, .. } => {
@@ -148,8 +151,8 @@ impl Gate {
                 (none(), Some(Known::Public(linear::public(node, op, &vals)?)))
             }
             (Gate::Linear, NodeKind::Op(op)) => (none(), Some(Known::Mask(linear::deal_linear(node, op, ins)?))),
-            (Gate::Scale { c, bits }, NodeKind::Op(op)) => {
-                mask(scale::deal_scale(node, op, ins, *c, *bits, rng, threads)?)
+            (Gate::Scale { c, trunc }, NodeKind::Op(op)) => {
+                mask(scale::deal_scale(node, op, ins, *c, *trunc, rng, threads)?)
             }
             (Gate::Bilinear { trunc }, NodeKind::Op(op)) => {
                 mask(bilinear::deal(node, op, &input(0)?.mask(), &input(1)?.mask(), *trunc, rng, threads)?)
@@ -195,8 +198,8 @@ impl Gate {
                 wire(Masked::public(linear::public(node, op, &vals)?))
             }
             (Gate::Linear, NodeKind::Op(op)) => wire(linear::eval_linear(node, op, &ins)?),
-            (Gate::Scale { c, bits }, NodeKind::Op(op)) => {
-                Box::new(scale::ScaleEval::new(node, op, &ins, *c, *bits, me, input.material, accel)?)
+            (Gate::Scale { c, trunc }, NodeKind::Op(op)) => {
+                Box::new(scale::ScaleEval::new(node, op, &ins, *c, *trunc, me, input.material, accel)?)
             }
             (Gate::Bilinear { trunc }, NodeKind::Op(op)) => {
                 Box::new(bilinear::BilinearEval::new(node, op, &ins[0], &ins[1], *trunc, me, input.material, accel)?)
@@ -277,21 +280,21 @@ fn classify_op(op: &Op, node: &NodeDesc) -> Option<Gate> {
     match op {
         op if is_linear(op) => Some(Gate::Linear),
         Op::Shift { bits } if *bits >= 0 => Some(Gate::Linear),
-        Op::Shift { bits } => Some(Gate::Scale { c: 1, bits: bits.unsigned_abs() }),
+        Op::Shift { bits } => Some(Gate::Scale { c: 1, trunc: Truncation::for_node(node, bits.unsigned_abs()) }),
         Op::Scale { .. } if node.output.dtype == DType::Int => Some(Gate::Linear),
         // A real factor on a fixed input: multiply by the factor encoded like any fixed-point
         // value (as `ref` does), then truncate. Int inputs with real factors are lowered to a
         // product with a constant (see `crate::lowering`).
         Op::Scale { factor } if fixed_in(0) && f > 0 => {
-            Some(Gate::Scale { c: node.fixed_point.encode(*factor), bits: f })
+            Some(Gate::Scale { c: node.fixed_point.encode(*factor), trunc: Truncation::for_node(node, f) })
         }
         Op::Mul | Op::Matmul | Op::Conv2d { .. } => {
             let trunc = (fixed_in(0) && fixed_in(1) && f > 0).then_some(f);
             let public_operand = node.inputs.iter().any(|t| t.vis == Visibility::Public);
             match (public_operand, trunc) {
                 (true, None) => Some(Gate::Linear),
-                (true, Some(bits)) => Some(Gate::Scale { c: 1, bits }),
-                (false, trunc) => Some(Gate::Bilinear { trunc }),
+                (true, Some(bits)) => Some(Gate::Scale { c: 1, trunc: Truncation::for_node(node, bits) }),
+                (false, trunc) => Some(Gate::Bilinear { trunc: trunc.map(|bits| Truncation::for_node(node, bits)) }),
             }
         }
         Op::Ge => Some(Gate::Sign { swap: false, a: 0, sigma: 1, form: select::choose(node, false) }),

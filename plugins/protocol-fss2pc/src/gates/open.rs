@@ -41,6 +41,23 @@ pub fn exchange(me: PartyId, share: &[u64]) -> Step {
     Step::Exchange { send: vec![Message { peer: p, payload: wire::to_bytes(share) }], expect: vec![p] }
 }
 
+/// The step that sends `bits` (0 or 1 each, packed eight to a byte) to the peer and waits for
+/// theirs.
+pub fn exchange_bits(me: PartyId, bits: &[u8]) -> Step {
+    let p = peer(me);
+    Step::Exchange { send: vec![Message { peer: p, payload: crate::material::pack_bits(bits) }], expect: vec![p] }
+}
+
+/// The peer's `n` bits from the inbox of an [`exchange_bits`].
+pub fn receive_bits(inbox: Vec<Message>, n: usize, what: &str) -> Result<Vec<u8>> {
+    let msg = inbox.into_iter().next().ok_or_else(|| Error::protocol(format!("{what}: none from the peer")))?;
+    let want = crate::material::bits_len(n);
+    if msg.payload.len() as u64 != want {
+        return Err(Error::protocol(format!("{what}: {} bytes from the peer, expected {want}", msg.payload.len())));
+    }
+    Ok(crate::material::unpack_bits(&msg.payload, n))
+}
+
 /// `mine + theirs`, from the inbox of an [`exchange`].
 pub fn reconstruct(inbox: Vec<Message>, mine: &[u64], what: &str) -> Result<Vec<u64>> {
     let msg = inbox.into_iter().next().ok_or_else(|| Error::protocol(format!("{what}: no share from the peer")))?;

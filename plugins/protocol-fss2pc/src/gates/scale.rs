@@ -1,20 +1,25 @@
 //! The public-scale gate: a linear map, a public integer factor `c`, then exact truncation of
 //! `bits` bits (scale by a real factor, shift right, products with a public fixed operand), one
-//! round.
+//! round (two with a bit borrow: see [`trunc`]).
 
 use super::linear::{Known, dealer_inputs, is_bilinear, map, party_publics, views};
 use super::open;
-use super::trunc;
+use super::trunc::{self, Borrow, Truncation};
 use crate::fss::SeedRng;
-use crate::material::{Shares, Split, Tag, split_len};
+use crate::material::{Shares, Split, Tag};
 use crate::wire::{Masked, MaskedRef};
 use mpcflow_sdk::protocol::{Cost, Message, NodeDesc, NodeEval, NodeValue, Step};
 use mpcflow_sdk::{Op, PartyId, Result};
 
-/// The cost: one opening and the truncation's material.
-pub fn cost(node: &NodeDesc, bits: u32) -> Cost {
+/// The cost: the truncation's rounds, bytes and material.
+pub fn cost(node: &NodeDesc, t: Truncation) -> Cost {
     let n = node.output.numel();
-    open::cost(node, 1, split_len(n, trunc::words(bits, trunc::PRODUCTS), trunc::key_len(bits, trunc::PRODUCTS)))
+    let mut c = open::cost(node, t.rounds(), t.material(n, 0));
+    c.online_bytes = vec![t.online_bytes(n); 2];
+    if t.borrow == Borrow::Bit {
+        c.form = "truncation's borrow as a bit (one more round, smaller keys)".into();
+    }
+    c
 }
 
 /// The pre-truncation linear step of a scale gate: `op` (identity for scale and shift) then `·c`.
@@ -29,19 +34,18 @@ pub fn deal_scale(
     op: &Op,
     inputs: &[&Known],
     c: u64,
-    bits: u32,
+    t: Truncation,
     rng: &mut SeedRng,
     threads: usize,
 ) -> Result<(Vec<Vec<u8>>, Vec<u64>)> {
     let (masks, publics) = dealer_inputs(inputs);
-    let publics: Vec<Option<&[u64]>> = publics.iter().map(Option::as_deref).collect();
     let r = pre_scale(node, op, &views(&masks), &publics, c)?;
-    let mut split = Split::new(Tag::Trunc, rng, open::sizes(&cost(node, bits)), threads);
-    let r_out = trunc::deal(&mut split, &r, bits, trunc::PRODUCTS, rng)?;
+    let mut split = Split::new(Tag::Trunc, rng, open::sizes(&cost(node, t)), threads);
+    let r_out = trunc::deal_product(&mut split, &r, t, rng)?;
     Ok((split.finish(), r_out))
 }
 
-/// Party: a scale gate (one round).
+/// Party: a scale gate (one round, or two with a bit borrow).
 pub struct ScaleEval {
     me: PartyId,
     node: NodeDesc,
@@ -49,6 +53,8 @@ pub struct ScaleEval {
     zhat: Vec<u64>,
     material: Option<trunc::TruncShares>,
     mine: Vec<u64>,
+    /// This party's borrow bits, once sent.
+    borrow: Option<Vec<u8>>,
     sent: bool,
 }
 
@@ -60,7 +66,7 @@ impl ScaleEval {
         op: &Op,
         inputs: &[MaskedRef],
         c: u64,
-        bits: u32,
+        t: Truncation,
         me: PartyId,
         material: Vec<u8>,
         accel: crate::accel::Accel,
@@ -71,18 +77,39 @@ impl ScaleEval {
         let n = zhat.len();
         let material = std::sync::Arc::new(crate::pool::Recycled::new(material));
         let mut m = Shares::shared(&material, Tag::Trunc, me.0)?.with_accel(accel);
-        let t = trunc::read(&mut m, n, bits, trunc::PRODUCTS)?;
+        let shares = trunc::read_product(&mut m, n, t)?;
         m.finish()?;
-        Ok(ScaleEval { me, node: node.clone(), bits, zhat, material: Some(t), mine: vec![], sent: false })
+        Ok(ScaleEval {
+            me,
+            node: node.clone(),
+            bits: t.bits,
+            zhat,
+            material: Some(shares),
+            mine: vec![],
+            borrow: None,
+            sent: false,
+        })
     }
 }
 
 impl NodeEval for ScaleEval {
     fn step(&mut self, inbox: Vec<Message>) -> Result<Step> {
         let t = self.material.as_ref().ok_or_else(|| mpcflow_sdk::Error::internal("scale stepped after done"))?;
+        if t.borrows_a_bit() && self.borrow.is_none() {
+            let mine = trunc::borrow_bits(&self.zhat, self.bits, t)?;
+            let step = open::exchange_bits(self.me, &mine);
+            self.borrow = Some(mine);
+            return Ok(step);
+        }
         if !self.sent {
             self.sent = true;
-            self.mine = trunc::share(self.me.0, &self.zhat, self.bits, t)?;
+            self.mine = match &self.borrow {
+                Some(mine) => {
+                    let theirs = open::receive_bits(inbox, mine.len(), "truncation borrow bits")?;
+                    trunc::share_after_bits(self.me.0, &self.zhat, self.bits, t, mine, &theirs)?
+                }
+                None => trunc::share(self.me.0, &self.zhat, self.bits, t)?,
+            };
             return Ok(open::exchange(self.me, &self.mine));
         }
         let value = open::reconstruct(inbox, &self.mine, "truncated value")?;

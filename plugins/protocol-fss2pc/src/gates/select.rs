@@ -32,12 +32,12 @@
 //! party (one-round: 127) and its key generation 114 (one-round: 506); it costs one more round
 //! and one more bit per element. [`choose`] weighs both with the plan's network profile.
 
-use super::open::{self, peer};
+use super::open;
 use super::sign::split_bits;
 use crate::accel::Accel;
 use crate::fss::SeedRng;
 use crate::fss::halftree;
-use crate::material::{Shares, Split, Tag, bits_len, draw, halftree_len, pack_bits, split_len, unpack_bits};
+use crate::material::{Shares, Split, Tag, bits_len, draw, halftree_len, split_len};
 use crate::wire::Masked;
 use mpcflow_sdk::protocol::{Cost, Message, NodeDesc, NodeEval, NodeValue, Step};
 use mpcflow_sdk::{Error, PartyId, Result};
@@ -87,23 +87,29 @@ impl Select {
 const NS_PER_AES_BLOCK: f64 = 1.0;
 
 /// The form of a comparison (`relu = false`) or ReLU node that takes least estimated time end
-/// to end under the plan's network profile: rounds × round trip, plus the larger party's
-/// online bytes and dealer material over the link's bandwidth, plus the AES work of the dealer
-/// and of one party (they run on different machines, beside each other). At 1M elements the
-/// two-round form wins on every profile; a single comparison stays one round on `lan` and `wan`.
+/// to end under the plan's network profile ([`seconds`]). At 1M elements the two-round form
+/// wins on every profile; a single comparison stays one round on `lan` and `wan`.
 pub fn choose(node: &NodeDesc, relu: bool) -> Form {
-    let n = node.output.numel() as f64;
     let top = node.fixed_point.compare_bits - 1;
     let one = if relu { super::relu::cost(node) } else { super::sign::cost(node) };
     let two = cost(node, if relu { Select::Relu } else { Select::Sign { a: 0, sigma: 1 } });
     let (gen_one, eval_one) = if relu { (8 * top + 2, 2 * top + 1) } else { (6 * top, 2 * top) };
     let walked = halftree::levels(top) as u32 + 1;
-    let seconds = |c: &Cost, aes: u32| {
-        let bytes =
-            c.online_bytes.iter().max().copied().unwrap_or(0) + c.dealer_bytes.iter().max().copied().unwrap_or(0);
-        node.network.seconds(c.rounds, bytes) + n * f64::from(aes) * NS_PER_AES_BLOCK * 1e-9
-    };
-    if seconds(&two, 3 * walked) < seconds(&one, gen_one + eval_one) { Form::TwoRound } else { Form::OneRound }
+    if seconds(node, &two, 3 * walked) < seconds(node, &one, gen_one + eval_one) {
+        Form::TwoRound
+    } else {
+        Form::OneRound
+    }
+}
+
+/// The estimated time of a form of `node` with cost `c` and `aes` AES blocks per element (the
+/// dealer's and one party's): its rounds and the larger party's online bytes and material on
+/// the plan's network profile, plus the AES work (the dealer and the parties run on different
+/// machines, beside each other).
+pub fn seconds(node: &NodeDesc, c: &Cost, aes: u32) -> f64 {
+    let n = node.output.numel() as f64;
+    let bytes = c.online_bytes.iter().max().copied().unwrap_or(0) + c.dealer_bytes.iter().max().copied().unwrap_or(0);
+    node.network.seconds(c.rounds, bytes) + n * f64::from(aes) * NS_PER_AES_BLOCK * 1e-9
 }
 
 /// The cost: a bit and a word per element opened in two rounds, the shared words, the mask
@@ -246,24 +252,12 @@ impl TwoRound {
 
 impl NodeEval for TwoRound {
     fn step(&mut self, inbox: Vec<Message>) -> Result<Step> {
-        let p = peer(self.me);
         self.round += 1;
         match self.round {
-            1 => Ok(Step::Exchange { send: vec![Message { peer: p, payload: pack_bits(&self.z) }], expect: vec![p] }),
+            1 => Ok(open::exchange_bits(self.me, &self.z)),
             2 => {
-                let n = self.z.len();
-                let msg = inbox
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| Error::protocol("masked comparison bits: none from the peer"))?;
-                if msg.payload.len() as u64 != bits_len(n) {
-                    return Err(Error::protocol(format!(
-                        "masked comparison bits: {} bytes from the peer, expected {}",
-                        msg.payload.len(),
-                        bits_len(n)
-                    )));
-                }
-                let bhat: Vec<u8> = unpack_bits(&msg.payload, n).iter().zip(&self.z).map(|(a, b)| a ^ b).collect();
+                let theirs = open::receive_bits(inbox, self.z.len(), "masked comparison bits")?;
+                let bhat: Vec<u8> = theirs.iter().zip(&self.z).map(|(a, b)| a ^ b).collect();
                 self.mine = self.output_share(&bhat);
                 Ok(open::exchange(self.me, &self.mine))
             }
