@@ -59,6 +59,9 @@ pub struct RunReport {
     pub parties: Vec<String>,
     /// Seconds end to end.
     pub wall_s: f64,
+    /// Seconds of the parties' run: the online phase alone when the material was dealt first
+    /// (`deal_first`), else about `wall_s`.
+    pub online_wall_s: f64,
     /// Dealer seconds.
     pub dealer_wall_s: f64,
     /// Totals.
@@ -110,6 +113,7 @@ impl RunReport {
             fingerprint: plan.fingerprint_hex(),
             parties: plan.parties.clone(),
             wall_s: run.wall_s,
+            online_wall_s: run.online_wall_s,
             dealer_wall_s: run.dealer.wall_s,
             totals,
             nodes,

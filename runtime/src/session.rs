@@ -56,6 +56,10 @@ pub struct SessionConfig {
     /// Threads and buffer memory of the protocol's local work in this process (`--threads`);
     /// speed only, never results. Defaults from the machine.
     pub tuning: mpcflow_sdk::protocol::Tuning,
+    /// In-process runs only: deal every node's material before the parties start (the offline
+    /// phase ahead of the online one, held in memory), so the report's `online_wall_s` is the
+    /// online phase alone. Off by default: the dealer streams material while the parties run.
+    pub deal_first: bool,
     /// The network every plan of this session assumes (`--network`); all processes of a
     /// session must use the same (it is part of the plan's fingerprint).
     pub network: mpcflow_sdk::Network,
@@ -73,6 +77,7 @@ impl Default for SessionConfig {
             allow_insecure: false,
             kernel: None,
             tuning: Default::default(),
+            deal_first: false,
             network: Default::default(),
         }
     }

@@ -223,6 +223,13 @@ fn bench_reports_less_dealer_material_over_fewer_compare_bits() {
             .map(|l| {
                 let doc: serde_json::Value = serde_json::from_str(l).unwrap();
                 assert_eq!(doc["runs"], 1);
+                // The online phase alone, and its estimates on a LAN and a WAN (which add at
+                // least the critical path's round trips).
+                let (online, lan, wan) =
+                    (doc["online_s"].as_f64(), doc["lan_online_s"].as_f64(), doc["wan_online_s"].as_f64());
+                let (online, lan, wan) = (online.unwrap(), lan.unwrap(), wan.unwrap());
+                let rounds = doc["critical_rounds"].as_f64().unwrap();
+                assert!(online > 0.0 && lan >= online + rounds * 0.5e-3 && wan >= online + rounds * 80e-3, "{doc}");
                 (
                     doc["scenario"].as_str().unwrap().to_string(),
                     doc["dealer_bytes_per_element_per_party"].as_f64().unwrap(),

@@ -1,8 +1,13 @@
 //! `mpcflow bench`: end-to-end benchmarks of the runtime, in one process.
 //!
-//! Each scenario is a generated graph, run `--repeat` times; the report gives the median wall
-//! time, online bytes, rounds on the critical path, dealer bytes and the peak resident memory
-//! of the process during the scenario (Linux: the high-water mark is reset before each one).
+//! Each scenario is a generated graph, run `--repeat` times two ways: end to end (the dealer
+//! streaming material while the parties compute), and online only (all material dealt first and
+//! held in memory, then the parties' run timed alone: what the papers report as online time).
+//! The report gives both medians, estimates of the online time on a LAN and a WAN (the measured
+//! online time plus the critical path's rounds × round trip plus the busiest party's online
+//! bytes ÷ bandwidth, with the profiles of [`mpcflow_sdk::Network`]), online bytes, rounds on the
+//! critical path, dealer bytes and the peak resident memory of the process during the scenario
+//! (Linux: the high-water mark is reset before each one).
 
 use anyhow::{Context, Result, anyhow};
 use mpcflow_runtime::{InputValue, Session, SessionConfig};
@@ -20,10 +25,9 @@ pub struct Args {
     /// image).
     /// Default: chain:10000 wide:1000.
     scenarios: Vec<String>,
-    /// Also run each scenario offline-then-online: deal all material to files first, then run
-    /// from them; report both against the pipelined run.
+    /// Skip the online-only runs (dealing to files, then running from them): end to end only.
     #[arg(long)]
-    sequential: bool,
+    no_online: bool,
     /// Protocol (`ref` measures the runtime alone, in the clear).
     #[arg(long, default_value = "fss2pc")]
     protocol: String,
@@ -212,10 +216,21 @@ pub fn run(a: Args) -> Result<()> {
         a.scenarios.clone()
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let (lan, wan) = (mpcflow_sdk::Network::Lan, mpcflow_sdk::Network::Wan);
     if !a.json {
+        println!("online: material dealt ahead; lan_s, wan_s: online on {} and on {}", lan.describe(), wan.describe());
         println!(
-            "{:<20} {:>10} {:>10} {:>9} {:>11} {:>7} {:>12} {:>9}",
-            "scenario", "mode", "median_s", "elements", "online_B/el", "rounds", "dealer_B/el", "peak_MiB"
+            "{:<20} {:>9} {:>9} {:>9} {:>9} {:>9} {:>11} {:>7} {:>12} {:>9}",
+            "scenario",
+            "e2e_s",
+            "online_s",
+            "lan_s",
+            "wan_s",
+            "elements",
+            "online_B/el",
+            "rounds",
+            "dealer_B/el",
+            "peak_MiB"
         );
     }
     for spec in &specs {
@@ -237,49 +252,61 @@ pub fn run(a: Args) -> Result<()> {
             network: a.network.network(),
             ..Default::default()
         };
-        let modes: &[&str] = if a.sequential { &["pipelined", "sequential"] } else { &["pipelined"] };
-        for mode in modes {
-            let reset = reset_peak_rss();
-            let mut times = vec![];
-            let mut last = None;
-            for _ in 0..a.repeat.max(1) {
-                let (report, wall) = run_once(&rt, &graph, &inputs, &base, *mode == "sequential")?;
-                times.push(wall);
-                last = Some(report);
+        let reset = reset_peak_rss();
+        let (mut e2e, mut online, mut last) = (vec![], vec![], None);
+        for _ in 0..a.repeat.max(1) {
+            let (report, wall) = run_end_to_end(&rt, &graph, &inputs, &base)?;
+            e2e.push(wall);
+            last = Some(report);
+            if !a.no_online {
+                online.push(run_online(&rt, &graph, &inputs, &base)?);
             }
-            let report = last.ok_or_else(|| anyhow!("no run"))?;
-            times.sort_by(f64::total_cmp);
-            let median = times[times.len() / 2];
-            let parties = report.parties.len().max(1) as f64;
-            let online: u64 = report.totals.bytes_sent.iter().sum();
-            let dealer: u64 = report.totals.dealer_bytes.iter().sum();
-            let per_el = |b: u64| b as f64 / parties / elements.max(1) as f64;
-            let peak = if reset { peak_rss() } else { None };
-            if a.json {
-                let doc = serde_json::json!({
-                    "scenario": spec, "mode": mode, "protocol": a.protocol, "nodes": report.nodes.len(),
-                    "runs": times.len(), "median_s": median, "elements": elements, "online_bytes": online,
-                    "online_bytes_per_element_per_party": per_el(online), "critical_rounds": report.totals.critical_rounds,
-                    "dealer_bytes": dealer, "dealer_bytes_per_element_per_party": per_el(dealer), "peak_rss_bytes": peak,
-                });
-                println!("{doc}");
-            } else {
-                let peak = peak.map(|b| format!("{:.1}", b as f64 / 1_048_576.0)).unwrap_or_else(|| "n/a".into());
-                println!(
-                    "{:<20} {:>10} {:>10.4} {:>9} {:>11.1} {:>7} {:>12.1} {:>9}",
-                    spec,
-                    mode,
-                    median,
-                    elements,
-                    per_el(online),
-                    report.totals.critical_rounds,
-                    per_el(dealer),
-                    peak
-                );
-            }
+        }
+        let report = last.ok_or_else(|| anyhow!("no run"))?;
+        let e2e = median(e2e).unwrap_or(f64::NAN);
+        let online = median(online);
+        let parties = report.parties.len().max(1) as f64;
+        let online_bytes: u64 = report.totals.bytes_sent.iter().sum();
+        let busiest = report.totals.bytes_sent.iter().max().copied().unwrap_or(0);
+        let dealer: u64 = report.totals.dealer_bytes.iter().sum();
+        let rounds = report.totals.critical_rounds;
+        let on = |net: mpcflow_sdk::Network| online.map(|s| s + net.seconds(rounds, busiest));
+        let per_el = |b: u64| b as f64 / parties / elements.max(1) as f64;
+        let peak = if reset { peak_rss() } else { None };
+        if a.json {
+            let doc = serde_json::json!({
+                "scenario": spec, "protocol": a.protocol, "network": base.network.name(), "nodes": report.nodes.len(),
+                "runs": a.repeat.max(1), "median_s": e2e, "online_s": online, "lan_online_s": on(lan),
+                "wan_online_s": on(wan), "elements": elements, "online_bytes": online_bytes,
+                "online_bytes_per_element_per_party": per_el(online_bytes), "critical_rounds": rounds,
+                "dealer_bytes": dealer, "dealer_bytes_per_element_per_party": per_el(dealer), "peak_rss_bytes": peak,
+            });
+            println!("{doc}");
+        } else {
+            let secs = |s: Option<f64>| s.map(|s| format!("{s:.4}")).unwrap_or_else(|| "-".into());
+            let peak = peak.map(|b| format!("{:.1}", b as f64 / 1_048_576.0)).unwrap_or_else(|| "n/a".into());
+            println!(
+                "{:<20} {:>9.4} {:>9} {:>9} {:>9} {:>9} {:>11.1} {:>7} {:>12.1} {:>9}",
+                spec,
+                e2e,
+                secs(online),
+                secs(on(lan)),
+                secs(on(wan)),
+                elements,
+                per_el(online_bytes),
+                rounds,
+                per_el(dealer),
+                peak
+            );
         }
     }
     Ok(())
+}
+
+/// The median of some timings.
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied()
 }
 
 /// Elements of the largest input: what "per element" figures are relative to.
@@ -287,32 +314,29 @@ fn elements_of(inputs: &[(String, InputValue)]) -> usize {
     inputs.iter().map(|(_, v)| v.shape().iter().product::<usize>()).max().unwrap_or(1)
 }
 
-/// One run end to end; `sequential` deals everything to files first, then runs from them.
-fn run_once(
+/// One run end to end, the dealer streaming material while the parties compute.
+fn run_end_to_end(
     rt: &tokio::runtime::Runtime,
     graph: &GraphSpec,
     inputs: &[(String, InputValue)],
     base: &SessionConfig,
-    sequential: bool,
 ) -> Result<(mpcflow_runtime::RunReport, f64)> {
     let start = std::time::Instant::now();
-    let mut config = base.clone();
-    let dir = std::env::temp_dir().join(format!("mpcflow-bench-{}", std::process::id()));
-    if sequential {
-        let session = Session::from_graph(graph.clone(), mpcflow::builtins()).with_config(config.clone());
-        let opts = mpcflow_runtime::plan::PlanOptions {
-            input_shapes: inputs.iter().map(|(k, v)| (k.clone(), v.shape().to_vec())).collect(),
-            ..Default::default()
-        };
-        let plan = session.plan(opts).map_err(|e| anyhow!("{e}"))?;
-        session.deal(&plan, &dir).map_err(|e| anyhow!("{e}"))?;
-        config.material_dir = Some(dir.clone());
-    }
+    let session = Session::from_graph(graph.clone(), mpcflow::builtins()).with_config(base.clone());
+    let out = rt.block_on(session.run(inputs.to_vec())).map_err(|e| anyhow!("{e}"))?;
+    Ok((out.report, start.elapsed().as_secs_f64()))
+}
+
+/// One run of the online phase alone: all material is dealt first and held in memory (not
+/// timed), then the parties run; returns the seconds of their run.
+fn run_online(
+    rt: &tokio::runtime::Runtime,
+    graph: &GraphSpec,
+    inputs: &[(String, InputValue)],
+    base: &SessionConfig,
+) -> Result<f64> {
+    let config = SessionConfig { deal_first: true, ..base.clone() };
     let session = Session::from_graph(graph.clone(), mpcflow::builtins()).with_config(config);
     let out = rt.block_on(session.run(inputs.to_vec())).map_err(|e| anyhow!("{e}"))?;
-    let wall = start.elapsed().as_secs_f64();
-    if sequential {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    Ok((out.report, wall))
+    Ok(out.report.online_wall_s)
 }

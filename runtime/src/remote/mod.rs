@@ -259,7 +259,8 @@ pub async fn run_remote_party(
     if let Some(own) = parties.get_mut(index) {
         own.stats = result.stats;
     }
-    let run = LocalRun { parties, dealer: DealerStats::default(), wall_s: start.elapsed().as_secs_f64() };
+    let wall_s = start.elapsed().as_secs_f64();
+    let run = LocalRun { parties, dealer: DealerStats::default(), wall_s, online_wall_s: wall_s };
     Ok(PartyRun { outputs, plan, run, setup_s })
 }
 

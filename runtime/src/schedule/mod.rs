@@ -53,6 +53,9 @@ pub struct LocalRun {
     pub dealer: DealerStats,
     /// Seconds from start to the last party finishing.
     pub wall_s: f64,
+    /// Seconds from the parties' start to the last party finishing: the online phase alone
+    /// when the material was dealt first ([`crate::SessionConfig::deal_first`]).
+    pub online_wall_s: f64,
 }
 
 fn session_id() -> Result<String, Error> {
@@ -72,11 +75,17 @@ pub async fn run_local(
 ) -> Result<LocalRun, Error> {
     let start = Instant::now();
     let with_dealer = plan.needs_dealer && plan.nodes.iter().any(|n| n.needs_material);
+    let deal_first = with_dealer && cfg.session.deal_first;
     let info = SessionInfo {
         id: session_id()?,
         parties: plan.parties.clone(),
         has_dealer: with_dealer,
-        dealer_window: cfg.session.dealer_window,
+        // Dealing everything first needs room for every frame: one per node and a goodbye.
+        dealer_window: if deal_first {
+            cfg.session.dealer_window.max(plan.nodes.len() + 2)
+        } else {
+            cfg.session.dealer_window
+        },
         timeout: cfg.session.timeout,
     };
     let connect = |e: Endpoint| {
@@ -120,6 +129,15 @@ pub async fn run_local(
         }
     };
 
+    // The offline phase ahead: every frame waits in the parties' channels before they start.
+    let (dealer, dealt_first) = match dealer {
+        Some(h) if deal_first => {
+            (None, Some(h.await.map_err(|e| Error::Internal(format!("dealer task failed: {e}")))??))
+        }
+        other => (other, None),
+    };
+    let online_start = Instant::now();
+
     let mut per_party: Vec<HashMap<u32, Tensor>> = vec![HashMap::new(); plan.parties.len()];
     for (id, t) in inputs {
         if let mpcflow_sdk::protocol::NodeKind::Input { owner } = &plan.nodes[id as usize].desc.kind {
@@ -152,9 +170,11 @@ pub async fn run_local(
             Err(e) => errors.push(Error::Internal(format!("party task failed: {e}"))),
         }
     }
-    let dealer_stats = match dealer {
-        None => DealerStats { bytes: vec![vec![0; plan.parties.len()]; plan.nodes.len()], wall_s: 0.0 },
-        Some(h) => match h.await {
+    let online_wall_s = online_start.elapsed().as_secs_f64();
+    let dealer_stats = match (dealer, dealt_first) {
+        (_, Some(stats)) => stats,
+        (None, None) => DealerStats { bytes: vec![vec![0; plan.parties.len()]; plan.nodes.len()], wall_s: 0.0 },
+        (Some(h), None) => match h.await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
                 // A party's own failure explains a dealer that could not deliver; report that.
@@ -176,5 +196,5 @@ pub async fn run_local(
         let pos = (0..errors.len()).min_by_key(|&i| rank(&errors[i])).unwrap_or(0);
         return Err(errors.swap_remove(pos));
     }
-    Ok(LocalRun { parties: results, dealer: dealer_stats, wall_s: start.elapsed().as_secs_f64() })
+    Ok(LocalRun { parties: results, dealer: dealer_stats, wall_s: start.elapsed().as_secs_f64(), online_wall_s })
 }
