@@ -229,11 +229,13 @@ impl Source {
         if fingerprint != plan.fingerprint {
             let hex: String = fingerprint.iter().take(8).map(|b| format!("{b:02x}")).collect();
             return Err(Error::Dealer(format!(
-                "{}: dealt for another plan (fingerprint {hex}…, dimensions [{}]); this run's plan is {}… with dimensions [{}]",
+                "{}: dealt for another plan (fingerprint {hex}…, dimensions [{}]); this run's plan is {}… with \
+                 dimensions [{}] for the `{}` network: deal again with the same pipeline, sizes and --network",
                 path.display(),
                 String::from_utf8_lossy(&dims),
                 &plan.fingerprint_hex()[..16],
-                dims_text(plan)
+                dims_text(plan),
+                plan.network
             )));
         }
         if file_party != party {

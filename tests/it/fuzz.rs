@@ -106,8 +106,8 @@ proptest! {
     #[test]
     fn handshake_introductions(e in edits(), keep in prop::option::of(0.0f64..1.0), kind in 0u8..6) {
         let (alice, bob) = pair();
-        let mine = Introduction::new("alice", ("fss2pc", "1"), vec![], BTreeMap::new());
-        let theirs = serde_json::to_vec(&Introduction::new("bob", ("fss2pc", "1"), vec![], BTreeMap::new())).unwrap();
+        let mine = Introduction::new("alice", ("fss2pc", "1"), vec![], BTreeMap::new(), Default::default());
+        let theirs = serde_json::to_vec(&Introduction::new("bob", ("fss2pc", "1"), vec![], BTreeMap::new(), Default::default())).unwrap();
         let payload = mutate(&theirs, &e, keep);
         let kind = [Kind::Hello, Kind::Hello, Kind::Hello, Kind::Msg, Kind::Abort, Kind::Bye][kind as usize];
         let frame = Frame { kind, node: 0, round: 0, payload: payload.clone() }.encode();

@@ -25,7 +25,8 @@ pub struct Args {
     /// image).
     /// Default: chain:10000 wide:1000.
     scenarios: Vec<String>,
-    /// Skip the online-only runs (dealing to files, then running from them): end to end only.
+    /// Skip the online-only runs (all material dealt first, then the parties timed): end to end
+    /// only.
     #[arg(long)]
     no_online: bool,
     /// Protocol (`ref` measures the runtime alone, in the clear).
@@ -218,7 +219,12 @@ pub fn run(a: Args) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let (lan, wan) = (mpcflow_sdk::Network::Lan, mpcflow_sdk::Network::Wan);
     if !a.json {
-        println!("online: material dealt ahead; lan_s, wan_s: online on {} and on {}", lan.describe(), wan.describe());
+        println!(
+            "online: material dealt ahead; lan_s, wan_s: online on {} and on {}, with the forms planned for `{}`",
+            lan.describe(),
+            wan.describe(),
+            a.network.network()
+        );
         println!(
             "{:<20} {:>9} {:>9} {:>9} {:>9} {:>9} {:>11} {:>7} {:>12} {:>9}",
             "scenario",

@@ -95,7 +95,7 @@ impl Writer {
     /// unspecified until then). A recycled buffer is written in place; a new one that is too
     /// small is replaced by a zeroed allocation (pages the OS maps on first touch, so the key
     /// generators' threads fault their own pages in) with what was written copied in front.
-    pub fn region(&mut self, len: usize) -> &mut [u8] {
+    pub(crate) fn region(&mut self, len: usize) -> &mut [u8] {
         let end = self.pos + len;
         if self.buf.len() < end {
             if self.recycled || len < FRESH_ROOM_MIN {
@@ -295,8 +295,14 @@ impl Split {
     /// `x < alphas[i]`) straight into the parties' material, on the split's threads.
     pub fn halftree_keys(&mut self, alphas: &[u64], bits: u32, rng: &mut SeedRng) -> Result<()> {
         let len = halftree::batch_len(alphas.len(), bits);
+        let at = (self.p0.pos, self.p1.pos);
         let (k0, k1) = (self.p0.region(len), self.p1.region(len));
-        halftree::keygen_into_slices(alphas, bits, rng, k0, k1, self.threads).map_err(dealer_err)
+        let res = halftree::keygen_into_slices(alphas, bits, rng, k0, k1, self.threads).map_err(dealer_err);
+        if res.is_err() {
+            // The regions may hold a recycled buffer's stale bytes: they are not material.
+            (self.p0.pos, self.p1.pos) = at;
+        }
+        res
     }
 
     /// The same with two-word payloads.

@@ -63,6 +63,12 @@ impl Deframer {
                 }
                 Some((buf, len)) => {
                     let take = (*len - buf.len()).min(bytes.len());
+                    if buf.len() + take > buf.capacity() {
+                        // Past the first 16 MiB the peer has sent that much of the frame: room
+                        // for the rest at once, rather than doubling (each doubling copies all
+                        // that came before; a 200 MB frame was copied about twice over).
+                        buf.reserve_exact(*len - buf.len());
+                    }
                     buf.extend_from_slice(&bytes[..take]);
                     bytes = &bytes[take..];
                 }

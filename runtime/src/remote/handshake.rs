@@ -51,6 +51,9 @@ pub struct Introduction {
     pub parts: Vec<Part>,
     /// Shapes of the sender's own private inputs.
     pub inputs: BTreeMap<String, Vec<usize>>,
+    /// The network profile the sender plans for (`--network`); every endpoint must agree.
+    #[serde(default)]
+    pub network: mpcflow_sdk::Network,
 }
 
 impl Introduction {
@@ -60,6 +63,7 @@ impl Introduction {
         protocol: (&str, &str),
         parts: Vec<Part>,
         inputs: BTreeMap<String, Vec<usize>>,
+        network: mpcflow_sdk::Network,
     ) -> Introduction {
         Introduction {
             magic: MAGIC.into(),
@@ -71,6 +75,7 @@ impl Introduction {
             graph: digest::digest(&parts),
             parts,
             inputs,
+            network,
         }
     }
 }
@@ -237,6 +242,15 @@ impl Handshake {
                 ),
             ));
         }
+        if theirs.network != mine.network {
+            return Err(self.refuse(
+                &peer.name,
+                format!(
+                    "plans for the `{}` network and {} for `{}`: give every process the same --network",
+                    theirs.network, self.me, mine.network
+                ),
+            ));
+        }
         if (theirs.protocol.as_str(), theirs.protocol_version.as_str())
             != (mine.protocol.as_str(), mine.protocol_version.as_str())
         {
@@ -327,14 +341,30 @@ mod tests {
     fn a_newer_session_format_is_named_with_both_versions() {
         let (a, b) = pair();
         let parts = vec![];
-        let mine = Introduction::new("alice", ("p", "1"), parts.clone(), BTreeMap::new());
-        let mut newer = serde_json::to_value(Introduction::new("bob", ("p", "1"), parts, BTreeMap::new())).unwrap();
+        let mine = Introduction::new("alice", ("p", "1"), parts.clone(), BTreeMap::new(), Default::default());
+        let mut newer =
+            serde_json::to_value(Introduction::new("bob", ("p", "1"), parts, BTreeMap::new(), Default::default()))
+                .unwrap();
         newer["wire"] = serde_json::json!(WIRE_VERSION + 1);
         newer["mpcflow"] = serde_json::json!("9.9.9");
         let frame = Frame { kind: Kind::Hello, node: 0, round: 0, payload: serde_json::to_vec(&newer).unwrap() };
         b.link.send(Endpoint::Party(PartyId(0)), frame.encode()).unwrap();
         let e = a.introduce(&mine).unwrap_err().to_string();
         assert!(e.contains("bob runs mpcflow 9.9.9 with session format 2, alice runs mpcflow"), "{e}");
+    }
+
+    #[test]
+    fn another_network_profile_is_named_with_both() {
+        let (a, b) = pair();
+        let mine = Introduction::new("alice", ("p", "1"), vec![], BTreeMap::new(), mpcflow_sdk::Network::Lan);
+        let theirs = Introduction::new("bob", ("p", "1"), vec![], BTreeMap::new(), mpcflow_sdk::Network::Wan);
+        let frame = Frame { kind: Kind::Hello, node: 0, round: 0, payload: serde_json::to_vec(&theirs).unwrap() };
+        b.link.send(Endpoint::Party(PartyId(0)), frame.encode()).unwrap();
+        let e = a.introduce(&mine).unwrap_err().to_string();
+        assert!(
+            e.contains("bob plans for the `wan` network and alice for `lan`: give every process the same --network"),
+            "{e}"
+        );
     }
 
     #[test]

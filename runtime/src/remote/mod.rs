@@ -123,6 +123,7 @@ impl Setup<'_> {
             (&descriptor.name, &descriptor.version),
             digest::parts(self.spec),
             own_shapes.clone(),
+            self.cfg.session.network,
         );
         let h = hs.clone();
         let theirs =

@@ -32,7 +32,11 @@ use core::arch::x86_64::{
 use super::{HASH_KEY, levels, truth_table};
 use crate::domain_mask;
 
-/// Keys per group: four registers of four keys, so four independent AES chains per level.
+/// Registers of four keys per group in evaluation: that many independent AES chains per level.
+const EVAL_REGS: usize = 4;
+
+/// Keys per group in key generation: four registers of four keys, two seeds each, so eight
+/// independent AES chains per level.
 const GROUP: usize = 16;
 
 /// `a ^ (b & c)` as a `vpternlogq` truth table.
@@ -185,14 +189,14 @@ fn eval_tile_avx512(bytes: &[u8], k: usize, n: u32, xs: &[u64], out: &mut [u8]) 
     let high = _mm512_set_epi64(-1, 0, -1, 0, -1, 0, -1, 0);
     let rows: Vec<&[u8]> = bytes.chunks(16 * k).collect();
     let row = |r: usize| rows.get(r).copied().unwrap_or_default();
-    for g in (0..k).step_by(GROUP) {
-        let mut s: [__m512i; 4] = core::array::from_fn(|q| load_lanes(row(0), g + 4 * q));
-        let xv: [__m512i; 4] = core::array::from_fn(|q| spread(xs, g + 4 * q));
-        let mut acc = [_mm512_setzero_si512(); 4];
+    for g in (0..k).step_by(4 * EVAL_REGS) {
+        let mut s: [__m512i; EVAL_REGS] = core::array::from_fn(|q| load_lanes(row(0), g + 4 * q));
+        let xv: [__m512i; EVAL_REGS] = core::array::from_fn(|q| spread(xs, g + 4 * q));
+        let mut acc = [_mm512_setzero_si512(); EVAL_REGS];
         for level in 0..walked {
             let count = _mm_set_epi64x(0, i64::from(n - 1 - level as u32));
             let r = row(level + 1);
-            for q in 0..4 {
+            for q in 0..EVAL_REGS {
                 let h = hash(&rk, s[q], high);
                 let cw = load_lanes(r, g + 4 * q);
                 let t = low_bit(s[q], one);
@@ -205,7 +209,7 @@ fn eval_tile_avx512(bytes: &[u8], k: usize, n: u32, xs: &[u64], out: &mut [u8]) 
             }
         }
         let r = row(walked + 1);
-        for q in 0..4 {
+        for q in 0..EVAL_REGS {
             let h = hash(&rk, s[q], high);
             let cw = load_lanes(r, g + 4 * q);
             let leaf = _mm512_ternarylogic_epi64::<XOR_AND>(h, cw, all_ones_if(low_bit(s[q], one)));
@@ -236,6 +240,9 @@ fn keygen_tile_avx512(alphas: &[u64], n: u32, roots: &[u128], deltas: &[u128], d
     let root1 = words(&roots.iter().zip(deltas).map(|(r, d)| r ^ d).collect::<Vec<_>>());
     let delta_bytes = words(deltas);
     let tables = words(&alphas.iter().map(|a| truth_table(a & low)).collect::<Vec<_>>());
+    // Every byte of both regions is written below (they may hold a recycled buffer's stale
+    // bytes): the caller hands exactly one tile of keys.
+    debug_assert!(d0.len() == k * super::key_bytes(n) && d1.len() == d0.len(), "a tile's regions have its size");
     let mut rows0 = d0.chunks_mut(16 * k);
     let mut rows1 = d1.chunks_mut(16 * k);
     let (Some(first0), Some(first1)) = (rows0.next(), rows1.next()) else { return };

@@ -462,6 +462,9 @@ impl GenScratch {
     fn tile(&mut self, alphas: &[u64], n: u32, rng: &mut SeedRng, d0: &mut [u8], d1: &mut [u8]) {
         let walked = levels(n);
         let k = alphas.len();
+        // Every byte of both regions is written below (they may hold a recycled buffer's stale
+        // bytes): the caller hands exactly one tile of keys.
+        debug_assert!(d0.len() == k * key_bytes(n) && d1.len() == d0.len(), "a tile's regions have its size");
         let (s, roots, delta, row) =
             (&mut self.s[..2 * k], &mut self.roots[..k], &mut self.delta[..k], &mut self.row[..k]);
         for ((pair, r), d) in s.chunks_exact_mut(2).zip(roots.iter_mut()).zip(delta.iter_mut()) {

@@ -181,3 +181,23 @@ fn the_hash_is_fixed_key_aes() {
         assert_eq!(*b, want);
     }
 }
+
+/// Keys generated over stale bytes (a dealer's recycled buffer) are the keys generated into
+/// zeroed memory: every byte of the slices is written.
+#[test]
+fn keygen_into_slices_writes_every_byte() {
+    for (n, count) in [(63u32, TILE + 3), (9, 40), (5, 1), (64, 2 * GEN_CHUNK + 1)] {
+        let mut r = rng(7);
+        let alphas: Vec<u64> = (0..count).map(|_| r.next_u64() & domain_mask(n)).collect();
+        let (mut z0, mut z1) = (Vec::new(), Vec::new());
+        keygen_into_par(&alphas, n, &mut rng(8), &mut z0, &mut z1, 2).expect("keygen");
+        let len = batch_len(count, n);
+        for fill in [0xABu8, 0xFF] {
+            let (mut s0, mut s1) = (vec![fill; len], vec![fill; len]);
+            keygen_into_slices(&alphas, n, &mut rng(8), &mut s0, &mut s1, 2).expect("keygen into slices");
+            assert!(s0 == z0 && s1 == z1, "n {n}: stale bytes survived");
+        }
+        let mut short = vec![0u8; len - 1];
+        assert!(keygen_into_slices(&alphas, n, &mut rng(8), &mut short, &mut vec![0u8; len], 1).is_err());
+    }
+}

@@ -33,7 +33,7 @@
 //! `t`-bit half-tree key ([`crate::fss::halftree`]), which gives XOR shares of `c`, with XOR
 //! and `Z(2^64)` shares of a fresh random bit `ρ`. The parties open `c ⊕ ρ` (one bit each, an
 //! extra round; uniform whatever `c` is) and take `c = ĉ + (1 − 2ĉ)·ρ`, linear in the shares of
-//! `ρ`. Still exact. At `t = 16` the key is 178 bytes instead of a 414-byte DCF key, and the
+//! `ρ`. Still exact. At `t = 16` the key is 176 bytes instead of a 414-byte DCF key, and the
 //! AES work a third; [`choose`] weighs the extra round with the plan's network profile.
 
 use crate::accel::Accel;
