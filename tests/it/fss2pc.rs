@@ -602,3 +602,28 @@ fn the_thread_count_changes_no_answer() {
     let bytes = |o: &RunOutput| o.report.nodes.iter().map(|n| n.dealer_bytes.clone()).collect::<Vec<_>>();
     assert_eq!(bytes(&one), bytes(&three));
 }
+
+/// `x > 140` costs what `x > y` costs: the difference with a public operand is local, so the
+/// comparison is one DCF (or half-tree key) on `x` alone, on every network profile.
+#[test]
+fn comparisons_with_a_public_operand_cost_the_key_on_x_alone() {
+    for network in Network::ALL {
+        let cost = |g: GraphSpec| {
+            let cfg = SessionConfig { protocol: Some("fss2pc".into()), network, ..Default::default() };
+            let p = Session::from_graph(g, mpcflow::builtins()).with_config(cfg).plan(Default::default()).unwrap();
+            p.nodes.iter().find(|n| n.desc.name == "y").unwrap().cost.clone()
+        };
+        for n in [1, 1000, 30_000] {
+            let public = GraphSpec::new("t", ["alice", "bob"])
+                .input("a", "alice", DType::Fixed, vec![Dim::Fixed(n)])
+                .constant("t", DType::Fixed, vec![], vec![140.0])
+                .node("y", Op::Gt, ["a", "t"])
+                .output("y", ["alice"]);
+            let (with_public, with_secret) = (cost(public), cost(two(Op::Gt, vec![n], vec![n], DType::Fixed)));
+            assert_eq!(with_public, with_secret, "{network} n = {n}");
+            // No more than the ReLU on x, whose key also carries the select.
+            let relu = cost(one(Op::Relu, vec![n], DType::Fixed));
+            assert!(with_public.dealer_bytes.iter().zip(&relu.dealer_bytes).all(|(c, r)| c <= r), "{network} n = {n}");
+        }
+    }
+}

@@ -4,7 +4,7 @@
 //! # Construction
 //!
 //! The DPF tree of Guo, Yang, Wang, Zhang, Xie, Liu and Zhao, "Half-Tree: Halving the Cost of
-//! Tree Expansion in COT and DPF" (Eurocrypt 2023, ePrint 2022/1431, Section 5, Figure 8), with
+//! Tree Expansion in COT and DPF" (Eurocrypt 2023: its DPF for a trusted dealer), with
 //! the correlation-robust hash `H(x) = π(σ(x)) ⊕ σ(x)`: `π` is AES-128 under the fixed public
 //! key [`HASH_KEY`], `σ(x_hi ‖ x_lo) = (x_hi ⊕ x_lo ‖ x_hi)` the linear orthomorphism of
 //! Guo–Katz–Wang–Yu (S&P 2020), so `H` is circular correlation robust in the
@@ -40,7 +40,8 @@
 //! outputs are a function of the key and the public `x`, so they reveal nothing a key does not).
 //! From one party's view its root seed is uniform and every correction word
 //! `H(s_b) ⊕ H(s_b ⊕ Δ) ⊕ (1 − α_i)Δ` is pseudorandom when `H` is circular correlation robust
-//! and `Δ` is secret (Guo et al. 2023, Theorem 5, whose proof covers the leaf the same way), so
+//! and `Δ` is secret (the argument of Guo et al. 2023 for their DPF; the leaf word has the
+//! same form, a hash difference of the two on-path seeds plus a constant), so
 //! the key is simulatable without `α`. The assumption is that fixed-key AES is an ideal
 //! permutation; as in [`super::prg`] the bound degrades with the number of hashed seeds.
 //! Semi-honest, trusted dealer; keys are not authenticated.

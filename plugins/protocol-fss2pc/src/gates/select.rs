@@ -1,8 +1,8 @@
 //! Sign and ReLU in two rounds: the comparison bit from a half-tree one-bit DCF
 //! ([`crate::fss::halftree`]), opened under a random bit, then a select that is linear in the
 //! shares: the DReLU-then-select form of Orca (Jawalkar, Gupta, Basu, Chandran, Gupta, Sharma:
-//! "Orca: FSS-based Secure Training and Inference with GPUs", S&P 2024, Section 4) and Sigma
-//! (Gupta et al., PETS 2024, Section 3).
+//! "Orca: FSS-based Secure Training and Inference with GPUs", IEEE S&P 2024) and Sigma
+//! (Gupta et al., "SIGMA: Secure GPT Inference with Function Secret Sharing", PETS 2024).
 //!
 //! # Construction
 //!
