@@ -80,6 +80,13 @@ fn read_exact_blocking(tls: &mut rustls::Connection, sock: &mut TcpStream, buf: 
                     tls.write_tls(sock)?;
                 }
             }
+            // rustls says so with a link to its manual; the user needs to know who and when.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the peer closed the connection in the middle of the session's setup",
+                ));
+            }
             Err(e) => return Err(e),
         }
     }
@@ -150,7 +157,7 @@ impl TcpTransport {
             .map_err(|e| tls_err("cannot build the certificate verifier", e))
     }
 
-    fn client_config(&self, seen: &Refusal) -> Result<Arc<ClientConfig>> {
+    pub(crate) fn client_config(&self, seen: &Refusal) -> Result<Arc<ClientConfig>> {
         let verifier = Arc::new(Recording { inner: self.server_verifier()?, refusal: seen.clone(), expected: vec![] });
         let cfg = ClientConfig::builder_with_provider(self.provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])

@@ -434,3 +434,29 @@ fn a_wrong_hello_is_explained_not_echoed() {
     let e = crate::setup::hello_mismatch("bob", b"HTTP/1.1 400 Bad Request", &s, "bob");
     assert!(e.contains("does not speak mpcflow's session protocol"), "{e}");
 }
+
+/// A peer that completes TLS and then drops the connection without ending the TLS session is
+/// reported in our words, not with the TLS library's message and a link to its manual.
+#[test]
+fn a_peer_that_hangs_up_during_setup_is_named_plainly() {
+    let d = deploy(&["alice", "bob"]);
+    let alice = TcpTransport::new(d.config("alice")).unwrap();
+    let bob = TcpTransport::new(d.config("bob")).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut sock, _) = listener.accept().unwrap();
+        let cfg = alice.server_config(&Default::default(), vec!["bob".into()]).unwrap();
+        let mut tls: rustls::Connection = rustls::ServerConnection::new(cfg).unwrap().into();
+        crate::setup::complete_handshake(&mut tls, &mut sock).unwrap();
+        crate::setup::read_frame_blocking(&mut tls, &mut sock, 1 << 20).unwrap_err().to_string()
+    });
+    let mut sock = std::net::TcpStream::connect(addr).unwrap();
+    let cfg = bob.client_config(&Default::default()).unwrap();
+    let name = rustls::pki_types::ServerName::try_from("alice".to_string()).unwrap();
+    let mut tls: rustls::Connection = rustls::ClientConnection::new(cfg, name).unwrap().into();
+    crate::setup::complete_handshake(&mut tls, &mut sock).unwrap();
+    drop(sock);
+    let e = server.join().unwrap();
+    assert_eq!(e, "the peer closed the connection in the middle of the session's setup");
+}
