@@ -43,6 +43,7 @@ pub fn graph(model: ImportedModel, name: &str, roles: &Roles, protocol: &str, re
             dtype: *dtype,
             shape: shape.iter().map(|&d| Dim::Fixed(d)).collect(),
             transform: None,
+            range: None,
         });
     }
     for w in &model.weights {
@@ -52,6 +53,7 @@ pub fn graph(model: ImportedModel, name: &str, roles: &Roles, protocol: &str, re
             dtype: DType::Fixed,
             shape: w.shape.iter().map(|&d| Dim::Fixed(d)).collect(),
             transform: None,
+            range: None,
         });
     }
     g.constants = model.constants;

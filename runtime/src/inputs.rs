@@ -101,12 +101,26 @@ impl InputValue {
     }
 }
 
+/// Checks that every value of `t` lies in the declared `range` `[lo, hi]` (in the dtype's
+/// units); the error names the first value outside it.
+pub fn check_range(t: &Tensor, [lo, hi]: [f64; 2], fp: FixedPoint) -> Result<(), String> {
+    let scale = if t.dtype == DType::Fixed { fp.scale() } else { 1.0 };
+    let (lo_w, hi_w) = ((lo * scale).ceil() as i128, (hi * scale).floor() as i128);
+    match t.data.iter().map(|&w| i128::from(w as i64)).find(|w| *w < lo_w || *w > hi_w) {
+        None => Ok(()),
+        Some(w) => {
+            let v = if t.dtype == DType::Fixed { fp.decode(w as i64 as u64).to_string() } else { w.to_string() };
+            Err(format!("value {v} is outside the declared range [{lo}, {hi}]"))
+        }
+    }
+}
+
 /// Largest input magnitude in words, exclusive: two inputs then differ by less than `2^63`,
 /// so comparing them (the sign of their difference in the ring) is exact.
 pub const INPUT_LIMIT: u64 = 1 << 62;
 
 /// [`INPUT_LIMIT`] as a number of the dtype (a real for fixed point).
-fn limit(dtype: DType, fp: FixedPoint) -> f64 {
+pub(crate) fn limit(dtype: DType, fp: FixedPoint) -> f64 {
     match dtype {
         DType::Fixed => INPUT_LIMIT as f64 / fp.scale(),
         _ => INPUT_LIMIT as f64,

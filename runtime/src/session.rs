@@ -204,7 +204,7 @@ impl Session {
                 )),
                 Some(v) => match self.transformed(decl, v) {
                     Err(p) => problems.push(p),
-                    Ok(v) => match v.to_tensor(decl.dtype, self.pipeline.spec.fixed_point) {
+                    Ok(v) => match self.encode(decl, &v) {
                         Ok(t) => {
                             out.insert(decl.name.clone(), t);
                         }
@@ -214,6 +214,16 @@ impl Session {
             }
         }
         if problems.is_empty() { Ok(out) } else { Err(self.locate(Error::Invalid(problems))) }
+    }
+
+    /// One input value encoded as its declaration says, within its declared range.
+    fn encode(&self, decl: &mpcflow_sdk::graph::InputSpec, v: &InputValue) -> Result<Tensor, String> {
+        let fp = self.pipeline.spec.fixed_point;
+        let t = v.to_tensor(decl.dtype, fp)?;
+        if let Some(range) = decl.range {
+            crate::inputs::check_range(&t, range, fp)?;
+        }
+        Ok(t)
     }
 
     /// Encodes the inputs of party `party` only: each must be declared as that party's input,
@@ -247,7 +257,7 @@ impl Session {
                 )),
                 Some(decl) => match self.transformed(decl, v) {
                     Err(p) => problems.push(p),
-                    Ok(v) => match v.to_tensor(decl.dtype, self.pipeline.spec.fixed_point) {
+                    Ok(v) => match self.encode(decl, &v) {
                         Ok(t) => {
                             out.insert(name.clone(), t);
                         }

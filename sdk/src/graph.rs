@@ -54,6 +54,11 @@ pub struct InputSpec {
     /// transform); the dtype and shape above describe its result.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transform: Option<TransformSpec>,
+    /// The values the input may take, `[lo, hi]` inclusive, in the dtype's units (`range:` in a
+    /// pipeline): a contract every process checks on its own data before sharing it, from which
+    /// the planner derives the width of the comparisons it feeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<[f64; 2]>,
 }
 
 /// `transform: { op: normalize, mean: 120 }` on an input.
@@ -142,7 +147,22 @@ impl GraphSpec {
 
     /// Adds a private input.
     pub fn input(mut self, name: &str, owner: &str, dtype: DType, shape: Vec<Dim>) -> Self {
-        self.inputs.push(InputSpec { name: name.into(), owner: owner.into(), dtype, shape, transform: None });
+        self.inputs.push(InputSpec {
+            name: name.into(),
+            owner: owner.into(),
+            dtype,
+            shape,
+            transform: None,
+            range: None,
+        });
+        self
+    }
+
+    /// Declares the range `[lo, hi]` of the input `name` (see [`InputSpec::range`]).
+    pub fn input_range(mut self, name: &str, lo: f64, hi: f64) -> Self {
+        if let Some(i) = self.inputs.iter_mut().find(|i| i.name == name) {
+            i.range = Some([lo, hi]);
+        }
         self
     }
 

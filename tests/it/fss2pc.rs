@@ -627,3 +627,124 @@ fn comparisons_with_a_public_operand_cost_the_key_on_x_alone() {
         }
     }
 }
+
+/// `n` values within `[lo, hi]` on the fixed-point grid, the two ends included.
+fn within(lo: f64, hi: f64, n: usize, seed: u64) -> Vec<f64> {
+    let (lo, hi) = ((lo * 65536.0).ceil() / 65536.0, (hi * 65536.0).floor() / 65536.0);
+    let mut x = seed | 1;
+    let mut v: Vec<f64> = (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let u = (x >> 11) as f64 / (1u64 << 53) as f64;
+            ((lo + u * (hi - lo)) * 65536.0).round().clamp(lo * 65536.0, hi * 65536.0) / 65536.0
+        })
+        .collect();
+    v[0] = lo;
+    v[n - 1] = hi;
+    v
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 8, max_shrink_iters: 10, ..ProptestConfig::default() })]
+
+    /// Declared input ranges narrow the comparisons they feed, through sums, products, scales
+    /// and differences, and the results stay exact: random ranges, values within them (ends
+    /// included), both forms; `ref` enforces every narrowed width, so an unsound range rule
+    /// would fail here.
+    #[test]
+    fn declared_ranges_narrow_comparisons_and_stay_exact(
+        lo_a in -3e3f64..0.0, span_a in 0.5f64..6e3, lo_b in -3e3f64..10.0, span_b in 0.5f64..6e3,
+        seed in any::<u64>(), n in prop_oneof![Just(8usize), Just(600)],
+    ) {
+        let (hi_a, hi_b) = (lo_a + span_a, lo_b + span_b);
+        let (a, b) = (within(lo_a, hi_a, n, seed), within(lo_b, hi_b, n, seed.rotate_left(17)));
+        let ab = ins(real(&[n], &a), Some(real(&[n], &b)));
+        let graphs = [
+            ("gt", two(Op::Gt, vec![n], vec![n], DType::Fixed)),
+            ("max", two(Op::Max { axis: None }, vec![n], vec![n], DType::Fixed)),
+            ("sum-gt", GraphSpec::new("t", ["alice", "bob"])
+                .input("a", "alice", DType::Fixed, vec![Dim::Fixed(n)])
+                .input("b", "bob", DType::Fixed, vec![Dim::Fixed(n)])
+                .node("s", Op::Add, ["a", "b"])
+                .node("y", Op::Le, ["s", "b"])
+                .output("y", ["alice", "bob"])),
+            ("product-relu", GraphSpec::new("t", ["alice", "bob"])
+                .input("a", "alice", DType::Fixed, vec![Dim::Fixed(n)])
+                .input("b", "bob", DType::Fixed, vec![Dim::Fixed(n)])
+                .constant("t", DType::Fixed, vec![], vec![17.25])
+                .node("p", Op::Mul, ["a", "b"])
+                .node("q", Op::Scale { factor: 0.37 }, ["p"])
+                .node("d", Op::Sub, ["q", "t"])
+                .node("y", Op::Relu, ["d"])
+                .output("y", ["alice", "bob"])),
+        ];
+        for network in [Network::Local, Network::Lan] {
+            for (what, g) in &graphs {
+                let g = g.clone().input_range("a", lo_a, hi_a).input_range("b", lo_b, hi_b);
+                compare_on(&g, &ab, |_, _| 0.0, network)?;
+                let cfg = SessionConfig { protocol: Some("fss2pc".into()), network, ..Default::default() };
+                let plan = Session::from_graph(g.clone(), mpcflow::builtins()).with_config(cfg).plan(Default::default()).unwrap();
+                let widths: Vec<u32> = plan.nodes.iter()
+                    .filter(|n| matches!(n.desc.kind.label().as_str(), "gt" | "ge" | "lt" | "le" | "relu"))
+                    .map(|n| n.desc.fixed_point.compare_bits)
+                    .collect();
+                prop_assert!(!widths.is_empty() && widths.iter().all(|&w| w < 64), "{}: widths {:?}", what, widths);
+            }
+        }
+    }
+}
+
+#[test]
+fn an_input_outside_its_declared_range_is_refused_by_its_owner() {
+    let g = one(Op::Relu, vec![3], DType::Fixed).input_range("a", -1.0, 1.0);
+    for protocol in ["ref", "fss2pc"] {
+        let cfg = SessionConfig { protocol: Some(protocol.into()), ..Default::default() };
+        let s = Session::from_graph(g.clone(), mpcflow::builtins()).with_config(cfg);
+        let e = rt().block_on(s.run(ins(real(&[3], &[0.5, -1.0, 1.5]), None))).unwrap_err().to_string();
+        assert!(e.contains("input `a`: value 1.5 is outside the declared range [-1, 1]"), "{protocol}: {e}");
+    }
+}
+
+#[test]
+fn plan_shows_the_widths_that_declared_ranges_allow() {
+    let plan = |g: GraphSpec| {
+        let cfg = SessionConfig { protocol: Some("fss2pc".into()), ..Default::default() };
+        let p = Session::from_graph(g, mpcflow::builtins()).with_config(cfg).plan(Default::default()).unwrap();
+        p.nodes
+            .iter()
+            .find(|n| n.desc.name == "y")
+            .map(|n| (n.desc.fixed_point.compare_bits, n.cost.form.clone()))
+            .unwrap()
+    };
+    let threshold = |range: Option<(f64, f64)>| {
+        let g = GraphSpec::new("t", ["alice", "bob"])
+            .input("a", "alice", DType::Fixed, vec![Dim::Fixed(1000)])
+            .constant("t", DType::Fixed, vec![], vec![140.0])
+            .node("y", Op::Gt, ["a", "t"])
+            .output("y", ["alice"]);
+        match range {
+            Some((lo, hi)) => g.input_range("a", lo, hi),
+            None => g,
+        }
+    };
+    // [0, 300] against 140 at 16 fractional bits: differences below 160·2^16 < 2^24, so 24 bits
+    // of magnitude, one of sign, one to spare.
+    let (bits, form) = plan(threshold(Some((0.0, 300.0))));
+    assert_eq!(bits, 26);
+    assert!(form.ends_with(", 26 bits"), "{form}");
+    assert_eq!(plan(threshold(None)).0, 64, "no declared range: the graph's width");
+    assert_eq!(plan(threshold(Some((140.0, 140.0)))).0, 2, "a single value: the narrowest width");
+    // Ranges through a product and a sum: [-3, 3]·[-3, 3] summed over 100 → |s| ≤ 900 (+ rounding).
+    let g = GraphSpec::new("t", ["alice", "bob"])
+        .input("a", "alice", DType::Fixed, vec![Dim::Fixed(100)])
+        .input("b", "bob", DType::Fixed, vec![Dim::Fixed(100)])
+        .node("p", Op::Mul, ["a", "b"])
+        .node("s", Op::Sum { axes: vec![], keepdims: false }, ["p"])
+        .node("y", Op::Relu, ["s"])
+        .output("y", ["alice"])
+        .input_range("a", -3.0, 3.0)
+        .input_range("b", -3.0, 3.0);
+    assert_eq!(plan(g).0, 28, "900·2^16 < 2^26: 26 + 2 bits");
+}

@@ -65,6 +65,7 @@ pub struct RawInput {
     #[serde(default)]
     pub shape: Vec<Spanned<RawDim>>,
     pub transform: Option<Spanned<Entries<SStr, Spanned<RawValue>>>>,
+    pub range: Option<Spanned<Vec<f64>>>,
 }
 
 /// One dimension: a size or a name.

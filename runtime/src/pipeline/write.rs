@@ -84,9 +84,10 @@ pub fn to_yaml(spec: &GraphSpec, header: &[String]) -> String {
                     s + " }"
                 }
             };
+            let range = i.range.map(|[lo, hi]| format!(", range: [{}, {}]", num(lo), num(hi))).unwrap_or_default();
             let _ = writeln!(
                 y,
-                "  {}: {{ owner: {}, dtype: {}, shape: [{}]{transform} }}",
+                "  {}: {{ owner: {}, dtype: {}, shape: [{}]{range}{transform} }}",
                 i.name,
                 i.owner,
                 dtype(i.dtype),

@@ -187,6 +187,7 @@ pub fn build(spec: &GraphSpec, registry: &Registry, opts: &PlanOptions) -> Resul
     }
 
     let mut nodes: Vec<PlanNode> = b.nodes;
+    super::ranges::narrow_comparisons(&mut nodes, spec);
     for n in &nodes {
         if let Err(why) = protocol.check(&n.desc) {
             problems.push(Problem::new(Site::Node(n.origin.clone()), format!("`{}`: {why}", n.desc.kind.label())));

@@ -5,6 +5,7 @@ mod build;
 mod dot;
 mod fingerprint;
 mod lower;
+mod ranges;
 pub(crate) mod validate;
 
 pub use build::{PlanOptions, build};

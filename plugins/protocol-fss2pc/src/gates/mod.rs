@@ -113,11 +113,11 @@ impl Gate {
             Gate::Public | Gate::Linear => linear::cost(node),
             Gate::Scale { trunc, .. } => scale::cost(node, *trunc),
             Gate::Bilinear { trunc } => bilinear::cost(node, *trunc),
-            Gate::Sign { form: Form::OneRound, .. } => with_form(sign::cost(node), "one round (DCF)"),
+            Gate::Sign { form: Form::OneRound, .. } => with_form(sign::cost(node), node, "one round (DCF)"),
             Gate::Sign { a, sigma, form: Form::TwoRound, .. } => {
                 select::cost(node, Select::Sign { a: *a, sigma: *sigma })
             }
-            Gate::Relu { form: Form::OneRound } => with_form(relu::cost(node), "one round (two-word DCF)"),
+            Gate::Relu { form: Form::OneRound } => with_form(relu::cost(node), node, "one round (two-word DCF)"),
             Gate::Relu { form: Form::TwoRound } => select::cost(node, Select::Relu),
             Gate::Lut(func) => lut::cost(node, *func),
             Gate::Root(func) => root::cost(node, *func),
@@ -239,9 +239,9 @@ impl Gate {
     }
 }
 
-/// `cost` labelled with the form it describes.
-fn with_form(mut cost: Cost, form: &str) -> Cost {
-    cost.form = form.into();
+/// `cost` labelled with the form it describes and its comparison width.
+fn with_form(mut cost: Cost, node: &NodeDesc, form: &str) -> Cost {
+    cost.form = format!("{form}, {} bits", node.fixed_point.compare_bits);
     cost
 }
 

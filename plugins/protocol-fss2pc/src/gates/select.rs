@@ -120,7 +120,7 @@ pub fn cost(node: &NodeDesc, select: Select) -> Cost {
     let keys = halftree_len(n, node.fixed_point.compare_bits - 1);
     let mut c = open::cost_per_element(node, 2, 0, [p0 + keys, p1 + bits_len(n) + keys]);
     c.online_bytes = vec![bits_len(n) + 8 * n as u64; 2];
-    c.form = "two rounds (half-tree DReLU, select)".into();
+    c.form = format!("two rounds (half-tree DReLU, select), {} bits", node.fixed_point.compare_bits);
     c
 }
 
