@@ -20,7 +20,8 @@ use std::time::Duration;
 pub struct Args {
     /// Scenarios: `chain:N` (N dependent nodes), `wide:N` (N independent inputs and nodes in one
     /// layer), `relu:N`, `cmp:N` (N comparisons), `matmul:M,K,N` (or `matmul:N` for N×N×N),
-    /// `hospital:N` (the hospital statistics on N rows per hospital), `onnx:MODEL.onnx[:BATCH]`
+    /// `hospital:N` (the hospital statistics on N rows per hospital; `hospital_ranged:N` with
+    /// the blood pressures declared in [0, 300]), `onnx:MODEL.onnx[:BATCH]`
     /// (an imported model on BATCH random inputs, batched; figures per input are then per
     /// image).
     /// Default: chain:10000 wide:1000.
@@ -140,6 +141,12 @@ fn hospital(n: usize) -> Result<Scenario> {
     Ok((p.spec, vec![("north_bp".into(), InputValue::from(north)), ("south_bp".into(), InputValue::from(south))]))
 }
 
+/// [`hospital`] with the blood pressures declared in `[0, 300]`: what a declared range buys.
+fn hospital_ranged(n: usize) -> Result<Scenario> {
+    let (spec, inputs) = hospital(n)?;
+    Ok((spec.input_range("north_bp", 0.0, 300.0).input_range("south_bp", 0.0, 300.0), inputs))
+}
+
 /// An ONNX model on `batch` random inputs (one run); the model owner's weights from the file.
 fn onnx(path: &str, batch: usize) -> Result<Scenario> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {path}"))?;
@@ -191,8 +198,10 @@ fn scenario(spec: &str) -> Result<Scenario> {
         ("matmul", [m, k, n]) => Ok(matmul(*m, *k, *n)),
         ("matmul", _) => Ok(matmul(n, n, n)),
         ("hospital", _) => hospital(n),
+        ("hospital_ranged", _) => hospital_ranged(n),
         _ => Err(anyhow!(
-            "unknown scenario `{spec}` (chain:N, wide:N, relu:N, cmp:N, matmul:M,K,N, hospital:N, onnx:MODEL.onnx:BATCH)"
+            "unknown scenario `{spec}` (chain:N, wide:N, relu:N, cmp:N, matmul:M,K,N, hospital:N, hospital_ranged:N, \
+             onnx:MODEL.onnx:BATCH)"
         )),
     }
 }
