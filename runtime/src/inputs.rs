@@ -101,6 +101,26 @@ impl InputValue {
     }
 }
 
+/// What is wrong with a declared input range `r` (`[lo, hi]`) of `dtype`, if anything.
+pub fn range_problem(r: &[f64], dtype: DType, fp: FixedPoint) -> Option<String> {
+    let [lo, hi] = r else {
+        return Some(format!("`range` takes two numbers, [lo, hi]; {} given", r.len()));
+    };
+    if !lo.is_finite() || !hi.is_finite() {
+        return Some("`range` takes finite numbers".into());
+    }
+    if lo > hi {
+        return Some(format!("`range` [{lo}, {hi}] is empty: lo must not exceed hi"));
+    }
+    let limit = limit(dtype, fp);
+    if lo.abs() >= limit || hi.abs() >= limit {
+        return Some(format!(
+            "`range` [{lo}, {hi}] reaches past what a {dtype} input can hold (magnitude below {limit:.3e})"
+        ));
+    }
+    None
+}
+
 /// Checks that every value of `t` lies in the declared `range` `[lo, hi]` (in the dtype's
 /// units); the error names the first value outside it.
 pub fn check_range(t: &Tensor, [lo, hi]: [f64; 2], fp: FixedPoint) -> Result<(), String> {
@@ -120,7 +140,7 @@ pub fn check_range(t: &Tensor, [lo, hi]: [f64; 2], fp: FixedPoint) -> Result<(),
 pub const INPUT_LIMIT: u64 = 1 << 62;
 
 /// [`INPUT_LIMIT`] as a number of the dtype (a real for fixed point).
-pub(crate) fn limit(dtype: DType, fp: FixedPoint) -> f64 {
+fn limit(dtype: DType, fp: FixedPoint) -> f64 {
     match dtype {
         DType::Fixed => INPUT_LIMIT as f64 / fp.scale(),
         _ => INPUT_LIMIT as f64,

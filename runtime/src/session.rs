@@ -417,6 +417,21 @@ impl Session {
 
     /// Runs an already built plan with encoded inputs.
     pub async fn run_plan(&self, plan: Arc<Plan>, inputs: HashMap<String, Tensor>) -> Result<RunOutput, Error> {
+        // Narrowed comparison widths rely on the declared ranges: check them on encoded inputs too.
+        let problems: Vec<Problem> = self
+            .pipeline
+            .spec
+            .inputs
+            .iter()
+            .filter_map(|d| Some((d, d.range?, inputs.get(&d.name)?)))
+            .filter_map(|(d, range, t)| {
+                let m = crate::inputs::check_range(t, range, self.pipeline.spec.fixed_point).err()?;
+                Some(Problem::new(Site::Input(d.name.clone()), m))
+            })
+            .collect();
+        if !problems.is_empty() {
+            return Err(self.locate(Error::Invalid(problems)));
+        }
         let protocol = self.tuned(plan.plugin.0.clone());
         let transport = self.registry.transport(&self.config.transport).ok_or_else(|| Error::Transport {
             party: "session".into(),

@@ -748,3 +748,35 @@ fn plan_shows_the_widths_that_declared_ranges_allow() {
         .input_range("b", -3.0, 3.0);
     assert_eq!(plan(g).0, 28, "900·2^16 < 2^26: 26 + 2 bits");
 }
+
+/// The range rules of means and average pooling: an int input's mean is fixed point, and a
+/// padded window averages zeros in; `ref` enforces the narrowed widths, so a rule that is too
+/// narrow would refuse these valid runs.
+#[test]
+fn ranges_through_means_of_ints_and_padded_pools() {
+    let mean = GraphSpec::new("t", ["alice", "bob"])
+        .input("a", "alice", DType::Int, vec![Dim::Fixed(4)])
+        .node("m", Op::Mean { axes: vec![], keepdims: false }, ["a"])
+        .node("y", Op::Relu, ["m"])
+        .output("y", ["alice"])
+        .input_range("a", 0.0, 300.0);
+    let iv = InputValue::Int { shape: vec![4], values: vec![1, 1, 1, 300] };
+    compare(&mean, &ins(iv, None), |_, r| (r.abs() / 256.0 + 1.5) * ULP).unwrap();
+    let pool = Pool { kernel: [3, 3], stride: [1, 1], padding: [1, 1] };
+    let g = GraphSpec::new("t", ["alice", "bob"])
+        .input("a", "alice", DType::Fixed, vec![Dim::Fixed(1), Dim::Fixed(1), Dim::Fixed(3), Dim::Fixed(3)])
+        .constant("t", DType::Fixed, vec![], vec![16.0])
+        .node("p", Op::Avgpool(pool), ["a"])
+        .node("y", Op::Gt, ["t", "p"])
+        .output("y", ["alice"])
+        .input_range("a", 16.0, 16.0);
+    compare(&g, &ins(real(&[1, 1, 3, 3], &[16.0; 9]), None), |_, _| 0.0).unwrap();
+}
+
+#[test]
+fn a_range_declared_through_the_library_is_checked_like_one_in_a_file() {
+    let g = one(Op::Relu, vec![3], DType::Fixed).input_range("a", 5.0, -5.0);
+    let cfg = SessionConfig { protocol: Some("ref".into()), ..Default::default() };
+    let e = Session::from_graph(g, mpcflow::builtins()).with_config(cfg).plan(Default::default()).unwrap_err();
+    assert!(e.to_string().contains("`range` [5, -5] is empty: lo must not exceed hi"), "{e}");
+}

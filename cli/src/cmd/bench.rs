@@ -6,8 +6,9 @@
 //! The report gives both medians, estimates of the online time on a LAN and a WAN (the measured
 //! online time plus the critical path's rounds × round trip plus the busiest party's online
 //! bytes ÷ bandwidth, with the profiles of [`mpcflow_sdk::Network`]), online bytes, rounds on the
-//! critical path, dealer bytes and the peak resident memory of the process during the scenario
-//! (Linux: the high-water mark is reset before each one).
+//! critical path, dealer bytes and the peak resident memory of the process during the
+//! scenario's end-to-end runs (Linux: the high-water mark is reset before each scenario, and
+//! read before the online-only runs, which hold all material at once).
 
 use anyhow::{Context, Result, anyhow};
 use mpcflow_runtime::{InputValue, Session, SessionConfig};
@@ -273,9 +274,11 @@ pub fn run(a: Args) -> Result<()> {
             let (report, wall) = run_end_to_end(&rt, &graph, &inputs, &base)?;
             e2e.push(wall);
             last = Some(report);
-            if !a.no_online {
-                online.push(run_online(&rt, &graph, &inputs, &base)?);
-            }
+        }
+        // The peak of the end-to-end runs: the online-only runs hold all material at once.
+        let peak = if reset { peak_rss() } else { None };
+        for _ in 0..if a.no_online { 0 } else { a.repeat.max(1) } {
+            online.push(run_online(&rt, &graph, &inputs, &base)?);
         }
         let report = last.ok_or_else(|| anyhow!("no run"))?;
         let e2e = median(e2e).unwrap_or(f64::NAN);
@@ -287,7 +290,6 @@ pub fn run(a: Args) -> Result<()> {
         let rounds = report.totals.critical_rounds;
         let on = |net: mpcflow_sdk::Network| online.map(|s| s + net.seconds(rounds, busiest));
         let per_el = |b: u64| b as f64 / parties / elements.max(1) as f64;
-        let peak = if reset { peak_rss() } else { None };
         if a.json {
             let doc = serde_json::json!({
                 "scenario": spec, "protocol": a.protocol, "network": base.network.name(), "nodes": report.nodes.len(),

@@ -155,13 +155,14 @@ pub(super) fn load(text: &str, file: &str) -> Result<Pipeline, Error> {
             })
             .collect();
         let transform = input.value.transform.as_ref().and_then(|t| load_transform(&mut ld, &n, t));
-        let range = input.value.range.as_ref().and_then(|r| match range_problem(&r.value, dtype, fixed_point) {
-            None => Some([r.value[0], r.value[1]]),
-            Some(m) => {
-                ld.problem(Site::Input(n.clone()), at(r), m);
-                None
-            }
-        });
+        let range =
+            input.value.range.as_ref().and_then(|r| match crate::inputs::range_problem(&r.value, dtype, fixed_point) {
+                None => Some([r.value[0], r.value[1]]),
+                Some(m) => {
+                    ld.problem(Site::Input(n.clone()), at(r), m);
+                    None
+                }
+            });
         spec.inputs.push(InputSpec { name: n, owner: input.value.owner.value.clone(), dtype, shape, transform, range });
     }
 
@@ -387,24 +388,4 @@ fn flatten(v: &RawValue) -> Result<(Vec<usize>, Vec<f64>), String> {
             Ok((full, values))
         }
     }
-}
-
-/// What is wrong with a declared input range, if anything.
-fn range_problem(r: &[f64], dtype: DType, fp: FixedPoint) -> Option<String> {
-    let [lo, hi] = r else {
-        return Some(format!("`range` takes two numbers, [lo, hi]; {} given", r.len()));
-    };
-    if !lo.is_finite() || !hi.is_finite() {
-        return Some("`range` takes finite numbers".into());
-    }
-    if lo > hi {
-        return Some(format!("`range` [{lo}, {hi}] is empty: lo must not exceed hi"));
-    }
-    let limit = crate::inputs::limit(dtype, fp);
-    if lo.abs() >= limit || hi.abs() >= limit {
-        return Some(format!(
-            "`range` [{lo}, {hi}] reaches past what a {dtype} input can hold (magnitude below {limit:.3e})"
-        ));
-    }
-    None
 }

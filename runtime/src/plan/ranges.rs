@@ -36,9 +36,12 @@ fn product(a: Range, b: Range) -> Range {
     (p.iter().copied().min().unwrap_or(0), p.iter().copied().max().unwrap_or(0))
 }
 
-/// `r / 2^bits`, rounded outward (truncation rounds to nearest; one word of slack each side).
-fn truncated(r: Range, bits: u32) -> Range {
-    ((r.0 >> bits) - 1, (r.1 >> bits) + 1)
+/// `r / 2^bits`, rounded outward (truncation rounds to nearest; one word of slack each side);
+/// `None` where the value before truncation may pass the truncation's exact range (`2^62`), past
+/// which a secure product is wrong anyway (and `ref` refuses it).
+fn truncated(r: Range, bits: u32) -> Option<Range> {
+    let exact = 1i128 << 62;
+    (r.0 > -exact && r.1 < exact).then(|| ((r.0 >> bits) - 1, (r.1 >> bits) + 1))
 }
 
 /// Narrows each comparison's and ReLU's `compare_bits` to what the declared ranges allow.
@@ -108,7 +111,7 @@ fn op_range(op: &Op, node: &PlanNode, at: &dyn Fn(usize) -> Option<Range>, fp: F
         }
         Op::Mul => {
             let p = product(at(0)?, at(1)?);
-            if rescaled { truncated(p, f) } else { p }
+            if rescaled { truncated(p, f)? } else { p }
         }
         Op::Matmul | Op::Conv2d { .. } => {
             // A sum of k products; a convolution's padding adds zeros.
@@ -118,11 +121,11 @@ fn op_range(op: &Op, node: &PlanNode, at: &dyn Fn(usize) -> Option<Range>, fp: F
             };
             let p = product(at(0)?, at(1)?);
             let s = (p.0.min(0).saturating_mul(k), p.1.max(0).saturating_mul(k));
-            if rescaled { truncated(s, f) } else { s }
+            if rescaled { truncated(s, f)? } else { s }
         }
         Op::Scale { factor } if fixed(0) => {
             let c = i128::from(fp.encode(*factor) as i64);
-            truncated(product(at(0)?, (c, c)), f)
+            truncated(product(at(0)?, (c, c)), f)?
         }
         Op::Scale { factor } if factor.fract() == 0.0 && factor.abs() < 1e15 => {
             let c = *factor as i128;
@@ -132,15 +135,24 @@ fn op_range(op: &Op, node: &PlanNode, at: &dyn Fn(usize) -> Option<Range>, fp: F
             let a = at(0)?;
             (a.0 << bits, a.1 << bits)
         }
-        Op::Shift { bits } if *bits < 0 => truncated(at(0)?, bits.unsigned_abs().min(127)),
+        Op::Shift { bits } if *bits < 0 => truncated(at(0)?, bits.unsigned_abs().min(127))?,
         Op::Sum { .. } => {
             let k = (numel(0) / desc.output.numel().max(1)) as i128;
             let a = at(0)?;
             (a.0.saturating_mul(k), a.1.saturating_mul(k))
         }
-        // A mean stays within its inputs, up to its stated rounding (1 + |mean|/256 ulp).
+        // A mean stays within its inputs, up to its stated rounding (1 + |mean|/256 ulp); its
+        // output is fixed point even for int inputs; padding adds zeros to a pooling window.
         Op::Mean { .. } | Op::Avgpool(_) => {
-            let a = at(0)?;
+            let mut a = at(0)?;
+            if !fixed(0) {
+                a = (a.0 << f, a.1 << f);
+            }
+            if let Op::Avgpool(p) = op
+                && p.padding != [0, 0]
+            {
+                a = hull(a, (0, 0));
+            }
             (a.0 - a.0.abs() / 128 - 4, a.1 + a.1.abs() / 128 + 4)
         }
         Op::Reshape { .. }

@@ -134,6 +134,9 @@ fn declare_names(
     }
     for (i, inp) in spec.inputs.iter().enumerate() {
         declare(&inp.name, Source::Input(i), Site::Input(inp.name.clone()), problems);
+        if let Some(m) = inp.range.and_then(|r| crate::inputs::range_problem(&r, inp.dtype, spec.fixed_point)) {
+            problems.push(Problem::new(Site::Input(inp.name.clone()), m));
+        }
         if !parties.contains_key(&inp.owner) {
             problems.push(Problem::new(
                 Site::InputOwner(inp.name.clone()),
