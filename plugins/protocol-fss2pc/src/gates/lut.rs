@@ -36,6 +36,14 @@ pub fn online_bytes(func: Func) -> u64 {
     8 * (func.relus() as u64 + 3)
 }
 
+/// The range of both truncations: the products' half range, whose wrap is read off the mask's
+/// top bit instead of a 64-bit DCF (see [`trunc`]). Both truncated values are small whatever
+/// the input: the clipped offset `w = clip(x) − lo` lies in `[0, 2^(m−P+f))` (at most 2^29 words,
+/// for a 32-wide domain at `f = 24`), and the interpolated value at scale `2f` is at most the
+/// table's largest value plus one step, `exp(8)·2^(2f)` for exp (under 2^61 at the largest `f`,
+/// 24), inside the half range's `2^62 − 2^(t−1)`.
+const TRUNC: trunc::Range = trunc::Range::Half;
+
 /// Bits of the table step: `h = 2^-P`.
 pub const P: u32 = 6;
 
@@ -116,11 +124,12 @@ pub fn material_len(func: Func, n: usize, fp: FixedPoint) -> [u64; 2] {
     let t = fp.frac_bits - P;
     let relus = func.relus() as u64 * n as u64;
     let keys = relus * dcf2_len(63)
-        + n as u64 * (trunc::key_len(t, trunc::Range::Full) + trunc::key_len(fp.frac_bits, trunc::Range::Full))
+        + n as u64 * (trunc::key_len(t, TRUNC) + trunc::key_len(fp.frac_bits, TRUNC))
         + 2 * n as u64 * DpfKey::serialized_len(m) as u64;
-    // Party 1's explicit shares: relu (3 words per relu'd element), truncations (2 words
-    // each, twice), the lookup's output mask (1 word).
-    let words = 3 * relus + 2 * n as u64 + 2 * n as u64 + n as u64;
+    // Party 1's explicit shares: relu (3 words per relu'd element), the two truncations', the
+    // lookup's output mask (1 word).
+    let truncs = (trunc::words(t, TRUNC) + trunc::words(fp.frac_bits, TRUNC)) as u64;
+    let words = 3 * relus + truncs * n as u64 + n as u64;
     let head = (crate::material::HEADER + crate::material::SEED_LEN) as u64;
     [head + keys, crate::material::HEADER as u64 + 8 * words + keys]
 }
@@ -153,7 +162,7 @@ pub fn deal(
     let r_relu = relu::deal_relu(&mut split, &rr, 64, rng)?;
     let r_w = wire::sub(&r_relu[..n], &r_relu[n..2 * n]);
     // Round 2: j = floor(w / 2^t), δ = w − j·2^t.
-    let r_j = trunc::deal(&mut split, &r_w, t, trunc::Range::Full, rng)?;
+    let r_j = trunc::deal(&mut split, &r_w, t, TRUNC, rng)?;
     let r_d: Vec<u64> = r_w.iter().zip(&r_j).map(|(w, j)| w.wrapping_sub(j.wrapping_shl(t))).collect();
     // Round 3: the lookup's output mask, then the two DPFs at j's mask.
     let r_z: Vec<u64> = crate::material::draw(rng, n);
@@ -163,7 +172,7 @@ pub fn deal(
     split.dpf_keys(&dpf::keygen_batch(&alphas, &vec![1; n], m, rng).map_err(fss)?);
     split.dpf_keys(&dpf::keygen_batch(&alphas, &r_d, m, rng).map_err(fss)?);
     // Round 4: truncate z (scale 2f) by f.
-    let r_out = trunc::deal(&mut split, &r_z, fp.frac_bits, trunc::Range::Full, rng)?;
+    let r_out = trunc::deal(&mut split, &r_z, fp.frac_bits, TRUNC, rng)?;
     let r_final = if func == Func::Gelu { wire::sub(&r_relu[2 * n..], &r_out) } else { r_out };
     Ok((split.finish(), r_final))
 }
@@ -284,12 +293,12 @@ impl NodeEval for LutEval {
                 }
                 let (mine, relu_mask) = relu::relu_share(party, &xs, &rs, 64, &mut sh)?;
                 self.relu_mask = relu_mask;
-                self.trunc_j = Some(trunc::read(&mut sh, n, t, trunc::Range::Full)?);
+                self.trunc_j = Some(trunc::read(&mut sh, n, t, TRUNC)?);
                 let r_z = sh.share(n, "lookup output mask")?;
                 let k1 = sh.dpf_keys(n, m, "lookup keys")?;
                 let k2 = sh.dpf_keys(n, m, "lookup remainder keys")?;
                 self.lookup = Some((r_z, k1, k2));
-                self.trunc_z = Some(trunc::read(&mut sh, n, fp.frac_bits, trunc::Range::Full)?);
+                self.trunc_z = Some(trunc::read(&mut sh, n, fp.frac_bits, TRUNC)?);
                 sh.finish()?;
                 self.state = State::Split;
                 Ok(self.exchange(mine))
