@@ -16,6 +16,10 @@
 //!   Computation", ePrint 2020/1392, Fig. 3), `f(x) = β` if `x < α` (unsigned), else 0.
 //! * [`dcf2`]: the same comparison with a two-word payload (output group `Z(2^64)²`), one tree
 //!   walk for two payloads.
+//! * [`halftree`]: a one-bit comparison (XOR shares of `[x < α]`, the bit of DReLU) on the
+//!   half tree of Guo et al. (Eurocrypt 2023): one 128-bit correction word and one AES block per
+//!   level, the bit read off the control bits, the last 7 levels as one leaf table; batches in a
+//!   level-major layout, with an AVX-512/VAES kernel where the CPU has one.
 //! * [`prg`]: the fixed-key AES-128 Matyas–Meyer–Oseas tree PRG and the dealer's [`SeedRng`].
 //!
 //! Everything is pure, synchronous and allocation-light: no I/O, no threads, no global mutable
@@ -39,10 +43,12 @@
 //! | DPF | `4n` | `n` | `2·(2^n − 1)` |
 //! | DCF | `6n` | `2n` | — |
 //! | DCF2 | `8n + 2` | `2n + 1` | — |
+//! | half-tree one-bit DCF | `2(n − 6)` | `n − 6` | — |
 //!
 //! Key sizes (bytes, see [`dpf::DpfKey::serialized_len`], [`dcf::DcfKey::serialized_len`],
 //! [`dcf2::Dcf2Key::serialized_len`]): DPF `26 + 16n + ⌈n/4⌉`, DCF `26 + 24n + ⌈n/4⌉`,
-//! DCF2 `26 + 32n + ⌈n/4⌉ + 8`.
+//! DCF2 `26 + 32n + ⌈n/4⌉ + 8`; a half-tree key `16·(n − 5)` in a batch with a 2-byte header
+//! ([`halftree::key_bytes`], for `n ≥ 7`).
 //!
 //! The batched entry points ([`dpf::eval_batch`], [`dcf::eval_batch`], [`dpf::keygen_batch`],
 //! [`dcf::keygen_batch`]) walk many trees level by level (tiles of [`EVAL_TILE`] points or 128

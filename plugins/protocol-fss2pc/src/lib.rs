@@ -2,13 +2,15 @@
 //!
 //! The `fss2pc` protocol: two parties plus a trusted dealer. Every secret tensor is a **masked
 //! wire** (a public `x + r` and additive shares of the mask `r`, which the dealer knows), so
-//! linear ops are local and every non-linear gate is one round of openings, with the dealer's
+//! linear ops are local and every non-linear gate is a few rounds of openings, with the dealer's
 //! DCF keys turning comparisons with the secret mask into shares ([`gates`] has the table of
-//! gates, rounds and bytes; [`lowering`] the ops built from them).
+//! gates, rounds and bytes, and the forms chosen per node from the plan's network profile;
+//! [`lowering`] the ops built from them).
 //!
 //! - [`fss`] (the `mpcflow-fss` library crate): the sans-I/O cryptographic core: a fixed-key
 //!   AES-128 tree PRG, the Boyle–Gilboa–Ishai DPF and the Boyle et al. (Eurocrypt 2021) DCF over
-//!   `Z(2^64)`, with batched evaluation and byte-exact key serialisation.
+//!   `Z(2^64)`, the half-tree one-bit DCF of the two-round comparisons, with batched evaluation
+//!   and byte-exact key serialisation.
 //! - [`gates`], [`dealer`], [`material`], [`wire`]: the protocol on top of it.
 //! - [`accel`]: the session's kernel plugin (a GPU) for DCF evaluation and ring products, with
 //!   the libraries' CPU code as the fallback (the `mpcflow-kernel-cpu` plugin wraps the same
@@ -16,8 +18,8 @@
 //!
 //! Accuracy against the plaintext `ref` protocol (`f` = fractional bits, 1 ulp = 2^-f):
 //! - exact: linear ops, comparisons and ReLU (differences below `2^(compare_bits−1)` words;
-//!   `compare_bits` defaults to 64, and a graph that declares fewer gets shallower DCFs), max/min, argmax, maxpool,
-//!   integer products;
+//!   `compare_bits` defaults to 64; a graph that declares fewer, or inputs whose declared ranges
+//!   bound the difference, get shallower keys), max/min, argmax, maxpool, integer products;
 //! - within 1 ulp: fixed-point products, matmul, conv2d, right shifts and `scale` (exact
 //!   DCF-based truncation rounding half up, where `ref` rounds half away from zero), for
 //!   `|x·y| < 2^(62−2f)` before truncation (a right shift by `t`: `|x| < 2^62 − 2^(t−1)`), one bit less than

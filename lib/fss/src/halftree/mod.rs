@@ -316,7 +316,7 @@ pub fn keygen_into(
     keygen_into_par(alphas, n_bits, rng, out0, out1, 1)
 }
 
-/// [`keygen_into`] on up to `max_threads` scoped threads. Each run of [`GEN_CHUNK`] keys draws
+/// [`keygen_into`] on up to `max_threads` scoped threads. Each run of 32 tiles of keys draws
 /// its own 32-byte seed from `rng` in order, so the keys do not depend on the thread count.
 pub fn keygen_into_par(
     alphas: &[u64],
