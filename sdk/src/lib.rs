@@ -34,6 +34,7 @@ pub mod op;
 pub mod operator;
 pub mod party;
 pub mod plugin;
+pub mod pool;
 pub mod protocol;
 pub mod shape;
 pub mod tensor;

@@ -42,7 +42,8 @@ pub use mpcflow_fss as fss;
 pub mod gates;
 pub mod lowering;
 pub mod material;
-pub mod pool;
+/// Buffer recycling, shared with the runtime and transports through the sdk.
+pub use mpcflow_sdk::pool;
 pub mod protocol;
 pub mod ring;
 pub mod wire;

@@ -57,8 +57,17 @@ impl Deframer {
                         }
                         self.have = 0;
                         let len = len as usize;
-                        // Grow with the data rather than trusting the length for the whole buffer.
-                        self.body = Some((Vec::with_capacity(len.min(16 << 20)), len));
+                        // Grow with the data rather than trusting the length for the whole
+                        // buffer; a large frame (material) takes a recycled buffer if one fits,
+                        // which the protocol hands back once the material is used.
+                        let buf = match mpcflow_sdk::pool::take_recycled(len) {
+                            Some(mut v) => {
+                                v.clear();
+                                v
+                            }
+                            None => Vec::with_capacity(len.min(16 << 20)),
+                        };
+                        self.body = Some((buf, len));
                     }
                 }
                 Some((buf, len)) => {
@@ -338,7 +347,10 @@ impl Link for TcpLink {
             .conns
             .get(&to)
             .ok_or_else(|| Error::Transport(format!("{} has no connection to {to}", self.me.label())))?;
-        conn.send(&frame, self.max_frame)
+        let sent = conn.send(&frame, self.max_frame);
+        // Written out: a large buffer (dealer material) goes back for the next one.
+        mpcflow_sdk::pool::give(frame);
+        sent
     }
 
     fn recv(&self, from: Endpoint, timeout: Duration) -> Result<Vec<u8>> {

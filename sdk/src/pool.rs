@@ -1,16 +1,24 @@
-//! Recycling of large material buffers within one process.
+//! Recycling of large buffers (dealer material, frames) within one process.
 //!
-//! A million ReLUs are about 4 GB of dealer material, written into fresh buffers chunk by chunk
+//! A million ReLUs are about 2 GB of dealer material, written into fresh buffers chunk by chunk
 //! and freed by the parties once used. Fresh memory costs a page fault and a zeroed page per
 //! 4 KiB on first touch: measured, that was more than the key generation's AES on this
 //! project's 2-core machine (1M DCF2 keys: 1.44 µs per key into reused buffers, 2.13 µs into
-//! fresh ones, on two threads). When the dealer and the parties share a process, the parties
-//! hand their material buffers back here and the dealer's next chunk is written into them.
+//! fresh ones, on two threads). A buffer taken here ([`take`]) comes back ([`give`]) from
+//! whoever is done with it, in this process:
+//! - dealer and parties in one process: the parties hand their material back, and the dealer's
+//!   next chunk is written into it;
+//! - a dealer process: a transport hands a material frame back once it has written it out;
+//! - a party process: a transport takes the buffer of an incoming frame here, and the protocol
+//!   hands it back once the material is used.
 //!
-//! The pool keeps a returned buffer only while this process's dealer has buffers out that it
-//! has not seen come back ([`take`] counts them): a party process whose dealer runs elsewhere
-//! keeps nothing, and a dealer process whose buffers leave through a socket finds the pool
-//! empty and allocates as before. Idle buffers are bounded by the session's `Tuning::pool_bytes` ([`MAX_IDLE_BYTES`] by default); when a returned
+//! The pool keeps a returned buffer only while buffers it handed out have not all come back
+//! ([`take`] counts them): a process that never takes keeps nothing.
+//! A taken buffer still holds the bytes of its last use (its length says how many): the
+//! taker overwrites or truncates them, and they never leave the process.
+//!
+//! Idle buffers are bounded by the session's `Tuning::pool_bytes` ([`MAX_IDLE_BYTES`] by
+//! default); when a returned
 //! buffer would pass the bound, the buffers idle longest make room for it (a run's material
 //! sizes change from node to node: a 1024³ matmul's 450 MB buffers, kept idle, used to shut a
 //! following million ReLUs' 65 MB chunks out of the pool, and the ReLUs ran 50 % slower).
@@ -111,8 +119,8 @@ pub fn set_max_idle(bytes: usize) {
 
 /// A buffer with room for at least `capacity` bytes: a recycled one if one fits (`true`: its
 /// pages are mapped already, and it still holds the bytes of its last use, which the caller
-/// must overwrite or truncate: [`crate::material::Writer`] writes over them in place, so
-/// dealing into it costs no zero-filling), else a new empty one (`false`: its pages are not
+/// must overwrite or truncate: fss2pc's material writer writes over them in place, so dealing
+/// into it costs no zero-filling), else a new empty one (`false`: its pages are not
 /// touched yet).
 pub fn take(capacity: usize) -> (Vec<u8>, bool) {
     if capacity < MIN_BYTES {
@@ -122,6 +130,16 @@ pub fn take(capacity: usize) -> (Vec<u8>, bool) {
         Some(v) => (v, true),
         None => (Vec::with_capacity(capacity), false),
     }
+}
+
+/// A recycled buffer with room for at least `capacity` bytes if one fits (holding the bytes of
+/// its last use, as with [`take`]), else `None`: the caller allocates its own, which counts as
+/// taken all the same (whoever is done with it gives it back).
+pub fn take_recycled(capacity: usize) -> Option<Vec<u8>> {
+    if capacity < MIN_BYTES {
+        return None;
+    }
+    POOL.lock().ok().and_then(|mut p| p.take(capacity))
 }
 
 /// Returns a buffer for reuse; it is dropped if nobody here is waiting for buffers (see the
