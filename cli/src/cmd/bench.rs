@@ -7,8 +7,9 @@
 //! online time plus the critical path's rounds × round trip plus the busiest party's online
 //! bytes ÷ bandwidth, with the profiles of [`mpcflow_sdk::Network`]), online bytes, rounds on the
 //! critical path, dealer bytes and the peak resident memory of the process during the
-//! scenario's end-to-end runs (Linux: the high-water mark is reset before each scenario, and
-//! read before the online-only runs, which hold all material at once).
+//! scenario's end-to-end runs (Linux: the high-water mark is reset before each scenario; the
+//! online-only runs, which hold all of a run's material at once, come after every scenario's
+//! end-to-end runs).
 
 use anyhow::{Context, Result, anyhow};
 use mpcflow_runtime::{InputValue, Session, SessionConfig};
@@ -249,6 +250,10 @@ pub fn run(a: Args) -> Result<()> {
             "peak_MiB"
         );
     }
+    // Every scenario's end-to-end runs first, then the online-only ones: those hold all of a
+    // run's material at once, and what the process keeps of it would inflate the peak memory of
+    // the scenarios after them.
+    let mut measured = vec![];
     for spec in &specs {
         let (mut graph, inputs) = scenario(spec)?;
         if let Some(bits) = a.compare_bits {
@@ -269,19 +274,21 @@ pub fn run(a: Args) -> Result<()> {
             ..Default::default()
         };
         let reset = reset_peak_rss();
-        let (mut e2e, mut online, mut last) = (vec![], vec![], None);
+        let (mut e2e, mut last) = (vec![], None);
         for _ in 0..a.repeat.max(1) {
             let (report, wall) = run_end_to_end(&rt, &graph, &inputs, &base)?;
             e2e.push(wall);
             last = Some(report);
         }
-        // The peak of the end-to-end runs: the online-only runs hold all material at once.
         let peak = if reset { peak_rss() } else { None };
+        let report = last.ok_or_else(|| anyhow!("no run"))?;
+        measured.push((spec, graph, inputs, base, elements, report, median(e2e).unwrap_or(f64::NAN), peak));
+    }
+    for (spec, graph, inputs, base, elements, report, e2e, peak) in measured {
+        let mut online = vec![];
         for _ in 0..if a.no_online { 0 } else { a.repeat.max(1) } {
             online.push(run_online(&rt, &graph, &inputs, &base)?);
         }
-        let report = last.ok_or_else(|| anyhow!("no run"))?;
-        let e2e = median(e2e).unwrap_or(f64::NAN);
         let online = median(online);
         let parties = report.parties.len().max(1) as f64;
         let online_bytes: u64 = report.totals.bytes_sent.iter().sum();
