@@ -86,6 +86,24 @@ pub(crate) fn keygen_into_par<P: Payload>(
     keygen_into_par_with(alphas, betas, n_bits, rng, out0, out1, max_threads, false)
 }
 
+/// `out`'s bytes followed by `extra` zero bytes to fill in, taking `out`. An output with room
+/// for them (a recycled material buffer) is extended in place: its pages are mapped already.
+/// Otherwise a zeroed allocation comes from the OS untouched, so the key generators' threads
+/// fault their own pages in, and what `out` already holds (a material header, other shares:
+/// small) is copied in front, rather than the keys (large) appended after it.
+pub(crate) fn grow(out: &mut Vec<u8>, extra: usize) -> Vec<u8> {
+    let total = out.len() + extra;
+    if out.capacity() >= total {
+        let mut v = std::mem::take(out);
+        v.resize(total, 0);
+        v
+    } else {
+        let mut fresh = vec![0u8; total];
+        fresh[..out.len()].copy_from_slice(out);
+        fresh
+    }
+}
+
 /// [`keygen_into_par`], on the portable path if `portable`.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn keygen_into_par_with<P: Payload>(
@@ -104,24 +122,9 @@ pub(super) fn keygen_into_par_with<P: Payload>(
     }
     let lay = check_keygen(alphas, betas, n_bits)?;
     let roots: Vec<u128> = (0..2 * alphas.len()).map(|_| rng.next_u128() & !1).collect();
-    // Outputs with room for the keys (recycled material buffers) are extended in place: their
-    // pages are mapped already. Otherwise zeroed allocations come from the OS untouched, so the
-    // threads fault their own pages in, and what the outputs already hold (a material header,
-    // other shares: small) is copied in front, rather than the keys (large) appended after it.
     let (at0, at1) = (out0.len(), out1.len());
-    let grow = |out: &mut Vec<u8>, at: usize| {
-        let total = at + alphas.len() * lay.len;
-        if out.capacity() >= total {
-            out.resize(total, 0);
-            std::mem::take(out)
-        } else {
-            let mut fresh = vec![0u8; total];
-            fresh[..at].copy_from_slice(out);
-            fresh
-        }
-    };
-    let mut fresh0 = grow(out0, at0);
-    let mut fresh1 = grow(out1, at1);
+    let mut fresh0 = grow(out0, alphas.len() * lay.len);
+    let mut fresh1 = grow(out1, alphas.len() * lay.len);
     let per = alphas.len().div_ceil(threads).div_ceil(GEN_TILE) * GEN_TILE;
     let parts: Vec<_> = alphas
         .chunks(per)

@@ -52,7 +52,7 @@ mod layout;
 mod tests;
 
 pub(crate) use eval::{eval_many, eval_many_par, eval_one, par_threads, run_parts};
-pub(crate) use keygen::{keygen_into, keygen_into_par};
+pub(crate) use keygen::{grow, keygen_into, keygen_into_par};
 pub(crate) use layout::*;
 
 use std::borrow::Cow;

@@ -68,7 +68,7 @@ use std::sync::LazyLock;
 use aes::Aes128;
 use aes::cipher::{Array, BlockCipherEncrypt, KeyInit};
 
-use super::batch::{par_threads, run_parts};
+use super::batch::{grow, par_threads, run_parts};
 use super::prg::{Block, Prg, SeedRng, block_from_u128, u128_from_block};
 use super::{FssError, check_all_in_domain, check_bits, check_in_domain, domain_mask, mask128};
 
@@ -417,23 +417,6 @@ fn slices_with(
         }
     });
     Ok(())
-}
-
-/// `out`'s bytes followed by `extra` zero bytes to fill in, taking `out`: in place when its
-/// capacity allows (a recycled buffer, whose pages are mapped), else a fresh zeroed allocation
-/// (pages the OS maps on first touch, by the thread that writes them) with `out`'s bytes copied
-/// in front.
-fn grow(out: &mut Vec<u8>, extra: usize) -> Vec<u8> {
-    let total = out.len() + extra;
-    if out.capacity() >= total {
-        let mut v = std::mem::take(out);
-        v.resize(total, 0);
-        v
-    } else {
-        let mut fresh = vec![0u8; total];
-        fresh[..out.len()].copy_from_slice(out);
-        fresh
-    }
 }
 
 /// A key generator's state for one tile: both parties' seeds, `Δ`, the roots, the hashes.
