@@ -141,7 +141,10 @@ fn fss(e: crate::fss::FssError) -> Error {
 /// The cost of looking `func` up on every element of `node`'s output.
 pub fn cost(node: &NodeDesc, func: Func) -> Cost {
     let dealer = material_len(func, node.output.numel(), node.fixed_point);
-    super::open::cost_per_element(node, ROUNDS, online_bytes(func), dealer)
+    let mut c = super::open::cost_per_element(node, ROUNDS, online_bytes(func), dealer);
+    let (lo, m, hi) = func.domain();
+    c.form = format!("table of {} points on [{lo}, {hi}], step 2^-{P}, interpolated", 1u64 << m);
+    c
 }
 
 /// Dealer: the material of a lookup gate on a value with mask `r`; returns the output mask.
