@@ -62,6 +62,21 @@ pub(crate) fn write_frame_blocking(tls: &mut rustls::Connection, sock: &mut TcpS
     Ok(())
 }
 
+/// A peer gone during setup, in the user's words: rustls says it with a link to its manual
+/// (a close without `close_notify`), the OS as a reset (a close with data unread); both mean
+/// the peer hung up. Other errors pass unchanged.
+fn hung_up(e: io::Error) -> io::Error {
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => {
+            io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the peer closed the connection in the middle of the session's setup",
+            )
+        }
+        _ => e,
+    }
+}
+
 /// Reads exactly `buf.len()` plaintext bytes on a connection still in setup.
 fn read_exact_blocking(tls: &mut rustls::Connection, sock: &mut TcpStream, buf: &mut [u8]) -> io::Result<()> {
     let mut got = 0;
@@ -70,7 +85,7 @@ fn read_exact_blocking(tls: &mut rustls::Connection, sock: &mut TcpStream, buf: 
             Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the peer closed the connection")),
             Ok(k) => got += k,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                tls.read_tls(sock)?;
+                tls.read_tls(sock).map_err(hung_up)?;
                 if let Err(e) = tls.process_new_packets() {
                     while tls.wants_write() && tls.write_tls(sock).is_ok() {}
                     // Keep the rustls error inside, so an alert can be told apart.
@@ -80,14 +95,7 @@ fn read_exact_blocking(tls: &mut rustls::Connection, sock: &mut TcpStream, buf: 
                     tls.write_tls(sock)?;
                 }
             }
-            // rustls says so with a link to its manual; the user needs to know who and when.
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the peer closed the connection in the middle of the session's setup",
-                ));
-            }
-            Err(e) => return Err(e),
+            Err(e) => return Err(hung_up(e)),
         }
     }
     Ok(())

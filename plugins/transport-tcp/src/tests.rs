@@ -436,27 +436,40 @@ fn a_wrong_hello_is_explained_not_echoed() {
 }
 
 /// A peer that completes TLS and then drops the connection without ending the TLS session is
-/// reported in our words, not with the TLS library's message and a link to its manual.
+/// reported in our words, not with the TLS library's message and a link to its manual, nor as
+/// the OS's reset (what a close with unread data becomes).
 #[test]
 fn a_peer_that_hangs_up_during_setup_is_named_plainly() {
     let d = deploy(&["alice", "bob"]);
-    let alice = TcpTransport::new(d.config("alice")).unwrap();
-    let bob = TcpTransport::new(d.config("bob")).unwrap();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = std::thread::spawn(move || {
-        let (mut sock, _) = listener.accept().unwrap();
-        let cfg = alice.server_config(&Default::default(), vec!["bob".into()]).unwrap();
-        let mut tls: rustls::Connection = rustls::ServerConnection::new(cfg).unwrap().into();
+    for unread in [false, true] {
+        let alice = TcpTransport::new(d.config("alice")).unwrap();
+        let bob = TcpTransport::new(d.config("bob")).unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let server = std::thread::spawn(move || {
+            let (mut sock, _) = listener.accept().unwrap();
+            let cfg = alice.server_config(&Default::default(), vec!["bob".into()]).unwrap();
+            let mut tls: rustls::Connection = rustls::ServerConnection::new(cfg).unwrap().into();
+            crate::setup::complete_handshake(&mut tls, &mut sock).unwrap();
+            if unread {
+                // Bytes the peer never reads: its close becomes a reset.
+                crate::setup::write_frame_blocking(&mut tls, &mut sock, &[7; 1024]).unwrap();
+            }
+            let _ = done_rx.recv();
+            crate::setup::read_frame_blocking(&mut tls, &mut sock, 1 << 20).unwrap_err().to_string()
+        });
+        let mut sock = std::net::TcpStream::connect(addr).unwrap();
+        let cfg = bob.client_config(&Default::default()).unwrap();
+        let name = rustls::pki_types::ServerName::try_from("alice".to_string()).unwrap();
+        let mut tls: rustls::Connection = rustls::ClientConnection::new(cfg, name).unwrap().into();
         crate::setup::complete_handshake(&mut tls, &mut sock).unwrap();
-        crate::setup::read_frame_blocking(&mut tls, &mut sock, 1 << 20).unwrap_err().to_string()
-    });
-    let mut sock = std::net::TcpStream::connect(addr).unwrap();
-    let cfg = bob.client_config(&Default::default()).unwrap();
-    let name = rustls::pki_types::ServerName::try_from("alice".to_string()).unwrap();
-    let mut tls: rustls::Connection = rustls::ClientConnection::new(cfg, name).unwrap().into();
-    crate::setup::complete_handshake(&mut tls, &mut sock).unwrap();
-    drop(sock);
-    let e = server.join().unwrap();
-    assert_eq!(e, "the peer closed the connection in the middle of the session's setup");
+        if unread {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        drop(sock);
+        done_tx.send(()).unwrap();
+        let e = server.join().unwrap();
+        assert_eq!(e, "the peer closed the connection in the middle of the session's setup", "unread data: {unread}");
+    }
 }
