@@ -412,12 +412,13 @@ impl Session {
             ..Default::default()
         };
         let plan = Arc::new(self.plan(opts)?);
-        self.run_plan(plan, tensors).await
+        // `encode_inputs` checked the declared ranges already.
+        self.run_encoded(plan, tensors).await
     }
 
     /// Runs an already built plan with encoded inputs.
     pub async fn run_plan(&self, plan: Arc<Plan>, inputs: HashMap<String, Tensor>) -> Result<RunOutput, Error> {
-        // Narrowed comparison widths rely on the declared ranges: check them on encoded inputs too.
+        // Narrowed comparison widths rely on the declared ranges: check them on encoded inputs.
         let problems: Vec<Problem> = self
             .pipeline
             .spec
@@ -432,6 +433,11 @@ impl Session {
         if !problems.is_empty() {
             return Err(self.locate(Error::Invalid(problems)));
         }
+        self.run_encoded(plan, inputs).await
+    }
+
+    /// Runs a plan with encoded inputs whose declared ranges were checked.
+    async fn run_encoded(&self, plan: Arc<Plan>, inputs: HashMap<String, Tensor>) -> Result<RunOutput, Error> {
         let protocol = self.tuned(plan.plugin.0.clone());
         let transport = self.registry.transport(&self.config.transport).ok_or_else(|| Error::Transport {
             party: "session".into(),

@@ -187,6 +187,12 @@ pub fn dcf_len(bits: u32) -> u64 {
     DcfKey::serialized_len(bits) as u64
 }
 
+/// `n` random bits (0 or 1 each) from a seeded generator, 64 to a draw.
+pub fn draw_bits(rng: &mut SeedRng, n: usize) -> Vec<u64> {
+    let words = draw(rng, n.div_ceil(64));
+    (0..n).map(|i| (words[i / 64] >> (i % 64)) & 1).collect()
+}
+
 /// Size of `n` half-tree one-bit DCF keys over `bits` bits, with their batch header.
 pub fn halftree_len(n: usize, bits: u32) -> u64 {
     halftree::batch_len(n, bits) as u64
@@ -286,8 +292,8 @@ impl Split {
     /// XOR-shares bits (0 or 1 each): party 0's come from its seed, party 1 gets the others,
     /// packed eight to a byte.
     pub fn share_bits(&mut self, bits: &[u8]) {
-        let words = draw(&mut self.rng0, bits.len().div_ceil(64));
-        let mine: Vec<u8> = (0..bits.len()).map(|i| bits[i] ^ ((words[i / 64] >> (i % 64)) as u8 & 1)).collect();
+        let own = draw_bits(&mut self.rng0, bits.len());
+        let mine: Vec<u8> = bits.iter().zip(&own).map(|(b, o)| b ^ *o as u8).collect();
         self.p1.bytes(&pack_bits(&mine));
     }
 
@@ -402,10 +408,7 @@ impl<'a> Shares<'a> {
     /// This party's XOR shares of `n` bits (0 or 1 each).
     pub fn bits(&mut self, n: usize, what: &str) -> Result<Vec<u8>> {
         match &mut self.rng0 {
-            Some(rng) => {
-                let words = draw(rng, n.div_ceil(64));
-                Ok((0..n).map(|i| (words[i / 64] >> (i % 64)) as u8 & 1).collect())
-            }
+            Some(rng) => Ok(draw_bits(rng, n).into_iter().map(|b| b as u8).collect()),
             None => Ok(unpack_bits(self.reader.take(bits_len(n) as usize, what)?, n)),
         }
     }

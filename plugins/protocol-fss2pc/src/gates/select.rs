@@ -37,7 +37,7 @@ use super::sign::split_bits;
 use crate::accel::Accel;
 use crate::fss::SeedRng;
 use crate::fss::halftree;
-use crate::material::{Shares, Split, Tag, bits_len, draw, halftree_len, split_len};
+use crate::material::{Shares, Split, Tag, bits_len, draw, draw_bits, halftree_len, split_len};
 use crate::wire::Masked;
 use mpcflow_sdk::protocol::{Cost, Message, NodeDesc, NodeEval, NodeValue, Step};
 use mpcflow_sdk::{Error, PartyId, Result};
@@ -136,8 +136,7 @@ pub fn deal(
     let n = r.len();
     let (low, top) = split_bits(node.fixed_point.compare_bits);
     let mut split = Split::new(select.tag(), rng, open::sizes(&cost(node, select)), threads);
-    let words = draw(rng, n.div_ceil(64));
-    let rho: Vec<u64> = (0..n).map(|i| (words[i / 64] >> (i % 64)) & 1).collect();
+    let rho = draw_bits(rng, n);
     split.share(&rho);
     if select == Select::Relu {
         let rho_r: Vec<u64> = rho.iter().zip(r).map(|(b, r)| b.wrapping_mul(*r)).collect();

@@ -215,8 +215,7 @@ pub fn deal_product(split: &mut Split, r: &[u64], t: Truncation, rng: &mut SeedR
     split.share(&r_out);
     let top: Vec<u64> = r.iter().map(|r| (r >> 63) << (64 - bits)).collect();
     split.share(&top);
-    let words = crate::material::draw(rng, n.div_ceil(64));
-    let rho: Vec<u64> = (0..n).map(|i| (words[i / 64] >> (i % 64)) & 1).collect();
+    let rho = crate::material::draw_bits(rng, n);
     split.share(&rho);
     split.share_bits(&rho.iter().map(|b| *b as u8).collect::<Vec<_>>());
     let low = (1u64 << bits) - 1;
