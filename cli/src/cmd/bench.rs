@@ -23,7 +23,9 @@ pub struct Args {
     /// Scenarios: `chain:N` (N dependent nodes), `wide:N` (N independent inputs and nodes in one
     /// layer), `relu:N`, `cmp:N` (N comparisons), `matmul:M,K,N` (or `matmul:N` for N×N×N),
     /// `hospital:N` (the hospital statistics on N rows per hospital; `hospital_ranged:N` with
-    /// the blood pressures declared in [0, 300]), `onnx:MODEL.onnx[:BATCH]`
+    /// the blood pressures declared in [0, 300]), `exp:N`, `sigmoid:N`, `tanh:N`, `gelu:N` (N
+    /// elements), `softmax:N,ROW` and `layernorm:N,ROW` (N elements in rows of ROW; 128 and 768
+    /// by default), `onnx:MODEL.onnx[:BATCH]`
     /// (an imported model on BATCH random inputs, batched; figures per input are then per
     /// image).
     /// Default: chain:10000 wide:1000.
@@ -110,6 +112,33 @@ fn relu(n: usize) -> Scenario {
         .node("y", Op::Relu, ["x"])
         .output("y", ["alice"]);
     (g, vec![("x".into(), InputValue::from(data(n, 1, 100.0)))])
+}
+
+/// An elementwise function (exp, sigmoid, tanh, gelu) on `n` elements of alice, spread over
+/// the function's interesting range (exp: `[−12, 4]`, its use in softmax; the others `[−10, 10]`).
+fn elementwise(op: Op, n: usize) -> Scenario {
+    let name = op.name().to_string();
+    let values: Vec<f64> = match op {
+        Op::Exp => data(n, 8, 8.0).into_iter().map(|v| v - 4.0).collect(),
+        _ => data(n, 8, 10.0),
+    };
+    let g = GraphSpec::new(&name, ["alice", "bob"])
+        .input("x", "alice", DType::Fixed, vec![Dim::Fixed(n)])
+        .node("y", op, ["x"])
+        .output("y", ["alice"]);
+    (g, vec![("x".into(), InputValue::from(values))])
+}
+
+/// softmax or layernorm over rows of `row` elements, `n` elements in all, of alice.
+fn rows(op: Op, n: usize, row: usize) -> Scenario {
+    let row = row.clamp(1, n.max(1));
+    let shape = vec![n / row, row];
+    let g = GraphSpec::new(op.name(), ["alice", "bob"])
+        .input("x", "alice", DType::Fixed, shape.iter().map(|d| Dim::Fixed(*d)).collect())
+        .node("y", op, ["x"])
+        .output("y", ["alice"]);
+    let len = shape.iter().product();
+    (g, vec![("x".into(), InputValue::Real { shape, values: data(len, 9, 4.0) })])
 }
 
 /// `x > y` on `n` elements, one vector per party.
@@ -201,9 +230,17 @@ fn scenario(spec: &str) -> Result<Scenario> {
         ("matmul", _) => Ok(matmul(n, n, n)),
         ("hospital", _) => hospital(n),
         ("hospital_ranged", _) => hospital_ranged(n),
+        ("exp", _) => Ok(elementwise(Op::Exp, n)),
+        ("sigmoid", _) => Ok(elementwise(Op::Sigmoid, n)),
+        ("tanh", _) => Ok(elementwise(Op::Tanh, n)),
+        ("gelu", _) => Ok(elementwise(Op::Gelu, n)),
+        ("softmax", [n, row]) => Ok(rows(Op::Softmax { axis: -1 }, *n, *row)),
+        ("softmax", _) => Ok(rows(Op::Softmax { axis: -1 }, n, 128)),
+        ("layernorm", [n, row]) => Ok(rows(Op::Layernorm { axis: -1, epsilon: 1e-5 }, *n, *row)),
+        ("layernorm", _) => Ok(rows(Op::Layernorm { axis: -1, epsilon: 1e-5 }, n, 768)),
         _ => Err(anyhow!(
             "unknown scenario `{spec}` (chain:N, wide:N, relu:N, cmp:N, matmul:M,K,N, hospital:N, hospital_ranged:N, \
-             onnx:MODEL.onnx:BATCH)"
+             exp:N, sigmoid:N, tanh:N, gelu:N, softmax:N,ROW, layernorm:N,ROW, onnx:MODEL.onnx:BATCH)"
         )),
     }
 }

@@ -31,7 +31,7 @@ use aes::Aes128;
 use aes::cipher::{Array, BlockCipherEncrypt, KeyInit};
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use mpcflow_fss::prg::{Block, Prg, PrgKey, SeedRng};
-use mpcflow_fss::{Dcf2Key, Dcf2KeyBatch, DcfKey, DcfKeyBatch, dcf, dcf2, dpf, halftree};
+use mpcflow_fss::{Dcf2Key, Dcf2KeyBatch, DcfKey, DcfKeyBatch, dcf, dcf2, dpf, halftree, table};
 
 const BLOCKS: usize = 1024;
 const POINTS: usize = 4096;
@@ -253,6 +253,44 @@ fn bench_halftree_many(c: &mut Criterion) {
             let (mut b0, mut b1) = (Vec::new(), Vec::new());
             halftree::keygen_into_par(black_box(&alphas), n, &mut rng, &mut b0, &mut b1, THREADS)
         })
+    });
+    g.finish();
+}
+
+/// Table keys of a lookup on 8 bits with three payload words (exp, sigmoid, tanh, gelu):
+/// full-domain evaluation of 32768 keys (one chunk of a lookup node) on one thread, and key
+/// generation of as many pairs.
+fn bench_table(c: &mut Criterion) {
+    let mut g = c.benchmark_group("table");
+    g.sample_size(10);
+    let (n, w, count) = (8, 3, 1 << 15);
+    g.throughput(Throughput::Elements(count as u64));
+    let mut rng = SeedRng::from_seed([18; 32]);
+    let alphas: Vec<u64> = (0..count).map(|_| rng.next_u64() & mask(n)).collect();
+    let betas: Vec<u64> = (0..count * w as usize).map(|_| rng.next_u64()).collect();
+    let len = table::batch_len(count, n, w);
+    let (mut k0, mut k1) = (vec![0u8; len], vec![0u8; len]);
+    ok(table::keygen_into_slices(&alphas, &betas, n, w, &mut rng, &mut k0, &mut k1, 1));
+    g.bench_function(BenchmarkId::new("keygen", n), |b| {
+        b.iter(|| table::keygen_into_slices(black_box(&alphas), &betas, n, w, &mut rng, &mut k0, &mut k1, 1))
+    });
+    let keys = ok(table::TableKeys::from_bytes(&k0, count, n, w));
+    let mut exp = table::Expander::default();
+    let mut out = vec![0u64; 64 * table::eval_len(n, w)];
+    g.bench_function(BenchmarkId::new("eval_all", n), |b| {
+        b.iter(|| {
+            for start in (0..count).step_by(64) {
+                ok(exp.eval_all(0, &keys, start..start + 64, &mut out));
+            }
+        })
+    });
+    let tables: Vec<Vec<u64>> = (0..3).map(|_| (0..512).map(|_| rng.next_u64()).collect()).collect();
+    let refs: Vec<&[u64]> = tables.iter().map(|t| t.as_slice()).collect();
+    let pairs = [(0, 0), (1, 0), (2, 0), (1, 1), (2, 1), (2, 2)];
+    let offsets: Vec<usize> = (0..count).map(|_| rng.next_u64() as usize % 256).collect();
+    let mut sums = vec![0u64; count * pairs.len()];
+    g.bench_function(BenchmarkId::new("rotated_dots", n), |b| {
+        b.iter(|| ok(exp.rotated_dots(0, &keys, 0..count, &refs, &pairs, &offsets, &mut sums)))
     });
     g.finish();
 }
@@ -530,6 +568,7 @@ criterion_group!(
     bench_dcf_many,
     bench_dcf2_many,
     bench_halftree_many,
+    bench_table,
     bench_summary
 );
 criterion_main!(benches);

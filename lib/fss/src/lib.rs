@@ -82,6 +82,7 @@ pub mod dcf2;
 pub mod dpf;
 pub mod halftree;
 pub mod prg;
+pub mod table;
 
 pub use batch::PAR_MIN_BATCH;
 pub use dcf::{DcfKey, DcfKeyBatch};

@@ -7,6 +7,7 @@
 //! comparison functions are sent to both (they are correlated, not random).
 
 use crate::fss::halftree::{self, HalfTreeKeys};
+use crate::fss::table::{self, TableKeys};
 use crate::fss::{Dcf2Key, Dcf2KeyBatch, DcfKey, DcfKeyBatch, DpfKey, SeedRng, dcf, dcf2};
 use mpcflow_sdk::{Error, Result};
 
@@ -39,8 +40,9 @@ pub enum Tag {
     Relu = 5,
     /// Bilinear followed by truncation.
     BilinearTrunc = 6,
-    /// Table lookup with interpolation.
-    Lut = 7,
+    /// Table lookup on a small domain with quadratic pieces (tag 7 was the layout before it:
+    /// a 2048-point table and two DPFs).
+    Lut = 11,
     /// Reciprocal, rsqrt, sqrt (see `gates::root`).
     Root = 8,
     /// Sign in two rounds (half-tree DReLU, then a local select).
@@ -311,6 +313,29 @@ impl Split {
         res
     }
 
+    /// Generates one table-key pair per element (`[x = alphas[i]]·betas[i·W..(i+1)·W]` over an
+    /// `n_bits`-bit domain, see [`crate::fss::table`]) straight into the parties' material, on
+    /// the split's threads.
+    pub fn table_keys(
+        &mut self,
+        alphas: &[u64],
+        betas: &[u64],
+        n_bits: u32,
+        words: u32,
+        rng: &mut SeedRng,
+    ) -> Result<()> {
+        let len = table::batch_len(alphas.len(), n_bits, words);
+        let at = (self.p0.pos, self.p1.pos);
+        let (k0, k1) = (self.p0.region(len), self.p1.region(len));
+        let res =
+            table::keygen_into_slices(alphas, betas, n_bits, words, rng, k0, k1, self.threads).map_err(dealer_err);
+        if res.is_err() {
+            // The regions may hold a recycled buffer's stale bytes: they are not material.
+            (self.p0.pos, self.p1.pos) = at;
+        }
+        res
+    }
+
     /// The same with two-word payloads.
     pub fn dcf2_keys(&mut self, alphas: &[u64], betas: &[[u64; 2]], bits: u32, rng: &mut SeedRng) -> Result<()> {
         self.prepare_for_keys();
@@ -413,19 +438,33 @@ impl<'a> Shares<'a> {
         }
     }
 
-    /// [`Shares::halftree_keys`] for keys evaluated in a later round: the bytes stay in the
-    /// shared material buffer (see [`Shares::shared`]), or are copied when it is not.
-    pub fn kept_halftree_keys(&mut self, n: usize, bits: u32, what: &str) -> Result<KeptHalfTree> {
-        let b = self.reader.take(halftree::batch_len(n, bits), what)?;
-        HalfTreeKeys::from_bytes(b, n, bits).map_err(|e| Error::Material(format!("{what}: {e}")))?;
+    /// The next `len` bytes, kept past this reader: a range of the shared material buffer (see
+    /// [`Shares::shared`]), or a copy when it is not shared.
+    fn kept_bytes(&mut self, len: usize, what: &str) -> Result<KeptBytes> {
+        let b = self.reader.take(len, what)?;
         if let Some(owner) = &self.owner {
             let start = (b.as_ptr() as usize).wrapping_sub(owner.as_ptr() as usize);
             let range = start..start.saturating_add(b.len());
             if owner.get(range.clone()).is_some_and(|s| std::ptr::eq(s.as_ptr(), b.as_ptr())) {
-                return Ok(KeptHalfTree { bytes: KeptBytes::Shared(owner.clone(), range), n, bits });
+                return Ok(KeptBytes::Shared(owner.clone(), range));
             }
         }
-        Ok(KeptHalfTree { bytes: KeptBytes::Owned(b.to_vec()), n, bits })
+        Ok(KeptBytes::Owned(b.to_vec()))
+    }
+
+    /// [`Shares::halftree_keys`] for keys evaluated in a later round: a range of the shared material buffer (see [`Shares::shared`]), or a copy.
+    pub fn kept_halftree_keys(&mut self, n: usize, bits: u32, what: &str) -> Result<KeptHalfTree> {
+        let bytes = self.kept_bytes(halftree::batch_len(n, bits), what)?;
+        HalfTreeKeys::from_bytes(bytes.get(), n, bits).map_err(|e| Error::Material(format!("{what}: {e}")))?;
+        Ok(KeptHalfTree { bytes, n, bits })
+    }
+
+    /// This party's `n` table keys over `bits` bits with `words` payload words, kept for a later
+    /// round, as [`Shares::kept_halftree_keys`] keeps its keys.
+    pub fn kept_table_keys(&mut self, n: usize, bits: u32, words: u32, what: &str) -> Result<KeptTable> {
+        let bytes = self.kept_bytes(table::batch_len(n, bits, words), what)?;
+        TableKeys::from_bytes(bytes.get(), n, bits, words).map_err(|e| Error::Material(format!("{what}: {e}")))?;
+        Ok(KeptTable { bytes, n, bits, words })
     }
 
     /// This party's `n` half-tree one-bit DCF keys over `bits` bits, read in place.
@@ -454,6 +493,15 @@ enum KeptBytes {
     Owned(Vec<u8>),
 }
 
+impl KeptBytes {
+    fn get(&self) -> &[u8] {
+        match self {
+            KeptBytes::Shared(owner, range) => owner.get(range.clone()).unwrap_or_default(),
+            KeptBytes::Owned(v) => v,
+        }
+    }
+}
+
 /// Half-tree keys read now and evaluated in a later round (see [`Shares::kept_halftree_keys`]).
 pub struct KeptHalfTree {
     bytes: KeptBytes,
@@ -464,12 +512,29 @@ pub struct KeptHalfTree {
 impl KeptHalfTree {
     /// The keys (checked when they were read; this checks the two header bytes again).
     pub fn keys(&self) -> Result<HalfTreeKeys<'_>> {
-        let b = match &self.bytes {
-            KeptBytes::Shared(owner, range) => owner.get(range.clone()).unwrap_or_default(),
-            KeptBytes::Owned(v) => v,
-        };
-        HalfTreeKeys::from_bytes(b, self.n, self.bits).map_err(|e| Error::Material(e.to_string()))
+        HalfTreeKeys::from_bytes(self.bytes.get(), self.n, self.bits).map_err(|e| Error::Material(e.to_string()))
     }
+}
+
+/// Table keys read now and evaluated in a later round (see [`Shares::kept_table_keys`]).
+pub struct KeptTable {
+    bytes: KeptBytes,
+    n: usize,
+    bits: u32,
+    words: u32,
+}
+
+impl KeptTable {
+    /// The keys (checked when they were read; this checks the header again).
+    pub fn keys(&self) -> Result<TableKeys<'_>> {
+        TableKeys::from_bytes(self.bytes.get(), self.n, self.bits, self.words)
+            .map_err(|e| Error::Material(e.to_string()))
+    }
+}
+
+/// Size of `n` table keys over `bits` bits with `words` payload words, with their batch header.
+pub fn table_len(n: usize, bits: u32, words: u32) -> u64 {
+    table::batch_len(n, bits, words) as u64
 }
 
 /// Bytes of material for `words` shared vectors of `n` elements and `key_len` bytes of keys per

@@ -48,7 +48,12 @@ impl Protocol for Fss2pc {
             None => Err(match &node.kind {
                 NodeKind::Op(Op::Scale { .. }) => "fss2pc scales fixed-point values only with frac_bits ≥ 1".into(),
                 NodeKind::Op(op) if lut::Func::of(op).is_some() => {
-                    format!("fss2pc computes {} on fixed-point values with 7 ≤ frac_bits ≤ 24", op.name())
+                    format!(
+                        "fss2pc computes {} on fixed-point values with {} ≤ frac_bits ≤ {}",
+                        op.name(),
+                        lut::MIN_FRAC_BITS,
+                        lut::MAX_FRAC_BITS
+                    )
                 }
                 NodeKind::Op(op) if root::Func::of(op).is_some() => {
                     format!(

@@ -1,27 +1,57 @@
-//! Smooth functions by table lookup with linear interpolation: exp, sigmoid, tanh, gelu.
+//! Smooth functions by table lookup on a small domain: exp, sigmoid, tanh, gelu.
 //!
-//! Four rounds, each one opening of one 64-bit share per element (two in the first):
-//! 1. **Clip** `x` to the table's domain `[lo, lo + (2^m − 1)·h]` with two ReLUs:
-//!    `w = relu(x − lo) − relu(x − hi) = clip(x) − lo` (for gelu a third ReLU computes
-//!    `relu(x)` in the same round).
-//! 2. **Split** `w` exactly (DCF truncation, rounding down) into the table index
-//!    `j = floor(w / h)`, `h = 2^-p`, and the remainder `δ = w − j·h ∈ [0, h)`.
-//! 3. **Look up** `T0[j] = f(lo + j·h)` and the slope `T1[j]` with a DPF at the secret `j`
-//!    (the dealer's key encodes the mask of `j`; the parties expand it over all `2^m` points and
-//!    take dot products with the rotated tables), and a second DPF whose payload is the mask of
-//!    `δ`, giving `T1[j]·δ` without a multiplication round; open `T0[j] + T1[j]·δ` (scale 2f).
-//! 4. **Truncate** by `f` bits (exact).
+//! The input is clipped to the table's domain, split into a table index `j` of [`M`] bits and a
+//! remainder, and the function is a quadratic piece per index, evaluated at the remainder
+//! without a multiplication round: Sigma's lookup on a reduced domain (Gupta et al., "SIGMA:
+//! Secure GPT Inference with Function Secret Sharing", PETS 2024, Section 4: a DPF over the
+//! table's domain, expanded whole and dotted with the table rotated by the public masked index),
+//! with the DPF's payload extended to the powers of the remainder's mask so the pieces can be
+//! quadratic instead of Sigma's constant ones. Five rounds:
 //!
-//! The error against the exact function on the domain is at most `h²/8 · max|f''| + 1` ulp
-//! (with `h = 2^-6`: `2^-15·max|f''|` plus one ulp); outside it the function is held at the
-//! edge value: exp saturates at `exp(8)` above 8 and is `exp(-16) ≈ 0` below −16; sigmoid,
-//! tanh and gelu are within an ulp of their asymptotes there (gelu is computed as
-//! `relu(x) − (relu(x) − gelu(x))`, the second term from the table, so it stays exact for large x).
+//! 1. **Compare** (one bit per comparison and element): `[x ≥ lo]` and `[x ≥ hi]` (for gelu also
+//!    `[x ≥ 0]`) as in the two-round ReLU of [`super::select`], all from **one** half-tree key:
+//!    the comparisons differ only in a public offset of the same masked value, so the key for
+//!    the mask `r` of `x` is evaluated at two (three) points; each comparison is opened under
+//!    its own random bit.
+//! 2. **Clip**: `w = relu(x − lo) − relu(x − hi) = clip(x) − lo`, linear in the shares once the
+//!    bits are open (gelu: also `relu(x)`), opened.
+//! 3. **Split** `w` exactly (truncation rounding down) into `j = ⌊w / 2^t⌋` (`t = f − p`, the
+//!    step `h = 2^-p`) and the remainder `δ = ⌊w / 2^s⌋ − j·2^q ∈ [0, 2^q)` in units of
+//!    `2^(s−f)` (`s = t − q`; `q = t` unless the products below would leave the truncation's
+//!    range, then a second truncation by `s` in the same round).
+//! 4. **Look up**: with `u = δ / 2^q ∈ [0, 1)` the piece is `c₀ + c₁u + c₂u²` through the
+//!    function's values at `u = 0, ½, 1` (`ref`'s own values, so the table is exact at those
+//!    points). The dealer's table key (see [`crate::fss::table`]) at the mask of `j` carries
+//!    `(1, r_δ, r_δ²)`; since `δ = δ̂ − r_δ` with `δ̂` public,
+//!    `z = c₀[j]·2^(2q) + c₁[j]·2^q·δ + c₂[j]·δ²` is a combination of the six dot products of the
+//!    three expanded payload words with the three coefficient tables. `z + r_z` is opened.
+//! 5. **Truncate** `z` by `2q` (exact, rounding to nearest).
+//!
+//! # Domains and accuracy
+//!
+//! Tables of 2^8 points: exp and sigmoid on `[−16, 16)` with `h = 2^-3`, tanh and gelu (the
+//! remainder `relu(x) − gelu(x)`, subtracted from `relu(x)`, so gelu stays exact for large `x`)
+//! on `[−8, 8)` with `h = 2^-4`. Interpolating at three points errs by at most
+//! `h³·max|f'''| / (72√3) ≈ 0.008·h³·max|f'''|` on a piece: sigmoid 0.13 ulp, tanh 0.26 ulp,
+//! gelu 0.1 ulp at `f = 16`, exp `1.8·10^-5·|y|`; the rounded table values add 0.63 ulp (the
+//! interpolation weights sum to at most 1.25 in absolute value) and the last truncation half an
+//! ulp. When `q < t` (large `f`) dropping the remainder's low `s` bits adds at most
+//! `max|f'|·2^(s−f)`. Outside the domain the function is held at the edge value: exp at
+//! `exp(8)` above 8 (an input above 8 breaks `ref`'s contract for exp, see
+//! [`mpcflow_ring::kernels::domains`]) and at `exp(−16) ≈ 10^-7` below −16; sigmoid, tanh and gelu
+//! are within 0.03 ulp of their asymptotes there.
+//!
+//! # Costs per element (f = 16)
+//!
+//! Material about 2.2 KB per party (one 63-bit half-tree key, 928 B; the truncation keys; a
+//! 293-byte table key); evaluation 57 AES blocks per comparison, and the table key's
+//! 446 blocks and 1536 products.
 
-use super::{relu, trunc};
+use super::{open, trunc};
 use crate::accel::Accel;
-use crate::fss::{DpfKey, SeedRng, dpf};
-use crate::material::{Shares, Split, Tag, dcf2_len};
+use crate::fss::SeedRng;
+use crate::fss::table::{Expander, TableKeys};
+use crate::material::{KeptTable, Shares, Split, Tag, bits_len, draw, draw_bits, halftree_len, table_len};
 use crate::wire;
 use mpcflow_ring::kernels::eval_op;
 use mpcflow_sdk::protocol::{Cost, Message, NodeDesc, NodeEval, NodeValue, Step};
@@ -29,25 +59,27 @@ use mpcflow_sdk::shape::{TensorInfo, Visibility};
 use mpcflow_sdk::{DType, Error, FixedPoint, Op, PartyId, Result, Tensor};
 
 /// Rounds of a lookup gate.
-pub const ROUNDS: u32 = 4;
+pub const ROUNDS: u32 = 5;
 
-/// Online bytes each party sends per element.
-pub fn online_bytes(func: Func) -> u64 {
-    8 * (func.relus() as u64 + 3)
-}
+/// Bits of the table index: tables of `2^M` points.
+pub const M: u32 = 8;
 
-/// The range of both truncations: the products' half range, whose wrap is read off the mask's
-/// top bit instead of a 64-bit DCF (see [`trunc`]). Both truncated values are small whatever
-/// the input: the clipped offset `w = clip(x) − lo` lies in `[0, 2^(m−P+f))` (at most 2^29 words,
-/// for a 32-wide domain at `f = 24`), and the interpolated value at scale `2f` is at most the
-/// table's largest value plus one step, `exp(8)·2^(2f)` for exp (under 2^61 at the largest `f`,
-/// 24), inside the half range's `2^62 − 2^(t−1)`.
+/// Payload words of the table key: `1`, `r_δ`, `r_δ²`.
+const WORDS: u32 = 3;
+
+/// Bits of the compared values: the whole ring.
+const COMPARE_BITS: u32 = 64;
+
+/// The range of the truncations. The truncated values are small whatever the input: the
+/// clipped offset `w ∈ [0, 2^(M−p+f))` and the interpolated `z`, which [`q_bits`] keeps inside
+/// the half range.
 const TRUNC: trunc::Range = trunc::Range::Half;
 
-/// Bits of the table step: `h = 2^-P`.
-pub const P: u32 = 6;
+/// The smallest `frac_bits` the lookup supports: the pieces' midpoints `lo + (j + ½)·h` must be
+/// representable (`f > p`, the largest `p` being 4).
+pub const MIN_FRAC_BITS: u32 = 5;
 
-/// The largest `frac_bits` the lookup supports: `exp(8)·2^(2f)` must stay below 2^63.
+/// The largest `frac_bits` the lookup supports.
 pub const MAX_FRAC_BITS: u32 = 24;
 
 /// A function with its table domain.
@@ -63,6 +95,19 @@ pub enum Func {
     Gelu,
 }
 
+/// Where a function's table lies.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Domain {
+    /// The first point.
+    lo: f64,
+    /// Bits of the step: `h = 2^-p`.
+    p: u32,
+    /// Inputs are clipped to `[lo, hi]`.
+    hi: f64,
+    /// A bound on `|f|` over the domain.
+    max_abs: f64,
+}
+
 impl Func {
     /// The function of an op, if it is one of these.
     pub fn of(op: &Op) -> Option<Func> {
@@ -75,75 +120,95 @@ impl Func {
         }
     }
 
-    /// `(lo, m, hi)`: the table covers `lo + j·h` for `j < 2^m`; inputs are clipped to `hi`.
-    fn domain(self) -> (f64, u32, f64) {
-        let h = 1.0 / (1u64 << P) as f64;
+    fn domain(self) -> Domain {
         match self {
-            Func::Exp => (-16.0, 11, 8.0),
-            Func::Sigmoid => (-16.0, 11, 16.0 - h),
-            Func::Tanh | Func::Gelu => (-8.0, 10, 8.0 - h),
+            Func::Exp => Domain { lo: -16.0, p: 3, hi: mpcflow_ring::kernels::domains::EXP_MAX, max_abs: 8f64.exp() },
+            Func::Sigmoid => Domain { lo: -16.0, p: 3, hi: 16.0 - 0.125, max_abs: 1.0 },
+            Func::Tanh | Func::Gelu => Domain { lo: -8.0, p: 4, hi: 8.0 - 0.0625, max_abs: 1.0 },
         }
     }
 
-    fn relus(self) -> usize {
+    /// Comparisons of the clip (and gelu's `relu(x)`).
+    fn compares(self) -> usize {
         if self == Func::Gelu { 3 } else { 2 }
     }
-}
 
-fn ops(func: Func) -> Op {
-    match func {
-        Func::Exp => Op::Exp,
-        Func::Sigmoid => Op::Sigmoid,
-        Func::Tanh => Op::Tanh,
-        Func::Gelu => Op::Gelu,
+    fn op(self) -> Op {
+        match self {
+            Func::Exp => Op::Exp,
+            Func::Sigmoid => Op::Sigmoid,
+            Func::Tanh => Op::Tanh,
+            Func::Gelu => Op::Gelu,
+        }
     }
 }
 
-/// The tables `T0` (values, f bits) and `T1` (slopes per unit, f bits), `2^m` entries each,
-/// computed with the plaintext reference semantics of the op.
-fn tables(func: Func, fp: FixedPoint) -> Result<(Vec<u64>, Vec<u64>)> {
-    let (lo, m, _) = func.domain();
-    let n = (1usize << m) + 1;
-    let xs: Vec<f64> = (0..n).map(|j| lo + j as f64 / (1u64 << P) as f64).collect();
-    let x = Tensor::from_f64(DType::Fixed, vec![n], &xs, fp).ok_or_else(|| Error::internal("table points"))?;
-    let info = TensorInfo { shape: vec![n], dtype: DType::Fixed, vis: Visibility::Public };
-    let mut v = eval_op(&ops(func), &[&x], &info, fp)?.data;
-    if func == Func::Gelu {
-        // Tabulate relu(x) − gelu(x), which vanishes at both ends.
-        v = x.data.iter().zip(&v).map(|(xw, g)| ((*xw as i64).max(0) as u64).wrapping_sub(*g)).collect();
-    }
-    let t1 = (0..n - 1).map(|j| v[j + 1].wrapping_sub(v[j]).wrapping_shl(P)).collect();
-    let mut t0 = v;
-    t0.truncate(n - 1);
-    Ok((t0, t1))
+/// The truncations of the split and the interpolated value's scale: `(t, q)` with `t = f − p`
+/// and `q ≤ t` the largest with `1.25·max|f|·2^(f+2q) + 2^(2q−1) < 2^62` (the half range).
+fn split_bits(func: Func, fp: FixedPoint) -> (u32, u32) {
+    let d = func.domain();
+    let t = fp.frac_bits - d.p;
+    let fits = |q: u32| {
+        1.25 * d.max_abs * 2f64.powi((fp.frac_bits + 2 * q) as i32) + 2f64.powi(2 * q as i32 - 1) < 2f64.powi(62)
+    };
+    let q = (1..=t).rev().find(|&q| fits(q)).unwrap_or(1);
+    (t, q)
 }
 
-/// Per-element material bytes for party 0 and 1 beyond the header and seed: see [`deal`].
+/// Online bytes each party sends per element: the comparison bits, then one word per round
+/// (two in the clip and split rounds for gelu's `relu(x)` and for a second split truncation).
+fn online_bytes(func: Func, fp: FixedPoint, n: usize) -> u64 {
+    let (t, q) = split_bits(func, fp);
+    let clip = if func == Func::Gelu { 2 } else { 1 };
+    let split = if q < t { 2 } else { 1 };
+    bits_len(func.compares() * n) + 8 * n as u64 * (clip + split + 2)
+}
+
+/// Material bytes of party 0 and party 1 for `n` elements: see [`deal`].
 pub fn material_len(func: Func, n: usize, fp: FixedPoint) -> [u64; 2] {
-    let (_, m, _) = func.domain();
-    let t = fp.frac_bits - P;
-    let relus = func.relus() as u64 * n as u64;
-    let keys = relus * dcf2_len(63)
-        + n as u64 * (trunc::key_len(t, TRUNC) + trunc::key_len(fp.frac_bits, TRUNC))
-        + 2 * n as u64 * DpfKey::serialized_len(m) as u64;
-    // Party 1's explicit shares: relu (3 words per relu'd element), the two truncations', the
-    // lookup's output mask (1 word).
-    let truncs = (trunc::words(t, TRUNC) + trunc::words(fp.frac_bits, TRUNC)) as u64;
-    let words = 3 * relus + truncs * n as u64 + n as u64;
-    let head = (crate::material::HEADER + crate::material::SEED_LEN) as u64;
-    [head + keys, crate::material::HEADER as u64 + 8 * words + keys]
-}
-
-fn fss(e: crate::fss::FssError) -> Error {
-    Error::internal(format!("fss2pc dealer: {e}"))
+    let (t, q) = split_bits(func, fp);
+    let k = func.compares() as u64;
+    let n64 = n as u64;
+    let mut truncs = vec![t, 2 * q];
+    if q < t {
+        truncs.push(t - q);
+    }
+    let trunc_keys: u64 = truncs.iter().map(|&b| trunc::key_len(b, TRUNC)).sum::<u64>() * n64;
+    let trunc_words: u64 = truncs.iter().map(|&b| trunc::words(b, TRUNC) as u64).sum();
+    let keys = halftree_len(n, COMPARE_BITS - 1) + trunc_keys + table_len(n, M, WORDS);
+    // Party 1's explicit shares: ρ and ρ·r per comparison, the clip's output mask (and
+    // relu(x)'s), the truncations', the lookup's output mask; and the comparison bits.
+    let words = 2 * k + (k - 1) + trunc_words + 1;
+    let head = crate::material::HEADER as u64;
+    [head + crate::material::SEED_LEN as u64 + keys, head + 8 * words * n64 + k * bits_len(n) + keys]
 }
 
 /// The cost of looking `func` up on every element of `node`'s output.
 pub fn cost(node: &NodeDesc, func: Func) -> Cost {
-    let dealer = material_len(func, node.output.numel(), node.fixed_point);
-    let mut c = super::open::cost_per_element(node, ROUNDS, online_bytes(func), dealer);
-    let (lo, m, hi) = func.domain();
-    c.form = format!("table of {} points on [{lo}, {hi}], step 2^-{P}, interpolated", 1u64 << m);
+    let n = node.output.numel();
+    let fp = node.fixed_point;
+    let dealer = material_len(func, n, fp);
+    let mut c = open::cost_per_element(node, ROUNDS, 0, dealer);
+    c.online_bytes = vec![online_bytes(func, fp, n); 2];
+    let d = func.domain();
+    let step = |p: u32| format!("2^-{p}");
+    c.form = format!(
+        "table of {} quadratic pieces on [{}, {}], step {}, clip in two rounds",
+        1u32 << M,
+        d.lo,
+        d.hi,
+        step(d.p)
+    );
+    c
+}
+
+/// The comparison offsets: `lo`, `hi` (and 0 for gelu), encoded.
+fn offsets(func: Func, fp: FixedPoint) -> Vec<u64> {
+    let d = func.domain();
+    let mut c = vec![fp.encode(d.lo), fp.encode(d.hi)];
+    if func == Func::Gelu {
+        c.push(0);
+    }
     c
 }
 
@@ -157,64 +222,151 @@ pub fn deal(
 ) -> Result<(Vec<Vec<u8>>, Vec<u64>)> {
     let n = r.len();
     let fp = node.fixed_point;
-    let (_, m, _) = func.domain();
-    let t = fp.frac_bits - P;
-    let mut split = Split::new(Tag::Lut, rng, super::open::sizes(&cost(node, func)), threads);
-    // Round 1: relu(x − lo), relu(x − hi) (and relu(x)); public offsets keep the mask.
-    let rr: Vec<u64> = (0..func.relus()).flat_map(|_| r.iter().copied()).collect();
-    let r_relu = relu::deal_relu(&mut split, &rr, 64, rng)?;
-    let r_w = wire::sub(&r_relu[..n], &r_relu[n..2 * n]);
-    // Round 2: j = floor(w / 2^t), δ = w − j·2^t.
+    let (t, q) = split_bits(func, fp);
+    let top = COMPARE_BITS - 1;
+    let low = (1u64 << top) - 1;
+    let mut split = Split::new(Tag::Lut, rng, open::sizes(&cost(node, func)), threads);
+    // Rounds 1 and 2: per comparison ρ, ρ·r and the bits r₆₃ ⊕ ρ; the clip's output masks; one
+    // half-tree key for all comparisons (they share the mask r).
+    for _ in 0..func.compares() {
+        let rho = draw_bits(rng, n);
+        split.share(&rho);
+        split.share(&rho.iter().zip(r).map(|(b, r)| b.wrapping_mul(*r)).collect::<Vec<_>>());
+        split.share_bits(&r.iter().zip(&rho).map(|(r, b)| (((r >> top) ^ b) & 1) as u8).collect::<Vec<_>>());
+    }
+    let r_w = draw(rng, n);
+    split.share(&r_w);
+    let r_g = if func == Func::Gelu {
+        let r_g = draw(rng, n);
+        split.share(&r_g);
+        r_g
+    } else {
+        Vec::new()
+    };
+    split.halftree_keys(&r.iter().map(|r| r & low).collect::<Vec<_>>(), top, rng)?;
+    // Round 3: j = ⌊w / 2^t⌋ (and ⌊w / 2^s⌋); the remainder's mask.
     let r_j = trunc::deal(&mut split, &r_w, t, TRUNC, rng)?;
-    let r_d: Vec<u64> = r_w.iter().zip(&r_j).map(|(w, j)| w.wrapping_sub(j.wrapping_shl(t))).collect();
-    // Round 3: the lookup's output mask, then the two DPFs at j's mask.
-    let r_z: Vec<u64> = crate::material::draw(rng, n);
+    let r_k = if q < t { trunc::deal(&mut split, &r_w, t - q, TRUNC, rng)? } else { r_w };
+    let r_d: Vec<u64> = r_k.iter().zip(&r_j).map(|(k, j)| k.wrapping_sub(j.wrapping_shl(q))).collect();
+    // Round 4: the lookup's output mask and the table keys at j's mask.
+    let r_z = draw(rng, n);
     split.share(&r_z);
-    let low = (1u64 << m) - 1;
-    let alphas: Vec<u64> = r_j.iter().map(|j| j & low).collect();
-    split.dpf_keys(&dpf::keygen_batch(&alphas, &vec![1; n], m, rng).map_err(fss)?);
-    split.dpf_keys(&dpf::keygen_batch(&alphas, &r_d, m, rng).map_err(fss)?);
-    // Round 4: truncate z (scale 2f) by f.
-    let r_out = trunc::deal(&mut split, &r_z, fp.frac_bits, TRUNC, rng)?;
-    let r_final = if func == Func::Gelu { wire::sub(&r_relu[2 * n..], &r_out) } else { r_out };
+    let alphas: Vec<u64> = r_j.iter().map(|j| j & ((1 << M) - 1)).collect();
+    let betas: Vec<u64> = r_d.iter().flat_map(|d| [1, *d, d.wrapping_mul(*d)]).collect();
+    split.table_keys(&alphas, &betas, M, WORDS, rng)?;
+    // Round 5: truncate z (scale f + 2q) by 2q.
+    let r_out = trunc::deal(&mut split, &r_z, 2 * q, TRUNC, rng)?;
+    let r_final = if func == Func::Gelu { wire::sub(&r_g, &r_out) } else { r_out };
     Ok((split.finish(), r_final))
 }
 
-/// This party's share of `T0[j]·2^shift + T1[j]·δ` for the secret table index `j`, from its two
-/// DPF keys (payloads 1 and the mask of `δ`, both at the mask of `j`), the public masked index
-/// `index_hat = (j + mask) mod 2^m` and the public masked remainder `δ̂`. Each key is expanded
-/// over all `2^m` points and dotted with the tables rotated by `index_hat`.
-pub fn interpolated_share(
-    party: u16,
-    keys: (&DpfKey, &DpfKey),
-    tables: (&[u64], &[u64]),
-    index_hat: usize,
-    dhat: u64,
-    shift: u32,
-) -> Result<u64> {
-    let e1 = dpf::eval_all(party as u8, keys.0).map_err(|e| Error::Material(e.to_string()))?;
-    let e2 = dpf::eval_all(party as u8, keys.1).map_err(|e| Error::Material(e.to_string()))?;
-    let (t0, t1) = tables;
-    let size = e1.len();
-    if t0.len() < size || t1.len() < size || e2.len() != size {
-        return Err(Error::internal("lookup tables smaller than the key domain"));
+/// The coefficient tables `c₀, c₁, c₂` (scale `f`), each reversed and doubled: entry `c + x`
+/// of a table (for `x < 2^M`) is the coefficient at index `(ĵ − x) mod 2^M` when
+/// `c = 2^M − 1 − (ĵ mod 2^M)`, so a rotated dot product reads a contiguous run.
+fn tables(func: Func, fp: FixedPoint) -> Result<[Vec<u64>; 3]> {
+    let d = func.domain();
+    let size = 1usize << M;
+    // The function at every half step from lo, clipped at hi (entries past it are never used).
+    let halves = 2 * size + 1;
+    let xs: Vec<f64> = (0..halves).map(|i| (d.lo + i as f64 / f64::from(1u32 << (d.p + 1))).min(d.hi)).collect();
+    let x = Tensor::from_f64(DType::Fixed, vec![halves], &xs, fp).ok_or_else(|| Error::internal("table points"))?;
+    let info = TensorInfo { shape: vec![halves], dtype: DType::Fixed, vis: Visibility::Public };
+    let mut v = eval_op(&func.op(), &[&x], &info, fp)?.data;
+    if func == Func::Gelu {
+        // Tabulate relu(x) − gelu(x), which vanishes at both ends.
+        v = x.data.iter().zip(&v).map(|(xw, g)| ((*xw as i64).max(0) as u64).wrapping_sub(*g)).collect();
     }
-    let (mut a0, mut a1, mut a2) = (0u64, 0u64, 0u64);
-    for s in 0..size {
-        let k = index_hat.wrapping_sub(s) & (size - 1);
-        a0 = a0.wrapping_add(t0[k].wrapping_mul(e1[s]));
-        a1 = a1.wrapping_add(t1[k].wrapping_mul(e1[s]));
-        a2 = a2.wrapping_add(t1[k].wrapping_mul(e2[s]));
+    let mut c = [vec![0u64; 2 * size], vec![0u64; 2 * size], vec![0u64; 2 * size]];
+    for j in 0..size {
+        let (v0, vm, v1) = (v[2 * j], v[2 * j + 1], v[2 * j + 2]);
+        // Through (0, v0), (½, vm), (1, v1).
+        let c1 = vm.wrapping_mul(4).wrapping_sub(v0.wrapping_mul(3)).wrapping_sub(v1);
+        let c2 = v0.wrapping_mul(2).wrapping_add(v1.wrapping_mul(2)).wrapping_sub(vm.wrapping_mul(4));
+        for (table, value) in c.iter_mut().zip([v0, c1, c2]) {
+            table[size - 1 - j] = value;
+            table[2 * size - 1 - j] = value;
+        }
     }
-    Ok(a0.wrapping_shl(shift).wrapping_add(a1.wrapping_mul(dhat)).wrapping_sub(a2))
+    Ok(c)
+}
+
+/// This party's shares of `z = c₀[j]·2^(2q) + c₁[j]·2^q·δ + c₂[j]·δ²` for every element, from
+/// its table keys, the public masked index `ĵ` and remainder `δ̂` (see the module docs), on up
+/// to `threads` threads.
+fn lookup_shares(
+    party: u8,
+    keys: &TableKeys<'_>,
+    coeffs: &[Vec<u64>; 3],
+    jhat: &[u64],
+    dhat: &[u64],
+    q: u32,
+    threads: usize,
+) -> Result<Vec<u64>> {
+    let n = jhat.len();
+    let size = 1usize << M;
+    let offsets: Vec<usize> = jhat.iter().map(|j| size - 1 - (*j as usize & (size - 1))).collect();
+    let tables: Vec<&[u64]> = coeffs.iter().map(|c| c.as_slice()).collect();
+    // (table, payload word): c₀·1, c₁·1, c₂·1, c₁·r_δ, c₂·r_δ, c₂·r_δ².
+    let pairs = [(0, 0), (1, 0), (2, 0), (1, 1), (2, 1), (2, 2)];
+    let mut sums = vec![0u64; n * pairs.len()];
+    let threads = if n < 2048 { 1 } else { threads.max(1) };
+    let per = n.div_ceil(threads).max(1);
+    let work = |first: usize, part: &mut [u64]| -> Result<()> {
+        let count = part.len() / pairs.len();
+        Expander::default()
+            .rotated_dots(party, keys, first..first + count, &tables, &pairs, &offsets[first..first + count], part)
+            .map_err(|e| Error::Material(format!("lookup keys: {e}")))
+    };
+    std::thread::scope(|scope| {
+        let mut parts = sums.chunks_mut(per * pairs.len()).enumerate();
+        let own = parts.next();
+        let handles: Vec<_> = parts
+            .map(|(k, part)| {
+                let work = &work;
+                scope.spawn(move || work(k * per, part))
+            })
+            .collect();
+        let mine = own.map_or(Ok(()), |(_, part)| work(0, part));
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(Error::internal("lookup thread panicked"))))
+            .chain([mine])
+            .collect::<Result<Vec<()>>>()
+    })?;
+    Ok((0..n)
+        .map(|i| {
+            let [a, b, c, d, e, f] = <[u64; 6]>::try_from(&sums[6 * i..6 * i + 6]).unwrap_or_default();
+            let (dh, p) = (dhat[i], 1u64 << q);
+            a.wrapping_shl(2 * q)
+                .wrapping_add(b.wrapping_mul(p).wrapping_mul(dh))
+                .wrapping_add(c.wrapping_mul(dh.wrapping_mul(dh)))
+                .wrapping_sub(d.wrapping_mul(p))
+                .wrapping_sub(e.wrapping_mul(2).wrapping_mul(dh))
+                .wrapping_add(f)
+        })
+        .collect())
+}
+
+/// A party's material of one lookup node, read in the first round.
+struct Material {
+    /// Per comparison: shares of ρ and ρ·r.
+    rho: Vec<(Vec<u64>, Vec<u64>)>,
+    r_w: Vec<u64>,
+    r_g: Vec<u64>,
+    trunc_j: trunc::TruncShares,
+    trunc_k: Option<trunc::TruncShares>,
+    r_z: Vec<u64>,
+    keys: KeptTable,
+    trunc_z: trunc::TruncShares,
 }
 
 enum State {
-    Relu,
+    Compare,
+    Clip,
     Split,
     Lookup,
     Truncate,
-    Finish(Vec<u64>),
+    Finish,
 }
 
 /// Party side of a lookup gate.
@@ -227,13 +379,15 @@ pub struct LutEval {
     xhat: Vec<u64>,
     xshare: Vec<u64>,
     state: State,
+    /// This party's share of what the current round opens.
     mine: Vec<u64>,
-    relu_mask: Vec<u64>,
-    wires: Vec<u64>,
-    trunc_j: Option<trunc::TruncShares>,
-    lookup: Option<(Vec<u64>, Vec<DpfKey>, Vec<DpfKey>)>,
-    trunc_z: Option<trunc::TruncShares>,
-    what: Vec<u64>,
+    /// This party's shares of the masked comparison bits (round 1).
+    bits: Vec<u8>,
+    m: Option<Material>,
+    /// The opened clip `ŵ` (and gelu's `relu(x)` after it).
+    clip: Vec<u64>,
+    /// The opened remainder `δ̂`.
+    dhat: Vec<u64>,
 }
 
 impl LutEval {
@@ -255,20 +409,86 @@ impl LutEval {
             accel,
             xhat,
             xshare,
-            state: State::Relu,
+            state: State::Compare,
             mine: vec![],
-            relu_mask: vec![],
-            wires: vec![],
-            trunc_j: None,
-            lookup: None,
-            trunc_z: None,
-            what: vec![],
+            bits: vec![],
+            m: None,
+            clip: vec![],
+            dhat: vec![],
         }
     }
 
     fn exchange(&mut self, mine: Vec<u64>) -> Step {
         self.mine = mine;
-        super::open::exchange(self.me, &self.mine)
+        open::exchange(self.me, &self.mine)
+    }
+
+    fn material(&self) -> Result<&Material> {
+        self.m.as_ref().ok_or_else(|| Error::internal("lookup material"))
+    }
+
+    /// Round 1: reads the material, evaluates the half-tree key at every comparison's point
+    /// and returns this party's shares of the masked bits.
+    fn compare(&mut self) -> Result<Vec<u8>> {
+        let n = self.xhat.len();
+        let fp = self.node.fixed_point;
+        let (t, q) = split_bits(self.func, fp);
+        let party = self.me.0;
+        let top = COMPARE_BITS - 1;
+        let material = std::mem::take(&mut self.material);
+        let mut sh = Shares::new(&material, Tag::Lut, party)?.with_accel(self.accel.clone());
+        let k = self.func.compares();
+        let mut rho = Vec::with_capacity(k);
+        let mut masks = Vec::with_capacity(k);
+        for _ in 0..k {
+            rho.push((sh.share(n, "comparison mask bit")?, sh.share(n, "comparison mask product")?));
+            masks.push(sh.bits(n, "comparison mask bits")?);
+        }
+        let r_w = sh.share(n, "clip mask")?;
+        let r_g = if self.func == Func::Gelu { sh.share(n, "relu mask")? } else { Vec::new() };
+        let keys = sh.halftree_keys(n, top, "comparison keys")?;
+        let trunc_j = trunc::read(&mut sh, n, t, TRUNC)?;
+        let trunc_k = if q < t { Some(trunc::read(&mut sh, n, t - q, TRUNC)?) } else { None };
+        let r_z = sh.share(n, "lookup output mask")?;
+        let table_keys = sh.kept_table_keys(n, M, WORDS, "lookup keys")?;
+        let trunc_z = trunc::read(&mut sh, n, 2 * q, TRUNC)?;
+        let own = u8::from(party == 0);
+        let mut bits = Vec::with_capacity(k * n);
+        let mut c = vec![0u8; n];
+        for (offset, w) in offsets(self.func, fp).into_iter().zip(&masks) {
+            let v: Vec<u64> = self.xhat.iter().map(|x| x.wrapping_sub(offset).wrapping_add(1 << top)).collect();
+            let low: Vec<u64> = v.iter().map(|v| v & ((1 << top) - 1)).collect();
+            sh.accel().halftree(&keys, &low, &mut c)?;
+            bits.extend((0..n).map(|i| c[i] ^ w[i] ^ (own & ((v[i] >> top) as u8 & 1))));
+        }
+        sh.finish()?;
+        crate::pool::give(material);
+        self.m = Some(Material { rho, r_w, r_g, trunc_j, trunc_k, r_z, keys: table_keys, trunc_z });
+        Ok(bits)
+    }
+
+    /// Round 2: this party's shares of the clip (and of `relu(x)`) from the opened bits.
+    fn clip_shares(&mut self, bhat: &[u8]) -> Result<Vec<u64>> {
+        let n = self.xhat.len();
+        let fp = self.node.fixed_point;
+        let own = u64::from(self.me.0 == 0);
+        let offsets = offsets(self.func, fp);
+        let (xhat, xshare) = (&self.xhat, &self.xshare);
+        let m = self.material()?;
+        // Share of b·(x − c): own·b̂·d̂ + (1 − 2b̂)·(d̂·[ρ] − [ρ·r]) − b̂·[r] (as in `select`).
+        let relu = |k: usize, i: usize| {
+            let b = u64::from(bhat[k * n + i]);
+            let d = xhat[i].wrapping_sub(offsets[k]);
+            let (rho, rho_r) = (&m.rho[k].0, &m.rho[k].1);
+            own.wrapping_mul(b.wrapping_mul(d))
+                .wrapping_add(1u64.wrapping_sub(2 * b).wrapping_mul(d.wrapping_mul(rho[i]).wrapping_sub(rho_r[i])))
+                .wrapping_sub(b.wrapping_mul(xshare[i]))
+        };
+        let mut out: Vec<u64> = (0..n).map(|i| relu(0, i).wrapping_sub(relu(1, i)).wrapping_add(m.r_w[i])).collect();
+        if self.func == Func::Gelu {
+            out.extend((0..n).map(|i| relu(2, i).wrapping_add(m.r_g[i])));
+        }
+        Ok(out)
     }
 }
 
@@ -276,77 +496,91 @@ impl NodeEval for LutEval {
     fn step(&mut self, inbox: Vec<Message>) -> Result<Step> {
         let n = self.xhat.len();
         let fp = self.node.fixed_point;
-        let (lo, m, hi) = self.func.domain();
-        let t = fp.frac_bits - P;
+        let (t, q) = split_bits(self.func, fp);
         let party = self.me.0;
         match self.state {
-            State::Relu => {
-                // Not shared: the truncation keys kept for later rounds are copied out, so the
-                // rest of this material (ReLU and table keys) is freed after this round.
-                let material = std::mem::take(&mut self.material);
-                let mut sh = Shares::new(&material, Tag::Lut, party)?.with_accel(self.accel.clone());
-                let (lo_w, hi_w) = (fp.encode(lo), fp.encode(hi));
-                let mut xs = wire::sub(&self.xhat, &vec![lo_w; n]);
-                xs.extend(wire::sub(&self.xhat, &vec![hi_w; n]));
-                let mut rs = self.xshare.clone();
-                rs.extend_from_slice(&self.xshare);
-                if self.func == Func::Gelu {
-                    xs.extend_from_slice(&self.xhat);
-                    rs.extend_from_slice(&self.xshare);
-                }
-                let (mine, relu_mask) = relu::relu_share(party, &xs, &rs, 64, &mut sh)?;
-                self.relu_mask = relu_mask;
-                self.trunc_j = Some(trunc::read(&mut sh, n, t, TRUNC)?);
-                let r_z = sh.share(n, "lookup output mask")?;
-                let k1 = sh.dpf_keys(n, m, "lookup keys")?;
-                let k2 = sh.dpf_keys(n, m, "lookup remainder keys")?;
-                self.lookup = Some((r_z, k1, k2));
-                self.trunc_z = Some(trunc::read(&mut sh, n, fp.frac_bits, TRUNC)?);
-                sh.finish()?;
+            State::Compare => {
+                self.bits = self.compare()?;
+                self.state = State::Clip;
+                Ok(open::exchange_bits(self.me, &self.bits))
+            }
+            State::Clip => {
+                let theirs = open::receive_bits(inbox, self.bits.len(), "masked comparison bits")?;
+                let bhat: Vec<u8> = theirs.iter().zip(&self.bits).map(|(a, b)| a ^ b).collect();
+                let mine = self.clip_shares(&bhat)?;
                 self.state = State::Split;
                 Ok(self.exchange(mine))
             }
             State::Split => {
-                self.wires = super::open::reconstruct(inbox, &self.mine, "clipped input")?;
-                self.what = wire::sub(&self.wires[..n], &self.wires[n..2 * n]);
-                let tj = self.trunc_j.as_ref().ok_or_else(|| Error::internal("lookup split material"))?;
-                let mine = trunc::share_with(party, &self.what, t, tj, false)?;
+                self.clip = open::reconstruct(inbox, &self.mine, "clipped input")?;
+                let what = &self.clip[..n];
+                let m = self.material()?;
+                let mut mine = trunc::share_with(party, what, t, &m.trunc_j, false)?;
+                if let Some(tk) = &m.trunc_k {
+                    mine.extend(trunc::share_with(party, what, t - q, tk, false)?);
+                }
                 self.state = State::Lookup;
                 Ok(self.exchange(mine))
             }
             State::Lookup => {
-                let jhat = super::open::reconstruct(inbox, &self.mine, "table index")?;
-                let (r_z, k1, k2) = self.lookup.take().ok_or_else(|| Error::internal("lookup material"))?;
-                let (t0, t1) = tables(self.func, fp)?;
-                let size = 1usize << m;
-                let mut mine = Vec::with_capacity(n);
-                for i in 0..n {
-                    let dhat = self.what[i].wrapping_sub(jhat[i].wrapping_shl(t));
-                    let jm = (jhat[i] as usize) & (size - 1);
-                    let z = interpolated_share(party, (&k1[i], &k2[i]), (&t0, &t1), jm, dhat, fp.frac_bits)?;
-                    mine.push(z.wrapping_add(r_z[i]));
-                }
+                let opened = open::reconstruct(inbox, &self.mine, "table index")?;
+                let jhat = &opened[..n];
+                let khat = if q < t { &opened[n..] } else { &self.clip[..n] };
+                self.dhat = khat.iter().zip(jhat).map(|(k, j)| k.wrapping_sub(j.wrapping_shl(q))).collect();
+                let coeffs = tables(self.func, fp)?;
+                let threads = self.accel.threads();
+                let m = self.material()?;
+                let keys = m.keys.keys()?;
+                let z = lookup_shares(party as u8, &keys, &coeffs, jhat, &self.dhat, q, threads)?;
+                let mine = wire::add(&z, &m.r_z);
                 self.state = State::Truncate;
                 Ok(self.exchange(mine))
             }
             State::Truncate => {
-                let zhat = super::open::reconstruct(inbox, &self.mine, "interpolated value")?;
-                let tz = self.trunc_z.take().ok_or_else(|| Error::internal("lookup truncation material"))?;
-                let mine = trunc::share(party, &zhat, fp.frac_bits, &tz)?;
-                self.state = State::Finish(tz.r_out);
+                let zhat = open::reconstruct(inbox, &self.mine, "interpolated value")?;
+                let m = self.material()?;
+                let mine = trunc::share(party, &zhat, 2 * q, &m.trunc_z)?;
+                self.state = State::Finish;
                 Ok(self.exchange(mine))
             }
-            State::Finish(ref mut r_out) => {
-                let r_out = std::mem::take(r_out);
-                let yhat = super::open::reconstruct(inbox, &self.mine, "function value")?;
+            State::Finish => {
+                let yhat = open::reconstruct(inbox, &self.mine, "function value")?;
+                let m = self.m.take().ok_or_else(|| Error::internal("lookup material"))?;
+                let r_out = m.trunc_z.r_out;
                 let (value, share) = if self.func == Func::Gelu {
                     // gelu = relu(x) − (relu(x) − gelu(x)).
-                    (wire::sub(&self.wires[2 * n..], &yhat), wire::sub(&self.relu_mask[2 * n..], &r_out))
+                    (wire::sub(&self.clip[n..], &yhat), wire::sub(&m.r_g, &r_out))
                 } else {
                     (yhat, r_out)
                 };
                 let out = wire::Masked { shape: self.node.output.shape.clone(), dtype: DType::Fixed, value, share };
                 Ok(Step::Done(NodeValue::Wire(out.into_wire())))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The quadratic pieces through `ref`'s values reproduce them at the piece ends and
+    /// midpoints, and the split keeps the interpolated value inside the truncation's range.
+    #[test]
+    fn pieces_pass_through_the_reference_values() {
+        for f in [MIN_FRAC_BITS, 12, 16, 20, MAX_FRAC_BITS] {
+            let fp = FixedPoint::new(f);
+            for func in [Func::Exp, Func::Sigmoid, Func::Tanh, Func::Gelu] {
+                let (t, q) = split_bits(func, fp);
+                assert!(q >= 1 && q <= t, "{func:?} f {f}: q {q} t {t}");
+                let [c0, c1, c2] = tables(func, fp).unwrap();
+                let size = 1usize << M;
+                for j in [0usize, 1, 100, size - 1] {
+                    let at = size - 1 - j;
+                    let v1 = c0[at].wrapping_add(c1[at]).wrapping_add(c2[at]);
+                    let next = if j + 1 < size { c0[size - 2 - j] } else { v1 };
+                    assert_eq!(v1, next, "{func:?} f {f} j {j}: pieces meet");
+                }
             }
         }
     }

@@ -10,7 +10,7 @@
 //! | bilinear | mul, matmul, conv2d of two secrets (+1 or 2 rounds of truncation for fixed × fixed) | 1 (2, or 3) | 8n (16n, or 16n + n/8) |
 //! | sign | gt, ge, lt, le | 1, or 2 (see below) | 8n, or 8n + n/8 |
 //! | relu | relu | 1, or 2 | 8n, or 8n + n/8 |
-//! | lookup | exp, sigmoid, tanh, gelu (table with interpolation, see [`lut`]) | 4 | 40n (gelu 48n) |
+//! | lookup | exp, sigmoid, tanh, gelu (clip, then quadratic pieces from a 256-point table, see [`lut`]) | 5 | n/4 + 32n (gelu 3n/8 + 40n; f > 18 with exp: +8n) |
 //! | root | reciprocal, rsqrt, sqrt (leading bit, normalisation, mantissa table, rescaling, see [`root`]) | 7 | at f = 16: reciprocal 616n, rsqrt 472n, sqrt 552n |
 //!
 //! `n` is the number of output elements. Composite ops are lowered (see [`crate::lowering`]).
@@ -303,7 +303,7 @@ fn classify_op(op: &Op, node: &NodeDesc) -> Option<Gate> {
         Op::Lt => Some(Gate::Sign { swap: false, a: 1, sigma: u64::MAX, form: select::choose(node, false) }),
         Op::Relu => Some(Gate::Relu { form: select::choose(node, true) }),
         // The interpolated value has 2f fractional bits and must stay below 2^63.
-        op if fixed_in(0) && f > lut::P && f <= lut::MAX_FRAC_BITS && lut::Func::of(op).is_some() => {
+        op if fixed_in(0) && (lut::MIN_FRAC_BITS..=lut::MAX_FRAC_BITS).contains(&f) && lut::Func::of(op).is_some() => {
             lut::Func::of(op).map(Gate::Lut)
         }
         op if fixed_in(0) => root::Func::of(op).filter(|g| root::params(*g, f).is_some()).map(Gate::Root),

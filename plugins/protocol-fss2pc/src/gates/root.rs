@@ -18,7 +18,7 @@
 //!    `j = ⌊M / 2^(62−m)⌋ ∈ [2^m, 2^(m+1))` and `u = ⌊M / 2^(62−m−d)⌋`, so the remainder is
 //!    `δ = u − j·2^d ∈ [0, 2^d)` (`m` = [`M_BITS`], `d` = [`D_BITS`]).
 //! 4. **Look up** `T0` and the slope `T1` at the secret index `class·2^(m+1) + j` with two
-//!    DPFs (as in [`super::lut`]: the second DPF carries the mask of `δ`), open
+//!    DPFs (the second DPF carries the mask of `δ`, so `T1·δ` needs no product; see [`interpolated_share`]), open
 //!    `z = T0·2^d + T1·δ ≈ 2^(Q+d)·G(μ)·2^φ`. The class bit is the sign for reciprocal and the
 //!    parity of `L`'s half exponent for rsqrt and sqrt (`φ = 1/2`: the table row holds `√2·G`).
 //! 5. **Truncate** `z` by `d` (exact, rounding): `R ≈ 2^Q·G(μ)·2^φ`.
@@ -516,7 +516,7 @@ impl NodeEval for RootEval {
                 for i in 0..n {
                     let dhat = uhat[i].wrapping_sub(jhat[i].wrapping_shl(D_BITS));
                     let im = (chat[i].wrapping_shl(M_BITS + 1).wrapping_add(jhat[i]) as usize) & (size - 1);
-                    let z = super::lut::interpolated_share(party, (&m.k1[i], &m.k2[i]), (&t0, &t1), im, dhat, D_BITS)?;
+                    let z = interpolated_share(party, (&m.k1[i], &m.k2[i]), (&t0, &t1), im, dhat, D_BITS)?;
                     mine.push(z.wrapping_add(m.r_z[i]));
                 }
                 self.state = State::Looked;
@@ -558,4 +558,33 @@ impl NodeEval for RootEval {
             }
         }
     }
+}
+
+/// This party's share of `T0[j]·2^shift + T1[j]·δ` for the secret table index `j`, from its two
+/// DPF keys (payloads 1 and the mask of `δ`, both at the mask of `j`), the public masked index
+/// `index_hat = (j + mask) mod 2^m` and the public masked remainder `δ̂`. Each key is expanded
+/// over all `2^m` points and dotted with the tables rotated by `index_hat`.
+pub fn interpolated_share(
+    party: u16,
+    keys: (&DpfKey, &DpfKey),
+    tables: (&[u64], &[u64]),
+    index_hat: usize,
+    dhat: u64,
+    shift: u32,
+) -> Result<u64> {
+    let e1 = dpf::eval_all(party as u8, keys.0).map_err(|e| Error::Material(e.to_string()))?;
+    let e2 = dpf::eval_all(party as u8, keys.1).map_err(|e| Error::Material(e.to_string()))?;
+    let (t0, t1) = tables;
+    let size = e1.len();
+    if t0.len() < size || t1.len() < size || e2.len() != size {
+        return Err(Error::internal("lookup tables smaller than the key domain"));
+    }
+    let (mut a0, mut a1, mut a2) = (0u64, 0u64, 0u64);
+    for s in 0..size {
+        let k = index_hat.wrapping_sub(s) & (size - 1);
+        a0 = a0.wrapping_add(t0[k].wrapping_mul(e1[s]));
+        a1 = a1.wrapping_add(t1[k].wrapping_mul(e1[s]));
+        a2 = a2.wrapping_add(t1[k].wrapping_mul(e2[s]));
+    }
+    Ok(a0.wrapping_shl(shift).wrapping_add(a1.wrapping_mul(dhat)).wrapping_sub(a2))
 }
