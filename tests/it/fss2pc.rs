@@ -804,8 +804,12 @@ fn lookups_within_their_bounds_at_other_precisions() {
             let mut g = one(op.clone(), vec![n], DType::Fixed);
             g.fixed_point = FixedPoint::new(f);
             let bound = |r: f64| e(r.abs()) + slope(r.abs()) * 2f64.powi(s as i32 - f as i32) + 2.0 * ulp;
-            compare(&g, &ins(real(&[n], xs), None), |_, r| bound(r))
-                .unwrap_or_else(|e| panic!("{op:?} at f = {f}: {e}"));
+            // Both borrow forms (at f = 24 the split has two truncations).
+            for (network, rounds) in [(Network::Wan, 5), (Network::Local, 7)] {
+                let out = compare_on(&g, &ins(real(&[n], xs), None), |_, r| bound(r), network)
+                    .unwrap_or_else(|e| panic!("{op:?} at f = {f} on {network:?}: {e}"));
+                assert_eq!(rounds_of(&out, "y"), rounds, "{op:?} at f = {f} on {network:?}");
+            }
         }
     }
 }
@@ -820,6 +824,12 @@ fn lookups_within_their_stated_bounds_on_a_dense_sweep() {
     let exp_x: Vec<f64> = x.iter().map(|v| v.min(8.0)).collect();
     for (op, xs) in [(Op::Exp, &exp_x), (Op::Sigmoid, &x), (Op::Tanh, &x), (Op::Gelu, &x)] {
         let bound = |r: f64| if op == Op::Exp { (1.2 * r.abs() + 2.0) * ULP } else { 2.0 * ULP };
-        compare(&one(op.clone(), vec![n], DType::Fixed), &ins(real(&[n], xs), None), |_, r| bound(r)).unwrap();
+        // Both ways of learning the truncations' borrows: by DCF (five rounds) where latency is
+        // dear, opened as bits (seven) on `local`.
+        for (network, rounds) in [(Network::Wan, 5), (Network::Local, 7)] {
+            let g = one(op.clone(), vec![n], DType::Fixed);
+            let out = compare_on(&g, &ins(real(&[n], xs), None), |_, r| bound(r), network).unwrap();
+            assert_eq!(rounds_of(&out, "y"), rounds, "{op:?} on {network:?}");
+        }
     }
 }

@@ -47,18 +47,20 @@
 //! 293-byte table key); evaluation 57 AES blocks per comparison, and the table key's
 //! 446 blocks and 1536 products.
 
-use super::{open, trunc};
+use super::open;
+use super::trunc::{self, Borrow, Truncation};
 use crate::accel::Accel;
 use crate::fss::SeedRng;
 use crate::fss::table::{Expander, TableKeys};
-use crate::material::{KeptTable, Shares, Split, Tag, bits_len, draw, draw_bits, halftree_len, table_len};
+use crate::material::{KeptTable, Shares, Split, Tag, bits_len, draw, draw_bits, halftree_len, split_len, table_len};
 use crate::wire;
 use mpcflow_ring::kernels::eval_op;
 use mpcflow_sdk::protocol::{Cost, Message, NodeDesc, NodeEval, NodeValue, Step};
 use mpcflow_sdk::shape::{TensorInfo, Visibility};
 use mpcflow_sdk::{DType, Error, FixedPoint, Op, PartyId, Result, Tensor};
 
-/// Rounds of a lookup gate.
+/// Rounds of a lookup gate whose truncations learn their borrows by DCF (two more when they
+/// open them as bits, see [`truncations`]).
 pub const ROUNDS: u32 = 5;
 
 /// Bits of the table index: tables of `2^M` points.
@@ -70,10 +72,34 @@ const WORDS: u32 = 3;
 /// Bits of the compared values: the whole ring.
 const COMPARE_BITS: u32 = 64;
 
-/// The range of the truncations. The truncated values are small whatever the input: the
-/// clipped offset `w ∈ [0, 2^(M−p+f))` and the interpolated `z`, which [`q_bits`] keeps inside
-/// the half range.
-const TRUNC: trunc::Range = trunc::Range::Half;
+/// The truncations of the gate: `j` (by `t`), `k` (by `s = t − q`, when `q < t`) and the last one
+/// (by `2q`). All are in the products' half range: the truncated values are small whatever the
+/// input (the clipped offset `w ∈ [0, 2^(M−p+f))`, and the interpolated `z`, which
+/// [`split_bits`] keeps inside the half range). They learn their borrows one way, the one
+/// [`trunc::choose`] picks for the widest under the plan's network profile: a DCF, or a
+/// half-tree bit opened in a round of its own (two rounds more, a third of the key bytes).
+struct Truncs {
+    j: Truncation,
+    k: Option<Truncation>,
+    z: Truncation,
+}
+
+fn truncations(node: &NodeDesc, func: Func) -> Truncs {
+    let (t, q) = split_bits(func, node.fixed_point);
+    let borrow = trunc::choose(node, 2 * q);
+    let with = |bits: u32| Truncation { bits, borrow };
+    Truncs { j: with(t), k: (q < t).then(|| with(t - q)), z: with(2 * q) }
+}
+
+impl Truncs {
+    fn bit(&self) -> bool {
+        self.z.borrow == Borrow::Bit
+    }
+
+    fn all(&self) -> impl Iterator<Item = Truncation> + '_ {
+        [Some(self.j), self.k, Some(self.z)].into_iter().flatten()
+    }
+}
 
 /// The smallest `frac_bits` the lookup supports: the pieces' midpoints `lo + (j + ½)·h` must be
 /// representable (`f > p`, the largest `p` being 4).
@@ -157,39 +183,37 @@ fn split_bits(func: Func, fp: FixedPoint) -> (u32, u32) {
 
 /// Online bytes each party sends per element: the comparison bits, then one word per round
 /// (two in the clip and split rounds for gelu's `relu(x)` and for a second split truncation).
-fn online_bytes(func: Func, fp: FixedPoint, n: usize) -> u64 {
-    let (t, q) = split_bits(func, fp);
+fn online_bytes(func: Func, truncs: &Truncs, n: usize) -> u64 {
     let clip = if func == Func::Gelu { 2 } else { 1 };
-    let split = if q < t { 2 } else { 1 };
-    bits_len(func.compares() * n) + 8 * n as u64 * (clip + split + 2)
+    let split = if truncs.k.is_some() { 2 } else { 1 };
+    let borrows = if truncs.bit() { bits_len(split * n) + bits_len(n) } else { 0 };
+    bits_len(func.compares() * n) + 8 * n as u64 * (clip + split as u64 + 2) + borrows
 }
 
 /// Material bytes of party 0 and party 1 for `n` elements: see [`deal`].
-pub fn material_len(func: Func, n: usize, fp: FixedPoint) -> [u64; 2] {
-    let (t, q) = split_bits(func, fp);
+fn material_len(func: Func, n: usize, truncs: &Truncs) -> [u64; 2] {
     let k = func.compares() as u64;
-    let n64 = n as u64;
-    let mut truncs = vec![t, 2 * q];
-    if q < t {
-        truncs.push(t - q);
-    }
-    let trunc_keys: u64 = truncs.iter().map(|&b| trunc::key_len(b, TRUNC)).sum::<u64>() * n64;
-    let trunc_words: u64 = truncs.iter().map(|&b| trunc::words(b, TRUNC) as u64).sum();
-    let keys = halftree_len(n, COMPARE_BITS - 1) + trunc_keys + table_len(n, M, WORDS);
+    let keys = halftree_len(n, COMPARE_BITS - 1) + table_len(n, M, WORDS);
     // Party 1's explicit shares: ρ and ρ·r per comparison, the clip's output mask (and
-    // relu(x)'s), the truncations', the lookup's output mask; and the comparison bits.
-    let words = 2 * k + (k - 1) + trunc_words + 1;
-    let head = crate::material::HEADER as u64;
-    [head + crate::material::SEED_LEN as u64 + keys, head + 8 * words * n64 + k * bits_len(n) + keys]
+    // relu(x)'s), the lookup's output mask; and the comparison bits.
+    let words = 2 * k + (k - 1) + 1;
+    let [h0, h1] = split_len(n, 0, 0);
+    let [p0, p1] = split_len(n, words as usize, 0).map(|p| p + keys);
+    // Each truncation's own part (its material less the header and seed).
+    truncs
+        .all()
+        .map(|t| t.material(n, 0))
+        .fold([p0, p1 + k * bits_len(n)], |[a, b], [t0, t1]| [a + t0 - h0, b + t1 - h1])
 }
 
 /// The cost of looking `func` up on every element of `node`'s output.
 pub fn cost(node: &NodeDesc, func: Func) -> Cost {
     let n = node.output.numel();
-    let fp = node.fixed_point;
-    let dealer = material_len(func, n, fp);
-    let mut c = open::cost_per_element(node, ROUNDS, 0, dealer);
-    c.online_bytes = vec![online_bytes(func, fp, n); 2];
+    let truncs = truncations(node, func);
+    let dealer = material_len(func, n, &truncs);
+    let rounds = ROUNDS + if truncs.bit() { 2 } else { 0 };
+    let mut c = open::cost_per_element(node, rounds, 0, dealer);
+    c.online_bytes = vec![online_bytes(func, &truncs, n); 2];
     let d = func.domain();
     let step = |p: u32| format!("2^-{p}");
     c.form = format!(
@@ -222,7 +246,8 @@ pub fn deal(
 ) -> Result<(Vec<Vec<u8>>, Vec<u64>)> {
     let n = r.len();
     let fp = node.fixed_point;
-    let (t, q) = split_bits(func, fp);
+    let (_, q) = split_bits(func, fp);
+    let truncs = truncations(node, func);
     let top = COMPARE_BITS - 1;
     let low = (1u64 << top) - 1;
     let mut split = Split::new(Tag::Lut, rng, open::sizes(&cost(node, func)), threads);
@@ -245,8 +270,11 @@ pub fn deal(
     };
     split.halftree_keys(&r.iter().map(|r| r & low).collect::<Vec<_>>(), top, rng)?;
     // Round 3: j = ⌊w / 2^t⌋ (and ⌊w / 2^s⌋); the remainder's mask.
-    let r_j = trunc::deal(&mut split, &r_w, t, TRUNC, rng)?;
-    let r_k = if q < t { trunc::deal(&mut split, &r_w, t - q, TRUNC, rng)? } else { r_w };
+    let r_j = trunc::deal_product(&mut split, &r_w, truncs.j, rng)?;
+    let r_k = match truncs.k {
+        Some(tk) => trunc::deal_product(&mut split, &r_w, tk, rng)?,
+        None => r_w,
+    };
     let r_d: Vec<u64> = r_k.iter().zip(&r_j).map(|(k, j)| k.wrapping_sub(j.wrapping_shl(q))).collect();
     // Round 4: the lookup's output mask and the table keys at j's mask.
     let r_z = draw(rng, n);
@@ -255,7 +283,7 @@ pub fn deal(
     let betas: Vec<u64> = r_d.iter().flat_map(|d| [1, *d, d.wrapping_mul(*d)]).collect();
     split.table_keys(&alphas, &betas, M, WORDS, rng)?;
     // Round 5: truncate z (scale f + 2q) by 2q.
-    let r_out = trunc::deal(&mut split, &r_z, 2 * q, TRUNC, rng)?;
+    let r_out = trunc::deal_product(&mut split, &r_z, truncs.z, rng)?;
     let r_final = if func == Func::Gelu { wire::sub(&r_g, &r_out) } else { r_out };
     Ok((split.finish(), r_final))
 }
@@ -364,8 +392,12 @@ enum State {
     Compare,
     Clip,
     Split,
+    /// The split's borrow bits are out (bit borrows only).
+    SplitBits,
     Lookup,
     Truncate,
+    /// The last truncation's borrow bits are out (bit borrows only).
+    TruncateBits,
     Finish,
 }
 
@@ -386,8 +418,10 @@ pub struct LutEval {
     m: Option<Material>,
     /// The opened clip `ŵ` (and gelu's `relu(x)` after it).
     clip: Vec<u64>,
-    /// The opened remainder `δ̂`.
-    dhat: Vec<u64>,
+    /// The opened value being truncated (`ŵ`, then `ẑ`), while its borrow bits are out.
+    zhat: Vec<u64>,
+    /// This party's shares of the borrow bits that are out.
+    borrow_bits: Vec<u8>,
 }
 
 impl LutEval {
@@ -414,7 +448,8 @@ impl LutEval {
             bits: vec![],
             m: None,
             clip: vec![],
-            dhat: vec![],
+            zhat: vec![],
+            borrow_bits: vec![],
         }
     }
 
@@ -432,11 +467,12 @@ impl LutEval {
     fn compare(&mut self) -> Result<Vec<u8>> {
         let n = self.xhat.len();
         let fp = self.node.fixed_point;
-        let (t, q) = split_bits(self.func, fp);
+        let truncs = truncations(&self.node, self.func);
         let party = self.me.0;
         let top = COMPARE_BITS - 1;
-        let material = std::mem::take(&mut self.material);
-        let mut sh = Shares::new(&material, Tag::Lut, party)?.with_accel(self.accel.clone());
+        // Shared: the keys kept for later rounds point into it instead of being copied.
+        let material = std::sync::Arc::new(crate::pool::Recycled::new(std::mem::take(&mut self.material)));
+        let mut sh = Shares::shared(&material, Tag::Lut, party)?.with_accel(self.accel.clone());
         let k = self.func.compares();
         let mut rho = Vec::with_capacity(k);
         let mut masks = Vec::with_capacity(k);
@@ -447,11 +483,14 @@ impl LutEval {
         let r_w = sh.share(n, "clip mask")?;
         let r_g = if self.func == Func::Gelu { sh.share(n, "relu mask")? } else { Vec::new() };
         let keys = sh.halftree_keys(n, top, "comparison keys")?;
-        let trunc_j = trunc::read(&mut sh, n, t, TRUNC)?;
-        let trunc_k = if q < t { Some(trunc::read(&mut sh, n, t - q, TRUNC)?) } else { None };
+        let trunc_j = trunc::read_product(&mut sh, n, truncs.j)?;
+        let trunc_k = match truncs.k {
+            Some(tk) => Some(trunc::read_product(&mut sh, n, tk)?),
+            None => None,
+        };
         let r_z = sh.share(n, "lookup output mask")?;
         let table_keys = sh.kept_table_keys(n, M, WORDS, "lookup keys")?;
-        let trunc_z = trunc::read(&mut sh, n, 2 * q, TRUNC)?;
+        let trunc_z = trunc::read_product(&mut sh, n, truncs.z)?;
         let own = u8::from(party == 0);
         let mut bits = Vec::with_capacity(k * n);
         let mut c = vec![0u8; n];
@@ -462,7 +501,6 @@ impl LutEval {
             bits.extend((0..n).map(|i| c[i] ^ w[i] ^ (own & ((v[i] >> top) as u8 & 1))));
         }
         sh.finish()?;
-        crate::pool::give(material);
         self.m = Some(Material { rho, r_w, r_g, trunc_j, trunc_k, r_z, keys: table_keys, trunc_z });
         Ok(bits)
     }
@@ -492,12 +530,84 @@ impl LutEval {
     }
 }
 
-impl NodeEval for LutEval {
-    fn step(&mut self, inbox: Vec<Message>) -> Result<Step> {
+impl LutEval {
+    /// The split's truncations of `ŵ`: this party's shares of `j` (and `k`), to open, or with
+    /// bit borrows its shares of the borrow bits first.
+    fn split_clip(&mut self, what: Vec<u64>) -> Result<Step> {
+        let (t, q) = split_bits(self.func, self.node.fixed_point);
+        let m = self.material()?;
+        if m.trunc_j.borrows_a_bit() {
+            let mut bits = trunc::borrow_bits_with(&what, t, &m.trunc_j, false)?;
+            if let Some(tk) = &m.trunc_k {
+                bits.extend(trunc::borrow_bits_with(&what, t - q, tk, false)?);
+            }
+            self.zhat = what;
+            self.borrow_bits = bits;
+            self.state = State::SplitBits;
+            return Ok(open::exchange_bits(self.me, &self.borrow_bits));
+        }
+        let party = self.me.0;
+        let mut mine = trunc::share_with(party, &what, t, &m.trunc_j, false)?;
+        if let Some(tk) = &m.trunc_k {
+            mine.extend(trunc::share_with(party, &what, t - q, tk, false)?);
+        }
+        self.state = State::Lookup;
+        Ok(self.exchange(mine))
+    }
+
+    /// The split's shares once the borrow bits are open.
+    fn split_after_bits(&mut self, theirs: &[u8]) -> Result<Step> {
+        let (t, q) = split_bits(self.func, self.node.fixed_point);
+        let n = self.xhat.len();
+        let party = self.me.0;
+        let m = self.material()?;
+        let (mine_j, theirs_j) = (&self.borrow_bits[..n], &theirs[..n]);
+        let mut mine = trunc::share_after_bits_with(party, &self.zhat, t, &m.trunc_j, (mine_j, theirs_j), false)?;
+        if let Some(tk) = &m.trunc_k {
+            let bits = (&self.borrow_bits[n..], &theirs[n..]);
+            mine.extend(trunc::share_after_bits_with(party, &self.zhat, t - q, tk, bits, false)?);
+        }
+        self.state = State::Lookup;
+        Ok(self.exchange(mine))
+    }
+
+    /// The lookup from the opened `ĵ` (and `k̂`): this party's share of `z + r_z`.
+    fn lookup(&mut self, opened: &[u64]) -> Result<Step> {
         let n = self.xhat.len();
         let fp = self.node.fixed_point;
         let (t, q) = split_bits(self.func, fp);
-        let party = self.me.0;
+        let jhat = &opened[..n];
+        let khat = if q < t { &opened[n..] } else { &self.clip[..n] };
+        let dhat: Vec<u64> = khat.iter().zip(jhat).map(|(k, j)| k.wrapping_sub(j.wrapping_shl(q))).collect();
+        let coeffs = tables(self.func, fp)?;
+        let m = self.material()?;
+        let keys = m.keys.keys()?;
+        let z = lookup_shares(self.me.0 as u8, &keys, &coeffs, jhat, &dhat, q, self.accel.threads())?;
+        let mine = wire::add(&z, &m.r_z);
+        self.state = State::Truncate;
+        Ok(self.exchange(mine))
+    }
+
+    /// The last truncation of `ẑ` by `2q` (rounding), or its borrow bits first.
+    fn truncate(&mut self, zhat: Vec<u64>) -> Result<Step> {
+        let (_, q) = split_bits(self.func, self.node.fixed_point);
+        let m = self.material()?;
+        if m.trunc_z.borrows_a_bit() {
+            self.borrow_bits = trunc::borrow_bits(&zhat, 2 * q, &m.trunc_z)?;
+            self.zhat = zhat;
+            self.state = State::TruncateBits;
+            return Ok(open::exchange_bits(self.me, &self.borrow_bits));
+        }
+        let mine = trunc::share(self.me.0, &zhat, 2 * q, &m.trunc_z)?;
+        self.state = State::Finish;
+        Ok(self.exchange(mine))
+    }
+}
+
+impl NodeEval for LutEval {
+    fn step(&mut self, inbox: Vec<Message>) -> Result<Step> {
+        let n = self.xhat.len();
+        let (_, q) = split_bits(self.func, self.node.fixed_point);
         match self.state {
             State::Compare => {
                 self.bits = self.compare()?;
@@ -513,33 +623,25 @@ impl NodeEval for LutEval {
             }
             State::Split => {
                 self.clip = open::reconstruct(inbox, &self.mine, "clipped input")?;
-                let what = &self.clip[..n];
-                let m = self.material()?;
-                let mut mine = trunc::share_with(party, what, t, &m.trunc_j, false)?;
-                if let Some(tk) = &m.trunc_k {
-                    mine.extend(trunc::share_with(party, what, t - q, tk, false)?);
-                }
-                self.state = State::Lookup;
-                Ok(self.exchange(mine))
+                self.split_clip(self.clip[..n].to_vec())
+            }
+            State::SplitBits => {
+                let theirs = open::receive_bits(inbox, self.borrow_bits.len(), "masked borrow bits")?;
+                self.split_after_bits(&theirs)
             }
             State::Lookup => {
                 let opened = open::reconstruct(inbox, &self.mine, "table index")?;
-                let jhat = &opened[..n];
-                let khat = if q < t { &opened[n..] } else { &self.clip[..n] };
-                self.dhat = khat.iter().zip(jhat).map(|(k, j)| k.wrapping_sub(j.wrapping_shl(q))).collect();
-                let coeffs = tables(self.func, fp)?;
-                let threads = self.accel.threads();
-                let m = self.material()?;
-                let keys = m.keys.keys()?;
-                let z = lookup_shares(party as u8, &keys, &coeffs, jhat, &self.dhat, q, threads)?;
-                let mine = wire::add(&z, &m.r_z);
-                self.state = State::Truncate;
-                Ok(self.exchange(mine))
+                self.lookup(&opened)
             }
             State::Truncate => {
                 let zhat = open::reconstruct(inbox, &self.mine, "interpolated value")?;
+                self.truncate(zhat)
+            }
+            State::TruncateBits => {
+                let theirs = open::receive_bits(inbox, n, "masked borrow bits")?;
                 let m = self.material()?;
-                let mine = trunc::share(party, &zhat, 2 * q, &m.trunc_z)?;
+                let bits = (self.borrow_bits.as_slice(), theirs.as_slice());
+                let mine = trunc::share_after_bits_with(self.me.0, &self.zhat, 2 * q, &m.trunc_z, bits, true)?;
                 self.state = State::Finish;
                 Ok(self.exchange(mine))
             }

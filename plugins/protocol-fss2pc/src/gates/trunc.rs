@@ -312,11 +312,16 @@ fn without_borrow(party: u16, zhat: &[u64], bits: u32, m: &TruncShares, round: b
 /// Round one of a [`Borrow::Bit`] truncation (rounding to nearest): this party's XOR share of
 /// `c ⊕ ρ`, to send.
 pub fn borrow_bits(zhat: &[u64], bits: u32, m: &TruncShares) -> Result<Vec<u8>> {
+    borrow_bits_with(zhat, bits, m, true)
+}
+
+/// [`borrow_bits`], rounding to nearest or (with `round` false) down.
+pub fn borrow_bits_with(zhat: &[u64], bits: u32, m: &TruncShares, round: bool) -> Result<Vec<u8>> {
     let BorrowShares::Bit { rho_xor, keys, .. } = &m.borrow else {
         return Err(Error::internal("a truncation without a bit borrow asked for its bits"));
     };
     let low = (1u64 << bits) - 1;
-    let (v, _) = without_borrow(0, zhat, bits, m, true);
+    let (v, _) = without_borrow(0, zhat, bits, m, round);
     let v_low: Vec<u64> = v.iter().map(|v| v & low).collect();
     let mut c = vec![0u8; v.len()];
     m.accel.halftree(&keys.keys()?, &v_low, &mut c)?;
@@ -333,10 +338,22 @@ pub fn share_after_bits(
     mine: &[u8],
     theirs: &[u8],
 ) -> Result<Vec<u64>> {
+    share_after_bits_with(party, zhat, bits, m, (mine, theirs), true)
+}
+
+/// [`share_after_bits`], rounding to nearest or (with `round` false) down (as the bits were).
+pub fn share_after_bits_with(
+    party: u16,
+    zhat: &[u64],
+    bits: u32,
+    m: &TruncShares,
+    (mine, theirs): (&[u8], &[u8]),
+    round: bool,
+) -> Result<Vec<u64>> {
     let BorrowShares::Bit { rho, .. } = &m.borrow else {
         return Err(Error::internal("a truncation without a bit borrow got borrow bits"));
     };
-    let (v, base) = without_borrow(party, zhat, bits, m, true);
+    let (v, base) = without_borrow(party, zhat, bits, m, round);
     let own = u64::from(party == 0);
     let w = wrap_share(party, &v, m)?;
     Ok((0..v.len())
@@ -409,8 +426,9 @@ mod tests {
         (0..zs.len()).map(|i| shares[0][i].wrapping_add(shares[1][i]).wrapping_sub(r_out[i])).collect()
     }
 
-    /// [`truncate`] for products with `borrow`, both steps of the bit borrow included.
-    fn truncate_product(zs: &[u64], bits: u32, borrow: Borrow, seed: u8) -> Vec<u64> {
+    /// [`truncate`] for products with `borrow`, both steps of the bit borrow included, rounding
+    /// to nearest or (with `round` false) down.
+    fn truncate_product(zs: &[u64], bits: u32, borrow: Borrow, seed: u8, round: bool) -> Vec<u64> {
         let mut rng = SeedRng::from_seed([seed; 32]);
         let mut r: Vec<u64> = crate::material::draw(&mut rng, zs.len());
         for (i, r) in r.iter_mut().enumerate() {
@@ -430,21 +448,21 @@ mod tests {
             })
             .collect();
         let shares: Vec<Vec<u64>> = if borrow == Borrow::Bit {
-            let bits0 = borrow_bits(&zhat, bits, &material[0]).unwrap();
-            let bits1 = borrow_bits(&zhat, bits, &material[1]).unwrap();
+            let bits0 = borrow_bits_with(&zhat, bits, &material[0], round).unwrap();
+            let bits1 = borrow_bits_with(&zhat, bits, &material[1], round).unwrap();
             assert!(share(0, &zhat, bits, &material[0]).is_err(), "one step is refused");
             vec![
-                share_after_bits(0, &zhat, bits, &material[0], &bits0, &bits1).unwrap(),
-                share_after_bits(1, &zhat, bits, &material[1], &bits1, &bits0).unwrap(),
+                share_after_bits_with(0, &zhat, bits, &material[0], (&bits0, &bits1), round).unwrap(),
+                share_after_bits_with(1, &zhat, bits, &material[1], (&bits1, &bits0), round).unwrap(),
             ]
         } else {
-            (0..2u16).map(|p| share(p, &zhat, bits, &material[p as usize]).unwrap()).collect()
+            (0..2u16).map(|p| share_with(p, &zhat, bits, &material[p as usize], round).unwrap()).collect()
         };
         (0..zs.len()).map(|i| shares[0][i].wrapping_add(shares[1][i]).wrapping_sub(r_out[i])).collect()
     }
 
     #[test]
-    fn the_bit_borrow_is_exact_like_the_dcf() {
+    fn the_bit_borrow_is_exact_like_the_dcf_rounding_either_way() {
         for bits in [1u32, 7, 8, 12, 16, 40, 62] {
             let edge = ((1i128 << 62) - (1i128 << (bits - 1))) as i64;
             let mut zs: Vec<i64> = vec![0, 1, -1, 2, -2, edge - 1, -edge + 1];
@@ -453,9 +471,12 @@ mod tests {
             let words: Vec<u64> = zs.iter().map(|&z| z as u64).collect();
             for seed in 0..3 {
                 for borrow in [Borrow::Bit, Borrow::Dcf] {
-                    let got = truncate_product(&words, bits, borrow, seed);
-                    for (i, &z) in zs.iter().enumerate() {
-                        assert_eq!(got[i], expect(z, bits), "{borrow:?} t={bits} z={z}");
+                    for round in [true, false] {
+                        let got = truncate_product(&words, bits, borrow, seed, round);
+                        for (i, &z) in zs.iter().enumerate() {
+                            let want = if round { expect(z, bits) } else { (z >> bits) as u64 };
+                            assert_eq!(got[i], want, "{borrow:?} t={bits} z={z} round {round}");
+                        }
                     }
                 }
             }
