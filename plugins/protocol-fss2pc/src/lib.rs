@@ -9,8 +9,9 @@
 //!
 //! - [`fss`] (the `mpcflow-fss` library crate): the sans-I/O cryptographic core: a fixed-key
 //!   AES-128 tree PRG, the Boyle–Gilboa–Ishai DPF and the Boyle et al. (Eurocrypt 2021) DCF over
-//!   `Z(2^64)`, the half-tree one-bit DCF of the two-round comparisons, with batched evaluation
-//!   and byte-exact key serialisation.
+//!   `Z(2^64)`, the half-tree one-bit DCF of the two-round comparisons, the vector-payload DPF of
+//!   the table lookups (full-domain evaluation folded into rotated dot products), with batched
+//!   evaluation and byte-exact key serialisation.
 //! - [`gates`], [`dealer`], [`material`], [`wire`]: the protocol on top of it.
 //! - [`accel`]: the session's kernel plugin (a GPU) for DCF evaluation and ring products, with
 //!   the libraries' CPU code as the fallback (the `mpcflow-kernel-cpu` plugin wraps the same
@@ -27,8 +28,11 @@
 //!   [`gates::trunc`]); comparisons need the same range at the default `compare_bits`;
 //! - within `1 + |mean|·2^-8` ulp: `mean` and `avgpool`, for `|mean| < 2^(62−2f−7)`, any count
 //!   (see [`lowering`]);
-//! - within `2·max|f''| + 2` ulp: exp, sigmoid, tanh, gelu on their table domains, with exp held
-//!   at `exp(8)` above 8 (see [`gates::lut`]); they need `7 ≤ f ≤ 24`, which the planner checks;
+//! - within `E + 2` ulp: exp, sigmoid, tanh, gelu (quadratic pieces on 256-point tables; `E` is
+//!   2.0·10^-6 for sigmoid, 3.9·10^-6 for tanh, 1.6·10^-6 for gelu and 1.8·10^-5·|y| for exp,
+//!   about one ulp at `f = 16`, plus `max|f'|·2^(s−f)` where large `f` drops `s` remainder bits),
+//!   with exp held at `exp(8)` above 8 (see [`gates::lut`]); they need `5 ≤ f ≤ 24`, which the
+//!   planner checks;
 //! - within `2^-20·|y| + 1` ulp (at `f = 16`; `(2^-21 + 2^-(Q−2))·|y| + 1` in general): reciprocal,
 //!   rsqrt, sqrt for `|x| < 2^(62−f)`, with `ref`'s saturated values at 0 and below exactly
 //!   (see [`gates::root`]; reciprocal needs `f ≤ 22`, rsqrt and sqrt `f ≤ 24`);

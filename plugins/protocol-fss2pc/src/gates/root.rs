@@ -468,7 +468,8 @@ impl NodeEval for RootEval {
         let recv = |what: &str, mine: &[u64]| super::open::reconstruct(inbox, mine, what);
         match self.state {
             State::Start => {
-                // Not shared: see the lookup gate.
+                // Not shared: the DPF keys are parsed into owned keys here, so the rest of the
+                // material is freed after this round.
                 let material = std::mem::take(&mut self.material);
                 let mut sh = Shares::new(&material, Tag::Root, party)?.with_accel(self.accel.clone());
                 let dhat = offsets(self.func.groups(), self.params.kk, &self.xhat);
