@@ -20,6 +20,9 @@
 //!   half tree of Guo et al. (Eurocrypt 2023): one 128-bit correction word and one AES block per
 //!   level, the bit read off the control bits, the last 7 levels as one leaf table; batches in a
 //!   level-major layout, with an AVX-512/VAES kernel where the CPU has one.
+//! * [`table`]: a DPF over a small domain (at most 14 bits) whose payload is a vector of up to
+//!   four words, expanded over its whole domain and folded into the rotated dot products of a
+//!   secret-index table lookup (Sigma, PETS 2024), early termination after all but 3 levels.
 //! * [`prg`]: the fixed-key AES-128 Matyas–Meyer–Oseas tree PRG and the dealer's [`SeedRng`].
 //!
 //! Everything is pure, synchronous and allocation-light: no I/O, no threads, no global mutable
@@ -44,11 +47,13 @@
 //! | DCF | `6n` | `2n` | — |
 //! | DCF2 | `8n + 2` | `2n + 1` | — |
 //! | half-tree one-bit DCF | `2(n − 6)` | `n − 6` | — |
+//! | table key, `W` words | `4(n − 3) + 8W` | — | `2(2^(n−3) − 1) + W·2^(n−1)` |
 //!
 //! Key sizes (bytes, see [`dpf::DpfKey::serialized_len`], [`dcf::DcfKey::serialized_len`],
 //! [`dcf2::Dcf2Key::serialized_len`]): DPF `26 + 16n + ⌈n/4⌉`, DCF `26 + 24n + ⌈n/4⌉`,
 //! DCF2 `26 + 32n + ⌈n/4⌉ + 8`; a half-tree key `16·(n − 5)` in a batch with a 2-byte header
-//! ([`halftree::key_bytes`], for `n ≥ 7`).
+//! ([`halftree::key_bytes`], for `n ≥ 7`); a table key `16 + 17(n − 3) + 64W` in a batch with a
+//! 3-byte header ([`table::key_bytes`], for `n ≥ 3`).
 //!
 //! The batched entry points ([`dpf::eval_batch`], [`dcf::eval_batch`], [`dpf::keygen_batch`],
 //! [`dcf::keygen_batch`]) walk many trees level by level (tiles of [`EVAL_TILE`] points or 128
