@@ -797,20 +797,30 @@ fn lookups_within_their_bounds_at_other_precisions() {
         (Op::Tanh, &x, |_| 3.9e-6, |_| 1.0, 2),
         (Op::Gelu, &x, |_| 1.6e-6, |_| 0.5, 2),
     ];
-    for f in [12u32, 24] {
+    for f in [5u32, 12, 24] {
         let ulp = 2f64.powi(-(f as i32));
         for (op, xs, e, slope, s24) in &cases {
             let s = if f == 24 { *s24 } else { 0 };
             let mut g = one(op.clone(), vec![n], DType::Fixed);
             g.fixed_point = FixedPoint::new(f);
             let bound = |r: f64| e(r.abs()) + slope(r.abs()) * 2f64.powi(s as i32 - f as i32) + 2.0 * ulp;
-            // Both borrow forms (at f = 24 the split has two truncations).
+            // Both borrow forms (at f = 24 the split has two truncations); at f = 5 the
+            // truncations are so short that `local` may keep the DCF.
             for (network, rounds) in [(Network::Wan, 5), (Network::Local, 7)] {
                 let out = compare_on(&g, &ins(real(&[n], xs), None), |_, r| bound(r), network)
                     .unwrap_or_else(|e| panic!("{op:?} at f = {f} on {network:?}: {e}"));
-                assert_eq!(rounds_of(&out, "y"), rounds, "{op:?} at f = {f} on {network:?}");
+                let got = rounds_of(&out, "y");
+                assert!(got == rounds || (f == 5 && got == 5), "{op:?} at f = {f} on {network:?}: {got} rounds");
             }
         }
+    }
+}
+
+/// A lookup of a single element (one key, one thread, a partial leaf group).
+#[test]
+fn a_lookup_of_one_element() {
+    for (op, x, bound) in [(Op::Exp, -3.3, (1.2 * (-3.3f64).exp() + 2.0) * ULP), (Op::Gelu, 0.5, 2.0 * ULP)] {
+        compare(&one(op, vec![1], DType::Fixed), &ins(real(&[1], &[x]), None), |_, _| bound).unwrap();
     }
 }
 

@@ -32,7 +32,7 @@
 //!   2.0·10^-6 for sigmoid, 3.9·10^-6 for tanh, 1.6·10^-6 for gelu and 1.8·10^-5·|y| for exp,
 //!   about one ulp at `f = 16`, plus `max|f'|·2^(s−f)` where large `f` drops `s` remainder bits),
 //!   with exp held at `exp(8)` above 8 (see [`gates::lut`]); they need `5 ≤ f ≤ 24`, which the
-//!   planner checks;
+//!   planner checks, and `|x| < 2^62` as the other gates do;
 //! - within `2^-20·|y| + 1` ulp (at `f = 16`; `(2^-21 + 2^-(Q−2))·|y| + 1` in general): reciprocal,
 //!   rsqrt, sqrt for `|x| < 2^(62−f)`, with `ref`'s saturated values at 0 and below exactly
 //!   (see [`gates::root`]; reciprocal needs `f ≤ 22`, rsqrt and sqrt `f ≤ 24`);

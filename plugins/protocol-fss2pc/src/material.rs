@@ -8,7 +8,7 @@
 
 use crate::fss::halftree::{self, HalfTreeKeys};
 use crate::fss::table::{self, TableKeys};
-use crate::fss::{Dcf2Key, Dcf2KeyBatch, DcfKey, DcfKeyBatch, DpfKey, SeedRng, dcf, dcf2};
+use crate::fss::{Dcf2Key, Dcf2KeyBatch, DcfKey, DcfKeyBatch, SeedRng, dcf, dcf2};
 use mpcflow_sdk::{Error, Result};
 
 /// Version of the material layout.
@@ -283,14 +283,6 @@ impl Split {
         Ok(())
     }
 
-    /// Hands each party its DPF keys.
-    pub fn dpf_keys(&mut self, pairs: &[(DpfKey, DpfKey)]) {
-        for (k0, k1) in pairs {
-            self.p0.bytes(&k0.to_bytes());
-            self.p1.bytes(&k1.to_bytes());
-        }
-    }
-
     /// XOR-shares bits (0 or 1 each): party 0's come from its seed, party 1 gets the others,
     /// packed eight to a byte.
     pub fn share_bits(&mut self, bits: &[u8]) {
@@ -417,17 +409,6 @@ impl<'a> Shares<'a> {
             }
         }
         Ok(DcfKeyBatch::from_bytes(b, n, bits).map_err(err)?.into_owned())
-    }
-
-    /// This party's `n` DPF keys over `bits` bits.
-    pub fn dpf_keys(&mut self, n: usize, bits: u32, what: &str) -> Result<Vec<DpfKey>> {
-        let len = DpfKey::serialized_len(bits);
-        (0..n)
-            .map(|_| {
-                let b = self.reader.take(len, what)?;
-                DpfKey::from_bytes(b).map_err(|e| Error::Material(format!("{what}: {e}")))
-            })
-            .collect()
     }
 
     /// This party's XOR shares of `n` bits (0 or 1 each).

@@ -39,7 +39,12 @@
 //! `max|f'|·2^(s−f)`. Outside the domain the function is held at the edge value: exp at
 //! `exp(8)` above 8 (an input above 8 breaks `ref`'s contract for exp, see
 //! [`mpcflow_ring::kernels::domains`]) and at `exp(−16) ≈ 10^-7` below −16; sigmoid, tanh and gelu
-//! are within 0.03 ulp of their asymptotes there.
+//! are within `2.6·10^-7` of their asymptotes there (0.02 ulp at `f = 16`), inside `E` below.
+//!
+//! **Input range.** The comparisons read `[x ≥ c]` off the top bit of `x − c + 2^63`, so they
+//! need `x − c` not to wrap the ring: `|x| < 2^62` (at most 2^(62−f) in value), the range every
+//! fss2pc gate assumes (products, truncations, comparisons at the default width; see the crate
+//! docs). Outside it the clip, and with it the result, is wrong.
 //!
 //! **The stated bound** (with `ref`'s own rounding): `|y − ref| ≤ E + max|f'|·2^(s−f) + 2` ulp,
 //! `E` = 2.0·10^-6 for sigmoid, 3.9·10^-6 for tanh, 1.6·10^-6 for gelu, `1.8·10^-5·|y|` for exp
@@ -50,17 +55,18 @@
 //!
 //! # Costs per element (f = 16)
 //!
-//! Material 2268 B per party with DCF borrows, 1741 B with bit borrows (one 63-bit half-tree key
+//! Material (mean of the two parties; party 1 gets about 100 B more) 2268 B with DCF borrows,
+//! 1741 B with bit borrows (one 63-bit half-tree key
 //! for both comparisons, 928 B; the truncations; a 293-byte table key). Evaluation per party:
 //! 57 AES blocks per comparison point, the table key's 446 blocks and 1536 products (eight to an
 //! instruction with AVX-512), and the truncations'. Key generation: 114 blocks for the half-tree
 //! key, 44 for the table key, and the truncations'.
 
-use super::open;
 use super::trunc::{self, Borrow, Truncation};
+use super::{open, tables};
 use crate::accel::Accel;
 use crate::fss::SeedRng;
-use crate::fss::table::{Expander, TableKeys};
+use crate::fss::table::TableKeys;
 use crate::material::{KeptTable, Shares, Split, Tag, bits_len, draw, draw_bits, halftree_len, split_len, table_len};
 use crate::wire;
 use mpcflow_ring::kernels::eval_op;
@@ -82,9 +88,10 @@ const WORDS: u32 = 3;
 const COMPARE_BITS: u32 = 64;
 
 /// The truncations of the gate: `j` (by `t`), `k` (by `s = t − q`, when `q < t`) and the last one
-/// (by `2q`). All are in the products' half range: the truncated values are small whatever the
-/// input (the clipped offset `w ∈ [0, 2^(M−p+f))`, and the interpolated `z`, which
-/// [`split_bits`] keeps inside the half range). They learn their borrows one way, the one
+/// (by `2q`). All are in the products' half range: for inputs in the gate's range (`|x| < 2^62`,
+/// see the module docs) the truncated values are small (the clipped offset
+/// `w ∈ [0, 2^(M−p+f))`, and the interpolated `z`, which [`split_bits`] keeps inside the half
+/// range). They learn their borrows one way, the one
 /// [`trunc::choose`] picks for the widest under the plan's network profile: a DCF, or a
 /// half-tree bit opened in a round of its own (two rounds more, a third of the key bytes).
 struct Truncs {
@@ -179,12 +186,15 @@ impl Func {
 }
 
 /// The truncations of the split and the interpolated value's scale: `(t, q)` with `t = f − p`
-/// and `q ≤ t` the largest with `1.25·max|f|·2^(f+2q) + 2^(2q−1) < 2^62` (the half range).
+/// and `q ≤ t` the largest with `1.25·(max|f|·2^f + ½)·2^(2q) + 2^(2q−1) < 2^62` (the half range:
+/// the interpolation weights sum to at most 1.25 in absolute value, the table words are
+/// rounded).
 fn split_bits(func: Func, fp: FixedPoint) -> (u32, u32) {
     let d = func.domain();
     let t = fp.frac_bits - d.p;
     let fits = |q: u32| {
-        1.25 * d.max_abs * 2f64.powi((fp.frac_bits + 2 * q) as i32) + 2f64.powi(2 * q as i32 - 1) < 2f64.powi(62)
+        let words = d.max_abs * 2f64.powi(fp.frac_bits as i32) + 0.5;
+        1.25 * words * 2f64.powi(2 * q as i32) + 2f64.powi(2 * q as i32 - 1) < 2f64.powi(62)
     };
     let q = (1..=t).rev().find(|&q| fits(q)).unwrap_or(1);
     (t, q)
@@ -300,7 +310,7 @@ pub fn deal(
 /// The coefficient tables `c₀, c₁, c₂` (scale `f`), each reversed and doubled: entry `c + x`
 /// of a table (for `x < 2^M`) is the coefficient at index `(ĵ − x) mod 2^M` when
 /// `c = 2^M − 1 − (ĵ mod 2^M)`, so a rotated dot product reads a contiguous run.
-fn tables(func: Func, fp: FixedPoint) -> Result<[Vec<u64>; 3]> {
+fn coefficients(func: Func, fp: FixedPoint) -> Result<[Vec<u64>; 3]> {
     let d = func.domain();
     let size = 1usize << M;
     // The function at every half step from lo, clipped at hi (entries past it are never used).
@@ -313,17 +323,15 @@ fn tables(func: Func, fp: FixedPoint) -> Result<[Vec<u64>; 3]> {
         // Tabulate relu(x) − gelu(x), which vanishes at both ends.
         v = x.data.iter().zip(&v).map(|(xw, g)| ((*xw as i64).max(0) as u64).wrapping_sub(*g)).collect();
     }
-    let mut c = [vec![0u64; 2 * size], vec![0u64; 2 * size], vec![0u64; 2 * size]];
+    let mut c = [vec![0u64; size], vec![0u64; size], vec![0u64; size]];
     for j in 0..size {
         let (v0, vm, v1) = (v[2 * j], v[2 * j + 1], v[2 * j + 2]);
         // Through (0, v0), (½, vm), (1, v1).
-        let c1 = vm.wrapping_mul(4).wrapping_sub(v0.wrapping_mul(3)).wrapping_sub(v1);
-        let c2 = v0.wrapping_mul(2).wrapping_add(v1.wrapping_mul(2)).wrapping_sub(vm.wrapping_mul(4));
-        for (table, value) in c.iter_mut().zip([v0, c1, c2]) {
-            table[size - 1 - j] = value;
-            table[2 * size - 1 - j] = value;
-        }
+        c[0][j] = v0;
+        c[1][j] = vm.wrapping_mul(4).wrapping_sub(v0.wrapping_mul(3)).wrapping_sub(v1);
+        c[2][j] = v0.wrapping_mul(2).wrapping_add(v1.wrapping_mul(2)).wrapping_sub(vm.wrapping_mul(4));
     }
+    let c = c.map(|t| tables::reversed_doubled(&t));
     Ok(c)
 }
 
@@ -339,41 +347,17 @@ fn lookup_shares(
     q: u32,
     threads: usize,
 ) -> Result<Vec<u64>> {
-    let n = jhat.len();
-    let size = 1usize << M;
-    let offsets: Vec<usize> = jhat.iter().map(|j| size - 1 - (*j as usize & (size - 1))).collect();
-    let tables: Vec<&[u64]> = coeffs.iter().map(|c| c.as_slice()).collect();
+    let offsets: Vec<usize> = jhat.iter().map(|j| tables::offset(*j, M)).collect();
+    let refs: Vec<&[u64]> = coeffs.iter().map(|c| c.as_slice()).collect();
     // (table, payload word): c₀·1, c₁·1, c₂·1, c₁·r_δ, c₂·r_δ, c₂·r_δ².
     let pairs = [(0, 0), (1, 0), (2, 0), (1, 1), (2, 1), (2, 2)];
-    let mut sums = vec![0u64; n * pairs.len()];
-    let threads = if n < 2048 { 1 } else { threads.max(1) };
-    let per = n.div_ceil(threads).max(1);
-    let work = |first: usize, part: &mut [u64]| -> Result<()> {
-        let count = part.len() / pairs.len();
-        Expander::default()
-            .rotated_dots(party, keys, first..first + count, &tables, &pairs, &offsets[first..first + count], part)
-            .map_err(|e| Error::Material(format!("lookup keys: {e}")))
-    };
-    std::thread::scope(|scope| {
-        let mut parts = sums.chunks_mut(per * pairs.len()).enumerate();
-        let own = parts.next();
-        let handles: Vec<_> = parts
-            .map(|(k, part)| {
-                let work = &work;
-                scope.spawn(move || work(k * per, part))
-            })
-            .collect();
-        let mine = own.map_or(Ok(()), |(_, part)| work(0, part));
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(Error::internal("lookup thread panicked"))))
-            .chain([mine])
-            .collect::<Result<Vec<()>>>()
-    })?;
-    Ok((0..n)
-        .map(|i| {
-            let [a, b, c, d, e, f] = <[u64; 6]>::try_from(&sums[6 * i..6 * i + 6]).unwrap_or_default();
-            let (dh, p) = (dhat[i], 1u64 << q);
+    let sums = tables::rotated_sums(party, keys, &refs, &pairs, &offsets, threads)?;
+    Ok(sums
+        .chunks_exact(pairs.len())
+        .zip(dhat)
+        .map(|(s, &dh)| {
+            let [a, b, c, d, e, f] = <[u64; 6]>::try_from(s).unwrap_or_default();
+            let p = 1u64 << q;
             a.wrapping_shl(2 * q)
                 .wrapping_add(b.wrapping_mul(p).wrapping_mul(dh))
                 .wrapping_add(c.wrapping_mul(dh.wrapping_mul(dh)))
@@ -588,7 +572,7 @@ impl LutEval {
         let jhat = &opened[..n];
         let khat = if q < t { &opened[n..] } else { &self.clip[..n] };
         let dhat: Vec<u64> = khat.iter().zip(jhat).map(|(k, j)| k.wrapping_sub(j.wrapping_shl(q))).collect();
-        let coeffs = tables(self.func, fp)?;
+        let coeffs = coefficients(self.func, fp)?;
         let m = self.material()?;
         let keys = m.keys.keys()?;
         let z = lookup_shares(self.me.0 as u8, &keys, &coeffs, jhat, &dhat, q, self.accel.threads())?;
@@ -684,7 +668,7 @@ mod tests {
             for func in [Func::Exp, Func::Sigmoid, Func::Tanh, Func::Gelu] {
                 let (t, q) = split_bits(func, fp);
                 assert!(q >= 1 && q <= t, "{func:?} f {f}: q {q} t {t}");
-                let [c0, c1, c2] = tables(func, fp).unwrap();
+                let [c0, c1, c2] = coefficients(func, fp).unwrap();
                 let size = 1usize << M;
                 for j in [0usize, 1, 100, size - 1] {
                     let at = size - 1 - j;

@@ -37,6 +37,7 @@ pub mod root;
 pub mod scale;
 pub mod select;
 pub mod sign;
+pub mod tables;
 pub mod trunc;
 
 use crate::accel::Accel;
@@ -302,7 +303,8 @@ fn classify_op(op: &Op, node: &NodeDesc) -> Option<Gate> {
         Op::Gt => Some(Gate::Sign { swap: true, a: 1, sigma: u64::MAX, form: select::choose(node, false) }),
         Op::Lt => Some(Gate::Sign { swap: false, a: 1, sigma: u64::MAX, form: select::choose(node, false) }),
         Op::Relu => Some(Gate::Relu { form: select::choose(node, true) }),
-        // The interpolated value has 2f fractional bits and must stay below 2^63.
+        // The pieces' midpoints need f > 4; the interpolated value (f + 2q fractional bits)
+        // stays in the truncation's half range by the choice of q (`lut::split_bits`).
         op if fixed_in(0) && (lut::MIN_FRAC_BITS..=lut::MAX_FRAC_BITS).contains(&f) && lut::Func::of(op).is_some() => {
             lut::Func::of(op).map(Gate::Lut)
         }

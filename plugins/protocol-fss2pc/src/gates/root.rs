@@ -17,8 +17,8 @@
 //! 3. **Split** `M` by two exact floor truncations (DCF, one round): the table index
 //!    `j = ⌊M / 2^(62−m)⌋ ∈ [2^m, 2^(m+1))` and `u = ⌊M / 2^(62−m−d)⌋`, so the remainder is
 //!    `δ = u − j·2^d ∈ [0, 2^d)` (`m` = [`M_BITS`], `d` = [`D_BITS`]).
-//! 4. **Look up** `T0` and the slope `T1` at the secret index `class·2^(m+1) + j` with two
-//!    DPFs (the second DPF carries the mask of `δ`, so `T1·δ` needs no product; see [`interpolated_share`]), open
+//! 4. **Look up** `T0` and the slope `T1` at the secret index `class·2^(m+1) + j` with one
+//!    table key whose payload is `(1, r_δ)`, so `T1·δ` needs no product (see [`super::tables`]), open
 //!    `z = T0·2^d + T1·δ ≈ 2^(Q+d)·G(μ)·2^φ`. The class bit is the sign for reciprocal and the
 //!    parity of `L`'s half exponent for rsqrt and sqrt (`φ = 1/2`: the table row holds `√2·G`).
 //! 5. **Truncate** `z` by `d` (exact, rounding): `R ≈ 2^Q·G(μ)·2^φ`.
@@ -44,10 +44,11 @@
 //! (dominated by the `g·kk` comparison keys: about 117 KiB for reciprocal, 90 KiB for rsqrt,
 //! 105 KiB for sqrt per element and party at `f = 16`).
 
-use super::{sign, trunc};
+use super::{sign, tables, trunc};
 use crate::accel::Accel;
-use crate::fss::{DpfKey, SeedRng, dpf};
-use crate::material::{Shares, Split, Tag, dcf_len, split_len};
+use crate::fss::SeedRng;
+use crate::fss::table;
+use crate::material::{KeptTable, Shares, Split, Tag, dcf_len, split_len};
 use crate::wire;
 use mpcflow_sdk::protocol::{Cost, Message, NodeDesc, NodeEval, NodeValue, Step};
 use mpcflow_sdk::{DType, Error, Op, PartyId, Result};
@@ -229,7 +230,7 @@ fn combos(func: Func, p: &Params) -> Combos {
 
 /// The tables `T0` (values) and `T1` (differences to the next entry), indexed by
 /// `class·2^(m+1) + j`; entries with `j < 2^m` (the input was ≤ 0) are 0.
-fn tables(func: Func, p: &Params) -> (Vec<u64>, Vec<u64>) {
+fn mantissa_tables(func: Func, p: &Params) -> (Vec<u64>, Vec<u64>) {
     let row = 1usize << (M_BITS + 1);
     let scale = 2f64.powi(p.q as i32);
     let mut t0 = vec![0u64; 2 * row];
@@ -256,7 +257,7 @@ fn layout(func: Func, p: &Params) -> (usize, u64) {
     let keys = cmp as u64 * dcf_len(63)
         + trunc::key_len(T_BITS, trunc::Range::Full)
         + trunc::key_len(T_BITS - D_BITS, trunc::Range::Full)
-        + 2 * DpfKey::serialized_len(B_BITS) as u64
+        + table::key_bytes(B_BITS, 2) as u64
         + trunc::key_len(D_BITS, trunc::Range::Full)
         + trunc::key_len(p.s, trunc::Range::Full);
     (words, keys)
@@ -272,14 +273,12 @@ pub fn material_len(func: Func, n: usize, f: u32) -> [u64; 2] {
     match params(func, f) {
         Some(p) => {
             let (words, keys) = layout(func, &p);
-            split_len(n, words, keys)
+            // The table keys come as one batch, with its header.
+            let header = (table::batch_len(n, B_BITS, 2) - n * table::key_bytes(B_BITS, 2)) as u64;
+            split_len(n, words, keys).map(|b| b + header)
         }
         None => [0, 0],
     }
-}
-
-fn fss(e: crate::fss::FssError) -> Error {
-    Error::internal(format!("fss2pc dealer: {e}"))
 }
 
 fn params_of(func: Func, node: &NodeDesc) -> Result<Params> {
@@ -350,8 +349,8 @@ pub fn deal(
     let low = (1u64 << B_BITS) - 1;
     let alphas: Vec<u64> =
         r_c.iter().zip(&r_j).map(|(c, j)| c.wrapping_shl(M_BITS + 1).wrapping_add(*j) & low).collect();
-    split.dpf_keys(&dpf::keygen_batch(&alphas, &vec![1; n], B_BITS, rng).map_err(fss)?);
-    split.dpf_keys(&dpf::keygen_batch(&alphas, &r_d, B_BITS, rng).map_err(fss)?);
+    let betas: Vec<u64> = r_d.iter().flat_map(|d| [1, *d]).collect();
+    split.table_keys(&alphas, &betas, B_BITS, 2, rng)?;
     // 5. R = round(z / 2^d).
     let r_r = trunc::deal(&mut split, &r_z, D_BITS, trunc::Range::Full, rng)?;
     // 6. Rescaling product.
@@ -370,8 +369,7 @@ struct Material {
     tj: trunc::TruncShares,
     tu: trunc::TruncShares,
     r_z: Vec<u64>,
-    k1: Vec<DpfKey>,
-    k2: Vec<DpfKey>,
+    keys: KeptTable,
     tr: trunc::TruncShares,
     c_w: Vec<u64>,
     ty: trunc::TruncShares,
@@ -468,8 +466,8 @@ impl NodeEval for RootEval {
         let recv = |what: &str, mine: &[u64]| super::open::reconstruct(inbox, mine, what);
         match self.state {
             State::Start => {
-                // Not shared: the DPF keys are parsed into owned keys here, so the rest of the
-                // material is freed after this round.
+                // Not shared: the keys kept for later rounds are copied out, so the comparison
+                // keys (most of the material) are freed after this round.
                 let material = std::mem::take(&mut self.material);
                 let mut sh = Shares::new(&material, Tag::Root, party)?.with_accel(self.accel.clone());
                 let dhat = offsets(self.func.groups(), self.params.kk, &self.xhat);
@@ -479,13 +477,12 @@ impl NodeEval for RootEval {
                 let tj = trunc::read(&mut sh, n, T_BITS, trunc::Range::Full)?;
                 let tu = trunc::read(&mut sh, n, T_BITS - D_BITS, trunc::Range::Full)?;
                 let r_z = sh.share(n, "lookup output mask")?;
-                let k1 = sh.dpf_keys(n, B_BITS, "lookup keys")?;
-                let k2 = sh.dpf_keys(n, B_BITS, "lookup remainder keys")?;
+                let keys = sh.kept_table_keys(n, B_BITS, 2, "lookup keys")?;
                 let tr = trunc::read(&mut sh, n, D_BITS, trunc::Range::Full)?;
                 let c_w = sh.share(n, "rescaling correlation")?;
                 let ty = trunc::read(&mut sh, n, self.params.s, trunc::Range::Full)?;
                 sh.finish()?;
-                self.m = Some(Material { c_m, tj, tu, r_z, k1, k2, tr, c_w, ty });
+                self.m = Some(Material { c_m, tj, tu, r_z, keys, tr, c_w, ty });
                 self.state = State::Bits;
                 Ok(self.exchange(mine))
             }
@@ -511,15 +508,26 @@ impl NodeEval for RootEval {
                 let (jhat, uhat) = ju.split_at(n);
                 let chat = self.combos.class.apply(&self.bhat, n, true);
                 let m = self.material()?;
-                let (t0, t1) = tables(self.func, &self.params);
-                let size = 1usize << B_BITS;
-                let mut mine = Vec::with_capacity(n);
-                for i in 0..n {
-                    let dhat = uhat[i].wrapping_sub(jhat[i].wrapping_shl(D_BITS));
-                    let im = (chat[i].wrapping_shl(M_BITS + 1).wrapping_add(jhat[i]) as usize) & (size - 1);
-                    let z = interpolated_share(party, (&m.k1[i], &m.k2[i]), (&t0, &t1), im, dhat, D_BITS)?;
-                    mine.push(z.wrapping_add(m.r_z[i]));
-                }
+                let (t0, t1) = mantissa_tables(self.func, &self.params);
+                let (t0, t1) = (tables::reversed_doubled(&t0), tables::reversed_doubled(&t1));
+                let offsets: Vec<usize> = (0..n)
+                    .map(|i| tables::offset(chat[i].wrapping_shl(M_BITS + 1).wrapping_add(jhat[i]), B_BITS))
+                    .collect();
+                // (table, payload word): T0·1, T1·1, T1·r_δ; the share of T0·2^d + T1·δ.
+                let pairs = [(0, 0), (1, 0), (1, 1)];
+                let keys = m.keys.keys()?;
+                let sums =
+                    tables::rotated_sums(party as u8, &keys, &[&t0, &t1], &pairs, &offsets, self.accel.threads())?;
+                let mine: Vec<u64> = (0..n)
+                    .map(|i| {
+                        let dhat = uhat[i].wrapping_sub(jhat[i].wrapping_shl(D_BITS));
+                        let [a0, a1, a2] = <[u64; 3]>::try_from(&sums[3 * i..3 * i + 3]).unwrap_or_default();
+                        a0.wrapping_shl(D_BITS)
+                            .wrapping_add(a1.wrapping_mul(dhat))
+                            .wrapping_sub(a2)
+                            .wrapping_add(m.r_z[i])
+                    })
+                    .collect();
                 self.state = State::Looked;
                 Ok(self.exchange(mine))
             }
@@ -559,33 +567,4 @@ impl NodeEval for RootEval {
             }
         }
     }
-}
-
-/// This party's share of `T0[j]·2^shift + T1[j]·δ` for the secret table index `j`, from its two
-/// DPF keys (payloads 1 and the mask of `δ`, both at the mask of `j`), the public masked index
-/// `index_hat = (j + mask) mod 2^m` and the public masked remainder `δ̂`. Each key is expanded
-/// over all `2^m` points and dotted with the tables rotated by `index_hat`.
-pub fn interpolated_share(
-    party: u16,
-    keys: (&DpfKey, &DpfKey),
-    tables: (&[u64], &[u64]),
-    index_hat: usize,
-    dhat: u64,
-    shift: u32,
-) -> Result<u64> {
-    let e1 = dpf::eval_all(party as u8, keys.0).map_err(|e| Error::Material(e.to_string()))?;
-    let e2 = dpf::eval_all(party as u8, keys.1).map_err(|e| Error::Material(e.to_string()))?;
-    let (t0, t1) = tables;
-    let size = e1.len();
-    if t0.len() < size || t1.len() < size || e2.len() != size {
-        return Err(Error::internal("lookup tables smaller than the key domain"));
-    }
-    let (mut a0, mut a1, mut a2) = (0u64, 0u64, 0u64);
-    for s in 0..size {
-        let k = index_hat.wrapping_sub(s) & (size - 1);
-        a0 = a0.wrapping_add(t0[k].wrapping_mul(e1[s]));
-        a1 = a1.wrapping_add(t1[k].wrapping_mul(e1[s]));
-        a2 = a2.wrapping_add(t1[k].wrapping_mul(e2[s]));
-    }
-    Ok(a0.wrapping_shl(shift).wrapping_add(a1.wrapping_mul(dhat)).wrapping_sub(a2))
 }
