@@ -290,7 +290,15 @@ fn bench_table(c: &mut Criterion) {
     let offsets: Vec<usize> = (0..count).map(|_| rng.next_u64() as usize % 256).collect();
     let mut sums = vec![0u64; count * pairs.len()];
     g.bench_function(BenchmarkId::new("rotated_dots", n), |b| {
-        b.iter(|| ok(exp.rotated_dots(0, &keys, 0..count, &refs, &pairs, &offsets, &mut sums)))
+        b.iter(|| {
+            ok(exp.rotated_dots(
+                0,
+                &keys,
+                0..count,
+                &table::Dots { tables: &refs, pairs: &pairs, offsets: &offsets },
+                &mut sums,
+            ))
+        })
     });
     g.finish();
 }

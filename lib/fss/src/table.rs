@@ -381,6 +381,18 @@ const LEAF_MAX: usize = (MAX_WORDS as usize) << LEAF_LEVELS;
 /// The most (table, word) pairs of [`Expander::rotated_dots`].
 pub const MAX_PAIRS: usize = 8;
 
+/// What [`Expander::rotated_dots`] computes: the public tables, the `(table, payload word)`
+/// pairs to dot, and each key's offset into the tables.
+#[derive(Clone, Copy, Debug)]
+pub struct Dots<'a> {
+    /// The tables, each stored reversed and doubled by the caller.
+    pub tables: &'a [&'a [u64]],
+    /// `(table index, payload word)` per output word.
+    pub pairs: &'a [(usize, usize)],
+    /// Per key of the range: where its rotated run starts in the tables.
+    pub offsets: &'a [usize],
+}
+
 impl Expander {
     /// Party `party`'s shares of keys `range` of `keys` at every point of the domain, into
     /// `out`: [`eval_len`] words per key, word `w` of point `x` of key `i` at
@@ -434,24 +446,23 @@ impl Expander {
 
     /// Party `party`'s shares of the rotated dot products of Sigma's table lookup, for keys
     /// `range` of `keys`: `out[(i − start)·P + k] = Σ_x tables[a][offsets[i − start] + x]·y_b(x)`
-    /// over the `2^n` points `x`, for pair `k = (a, b)` of `pairs` (`P` of them), `y_b(x)` this
-    /// party's share of payload word `b` at `x`. A table read at offset `c` needs `c + 2^n`
-    /// entries (a lookup stores its table reversed and doubled, so the rotation by the public
-    /// masked index is a contiguous run). The expansion is folded into the sums group by group,
-    /// never written out whole; on CPUs with AVX-512 the code runs eight words to an
+    /// over the `2^n` points `x`, for pair `k = (a, b)` of `pairs` (`P` of them; see [`Dots`]),
+    /// `y_b(x)` this party's share of payload word `b` at `x`. A table read at offset `c` needs
+    /// `c + 2^n` entries (a lookup stores its table reversed and doubled, so the rotation by the
+    /// public masked index is a contiguous run). The expansion is folded into the sums group by
+    /// group, never written out whole; on CPUs with AVX-512 the code runs eight words to an
     /// instruction.
-    #[allow(clippy::too_many_arguments, unsafe_code)]
+    #[allow(unsafe_code)]
     pub fn rotated_dots(
         &mut self,
         party: u8,
         keys: &TableKeys<'_>,
         range: Range<usize>,
-        tables: &[&[u64]],
-        pairs: &[(usize, usize)],
-        offsets: &[usize],
+        dots: &Dots<'_>,
         out: &mut [u64],
     ) -> Result<(), FssError> {
         check_range(party, keys, &range)?;
+        let Dots { tables, pairs, offsets } = *dots;
         let size = 1usize << keys.n_bits;
         let bad = |what: &'static str, expected: usize, got: usize| FssError::LengthMismatch { what, expected, got };
         if pairs.is_empty() || pairs.len() > MAX_PAIRS {
@@ -474,10 +485,10 @@ impl Expander {
         if avx512_available() {
             // SAFETY: the CPU has AVX-512 F, DQ and VL (checked just above), the only target
             // features the callee enables.
-            unsafe { self.rotated_dots_avx512(party, keys, range, tables, pairs, offsets, out) };
+            unsafe { self.rotated_dots_avx512(party, keys, range, dots, out) };
             return Ok(());
         }
-        self.rotated_dots_body(party, keys, range, tables, pairs, offsets, out);
+        self.rotated_dots_body(party, keys, range, dots, out);
         Ok(())
     }
 
@@ -485,33 +496,28 @@ impl Expander {
     /// vectorises (a leaf's eight points in one register).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512dq,avx512vl")]
-    #[allow(clippy::too_many_arguments)]
     fn rotated_dots_avx512(
         &mut self,
         party: u8,
         keys: &TableKeys<'_>,
         range: Range<usize>,
-        tables: &[&[u64]],
-        pairs: &[(usize, usize)],
-        offsets: &[usize],
+        dots: &Dots<'_>,
         out: &mut [u64],
     ) {
-        self.rotated_dots_body(party, keys, range, tables, pairs, offsets, out);
+        self.rotated_dots_body(party, keys, range, dots, out);
     }
 
     /// The checked arguments of [`Expander::rotated_dots`].
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
     fn rotated_dots_body(
         &mut self,
         party: u8,
         keys: &TableKeys<'_>,
         range: Range<usize>,
-        tables: &[&[u64]],
-        pairs: &[(usize, usize)],
-        offsets: &[usize],
+        dots: &Dots<'_>,
         out: &mut [u64],
     ) {
+        let Dots { tables, pairs, offsets } = *dots;
         const POINTS: usize = 1 << LEAF_LEVELS;
         let points = 1usize << leaf_levels(keys.n_bits);
         let lw = leaf_words(keys.n_bits, keys.words);
@@ -730,9 +736,16 @@ mod tests {
             let offsets: Vec<usize> = (0..count - 3).map(|_| rng.next_u64() as usize % size).collect();
             let mut out = vec![0u64; offsets.len() * pairs.len()];
             let mut exp = Expander::default();
-            exp.rotated_dots(1, &keys, 3..count, &refs, &pairs, &offsets, &mut out).unwrap();
+            exp.rotated_dots(1, &keys, 3..count, &Dots { tables: &refs, pairs: &pairs, offsets: &offsets }, &mut out)
+                .unwrap();
             let mut portable = vec![0u64; out.len()];
-            exp.rotated_dots_body(1, &keys, 3..count, &refs, &pairs, &offsets, &mut portable);
+            exp.rotated_dots_body(
+                1,
+                &keys,
+                3..count,
+                &Dots { tables: &refs, pairs: &pairs, offsets: &offsets },
+                &mut portable,
+            );
             assert_eq!(portable, out, "the portable path agrees with the dispatched one");
             let per = eval_len(n, w);
             let mut all = vec![0u64; count * per];
@@ -746,8 +759,22 @@ mod tests {
             }
             let mut bad = offsets.clone();
             bad[0] = size + 1;
-            assert!(exp.rotated_dots(1, &keys, 3..count, &refs, &pairs, &bad, &mut out).is_err(), "past the table");
-            assert!(exp.rotated_dots(1, &keys, 3..count, &refs, &[(3, 0)], &offsets, &mut out).is_err(), "no table 3");
+            assert!(
+                exp.rotated_dots(1, &keys, 3..count, &Dots { tables: &refs, pairs: &pairs, offsets: &bad }, &mut out)
+                    .is_err(),
+                "past the table"
+            );
+            assert!(
+                exp.rotated_dots(
+                    1,
+                    &keys,
+                    3..count,
+                    &Dots { tables: &refs, pairs: &[(3, 0)], offsets: &offsets },
+                    &mut out
+                )
+                .is_err(),
+                "no table 3"
+            );
         }
     }
 

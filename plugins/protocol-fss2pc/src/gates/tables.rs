@@ -9,7 +9,7 @@
 //! `2^n − 1 − (ĵ mod 2^n)`, which [`crate::fss::table::Expander::rotated_dots`] folds into its
 //! expansion.
 
-use crate::fss::table::{Expander, TableKeys};
+use crate::fss::table::{Dots, Expander, TableKeys};
 use mpcflow_sdk::{Error, Result};
 
 /// `T` reversed and doubled: entry `c + x` is `T[(ĵ − x) mod len]` for `c = len − 1 − ĵ mod len`
@@ -49,7 +49,13 @@ pub fn rotated_sums(
     let work = |first: usize, part: &mut [u64]| -> Result<()> {
         let count = part.len() / np;
         Expander::default()
-            .rotated_dots(party, keys, first..first + count, tables, pairs, &offsets[first..first + count], part)
+            .rotated_dots(
+                party,
+                keys,
+                first..first + count,
+                &Dots { tables, pairs, offsets: &offsets[first..first + count] },
+                part,
+            )
             .map_err(|e| Error::Material(format!("lookup keys: {e}")))
     };
     // Each part in its own cell, so a part whose thread cannot be started runs here instead.
