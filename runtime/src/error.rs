@@ -179,6 +179,11 @@ impl Error {
             // A wait for a peer's message: our own words, with names from the plan and the
             // timeout (built by the mailbox), so it may cross and name the stalled peer.
             Error::Transport { message, .. } if message.starts_with("timed out: message from ") => message.clone(),
+            // A send to a peer that failed (the scheduler writes `sending to NAME: …` with the
+            // plan's name): the peer is named, the transport's own words stay here.
+            Error::Transport { message, .. } if sent_to(message).is_some() => {
+                format!("its channel to {} failed", sent_to(message).unwrap_or_default())
+            }
             Error::Transport { .. } => "a channel failed or a wait timed out; its own log says which".into(),
             Error::PeerFailed { peer, reason, .. } => format!("{peer} failed: {reason}"),
             // Each side finds the same disagreement itself and reports it in full.
@@ -189,6 +194,16 @@ impl Error {
         }
     }
 }
+
+/// The peer of a failed send, from the scheduler's `sending to NAME: …` message.
+fn sent_to(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix(SENDING_TO)?;
+    let (name, _) = rest.split_once(": ")?;
+    (!name.is_empty() && !name.contains(['/', '\\', ' '])).then_some(name)
+}
+
+/// How the scheduler starts the message of a failed send to a peer (see [`Error::peer_reason`]).
+pub const SENDING_TO: &str = "sending to ";
 
 /// The distinct sites of `problems`, named as the plan names them (at most eight).
 fn sites(problems: &[Problem]) -> String {
@@ -243,6 +258,12 @@ mod tests {
         assert!(wait.peer_reason().contains("message from bob for node `s3`"), "{}", wait.peer_reason());
         let io = Error::Transport { party: "alice".into(), message: "lost /home/alice/x: broken pipe".into() };
         assert!(!io.peer_reason().contains("/home"), "{}", io.peer_reason());
+        // A failed send names the peer (so everyone reports the first cause), not the OS's words.
+        let send =
+            Error::Transport { party: "alice".into(), message: "sending to bob: broken pipe (os error 32)".into() };
+        assert_eq!(send.peer_reason(), "its channel to bob failed");
+        let odd = Error::Transport { party: "alice".into(), message: "sending to /tmp/x y: broken".into() };
+        assert!(!odd.peer_reason().contains("/tmp"), "{}", odd.peer_reason());
         let node = Error::Node {
             party: "alice".into(),
             node: "e".into(),

@@ -468,7 +468,11 @@ async fn run_node(
                     let frame = Frame::encode_owned(Kind::Msg, id, round, m.payload);
                     shared.link.send(Endpoint::Party(m.peer), frame).map_err(|e| Error::Transport {
                         party: shared.name.clone(),
-                        message: format!("sending to {}: {e}", shared.peer_name(Endpoint::Party(m.peer))),
+                        message: format!(
+                            "{}{}: {e}",
+                            crate::error::SENDING_TO,
+                            shared.peer_name(Endpoint::Party(m.peer))
+                        ),
                     })?;
                 }
                 let mut received = Vec::with_capacity(expect.len());
