@@ -816,6 +816,24 @@ fn lookups_within_their_bounds_at_other_precisions() {
     }
 }
 
+/// `plan` shows each lookup's table (points, domain, step) and how its truncations learn their
+/// borrows, which the network profile decides.
+#[test]
+fn plan_shows_each_lookups_table_and_truncations() {
+    let form = |op: Op, network: Network| {
+        let cfg = SessionConfig { protocol: Some("fss2pc".into()), network, ..Default::default() };
+        let g = one(op, vec![4000], DType::Fixed);
+        let p = Session::from_graph(g, mpcflow::builtins()).with_config(cfg).plan(Default::default()).unwrap();
+        p.nodes.iter().find(|n| n.desc.name == "y").map(|n| n.cost.form.clone()).unwrap()
+    };
+    let exp = form(Op::Exp, Network::Wan);
+    assert!(exp.starts_with("table of 256 quadratic pieces on [-16, 8], step 2^-3"), "{exp}");
+    assert!(exp.ends_with("truncations by DCF"), "{exp}");
+    let gelu = form(Op::Gelu, Network::Local);
+    assert!(gelu.starts_with("table of 256 quadratic pieces on [-8, 7.9375], step 2^-4"), "{gelu}");
+    assert!(gelu.ends_with("truncations open their borrows"), "{gelu}");
+}
+
 /// A lookup of a single element (one key, one thread, a partial leaf group).
 #[test]
 fn a_lookup_of_one_element() {

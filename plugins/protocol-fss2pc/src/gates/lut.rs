@@ -235,8 +235,9 @@ pub fn cost(node: &NodeDesc, func: Func) -> Cost {
     c.online_bytes = vec![online_bytes(func, &truncs, n); 2];
     let d = func.domain();
     let step = |p: u32| format!("2^-{p}");
+    let borrows = if truncs.bit() { "truncations open their borrows" } else { "truncations by DCF" };
     c.form = format!(
-        "table of {} quadratic pieces on [{}, {}], step {}, clip in two rounds",
+        "table of {} quadratic pieces on [{}, {}], step {}, clip in two rounds, {borrows}",
         1u32 << M,
         d.lo,
         d.hi,
