@@ -396,19 +396,16 @@ impl<'a> Shares<'a> {
     /// [`Shares::keys`] for keys kept after this reader is gone (for a later round): they point
     /// into the shared material buffer (see [`Shares::shared`]), or are copied when it is not.
     pub fn kept_keys(&mut self, n: usize, bits: u32, what: &str) -> Result<DcfKeyBatch<'static>> {
-        let b = self.reader.take(DcfKey::serialized_len(bits) * n, what)?;
         let err = |e: crate::fss::FssError| Error::Material(format!("{what}: {e}"));
-        if let Some(owner) = &self.owner {
-            // Where `b` starts in the owner's buffer (it is a subslice of it: `reader` reads it;
-            // the bounds-checked `get` confirms that rather than assume it).
-            let start = (b.as_ptr() as usize).wrapping_sub(owner.as_ptr() as usize);
-            let range = start..start.saturating_add(b.len());
-            if owner.get(range.clone()).is_some_and(|s| std::ptr::eq(s.as_ptr(), b.as_ptr())) {
-                let buffer: std::sync::Arc<dyn AsRef<[u8]> + Send + Sync> = owner.clone();
-                return DcfKeyBatch::from_shared(buffer, range, n, bits).map_err(err);
-            }
-        }
-        Ok(DcfKeyBatch::from_bytes(b, n, bits).map_err(err)?.into_owned())
+        let (buffer, range): (std::sync::Arc<dyn AsRef<[u8]> + Send + Sync>, _) =
+            match self.kept_bytes(DcfKey::serialized_len(bits) * n, what)? {
+                KeptBytes::Shared(owner, range) => (owner, range),
+                KeptBytes::Owned(v) => {
+                    let len = v.len();
+                    (std::sync::Arc::new(crate::pool::Recycled::new(v)), 0..len)
+                }
+            };
+        DcfKeyBatch::from_shared(buffer, range, n, bits).map_err(err)
     }
 
     /// This party's XOR shares of `n` bits (0 or 1 each).
@@ -424,6 +421,8 @@ impl<'a> Shares<'a> {
     fn kept_bytes(&mut self, len: usize, what: &str) -> Result<KeptBytes> {
         let b = self.reader.take(len, what)?;
         if let Some(owner) = &self.owner {
+            // Where `b` starts in the owner's buffer (it is a subslice of it: `reader` reads it;
+            // the bounds-checked `get` confirms that rather than assume it).
             let start = (b.as_ptr() as usize).wrapping_sub(owner.as_ptr() as usize);
             let range = start..start.saturating_add(b.len());
             if owner.get(range.clone()).is_some_and(|s| std::ptr::eq(s.as_ptr(), b.as_ptr())) {
