@@ -63,11 +63,11 @@
 //! key, 44 for the table key, and the truncations'.
 
 use super::trunc::{self, Borrow, Truncation};
-use super::{open, tables};
+use super::{open, tables, thresholds};
 use crate::accel::Accel;
 use crate::fss::SeedRng;
 use crate::fss::table::TableKeys;
-use crate::material::{KeptTable, Shares, Split, Tag, bits_len, draw, draw_bits, halftree_len, split_len, table_len};
+use crate::material::{KeptTable, Shares, Split, Tag, bits_len, draw, split_len, table_len};
 use crate::wire;
 use mpcflow_ring::kernels::eval_op;
 use mpcflow_sdk::protocol::{Cost, Message, NodeDesc, NodeEval, NodeValue, Step};
@@ -83,9 +83,6 @@ pub const M: u32 = 8;
 
 /// Payload words of the table key: `1`, `r_δ`, `r_δ²`.
 const WORDS: u32 = 3;
-
-/// Bits of the compared values: the whole ring.
-const COMPARE_BITS: u32 = 64;
 
 /// The truncations of the gate: `j` (by `t`), `k` (by `s = t − q`, when `q < t`) and the last one
 /// (by `2q`). All are in the products' half range: for inputs in the gate's range (`|x| < 2^62`,
@@ -206,23 +203,19 @@ fn online_bytes(func: Func, truncs: &Truncs, n: usize) -> u64 {
     let clip = if func == Func::Gelu { 2 } else { 1 };
     let split = if truncs.k.is_some() { 2 } else { 1 };
     let borrows = if truncs.bit() { bits_len(split * n) + bits_len(n) } else { 0 };
-    bits_len(func.compares() * n) + 8 * n as u64 * (clip + split as u64 + 2) + borrows
+    thresholds::online_len(n, func.compares()) + 8 * n as u64 * (clip + split as u64 + 2) + borrows
 }
 
 /// Material bytes of party 0 and party 1 for `n` elements: see [`deal`].
 fn material_len(func: Func, n: usize, truncs: &Truncs) -> [u64; 2] {
-    let k = func.compares() as u64;
-    let keys = halftree_len(n, COMPARE_BITS - 1) + table_len(n, M, WORDS);
-    // Party 1's explicit shares: ρ and ρ·r per comparison, the clip's output mask (and
-    // relu(x)'s), the lookup's output mask; and the comparison bits.
-    let words = 2 * k + (k - 1) + 1;
+    let k = func.compares();
+    // The comparisons' part; party 1's explicit shares of the clip's output mask (and
+    // relu(x)'s) and of the lookup's output mask; the table keys.
+    let [c0, c1] = thresholds::material_len(n, k, 1);
     let [h0, h1] = split_len(n, 0, 0);
-    let [p0, p1] = split_len(n, words as usize, 0).map(|p| p + keys);
+    let [p0, p1] = split_len(n, k, 0).map(|p| p + table_len(n, M, WORDS));
     // Each truncation's own part (its material less the header and seed).
-    truncs
-        .all()
-        .map(|t| t.material(n, 0))
-        .fold([p0, p1 + k * bits_len(n)], |[a, b], [t0, t1]| [a + t0 - h0, b + t1 - h1])
+    truncs.all().map(|t| t.material(n, 0)).fold([p0 + c0, p1 + c1], |[a, b], [t0, t1]| [a + t0 - h0, b + t1 - h1])
 }
 
 /// The cost of looking `func` up on every element of `node`'s output.
@@ -268,17 +261,10 @@ pub fn deal(
     let fp = node.fixed_point;
     let (_, q) = split_bits(func, fp);
     let truncs = truncations(node, func);
-    let top = COMPARE_BITS - 1;
-    let low = (1u64 << top) - 1;
     let mut split = Split::new(Tag::Lut, rng, open::sizes(&cost(node, func)), threads);
-    // Rounds 1 and 2: per comparison ρ, ρ·r and the bits r₆₃ ⊕ ρ; the clip's output masks; one
-    // half-tree key for all comparisons (they share the mask r).
-    for _ in 0..func.compares() {
-        let rho = draw_bits(rng, n);
-        split.share(&rho);
-        split.share(&rho.iter().zip(r).map(|(b, r)| b.wrapping_mul(*r)).collect::<Vec<_>>());
-        split.share_bits(&r.iter().zip(&rho).map(|(r, b)| (((r >> top) ^ b) & 1) as u8).collect::<Vec<_>>());
-    }
+    // Rounds 1 and 2: the comparisons (one half-tree key, ρ·r for the clip's products); the
+    // clip's output masks.
+    thresholds::deal(&mut split, r, func.compares(), &[r], rng)?;
     let r_w = draw(rng, n);
     split.share(&r_w);
     let r_g = if func == Func::Gelu {
@@ -288,7 +274,6 @@ pub fn deal(
     } else {
         Vec::new()
     };
-    split.halftree_keys(&r.iter().map(|r| r & low).collect::<Vec<_>>(), top, rng)?;
     // Round 3: j = ⌊w / 2^t⌋ (and ⌊w / 2^s⌋); the remainder's mask.
     let r_j = trunc::deal_product(&mut split, &r_w, truncs.j, rng)?;
     let r_k = match truncs.k {
@@ -371,8 +356,8 @@ fn lookup_shares(
 
 /// A party's material of one lookup node, read in the first round.
 struct Material {
-    /// Per comparison: shares of ρ and ρ·r.
-    rho: Vec<(Vec<u64>, Vec<u64>)>,
+    /// Shares of each comparison's ρ and ρ·r.
+    rho: thresholds::Masks,
     r_w: Vec<u64>,
     r_g: Vec<u64>,
     trunc_j: trunc::TruncShares,
@@ -463,20 +448,12 @@ impl LutEval {
         let fp = self.node.fixed_point;
         let truncs = truncations(&self.node, self.func);
         let party = self.me.0;
-        let top = COMPARE_BITS - 1;
         // Shared: the keys kept for later rounds point into it instead of being copied.
         let material = std::sync::Arc::new(crate::pool::Recycled::new(std::mem::take(&mut self.material)));
         let mut sh = Shares::shared(&material, Tag::Lut, party)?.with_accel(self.accel.clone());
-        let k = self.func.compares();
-        let mut rho = Vec::with_capacity(k);
-        let mut masks = Vec::with_capacity(k);
-        for _ in 0..k {
-            rho.push((sh.share(n, "comparison mask bit")?, sh.share(n, "comparison mask product")?));
-            masks.push(sh.bits(n, "comparison mask bits")?);
-        }
+        let (rho, bits) = thresholds::evaluate(&mut sh, party, &self.xhat, &offsets(self.func, fp), 1)?;
         let r_w = sh.share(n, "clip mask")?;
         let r_g = if self.func == Func::Gelu { sh.share(n, "relu mask")? } else { Vec::new() };
-        let keys = sh.halftree_keys(n, top, "comparison keys")?;
         let trunc_j = trunc::read_product(&mut sh, n, truncs.j)?;
         let trunc_k = match truncs.k {
             Some(tk) => Some(trunc::read_product(&mut sh, n, tk)?),
@@ -485,15 +462,6 @@ impl LutEval {
         let r_z = sh.share(n, "lookup output mask")?;
         let table_keys = sh.kept_table_keys(n, M, WORDS, "lookup keys")?;
         let trunc_z = trunc::read_product(&mut sh, n, truncs.z)?;
-        let own = u8::from(party == 0);
-        let mut bits = Vec::with_capacity(k * n);
-        let mut c = vec![0u8; n];
-        for (offset, w) in offsets(self.func, fp).into_iter().zip(&masks) {
-            let v: Vec<u64> = self.xhat.iter().map(|x| x.wrapping_sub(offset).wrapping_add(1 << top)).collect();
-            let low: Vec<u64> = v.iter().map(|v| v & ((1 << top) - 1)).collect();
-            sh.accel().halftree(&keys, &low, &mut c)?;
-            bits.extend((0..n).map(|i| c[i] ^ w[i] ^ (own & ((v[i] >> top) as u8 & 1))));
-        }
         sh.finish()?;
         self.m = Some(Material { rho, r_w, r_g, trunc_j, trunc_k, r_z, keys: table_keys, trunc_z });
         Ok(bits)
@@ -511,7 +479,7 @@ impl LutEval {
         let relu = |k: usize, i: usize| {
             let b = u64::from(bhat[k * n + i]);
             let d = xhat[i].wrapping_sub(offsets[k]);
-            let (rho, rho_r) = (&m.rho[k].0, &m.rho[k].1);
+            let (rho, rho_r) = m.rho.row(k, 0);
             own.wrapping_mul(b.wrapping_mul(d))
                 .wrapping_add(1u64.wrapping_sub(2 * b).wrapping_mul(d.wrapping_mul(rho[i]).wrapping_sub(rho_r[i])))
                 .wrapping_sub(b.wrapping_mul(xshare[i]))

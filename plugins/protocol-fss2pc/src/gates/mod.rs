@@ -11,7 +11,7 @@
 //! | sign | gt, ge, lt, le | 1, or 2 (see below) | 8n, or 8n + n/8 |
 //! | relu | relu | 1, or 2 | 8n, or 8n + n/8 |
 //! | lookup | exp, sigmoid, tanh, gelu (clip, then quadratic pieces from a 256-point table, see [`lut`]) | 5, or 7 with the truncations' borrows opened as bits | n/4 + 32n (gelu 3n/8 + 40n); +8n where the split takes two truncations (f > 18 for exp, > 22 for sigmoid, > 23 for tanh and gelu); with bit borrows + n/8 per truncation |
-//! | root | reciprocal, rsqrt, sqrt (leading bit, normalisation, mantissa table, rescaling, see [`root`]) | 7 | at f = 16: reciprocal 616n, rsqrt 472n, sqrt 552n |
+//! | root | reciprocal, rsqrt, sqrt (leading bit, normalisation, mantissa table, rescaling, see [`root`]) | 7 | 64n + one bit per leading-bit comparison (at f = 16: reciprocal 73n, rsqrt 71n, sqrt 72n) |
 //!
 //! `n` is the number of output elements. Composite ops are lowered (see [`crate::lowering`]).
 //!
@@ -38,6 +38,7 @@ pub mod scale;
 pub mod select;
 pub mod sign;
 pub mod tables;
+pub mod thresholds;
 pub mod trunc;
 
 use crate::accel::Accel;

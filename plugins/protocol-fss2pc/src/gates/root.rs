@@ -5,15 +5,19 @@
 //! With `X` the input word (`x·2^f`), `L` its leading-bit position and `μ = X / 2^L ∈ [1, 2)`,
 //! each function is `y = G(μ) · 2^(e(L))` in words: reciprocal `μ^-1·2^(2f−L)`, rsqrt
 //! `μ^(-1/2)·2^(1.5f−L/2)`, sqrt `μ^(1/2)·2^((f+L)/2)`. Seven rounds:
-//! 1. **Leading bit.** `b_k = [X ≥ 2^k]` for `k < kk` with the sign gate on `X − 2^k` (a
-//!    public offset keeps the mask): one 63-bit DCF per comparison, one opening of `kk` masked
-//!    bits. `kk` = 2 + the last position whose output can reach half an ulp (capped at 62):
+//! 1. **Leading bit.** `b_k = [X ≥ 2^k]` for `k < kk`, all from one half-tree key evaluated at
+//!    `X − 2^k` (a public offset keeps the mask, see [`super::thresholds`]), each bit opened
+//!    under its own random bit `ρ_k`: one round of `kk` bits. `kk` = 2 + the last position whose output can reach half an ulp (capped at 62):
 //!    at `f = 16`, 35 for reciprocal, 52 for rsqrt, 62 for sqrt; a leading bit above lands on
-//!    position `kk − 1`, whose rescaling coefficient is 0. For reciprocal also `[−X ≥ 2^k]`
-//!    (`2·kk` DCFs), so negative inputs are handled through `|X|` and the sign `[X ≤ −1]`. The one-hot `o_k = b_k − b_{k+1}` and every quantity below
-//!    that is `Σ_k o_k·h(k)` for a public `h` is a *linear* function of the opened bits.
-//! 2. **Normalise** exactly: `M = X · Σ_k ±o_k·2^(62−k) = |X|·2^(62−L) ∈ [2^62, 2^63)`, a
-//!    product of two secrets (the bilinear gate's correlation), one opening.
+//!    position `kk − 1`, whose rescaling coefficient is 0. For reciprocal also `[−X ≥ 2^k] = 1 − [X ≥ 1 − 2^k]`
+//!    (`2·kk` points of the same key), so negative inputs are handled through `|X|` and the
+//!    sign `[X ≤ −1]`. The one-hot `o_k = b_k − b_{k+1}` and every quantity below that is
+//!    `Σ_k o_k·h(k)` for a public `h` is a *linear* function of the bits, whose shares are
+//!    linear in the shares of `ρ_k` once `b̂_k` is open; a product of such a quantity with a
+//!    masked value needs only the dealt shares of `ρ_k·r` (no multiplication of secrets).
+//! 2. **Normalise** exactly: `M = X · Σ_k ±o_k·2^(62−k) = |X|·2^(62−L) ∈ [2^62, 2^63)` from the
+//!    shares of `ρ_k·r` (`r` the mask of `X`), opened; the table's class bit is opened in the
+//!    same round under a mask of its own.
 //! 3. **Split** `M` by two exact floor truncations (DCF, one round): the table index
 //!    `j = ⌊M / 2^(62−m)⌋ ∈ [2^m, 2^(m+1))` and `u = ⌊M / 2^(62−m−d)⌋`, so the remainder is
 //!    `δ = u − j·2^d ∈ [0, 2^d)` (`m` = [`M_BITS`], `d` = [`D_BITS`]).
@@ -22,11 +26,11 @@
 //!    `z = T0·2^d + T1·δ ≈ 2^(Q+d)·G(μ)·2^φ`. The class bit is the sign for reciprocal and the
 //!    parity of `L`'s half exponent for rsqrt and sqrt (`φ = 1/2`: the table row holds `√2·G`).
 //! 5. **Truncate** `z` by `d` (exact, rounding): `R ≈ 2^Q·G(μ)·2^φ`.
-//! 6. **Rescale**: `R · E` with `E = Σ_k o_k·2^(c_k)`, `c_k = ⌊e(k)⌋ − min ⌊e⌋` (a product of
-//!    two secrets, one opening), exponents `k` whose output is below half an ulp for every
+//! 6. **Rescale**: `R · E` with `E = Σ_k o_k·2^(c_k)`, `c_k = ⌊e(k)⌋ − min ⌊e⌋` (from the
+//!    shares of `ρ_k·r_R`, `r_R` the mask of `R`; one opening), exponents `k` whose output is below half an ulp for every
 //!    `X` in `[2^k, 2^(k+1))` get `c_k`'s coefficient 0.
-//! 7. **Truncate** by `S = Q − min ⌊e⌋` (exact, rounding half up), then add
-//!    `V·(1 − b_0)`: the saturated value `ref` gives where all bits are zero (`X ≤ 0`;
+//! 7. **Truncate** by `S = Q − min ⌊e⌋` (exact, rounding half up), adding
+//!    `V·(1 − b_0)` to the opened value: the saturated value `ref` gives where all bits are zero (`X ≤ 0`;
 //!    reciprocal: `X = 0`), `V = i64::MAX` for reciprocal and rsqrt and 0 for sqrt.
 //!
 //! `Q` is as large as the 63-bit budget of step 6 allows: `Q = min(40, 61 − (max ⌊e⌋ − min ⌊e⌋))`,
@@ -39,16 +43,16 @@
 //! within the bound. Valid for `|X| < 2^62` (`|x| < 2^(62−f)`) and `1 ≤ f ≤ 24` with `Q ≥ 16`
 //! (reciprocal: `f ≤ 22`), which the planner checks.
 //!
-//! Costs per element: 7 rounds; online bytes `8·g·kk + 56` per party (`g` = 2 for reciprocal,
-//! else 1; at `f = 16`: reciprocal 616, rsqrt 472, sqrt 552); material in [`material_len`]
-//! (dominated by the `g·kk` comparison keys: about 117 KiB for reciprocal, 90 KiB for rsqrt,
-//! 105 KiB for sqrt per element and party at `f = 16`).
+//! Costs per element: 7 rounds; online bytes `g·kk/8 + 64` per party (`g` = 2 for reciprocal,
+//! else 1; at `f = 16`: reciprocal 73, rsqrt 71, sqrt 72); material in [`material_len`]: one
+//! 928-byte half-tree key, three words and a bit per comparison, a 12-bit table key and the
+//! four truncations' DCF keys, which are most of it: at `f = 16` about 12 KiB per element for
+//! party 1 and 10.5 KiB for party 0 (it was 90 to 117 KiB with one DCF per comparison).
 
-use super::{sign, tables, trunc};
+use super::{tables, thresholds, trunc};
 use crate::accel::Accel;
 use crate::fss::SeedRng;
-use crate::fss::table;
-use crate::material::{KeptTable, Shares, Split, Tag, dcf_len, split_len};
+use crate::material::{KeptTable, Shares, Split, Tag, draw, split_len, table_len};
 use crate::wire;
 use mpcflow_sdk::protocol::{Cost, Message, NodeDesc, NodeEval, NodeValue, Step};
 use mpcflow_sdk::{DType, Error, Op, PartyId, Result};
@@ -250,44 +254,33 @@ fn mantissa_tables(func: Func, p: &Params) -> (Vec<u64>, Vec<u64>) {
     (t0, t1)
 }
 
-/// Party 1's words and the key bytes per element.
-fn layout(func: Func, p: &Params) -> (usize, u64) {
-    let cmp = func.groups() * p.kk;
-    let words = 2 * cmp + 11;
-    let keys = cmp as u64 * dcf_len(63)
-        + trunc::key_len(T_BITS, trunc::Range::Full)
-        + trunc::key_len(T_BITS - D_BITS, trunc::Range::Full)
-        + table::key_bytes(B_BITS, 2) as u64
-        + trunc::key_len(D_BITS, trunc::Range::Full)
-        + trunc::key_len(p.s, trunc::Range::Full);
-    (words, keys)
+/// The truncations' bits: the table index, the remainder, the mantissa, the output.
+fn truncation_bits(p: &Params) -> [u32; 4] {
+    [T_BITS, T_BITS - D_BITS, D_BITS, p.s]
 }
 
-/// Online bytes per element and party at `f` fractional bits.
-pub fn online_bytes(func: Func, f: u32) -> u64 {
-    params(func, f).map_or(0, |p| 8 * (func.groups() * p.kk) as u64 + 56)
+/// Online bytes each party sends for `n` elements at `f` fractional bits: the comparison
+/// bits, then one word per round (two in the second, the normalised value and the class, and
+/// two in the third, the index and the remainder).
+pub fn online_bytes(func: Func, n: usize, f: u32) -> u64 {
+    params(func, f).map_or(0, |p| thresholds::online_len(n, func.groups() * p.kk) + 64 * n as u64)
 }
 
 /// Material bytes for `n` elements at `f` fractional bits: `[party 0, party 1]`.
 pub fn material_len(func: Func, n: usize, f: u32) -> [u64; 2] {
-    match params(func, f) {
-        Some(p) => {
-            let (words, keys) = layout(func, &p);
-            // The table keys come as one batch, with its header.
-            let header = (table::batch_len(n, B_BITS, 2) - n * table::key_bytes(B_BITS, 2)) as u64;
-            split_len(n, words, keys).map(|b| b + header)
-        }
-        None => [0, 0],
-    }
+    let Some(p) = params(func, f) else { return [0, 0] };
+    // The comparisons with `ρ·r` and `ρ·r_R`; the class, normalisation, lookup and rescaling
+    // masks; the truncations (words and DCF keys); the table keys.
+    let [c0, c1] = thresholds::material_len(n, func.groups() * p.kk, 2);
+    let truncs: usize = truncation_bits(&p).iter().map(|b| trunc::words(*b, trunc::Range::Full)).sum();
+    let keys: u64 = truncation_bits(&p).iter().map(|b| trunc::key_len(*b, trunc::Range::Full)).sum();
+    let [s0, s1] = split_len(n, 4 + truncs, keys);
+    let table = table_len(n, B_BITS, 2);
+    [s0 + table + c0, s1 + table + c1]
 }
 
 fn params_of(func: Func, node: &NodeDesc) -> Result<Params> {
     params(func, node.fixed_point.frac_bits).ok_or_else(|| Error::internal("root gate parameters"))
-}
-
-/// Elementwise `a·b`.
-fn mul(a: &[u64], b: &[u64]) -> Vec<u64> {
-    a.iter().zip(b).map(|(x, y)| x.wrapping_mul(*y)).collect()
 }
 
 /// Elementwise `c·a`.
@@ -295,22 +288,30 @@ fn scale(c: u64, a: &[u64]) -> Vec<u64> {
     a.iter().map(|x| x.wrapping_mul(c)).collect()
 }
 
-/// The masked values the comparisons see: `±x̂ − 2^k`, rows `g·kk + k`.
-fn offsets(groups: usize, kk: usize, xhat: &[u64]) -> Vec<u64> {
-    let mut out = Vec::with_capacity(groups * kk * xhat.len());
-    for g in 0..groups {
-        for k in 0..kk {
-            let p = 1u64 << k;
-            out.extend(xhat.iter().map(|x| if g == 0 { x.wrapping_sub(p) } else { x.wrapping_neg().wrapping_sub(p) }));
+/// The comparisons' thresholds, rows `g·kk + k`: `2^k` (`[X ≥ 2^k]`), and for the second group
+/// `1 − 2^k` (`[X ≥ 1 − 2^k]`, whose complement is `[−X ≥ 2^k]`: see [`flip_negated`]).
+fn thresholds_of(groups: usize, kk: usize) -> Vec<u64> {
+    (0..groups).flat_map(|g| (0..kk).map(move |k| if g == 0 { 1u64 << k } else { 1u64.wrapping_sub(1 << k) })).collect()
+}
+
+/// Turns the opened bits of the second group's rows into their complements: with `b̂` flipped,
+/// `b̂ + (1 − 2b̂)·ρ` is `1 − b`, so every share formula of [`thresholds::Masks`] then gives
+/// `[−X ≥ 2^k]`.
+fn flip_negated(bhat: &mut [u8], groups: usize, kk: usize, n: usize) {
+    if groups > 1 {
+        for b in &mut bhat[kk * n..] {
+            *b ^= 1;
         }
     }
-    out
 }
 
 /// The cost of `func` on every element of `node`'s output.
 pub fn cost(node: &NodeDesc, func: Func) -> Cost {
     let f = node.fixed_point.frac_bits;
-    super::open::cost_per_element(node, ROUNDS, online_bytes(func, f), material_len(func, node.output.numel(), f))
+    let n = node.output.numel();
+    let mut c = super::open::cost_per_element(node, ROUNDS, 0, material_len(func, n, f));
+    c.online_bytes = vec![online_bytes(func, n, f); 2];
+    c
 }
 
 /// Dealer: the material of the gate on a value with mask `r`; returns the output mask.
@@ -323,28 +324,20 @@ pub fn deal(
 ) -> Result<(Vec<Vec<u8>>, Vec<u64>)> {
     let n = r.len();
     let p = params_of(func, node)?;
-    let cb = combos(func, &p);
     let mut split = Split::new(Tag::Root, rng, super::open::sizes(&cost(node, func)), threads);
-    // 1. Comparisons: masks r (for X − 2^k) and −r (for −X − 2^k).
-    let neg: Vec<u64> = r.iter().map(|v| v.wrapping_neg()).collect();
-    let mut rr = Vec::with_capacity(func.groups() * p.kk * n);
-    for g in 0..func.groups() {
-        for _ in 0..p.kk {
-            rr.extend_from_slice(if g == 0 { r } else { &neg });
-        }
-    }
-    let rb = sign::deal_sign(&mut split, &rr, 64, rng)?;
-    // 2. Normalisation product.
-    let r_p = cb.norm.apply(&rb, n, false);
-    let r_m = crate::material::draw(rng, n);
-    split.share(&wire::add(&mul(r, &r_p), &r_m));
+    // 1. Comparisons, with ρ·r for the normalisation product.
+    let rhos = thresholds::deal(&mut split, r, func.groups() * p.kk, &[r], rng)?;
+    // 2. The class's and the normalised value's masks.
+    let r_c = draw(rng, n);
+    split.share(&r_c);
+    let r_m = draw(rng, n);
+    split.share(&r_m);
     // 3. Index and remainder.
     let r_j = trunc::deal(&mut split, &r_m, T_BITS, trunc::Range::Full, rng)?;
     let r_u = trunc::deal(&mut split, &r_m, T_BITS - D_BITS, trunc::Range::Full, rng)?;
     let r_d: Vec<u64> = r_u.iter().zip(&r_j).map(|(u, j)| u.wrapping_sub(j.wrapping_shl(D_BITS))).collect();
     // 4. Lookup.
-    let r_c = cb.class.apply(&rb, n, false);
-    let r_z = crate::material::draw(rng, n);
+    let r_z = draw(rng, n);
     split.share(&r_z);
     let low = (1u64 << B_BITS) - 1;
     let alphas: Vec<u64> =
@@ -353,25 +346,27 @@ pub fn deal(
     split.table_keys(&alphas, &betas, B_BITS, 2, rng)?;
     // 5. R = round(z / 2^d).
     let r_r = trunc::deal(&mut split, &r_z, D_BITS, trunc::Range::Full, rng)?;
-    // 6. Rescaling product.
-    let r_e = cb.exp.apply(&rb, n, false);
-    let r_w = crate::material::draw(rng, n);
-    split.share(&wire::add(&mul(&r_r, &r_e), &r_w));
-    // 7. Final truncation, plus the saturated value where every bit is 0.
+    // 6. Rescaling product: ρ·r_R.
+    thresholds::deal_products(&mut split, &rhos, &r_r);
+    let r_w = draw(rng, n);
+    split.share(&r_w);
+    // 7. Final truncation (the saturated value is added to what it opens).
     let r_y = trunc::deal(&mut split, &r_w, p.s, trunc::Range::Full, rng)?;
-    let r_zero = cb.zero.apply(&rb, n, false);
-    Ok((split.finish(), wire::add(&r_y, &scale(func.saturated(), &r_zero))))
+    Ok((split.finish(), r_y))
 }
 
 /// One party's material, read in the order [`deal`] wrote it.
 struct Material {
-    c_m: Vec<u64>,
+    /// Shares of each comparison's ρ, ρ·r and ρ·r_R.
+    masks: thresholds::Masks,
+    r_c: Vec<u64>,
+    r_m: Vec<u64>,
     tj: trunc::TruncShares,
     tu: trunc::TruncShares,
     r_z: Vec<u64>,
     keys: KeptTable,
     tr: trunc::TruncShares,
-    c_w: Vec<u64>,
+    r_w: Vec<u64>,
     ty: trunc::TruncShares,
 }
 
@@ -400,8 +395,12 @@ pub struct RootEval {
     state: State,
     mine: Vec<u64>,
     m: Option<Material>,
-    bhat: Vec<u64>,
+    /// This party's shares of the masked comparison bits, then the opened bits (round 1).
+    bhat: Vec<u8>,
+    /// This party's shares of the comparison bits.
     bshare: Vec<u64>,
+    /// The opened class.
+    chat: Vec<u64>,
 }
 
 impl RootEval {
@@ -432,6 +431,7 @@ impl RootEval {
             m: None,
             bhat: vec![],
             bshare: vec![],
+            chat: vec![],
         })
     }
 
@@ -444,18 +444,38 @@ impl RootEval {
         self.m.as_ref().ok_or_else(|| Error::internal("root gate material"))
     }
 
-    /// This party's share of `x·y + r_out` from masked `x̂`, `ŷ`, mask shares and `[r_x·r_y + r_out]`.
-    fn product(&self, x: (&[u64], &[u64]), y: (&[u64], &[u64]), c: &[u64]) -> Vec<u64> {
-        let own = u64::from(self.me.0 == 0);
-        (0..c.len())
-            .map(|i| {
-                let (xh, xs, yh, ys) = (x.0[i], x.1[i], y.0[i], y.1[i]);
-                (own.wrapping_mul(xh).wrapping_sub(xs))
-                    .wrapping_mul(yh)
-                    .wrapping_sub(xh.wrapping_mul(ys))
-                    .wrapping_add(c[i])
-            })
+    /// This party's share of `Y·Lin(b) + r_out` for a masked `Y` (public `ŷ`, this party's mask
+    /// share `[r_Y]`), from its shares of `Lin(b)` and of `r_Y·Lin(b)`.
+    fn product(yhat: &[u64], lin: &[u64], masked_lin: &[u64], r_out: &[u64]) -> Vec<u64> {
+        (0..yhat.len())
+            .map(|i| yhat[i].wrapping_mul(lin[i]).wrapping_sub(masked_lin[i]).wrapping_add(r_out[i]))
             .collect()
+    }
+
+    /// Round 1: reads the material and evaluates the comparisons; returns this party's shares
+    /// of the masked bits.
+    fn compare(&mut self) -> Result<Vec<u8>> {
+        let n = self.xhat.len();
+        let party = self.me.0;
+        // Not shared: the keys kept for later rounds are copied out, so the comparison key and
+        // the truncations' keys read now are freed after this round.
+        let material = std::mem::take(&mut self.material);
+        let mut sh = Shares::new(&material, Tag::Root, party)?.with_accel(self.accel.clone());
+        let (groups, kk) = (self.func.groups(), self.params.kk);
+        let (mut masks, bits) = thresholds::evaluate(&mut sh, party, &self.xhat, &thresholds_of(groups, kk), 1)?;
+        let r_c = sh.share(n, "class mask")?;
+        let r_m = sh.share(n, "normalisation mask")?;
+        let tj = trunc::read(&mut sh, n, T_BITS, trunc::Range::Full)?;
+        let tu = trunc::read(&mut sh, n, T_BITS - D_BITS, trunc::Range::Full)?;
+        let r_z = sh.share(n, "lookup output mask")?;
+        let keys = sh.kept_table_keys(n, B_BITS, 2, "lookup keys")?;
+        let tr = trunc::read(&mut sh, n, D_BITS, trunc::Range::Full)?;
+        masks.read_products(&mut sh, n)?;
+        let r_w = sh.share(n, "rescaling mask")?;
+        let ty = trunc::read(&mut sh, n, self.params.s, trunc::Range::Full)?;
+        sh.finish()?;
+        self.m = Some(Material { masks, r_c, r_m, tj, tu, r_z, keys, tr, r_w, ty });
+        Ok(bits)
     }
 }
 
@@ -463,55 +483,47 @@ impl NodeEval for RootEval {
     fn step(&mut self, inbox: Vec<Message>) -> Result<Step> {
         let n = self.xhat.len();
         let party = self.me.0;
-        let recv = |what: &str, mine: &[u64]| super::open::reconstruct(inbox, mine, what);
+        let own = party == 0;
         match self.state {
             State::Start => {
-                // Not shared: the keys kept for later rounds are copied out, so the comparison
-                // keys (most of the material) are freed after this round.
-                let material = std::mem::take(&mut self.material);
-                let mut sh = Shares::new(&material, Tag::Root, party)?.with_accel(self.accel.clone());
-                let dhat = offsets(self.func.groups(), self.params.kk, &self.xhat);
-                let (mine, bshare) = sign::sign_share(party, &dhat, 0, 1, 64, &mut sh)?;
-                self.bshare = bshare;
-                let c_m = sh.share(n, "normalisation correlation")?;
-                let tj = trunc::read(&mut sh, n, T_BITS, trunc::Range::Full)?;
-                let tu = trunc::read(&mut sh, n, T_BITS - D_BITS, trunc::Range::Full)?;
-                let r_z = sh.share(n, "lookup output mask")?;
-                let keys = sh.kept_table_keys(n, B_BITS, 2, "lookup keys")?;
-                let tr = trunc::read(&mut sh, n, D_BITS, trunc::Range::Full)?;
-                let c_w = sh.share(n, "rescaling correlation")?;
-                let ty = trunc::read(&mut sh, n, self.params.s, trunc::Range::Full)?;
-                sh.finish()?;
-                self.m = Some(Material { c_m, tj, tu, r_z, keys, tr, c_w, ty });
+                self.bhat = self.compare()?;
                 self.state = State::Bits;
-                Ok(self.exchange(mine))
+                Ok(super::open::exchange_bits(self.me, &self.bhat))
             }
             State::Bits => {
-                self.bhat = recv("leading-bit comparisons", &self.mine)?;
-                let phat = self.combos.norm.apply(&self.bhat, n, true);
-                let pshare = self.combos.norm.apply(&self.bshare, n, false);
-                let m = self.material()?;
-                let mine = self.product((&self.xhat, &self.xshare), (&phat, &pshare), &m.c_m);
+                let theirs = super::open::receive_bits(inbox, self.bhat.len(), "leading-bit comparisons")?;
+                for (b, t) in self.bhat.iter_mut().zip(&theirs) {
+                    *b ^= t;
+                }
+                flip_negated(&mut self.bhat, self.func.groups(), self.params.kk, n);
+                let m = self.m.as_ref().ok_or_else(|| Error::internal("root gate material"))?;
+                self.bshare = m.masks.bits(party, &self.bhat);
+                let br = m.masks.products(0, &self.bhat, &self.xshare);
+                let pshare = self.combos.norm.apply(&self.bshare, n, own);
+                let rp = self.combos.norm.apply(&br, n, false);
+                let mut mine = Self::product(&self.xhat, &pshare, &rp, &m.r_m);
+                mine.extend(wire::add(&self.combos.class.apply(&self.bshare, n, own), &m.r_c));
                 self.state = State::Normalised;
                 Ok(self.exchange(mine))
             }
             State::Normalised => {
-                let mhat = recv("normalised input", &self.mine)?;
+                let opened = super::open::reconstruct(inbox, &self.mine, "normalised input")?;
+                let (mhat, chat) = opened.split_at(n);
+                self.chat = chat.to_vec();
                 let m = self.material()?;
-                let mut mine = trunc::share_with(party, &mhat, T_BITS, &m.tj, false)?;
-                mine.extend(trunc::share_with(party, &mhat, T_BITS - D_BITS, &m.tu, false)?);
+                let mut mine = trunc::share_with(party, mhat, T_BITS, &m.tj, false)?;
+                mine.extend(trunc::share_with(party, mhat, T_BITS - D_BITS, &m.tu, false)?);
                 self.state = State::Split;
                 Ok(self.exchange(mine))
             }
             State::Split => {
-                let ju = recv("table index", &self.mine)?;
+                let ju = super::open::reconstruct(inbox, &self.mine, "table index")?;
                 let (jhat, uhat) = ju.split_at(n);
-                let chat = self.combos.class.apply(&self.bhat, n, true);
                 let m = self.material()?;
                 let (t0, t1) = mantissa_tables(self.func, &self.params);
                 let (t0, t1) = (tables::reversed_doubled(&t0), tables::reversed_doubled(&t1));
                 let offsets: Vec<usize> = (0..n)
-                    .map(|i| tables::offset(chat[i].wrapping_shl(M_BITS + 1).wrapping_add(jhat[i]), B_BITS))
+                    .map(|i| tables::offset(self.chat[i].wrapping_shl(M_BITS + 1).wrapping_add(jhat[i]), B_BITS))
                     .collect();
                 // (table, payload word): T0·1, T1·1, T1·r_δ; the share of T0·2^d + T1·δ.
                 let pairs = [(0, 0), (1, 0), (1, 1)];
@@ -532,37 +544,40 @@ impl NodeEval for RootEval {
                 Ok(self.exchange(mine))
             }
             State::Looked => {
-                let zhat = recv("interpolated mantissa", &self.mine)?;
+                let zhat = super::open::reconstruct(inbox, &self.mine, "interpolated mantissa")?;
                 let m = self.material()?;
                 let mine = trunc::share(party, &zhat, D_BITS, &m.tr)?;
                 self.state = State::Product;
                 Ok(self.exchange(mine))
             }
             State::Product => {
-                let rhat = recv("mantissa", &self.mine)?;
-                let ehat = self.combos.exp.apply(&self.bhat, n, true);
-                let eshare = self.combos.exp.apply(&self.bshare, n, false);
+                let rhat = super::open::reconstruct(inbox, &self.mine, "mantissa")?;
                 let m = self.material()?;
-                let mine = self.product((&rhat, &m.tr.r_out), (&ehat, &eshare), &m.c_w);
+                let eshare = self.combos.exp.apply(&self.bshare, n, own);
+                let re = self.combos.exp.apply(&m.masks.products(1, &self.bhat, &m.tr.r_out), n, false);
+                let mine = Self::product(&rhat, &eshare, &re, &m.r_w);
                 self.state = State::Rescaled;
                 Ok(self.exchange(mine))
             }
             State::Rescaled => {
-                let what = recv("rescaled value", &self.mine)?;
+                let what = super::open::reconstruct(inbox, &self.mine, "rescaled value")?;
                 let m = self.material()?;
-                let mine = trunc::share(party, &what, self.params.s, &m.ty)?;
+                // The saturated value where every bit is 0 joins the opened output.
+                let zero = self.combos.zero.apply(&self.bshare, n, own);
+                let mine =
+                    wire::add(&trunc::share(party, &what, self.params.s, &m.ty)?, &scale(self.func.saturated(), &zero));
                 self.state = State::Final;
                 Ok(self.exchange(mine))
             }
             State::Final => {
-                let yhat = recv("function value", &self.mine)?;
-                let m = self.material()?;
-                let v = self.func.saturated();
-                let zhat = self.combos.zero.apply(&self.bhat, n, true);
-                let zshare = self.combos.zero.apply(&self.bshare, n, false);
-                let value = wire::add(&yhat, &scale(v, &zhat));
-                let share = wire::add(&m.ty.r_out, &scale(v, &zshare));
-                let out = wire::Masked { shape: self.node.output.shape.clone(), dtype: DType::Fixed, value, share };
+                let value = super::open::reconstruct(inbox, &self.mine, "function value")?;
+                let m = self.m.take().ok_or_else(|| Error::internal("root gate material"))?;
+                let out = wire::Masked {
+                    shape: self.node.output.shape.clone(),
+                    dtype: DType::Fixed,
+                    value,
+                    share: m.ty.r_out,
+                };
                 Ok(Step::Done(NodeValue::Wire(out.into_wire())))
             }
         }
