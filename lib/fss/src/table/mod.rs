@@ -450,9 +450,9 @@ impl Expander {
     /// `y_b(x)` this party's share of payload word `b` at `x`. A table read at offset `c` needs
     /// `c + 2^n` entries (a lookup stores its table reversed and doubled, so the rotation by the
     /// public masked index is a contiguous run). The expansion is folded into the sums group by
-    /// group, never written out whole; on CPUs with AVX-512 the code runs eight words to an
-    /// instruction.
-    #[allow(unsafe_code)]
+    /// group, never written out whole; on CPUs with AVX-512 and VAES a kernel ([`avx512`])
+    /// makes each leaf's words in registers and multiplies them into the sums at once (1.7×
+    /// faster: 0.50 µs per 8-bit, three-word key and party for six pairs, against 0.84).
     pub fn rotated_dots(
         &mut self,
         party: u8,
@@ -482,29 +482,38 @@ impl Expander {
             return Err(bad("table entries", c + size, shortest));
         }
         #[cfg(target_arch = "x86_64")]
-        if avx512_available() {
-            // SAFETY: the CPU has AVX-512 F, DQ and VL (checked just above), the only target
-            // features the callee enables.
-            unsafe { self.rotated_dots_avx512(party, keys, range, dots, out) };
+        if keys.n_bits >= LEAF_LEVELS && avx512::available() {
+            self.kernel_dots(party, keys, range, dots, out);
             return Ok(());
         }
         self.rotated_dots_body(party, keys, range, dots, out);
         Ok(())
     }
 
-    /// [`Expander::rotated_dots`] compiled for AVX-512: the same code, which the compiler
-    /// vectorises (a leaf's eight points in one register).
+    /// [`Expander::rotated_dots`] with the AVX-512 kernel ([`avx512`]): the walk group by group,
+    /// then each key's leaf pass fused into its sums.
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512dq,avx512vl")]
-    fn rotated_dots_avx512(
-        &mut self,
-        party: u8,
-        keys: &TableKeys<'_>,
-        range: Range<usize>,
-        dots: &Dots<'_>,
-        out: &mut [u64],
-    ) {
-        self.rotated_dots_body(party, keys, range, dots, out);
+    fn kernel_dots(&mut self, party: u8, keys: &TableKeys<'_>, range: Range<usize>, dots: &Dots<'_>, out: &mut [u64]) {
+        let Dots { tables, pairs, offsets } = *dots;
+        let lw = leaf_words(keys.n_bits, keys.words);
+        let leaves = 1usize << (keys.n_bits - LEAF_LEVELS);
+        let np = pairs.len();
+        let first = range.start;
+        for start in range.clone().step_by(GROUP) {
+            let end = (start + GROUP).min(range.end);
+            self.walk(party, keys, start..end);
+            for g in 0..end - start {
+                let i = start + g - first;
+                let nodes = g * leaves..(g + 1) * leaves;
+                let key = avx512::Leaves {
+                    seeds: &self.s[nodes.clone()],
+                    controls: &self.t[nodes],
+                    cws: &self.cws[g * lw..(g + 1) * lw],
+                    words: keys.words as usize,
+                };
+                avx512::key_dots(party, &key, tables, pairs, offsets[i], &mut out[i * np..(i + 1) * np]);
+            }
+        }
     }
 
     /// The checked arguments of [`Expander::rotated_dots`].
@@ -563,6 +572,36 @@ impl Expander {
     /// leaf's words.
     #[inline(always)]
     fn expand(&mut self, party: u8, keys: &TableKeys<'_>, range: Range<usize>) {
+        self.walk(party, keys, range.clone());
+        let (n_bits, words) = (keys.n_bits, keys.words);
+        let lw = leaf_words(n_bits, words);
+        leaf_inputs(&self.s, lw / 2, &mut self.leaf_buf);
+        let leaves = 1usize << (n_bits - leaf_levels(n_bits));
+        let pm = mask64(party);
+        self.ys.resize(range.len() * leaves * lw, 0);
+        let bytes = Block::slice_as_flattened(&self.leaf_buf);
+        let mut xors = [0u64; LEAF_MAX];
+        for (node, (ys, words)) in self.ys.chunks_exact_mut(lw).zip(bytes.chunks_exact(8 * lw)).enumerate() {
+            let cws = &self.cws[(node / leaves) * lw..(node / leaves + 1) * lw];
+            let s = self.s[node];
+            // Word 2i of a leaf is the low half of block i plus `s ⊕ i`'s low half, 2i + 1 the high.
+            for (i, x) in xors[..lw].chunks_exact_mut(2).enumerate() {
+                x[0] = (s as u64) ^ i as u64;
+                x[1] = (s >> 64) as u64;
+            }
+            let tm = mask64(self.t[node]);
+            for (((y, w), x), cw) in ys.iter_mut().zip(words.chunks_exact(8)).zip(&xors[..lw]).zip(cws) {
+                let v = u64::from_le_bytes(w.try_into().unwrap_or_default()) ^ x;
+                *y = (v.wrapping_add(tm & cw) ^ pm).wrapping_sub(pm);
+            }
+        }
+    }
+
+    /// Walks the keys `range` (at most [`GROUP`]) down to their leaves: `self.s` and `self.t`
+    /// hold every leaf's seed and control bit (key-major, leaves in order) and `self.cws` the
+    /// keys' leaf corrections.
+    #[inline(always)]
+    fn walk(&mut self, party: u8, keys: &TableKeys<'_>, range: Range<usize>) {
         let (n_bits, words) = (keys.n_bits, keys.words);
         let e = leaf_levels(n_bits);
         let walked = (n_bits - e) as usize;
@@ -598,32 +637,11 @@ impl Expander {
         }
         // The leaves: `lw` words each (even: a leaf covers at least two points), two per block.
         let lw = leaf_words(n_bits, words);
-        let per_seed = lw / 2;
-        leaf_inputs(&self.s, per_seed, &mut self.leaf_buf);
-        let leaves = 1usize << walked;
         let at = 16 + 17 * walked;
         self.cws.clear();
-        for i in range.clone() {
+        for i in range {
             let key = keys.key(i);
             self.cws.extend((0..lw).map(|j| u64_at(key, at + 8 * j)));
-        }
-        let pm = mask64(party);
-        self.ys.resize(range.len() * leaves * lw, 0);
-        let bytes = Block::slice_as_flattened(&self.leaf_buf);
-        let mut xors = [0u64; LEAF_MAX];
-        for (node, (ys, words)) in self.ys.chunks_exact_mut(lw).zip(bytes.chunks_exact(8 * lw)).enumerate() {
-            let cws = &self.cws[(node / leaves) * lw..(node / leaves + 1) * lw];
-            let s = self.s[node];
-            // Word 2i of a leaf is the low half of block i plus `s ⊕ i`'s low half, 2i + 1 the high.
-            for (i, x) in xors[..lw].chunks_exact_mut(2).enumerate() {
-                x[0] = (s as u64) ^ i as u64;
-                x[1] = (s >> 64) as u64;
-            }
-            let tm = mask64(self.t[node]);
-            for (((y, w), x), cw) in ys.iter_mut().zip(words.chunks_exact(8)).zip(&xors[..lw]).zip(cws) {
-                let v = u64::from_le_bytes(w.try_into().unwrap_or_default()) ^ x;
-                *y = (v.wrapping_add(tm & cw) ^ pm).wrapping_sub(pm);
-            }
         }
     }
 }
@@ -636,161 +654,13 @@ fn check_range(party: u8, keys: &TableKeys<'_>, range: &Range<usize>) -> Result<
     Ok(())
 }
 
-#[cfg(target_arch = "x86_64")]
-fn avx512_available() -> bool {
-    std::arch::is_x86_feature_detected!("avx512f")
-        && std::arch::is_x86_feature_detected!("avx512dq")
-        && std::arch::is_x86_feature_detected!("avx512vl")
-}
-
 /// [`Expander::eval_all`] on a fresh expander (tests and one-off use).
 pub fn eval_all(party: u8, keys: &TableKeys<'_>, range: Range<usize>, out: &mut [u64]) -> Result<(), FssError> {
     Expander::default().eval_all(party, keys, range, out)
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn keygen(alphas: &[u64], betas: &[u64], n: u32, w: u32, seed: u8, threads: usize) -> [Vec<u8>; 2] {
-        let len = batch_len(alphas.len(), n, w);
-        let (mut k0, mut k1) = (vec![0xA5; len], vec![0x5A; len]);
-        let mut rng = SeedRng::from_seed([seed; 32]);
-        keygen_into_slices(alphas, betas, n, w, &mut rng, &mut k0, &mut k1, threads).unwrap();
-        [k0, k1]
-    }
-
-    /// Both parties' full-domain outputs added up.
-    fn reconstruct(k: &[Vec<u8>; 2], count: usize, n: u32, w: u32) -> Vec<u64> {
-        let mut sum = vec![0u64; count * eval_len(n, w)];
-        for (party, bytes) in k.iter().enumerate() {
-            let keys = TableKeys::from_bytes(bytes, count, n, w).unwrap();
-            let mut out = vec![0u64; sum.len()];
-            eval_all(party as u8, &keys, 0..count, &mut out).unwrap();
-            for (s, o) in sum.iter_mut().zip(&out) {
-                *s = s.wrapping_add(*o);
-            }
-        }
-        sum
-    }
-
-    /// Every point of every domain size up to 10 bits, for 1 to 4 payload words: `β` at `α`,
-    /// zero elsewhere.
-    #[test]
-    fn every_point_is_the_payload_at_alpha_and_zero_elsewhere() {
-        let mut rng = SeedRng::from_seed([9; 32]);
-        for n in 1..=10u32 {
-            for w in 1..=MAX_WORDS {
-                let size = 1u64 << n;
-                let mut alphas: Vec<u64> = (0..13).map(|_| rng.next_u64() % size).collect();
-                alphas.extend([0, size - 1]);
-                let betas: Vec<u64> = (0..alphas.len() * w as usize).map(|_| rng.next_u64()).collect();
-                let k = keygen(&alphas, &betas, n, w, n as u8, 1);
-                let sum = reconstruct(&k, alphas.len(), n, w);
-                let per = eval_len(n, w);
-                for (i, a) in alphas.iter().enumerate() {
-                    for word in 0..w as usize {
-                        for x in 0..size as usize {
-                            let want = if x as u64 == *a { betas[i * w as usize + word] } else { 0 };
-                            assert_eq!(sum[i * per + word * size as usize + x], want, "n {n} w {w} key {i} x {x}");
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// The keys do not depend on the number of threads; a sub-range evaluates as the whole does.
-    #[test]
-    fn keys_do_not_depend_on_threads_and_ranges_agree() {
-        let n = 8;
-        let count = 2 * GEN_CHUNK + 37;
-        let alphas: Vec<u64> = (0..count as u64).map(|i| (i * 97) % 256).collect();
-        let betas: Vec<u64> = (0..3 * count as u64).collect();
-        let one = keygen(&alphas, &betas, n, 3, 4, 1);
-        assert_eq!(one, keygen(&alphas, &betas, n, 3, 4, 2));
-        let keys = TableKeys::from_bytes(&one[1], count, n, 3).unwrap();
-        let per = eval_len(n, 3);
-        let mut all = vec![0u64; count * per];
-        eval_all(1, &keys, 0..count, &mut all).unwrap();
-        let mut part = vec![0u64; 21 * per];
-        eval_all(1, &keys, 4000..4021, &mut part).unwrap();
-        assert_eq!(part, all[4000 * per..4021 * per]);
-    }
-
-    /// The rotated dot products equal the sums over the full-domain expansion, for a domain
-    /// with whole leaves and for one smaller than a leaf; bad arguments are refused.
-    #[test]
-    fn rotated_dots_match_the_expansion() {
-        let mut rng = SeedRng::from_seed([3; 32]);
-        for (n, w) in [(8u32, 3u32), (2, 2)] {
-            let size = 1usize << n;
-            let count = 21;
-            let alphas: Vec<u64> = (0..count).map(|_| rng.next_u64() % size as u64).collect();
-            let betas: Vec<u64> = (0..count * w as usize).map(|_| rng.next_u64()).collect();
-            let k = keygen(&alphas, &betas, n, w, 5, 1);
-            let keys = TableKeys::from_bytes(&k[1], count, n, w).unwrap();
-            let tables: Vec<Vec<u64>> = (0..3).map(|_| (0..2 * size).map(|_| rng.next_u64()).collect()).collect();
-            let refs: Vec<&[u64]> = tables.iter().map(|t| t.as_slice()).collect();
-            let pairs: Vec<(usize, usize)> = vec![(0, 0), (1, 0), (2, w as usize - 1), (1, 1)];
-            let offsets: Vec<usize> = (0..count - 3).map(|_| rng.next_u64() as usize % size).collect();
-            let mut out = vec![0u64; offsets.len() * pairs.len()];
-            let mut exp = Expander::default();
-            exp.rotated_dots(1, &keys, 3..count, &Dots { tables: &refs, pairs: &pairs, offsets: &offsets }, &mut out)
-                .unwrap();
-            let mut portable = vec![0u64; out.len()];
-            exp.rotated_dots_body(
-                1,
-                &keys,
-                3..count,
-                &Dots { tables: &refs, pairs: &pairs, offsets: &offsets },
-                &mut portable,
-            );
-            assert_eq!(portable, out, "the portable path agrees with the dispatched one");
-            let per = eval_len(n, w);
-            let mut all = vec![0u64; count * per];
-            eval_all(1, &keys, 0..count, &mut all).unwrap();
-            for (i, c) in (3..count).zip(&offsets) {
-                for (k, (a, b)) in pairs.iter().enumerate() {
-                    let y = &all[i * per + b * size..i * per + (b + 1) * size];
-                    let want = (0..size).fold(0u64, |acc, x| acc.wrapping_add(tables[*a][c + x].wrapping_mul(y[x])));
-                    assert_eq!(out[(i - 3) * pairs.len() + k], want, "n {n} key {i} pair {k}");
-                }
-            }
-            let mut bad = offsets.clone();
-            bad[0] = size + 1;
-            assert!(
-                exp.rotated_dots(1, &keys, 3..count, &Dots { tables: &refs, pairs: &pairs, offsets: &bad }, &mut out)
-                    .is_err(),
-                "past the table"
-            );
-            assert!(
-                exp.rotated_dots(
-                    1,
-                    &keys,
-                    3..count,
-                    &Dots { tables: &refs, pairs: &[(3, 0)], offsets: &offsets },
-                    &mut out
-                )
-                .is_err(),
-                "no table 3"
-            );
-        }
-    }
-
-    /// Malformed batches and arguments are refused.
-    #[test]
-    fn malformed_batches_are_refused() {
-        let k = keygen(&[5], &[1, 2], 6, 2, 1, 1);
-        assert!(TableKeys::from_bytes(&k[0], 1, 6, 2).is_ok());
-        assert!(TableKeys::from_bytes(&k[0][..k[0].len() - 1], 1, 6, 2).is_err());
-        assert!(TableKeys::from_bytes(&k[0], 1, 6, 3).is_err());
-        assert!(TableKeys::from_bytes(&k[0], 1, 7, 2).is_err());
-        assert!(TableKeys::from_bytes(&k[0], 1, 15, 2).is_err());
-        let mut rng = SeedRng::from_seed([1; 32]);
-        let (mut a, mut b) = (vec![0; batch_len(1, 6, 2)], vec![0; batch_len(1, 6, 2)]);
-        assert!(keygen_into_slices(&[64], &[1, 2], 6, 2, &mut rng, &mut a, &mut b, 1).is_err(), "alpha out of domain");
-        assert!(keygen_into_slices(&[1], &[1], 6, 2, &mut rng, &mut a, &mut b, 1).is_err(), "payload length");
-        assert_eq!(key_bytes(8, 3), 293);
-    }
-}
+mod tests;
