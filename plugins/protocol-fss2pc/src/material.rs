@@ -63,19 +63,21 @@ pub struct Writer {
     buf: Vec<u8>,
     /// Bytes written so far.
     pos: usize,
-    /// Whether `buf` is a recycled buffer (see [`crate::pool`]) whose pages are mapped.
-    recycled: bool,
 }
 
 impl Writer {
     /// Starts material for `tag`.
     pub fn new(tag: Tag) -> Writer {
-        Writer { buf: vec![VERSION, tag as u8], pos: HEADER, recycled: false }
+        Writer { buf: vec![VERSION, tag as u8], pos: HEADER }
     }
 
-    /// Starts material for `tag` in `buf` (empty, or recycled with stale bytes to write over).
+    /// Starts material for `tag` in `buf`: recycled with stale bytes to write over, or empty
+    /// with room reserved, which becomes a zeroed buffer of that length (pages the OS maps on
+    /// first touch: whoever writes a region, the key generators' threads included, faults its
+    /// own pages in, and nothing is zero-filled or copied when the material grows).
     fn in_buffer(tag: Tag, buf: Vec<u8>, recycled: bool) -> Writer {
-        let mut w = Writer { buf, pos: 0, recycled };
+        let buf = if recycled || buf.capacity() < FRESH_ROOM_MIN { buf } else { vec![0u8; buf.capacity()] };
+        let mut w = Writer { buf, pos: 0 };
         w.bytes(&[VERSION, tag as u8]);
         w
     }
@@ -94,19 +96,12 @@ impl Writer {
     }
 
     /// The next `len` bytes of the material, to be filled in by the caller (their content is
-    /// unspecified until then). A recycled buffer is written in place; a new one that is too
-    /// small is replaced by a zeroed allocation (pages the OS maps on first touch, so the key
-    /// generators' threads fault their own pages in) with what was written copied in front.
+    /// unspecified until then: stale bytes of a recycled buffer, or zeros). A buffer sized by
+    /// the gate's cost never grows here.
     pub(crate) fn region(&mut self, len: usize) -> &mut [u8] {
         let end = self.pos + len;
         if self.buf.len() < end {
-            if self.recycled || len < FRESH_ROOM_MIN {
-                self.buf.resize(end, 0);
-            } else {
-                let mut fresh = vec![0u8; end];
-                fresh[..self.pos].copy_from_slice(&self.buf[..self.pos]);
-                self.buf = fresh;
-            }
+            self.buf.resize(end, 0);
         }
         let start = self.pos;
         self.pos = end;
@@ -120,8 +115,8 @@ impl Writer {
     }
 }
 
-/// Regions at least this large in a new buffer get a fresh zeroed allocation rather than a
-/// resize into its reserved room (which would write the zeros itself, on one thread).
+/// New buffers at least this large are zeroed allocations of their whole reserved length (see
+/// [`Writer::in_buffer`]); smaller ones grow as they are written.
 const FRESH_ROOM_MIN: usize = 1 << 20;
 
 /// Reads one party's material, checking every length.
@@ -245,17 +240,12 @@ impl Split {
         Split { p0, p1: writer(sizes[1]), rng0: SeedRng::from_seed(seed), threads: threads.max(1) }
     }
 
-    /// Key generation that appends to the parties' buffers: cut them where the material ends
-    /// (a recycled buffer holds older bytes past it). It writes in place into a buffer with room
-    /// for the keys, and into fresh zeroed memory otherwise, whose pages its threads then fault
-    /// in side by side. A new buffer's reserved room is not mapped yet, so it is given up here
-    /// (the small part written so far is copied); a recycled buffer's room is mapped and is kept.
+    /// Key generation that appends to the parties' buffers (the one-round DCF keys): cut them
+    /// where the material ends (a buffer holds stale bytes or zeros past it); the keys then go
+    /// into the room the buffer keeps past that point, so nothing written so far is copied.
     fn prepare_for_keys(&mut self) {
         for w in [&mut self.p0, &mut self.p1] {
             w.buf.truncate(w.pos);
-            if !w.recycled {
-                w.buf.shrink_to_fit();
-            }
         }
     }
 
