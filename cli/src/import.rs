@@ -74,11 +74,7 @@ pub fn graph(model: ImportedModel, name: &str, roles: &Roles, protocol: &str, re
             .push(mpcflow_sdk::graph::OutputSpec { name: model.output, reveal_to: vec![roles.input_owner.clone()] }),
         Reveal::Class | Reveal::Accuracy => {
             let class = unique(&g, "class");
-            g.nodes.push(NodeSpec {
-                name: class.clone(),
-                op: Op::Argmax { axis: -1, one_hot: false },
-                inputs: vec![model.output],
-            });
+            g.nodes.push(NodeSpec::new(class.clone(), Op::Argmax { axis: -1, one_hot: false }, vec![model.output]));
             if reveal == Reveal::Class {
                 g = g.output(&class, [roles.input_owner.clone()]);
             } else {

@@ -115,24 +115,16 @@ pub fn range_problem(r: &[f64], dtype: DType, fp: FixedPoint) -> Option<String> 
     let limit = limit(dtype, fp);
     if lo.abs() >= limit || hi.abs() >= limit {
         return Some(format!(
-            "`range` [{lo}, {hi}] reaches past what a {dtype} input can hold (magnitude below {limit:.3e})"
+            "`range` [{lo}, {hi}] reaches past what a {dtype} value can hold (magnitude below {limit:.3e})"
         ));
     }
     None
 }
 
 /// Checks that every value of `t` lies in the declared `range` `[lo, hi]` (in the dtype's
-/// units); the error names the first value outside it.
-pub fn check_range(t: &Tensor, [lo, hi]: [f64; 2], fp: FixedPoint) -> Result<(), String> {
-    let scale = if t.dtype == DType::Fixed { fp.scale() } else { 1.0 };
-    let (lo_w, hi_w) = ((lo * scale).ceil() as i128, (hi * scale).floor() as i128);
-    match t.data.iter().map(|&w| i128::from(w as i64)).find(|w| *w < lo_w || *w > hi_w) {
-        None => Ok(()),
-        Some(w) => {
-            let v = if t.dtype == DType::Fixed { fp.decode(w as i64 as u64).to_string() } else { w.to_string() };
-            Err(format!("value {v} is outside the declared range [{lo}, {hi}]"))
-        }
-    }
+/// units); the error names the first value outside it (see [`Tensor::check_range`]).
+pub fn check_range(t: &Tensor, range: [f64; 2], fp: FixedPoint) -> Result<(), String> {
+    t.check_range(range, fp)
 }
 
 /// Largest input magnitude in words, exclusive: two inputs then differ by less than `2^63`,

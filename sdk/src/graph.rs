@@ -92,6 +92,20 @@ pub struct NodeSpec {
     pub op: Op,
     /// Names of its input tensors.
     pub inputs: Vec<String>,
+    /// The values the node's output may take, `[lo, hi]` inclusive, in its dtype's units
+    /// (`range:` in a pipeline, or written by `mpcflow import --calibrate`): a contract the
+    /// planner narrows the widths of the comparisons and lookups it feeds by, which `ref`
+    /// enforces (a value outside it stops the run, naming the node and the value). Secure
+    /// protocols cannot see the values: one outside the range makes their result wrong.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<[f64; 2]>,
+}
+
+impl NodeSpec {
+    /// A node with no declared range.
+    pub fn new(name: impl Into<String>, op: Op, inputs: Vec<String>) -> NodeSpec {
+        NodeSpec { name: name.into(), op, inputs, range: None }
+    }
 }
 
 /// A revealed output.
@@ -158,6 +172,14 @@ impl GraphSpec {
         self
     }
 
+    /// Declares the range `[lo, hi]` of node `name`'s output (see [`NodeSpec::range`]).
+    pub fn node_range(mut self, name: &str, lo: f64, hi: f64) -> Self {
+        if let Some(n) = self.nodes.iter_mut().find(|n| n.name == name) {
+            n.range = Some([lo, hi]);
+        }
+        self
+    }
+
     /// Declares the range `[lo, hi]` of the input `name` (see [`InputSpec::range`]).
     pub fn input_range(mut self, name: &str, lo: f64, hi: f64) -> Self {
         if let Some(i) = self.inputs.iter_mut().find(|i| i.name == name) {
@@ -174,7 +196,7 @@ impl GraphSpec {
 
     /// Adds an operator node.
     pub fn node<S: Into<String>>(mut self, name: &str, op: Op, inputs: impl IntoIterator<Item = S>) -> Self {
-        self.nodes.push(NodeSpec { name: name.into(), op, inputs: inputs.into_iter().map(Into::into).collect() });
+        self.nodes.push(NodeSpec::new(name, op, inputs.into_iter().map(Into::into).collect()));
         self
     }
 

@@ -158,6 +158,10 @@ pub struct NodeDesc {
     /// several forms of a node picks one from it, the same in every process.
     #[serde(default)]
     pub network: crate::Network,
+    /// The declared range of the node's output, `[lo, hi]` in its dtype's units (see
+    /// [`crate::graph::NodeSpec::range`]): `ref` enforces it, other protocols may rely on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<[f64; 2]>,
 }
 
 /// Predicted cost of one node.

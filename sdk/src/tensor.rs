@@ -24,6 +24,21 @@ pub fn numel(shape: &[usize]) -> usize {
 }
 
 impl Tensor {
+    /// Checks that every value lies in the declared range `[lo, hi]` (in the dtype's units: a
+    /// real for fixed point); the error names the first value outside it and its index.
+    pub fn check_range(&self, [lo, hi]: [f64; 2], fp: FixedPoint) -> Result<(), String> {
+        let scale = if self.dtype == DType::Fixed { fp.scale() } else { 1.0 };
+        let (lo_w, hi_w) = ((lo * scale).ceil() as i128, (hi * scale).floor() as i128);
+        match self.data.iter().map(|&w| i128::from(w as i64)).enumerate().find(|(_, w)| *w < lo_w || *w > hi_w) {
+            None => Ok(()),
+            Some((i, w)) => {
+                let v = if self.dtype == DType::Fixed { fp.decode(w as i64 as u64).to_string() } else { w.to_string() };
+                let at = if self.data.len() > 1 { format!(" (element {i})") } else { String::new() };
+                Err(format!("value {v}{at} is outside the declared range [{lo}, {hi}]"))
+            }
+        }
+    }
+
     /// A tensor from raw ring words. Returns `None` if the length does not match the shape.
     pub fn from_words(dtype: DType, shape: Vec<usize>, data: Vec<u64>) -> Option<Tensor> {
         (numel(&shape) == data.len()).then_some(Tensor { dtype, shape, data })

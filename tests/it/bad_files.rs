@@ -28,6 +28,12 @@ const CASES: &[(&str, &str, &str)] = &[
     ("unknown_field.yaml", "5:45", "unknown field `secret`, expected one of owner, dtype, shape, transform, range"),
     ("empty_range.yaml", "5:55", "input `x`: `range` [300, 0] is empty: lo must not exceed hi"),
     ("range_of_three.yaml", "5:55", "input `x`: `range` takes two numbers, [lo, hi]; 3 given"),
+    ("node_empty_range.yaml", "7:52", "node `s`: `range` [10, -10] is empty: lo must not exceed hi"),
+    (
+        "node_range_too_wide.yaml",
+        "7:45",
+        "node `s`: `range` [-100000000000000000000, 100000000000000000000] reaches past what a fixed value can hold",
+    ),
     ("bad_version.yaml", "1:10", "unsupported version 2, expected `version: 1`"),
     ("unknown_dtype.yaml", "5:29", "unknown dtype `float32`, expected one of fixed, int, bit"),
     ("duplicate_name.yaml", "8:3", "the name `a` is defined more than once"),

@@ -696,6 +696,41 @@ proptest! {
     }
 }
 
+/// A node's declared range narrows the comparisons it feeds (here where no rule could bound it:
+/// a product of undeclared inputs), fss2pc computes them exactly within it, and `ref` stops a
+/// run whose node leaves it, naming the node and the value.
+#[test]
+fn a_declared_node_range_narrows_what_it_feeds_and_ref_enforces_it() {
+    let g = GraphSpec::new("t", ["alice", "bob"])
+        .input("a", "alice", DType::Fixed, vec![Dim::Fixed(4)])
+        .input("b", "bob", DType::Fixed, vec![Dim::Fixed(4)])
+        .node("p", Op::Mul, ["a", "b"])
+        .node("y", Op::Relu, ["p"])
+        .output("y", ["alice"]);
+    let relu_bits = |g: &GraphSpec| {
+        let cfg = SessionConfig { protocol: Some("fss2pc".into()), ..Default::default() };
+        let plan =
+            Session::from_graph(g.clone(), mpcflow::builtins()).with_config(cfg).plan(Default::default()).unwrap();
+        plan.nodes.iter().find(|n| n.desc.name == "y").map(|n| n.desc.fixed_point.compare_bits).unwrap()
+    };
+    assert_eq!(relu_bits(&g), 64, "no declared range: the graph's width");
+    let ranged = g.clone().node_range("p", -100.0, 100.0);
+    assert_eq!(relu_bits(&ranged), 25, "100·2^16 < 2^23: 23 + 2 bits");
+    let inputs =
+        |b: &[f64]| vec![("a".to_string(), real(&[4], &[1.5, -2.0, 9.0, 0.25])), ("b".to_string(), real(&[4], b))];
+    for protocol in ["ref", "fss2pc"] {
+        let out = run(&ranged, protocol, &inputs(&[2.0, 3.0, -11.0, 4.0]));
+        let y = out.outputs.iter().find(|o| o.name == "y").unwrap();
+        let fp = FixedPoint::default();
+        let got: Vec<f64> = y.tensor.data.iter().map(|w| fp.decode(*w)).collect();
+        assert_eq!(got, vec![3.0, 0.0, 0.0, 1.0], "{protocol}");
+    }
+    let cfg = SessionConfig { protocol: Some("ref".into()), ..Default::default() };
+    let s = Session::from_graph(ranged, mpcflow::builtins()).with_config(cfg);
+    let e = rt().block_on(s.run(inputs(&[2.0, 3.0, 12.0, 4.0]))).unwrap_err().to_string();
+    assert!(e.contains("node `p` (mul): value 108 (element 2) is outside the declared range [-100, 100]"), "{e}");
+}
+
 #[test]
 fn an_input_outside_its_declared_range_is_refused_by_its_owner() {
     let g = one(Op::Relu, vec![3], DType::Fixed).input_range("a", -1.0, 1.0);
@@ -703,7 +738,10 @@ fn an_input_outside_its_declared_range_is_refused_by_its_owner() {
         let cfg = SessionConfig { protocol: Some(protocol.into()), ..Default::default() };
         let s = Session::from_graph(g.clone(), mpcflow::builtins()).with_config(cfg);
         let e = rt().block_on(s.run(ins(real(&[3], &[0.5, -1.0, 1.5]), None))).unwrap_err().to_string();
-        assert!(e.contains("input `a`: value 1.5 is outside the declared range [-1, 1]"), "{protocol}: {e}");
+        assert!(
+            e.contains("input `a`: value 1.5 (element 2) is outside the declared range [-1, 1]"),
+            "{protocol}: {e}"
+        );
     }
 }
 

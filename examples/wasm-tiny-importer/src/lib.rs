@@ -114,9 +114,9 @@ impl Importer for Tiny {
                         values: bias,
                     });
                     let mm = format!("dense{layers}_mm");
-                    model.nodes.push(NodeSpec { name: mm.clone(), op: Op::Matmul, inputs: vec![x, w] });
+                    model.nodes.push(NodeSpec::new(mm.clone(), Op::Matmul, vec![x, w]));
                     let y = format!("dense{layers}");
-                    model.nodes.push(NodeSpec { name: y.clone(), op: Op::Add, inputs: vec![mm, b] });
+                    model.nodes.push(NodeSpec::new(y.clone(), Op::Add, vec![mm, b]));
                     current = Some((y, out));
                     layers += 1;
                 }
@@ -124,7 +124,7 @@ impl Importer for Tiny {
                     let (x, width) =
                         current.clone().ok_or_else(|| Error::invalid(format!("line {n}: `input` comes first")))?;
                     let y = format!("relu{}", model.nodes.len());
-                    model.nodes.push(NodeSpec { name: y.clone(), op: Op::Relu, inputs: vec![x] });
+                    model.nodes.push(NodeSpec::new(y.clone(), Op::Relu, vec![x]));
                     current = Some((y, width));
                 }
                 other => {

@@ -145,6 +145,13 @@ impl Protocol for RefProtocol {
                 let out = kernels::check_contracts(op, &refs, &node.output, fp)
                     .and_then(|()| kernels::eval_op(op, &refs, &node.output, fp))
                     .and_then(|t| kernels::check_result(op, &refs, &t, fp).map(|()| t))
+                    .and_then(|t| match node.range {
+                        Some(r) => t
+                            .check_range(r, fp)
+                            .map(|()| t)
+                            .map_err(|m| Error::invalid(format!("{m} (the node's `range:` is a contract)"))),
+                        None => Ok(t),
+                    })
                     .map(|t| NodeValue::Wire(wire(t)));
                 Ok(Immediate::boxed(out))
             }

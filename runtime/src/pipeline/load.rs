@@ -287,8 +287,36 @@ fn load_node(ld: &mut Loader, name: &SStr, body: &Spanned<Entries<SStr, Spanned<
     let mut op_name: Option<(String, Loc)> = None;
     let mut inputs = vec![];
     let mut attrs = Attrs::new();
+    let mut range = None;
     for (key, value) in &body.value.0 {
         match key.value.as_str() {
+            "range" => {
+                ld.sources.set(Site::NodeAttr(n.clone(), "range".into()), at(key));
+                let numbers: Option<Vec<f64>> = match &value.value {
+                    RawValue::List(items) => items
+                        .iter()
+                        .map(|v| match v {
+                            RawValue::Int(i) => Some(*i as f64),
+                            RawValue::Float(f) => Some(*f),
+                            _ => None,
+                        })
+                        .collect(),
+                    _ => None,
+                };
+                match numbers.as_deref() {
+                    Some(&[lo, hi]) if lo.is_finite() && hi.is_finite() && lo <= hi => range = Some([lo, hi]),
+                    Some(&[lo, hi]) if lo > hi => ld.problem(
+                        Site::NodeAttr(n.clone(), "range".into()),
+                        at(value),
+                        format!("`range` [{lo}, {hi}] is empty: lo must not exceed hi"),
+                    ),
+                    _ => ld.problem(
+                        Site::NodeAttr(n.clone(), "range".into()),
+                        at(value),
+                        "`range` takes two finite numbers, [lo, hi]",
+                    ),
+                }
+            }
             "op" => match &value.value {
                 RawValue::Str(s) => {
                     ld.sources.set(Site::NodeOp(n.clone()), at(value));
@@ -347,7 +375,7 @@ fn load_node(ld: &mut Loader, name: &SStr, body: &Spanned<Entries<SStr, Spanned<
             return None;
         }
     };
-    Some(NodeSpec { name: n, op, inputs })
+    Some(NodeSpec { name: n, op, inputs, range })
 }
 
 fn attr_value(v: &RawValue) -> AttrValue {

@@ -101,6 +101,9 @@ pub fn to_yaml(spec: &GraphSpec, header: &[String]) -> String {
         for (k, v) in n.op.attrs() {
             let _ = write!(line, ", {k}: {}", attr(&v));
         }
+        if let Some([lo, hi]) = n.range {
+            let _ = write!(line, ", range: [{}, {}]", num(lo), num(hi));
+        }
         let _ = writeln!(y, "{line} }}");
     }
     let _ = writeln!(y, "outputs:");
@@ -129,6 +132,8 @@ mod tests {
             .node("p", Op::Maxpool(Pool { kernel: [2, 2], stride: [2, 2], padding: [0, 0] }), ["cb"])
             .node("f", Op::Reshape { shape: vec![2, -1] }, ["p"])
             .node("cls", Op::Argmax { axis: -1, one_hot: false }, ["f"])
+            .node_range("cb", -2.5, 1e3)
+            .node_range("cls", 0.0, 7.0)
             .output("cls", ["alice"]);
         let mut g = g;
         let mut attrs = mpcflow_sdk::op::Attrs::new();

@@ -171,10 +171,21 @@ pub fn build(spec: &GraphSpec, registry: &Registry, opts: &PlanOptions) -> Resul
             })
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| Error::Internal(format!("node `{}` input vanished", n.name)))?;
-        if let Err(p) = b.op(&n.name, &n.name, n.op.clone(), ids, 0) {
-            problems.push(p);
-            // Later nodes would only repeat the failure; report what we have.
-            return Err(Error::Invalid(problems));
+        match b.op(&n.name, &n.name, n.op.clone(), ids, 0) {
+            Ok(id) => {
+                if let Some(r) = n.range {
+                    let dtype = b.info(id).dtype;
+                    match crate::inputs::range_problem(&r, dtype, spec.fixed_point) {
+                        None => b.nodes[id as usize].desc.range = Some(r),
+                        Some(m) => problems.push(Problem::new(Site::NodeAttr(n.name.clone(), "range".into()), m)),
+                    }
+                }
+            }
+            Err(p) => {
+                problems.push(p);
+                // Later nodes would only repeat the failure; report what we have.
+                return Err(Error::Invalid(problems));
+            }
         }
     }
     for o in &spec.outputs {

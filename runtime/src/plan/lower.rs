@@ -42,6 +42,7 @@ impl Builder<'_> {
             fixed_point: self.fixed_point,
             parties: self.parties,
             network: self.network,
+            range: None,
         };
         self.nodes.push(PlanNode {
             desc,

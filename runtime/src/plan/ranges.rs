@@ -1,7 +1,9 @@
 //! Value ranges through a plan, and the comparison widths they allow.
 //!
 //! An input may declare `range: [lo, hi]` (checked by its owner on its own data before sharing,
-//! in every protocol). From those ranges and the constants this pass bounds every node's values
+//! in every protocol), and so may a node (`range:` on the node, or written by `mpcflow import
+//! --calibrate`: a contract `ref` enforces, which bounds the node whatever the rules below
+//! derive). From those ranges and the constants this pass bounds every node's values
 //! by an interval of ring words (interval arithmetic, rounded outward, with a margin for the
 //! fixed-point rounding of products, scales and means), and gives each comparison and ReLU the
 //! narrowest `compare_bits` its operands' difference fits in, with one bit to spare: fewer tree
@@ -86,7 +88,19 @@ fn range_of(node: &PlanNode, ranges: &[Option<Range>], spec: &GraphSpec) -> Opti
             known(words.clone().min()?, words.max()?)
         }
         NodeKind::Output { .. } => None,
-        NodeKind::Op(op) => op_range(op, node, &at, fp),
+        NodeKind::Op(op) => {
+            let derived = op_range(op, node, &at, fp);
+            // A declared range is a contract (`ref` enforces it): it bounds the node whatever the
+            // rules above could derive, and narrows what they did.
+            let declared = desc.range.and_then(|[lo, hi]| {
+                let s = scale(desc.output.dtype);
+                known((lo * s).floor() as i128, (hi * s).ceil() as i128)
+            });
+            match (derived, declared) {
+                (Some(d), Some(c)) => known(d.0.max(c.0), d.1.min(c.1)).or(Some(c)),
+                (d, c) => c.or(d),
+            }
+        }
     }
 }
 

@@ -95,7 +95,7 @@ impl Converter {
         if out.dtype != DType::Fixed {
             self.dtypes.insert(name.clone(), out.dtype);
         }
-        self.nodes.push(NodeSpec { name: name.clone(), op, inputs });
+        self.nodes.push(NodeSpec::new(name.clone(), op, inputs));
         Ok(name)
     }
 }
