@@ -10,6 +10,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod calibrate;
 pub mod import;
 pub mod io;
 

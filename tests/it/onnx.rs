@@ -152,6 +152,88 @@ fn committed_digits_graphs_are_what_import_writes() {
     }
 }
 
+/// `import --calibrate` records every node's range from a plaintext run on the sample (widened
+/// by the margin), the planner narrows the ReLUs and max pooling by them, fss2pc's logits on the
+/// sample are those of the uncalibrated pipeline, and the data owner's input outside its range
+/// is refused before sharing.
+#[test]
+fn calibrated_ranges_narrow_the_plan_and_keep_the_results() {
+    let dir = std::env::temp_dir().join(format!("mpcflow-calibrate-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let images = fixture("digits_test_images.npy");
+    let import = |name: &str, calibrate: bool| {
+        let yaml = dir.join(format!("{name}.yaml"));
+        let mut args = vec![
+            "import".to_string(),
+            fixture("digits_cnn.onnx").display().to_string(),
+            "--owner".into(),
+            "clinic".into(),
+            "--input-owner".into(),
+            "patient".into(),
+            "--batch".into(),
+            "300".into(),
+            "--reveal".into(),
+            "logits".into(),
+            "-o".into(),
+            yaml.display().to_string(),
+        ];
+        if calibrate {
+            args.extend(["--calibrate".into(), images.display().to_string(), "--margin".into(), "0.25".into()]);
+        }
+        let out = mpcflow(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        mpcflow::runtime::pipeline::Pipeline::from_path(&yaml).unwrap().spec
+    };
+    let plain = import("plain", false);
+    let calibrated = import("calibrated", true);
+    // Every non-bit node has a range, which holds what the sample gave with the margin.
+    assert!(calibrated.nodes.iter().all(|n| n.range.is_some()), "{:?}", calibrated.nodes);
+    let input = calibrated.inputs.iter().find(|i| i.name == "input").unwrap();
+    let [lo, hi] = input.range.unwrap();
+    assert!(lo < 0.0 && hi > 1.0 && hi < 2.0, "pixels in [0, 1] widened: [{lo}, {hi}]");
+    let cfg =
+        || SessionConfig { protocol: Some("fss2pc".into()), timeout: Duration::from_secs(120), ..Default::default() };
+    let widths = |g: &mpcflow_sdk::graph::GraphSpec| {
+        let plan =
+            Session::from_graph(g.clone(), mpcflow::builtins()).with_config(cfg()).plan(Default::default()).unwrap();
+        let relus: Vec<u32> = plan
+            .nodes
+            .iter()
+            .filter(|n| n.desc.kind.label() == "relu")
+            .map(|n| n.desc.fixed_point.compare_bits)
+            .collect();
+        (relus, plan.nodes.iter().map(|n| n.cost.dealer_bytes.iter().sum::<u64>()).sum::<u64>())
+    };
+    let (plain_bits, plain_bytes) = widths(&plain);
+    let (bits, bytes) = widths(&calibrated);
+    assert!(plain_bits.iter().all(|&b| b == 64) && !bits.is_empty() && bits.iter().all(|&b| b < 32), "{bits:?}");
+    assert!(bytes * 2 < plain_bytes, "material {bytes} against {plain_bytes}");
+    // The same logits on the sample.
+    let weights = |g: &mpcflow_sdk::graph::GraphSpec, dir: &std::path::Path| -> Vec<(String, InputValue)> {
+        g.inputs
+            .iter()
+            .filter(|i| i.owner == "clinic")
+            .map(|i| (i.name.clone(), mpcflow::io::npy::read(&dir.join(format!("{}.npy", i.name))).unwrap()))
+            .collect()
+    };
+    let logits = |g: &mpcflow_sdk::graph::GraphSpec, name: &str, sample: InputValue| {
+        let mut inputs = weights(g, &dir.join(format!("{name}.weights")));
+        inputs.push(("input".into(), sample));
+        rt().block_on(Session::from_graph(g.clone(), mpcflow::builtins()).with_config(cfg()).run(inputs))
+    };
+    let sample = mpcflow::io::npy::read(&images).unwrap();
+    let a = logits(&plain, "plain", sample.clone()).unwrap().values("output").unwrap();
+    let b = logits(&calibrated, "calibrated", sample.clone()).unwrap().values("output").unwrap();
+    assert_eq!(a, b);
+    // An image brighter than the calibrated range is refused by its owner.
+    let InputValue::Real { shape, mut values } = sample else { panic!("real pixels") };
+    values[5] = 3.0;
+    let e = logits(&calibrated, "calibrated", InputValue::Real { shape, values }).unwrap_err().to_string();
+    assert!(e.contains("input `input`: value 3 (element 5) is outside the declared range"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn unsupported_ops_and_broken_files_are_named() {
     let e = import(b"not a model at all", &ImportOptions::default()).unwrap_err().to_string();

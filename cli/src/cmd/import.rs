@@ -54,6 +54,16 @@ pub struct Args {
     /// A labels file to name in that command (with --reveal accuracy).
     #[arg(long)]
     sample_labels: Option<PathBuf>,
+    /// Record activation ranges: run the model in the clear on this sample of its input (the
+    /// input's shape, or a whole number of batches of it along the first axis; .npy), and write
+    /// each node's range, widened by --margin, into the pipeline. The planner narrows the
+    /// comparisons and lookups they feed; `ref` enforces them (see the README).
+    #[arg(long, value_name = "SAMPLE.npy")]
+    calibrate: Option<PathBuf>,
+    /// How much --calibrate widens each observed interval [lo, hi]: by MARGIN·max(|lo|, |hi|)
+    /// on each side, plus one unit.
+    #[arg(long, default_value_t = mpcflow::calibrate::DEFAULT_MARGIN, requires = "calibrate")]
+    margin: f64,
 }
 
 fn relative(path: &Path, to_dir: &Path) -> String {
@@ -101,8 +111,21 @@ pub fn run(a: Args) -> Result<()> {
         ));
     }
     let input = model.inputs.first().map(|i| (i.0.clone(), i.2.clone())).unwrap_or_default();
+    let ranges = match &a.calibrate {
+        Some(path) => {
+            let sample = npy::read(path).map_err(|e| anyhow!("--calibrate {}: {e}", path.display()))?;
+            let parties = [a.input_owner.as_str(), a.owner.as_str()];
+            let r = mpcflow::calibrate::calibrate(&model, parties, &sample, a.margin)
+                .map_err(|e| anyhow!("--calibrate {}: {e}", path.display()))?;
+            Some((path, r))
+        }
+        None => None,
+    };
     let roles = Roles { input_owner: a.input_owner.clone(), model_owner: a.owner.clone() };
-    let spec = graph(model, &name, &roles, &a.protocol, a.reveal);
+    let mut spec = graph(model, &name, &roles, &a.protocol, a.reveal);
+    if let Some((_, r)) = &ranges {
+        r.apply(&mut spec, &input.0);
+    }
     // Commands in the header are relative to the current directory, as the user typed them.
     let wdir = relative(&weights_dir, Path::new("."));
     let out_shown = a.out.display();
@@ -123,6 +146,17 @@ pub fn run(a: Args) -> Result<()> {
             "{} brings `{}` (shape {:?}); {} brings the weights in {wdir}/.",
             a.input_owner, input.0, input.1, a.owner
         ),
+        match &ranges {
+            Some((path, r)) => format!(
+                "Ranges of {} nodes and of `{}` calibrated on {} in the clear, widened by a margin of {}: \
+                 contracts that ref enforces and fss2pc relies on.",
+                r.nodes.len(),
+                input.0,
+                path.display(),
+                a.margin
+            ),
+            None => String::new(),
+        },
         "Run it (every party and the dealer in this process):".into(),
         format!(
             "  mpcflow run {out_shown} --input {}=@{}{labels} --input-dir {wdir}",
@@ -130,6 +164,7 @@ pub fn run(a: Args) -> Result<()> {
             shown(&a.sample_input, "INPUT.npy")
         ),
     ];
+    let header: Vec<String> = header.into_iter().filter(|h| !h.is_empty()).collect();
     let text = mpcflow_runtime::pipeline::to_yaml(&spec, &header);
     mpcflow_runtime::pipeline::Pipeline::from_yaml(&text, &a.out.display().to_string())
         .map_err(|e| anyhow!("internal error: the written pipeline does not load back: {e}"))?;

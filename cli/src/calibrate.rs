@@ -1,0 +1,202 @@
+//! Activation ranges from a plaintext run on sample data: `mpcflow import --calibrate SAMPLE.npy`.
+//!
+//! What CrypTFlow's Athos does for its scales, done for widths: the model owner runs the imported
+//! model in the clear (`ref`, in this process) on its own sample inputs, records every node's
+//! smallest and largest value over the sample, widens each interval by a stated margin, and
+//! writes the result into the pipeline as each node's `range:` (and the model input's). The
+//! planner then narrows the comparisons (ReLU, max pooling, argmax) and lookups those values
+//! feed: fewer tree levels, smaller keys.
+//!
+//! **Margin.** An observed interval `[lo, hi]` becomes
+//! `[lo − m·max(|lo|, |hi|) − u, hi + m·max(|lo|, |hi|) + u]` with `m` the margin (0.5 by
+//! default) and `u` one unit of the dtype (one ulp for fixed point, 1 for int), rounded outward
+//! to the dtype. Bit-valued nodes (comparisons) get no range.
+//!
+//! **A declared range is a contract.** `ref` stops a run whose node leaves its range, naming
+//! the node and the value; a secure protocol cannot see the values, and a value past a narrowed
+//! width makes its result wrong. The ranges are public (both parties read the pipeline): they
+//! tell the data owner the bounds of the model's activations on the sample, with the margin.
+
+use mpcflow_runtime::{InputValue, Session, SessionConfig};
+use mpcflow_sdk::graph::{Dim, GraphSpec, InputSpec, OutputSpec};
+use mpcflow_sdk::importer::ImportedModel;
+use mpcflow_sdk::{DType, Tensor};
+use std::collections::HashMap;
+
+/// The default margin (see the module docs).
+pub const DEFAULT_MARGIN: f64 = 0.5;
+
+/// What a calibration found: the declared ranges of the model's input and of its nodes.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Ranges {
+    /// The model input's range.
+    pub input: Option<[f64; 2]>,
+    /// Each calibrated node's range, by name.
+    pub nodes: HashMap<String, [f64; 2]>,
+}
+
+impl Ranges {
+    /// Writes the ranges into `g` (nodes the model does not have are left alone).
+    pub fn apply(&self, g: &mut GraphSpec, input: &str) {
+        if let Some(i) = g.inputs.iter_mut().find(|i| i.name == input) {
+            i.range = self.input;
+        }
+        for n in &mut g.nodes {
+            if let Some(r) = self.nodes.get(&n.name) {
+                n.range = Some(*r);
+            }
+        }
+    }
+}
+
+/// Smallest and largest value seen per tensor.
+#[derive(Default)]
+struct Seen {
+    bounds: HashMap<String, (f64, f64, DType)>,
+}
+
+impl Seen {
+    fn add(&mut self, name: &str, t: &Tensor, fp: mpcflow_sdk::FixedPoint) {
+        let values = t.data.iter().map(|&w| if t.dtype == DType::Fixed { fp.decode(w) } else { w as i64 as f64 });
+        let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        if lo > hi {
+            return;
+        }
+        let e = self.bounds.entry(name.to_string()).or_insert((lo, hi, t.dtype));
+        e.0 = e.0.min(lo);
+        e.1 = e.1.max(hi);
+    }
+}
+
+/// `[lo, hi]` widened by the margin and one unit, rounded outward to the dtype's grid.
+fn widened(lo: f64, hi: f64, dtype: DType, margin: f64, fp: mpcflow_sdk::FixedPoint) -> [f64; 2] {
+    let unit = if dtype == DType::Fixed { 1.0 / fp.scale() } else { 1.0 };
+    let pad = margin * lo.abs().max(hi.abs()) + unit;
+    let grid = |v: f64, up: bool| {
+        let k = v / unit;
+        (if up { k.ceil() } else { k.floor() }) * unit
+    };
+    [grid(lo - pad, false), grid(hi + pad, true)]
+}
+
+/// The sample as runs of the model input's shape: the sample itself, or `k` batches of it
+/// along the first axis.
+fn batches(sample: &InputValue, shape: &[usize]) -> Result<Vec<Vec<f64>>, String> {
+    let (sshape, values): (&[usize], Vec<f64>) = match sample {
+        InputValue::Real { shape, values } => (shape, values.clone()),
+        InputValue::Int { shape, values } => (shape, values.iter().map(|&v| v as f64).collect()),
+        InputValue::Tensor(t) => return Err(format!("an encoded {} tensor; give real numbers", t.dtype)),
+    };
+    let per: usize = shape.iter().product();
+    let fits = sshape == shape
+        || (sshape.len() == shape.len()
+            && sshape.get(1..) == shape.get(1..)
+            && shape.first().is_some_and(|&b| b > 0 && sshape.first().is_some_and(|&n| n > 0 && n % b == 0)));
+    if !fits || per == 0 {
+        return Err(format!(
+            "its shape {sshape:?} is neither the model input's {shape:?} nor a whole number of batches of it \
+             along the first axis"
+        ));
+    }
+    Ok(values.chunks(per).map(<[f64]>::to_vec).collect())
+}
+
+/// Runs `model` in the clear on `sample` (the model input's values: its shape, or a whole number
+/// of batches of it) and returns the widened ranges of its input and of every node that is not
+/// bit-valued.
+pub fn calibrate(
+    model: &ImportedModel,
+    parties: [&str; 2],
+    sample: &InputValue,
+    margin: f64,
+) -> Result<Ranges, String> {
+    if !(margin >= 0.0 && margin.is_finite()) {
+        return Err(format!("the margin must be a number of 0 or more, not {margin}"));
+    }
+    let (input, dtype, shape) = model.inputs.first().ok_or("the model has no input")?.clone();
+    let [input_owner, model_owner] = parties;
+    // The model alone, every node revealed, in the clear.
+    let mut g = GraphSpec::new("calibration", [input_owner, model_owner]).protocol("ref");
+    g.inputs.push(InputSpec {
+        name: input.clone(),
+        owner: input_owner.into(),
+        dtype,
+        shape: shape.iter().map(|&d| Dim::Fixed(d)).collect(),
+        transform: None,
+        range: None,
+    });
+    for w in &model.weights {
+        g.inputs.push(InputSpec {
+            name: w.name.clone(),
+            owner: model_owner.into(),
+            dtype: DType::Fixed,
+            shape: w.shape.iter().map(|&d| Dim::Fixed(d)).collect(),
+            transform: None,
+            range: None,
+        });
+    }
+    g.constants = model.constants.clone();
+    g.nodes = model.nodes.clone();
+    g.outputs =
+        model.nodes.iter().map(|n| OutputSpec { name: n.name.clone(), reveal_to: vec![input_owner.into()] }).collect();
+    let fp = g.fixed_point;
+    let config = SessionConfig { protocol: Some("ref".into()), ..Default::default() };
+    let session = Session::from_graph(g, crate::builtins()).with_config(config);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let mut seen = Seen::default();
+    for values in batches(sample, &shape)? {
+        let mut inputs = vec![(input.clone(), InputValue::Real { shape: shape.clone(), values: values.clone() })];
+        for w in &model.weights {
+            inputs.push((w.name.clone(), InputValue::Real { shape: w.shape.clone(), values: w.values.clone() }));
+        }
+        let out = rt.block_on(session.run(inputs)).map_err(|e| format!("the plaintext run failed: {e}"))?;
+        for o in &out.outputs {
+            seen.add(&o.name, &o.tensor, out.fixed_point);
+        }
+        let word = |v: f64| if dtype == DType::Fixed { fp.encode(v) } else { v.round() as i64 as u64 };
+        let t = Tensor { dtype, shape: shape.clone(), data: values.iter().map(|&v| word(v)).collect() };
+        seen.add(&input, &t, fp);
+    }
+    let mut ranges = Ranges::default();
+    for (name, (lo, hi, dtype)) in seen.bounds {
+        if dtype == DType::Bit {
+            continue;
+        }
+        let r = widened(lo, hi, dtype, margin, fp);
+        if name == input {
+            ranges.input = Some(r);
+        } else {
+            ranges.nodes.insert(name, r);
+        }
+    }
+    Ok(ranges)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_widen_by_the_margin_and_a_unit_onto_the_grid() {
+        let fp = mpcflow_sdk::FixedPoint::default();
+        assert_eq!(widened(0.0, 4.0, DType::Fixed, 0.5, fp), [-2.0 - 1.0 / 65536.0, 6.0 + 1.0 / 65536.0]);
+        assert_eq!(widened(-3.0, 1.0, DType::Int, 0.5, fp), [-6.0, 4.0]);
+        assert_eq!(widened(2.0, 2.0, DType::Int, 0.0, fp), [1.0, 3.0]);
+        let [lo, hi] = widened(0.1, 0.3, DType::Fixed, 0.25, fp);
+        assert!(lo <= 0.1 - 0.075 && hi >= 0.3 + 0.075, "{lo} {hi}");
+        assert_eq!((lo * 65536.0).fract(), 0.0);
+    }
+
+    #[test]
+    fn a_sample_is_one_batch_or_several_or_refused() {
+        let real = |shape: Vec<usize>| InputValue::Real { values: vec![0.5; shape.iter().product()], shape };
+        assert_eq!(batches(&real(vec![2, 3]), &[2, 3]).unwrap().len(), 1);
+        assert_eq!(batches(&real(vec![6, 3]), &[2, 3]).unwrap().len(), 3);
+        let e = batches(&real(vec![5, 3]), &[2, 3]).unwrap_err();
+        assert!(e.contains("neither the model input's [2, 3]"), "{e}");
+        assert!(batches(&real(vec![2, 4]), &[2, 3]).is_err());
+    }
+}
