@@ -899,3 +899,26 @@ fn lookups_within_their_stated_bounds_on_a_dense_sweep() {
         }
     }
 }
+
+/// A declared range narrows a lookup's clip (its comparisons with the table's ends) to the
+/// width the input's magnitude needs, and the results stay within the stated bounds on a sweep
+/// of the whole declared range, its ends included.
+#[test]
+fn declared_ranges_narrow_the_lookups_clip_within_their_bounds() {
+    let x: Vec<f64> = (0..1400).map(|i| -20.0 + i as f64 * 0.02 + 0.000_37).chain([-20.0, 8.0]).collect();
+    let n = x.len();
+    for op in [Op::Exp, Op::Sigmoid, Op::Tanh, Op::Gelu] {
+        let g = one(op.clone(), vec![n], DType::Fixed).input_range("a", -20.0, 8.0);
+        let cfg = SessionConfig { protocol: Some("fss2pc".into()), ..Default::default() };
+        let plan =
+            Session::from_graph(g.clone(), mpcflow::builtins()).with_config(cfg).plan(Default::default()).unwrap();
+        let y = plan.nodes.iter().find(|n| n.desc.name == "y").unwrap();
+        // |x| ≤ 20·2^16 < 2^21: 21 + 2 bits.
+        assert_eq!(y.desc.fixed_point.compare_bits, 23, "{op:?}");
+        assert!(y.cost.form.contains("clip over 23 bits"), "{}", y.cost.form);
+        let bound = |r: f64| if op == Op::Exp { (1.2 * r.abs() + 2.0) * ULP } else { 2.0 * ULP };
+        for network in [Network::Wan, Network::Local] {
+            compare_on(&g, &ins(real(&[n], &x), None), |_, r| bound(r), network).unwrap();
+        }
+    }
+}

@@ -6,7 +6,8 @@
 //! derive). From those ranges and the constants this pass bounds every node's values
 //! by an interval of ring words (interval arithmetic, rounded outward, with a margin for the
 //! fixed-point rounding of products, scales and means), and gives each comparison and ReLU the
-//! narrowest `compare_bits` its operands' difference fits in, with one bit to spare: fewer tree
+//! narrowest `compare_bits` its operands' difference fits in, with one bit to spare (a table
+//! lookup: its input's magnitude, which its clip compares with the table's ends): fewer tree
 //! levels, smaller keys (what Sigma chooses by hand and CrypTFlow's Athos does for scales). A
 //! node whose range is not known (an op without a rule here, an input without a declared range)
 //! keeps the graph's `compare_bits`. The rules only ever widen, so a narrowed comparison is
@@ -53,7 +54,9 @@ pub(super) fn narrow_comparisons(nodes: &mut [PlanNode], spec: &GraphSpec) {
         let r = range_of(node, &ranges, spec);
         let at = |k: usize| node.inputs.get(k).and_then(|&id| ranges.get(id as usize).copied().flatten());
         let difference = match &node.desc.kind {
-            NodeKind::Op(Op::Relu) => at(0),
+            // A lookup compares its input with the ends of its table, within `2^(f+4)` words:
+            // its magnitude bounds the width (see `kernels::domains::lookup_bits`).
+            NodeKind::Op(Op::Relu | Op::Exp | Op::Sigmoid | Op::Tanh | Op::Gelu) => at(0),
             NodeKind::Op(Op::Gt | Op::Ge | Op::Lt | Op::Le) => {
                 at(0).zip(at(1)).and_then(|(a, b)| known(a.0 - b.1, a.1 - b.0))
             }

@@ -12,8 +12,44 @@ use mpcflow_sdk::{DType, Error, FixedPoint, Op, Result, Tensor};
 /// The largest input of `exp` that secure protocols evaluate exactly to their stated bound.
 pub const EXP_MAX: f64 = 8.0;
 
+/// The width over which secure protocols compare a lookup's input (`exp`, `sigmoid`, `tanh`,
+/// `gelu`) with its table's ends: the node's `compare_bits` (narrowed by the planner from
+/// declared ranges), but at least `f + 6` bits, so that the ends (within `2^(f+4)` words) are
+/// inside it.
+pub fn lookup_bits(fp: FixedPoint) -> u32 {
+    fp.compare_bits.max(fp.frac_bits + 6).min(64)
+}
+
+/// The contract of a lookup over [`lookup_bits`] `w` below 64: its input stays below
+/// `2^(w−2)` words in magnitude, so that its difference with either end of the table fits in
+/// `w` bits. At 64 bits every input in the ring's range does.
+fn check_lookup_width(a: &Tensor, fp: FixedPoint) -> Result<()> {
+    let bits = lookup_bits(fp);
+    if bits >= 64 || a.dtype == DType::Bit {
+        return Ok(());
+    }
+    let limit = (1i128 << (bits - 2)) - 1;
+    let show = |w: i128| match a.dtype {
+        DType::Fixed => fp.decode(w as i64 as u64).to_string(),
+        _ => w.to_string(),
+    };
+    match a.data.iter().map(|&w| i128::from(w as i64)).find(|w| w.abs() > limit) {
+        Some(w) => Err(Error::invalid(format!(
+            "lookup input {} is beyond the reach of its clip's comparisons over {bits} bits (magnitude up to {}, \
+             from the declared ranges or compare_bits); secure protocols would give a wrong answer: widen the \
+             range that bounds it",
+            show(w),
+            show(limit)
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Checks the inputs of `op` against its domain.
 pub fn check_inputs(op: &Op, inputs: &[&Tensor], fp: FixedPoint) -> Result<()> {
+    if let (Op::Exp | Op::Sigmoid | Op::Tanh | Op::Gelu, Some(a)) = (op, inputs.first()) {
+        check_lookup_width(a, fp)?;
+    }
     let (Op::Exp, Some(a)) = (op, inputs.first()) else { return Ok(()) };
     let value = |w: u64| match a.dtype {
         DType::Fixed => fp.decode(w),
@@ -42,5 +78,19 @@ mod tests {
         assert!(check_inputs(&Op::Exp, &[&fx(&[2], &[8.0, -100.0])], fp()).is_ok());
         assert!(check_inputs(&Op::Exp, &[&int(&[1], &[9])], fp()).is_err());
         assert!(check_inputs(&Op::Sigmoid, &[&fx(&[1], &[50.0])], fp()).is_ok());
+    }
+
+    #[test]
+    fn a_narrowed_lookup_refuses_inputs_past_its_width() {
+        let mut narrow = fp();
+        narrow.compare_bits = 24;
+        assert_eq!(lookup_bits(narrow), 24);
+        // 2^22 words: 64 at f = 16.
+        assert!(check_inputs(&Op::Sigmoid, &[&fx(&[2], &[63.9, -63.9])], narrow).is_ok());
+        let e = check_inputs(&Op::Sigmoid, &[&fx(&[2], &[1.0, -64.5])], narrow).unwrap_err().to_string();
+        assert!(e.contains("lookup input -64.5 is beyond the reach of its clip's comparisons over 24 bits"), "{e}");
+        narrow.compare_bits = 10;
+        assert_eq!(lookup_bits(narrow), 22, "at least f + 6");
+        assert!(check_inputs(&Op::Gelu, &[&fx(&[1], &[1e6])], fp()).is_ok(), "64 bits: the ring's range");
     }
 }

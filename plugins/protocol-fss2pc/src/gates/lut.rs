@@ -46,6 +46,12 @@
 //! fss2pc gate assumes (products, truncations, comparisons at the default width; see the crate
 //! docs). Outside it the clip, and with it the result, is wrong.
 //!
+//! **A narrowed clip.** Where declared ranges bound the input (the planner narrows the node's
+//! `compare_bits` to `w` with `|x| < 2^(w−2)`, at least `f + 6` bits:
+//! [`mpcflow_ring::kernels::domains::lookup_bits`], which `ref` enforces), the comparisons run
+//! over `w` bits with a `(w − 1)`-bit key: at `|x| ≤ 20`, `f = 16`, 23 bits, a 16-level key of
+//! 272 bytes instead of 57 levels and 928 bytes, and under a third of the clip's AES work.
+//!
 //! **The stated bound** (with `ref`'s own rounding): `|y − ref| ≤ E + max|f'|·2^(s−f) + 2` ulp,
 //! `E` = 2.0·10^-6 for sigmoid, 3.9·10^-6 for tanh, 1.6·10^-6 for gelu, `1.8·10^-5·|y|` for exp
 //! (`max|f'|`: 1/4, 1, 1/2 and `|y|`; `s = 0` up to `f` = 18 for exp, 22 for sigmoid, 23 for tanh
@@ -206,12 +212,18 @@ fn online_bytes(func: Func, truncs: &Truncs, n: usize) -> u64 {
     thresholds::online_len(n, func.compares()) + 8 * n as u64 * (clip + split as u64 + 2) + borrows
 }
 
+/// The width of the clip's comparisons: the node's (narrowed) `compare_bits`, at least `f + 6`
+/// (see [`mpcflow_ring::kernels::domains::lookup_bits`], which `ref` enforces).
+fn clip_bits(node: &NodeDesc) -> u32 {
+    mpcflow_ring::kernels::domains::lookup_bits(node.fixed_point)
+}
+
 /// Material bytes of party 0 and party 1 for `n` elements: see [`deal`].
-fn material_len(func: Func, n: usize, truncs: &Truncs) -> [u64; 2] {
+fn material_len(node: &NodeDesc, func: Func, n: usize, truncs: &Truncs) -> [u64; 2] {
     let k = func.compares();
     // The comparisons' part; party 1's explicit shares of the clip's output mask (and
     // relu(x)'s) and of the lookup's output mask; the table keys.
-    let [c0, c1] = thresholds::material_len(n, k, 1);
+    let [c0, c1] = thresholds::material_len(n, k, 1, clip_bits(node));
     let [h0, h1] = split_len(n, 0, 0);
     let [p0, p1] = split_len(n, k, 0).map(|p| p + table_len(n, M, WORDS));
     // Each truncation's own part (its material less the header and seed).
@@ -222,7 +234,7 @@ fn material_len(func: Func, n: usize, truncs: &Truncs) -> [u64; 2] {
 pub fn cost(node: &NodeDesc, func: Func) -> Cost {
     let n = node.output.numel();
     let truncs = truncations(node, func);
-    let dealer = material_len(func, n, &truncs);
+    let dealer = material_len(node, func, n, &truncs);
     let rounds = ROUNDS + if truncs.bit() { 2 } else { 0 };
     let mut c = open::cost_per_element(node, rounds, 0, dealer);
     c.online_bytes = vec![online_bytes(func, &truncs, n); 2];
@@ -230,11 +242,12 @@ pub fn cost(node: &NodeDesc, func: Func) -> Cost {
     let step = |p: u32| format!("2^-{p}");
     let borrows = if truncs.bit() { "truncations open their borrows" } else { "truncations by DCF" };
     c.form = format!(
-        "table of {} quadratic pieces on [{}, {}], step {}, clip in two rounds, {borrows}",
+        "table of {} quadratic pieces on [{}, {}], step {}, clip over {} bits in two rounds, {borrows}",
         1u32 << M,
         d.lo,
         d.hi,
-        step(d.p)
+        step(d.p),
+        clip_bits(node)
     );
     c
 }
@@ -264,7 +277,7 @@ pub fn deal(
     let mut split = Split::new(Tag::Lut, rng, open::sizes(&cost(node, func)), threads);
     // Rounds 1 and 2: the comparisons (one half-tree key, ρ·r for the clip's products); the
     // clip's output masks.
-    thresholds::deal(&mut split, r, func.compares(), &[r], rng)?;
+    thresholds::deal(&mut split, r, func.compares(), &[r], clip_bits(node), rng)?;
     let r_w = draw(rng, n);
     split.share(&r_w);
     let r_g = if func == Func::Gelu {
@@ -451,7 +464,8 @@ impl LutEval {
         // Shared: the keys kept for later rounds point into it instead of being copied.
         let material = std::sync::Arc::new(crate::pool::Recycled::new(std::mem::take(&mut self.material)));
         let mut sh = Shares::shared(&material, Tag::Lut, party)?.with_accel(self.accel.clone());
-        let (rho, bits) = thresholds::evaluate(&mut sh, party, &self.xhat, &offsets(self.func, fp), 1)?;
+        let (rho, bits) =
+            thresholds::evaluate(&mut sh, party, &self.xhat, &offsets(self.func, fp), 1, clip_bits(&self.node))?;
         let r_w = sh.share(n, "clip mask")?;
         let r_g = if self.func == Func::Gelu { sh.share(n, "relu mask")? } else { Vec::new() };
         let trunc_j = trunc::read_product(&mut sh, n, truncs.j)?;

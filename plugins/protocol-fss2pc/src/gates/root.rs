@@ -271,7 +271,7 @@ pub fn material_len(func: Func, n: usize, f: u32) -> [u64; 2] {
     let Some(p) = params(func, f) else { return [0, 0] };
     // The comparisons with `ρ·r` and `ρ·r_R`; the class, normalisation, lookup and rescaling
     // masks; the truncations (words and DCF keys); the table keys.
-    let [c0, c1] = thresholds::material_len(n, func.groups() * p.kk, 2);
+    let [c0, c1] = thresholds::material_len(n, func.groups() * p.kk, 2, 64);
     let truncs: usize = truncation_bits(&p).iter().map(|b| trunc::words(*b, trunc::Range::Full)).sum();
     let keys: u64 = truncation_bits(&p).iter().map(|b| trunc::key_len(*b, trunc::Range::Full)).sum();
     let [s0, s1] = split_len(n, 4 + truncs, keys);
@@ -326,7 +326,7 @@ pub fn deal(
     let p = params_of(func, node)?;
     let mut split = Split::new(Tag::Root, rng, super::open::sizes(&cost(node, func)), threads);
     // 1. Comparisons, with ρ·r for the normalisation product.
-    let rhos = thresholds::deal(&mut split, r, func.groups() * p.kk, &[r], rng)?;
+    let rhos = thresholds::deal(&mut split, r, func.groups() * p.kk, &[r], 64, rng)?;
     // 2. The class's and the normalised value's masks.
     let r_c = draw(rng, n);
     split.share(&r_c);
@@ -462,7 +462,7 @@ impl RootEval {
         let material = std::mem::take(&mut self.material);
         let mut sh = Shares::new(&material, Tag::Root, party)?.with_accel(self.accel.clone());
         let (groups, kk) = (self.func.groups(), self.params.kk);
-        let (mut masks, bits) = thresholds::evaluate(&mut sh, party, &self.xhat, &thresholds_of(groups, kk), 1)?;
+        let (mut masks, bits) = thresholds::evaluate(&mut sh, party, &self.xhat, &thresholds_of(groups, kk), 1, 64)?;
         let r_c = sh.share(n, "class mask")?;
         let r_m = sh.share(n, "normalisation mask")?;
         let tj = trunc::read(&mut sh, n, T_BITS, trunc::Range::Full)?;

@@ -13,25 +13,22 @@
 //! `b_k = b̂_k + (1 − 2b̂_k)·ρ_k` and `b_k·m = b̂_k·m + (1 − 2b̂_k)·ρ_k·m` are linear in the shares
 //! (the two-round select of [`super::select`], Boyle et al.'s and Sigma's form).
 //!
-//! Exact for `|x − c_k| < 2^63`. Costs for `K` comparisons of `n` elements: one 928-byte key per
-//! element; per comparison `K` evaluations of `n − 6 = 57` AES blocks, one opened bit, and
-//! material of one word `ρ_k`, one word per product mask and one bit (party 1's part; party 0's
-//! words come from its seed).
+//! Over fewer bits `w` (a narrowed width, see [`crate::gates::lut`]) the same holds for
+//! `v_k = x − c_k + 2^(w−1)` modulo `2^w`, with a `(w − 1)`-bit key: exact for
+//! `|x − c_k| < 2^(w−1)`. Costs for `K` comparisons of `n` elements at `w = 64`: one 928-byte
+//! key per element; per comparison `K` evaluations of `w − 7 = 57` AES blocks, one opened bit,
+//! and material of one word `ρ_k`, one word per product mask and one bit (party 1's part;
+//! party 0's words come from its seed).
 
 use crate::material::{Shares, Split, bits_len, draw_bits, halftree_len, split_len};
 use mpcflow_sdk::Result;
 
-/// Bits of the compared values: the whole ring.
-const BITS: u32 = 64;
-/// The top bit, read off the masked value.
-const TOP: u32 = BITS - 1;
-
-/// Material bytes of `count` comparisons of `n` elements with `products` product masks each:
-/// `[party 0, party 1]`, without the material header and seed.
-pub fn material_len(n: usize, count: usize, products: usize) -> [u64; 2] {
+/// Material bytes of `count` comparisons over `bits` bits of `n` elements with `products`
+/// product masks each: `[party 0, party 1]`, without the material header and seed.
+pub fn material_len(n: usize, count: usize, products: usize, bits: u32) -> [u64; 2] {
     let [h0, h1] = split_len(n, 0, 0);
     let [w0, w1] = split_len(n, count * (1 + products), 0);
-    let key = halftree_len(n, TOP);
+    let key = halftree_len(n, bits - 1);
     [w0 - h0 + key, w1 - h1 + key + count as u64 * bits_len(n)]
 }
 
@@ -40,16 +37,18 @@ pub fn online_len(n: usize, count: usize) -> u64 {
     bits_len(count * n)
 }
 
-/// Dealer: the material of `count` comparisons of the value with mask `r`, each with shares of
-/// `ρ_k·m` for every `m` of `products`; returns the `ρ_k` (0 or 1 each, a row per comparison)
-/// for products dealt later ([`deal_products`]).
+/// Dealer: the material of `count` comparisons over `bits` bits (2 to 64) of the value with
+/// mask `r`, each with shares of `ρ_k·m` for every `m` of `products`; returns the `ρ_k` (0 or
+/// 1 each, a row per comparison) for products dealt later ([`deal_products`]).
 pub fn deal(
     split: &mut Split,
     r: &[u64],
     count: usize,
     products: &[&[u64]],
+    bits: u32,
     rng: &mut crate::fss::SeedRng,
 ) -> Result<Vec<Vec<u64>>> {
+    let top = bits - 1;
     let mut rhos = Vec::with_capacity(count);
     for _ in 0..count {
         let rho = draw_bits(rng, r.len());
@@ -57,11 +56,11 @@ pub fn deal(
         for m in products {
             split.share(&rho.iter().zip(*m).map(|(b, m)| b.wrapping_mul(*m)).collect::<Vec<_>>());
         }
-        split.share_bits(&r.iter().zip(&rho).map(|(r, b)| (((r >> TOP) ^ b) & 1) as u8).collect::<Vec<_>>());
+        split.share_bits(&r.iter().zip(&rho).map(|(r, b)| (((r >> top) ^ b) & 1) as u8).collect::<Vec<_>>());
         rhos.push(rho);
     }
-    let low = (1u64 << TOP) - 1;
-    split.halftree_keys(&r.iter().map(|r| r & low).collect::<Vec<_>>(), TOP, rng)?;
+    let low = (1u64 << top) - 1;
+    split.halftree_keys(&r.iter().map(|r| r & low).collect::<Vec<_>>(), top, rng)?;
     Ok(rhos)
 }
 
@@ -80,15 +79,17 @@ pub struct Masks {
 }
 
 /// Party: reads the material [`deal`] wrote and evaluates the key at `x̂ − c_k` for every
-/// threshold `c_k` of `thresholds` (encoded words); returns the masks and this party's shares of
-/// the masked bits `b_k ⊕ ρ_k`, a row of `n` per threshold, to open.
+/// threshold `c_k` of `thresholds` (encoded words), over `bits` bits; returns the masks and this
+/// party's shares of the masked bits `b_k ⊕ ρ_k`, a row of `n` per threshold, to open.
 pub fn evaluate(
     sh: &mut Shares<'_>,
     party: u16,
     xhat: &[u64],
     thresholds: &[u64],
     products: usize,
+    bits: u32,
 ) -> Result<(Masks, Vec<u8>)> {
+    let top = bits - 1;
     let n = xhat.len();
     let mut masks = Masks { rho: Vec::with_capacity(thresholds.len()), products: vec![vec![]; products] };
     let mut flips = Vec::with_capacity(thresholds.len());
@@ -99,21 +100,21 @@ pub fn evaluate(
         }
         flips.push(sh.bits(n, "comparison mask bits")?);
     }
-    let keys = sh.halftree_keys(n, TOP, "comparison keys")?;
+    let keys = sh.halftree_keys(n, top, "comparison keys")?;
     let own = u8::from(party == 0);
-    let low = (1u64 << TOP) - 1;
-    let mut bits = Vec::with_capacity(thresholds.len() * n);
+    let low = (1u64 << top) - 1;
+    let mut masked = Vec::with_capacity(thresholds.len() * n);
     let (mut v, mut c) = (vec![0u64; n], vec![0u8; n]);
     let mut points = vec![0u64; n];
     for (&offset, flip) in thresholds.iter().zip(&flips) {
         for ((v, p), x) in v.iter_mut().zip(points.iter_mut()).zip(xhat) {
-            *v = x.wrapping_sub(offset).wrapping_add(1 << TOP);
+            *v = x.wrapping_sub(offset).wrapping_add(1 << top);
             *p = *v & low;
         }
         sh.accel().halftree(&keys, &points, &mut c)?;
-        bits.extend((0..n).map(|i| c[i] ^ flip[i] ^ (own & (v[i] >> TOP) as u8)));
+        masked.extend((0..n).map(|i| c[i] ^ flip[i] ^ (own & (v[i] >> top) as u8 & 1)));
     }
-    Ok((masks, bits))
+    Ok((masks, masked))
 }
 
 impl Masks {
