@@ -915,7 +915,7 @@ fn declared_ranges_narrow_the_lookups_clip_within_their_bounds() {
         let y = plan.nodes.iter().find(|n| n.desc.name == "y").unwrap();
         // |x| ≤ 20·2^16 < 2^21: 21 + 2 bits.
         assert_eq!(y.desc.fixed_point.compare_bits, 23, "{op:?}");
-        assert!(y.cost.form.contains("clip over 23 bits"), "{}", y.cost.form);
+        assert!(y.cost.form.contains("clip over 24 bits"), "{}", y.cost.form);
         let bound = |r: f64| if op == Op::Exp { (1.2 * r.abs() + 2.0) * ULP } else { 2.0 * ULP };
         for network in [Network::Wan, Network::Local] {
             compare_on(&g, &ins(real(&[n], &x), None), |_, r| bound(r), network).unwrap();

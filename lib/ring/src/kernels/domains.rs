@@ -13,16 +13,17 @@ use mpcflow_sdk::{DType, Error, FixedPoint, Op, Result, Tensor};
 pub const EXP_MAX: f64 = 8.0;
 
 /// The width over which secure protocols compare a lookup's input (`exp`, `sigmoid`, `tanh`,
-/// `gelu`) with its table's ends: the node's `compare_bits` (narrowed by the planner from
-/// declared ranges), but at least `f + 6` bits, so that the ends (within `2^(f+4)` words) are
-/// inside it.
+/// `gelu`) with its table's ends: one bit more than the node's `compare_bits` (narrowed by the
+/// planner from declared ranges), so that an input within the width's reach (below
+/// `2^(compare_bits − 1)` words, as a ReLU's must be) minus an end (within `2^(f+4)` words)
+/// still fits; at least `f + 6` bits.
 pub fn lookup_bits(fp: FixedPoint) -> u32 {
-    fp.compare_bits.max(fp.frac_bits + 6).min(64)
+    (fp.compare_bits + 1).max(fp.frac_bits + 6).min(64)
 }
 
 /// The contract of a lookup over [`lookup_bits`] `w` below 64: its input stays below
-/// `2^(w−2)` words in magnitude, so that its difference with either end of the table fits in
-/// `w` bits. At 64 bits every input in the ring's range does.
+/// `2^(w−2)` words in magnitude (the reach of its `compare_bits`), so that its difference with
+/// either end of the table fits in `w` bits. At 64 bits every input in the ring's range does.
 fn check_lookup_width(a: &Tensor, fp: FixedPoint) -> Result<()> {
     let bits = lookup_bits(fp);
     if bits >= 64 || a.dtype == DType::Bit {
@@ -83,7 +84,7 @@ mod tests {
     #[test]
     fn a_narrowed_lookup_refuses_inputs_past_its_width() {
         let mut narrow = fp();
-        narrow.compare_bits = 24;
+        narrow.compare_bits = 23;
         assert_eq!(lookup_bits(narrow), 24);
         // 2^22 words: 64 at f = 16.
         assert!(check_inputs(&Op::Sigmoid, &[&fx(&[2], &[63.9, -63.9])], narrow).is_ok());
@@ -91,6 +92,8 @@ mod tests {
         assert!(e.contains("lookup input -64.5 is beyond the reach of its clip's comparisons over 24 bits"), "{e}");
         narrow.compare_bits = 10;
         assert_eq!(lookup_bits(narrow), 22, "at least f + 6");
+        narrow.compare_bits = 63;
+        assert_eq!(lookup_bits(narrow), 64);
         assert!(check_inputs(&Op::Gelu, &[&fx(&[1], &[1e6])], fp()).is_ok(), "64 bits: the ring's range");
     }
 }

@@ -47,10 +47,10 @@
 //! docs). Outside it the clip, and with it the result, is wrong.
 //!
 //! **A narrowed clip.** Where declared ranges bound the input (the planner narrows the node's
-//! `compare_bits` to `w` with `|x| < 2^(w−2)`, at least `f + 6` bits:
-//! [`mpcflow_ring::kernels::domains::lookup_bits`], which `ref` enforces), the comparisons run
-//! over `w` bits with a `(w − 1)`-bit key: at `|x| ≤ 20`, `f = 16`, 23 bits, a 16-level key of
-//! 272 bytes instead of 57 levels and 928 bytes, and under a third of the clip's AES work.
+//! `compare_bits` as for a ReLU's input), the comparisons run over `w` = `compare_bits + 1`
+//! bits (at least `f + 6`: [`mpcflow_ring::kernels::domains::lookup_bits`]; `ref` enforces
+//! `|x| < 2^(w−2)`) with a `(w − 1)`-bit key: at `|x| ≤ 20`, `f = 16`, 24 bits, a 17-level key of
+//! 288 bytes instead of 57 levels and 928 bytes, under a third of the clip's AES work.
 //!
 //! **The stated bound** (with `ref`'s own rounding): `|y − ref| ≤ E + max|f'|·2^(s−f) + 2` ulp,
 //! `E` = 2.0·10^-6 for sigmoid, 3.9·10^-6 for tanh, 1.6·10^-6 for gelu, `1.8·10^-5·|y|` for exp
@@ -212,8 +212,8 @@ fn online_bytes(func: Func, truncs: &Truncs, n: usize) -> u64 {
     thresholds::online_len(n, func.compares()) + 8 * n as u64 * (clip + split as u64 + 2) + borrows
 }
 
-/// The width of the clip's comparisons: the node's (narrowed) `compare_bits`, at least `f + 6`
-/// (see [`mpcflow_ring::kernels::domains::lookup_bits`], which `ref` enforces).
+/// The width of the clip's comparisons: one more than the node's (narrowed) `compare_bits`, at
+/// least `f + 6` (see [`mpcflow_ring::kernels::domains::lookup_bits`], which `ref` enforces).
 fn clip_bits(node: &NodeDesc) -> u32 {
     mpcflow_ring::kernels::domains::lookup_bits(node.fixed_point)
 }
