@@ -9,8 +9,11 @@
 //!
 //! **Margin.** An observed interval `[lo, hi]` becomes
 //! `[lo − m·max(|lo|, |hi|) − u, hi + m·max(|lo|, |hi|) + u]` with `m` the margin (0.5 by
-//! default) and `u` one unit of the dtype (one ulp for fixed point, 1 for int), rounded outward
-//! to the dtype. Bit-valued nodes (comparisons) get no range.
+//! default) and `u` a floor of `2^(−f/2)` for fixed point (1/256 at `f = 16`: room for the
+//! secure protocols' few-ulp errors around values the sample showed as exact) and 1 for int,
+//! rounded outward to the dtype and kept within what the dtype holds (`2^(61−f)`, strictly
+//! inside `2^(62−f)`).
+//! Bit-valued nodes (comparisons) get no range.
 //!
 //! **A declared range is a contract.** `ref` stops a run whose node leaves its range, naming
 //! the node and the value; a secure protocol cannot see the values, and a value past a narrowed
@@ -68,13 +71,20 @@ impl Seen {
     }
 }
 
-/// `[lo, hi]` widened by the margin and one unit, rounded outward to the dtype's grid.
+/// `[lo, hi]` widened by the margin and the floor, rounded outward to the dtype's grid, within
+/// the dtype's range.
 fn widened(lo: f64, hi: f64, dtype: DType, margin: f64, fp: mpcflow_sdk::FixedPoint) -> [f64; 2] {
-    let unit = if dtype == DType::Fixed { 1.0 / fp.scale() } else { 1.0 };
-    let pad = margin * lo.abs().max(hi.abs()) + unit;
+    let (unit, floor) = match dtype {
+        DType::Fixed => (1.0 / fp.scale(), 2f64.powf(-f64::from(fp.frac_bits) / 2.0)),
+        _ => (1.0, 1.0),
+    };
+    let pad = margin * lo.abs().max(hi.abs()) + floor;
+    // Values of a dtype stay below 2^62 words (see the runtime's input checks); 2^61 keeps the
+    // bound exact in f64 and strictly inside.
+    let limit = 2f64.powi(61) * unit;
     let grid = |v: f64, up: bool| {
         let k = v / unit;
-        (if up { k.ceil() } else { k.floor() }) * unit
+        ((if up { k.ceil() } else { k.floor() }) * unit).clamp(-limit, limit)
     };
     [grid(lo - pad, false), grid(hi + pad, true)]
 }
@@ -182,12 +192,15 @@ mod tests {
     #[test]
     fn intervals_widen_by_the_margin_and_a_unit_onto_the_grid() {
         let fp = mpcflow_sdk::FixedPoint::default();
-        assert_eq!(widened(0.0, 4.0, DType::Fixed, 0.5, fp), [-2.0 - 1.0 / 65536.0, 6.0 + 1.0 / 65536.0]);
+        assert_eq!(widened(0.0, 4.0, DType::Fixed, 0.5, fp), [-2.0 - 1.0 / 256.0, 6.0 + 1.0 / 256.0]);
+        assert_eq!(widened(0.0, 0.0, DType::Fixed, 0.5, fp), [-1.0 / 256.0, 1.0 / 256.0], "exact zeros get room");
         assert_eq!(widened(-3.0, 1.0, DType::Int, 0.5, fp), [-6.0, 4.0]);
         assert_eq!(widened(2.0, 2.0, DType::Int, 0.0, fp), [1.0, 3.0]);
         let [lo, hi] = widened(0.1, 0.3, DType::Fixed, 0.25, fp);
         assert!(lo <= 0.1 - 0.075 && hi >= 0.3 + 0.075, "{lo} {hi}");
         assert_eq!((lo * 65536.0).fract(), 0.0);
+        let [lo, hi] = widened(-6e13, 6e13, DType::Fixed, 0.5, fp);
+        assert_eq!([lo, hi], [-2f64.powi(45), 2f64.powi(45)], "within what fixed point holds");
     }
 
     #[test]

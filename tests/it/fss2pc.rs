@@ -900,6 +900,42 @@ fn lookups_within_their_stated_bounds_on_a_dense_sweep() {
     }
 }
 
+/// An int lookup's width counts its input in fixed-point words, as fss2pc makes it fixed first:
+/// under `compare_bits: 24` (a 25-bit clip) `ref` refuses an input of 128 (`2^23` words) and
+/// fss2pc computes every input below it within the bound; a declared int range narrows both
+/// plans alike.
+#[test]
+fn int_lookups_count_their_width_in_fixed_point_words() {
+    let xs: Vec<i64> = vec![-127, -100, -17, -1, 0, 1, 3, 9, 100, 127];
+    let n = xs.len();
+    let mut g = one(Op::Sigmoid, vec![n], DType::Int);
+    g.fixed_point = FixedPoint::default().with_compare_bits(24);
+    let ints = |v: &[i64]| ins(InputValue::Int { shape: vec![v.len()], values: v.to_vec() }, None);
+    compare(&g, &ints(&xs), |_, _| 2.0 * ULP).unwrap();
+    let mut past = xs.clone();
+    past[4] = 128;
+    let cfg = SessionConfig { protocol: Some("ref".into()), ..Default::default() };
+    let e = rt().block_on(Session::from_graph(g.clone(), mpcflow::builtins()).with_config(cfg).run(ints(&past)));
+    let e = e.unwrap_err().to_string();
+    assert!(e.contains("lookup input 128 is beyond the reach of its clip's comparisons over 25 bits"), "{e}");
+    // [-100, 100] as ints is 100·2^16 < 2^23 fixed words: 25 bits in both plans.
+    let ranged = one(Op::Sigmoid, vec![n], DType::Int).input_range("a", -100.0, 100.0);
+    for protocol in ["ref", "fss2pc"] {
+        let cfg = SessionConfig { protocol: Some(protocol.into()), ..Default::default() };
+        let plan =
+            Session::from_graph(ranged.clone(), mpcflow::builtins()).with_config(cfg).plan(Default::default()).unwrap();
+        let bits: Vec<u32> = plan
+            .nodes
+            .iter()
+            .filter(|n| n.desc.kind.label() == "sigmoid")
+            .map(|n| n.desc.fixed_point.compare_bits)
+            .collect();
+        assert_eq!(bits, vec![25], "{protocol}");
+    }
+    let inside: Vec<i64> = xs.iter().map(|x| x.clamp(&-100, &100)).copied().collect();
+    compare(&ranged, &ints(&inside), |_, _| 2.0 * ULP).unwrap();
+}
+
 /// A declared range narrows a lookup's clip (its comparisons with the table's ends) to the
 /// width the input's magnitude needs, and the results stay within the stated bounds on a sweep
 /// of the whole declared range, its ends included.

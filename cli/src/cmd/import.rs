@@ -61,7 +61,7 @@ pub struct Args {
     #[arg(long, value_name = "SAMPLE.npy")]
     calibrate: Option<PathBuf>,
     /// How much --calibrate widens each observed interval [lo, hi]: by MARGIN·max(|lo|, |hi|)
-    /// on each side, plus one unit.
+    /// on each side, plus a floor (2^(−f/2) for fixed point, 1 for int).
     #[arg(long, default_value_t = mpcflow::calibrate::DEFAULT_MARGIN, requires = "calibrate")]
     margin: f64,
 }
@@ -147,12 +147,13 @@ pub fn run(a: Args) -> Result<()> {
             a.input_owner, input.0, input.1, a.owner
         ),
         match &ranges {
+            // The file's name only: the pipeline goes to the other party, a local path does not.
             Some((path, r)) => format!(
                 "Ranges of {} nodes and of `{}` calibrated on {} in the clear, widened by a margin of {}: \
                  contracts that ref enforces and fss2pc relies on.",
                 r.nodes.len(),
                 input.0,
-                path.display(),
+                path.file_name().map_or_else(|| "the sample".into(), |n| n.to_string_lossy()),
                 a.margin
             ),
             None => String::new(),

@@ -54,9 +54,15 @@ pub(super) fn narrow_comparisons(nodes: &mut [PlanNode], spec: &GraphSpec) {
         let r = range_of(node, &ranges, spec);
         let at = |k: usize| node.inputs.get(k).and_then(|&id| ranges.get(id as usize).copied().flatten());
         let difference = match &node.desc.kind {
+            NodeKind::Op(Op::Relu) => at(0),
             // A lookup compares its input with the ends of its table, within `2^(f+4)` words:
-            // its magnitude bounds the width (see `kernels::domains::lookup_bits`).
-            NodeKind::Op(Op::Relu | Op::Exp | Op::Sigmoid | Op::Tanh | Op::Gelu) => at(0),
+            // its magnitude bounds the width (see `kernels::domains::lookup_bits`), in
+            // fixed-point words (an int input is made fixed first).
+            NodeKind::Op(Op::Exp | Op::Sigmoid | Op::Tanh | Op::Gelu) => {
+                let int = node.desc.inputs.first().is_some_and(|t| t.dtype != DType::Fixed);
+                let f = spec.fixed_point.frac_bits;
+                at(0).and_then(|(lo, hi)| if int { known(lo << f, hi << f) } else { Some((lo, hi)) })
+            }
             NodeKind::Op(Op::Gt | Op::Ge | Op::Lt | Op::Le) => {
                 at(0).zip(at(1)).and_then(|(a, b)| known(a.0 - b.1, a.1 - b.0))
             }

@@ -21,20 +21,19 @@ pub fn lookup_bits(fp: FixedPoint) -> u32 {
     (fp.compare_bits + 1).max(fp.frac_bits + 6).min(64)
 }
 
-/// The contract of a lookup over [`lookup_bits`] `w` below 64: its input stays below
-/// `2^(w−2)` words in magnitude (the reach of its `compare_bits`), so that its difference with
-/// either end of the table fits in `w` bits. At 64 bits every input in the ring's range does.
+/// The contract of a lookup over [`lookup_bits`] `w`: its input stays below `2^(w−2)`
+/// fixed-point words in magnitude (the reach of its `compare_bits`; an int input counts as
+/// `x·2^f`, as secure protocols make it fixed before the lookup), so that its difference with
+/// either end of the table fits in `w` bits. At 64 bits that is the `|x| < 2^62` every secure
+/// gate assumes.
 fn check_lookup_width(a: &Tensor, fp: FixedPoint) -> Result<()> {
     let bits = lookup_bits(fp);
-    if bits >= 64 || a.dtype == DType::Bit {
+    if a.dtype == DType::Bit {
         return Ok(());
     }
     let limit = (1i128 << (bits - 2)) - 1;
-    let show = |w: i128| match a.dtype {
-        DType::Fixed => fp.decode(w as i64 as u64).to_string(),
-        _ => w.to_string(),
-    };
-    match a.data.iter().map(|&w| i128::from(w as i64)).find(|w| w.abs() > limit) {
+    let show = |w: i128| (w as f64 / fp.scale()).to_string();
+    match a.data.iter().map(|&w| super::words::fixed_scaled(a.dtype, w, fp)).find(|w| w.abs() > limit) {
         Some(w) => Err(Error::invalid(format!(
             "lookup input {} is beyond the reach of its clip's comparisons over {bits} bits (magnitude up to {}, \
              from the declared ranges or compare_bits); secure protocols would give a wrong answer: widen the \
@@ -95,5 +94,12 @@ mod tests {
         narrow.compare_bits = 63;
         assert_eq!(lookup_bits(narrow), 64);
         assert!(check_inputs(&Op::Gelu, &[&fx(&[1], &[1e6])], fp()).is_ok(), "64 bits: the ring's range");
+        let e = check_inputs(&Op::Tanh, &[&int(&[1], &[1i64 << 47])], fp()).unwrap_err().to_string();
+        assert!(e.contains("over 64 bits"), "an int past 2^(62−f) cannot become fixed: {e}");
+        // An int input counts in fixed-point words, as the secure lookup sees it.
+        narrow.compare_bits = 24;
+        assert!(check_inputs(&Op::Sigmoid, &[&int(&[1], &[127])], narrow).is_ok());
+        let e = check_inputs(&Op::Sigmoid, &[&int(&[1], &[128])], narrow).unwrap_err().to_string();
+        assert!(e.contains("lookup input 128 is beyond the reach"), "{e}");
     }
 }

@@ -166,7 +166,13 @@ fn check_comparison_width(op: &Op, inputs: &[&Tensor], out: &TensorInfo, fp: Fix
             args(op, inputs).and_then(|[a, b]| compare::check_width(w, a, Some(b), out))
         }
         Op::Relu => compare::check_width(w, first, None, out),
-        // Softmax subtracts its lane's maximum, which secure protocols find by comparisons.
+        // Softmax subtracts its lane's maximum, which secure protocols find by comparisons,
+        // then looks up exp of the difference in fixed point: an int lane counts as `x·2^f`.
+        Op::Softmax { axis } if first.dtype == DType::Int => {
+            let data = first.data.iter().map(|&x| words::saturate(words::fixed_scaled(first.dtype, x, fp))).collect();
+            let scaled = Tensor { dtype: DType::Fixed, shape: first.shape.clone(), data };
+            extrema::check_lanes(&scaled, *axis, compare::Width { fp, dtype: DType::Fixed }, op.name())
+        }
         Op::Max { axis: Some(axis) }
         | Op::Min { axis: Some(axis) }
         | Op::Argmax { axis, .. }
