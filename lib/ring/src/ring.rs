@@ -36,10 +36,45 @@ pub fn apply_config(
             Some(v) => Ok(v),
             None => via_ref(op, inputs, shapes, shape),
         },
-        _ => match moved(op, inputs, shapes, shape) {
+        _ => match moved(op, inputs, shapes, shape).or_else(|| direct(op, inputs, shapes, shape)) {
             Some(v) => Ok(v),
             None => via_ref(op, inputs, shapes, shape),
         },
+    }
+}
+
+/// `add` and `sub` of two operands of the output's shape or of one such and a one-element
+/// operand, `neg`, and a `sum` down to one element, as straight loops over the words; `None`
+/// for anything else (left to `ref`, which copies its inputs into tensors first: a tenth of a
+/// million-row statistics pipeline's time went to those copies).
+fn direct(op: &Op, inputs: &[&[u64]], shapes: &[&[usize]], shape: &[usize]) -> Option<Vec<u64>> {
+    use mpcflow_sdk::tensor::numel;
+    let n = numel(shape);
+    let whole = |k: usize| inputs.get(k).zip(shapes.get(k)).is_some_and(|(d, s)| d.len() == n && *s == shape);
+    let single = |k: usize| inputs.get(k).zip(shapes.get(k)).is_some_and(|(d, s)| d.len() == 1 && numel(s) == 1);
+    let f: fn(u64, u64) -> u64 = match op {
+        Op::Add => u64::wrapping_add,
+        Op::Sub => u64::wrapping_sub,
+        Op::Neg if inputs.len() == 1 && whole(0) => return Some(inputs[0].iter().map(|x| x.wrapping_neg()).collect()),
+        Op::Sum { .. }
+            if inputs.len() == 1 && n == 1 && shapes.first().is_some_and(|s| numel(s) == inputs[0].len()) =>
+        {
+            return Some(vec![inputs[0].iter().fold(0u64, |s, x| s.wrapping_add(*x))]);
+        }
+        _ => return None,
+    };
+    let (a, b) = match inputs {
+        &[a, b] => (a, b),
+        _ => return None,
+    };
+    if whole(0) && whole(1) {
+        Some(a.iter().zip(b).map(|(x, y)| f(*x, *y)).collect())
+    } else if whole(0) && single(1) {
+        Some(a.iter().map(|x| f(*x, b[0])).collect())
+    } else if single(0) && whole(1) {
+        Some(b.iter().map(|y| f(a[0], *y)).collect())
+    } else {
+        None
     }
 }
 
@@ -130,6 +165,38 @@ mod tests {
             let out = out_shape(&concat, &[&dims, &other]).unwrap();
             let want = via_ref(&concat, &[&a, &b], &[&dims, &other], &out).unwrap();
             prop_assert_eq!(apply(&concat, &[&a, &b], &[&dims, &other], &out).unwrap(), want);
+        }
+    }
+
+    proptest! {
+        /// The direct loops give `ref`'s words for add and sub (same shapes, a one-element
+        /// operand on either side, broadcasts they decline), neg and whole sums.
+        #[test]
+        fn direct_loops_match_ref(dims in prop::collection::vec(1usize..5, 1..4), seed in any::<u64>()) {
+            let n = dims.iter().product::<usize>();
+            let (a, b) = (words(n, seed), words(n, !seed));
+            let one = words(1, seed ^ 7);
+            let mut row = dims.clone();
+            row[0] = 1;
+            let r = words(row.iter().product(), seed ^ 9);
+            type Operands<'a> = Vec<(&'a [u64], Vec<usize>)>;
+            let cases: Vec<(Op, Operands<'_>)> = vec![
+                (Op::Add, vec![(&a, dims.clone()), (&b, dims.clone())]),
+                (Op::Sub, vec![(&a, dims.clone()), (&one, vec![])]),
+                (Op::Sub, vec![(&one, vec![1]), (&b, dims.clone())]),
+                (Op::Add, vec![(&a, dims.clone()), (&r, row.clone())]),
+                (Op::Neg, vec![(&a, dims.clone())]),
+                (Op::Sum { axes: vec![], keepdims: false }, vec![(&a, dims.clone())]),
+                (Op::Sum { axes: vec![0], keepdims: true }, vec![(&a, dims.clone())]),
+            ];
+            for (op, ins) in cases {
+                let data: Vec<&[u64]> = ins.iter().map(|(d, _)| *d).collect();
+                let shapes: Vec<&[usize]> = ins.iter().map(|(_, s)| s.as_slice()).collect();
+                if let Some(out) = out_shape(&op, &shapes) {
+                    let want = via_ref(&op, &data, &shapes, &out).unwrap();
+                    prop_assert_eq!(apply(&op, &data, &shapes, &out).unwrap(), want, "{:?} of {:?}", op, shapes);
+                }
+            }
         }
     }
 
