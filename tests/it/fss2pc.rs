@@ -936,6 +936,29 @@ fn int_lookups_count_their_width_in_fixed_point_words() {
     compare(&ranged, &ints(&inside), |_, _| 2.0 * ULP).unwrap();
 }
 
+/// Where a declared range keeps a lookup's input inside its table (within the reach of the
+/// narrowed width), the gate skips the clip: two rounds fewer, no comparison material, and the
+/// results within the stated bounds on a sweep of the range; gelu keeps its `relu(x)`.
+#[test]
+fn a_lookup_inside_its_table_needs_no_clip() {
+    for (op, half) in [(Op::Exp, 7.0), (Op::Sigmoid, 7.0), (Op::Tanh, 3.9), (Op::Gelu, 3.9)] {
+        let x: Vec<f64> = (0..801).map(|i| -half + i as f64 * half / 400.0).collect();
+        let n = x.len();
+        let g = one(op.clone(), vec![n], DType::Fixed).input_range("a", -half, half);
+        let bound = |r: f64| if op == Op::Exp { (1.2 * r.abs() + 2.0) * ULP } else { 2.0 * ULP };
+        let clipped = op == Op::Gelu;
+        for (network, rounds) in [(Network::Wan, 5), (Network::Local, 7)] {
+            let cfg = SessionConfig { protocol: Some("fss2pc".into()), network, ..Default::default() };
+            let plan =
+                Session::from_graph(g.clone(), mpcflow::builtins()).with_config(cfg).plan(Default::default()).unwrap();
+            let y = plan.nodes.iter().find(|n| n.desc.name == "y").unwrap();
+            assert_eq!(y.cost.form.contains("no clip"), !clipped, "{op:?}: {}", y.cost.form);
+            let out = compare_on(&g, &ins(real(&[n], &x), None), |_, r| bound(r), network).unwrap();
+            assert_eq!(rounds_of(&out, "y"), rounds - 2 * u32::from(!clipped), "{op:?} on {network:?}");
+        }
+    }
+}
+
 /// A declared range narrows a lookup's clip (its comparisons with the table's ends) to the
 /// width the input's magnitude needs, and the results stay within the stated bounds on a sweep
 /// of the whole declared range, its ends included.

@@ -21,17 +21,27 @@ pub fn lookup_bits(fp: FixedPoint) -> u32 {
     (fp.compare_bits + 1).max(fp.frac_bits + 6).min(64)
 }
 
-/// The contract of a lookup over [`lookup_bits`] `w`: its input stays below `2^(w−2)`
-/// fixed-point words in magnitude (the reach of its `compare_bits`; an int input counts as
-/// `x·2^f`, as secure protocols make it fixed before the lookup), so that its difference with
-/// either end of the table fits in `w` bits. At 64 bits that is the `|x| < 2^62` every secure
-/// gate assumes.
+/// The largest magnitude, in fixed-point words, a lookup's input may have: the reach of its
+/// `compare_bits` (`2^(cb−1) − 1`, as a ReLU's input), and at most `2^62 − 1`, the range every
+/// secure gate assumes. Within it the clip's comparisons over [`lookup_bits`] are exact (the
+/// input minus a table end, within `2^(f+4)` words, fits), and where it lies inside a table's
+/// domain a secure protocol may skip the clip.
+pub fn lookup_reach(fp: FixedPoint) -> f64 {
+    lookup_limit(fp) as f64
+}
+
+fn lookup_limit(fp: FixedPoint) -> i128 {
+    (1i128 << (fp.compare_bits.clamp(2, 63) - 1)) - 1
+}
+
+/// The contract of a lookup: its input stays within [`lookup_reach`] (an int input counts as
+/// `x·2^f`, as secure protocols make it fixed before the lookup).
 fn check_lookup_width(a: &Tensor, fp: FixedPoint) -> Result<()> {
     let bits = lookup_bits(fp);
     if a.dtype == DType::Bit {
         return Ok(());
     }
-    let limit = (1i128 << (bits - 2)) - 1;
+    let limit = lookup_limit(fp);
     let show = |w: i128| (w as f64 / fp.scale()).to_string();
     match a.data.iter().map(|&w| super::words::fixed_scaled(a.dtype, w, fp)).find(|w| w.abs() > limit) {
         Some(w) => Err(Error::invalid(format!(
@@ -91,6 +101,9 @@ mod tests {
         assert!(e.contains("lookup input -64.5 is beyond the reach of its clip's comparisons over 24 bits"), "{e}");
         narrow.compare_bits = 10;
         assert_eq!(lookup_bits(narrow), 22, "at least f + 6");
+        // The reach is compare_bits': 2^9 − 1 words.
+        assert!(check_inputs(&Op::Tanh, &[&fx(&[1], &[511.0 / 65536.0])], narrow).is_ok());
+        assert!(check_inputs(&Op::Tanh, &[&fx(&[1], &[512.0 / 65536.0])], narrow).is_err());
         narrow.compare_bits = 63;
         assert_eq!(lookup_bits(narrow), 64);
         assert!(check_inputs(&Op::Gelu, &[&fx(&[1], &[1e6])], fp()).is_ok(), "64 bits: the ring's range");

@@ -52,6 +52,12 @@
 //! `|x| < 2^(w−2)`) with a `(w − 1)`-bit key: at `|x| ≤ 20`, `f = 16`, 24 bits, a 17-level key of
 //! 288 bytes instead of 57 levels and 928 bytes, under a third of the clip's AES work.
 //!
+//! **No clip.** Where that width's reach (`|x| < 2^(cb−1)`, which `ref` enforces for a lookup)
+//! lies inside the table (every table covers `[lo, −lo)`, its entries past `hi` holding the
+//! value at `hi`), exp, sigmoid and tanh skip the comparisons and the clip: `w = x − lo` keeps
+//! the input's mask and is split at once, three rounds (five with bit borrows) and no
+//! comparison material. gelu keeps its comparison for `relu(x)`.
+//!
 //! **The stated bound** (with `ref`'s own rounding): `|y − ref| ≤ E + max|f'|·2^(s−f) + 2` ulp,
 //! `E` = 2.0·10^-6 for sigmoid, 3.9·10^-6 for tanh, 1.6·10^-6 for gelu, `1.8·10^-5·|y|` for exp
 //! (`max|f'|`: 1/4, 1, 1/2 and `|y|`; `s = 0` up to `f` = 18 for exp, 22 for sigmoid, 23 for tanh
@@ -203,13 +209,32 @@ fn split_bits(func: Func, fp: FixedPoint) -> (u32, u32) {
     (t, q)
 }
 
+/// Whether the node's width keeps every input inside the table, so the gate needs no clip
+/// (not for gelu, whose `relu(x)` needs its comparison): `ref` holds a lookup's input within the
+/// reach of its `compare_bits` (`|x| < 2^(cb−1)` words, see
+/// [`mpcflow_ring::kernels::domains::lookup_reach`]), and every table covers `[lo, −lo)`, its
+/// entries past `hi` holding the value at `hi` as the clip would.
+fn unclipped(node: &NodeDesc, func: Func) -> bool {
+    let fp = node.fixed_point;
+    let reach = mpcflow_ring::kernels::domains::lookup_reach(fp);
+    func != Func::Gelu && reach <= -func.domain().lo * fp.scale()
+}
+
 /// Online bytes each party sends per element: the comparison bits, then one word per round
-/// (two in the clip and split rounds for gelu's `relu(x)` and for a second split truncation).
-fn online_bytes(func: Func, truncs: &Truncs, n: usize) -> u64 {
-    let clip = if func == Func::Gelu { 2 } else { 1 };
+/// (two in the clip and split rounds for gelu's `relu(x)` and for a second split truncation);
+/// without a clip only the split, the lookup and the last truncation.
+fn online_bytes(node: &NodeDesc, func: Func, truncs: &Truncs, n: usize) -> u64 {
+    let clip = if unclipped(node, func) {
+        0
+    } else if func == Func::Gelu {
+        2
+    } else {
+        1
+    };
     let split = if truncs.k.is_some() { 2 } else { 1 };
     let borrows = if truncs.bit() { bits_len(split * n) + bits_len(n) } else { 0 };
-    thresholds::online_len(n, func.compares()) + 8 * n as u64 * (clip + split as u64 + 2) + borrows
+    let bits = if unclipped(node, func) { 0 } else { thresholds::online_len(n, func.compares()) };
+    bits + 8 * n as u64 * (clip + split as u64 + 2) + borrows
 }
 
 /// The width of the clip's comparisons: one more than the node's (narrowed) `compare_bits`, at
@@ -220,10 +245,13 @@ fn clip_bits(node: &NodeDesc) -> u32 {
 
 /// Material bytes of party 0 and party 1 for `n` elements: see [`deal`].
 fn material_len(node: &NodeDesc, func: Func, n: usize, truncs: &Truncs) -> [u64; 2] {
-    let k = func.compares();
     // The comparisons' part; party 1's explicit shares of the clip's output mask (and
-    // relu(x)'s) and of the lookup's output mask; the table keys.
-    let [c0, c1] = thresholds::material_len(n, k, 1, clip_bits(node));
+    // relu(x)'s) and of the lookup's output mask; the table keys. Without a clip, only the
+    // lookup's output mask.
+    let (k, [c0, c1]) = match unclipped(node, func) {
+        true => (1, [0, 0]),
+        false => (func.compares(), thresholds::material_len(n, func.compares(), 1, clip_bits(node))),
+    };
     let [h0, h1] = split_len(n, 0, 0);
     let [p0, p1] = split_len(n, k, 0).map(|p| p + table_len(n, M, WORDS));
     // Each truncation's own part (its material less the header and seed).
@@ -235,19 +263,25 @@ pub fn cost(node: &NodeDesc, func: Func) -> Cost {
     let n = node.output.numel();
     let truncs = truncations(node, func);
     let dealer = material_len(node, func, n, &truncs);
-    let rounds = ROUNDS + if truncs.bit() { 2 } else { 0 };
+    let bare = unclipped(node, func);
+    // Without a clip the comparisons' round and the clip's are gone.
+    let rounds = ROUNDS + if truncs.bit() { 2 } else { 0 } - 2 * u32::from(bare);
     let mut c = open::cost_per_element(node, rounds, 0, dealer);
-    c.online_bytes = vec![online_bytes(func, &truncs, n); 2];
+    c.online_bytes = vec![online_bytes(node, func, &truncs, n); 2];
     let d = func.domain();
     let step = |p: u32| format!("2^-{p}");
     let borrows = if truncs.bit() { "truncations open their borrows" } else { "truncations by DCF" };
+    let clip = if bare {
+        "no clip (the input's width keeps it inside the table)".to_string()
+    } else {
+        format!("clip over {} bits in two rounds", clip_bits(node))
+    };
     c.form = format!(
-        "table of {} quadratic pieces on [{}, {}], step {}, clip over {} bits in two rounds, {borrows}",
+        "table of {} quadratic pieces on [{}, {}], step {}, {clip}, {borrows}",
         1u32 << M,
         d.lo,
         d.hi,
-        step(d.p),
-        clip_bits(node)
+        step(d.p)
     );
     c
 }
@@ -276,10 +310,16 @@ pub fn deal(
     let truncs = truncations(node, func);
     let mut split = Split::new(Tag::Lut, rng, open::sizes(&cost(node, func)), threads);
     // Rounds 1 and 2: the comparisons (one half-tree key, ρ·r for the clip's products); the
-    // clip's output masks.
-    thresholds::deal(&mut split, r, func.compares(), &[r], clip_bits(node), rng)?;
-    let r_w = draw(rng, n);
-    split.share(&r_w);
+    // clip's output masks. Without a clip, `w = x − lo` keeps the input's mask.
+    let bare = unclipped(node, func);
+    let r_w = if bare {
+        r.to_vec()
+    } else {
+        thresholds::deal(&mut split, r, func.compares(), &[r], clip_bits(node), rng)?;
+        let r_w = draw(rng, n);
+        split.share(&r_w);
+        r_w
+    };
     let r_g = if func == Func::Gelu {
         let r_g = draw(rng, n);
         split.share(&r_g);
@@ -369,8 +409,8 @@ fn lookup_shares(
 
 /// A party's material of one lookup node, read in the first round.
 struct Material {
-    /// Shares of each comparison's ρ and ρ·r.
-    rho: thresholds::Masks,
+    /// Shares of each comparison's ρ and ρ·r (none without a clip).
+    rho: Option<thresholds::Masks>,
     r_w: Vec<u64>,
     r_g: Vec<u64>,
     trunc_j: trunc::TruncShares,
@@ -464,9 +504,13 @@ impl LutEval {
         // Shared: the keys kept for later rounds point into it instead of being copied.
         let material = std::sync::Arc::new(crate::pool::Recycled::new(std::mem::take(&mut self.material)));
         let mut sh = Shares::shared(&material, Tag::Lut, party)?.with_accel(self.accel.clone());
-        let (rho, bits) =
-            thresholds::evaluate(&mut sh, party, &self.xhat, &offsets(self.func, fp), 1, clip_bits(&self.node))?;
-        let r_w = sh.share(n, "clip mask")?;
+        let (rho, bits, r_w) = if unclipped(&self.node, self.func) {
+            (None, vec![], self.xshare.clone())
+        } else {
+            let (rho, bits) =
+                thresholds::evaluate(&mut sh, party, &self.xhat, &offsets(self.func, fp), 1, clip_bits(&self.node))?;
+            (Some(rho), bits, sh.share(n, "clip mask")?)
+        };
         let r_g = if self.func == Func::Gelu { sh.share(n, "relu mask")? } else { Vec::new() };
         let trunc_j = trunc::read_product(&mut sh, n, truncs.j)?;
         let trunc_k = match truncs.k {
@@ -493,7 +537,7 @@ impl LutEval {
         let relu = |k: usize, i: usize| {
             let b = u64::from(bhat[k * n + i]);
             let d = xhat[i].wrapping_sub(offsets[k]);
-            let (rho, rho_r) = m.rho.row(k, 0);
+            let (rho, rho_r) = m.rho.as_ref().map_or((&[][..], &[][..]), |r| r.row(k, 0));
             own.wrapping_mul(b.wrapping_mul(d))
                 .wrapping_add(1u64.wrapping_sub(2 * b).wrapping_mul(d.wrapping_mul(rho[i]).wrapping_sub(rho_r[i])))
                 .wrapping_sub(b.wrapping_mul(xshare[i]))
@@ -587,6 +631,12 @@ impl NodeEval for LutEval {
         match self.state {
             State::Compare => {
                 self.bits = self.compare()?;
+                if unclipped(&self.node, self.func) {
+                    // No clip: split `w = x − lo` at once (its mask is the input's).
+                    let lo = self.node.fixed_point.encode(self.func.domain().lo);
+                    self.clip = self.xhat.iter().map(|x| x.wrapping_sub(lo)).collect();
+                    return self.split_clip(self.clip.clone());
+                }
                 self.state = State::Clip;
                 Ok(open::exchange_bits(self.me, &self.bits))
             }
