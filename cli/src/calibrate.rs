@@ -20,8 +20,9 @@
 //! width makes its result wrong. The ranges are public (both parties read the pipeline): they
 //! tell the data owner the bounds of the model's activations on the sample, with the margin.
 
+use crate::import::{Roles, model_inputs};
 use mpcflow_runtime::{InputValue, Session, SessionConfig};
-use mpcflow_sdk::graph::{Dim, GraphSpec, InputSpec, OutputSpec};
+use mpcflow_sdk::graph::{GraphSpec, OutputSpec};
 use mpcflow_sdk::importer::ImportedModel;
 use mpcflow_sdk::{DType, Tensor};
 use std::collections::HashMap;
@@ -114,41 +115,21 @@ fn batches(sample: &InputValue, shape: &[usize]) -> Result<Vec<Vec<f64>>, String
 /// Runs `model` in the clear on `sample` (the model input's values: its shape, or a whole number
 /// of batches of it) and returns the widened ranges of its input and of every node that is not
 /// bit-valued.
-pub fn calibrate(
-    model: &ImportedModel,
-    parties: [&str; 2],
-    sample: &InputValue,
-    margin: f64,
-) -> Result<Ranges, String> {
+pub fn calibrate(model: &ImportedModel, roles: &Roles, sample: &InputValue, margin: f64) -> Result<Ranges, String> {
     if !(margin >= 0.0 && margin.is_finite()) {
         return Err(format!("the margin must be a number of 0 or more, not {margin}"));
     }
     let (input, dtype, shape) = model.inputs.first().ok_or("the model has no input")?.clone();
-    let [input_owner, model_owner] = parties;
     // The model alone, every node revealed, in the clear.
-    let mut g = GraphSpec::new("calibration", [input_owner, model_owner]).protocol("ref");
-    g.inputs.push(InputSpec {
-        name: input.clone(),
-        owner: input_owner.into(),
-        dtype,
-        shape: shape.iter().map(|&d| Dim::Fixed(d)).collect(),
-        transform: None,
-        range: None,
-    });
-    for w in &model.weights {
-        g.inputs.push(InputSpec {
-            name: w.name.clone(),
-            owner: model_owner.into(),
-            dtype: DType::Fixed,
-            shape: w.shape.iter().map(|&d| Dim::Fixed(d)).collect(),
-            transform: None,
-            range: None,
-        });
-    }
+    let mut g = GraphSpec::new("calibration", [roles.input_owner.clone(), roles.model_owner.clone()]).protocol("ref");
+    g.inputs = model_inputs(model, roles);
     g.constants = model.constants.clone();
     g.nodes = model.nodes.clone();
-    g.outputs =
-        model.nodes.iter().map(|n| OutputSpec { name: n.name.clone(), reveal_to: vec![input_owner.into()] }).collect();
+    g.outputs = model
+        .nodes
+        .iter()
+        .map(|n| OutputSpec { name: n.name.clone(), reveal_to: vec![roles.input_owner.clone()] })
+        .collect();
     let fp = g.fixed_point;
     let config = SessionConfig { protocol: Some("ref".into()), ..Default::default() };
     let session = Session::from_graph(g, crate::builtins()).with_config(config);

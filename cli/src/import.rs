@@ -32,30 +32,27 @@ pub struct Roles {
     pub model_owner: String,
 }
 
+/// The private inputs of `model`: its inputs, the input owner's; its weights, the model
+/// owner's.
+pub fn model_inputs(model: &ImportedModel, roles: &Roles) -> Vec<InputSpec> {
+    let spec = |name: &str, owner: &str, dtype: DType, shape: &[usize]| InputSpec {
+        name: name.to_string(),
+        owner: owner.to_string(),
+        dtype,
+        shape: shape.iter().map(|&d| Dim::Fixed(d)).collect(),
+        transform: None,
+        range: None,
+    };
+    let inputs = model.inputs.iter().map(|(n, dtype, shape)| spec(n, &roles.input_owner, *dtype, shape));
+    let weights = model.weights.iter().map(|w| spec(&w.name, &roles.model_owner, DType::Fixed, &w.shape));
+    inputs.chain(weights).collect()
+}
+
 /// The graph of `model` under `protocol`.
 pub fn graph(model: ImportedModel, name: &str, roles: &Roles, protocol: &str, reveal: Reveal) -> GraphSpec {
     let mut g = GraphSpec::new(name, [roles.input_owner.clone(), roles.model_owner.clone()]).protocol(protocol);
     let batch = model.inputs.first().and_then(|i| i.2.first().copied()).unwrap_or(1);
-    for (n, dtype, shape) in &model.inputs {
-        g.inputs.push(InputSpec {
-            name: n.clone(),
-            owner: roles.input_owner.clone(),
-            dtype: *dtype,
-            shape: shape.iter().map(|&d| Dim::Fixed(d)).collect(),
-            transform: None,
-            range: None,
-        });
-    }
-    for w in &model.weights {
-        g.inputs.push(InputSpec {
-            name: w.name.clone(),
-            owner: roles.model_owner.clone(),
-            dtype: DType::Fixed,
-            shape: w.shape.iter().map(|&d| Dim::Fixed(d)).collect(),
-            transform: None,
-            range: None,
-        });
-    }
+    g.inputs = model_inputs(&model, roles);
     g.constants = model.constants;
     g.nodes = model.nodes;
     let unique = |g: &GraphSpec, base: &str| {

@@ -111,17 +111,16 @@ pub fn run(a: Args) -> Result<()> {
         ));
     }
     let input = model.inputs.first().map(|i| (i.0.clone(), i.2.clone())).unwrap_or_default();
+    let roles = Roles { input_owner: a.input_owner.clone(), model_owner: a.owner.clone() };
     let ranges = match &a.calibrate {
         Some(path) => {
             let sample = npy::read(path).map_err(|e| anyhow!("--calibrate {}: {e}", path.display()))?;
-            let parties = [a.input_owner.as_str(), a.owner.as_str()];
-            let r = mpcflow::calibrate::calibrate(&model, parties, &sample, a.margin)
+            let r = mpcflow::calibrate::calibrate(&model, &roles, &sample, a.margin)
                 .map_err(|e| anyhow!("--calibrate {}: {e}", path.display()))?;
             Some((path, r))
         }
         None => None,
     };
-    let roles = Roles { input_owner: a.input_owner.clone(), model_owner: a.owner.clone() };
     let mut spec = graph(model, &name, &roles, &a.protocol, a.reveal);
     if let Some((_, r)) = &ranges {
         r.apply(&mut spec, &input.0);

@@ -87,6 +87,8 @@ pub mod dcf2;
 pub mod dpf;
 pub mod halftree;
 pub mod prg;
+#[cfg(target_arch = "x86_64")]
+mod simd;
 pub mod table;
 
 pub use batch::PAR_MIN_BATCH;

@@ -20,17 +20,17 @@
 //!
 //! `unsafe` appears in two places: the calls into the `#[target_feature]` functions after
 //! run-time detection ([`eval_tile`], [`keygen_tile`]), and the 64-byte unaligned loads and
-//! stores of [`load`] and [`store`], which take array references of exactly 64 bytes.
+//! stores of [`crate::simd`], which take array references of exactly 64 bytes.
 
 use core::arch::x86_64::{
     __m512i, _MM_PERM_BABA, _MM_PERM_BADC, _mm_set_epi64x, _mm512_aesenc_epi128, _mm512_aesenclast_epi128,
-    _mm512_and_si512, _mm512_broadcast_i32x4, _mm512_loadu_si512, _mm512_set_epi64, _mm512_set1_epi64,
-    _mm512_setzero_si512, _mm512_shuffle_epi32, _mm512_srl_epi64, _mm512_storeu_si512, _mm512_sub_epi64,
-    _mm512_ternarylogic_epi64, _mm512_xor_si512,
+    _mm512_and_si512, _mm512_broadcast_i32x4, _mm512_set_epi64, _mm512_set1_epi64, _mm512_setzero_si512,
+    _mm512_shuffle_epi32, _mm512_srl_epi64, _mm512_sub_epi64, _mm512_ternarylogic_epi64, _mm512_xor_si512,
 };
 
 use super::{HASH_KEY, levels, truth_table};
 use crate::domain_mask;
+use crate::simd::{load, store};
 
 /// Registers of four keys per group in evaluation: that many independent AES chains per level.
 const EVAL_REGS: usize = 4;
@@ -84,24 +84,6 @@ pub(super) fn keygen_tile(
     // SAFETY: as in [`eval_tile`].
     unsafe { keygen_tile_avx512(alphas, n, roots, deltas, d0, d1) };
     true
-}
-
-/// The 64 bytes of `bytes` as a register.
-#[allow(unsafe_code)]
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn load(bytes: &[u8; 64]) -> __m512i {
-    // SAFETY: reads the 64 bytes the reference covers; the load has no alignment requirement.
-    unsafe { _mm512_loadu_si512(bytes.as_ptr().cast()) }
-}
-
-/// A register into the 64 bytes of `bytes`.
-#[allow(unsafe_code)]
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn store(v: __m512i, bytes: &mut [u8; 64]) {
-    // SAFETY: writes the 64 bytes the reference covers; the store has no alignment requirement.
-    unsafe { _mm512_storeu_si512(bytes.as_mut_ptr().cast(), v) }
 }
 
 /// Keys `at..at + 4` of a row of 16-byte words (zeros past its end).

@@ -26,18 +26,20 @@
 //!
 //! `unsafe` appears in three places: the calls into the `#[target_feature]` functions, made
 //! only through a [`Kernel`], which exists only where the CPU has the features; and the 64-byte
-//! unaligned loads and stores of [`load`] and [`store`], which take arrays of exactly 64 bytes.
+//! unaligned loads and stores of [`crate::simd`] and [`load_words`], which take arrays of exactly
+//! 64 bytes.
 
 use core::arch::x86_64::{
     __m512i, _MM_PERM_BABA, _mm512_add_epi64, _mm512_aesenc_epi128, _mm512_aesenclast_epi128, _mm512_and_si512,
     _mm512_andnot_si512, _mm512_broadcast_i32x4, _mm512_loadu_si512, _mm512_mullo_epi64, _mm512_permutex2var_epi64,
     _mm512_set_epi64, _mm512_set1_epi64, _mm512_setzero_si512, _mm512_shuffle_epi32, _mm512_shuffle_i64x2,
-    _mm512_storeu_si512, _mm512_sub_epi64, _mm512_xor_si512,
+    _mm512_sub_epi64, _mm512_xor_si512,
 };
 
 use super::{MAX_PAIRS, MAX_WORDS};
 use crate::mask64;
 use crate::prg::{FIXED_KEYS, PrgKey};
+use crate::simd::{load, store};
 
 /// Points per leaf: one register of words.
 const POINTS: usize = 8;
@@ -113,24 +115,6 @@ fn round_keys() -> [[__m512i; 11]; 3] {
         let rk = crate::batch::aesni::key_schedule(FIXED_KEYS[k as usize]);
         core::array::from_fn(|i| _mm512_broadcast_i32x4(rk[i]))
     })
-}
-
-/// The 64 bytes as a register.
-#[allow(unsafe_code)]
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn load(bytes: &[u8; 64]) -> __m512i {
-    // SAFETY: reads the 64 bytes the reference covers; the load has no alignment requirement.
-    unsafe { _mm512_loadu_si512(bytes.as_ptr().cast()) }
-}
-
-/// A register into the 64 bytes.
-#[allow(unsafe_code)]
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn store(v: __m512i, bytes: &mut [u8; 64]) {
-    // SAFETY: writes the 64 bytes the reference covers; the store has no alignment requirement.
-    unsafe { _mm512_storeu_si512(bytes.as_mut_ptr().cast(), v) }
 }
 
 /// Eight words as a register.
