@@ -15,12 +15,15 @@
 //!    `Σ_k o_k·h(k)` for a public `h` is a *linear* function of the bits, whose shares are
 //!    linear in the shares of `ρ_k` once `b̂_k` is open; a product of such a quantity with a
 //!    masked value needs only the dealt shares of `ρ_k·r` (no multiplication of secrets).
-//! 2. **Normalise** exactly: `M = X · Σ_k ±o_k·2^(62−k) = |X|·2^(62−L) ∈ [2^62, 2^63)` from the
+//! 2. **Normalise** exactly: `M = X · Σ_k ±o_k·2^(61−k) = |X|·2^(61−L) ∈ [2^61, 2^62)` from the
 //!    shares of `ρ_k·r` (`r` the mask of `X`), opened; the table's class bit is opened in the
 //!    same round under a mask of its own.
 //! 3. **Split** `M` by two exact floor truncations (DCF, one round): the table index
-//!    `j = ⌊M / 2^(62−m)⌋ ∈ [2^m, 2^(m+1))` and `u = ⌊M / 2^(62−m−d)⌋`, so the remainder is
-//!    `δ = u − j·2^d ∈ [0, 2^d)` (`m` = [`M_BITS`], `d` = [`D_BITS`]).
+//!    `j = ⌊M / 2^(61−m)⌋ ∈ [2^m, 2^(m+1))` and `u = ⌊M / 2^(61−m−d)⌋`, so the remainder is
+//!    `δ = u − j·2^d ∈ [0, 2^d)` (`m` = [`M_BITS`], `d` = [`D_BITS`]). `M` below `2^62` lets
+//!    both use the truncations' half range (no 64-bit DCF, see [`super::trunc`]), and so does
+//!    step 5 (`|z| < 2^(Q+d+1) ≤ 2^61`); step 7, whose product may come within `2^(S−1)` of
+//!    `2^62`, keeps the full range.
 //! 4. **Look up** `T0` and the slope `T1` at the secret index `class·2^(m+1) + j` with one
 //!    table key whose payload is `(1, r_δ)`, so `T1·δ` needs no product (see [`super::tables`]), open
 //!    `z = T0·2^d + T1·δ ≈ 2^(Q+d)·G(μ)·2^φ`. The class bit is the sign for reciprocal and the
@@ -46,8 +49,9 @@
 //! Costs per element: 7 rounds; online bytes `g·kk/8 + 64` per party (`g` = 2 for reciprocal,
 //! else 1; at `f = 16`: reciprocal 73, rsqrt 71, sqrt 72); material in [`material_len`]: one
 //! 928-byte half-tree key, three words and a bit per comparison, a 12-bit table key and the
-//! four truncations' DCF keys, which are most of it: at `f = 16` about 12 KiB per element for
-//! party 1 and 10.5 KiB for party 0 (it was 90 to 117 KiB with one DCF per comparison).
+//! four truncations' DCF keys, three of them in the half range: at `f = 16` about 7.5 KiB per
+//! element for party 1 and 6 KiB for party 0 (it was 90 to 117 KiB with one DCF per
+//! comparison, and the truncations all in the full range).
 
 use super::{tables, thresholds, trunc};
 use crate::accel::Accel;
@@ -66,7 +70,7 @@ pub const D_BITS: u32 = 20;
 /// Leading-bit positions an input may have: `k = 0..61`.
 const K: usize = 62;
 /// Truncation giving the table index.
-const T_BITS: u32 = 62 - M_BITS;
+const T_BITS: u32 = 61 - M_BITS;
 /// Index bits of the DPF domain: class bit, then `j < 2^(M_BITS+1)`.
 const B_BITS: u32 = M_BITS + 2;
 const MAX_Q: i64 = 40;
@@ -215,7 +219,7 @@ fn combos(func: Func, p: &Params) -> Combos {
     let g = func.groups();
     let neg = u64::MAX;
     let kk = p.kk;
-    let norm = Lin::onehot(g, kk, [1, neg], |k| 1u64 << (62 - k));
+    let norm = Lin::onehot(g, kk, [1, neg], |k| 1u64 << (61 - k));
     let exp = Lin::onehot(g, kk, [1, 1], |k| p.coef[k].map_or(0, |c| 1u64 << c));
     let class = if func == Func::Reciprocal {
         // The sign: [−X ≥ 1].
@@ -254,9 +258,11 @@ fn mantissa_tables(func: Func, p: &Params) -> (Vec<u64>, Vec<u64>) {
     (t0, t1)
 }
 
-/// The truncations' bits: the table index, the remainder, the mantissa, the output.
-fn truncation_bits(p: &Params) -> [u32; 4] {
-    [T_BITS, T_BITS - D_BITS, D_BITS, p.s]
+/// The truncations' bits and ranges: the table index, the remainder, the mantissa, the output
+/// (see the module docs).
+fn truncations(p: &Params) -> [(u32, trunc::Range); 4] {
+    let half = trunc::Range::Half;
+    [(T_BITS, half), (T_BITS - D_BITS, half), (D_BITS, half), (p.s, trunc::Range::Full)]
 }
 
 /// Online bytes each party sends for `n` elements at `f` fractional bits: the comparison
@@ -272,8 +278,8 @@ pub fn material_len(func: Func, n: usize, f: u32) -> [u64; 2] {
     // The comparisons with `ρ·r` and `ρ·r_R`; the class, normalisation, lookup and rescaling
     // masks; the truncations (words and DCF keys); the table keys.
     let [c0, c1] = thresholds::material_len(n, func.groups() * p.kk, 2, 64);
-    let truncs: usize = truncation_bits(&p).iter().map(|b| trunc::words(*b, trunc::Range::Full)).sum();
-    let keys: u64 = truncation_bits(&p).iter().map(|b| trunc::key_len(*b, trunc::Range::Full)).sum();
+    let truncs: usize = truncations(&p).iter().map(|(b, r)| trunc::words(*b, *r)).sum();
+    let keys: u64 = truncations(&p).iter().map(|(b, r)| trunc::key_len(*b, *r)).sum();
     let [s0, s1] = split_len(n, 4 + truncs, keys);
     let table = table_len(n, B_BITS, 2);
     [s0 + table + c0, s1 + table + c1]
@@ -333,8 +339,8 @@ pub fn deal(
     let r_m = draw(rng, n);
     split.share(&r_m);
     // 3. Index and remainder.
-    let r_j = trunc::deal(&mut split, &r_m, T_BITS, trunc::Range::Full, rng)?;
-    let r_u = trunc::deal(&mut split, &r_m, T_BITS - D_BITS, trunc::Range::Full, rng)?;
+    let r_j = trunc::deal(&mut split, &r_m, T_BITS, trunc::Range::Half, rng)?;
+    let r_u = trunc::deal(&mut split, &r_m, T_BITS - D_BITS, trunc::Range::Half, rng)?;
     let r_d: Vec<u64> = r_u.iter().zip(&r_j).map(|(u, j)| u.wrapping_sub(j.wrapping_shl(D_BITS))).collect();
     // 4. Lookup.
     let r_z = draw(rng, n);
@@ -345,7 +351,7 @@ pub fn deal(
     let betas: Vec<u64> = r_d.iter().flat_map(|d| [1, *d]).collect();
     split.table_keys(&alphas, &betas, B_BITS, 2, rng)?;
     // 5. R = round(z / 2^d).
-    let r_r = trunc::deal(&mut split, &r_z, D_BITS, trunc::Range::Full, rng)?;
+    let r_r = trunc::deal(&mut split, &r_z, D_BITS, trunc::Range::Half, rng)?;
     // 6. Rescaling product: ρ·r_R.
     thresholds::deal_products(&mut split, &rhos, &r_r);
     let r_w = draw(rng, n);
@@ -465,11 +471,11 @@ impl RootEval {
         let (mut masks, bits) = thresholds::evaluate(&mut sh, party, &self.xhat, &thresholds_of(groups, kk), 1, 64)?;
         let r_c = sh.share(n, "class mask")?;
         let r_m = sh.share(n, "normalisation mask")?;
-        let tj = trunc::read(&mut sh, n, T_BITS, trunc::Range::Full)?;
-        let tu = trunc::read(&mut sh, n, T_BITS - D_BITS, trunc::Range::Full)?;
+        let tj = trunc::read(&mut sh, n, T_BITS, trunc::Range::Half)?;
+        let tu = trunc::read(&mut sh, n, T_BITS - D_BITS, trunc::Range::Half)?;
         let r_z = sh.share(n, "lookup output mask")?;
         let keys = sh.kept_table_keys(n, B_BITS, 2, "lookup keys")?;
-        let tr = trunc::read(&mut sh, n, D_BITS, trunc::Range::Full)?;
+        let tr = trunc::read(&mut sh, n, D_BITS, trunc::Range::Half)?;
         masks.read_products(&mut sh, n)?;
         let r_w = sh.share(n, "rescaling mask")?;
         let ty = trunc::read(&mut sh, n, self.params.s, trunc::Range::Full)?;
