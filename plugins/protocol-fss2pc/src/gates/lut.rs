@@ -217,7 +217,7 @@ fn split_bits(func: Func, fp: FixedPoint) -> (u32, u32) {
 fn unclipped(node: &NodeDesc, func: Func) -> bool {
     let fp = node.fixed_point;
     let reach = mpcflow_ring::kernels::domains::lookup_reach(fp);
-    func != Func::Gelu && reach <= -func.domain().lo * fp.scale()
+    func != Func::Gelu && reach < -func.domain().lo * fp.scale()
 }
 
 /// Online bytes each party sends per element: the comparison bits, then one word per round
