@@ -284,12 +284,22 @@ impl Split {
     /// Generates one half-tree one-bit DCF key pair per element (XOR shares of
     /// `x < alphas[i]`) straight into the parties' material, on the split's threads.
     pub fn halftree_keys(&mut self, alphas: &[u64], bits: u32, rng: &mut SeedRng) -> Result<()> {
-        let len = halftree::batch_len(alphas.len(), bits);
+        let threads = self.threads;
+        self.keys_into(halftree::batch_len(alphas.len(), bits), |k0, k1| {
+            halftree::keygen_into_slices(alphas, bits, rng, k0, k1, threads)
+        })
+    }
+
+    /// Key generation into the next `len` bytes of both parties' material; on failure the
+    /// regions (which may hold a recycled buffer's stale bytes) are not material.
+    fn keys_into(
+        &mut self,
+        len: usize,
+        generate: impl FnOnce(&mut [u8], &mut [u8]) -> std::result::Result<(), crate::fss::FssError>,
+    ) -> Result<()> {
         let at = (self.p0.pos, self.p1.pos);
-        let (k0, k1) = (self.p0.region(len), self.p1.region(len));
-        let res = halftree::keygen_into_slices(alphas, bits, rng, k0, k1, self.threads).map_err(dealer_err);
+        let res = generate(self.p0.region(len), self.p1.region(len)).map_err(dealer_err);
         if res.is_err() {
-            // The regions may hold a recycled buffer's stale bytes: they are not material.
             (self.p0.pos, self.p1.pos) = at;
         }
         res
@@ -306,16 +316,10 @@ impl Split {
         words: u32,
         rng: &mut SeedRng,
     ) -> Result<()> {
-        let len = table::batch_len(alphas.len(), n_bits, words);
-        let at = (self.p0.pos, self.p1.pos);
-        let (k0, k1) = (self.p0.region(len), self.p1.region(len));
-        let res =
-            table::keygen_into_slices(alphas, betas, n_bits, words, rng, k0, k1, self.threads).map_err(dealer_err);
-        if res.is_err() {
-            // The regions may hold a recycled buffer's stale bytes: they are not material.
-            (self.p0.pos, self.p1.pos) = at;
-        }
-        res
+        let threads = self.threads;
+        self.keys_into(table::batch_len(alphas.len(), n_bits, words), |k0, k1| {
+            table::keygen_into_slices(alphas, betas, n_bits, words, rng, k0, k1, threads)
+        })
     }
 
     /// The same with two-word payloads.

@@ -191,9 +191,10 @@ impl Lin {
         Lin { coefs, constant: 0 }
     }
 
-    /// The function applied to rows of `n` elements; the constant only on masked values.
-    fn apply(&self, rows: &[u64], n: usize, masked_value: bool) -> Vec<u64> {
-        let c = if masked_value { self.constant } else { 0 };
+    /// The function applied to rows of `n` elements, its constant added where `with_constant`
+    /// (party 0's share of the function of shared bits).
+    fn apply(&self, rows: &[u64], n: usize, with_constant: bool) -> Vec<u64> {
+        let c = if with_constant { self.constant } else { 0 };
         let mut out = vec![c; n];
         for (r, coef) in self.coefs.iter().enumerate() {
             if *coef == 0 {
