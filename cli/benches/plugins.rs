@@ -92,7 +92,7 @@ fn bench(c: &mut Criterion) {
     g.sample_size(10);
     for (name, reg) in [("builtin", builtin_reg), ("native", native_reg)] {
         let cfg = SessionConfig { protocol: Some("ref".into()), ..Default::default() };
-        let s = Session::from_pipeline(pipeline.clone(), reg).with_config(cfg);
+        let s = Session::from_pipeline(pipeline.clone(), reg).unwrap().with_config(cfg);
         g.bench_function(name, |b| {
             b.iter(|| {
                 rt.block_on(s.run([("a", InputValue::from(a.clone())), ("b", InputValue::from(b_in.clone()))])).unwrap()

@@ -39,6 +39,8 @@ pub enum Site {
     Output(String),
     /// An output's `i`-th `reveal_to` party.
     OutputParty(String, usize),
+    /// An entry of `models:`.
+    Model(String),
 }
 
 impl fmt::Display for Site {
@@ -55,6 +57,7 @@ impl fmt::Display for Site {
             Site::Constant(n) => write!(f, "constant `{n}`"),
             Site::Node(n) | Site::NodeOp(n) | Site::NodeInput(n, _) | Site::NodeAttr(n, _) => write!(f, "node `{n}`"),
             Site::Output(n) | Site::OutputParty(n, _) => write!(f, "output `{n}`"),
+            Site::Model(n) => write!(f, "model `{n}`"),
         }
     }
 }

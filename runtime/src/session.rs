@@ -132,22 +132,31 @@ pub struct Session {
 impl Session {
     /// From YAML text; `file` names it in error messages.
     pub fn from_yaml(text: &str, file: &str, registry: Registry) -> Result<Session, Error> {
-        Ok(Session::from_pipeline(Pipeline::from_yaml(text, file)?, registry))
+        Session::from_pipeline(Pipeline::from_yaml(text, file)?, registry)
     }
 
     /// From a pipeline file.
     pub fn from_path(path: &Path, registry: Registry) -> Result<Session, Error> {
-        Ok(Session::from_pipeline(Pipeline::from_path(path)?, registry))
+        Session::from_pipeline(Pipeline::from_path(path)?, registry)
     }
 
     /// From a pipeline already read (so its `plugins:` could be loaded into `registry` first).
-    pub fn from_pipeline(p: Pipeline, registry: Registry) -> Session {
-        Session { registry: Arc::new(registry), pipeline: p, config: SessionConfig::default() }
+    /// Imports its `models:` with the registry's importers ([`Pipeline::import_models`]).
+    pub fn from_pipeline(mut p: Pipeline, registry: Registry) -> Result<Session, Error> {
+        p.import_models(&registry)?;
+        Ok(Session { registry: Arc::new(registry), pipeline: p, config: SessionConfig::default() })
     }
 
     /// From a graph built in code.
     pub fn from_graph(spec: GraphSpec, registry: Registry) -> Session {
-        let pipeline = Pipeline { spec, sources: Default::default(), plugins: vec![], kernel: None };
+        let pipeline = Pipeline {
+            spec,
+            sources: Default::default(),
+            plugins: vec![],
+            kernel: None,
+            models: vec![],
+            weights: Default::default(),
+        };
         Session { registry: Arc::new(registry), pipeline, config: SessionConfig::default() }
     }
 
@@ -183,9 +192,10 @@ impl Session {
         crate::schedule::deal_to_files(plan, &protocol, dir)
     }
 
-    /// Encodes `inputs` against the declarations; every input must be given, none unknown.
+    /// Encodes `inputs` against the declarations; every input must be given, none unknown. The
+    /// weights of the pipeline's models come from the model files, not from `inputs`.
     pub fn encode_inputs(&self, inputs: HashMap<String, InputValue>) -> Result<HashMap<String, Tensor>, Error> {
-        let mut problems = vec![];
+        let mut problems = self.weights_given(&inputs);
         for name in inputs.keys() {
             if !self.pipeline.spec.inputs.iter().any(|i| &i.name == name) {
                 let declared: Vec<&str> = self.pipeline.spec.inputs.iter().map(|i| i.name.as_str()).collect();
@@ -197,7 +207,7 @@ impl Session {
         }
         let mut out = HashMap::new();
         for decl in &self.pipeline.spec.inputs {
-            match inputs.get(&decl.name) {
+            match inputs.get(&decl.name).or_else(|| self.pipeline.weights.get(&decl.name, None)) {
                 None => problems.push(Problem::new(
                     Site::Input(decl.name.clone()),
                     format!("no value given for input `{}` of {}", decl.name, decl.owner),
@@ -226,14 +236,38 @@ impl Session {
         Ok(t)
     }
 
+    /// The problems of `inputs` that name a model's weight, which the model file gives.
+    fn weights_given(&self, inputs: &HashMap<String, InputValue>) -> Vec<Problem> {
+        let mut given: Vec<&String> = inputs.keys().filter(|n| self.pipeline.weights.contains(n)).collect();
+        given.sort();
+        given
+            .into_iter()
+            .map(|n| {
+                Problem::new(
+                    Site::Input(n.clone()),
+                    format!("`{n}` is a weight of a model in `models:`: its value comes from the model file"),
+                )
+            })
+            .collect()
+    }
+
     /// Encodes the inputs of party `party` only: each must be declared as that party's input,
-    /// and every input of that party must be given (other parties bring their own).
+    /// and every input of that party must be given (other parties bring their own). The weights
+    /// of the models `party` owns come from the model files.
     pub fn encode_party_inputs(
         &self,
         party: &str,
-        inputs: HashMap<String, InputValue>,
+        mut inputs: HashMap<String, InputValue>,
     ) -> Result<HashMap<String, Tensor>, Error> {
-        let mut problems = vec![];
+        let mut problems = self.weights_given(&inputs);
+        if !problems.is_empty() {
+            return Err(self.locate(Error::Invalid(problems)));
+        }
+        for decl in self.pipeline.spec.inputs.iter().filter(|i| i.owner == party) {
+            if let Some(w) = self.pipeline.weights.get(&decl.name, Some(party)) {
+                inputs.insert(decl.name.clone(), w.clone());
+            }
+        }
         let mut out = HashMap::new();
         for (name, v) in &inputs {
             match self.pipeline.spec.inputs.iter().find(|i| &i.name == name) {

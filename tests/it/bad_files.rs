@@ -44,13 +44,28 @@ const CASES: &[(&str, &str, &str)] = &[
     ("duplicate_key.yaml", "4:1", "a key appears twice in the same mapping: each key may appear once"),
     ("negative_dim.yaml", "5:42", "expected a dimension: a whole number of 0 or more, or a name that the data fixes"),
     ("fractional_int_constant.yaml", "5:3", "constant `limit`: value 5.5 is not a whole number, as dtype int requires"),
+    ("model_unknown.yaml", "9:24", "node `logits`: unknown model `ccn`, did you mean `cnn`? (models: cnn)"),
+    ("model_unknown_importer.yaml", "5:3", "model `cnn`: unknown importer `tflite` (available: onnx;"),
+    ("model_missing_file.yaml", "5:3", "tests/fixtures/onnx/no_such_model.onnx: No such file"),
+    ("model_input_count.yaml", "9:3", "node `logits`: model `cnn` takes 1 input (input); the node gives 2"),
+    (
+        "model_owner_undeclared.yaml",
+        "5:62",
+        "model `cnn`: owner `hospital` is not a declared party (parties: patient, clinic)",
+    ),
+    (
+        "model_shape_mismatch.yaml",
+        "9:3",
+        "node `logits`: model `cnn` takes `input` of shape [1, 1, 8, 8]; input `image` has shape [1, 1, 6, 6]",
+    ),
 ];
 
 fn check_via_library(path: &std::path::Path) -> String {
     let registry = mpcflow::builtins();
     match Pipeline::from_path(path) {
         Err(e) => e.to_string(),
-        Ok(p) => match build(&p.spec, &registry, &PlanOptions::default()) {
+        Ok(mut p) => match p.import_models(&registry).and_then(|()| build(&p.spec, &registry, &PlanOptions::default()))
+        {
             Err(e) => p.locate(e).to_string(),
             Ok(_) => String::from("(accepted)"),
         },

@@ -6,6 +6,7 @@ mod fss2pc;
 mod fuzz;
 mod kernels;
 mod material;
+mod models;
 mod multiprocess;
 mod onnx;
 mod onnx_conformance;

@@ -228,6 +228,61 @@ fn hospital_stats_in_three_processes_equals_the_in_process_run() {
     }
 }
 
+/// The digits model with every weight (float initializer of more than one element) set to 0.
+fn zeroed_digits_model() -> Vec<u8> {
+    use mpcflow_importer_onnx::proto::onnx::ModelProto;
+    use prost::Message;
+    let bytes = std::fs::read(root().join("tests/fixtures/onnx/digits_cnn.onnx")).unwrap();
+    let mut m = ModelProto::decode(&bytes[..]).unwrap();
+    let mut zeroed = 0;
+    for t in &mut m.graph.as_mut().unwrap().initializer {
+        if t.data_type == Some(1) && t.dims.iter().product::<i64>() > 1 {
+            t.raw_data.iter_mut().for_each(|raw| raw.fill(0));
+            t.float_data.iter_mut().for_each(|v| *v = 0.0);
+            zeroed += 1;
+        }
+    }
+    assert_eq!(zeroed, 6, "the digits model has six weight tensors");
+    m.encode_to_vec()
+}
+
+#[test]
+fn a_model_pipeline_in_three_processes_takes_the_weights_from_the_owner_only() {
+    let dir = scratch("model");
+    let d = certs(&dir, "certs", "parties.yaml", "patient,clinic,dealer");
+    let p = free_ports(3);
+    set_ports(&d, &[("dealer", p[0]), ("patient", p[1]), ("clinic", p[2])]);
+    // The clinic runs the pipeline as it is; the patient and the dealer get the model's structure
+    // only: a copy of the file whose weights are all zero, named by a copy of the pipeline.
+    let file = "graphs/digits_model.yaml";
+    let shared = dir.join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::write(shared.join("digits_cnn.onnx"), zeroed_digits_model()).unwrap();
+    let yaml = std::fs::read_to_string(root().join(file)).unwrap();
+    let copy = yaml.replace("path: ../tests/fixtures/onnx/digits_cnn.onnx", "path: digits_cnn.onnx");
+    assert_ne!(copy, yaml);
+    std::fs::write(shared.join("digits_model.yaml"), copy).unwrap();
+    let copy = shared.join("digits_model.yaml");
+    let copy = copy.to_str().unwrap();
+
+    let image = "image=@tests/fixtures/onnx/digits_sample_image.npy";
+    let mut patient = party(&d, copy, "patient", &[image]);
+    patient.arg("--json");
+    let clinic = party(&d, file, "clinic", &[]);
+    let outs = wait_all(vec![spawn(patient), spawn(clinic), spawn(dealer(&d, copy))], BOUND);
+    for (o, who) in outs.iter().zip(["patient", "clinic", "dealer"]) {
+        assert_ok(o, who);
+    }
+    let local = mpcflow().args(["run", file, "--json", "--input", image]).output().unwrap();
+    assert_ok(&local, "run");
+    let local: serde_json::Value = serde_json::from_slice(&local.stdout).unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&outs[0].stdout).unwrap();
+    assert_eq!(doc["outputs"]["class"], serde_json::json!([4]));
+    // The clinic's weights, not the patient's zeros: the answer of the run with the real file.
+    assert_eq!(doc["outputs"], local["outputs"]);
+    assert_eq!(doc["fingerprint"], local["fingerprint"], "the plan depends on the structure only");
+}
+
 /// A pipeline that runs for a while: a chain of secure ops on a few thousand elements.
 fn long_pipeline(dir: &Path) -> String {
     let mut y = String::from(

@@ -49,7 +49,7 @@ fn session_of(file: &Path, protocol: &str) -> Session {
         mpcflow::plugin_host::load(&d.source, &mut registry).unwrap_or_else(|e| panic!("{}: {e}", d.location));
     }
     let cfg = SessionConfig { protocol: Some(protocol.into()), timeout: Duration::from_secs(30), ..Default::default() };
-    Session::from_pipeline(pipeline, registry).with_config(cfg)
+    Session::from_pipeline(pipeline, registry).unwrap().with_config(cfg)
 }
 
 fn mpcflow() -> Command {
@@ -163,6 +163,22 @@ fn the_wasm_importer_turns_a_tiny_model_into_a_pipeline_that_runs_under_both_pro
         for (g, w) in got.iter().zip(&want) {
             assert!((g - w).abs() < 1e-3, "{protocol}: {got:?}, want {want:?}");
         }
+    }
+    // The same model named in a pipeline file (`models:`), the importer loaded by `plugins:`.
+    let file = root().join("examples/wasm-tiny-importer/pipeline.yaml");
+    for (features, protocol) in [([1.0, 2.0, -1.0, 0.5], "ref"), ([-0.5, 3.0, 0.25, 2.0], "fss2pc")] {
+        let s = session_of(&file, protocol);
+        let input = InputValue::Real { shape: vec![1, 4], values: features.to_vec() };
+        let out = rt().block_on(s.run([("features", input)])).unwrap();
+        let h: Vec<f64> = (0..3).map(|j| (0..4).map(|i| features[i] * w0[i][j]).sum::<f64>() + b0[j]).collect();
+        let h: Vec<f64> = h.into_iter().map(|v| v.max(0.0)).collect();
+        let want: Vec<f64> = (0..2).map(|j| (0..3).map(|i| h[i] * w1[i][j]).sum::<f64>() + b1[j]).collect();
+        let got = out.values("scores").unwrap();
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-3, "{protocol}: {got:?}, want {want:?}");
+        }
+        let positive: Vec<f64> = want.iter().map(|&w| f64::from(u8::from(w > 0.0))).collect();
+        assert_eq!(out.values("positive").unwrap(), positive, "{protocol}");
     }
     // A malformed model: the error names the file and the line.
     let bad = dir.join("bad.tiny");

@@ -84,11 +84,19 @@ impl PluginArgs {
         Ok(registry)
     }
 
-    /// Reads the pipeline `file` and loads every plugin it and the command line name.
-    pub fn session(&self, file: &Path) -> Result<mpcflow_runtime::Session> {
-        let pipeline = load(file)?;
+    /// Reads the pipeline `file`, loads every plugin it and the command line name, and imports
+    /// its `models:` with the importers now registered.
+    pub fn pipeline(&self, file: &Path) -> Result<(Pipeline, mpcflow_runtime::Registry)> {
+        let mut pipeline = load(file)?;
         let registry = self.registry(Some(&pipeline))?;
-        Ok(mpcflow_runtime::Session::from_pipeline(pipeline, registry))
+        pipeline.import_models(&registry).map_err(|e| anyhow!("{e}"))?;
+        Ok((pipeline, registry))
+    }
+
+    /// The session of the pipeline `file` (see [`PluginArgs::pipeline`]).
+    pub fn session(&self, file: &Path) -> Result<mpcflow_runtime::Session> {
+        let (pipeline, registry) = self.pipeline(file)?;
+        mpcflow_runtime::Session::from_pipeline(pipeline, registry).map_err(|e| anyhow!("{e}"))
     }
 }
 
@@ -112,8 +120,7 @@ pub struct PlanArgs {
 impl PlanArgs {
     /// Loads and plans the file with the built-in plugins and those it names.
     pub fn plan(&self) -> Result<(Pipeline, mpcflow_runtime::Plan)> {
-        let pipeline = load(&self.file)?;
-        let registry = self.plugins.registry(Some(&pipeline))?;
+        let (pipeline, registry) = self.plugins.pipeline(&self.file)?;
         let opts = mpcflow_runtime::plan::PlanOptions {
             protocol: self.protocol.clone(),
             dims: parse_dims(&self.dims)?,

@@ -71,11 +71,10 @@ impl Connection {
             network: self.network.network(),
             ..Default::default()
         };
-        let pipeline = super::load(file)?;
-        let registry = self.plugins.registry(Some(&pipeline))?;
+        let (pipeline, registry) = self.plugins.pipeline(file)?;
         let protocol = self.protocol.clone().unwrap_or_else(|| pipeline.spec.protocol.clone());
         let needs_dealer = registry.protocol(&protocol).is_some_and(|p| p.descriptor().needs_dealer);
-        let session = Session::from_pipeline(pipeline, registry).with_config(config);
+        let session = Session::from_pipeline(pipeline, registry).map_err(|e| anyhow!("{e}"))?.with_config(config);
         let missing: Vec<&str> = session
             .graph()
             .parties

@@ -1,7 +1,7 @@
 //! Raw YAML structs → [`GraphSpec`] plus [`SourceMap`], collecting every problem at once.
 
 use super::raw::{Entries, RawDim, RawPipeline, RawPlugin, RawValue, SStr};
-use super::{Loc, Pipeline, SourceMap};
+use super::{Loc, ModelDecl, Pipeline, SourceMap};
 use crate::error::{Error, Problem, Site};
 use crate::plugin_spec::{PluginDecl, PluginSource, WasmLimits};
 use mpcflow_sdk::graph::{ConstSpec, Dim, GraphSpec, InputSpec, NodeSpec, OutputSpec, TransformSpec};
@@ -192,8 +192,33 @@ pub(super) fn load(text: &str, file: &str) -> Result<Pipeline, Error> {
         }
     }
 
+    let mut models = vec![];
+    for (name, m) in &raw.models.0 {
+        let site = Site::Model(name.value.clone());
+        ld.sources.set(site.clone(), at(name));
+        let m = &m.value;
+        if !spec.parties.contains(&m.owner.value) {
+            let message =
+                format!("owner `{}` is not a declared party (parties: {})", m.owner.value, spec.parties.join(", "));
+            ld.problem(site, at(&m.owner), message);
+        }
+        models.push(ModelDecl {
+            name: name.value.clone(),
+            importer: m.import.value.clone(),
+            path: PathBuf::from(&m.path.value),
+            owner: m.owner.value.clone(),
+        });
+    }
+
     if ld.problems.is_empty() {
-        Ok(Pipeline { spec, sources: ld.sources, plugins, kernel: raw.kernel.as_ref().map(|k| k.value.clone()) })
+        Ok(Pipeline {
+            spec,
+            sources: ld.sources,
+            plugins,
+            kernel: raw.kernel.as_ref().map(|k| k.value.clone()),
+            models,
+            weights: Default::default(),
+        })
     } else {
         Err(Error::Invalid(ld.problems))
     }

@@ -6,9 +6,11 @@
 //! location in the same file.
 
 mod load;
+mod models;
 mod raw;
 mod write;
 
+pub use models::{MODEL_OP, ModelDecl, ModelWeights};
 pub use write::to_yaml;
 
 use crate::error::{Error, Problem, Site};
@@ -90,6 +92,11 @@ pub struct Pipeline {
     /// The compute kernel the file demands (`kernel:`), if any. Not part of the graph: each
     /// party may run on its own hardware.
     pub kernel: Option<String>,
+    /// The models it imports (`models:`), relative paths resolved against the file's directory.
+    pub models: Vec<ModelDecl>,
+    /// The weights of the models [`Pipeline::import_models`] spliced in: the owners' inputs
+    /// that the model files hold.
+    pub weights: ModelWeights,
 }
 
 impl Pipeline {
@@ -98,7 +105,8 @@ impl Pipeline {
         load::load(text, file)
     }
 
-    /// Reads and parses a file.
+    /// Reads and parses a file. Its `models:` are not imported yet: that needs the registry
+    /// ([`Pipeline::import_models`]).
     pub fn from_path(path: &Path) -> Result<Pipeline, Error> {
         let text =
             std::fs::read_to_string(path).map_err(|e| Error::Parse(format!("{}: cannot read: {e}", path.display())))?;
@@ -110,6 +118,9 @@ impl Pipeline {
                 crate::plugin_spec::PluginSource::Native(p)
                 | crate::plugin_spec::PluginSource::Wasm { path: p, .. } => *p = resolved,
             }
+        }
+        for m in &mut p.models {
+            m.path = tidy(&dir.join(&m.path));
         }
         Ok(p)
     }

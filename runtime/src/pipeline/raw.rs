@@ -28,6 +28,17 @@ pub struct RawPipeline {
     pub outputs: Entries<SStr, Spanned<RawOutput>>,
     #[serde(default)]
     pub plugins: Vec<Spanned<RawPlugin>>,
+    #[serde(default)]
+    pub models: Entries<SStr, Spanned<RawModel>>,
+}
+
+/// `cnn: { import: onnx, path: digits.onnx, owner: clinic }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModel {
+    pub import: SStr,
+    pub path: SStr,
+    pub owner: SStr,
 }
 
 /// `- { native: PATH }` or `- { wasm: PATH, fuel: N, memory_mib: N }`.

@@ -17,7 +17,7 @@ pub(super) enum Source {
     Node(usize),
 }
 
-fn hint<'a>(name: &str, known: impl Iterator<Item = &'a String>) -> String {
+pub(crate) fn hint<'a>(name: &str, known: impl Iterator<Item = &'a String>) -> String {
     known
         // The distance is at least the difference in length: skip what cannot be near.
         .filter(|k| name.len().abs_diff(k.len()) <= (k.len() / 3).max(1))
@@ -192,6 +192,11 @@ fn check_custom_op(registry: &Registry, node: &str, name: &str, problems: &mut V
             ),
         )),
         Some(_) => {}
+        None if name == crate::pipeline::MODEL_OP => problems.push(Problem::new(
+            Site::NodeOp(node.to_string()),
+            "this node runs a model, but the pipeline's models were not imported: load it with \
+             `Session::from_path` or call `Pipeline::import_models` before planning",
+        )),
         None => {
             let builtin = mpcflow_sdk::op::suggest_op(name).map(|s| format!(", did you mean `{s}`?"));
             let plug = registry.operator_names();

@@ -31,7 +31,7 @@ const MAGIC: &str = "mpcflow-session";
 const MAX_HELLO: usize = 16 << 20;
 
 /// Round 1: who the sender is and what it is about to run.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Introduction {
     /// Always [`MAGIC`].
     pub magic: String,
@@ -54,6 +54,18 @@ pub struct Introduction {
     /// The network profile the sender plans for (`--network`); every endpoint must agree.
     #[serde(default)]
     pub network: mpcflow_sdk::Network,
+}
+
+/// Whether `v` reads as a release's version: `MAJOR.MINOR.PATCH`, each a number, then maybe a
+/// `-suffix` of letters, digits, dots and dashes (as Cargo writes it). Releases of one session
+/// format work together, so another version is no reason to refuse; a malformed one is.
+pub fn is_release_version(v: &str) -> bool {
+    let (core, suffix) = v.split_once('-').unwrap_or((v, "a"));
+    let parts: Vec<&str> = core.split('.').collect();
+    parts.len() == 3
+        && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        && !suffix.is_empty()
+        && suffix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
 }
 
 impl Introduction {
@@ -227,6 +239,9 @@ impl Handshake {
         }
         let theirs: Introduction = serde_json::from_value(loose)
             .map_err(|e| self.refuse(&peer.name, format!("sent an unreadable handshake: {e}")))?;
+        if !is_release_version(&theirs.mpcflow) {
+            return Err(self.refuse(&peer.name, "sent a handshake with a malformed mpcflow version".into()));
+        }
         if theirs.name != peer.name {
             return Err(self.refuse(
                 &peer.name,
@@ -302,6 +317,16 @@ mod tests {
     use super::*;
     use mpcflow_sdk::PartyId;
     use mpcflow_sdk::transport::{SessionInfo, Transport};
+
+    #[test]
+    fn release_versions_are_three_numbers_and_a_plain_suffix() {
+        for ok in ["0.1.0", "12.0.345", "1.2.3-rc.1", "0.1.0-dev-2", env!("CARGO_PKG_VERSION")] {
+            assert!(is_release_version(ok), "{ok}");
+        }
+        for bad in ["0 1.0", "0.1", "0.1.0.0", "0..1", "v0.1.0", "0.1.0-", "0.1.0-a b", "", "0.1.x"] {
+            assert!(!is_release_version(bad), "{bad}");
+        }
+    }
 
     /// alice and bob connected over `mem`, as handshakes.
     fn pair() -> (Handshake, Handshake) {
