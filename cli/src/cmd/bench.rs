@@ -50,6 +50,10 @@ pub struct Args {
     /// Runs per scenario (the median is reported).
     #[arg(long, default_value_t = 5)]
     repeat: usize,
+    /// How the in-process parties and dealer talk: `mem` (channels) or `tcp` (mutually
+    /// authenticated TLS over loopback), to see what TLS and TCP cost without processes.
+    #[arg(long, value_name = "NAME", default_value = "mem")]
+    transport: String,
     /// Print JSON lines instead of a table.
     #[arg(long)]
     json: bool,
@@ -308,6 +312,7 @@ pub fn run(a: Args) -> Result<()> {
             kernel: a.kernel.clone(),
             tuning: a.tuning.tuning()?,
             network: a.network.network(),
+            transport: a.transport.clone(),
             ..Default::default()
         };
         let reset = reset_peak_rss();

@@ -39,6 +39,10 @@ pub struct Args {
     /// Seconds any wait may take before the run fails.
     #[arg(long, default_value_t = 60.0)]
     timeout: f64,
+    /// How the in-process parties and dealer talk: `mem` (channels) or `tcp` (mutually
+    /// authenticated TLS over loopback, as separate processes would), or a plugin's transport.
+    #[arg(long, value_name = "NAME", default_value = "mem")]
+    transport: String,
 }
 
 /// Shows a progress bar on stderr if the run takes more than a second and stderr is a terminal.
@@ -86,6 +90,7 @@ pub fn run(a: Args) -> Result<()> {
         kernel: a.kernel.clone(),
         tuning: a.tuning.tuning()?,
         network: a.network.network(),
+        transport: a.transport.clone(),
         ..Default::default()
     };
     let session = a.plugins.session(&a.file)?.with_config(config);

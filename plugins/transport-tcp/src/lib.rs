@@ -44,11 +44,14 @@
 //! - `setup`: dialing, accepting, the handshake and the hello frame.
 //! - `link`: established connections, framing and the [`Link`] implementation.
 //! - [`deployment`]: the deployment file.
+//! - `loopback`: [`LoopbackTcp`], the registered `tcp` transport of runs that hold every
+//!   endpoint in one process (`mpcflow run --transport tcp`).
 
 mod accept;
 mod certs;
 pub mod deployment;
 mod link;
+mod loopback;
 mod setup;
 mod verify;
 
@@ -56,6 +59,7 @@ pub use certs::{
     DEFAULT_VALIDITY_DAYS, EndpointCert, Validity, generate_deployment_certs, generate_deployment_certs_with,
 };
 pub use deployment::{Deployment, DeploymentEndpoint, DeploymentError, loopback_deployment_yaml, write_certs};
+pub use loopback::LoopbackTcp;
 
 use mpcflow_sdk::transport::{Link, SessionInfo, Transport};
 use mpcflow_sdk::{Endpoint, Error, PartyId, Result};
@@ -205,6 +209,14 @@ impl Transport for TcpTransport {
     }
 
     fn connect(&self, session: &SessionInfo, me: Endpoint) -> Result<Box<dyn Link>> {
+        self.connect_on(session, me, None)
+    }
+}
+
+impl TcpTransport {
+    /// [`Transport::connect`], listening on `bound` (already bound to this endpoint's address)
+    /// where given, so a caller that picked free ports keeps them ([`LoopbackTcp`]).
+    fn connect_on(&self, session: &SessionInfo, me: Endpoint, bound: Option<TcpListener>) -> Result<Box<dyn Link>> {
         let mut all: Vec<(Endpoint, String)> =
             session.parties.iter().enumerate().map(|(i, n)| (Endpoint::Party(PartyId(i as u16)), n.clone())).collect();
         if session.has_dealer {
@@ -232,14 +244,17 @@ impl Transport for TcpTransport {
             .ok_or_else(|| Error::Transport(format!("{me} is not an endpoint of session {}", session.id)))?;
         let deadline = Instant::now() + self.config.connect_timeout;
         let mine = order[my_pos].clone();
-        let listener = if order[..my_pos].iter().any(|p| talks(p.endpoint, me)) {
-            Some(
-                TcpListener::bind(mine.addr)
-                    .map_err(|e| Error::Transport(format!("{} cannot listen on {}: {e}", mine.label(), mine.addr)))?,
-            )
-        } else {
-            None
-        };
+        let listener =
+            if order[..my_pos].iter().any(|p| talks(p.endpoint, me)) {
+                match bound {
+                    Some(l) => Some(l),
+                    None => Some(TcpListener::bind(mine.addr).map_err(|e| {
+                        Error::Transport(format!("{} cannot listen on {}: {e}", mine.label(), mine.addr))
+                    })?),
+                }
+            } else {
+                None
+            };
         let mut conns: Vec<(Peer, TcpStream, rustls::Connection)> = vec![];
         for peer in order[my_pos + 1..].iter().filter(|p| talks(p.endpoint, me)) {
             let (sock, tls) = self.dial(session, &mine, peer, deadline)?;

@@ -1,6 +1,6 @@
 //! Raw YAML structs → [`GraphSpec`] plus [`SourceMap`], collecting every problem at once.
 
-use super::raw::{Entries, RawDim, RawPipeline, RawPlugin, RawValue, SStr};
+use super::raw::{Entries, RawDim, RawModel, RawPipeline, RawPlugin, RawValue, SStr};
 use super::{Loc, ModelDecl, Pipeline, SourceMap};
 use crate::error::{Error, Problem, Site};
 use crate::plugin_spec::{PluginDecl, PluginSource, WasmLimits};
@@ -192,23 +192,7 @@ pub(super) fn load(text: &str, file: &str) -> Result<Pipeline, Error> {
         }
     }
 
-    let mut models = vec![];
-    for (name, m) in &raw.models.0 {
-        let site = Site::Model(name.value.clone());
-        ld.sources.set(site.clone(), at(name));
-        let m = &m.value;
-        if !spec.parties.contains(&m.owner.value) {
-            let message =
-                format!("owner `{}` is not a declared party (parties: {})", m.owner.value, spec.parties.join(", "));
-            ld.problem(site, at(&m.owner), message);
-        }
-        models.push(ModelDecl {
-            name: name.value.clone(),
-            importer: m.import.value.clone(),
-            path: PathBuf::from(&m.path.value),
-            owner: m.owner.value.clone(),
-        });
-    }
+    let models = load_models(&mut ld, &raw.models, &spec.parties);
 
     if ld.problems.is_empty() {
         Ok(Pipeline {
@@ -222,6 +206,28 @@ pub(super) fn load(text: &str, file: &str) -> Result<Pipeline, Error> {
     } else {
         Err(Error::Invalid(ld.problems))
     }
+}
+
+/// The entries of `models:` (imported later, with the registry: see `models.rs`).
+fn load_models(ld: &mut Loader, raw: &Entries<SStr, Spanned<RawModel>>, parties: &[String]) -> Vec<ModelDecl> {
+    let mut models = vec![];
+    for (name, m) in &raw.0 {
+        let site = Site::Model(name.value.clone());
+        ld.sources.set(site.clone(), at(name));
+        let m = &m.value;
+        if !parties.contains(&m.owner.value) {
+            let message =
+                format!("owner `{}` is not a declared party (parties: {})", m.owner.value, parties.join(", "));
+            ld.problem(site, at(&m.owner), message);
+        }
+        models.push(ModelDecl {
+            name: name.value.clone(),
+            importer: m.import.value.clone(),
+            path: PathBuf::from(&m.path.value),
+            owner: m.owner.value.clone(),
+        });
+    }
+    models
 }
 
 /// `transform: { op: NAME, attr: value, ... }` on an input.
