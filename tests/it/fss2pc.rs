@@ -900,6 +900,37 @@ fn lookups_within_their_stated_bounds_on_a_dense_sweep() {
     }
 }
 
+/// exp's clip compares with the table's lower end only: its contract holds the input at most 8,
+/// which `ref` enforces, and fss2pc still gives `exp(8)` for inputs up to the table's end at 16.
+/// The one comparison costs less material and fewer opened bits than sigmoid's two.
+#[test]
+fn exp_clips_from_below_only() {
+    let x: Vec<f64> = (0..1500).map(|i| -30.0 + i as f64 * 0.03 + 0.000_37).collect();
+    let n = x.len();
+    let plan_of = |op: Op| {
+        let cfg = SessionConfig { protocol: Some("fss2pc".into()), ..Default::default() };
+        let g = one(op, vec![n], DType::Fixed);
+        let p = Session::from_graph(g, mpcflow::builtins()).with_config(cfg).plan(Default::default()).unwrap();
+        p.nodes.into_iter().find(|n| n.desc.name == "y").unwrap().cost
+    };
+    let (exp, sigmoid) = (plan_of(Op::Exp), plan_of(Op::Sigmoid));
+    assert!(exp.form.contains("clip from below over 64 bits"), "{}", exp.form);
+    assert!(exp.online_bytes[0] < sigmoid.online_bytes[0], "one comparison bit instead of two");
+    assert!(exp.dealer_bytes[1] < sigmoid.dealer_bytes[1], "one comparison's masks instead of two");
+
+    let cfg = SessionConfig { protocol: Some("fss2pc".into()), ..Default::default() };
+    let g = one(Op::Exp, vec![n], DType::Fixed);
+    let out = rt()
+        .block_on(Session::from_graph(g, mpcflow::builtins()).with_config(cfg).run([("a", real(&[n], &x))]))
+        .unwrap();
+    for (xi, yi) in x.iter().zip(out.values("y").unwrap()) {
+        // As `ref` computes it: on the input as encoded.
+        let want = ((xi / ULP).round() * ULP).clamp(-16.0, 8.0).exp();
+        let bound = if *xi < -16.0 { 2.0 * ULP } else { (1.2 * want + 2.0) * ULP };
+        assert!((yi - want).abs() <= bound, "exp({xi}) = {yi}, want {want}");
+    }
+}
+
 /// An int lookup's width counts its input in fixed-point words, as fss2pc makes it fixed first:
 /// under `compare_bits: 24` (a 25-bit clip) `ref` refuses an input of 128 (`2^23` words) and
 /// fss2pc computes every input below it within the bound; a declared int range narrows both
@@ -974,7 +1005,8 @@ fn declared_ranges_narrow_the_lookups_clip_within_their_bounds() {
         let y = plan.nodes.iter().find(|n| n.desc.name == "y").unwrap();
         // |x| ≤ 20·2^16 < 2^21: 21 + 2 bits.
         assert_eq!(y.desc.fixed_point.compare_bits, 23, "{op:?}");
-        assert!(y.cost.form.contains("clip over 24 bits"), "{}", y.cost.form);
+        let clip = if op == Op::Exp { "clip from below over 24 bits" } else { "clip over 24 bits" };
+        assert!(y.cost.form.contains(clip), "{}", y.cost.form);
         let bound = |r: f64| if op == Op::Exp { (1.2 * r.abs() + 2.0) * ULP } else { 2.0 * ULP };
         for network in [Network::Wan, Network::Local] {
             compare_on(&g, &ins(real(&[n], &x), None), |_, r| bound(r), network).unwrap();

@@ -1,8 +1,9 @@
 //! The input domains of elementwise functions, as contracts that `ref` enforces.
 //!
-//! Why: secure protocols evaluate `exp` from a table on a bounded domain. Above its top end
-//! fss2pc holds `exp` at `exp(8) ≈ 2981` (its `gates::lut`), which is no saturation of the
-//! function: a standalone `exp(10)` would come out as 2981 with exit 0. `ref` computes `e^x`
+//! Why: secure protocols evaluate `exp` from a table on a bounded domain. Above 8 fss2pc holds
+//! `exp` at `exp(8) ≈ 2981` up to the table's end at 16 and is wrong beyond (its `gates::lut`
+//! clips exp's input from below only), which is no saturation of the function: a standalone
+//! `exp(10)` would come out as 2981 with exit 0. `ref` computes `e^x`
 //! exactly, so it refuses an input above 8 instead, naming it; inside softmax the lowering
 //! subtracts the maximum first, so those inputs are never positive. (sigmoid, tanh and gelu
 //! saturate for real outside their tables, so they need no contract.)
@@ -67,10 +68,11 @@ pub fn check_inputs(op: &Op, inputs: &[&Tensor], fp: FixedPoint) -> Result<()> {
     };
     match a.data.iter().map(|&w| value(w)).find(|&x| x > EXP_MAX) {
         Some(x) => Err(Error::invalid(format!(
-            "exp of {x} is outside the domain secure protocols evaluate (inputs up to {EXP_MAX}; fss2pc would \
-             give exp({EXP_MAX}) ≈ {:.0}): keep the inputs at most {EXP_MAX}, for example by subtracting the \
-             maximum first as softmax does",
-            EXP_MAX.exp()
+            "exp of {x} is outside the domain secure protocols evaluate (inputs up to {EXP_MAX}; fss2pc gives \
+             exp({EXP_MAX}) ≈ {:.0} up to {} and a wrong value beyond): keep the inputs at most {EXP_MAX}, for \
+             example by subtracting the maximum first as softmax does",
+            EXP_MAX.exp(),
+            2.0 * EXP_MAX
         ))),
         None => Ok(()),
     }

@@ -8,13 +8,13 @@
 //! with the DPF's payload extended to the powers of the remainder's mask so the pieces can be
 //! quadratic instead of Sigma's constant ones. Five rounds:
 //!
-//! 1. **Compare** (one bit per comparison and element): `[x ≥ lo]` and `[x ≥ hi]` (for gelu also
-//!    `[x ≥ 0]`) as in the two-round ReLU of [`super::select`], all from **one** half-tree key:
-//!    the comparisons differ only in a public offset of the same masked value, so the key for
-//!    the mask `r` of `x` is evaluated at two (three) points; each comparison is opened under
-//!    its own random bit.
-//! 2. **Clip**: `w = relu(x − lo) − relu(x − hi) = clip(x) − lo`, linear in the shares once the
-//!    bits are open (gelu: also `relu(x)`), opened.
+//! 1. **Compare** (one bit per comparison and element): `[x ≥ lo]` and `[x ≥ hi]` (exp only
+//!    the first, see below; gelu also `[x ≥ 0]`) as in the two-round ReLU of [`super::select`],
+//!    all from **one** half-tree key: the comparisons differ only in a public offset of the same
+//!    masked value, so the key for the mask `r` of `x` is evaluated at one to three points; each
+//!    comparison is opened under its own random bit.
+//! 2. **Clip**: `w = relu(x − lo) − relu(x − hi) = clip(x) − lo` (exp: `relu(x − lo)`), linear in
+//!    the shares once the bits are open (gelu: also `relu(x)`), opened.
 //! 3. **Split** `w` exactly (truncation rounding down) into `j = ⌊w / 2^t⌋` (`t = f − p`, the
 //!    step `h = 2^-p`) and the remainder `δ = ⌊w / 2^s⌋ − j·2^q ∈ [0, 2^q)` in units of
 //!    `2^(s−f)` (`s = t − q`; `q = t` unless the products below would leave the truncation's
@@ -37,9 +37,16 @@
 //! interpolation weights sum to at most 1.25 in absolute value) and the last truncation half an
 //! ulp. When `q < t` (large `f`) dropping the remainder's low `s` bits adds at most
 //! `max|f'|·2^(s−f)`. Outside the domain the function is held at the edge value: exp at
-//! `exp(8)` above 8 (an input above 8 breaks `ref`'s contract for exp, see
-//! [`mpcflow_ring::kernels::domains`]) and at `exp(−16) ≈ 10^-7` below −16; sigmoid, tanh and gelu
-//! are within `2.6·10^-7` of their asymptotes there (0.02 ulp at `f = 16`), inside `E` below.
+//! `exp(−16) ≈ 10^-7` below −16; sigmoid, tanh and gelu are within `2.6·10^-7` of their
+//! asymptotes there (0.02 ulp at `f = 16`), inside `E` below.
+//!
+//! **exp's one-sided clip.** `exp`'s contract holds its input at most 8 (`ref` refuses more, see
+//! [`mpcflow_ring::kernels::domains`]; softmax's `x − max` is at most 0 by construction), so only
+//! the lower end needs a comparison: `w = relu(x + 16)`. The table's entries from 8 up to its
+//! end at 16 hold `exp(8)`, so an input in `(8, 16)` still gives `exp(8)`; one at 16 or more, which
+//! breaks the contract, indexes past the table and gives a wrong value, as any input outside
+//! a gate's stated range does. One comparison point instead of two halves the clip's
+//! evaluation AES and its opened bits.
 //!
 //! **Input range.** The comparisons read `[x ≥ c]` off the top bit of `x − c + 2^63`, so they
 //! need `x − c` not to wrap the ring: `|x| < 2^62` (at most 2^(62−f) in value), the range every
@@ -69,9 +76,10 @@
 //!
 //! Material (mean of the two parties; party 1 gets about 100 B more) 2268 B with DCF borrows,
 //! 1741 B with bit borrows (one 63-bit half-tree key
-//! for both comparisons, 928 B; the truncations; a 293-byte table key). Evaluation per party:
-//! 57 AES blocks per comparison point, the table key's 446 blocks and 1536 products (eight to an
-//! instruction with AVX-512), and the truncations'. Key generation: 114 blocks for the half-tree
+//! for both comparisons, 928 B; the truncations; a 293-byte table key); exp a few bytes less
+//! (one comparison's masks). Evaluation per party: 57 AES blocks per comparison point (one
+//! point for exp, two for sigmoid and tanh, three for gelu), the table key's 446 blocks and
+//! 1536 products (eight to an instruction with AVX-512), and the truncations'. Key generation: 114 blocks for the half-tree
 //! key, 44 for the table key, and the truncations'.
 
 use super::trunc::{self, Borrow, Truncation};
@@ -136,7 +144,8 @@ pub const MAX_FRAC_BITS: u32 = 24;
 /// A function with its table domain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Func {
-    /// `e^x` on `[-16, 16)` (clipped at 8 from above; see the module docs).
+    /// `e^x` on `[-16, 16)`, held at `exp(8)` above 8 (clipped from below only; see the module
+    /// docs).
     Exp,
     /// `1 / (1 + e^-x)` on `[-16, 16)`.
     Sigmoid,
@@ -179,9 +188,14 @@ impl Func {
         }
     }
 
-    /// Comparisons of the clip (and gelu's `relu(x)`).
+    /// Comparisons of the clip (and gelu's `relu(x)`): exp's clip is one-sided (see the module
+    /// docs), the others compare with both ends.
     fn compares(self) -> usize {
-        if self == Func::Gelu { 3 } else { 2 }
+        match self {
+            Func::Exp => 1,
+            Func::Sigmoid | Func::Tanh => 2,
+            Func::Gelu => 3,
+        }
     }
 
     fn op(self) -> Op {
@@ -248,9 +262,10 @@ fn material_len(node: &NodeDesc, func: Func, n: usize, truncs: &Truncs) -> [u64;
     // The comparisons' part; party 1's explicit shares of the clip's output mask (and
     // relu(x)'s) and of the lookup's output mask; the table keys. Without a clip, only the
     // lookup's output mask.
+    let masks = if func == Func::Gelu { 3 } else { 2 };
     let (k, [c0, c1]) = match unclipped(node, func) {
         true => (1, [0, 0]),
-        false => (func.compares(), thresholds::material_len(n, func.compares(), 1, clip_bits(node))),
+        false => (masks, thresholds::material_len(n, func.compares(), 1, clip_bits(node))),
     };
     let [h0, h1] = split_len(n, 0, 0);
     let [p0, p1] = split_len(n, k, 0).map(|p| p + table_len(n, M, WORDS));
@@ -273,6 +288,8 @@ pub fn cost(node: &NodeDesc, func: Func) -> Cost {
     let borrows = if truncs.bit() { "truncations open their borrows" } else { "truncations by DCF" };
     let clip = if bare {
         "no clip (the input's width keeps it inside the table)".to_string()
+    } else if func == Func::Exp {
+        format!("clip from below over {} bits in two rounds", clip_bits(node))
     } else {
         format!("clip over {} bits in two rounds", clip_bits(node))
     };
@@ -286,10 +303,13 @@ pub fn cost(node: &NodeDesc, func: Func) -> Cost {
     c
 }
 
-/// The comparison offsets: `lo`, `hi` (and 0 for gelu), encoded.
+/// The comparison offsets: `lo`, then `hi` but for exp (and 0 for gelu), encoded.
 fn offsets(func: Func, fp: FixedPoint) -> Vec<u64> {
     let d = func.domain();
-    let mut c = vec![fp.encode(d.lo), fp.encode(d.hi)];
+    let mut c = vec![fp.encode(d.lo)];
+    if func != Func::Exp {
+        c.push(fp.encode(d.hi));
+    }
     if func == Func::Gelu {
         c.push(0);
     }
@@ -542,7 +562,11 @@ impl LutEval {
                 .wrapping_add(1u64.wrapping_sub(2 * b).wrapping_mul(d.wrapping_mul(rho[i]).wrapping_sub(rho_r[i])))
                 .wrapping_sub(b.wrapping_mul(xshare[i]))
         };
-        let mut out: Vec<u64> = (0..n).map(|i| relu(0, i).wrapping_sub(relu(1, i)).wrapping_add(m.r_w[i])).collect();
+        let mut out: Vec<u64> = if self.func == Func::Exp {
+            (0..n).map(|i| relu(0, i).wrapping_add(m.r_w[i])).collect()
+        } else {
+            (0..n).map(|i| relu(0, i).wrapping_sub(relu(1, i)).wrapping_add(m.r_w[i])).collect()
+        };
         if self.func == Func::Gelu {
             out.extend((0..n).map(|i| relu(2, i).wrapping_add(m.r_g[i])));
         }
