@@ -42,3 +42,25 @@ pub fn builtins() -> Registry {
     register_builtins(&mut r);
     r
 }
+
+/// What `run`, `plan` and the other commands do with a pipeline file before planning: a
+/// registry of the built-in plugins, then the pipeline's `plugins:`, then `extra` (a
+/// command line's `--plugin`s); then the pipeline's `models:` imported with it. Errors name the
+/// file and line, or the plugin.
+pub fn prepare(
+    mut pipeline: mpcflow_runtime::pipeline::Pipeline,
+    extra: &[std::path::PathBuf],
+) -> Result<(mpcflow_runtime::pipeline::Pipeline, Registry), mpcflow_runtime::Error> {
+    let mut registry = builtins();
+    for decl in &pipeline.plugins {
+        mpcflow_plugin_host::load(&decl.source, &mut registry)
+            .map_err(|e| mpcflow_runtime::Error::Parse(format!("{}: {e}", decl.location)))?;
+    }
+    for path in extra {
+        let source = mpcflow_runtime::plugin_spec::PluginSource::from_path(path.clone());
+        mpcflow_plugin_host::load(&source, &mut registry)
+            .map_err(|e| mpcflow_runtime::Error::Setting(format!("--plugin: {e}")))?;
+    }
+    pipeline.import_models(&registry)?;
+    Ok((pipeline, registry))
+}

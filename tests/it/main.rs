@@ -13,6 +13,7 @@ mod onnx_conformance;
 mod pipelines;
 mod plugins;
 mod privacy;
+mod python;
 mod remote;
 mod scheduler;
 mod support;

@@ -85,12 +85,9 @@ impl PluginArgs {
     }
 
     /// Reads the pipeline `file`, loads every plugin it and the command line name, and imports
-    /// its `models:` with the importers now registered.
+    /// its `models:` with the importers now registered ([`mpcflow::prepare`]).
     pub fn pipeline(&self, file: &Path) -> Result<(Pipeline, mpcflow_runtime::Registry)> {
-        let mut pipeline = load(file)?;
-        let registry = self.registry(Some(&pipeline))?;
-        pipeline.import_models(&registry).map_err(|e| anyhow!("{e}"))?;
-        Ok((pipeline, registry))
+        mpcflow::prepare(load(file)?, &self.plugins).map_err(|e| anyhow!("{e}"))
     }
 
     /// The session of the pipeline `file` (see [`PluginArgs::pipeline`]).

@@ -32,24 +32,7 @@ pub fn run(a: Args) -> Result<()> {
     }
     let total = plan.total_cost();
     if a.json {
-        let nodes: Vec<_> = plan
-            .nodes
-            .iter()
-            .map(|n| {
-                serde_json::json!({
-                    "name": n.desc.name, "op": n.desc.kind.label(), "origin": n.origin, "shape": n.desc.output.shape,
-                    "rounds": n.cost.rounds, "online_bytes": n.cost.online_bytes, "dealer_bytes": n.cost.dealer_bytes,
-                    "form": n.cost.form,
-                })
-            })
-            .collect();
-        let doc = serde_json::json!({
-            "name": plan.name, "protocol": plan.protocol, "parties": plan.parties, "fingerprint": plan.fingerprint_hex(),
-            "network": plan.network.name(),
-            "nodes": nodes,
-            "total": { "rounds": total.rounds, "critical_rounds": plan.critical_rounds(), "online_bytes": total.online_bytes, "dealer_bytes": total.dealer_bytes },
-        });
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        println!("{}", serde_json::to_string_pretty(&plan.to_json())?);
         return Ok(());
     }
     println!(

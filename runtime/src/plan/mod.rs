@@ -135,6 +135,33 @@ impl Plan {
         t
     }
 
+    /// The plan as JSON (what `mpcflow plan --json` prints and the Python package reads): name,
+    /// protocol, parties, fingerprint, network, every node's name, op, origin, shape, rounds,
+    /// online and dealer bytes per party and form, and the totals.
+    pub fn to_json(&self) -> serde_json::Value {
+        let total = self.total_cost();
+        let nodes: Vec<_> = self
+            .nodes
+            .iter()
+            .map(|n| {
+                serde_json::json!({
+                    "name": n.desc.name, "op": n.desc.kind.label(), "origin": n.origin, "shape": n.desc.output.shape,
+                    "rounds": n.cost.rounds, "online_bytes": n.cost.online_bytes, "dealer_bytes": n.cost.dealer_bytes,
+                    "form": n.cost.form,
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "name": self.name, "protocol": self.protocol, "parties": self.parties, "fingerprint": self.fingerprint_hex(),
+            "network": self.network.name(),
+            "nodes": nodes,
+            "total": {
+                "rounds": total.rounds, "critical_rounds": self.critical_rounds(),
+                "online_bytes": total.online_bytes, "dealer_bytes": total.dealer_bytes,
+            },
+        })
+    }
+
     /// Rounds on the longest dependency path: the online latency in round trips when every
     /// ready node runs at once.
     pub fn critical_rounds(&self) -> u32 {

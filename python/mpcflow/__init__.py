@@ -1,0 +1,273 @@
+"""mpcflow from Python: run secure multi-party computation pipelines on NumPy data.
+
+Parties that do not trust each other compute on their joint private data and learn only the
+outputs revealed to them. A pipeline (a YAML file, see the project's README) names the parties,
+their private inputs, the operators and who learns what; this package loads it, shows its plan
+(rounds, bytes, dealer material) and runs it with every party and the dealer in this process::
+
+    import numpy as np
+    import mpcflow
+
+    out = mpcflow.run("graphs/hospital_stats.yaml",
+                      {"north_bp": np.array([120.0, 150.0]), "south_bp": np.array([135.0])})
+    print(out["mean_bp"], out["n_high"])
+
+Inputs are NumPy arrays, Python numbers or (nested) lists: float arrays go in as real numbers
+(encoded as the declaration says: fixed point, whole numbers for ``int``, 0/1 for ``bit``) and
+integer or bool arrays exactly. Outputs come back as NumPy arrays: fixed point as float64, int as
+int64, bit as uint8, a scalar as a 0-d array.
+
+Errors are exceptions: :class:`Error`, and below it :class:`PipelineError` (with ``file``,
+``line`` and ``column``), :class:`InputError`, :class:`ProtocolError` and :class:`PeerError`.
+A run releases the GIL; Ctrl-C stops it and raises ``KeyboardInterrupt``; a run longer than a
+second shows a progress bar when tqdm is installed and output goes to a terminal or a notebook.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import _mpcflow
+from ._mpcflow import Error, InputError, PeerError, PipelineError, ProtocolError
+
+__all__ = [
+    "Error",
+    "InputError",
+    "PeerError",
+    "Pipeline",
+    "PipelineError",
+    "Plan",
+    "PlanNode",
+    "ProtocolError",
+    "run",
+]
+
+__version__: str = _mpcflow.version()
+
+PathLike = Union[str, "os.PathLike[str]"]
+Inputs = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class PlanNode:
+    """One node of a plan: what it costs under the plan's protocol."""
+
+    name: str
+    """The tensor it computes."""
+    op: str
+    """Its op (after the protocol's lowering)."""
+    shape: Tuple[int, ...]
+    """Its output's shape."""
+    rounds: int
+    """Online communication rounds."""
+    online_bytes: Tuple[int, ...]
+    """Bytes each party sends online."""
+    dealer_bytes: Tuple[int, ...]
+    """Bytes of dealer material each party receives."""
+    form: str
+    """How the protocol computes it (widths, tables, forms), as ``mpcflow plan`` shows."""
+    origin: Optional[str]
+    """The pipeline node it was lowered from, where it differs."""
+
+
+class Plan:
+    """What a pipeline costs under a protocol: rounds, online bytes and dealer material."""
+
+    def __init__(self, doc: Dict[str, Any], dot: str) -> None:
+        self._doc = doc
+        self._dot = dot
+        self.name: str = doc["name"]
+        self.protocol: str = doc["protocol"]
+        self.parties: List[str] = list(doc["parties"])
+        self.fingerprint: str = doc["fingerprint"]
+        self.network: str = doc["network"]
+        total = doc["total"]
+        self.rounds: int = total["critical_rounds"]
+        """Rounds on the longest dependency path: the online latency in round trips."""
+        self.online_bytes: int = sum(total["online_bytes"])
+        """Bytes all parties send online."""
+        self.dealer_bytes: int = sum(total["dealer_bytes"])
+        """Bytes of dealer material all parties receive."""
+        self.online_bytes_per_party: Tuple[int, ...] = tuple(total["online_bytes"])
+        self.dealer_bytes_per_party: Tuple[int, ...] = tuple(total["dealer_bytes"])
+        self.nodes: List[PlanNode] = [
+            PlanNode(
+                name=n["name"],
+                op=n["op"],
+                shape=tuple(n["shape"]),
+                rounds=n["rounds"],
+                online_bytes=tuple(n["online_bytes"]),
+                dealer_bytes=tuple(n["dealer_bytes"]),
+                form=n["form"],
+                origin=n.get("origin"),
+            )
+            for n in doc["nodes"]
+        ]
+
+    def to_dot(self) -> str:
+        """The plan as a Graphviz graph (render with ``dot -Tsvg``)."""
+        return self._dot
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The plan as ``mpcflow plan --json`` prints it."""
+        return json.loads(json.dumps(self._doc))
+
+    def __repr__(self) -> str:
+        return (
+            f"Plan({self.name!r} under {self.protocol}: {len(self.nodes)} nodes, {self.rounds} rounds, "
+            f"{self.online_bytes} B online, {self.dealer_bytes} B of dealer material)"
+        )
+
+
+class Pipeline:
+    """A pipeline file, read with its plugins loaded and its models imported."""
+
+    def __init__(self, prepared: "_mpcflow.Prepared") -> None:
+        self._prepared = prepared
+        summary = json.loads(prepared.summary())
+        self.name: str = summary["name"]
+        self.parties: List[str] = list(summary["parties"])
+        self.protocol: str = summary["protocol"]
+        self.inputs: List[Dict[str, Any]] = summary["inputs"]
+        """Private inputs: name, owner, dtype, shape (sizes or names), and whether a model file gives it."""
+        self.outputs: List[Dict[str, Any]] = summary["outputs"]
+        """Outputs: name and the parties they are revealed to."""
+
+    @classmethod
+    def load(cls, path: PathLike, *, plugins: Sequence[PathLike] = ()) -> "Pipeline":
+        """Reads a pipeline file (its ``plugins:`` and ``models:`` relative to it)."""
+        return cls(_mpcflow.Prepared.load(os.fspath(path), [os.fspath(p) for p in plugins]))
+
+    @classmethod
+    def from_yaml(cls, text: str, *, name: str = "pipeline.yaml", plugins: Sequence[PathLike] = ()) -> "Pipeline":
+        """Parses pipeline YAML; ``name`` stands for the file in error messages."""
+        return cls(_mpcflow.Prepared.from_yaml(text, name, [os.fspath(p) for p in plugins]))
+
+    def check(self, *, protocol: Optional[str] = None) -> "Pipeline":
+        """Validates the pipeline by planning it (sample sizes for symbolic dimensions); raises
+        :class:`PipelineError` naming every problem with its place in the file."""
+        self.plan(protocol=protocol)
+        return self
+
+    def plan(
+        self,
+        dims: Optional[Mapping[str, int]] = None,
+        *,
+        protocol: Optional[str] = None,
+        network: Optional[str] = None,
+    ) -> Plan:
+        """The plan: per node and in total, rounds, online bytes and dealer material.
+
+        ``dims`` gives symbolic dimensions their sizes (others get sample sizes); ``protocol``
+        replaces the file's; ``network`` is the profile the plan assumes (local, lan, wan)."""
+        d = dict(dims or {})
+        doc = json.loads(self._prepared.plan(protocol, d, network, False))
+        dot = self._prepared.plan(protocol, d, network, True)
+        return Plan(doc, dot)
+
+    def run(
+        self,
+        inputs: Inputs,
+        *,
+        protocol: Optional[str] = None,
+        input_dir: Union[PathLike, Sequence[PathLike], None] = None,
+        timeout: Optional[float] = None,
+        network: Optional[str] = None,
+        transport: str = "mem",
+        progress: Union[bool, Callable[[int, int], None], None] = None,
+    ) -> Dict[str, np.ndarray]:
+        """Runs every party and the dealer in this process and returns the revealed outputs.
+
+        ``inputs`` maps input names to arrays, numbers or lists; ``input_dir`` (one directory or
+        several) supplies every input not given as ``NAME.npy``; ``timeout`` bounds every wait
+        (seconds, 60 by default); ``transport`` is ``mem`` or ``tcp`` (TLS over loopback);
+        ``progress`` is ``True``/``False`` to force the bar on or off, or a callback
+        ``(nodes_done, nodes_total)``."""
+        encoded = {name: _encode(name, value) for name, value in inputs.items()}
+        dirs = _paths(input_dir)
+        callback, close = _progress(progress)
+        try:
+            out = self._prepared.run(
+                encoded, protocol, dirs, 60.0 if timeout is None else float(timeout), network, transport, callback
+            )
+        finally:
+            close()
+        return {name: _decode(dtype, shape, data) for name, dtype, shape, data, _ in out}
+
+    def __repr__(self) -> str:
+        return f"Pipeline({self.name!r}, parties={self.parties}, protocol={self.protocol!r})"
+
+
+def run(
+    pipeline: Union[PathLike, Pipeline],
+    inputs: Inputs,
+    *,
+    protocol: Optional[str] = None,
+    input_dir: Union[PathLike, Sequence[PathLike], None] = None,
+    timeout: Optional[float] = None,
+    progress: Union[bool, Callable[[int, int], None], None] = None,
+) -> Dict[str, np.ndarray]:
+    """Runs ``pipeline`` (a path or a :class:`Pipeline`) with every party and the dealer in this
+    process; see :meth:`Pipeline.run`."""
+    p = pipeline if isinstance(pipeline, Pipeline) else Pipeline.load(pipeline)
+    return p.run(inputs, protocol=protocol, input_dir=input_dir, timeout=timeout, progress=progress)
+
+
+def _encode(name: str, value: Any) -> Tuple[str, List[int], bytes]:
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError) as e:
+        raise InputError(f"input `{name}`: cannot read it as an array of numbers: {e}") from None
+    kind = arr.dtype.kind
+    if kind == "u" and arr.size and int(arr.max()) > np.iinfo(np.int64).max:
+        raise InputError(f"input `{name}`: {int(arr.max())} does not fit a 64-bit signed integer")
+    if kind in "iub":
+        return ("int", list(arr.shape), np.ascontiguousarray(arr, dtype="<i8").tobytes())
+    if kind == "f":
+        return ("real", list(arr.shape), np.ascontiguousarray(arr, dtype="<f8").tobytes())
+    raise InputError(f"input `{name}`: expected numbers, found an array of {arr.dtype}")
+
+
+def _decode(dtype: str, shape: Sequence[int], data: bytes) -> np.ndarray:
+    return np.frombuffer(data, dtype=np.dtype(dtype).newbyteorder("<")).reshape(tuple(shape)).copy()
+
+
+def _paths(p: Union[PathLike, Sequence[PathLike], None]) -> List[str]:
+    if p is None:
+        return []
+    if isinstance(p, (str, os.PathLike)):
+        return [os.fspath(p)]
+    return [os.fspath(x) for x in p]
+
+
+def _progress(progress: Union[bool, Callable[[int, int], None], None]) -> Tuple[Optional[Callable[[int, int], None]], Callable[[], None]]:
+    """The callback a run reports to, and what closes it afterwards."""
+    if callable(progress):
+        return progress, lambda: None
+    interactive = sys.stderr.isatty() or "ipykernel" in sys.modules
+    if progress is False or (progress is None and not interactive):
+        return None, lambda: None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None, lambda: None
+    bar: List[Any] = []
+
+    def update(done: int, total: int) -> None:
+        if not bar:
+            # Shown only once the run has taken a second.
+            bar.append(tqdm(total=total, unit="node", delay=1.0, leave=False))
+        bar[0].n = done
+        bar[0].refresh()
+
+    def close() -> None:
+        if bar:
+            bar[0].close()
+
+    return update, close

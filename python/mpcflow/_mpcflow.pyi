@@ -1,0 +1,38 @@
+"""Type stubs of the native module (see python/src/lib.rs). Use the `mpcflow` package's API."""
+
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+class Error(Exception): ...
+class PipelineError(Error):
+    file: Optional[str]
+    line: Optional[int]
+    column: Optional[int]
+class InputError(Error): ...
+class ProtocolError(Error): ...
+class PeerError(Error): ...
+
+class Prepared:
+    @staticmethod
+    def load(path: str, plugins: Sequence[str] = ...) -> "Prepared": ...
+    @staticmethod
+    def from_yaml(text: str, name: str, plugins: Sequence[str] = ...) -> "Prepared": ...
+    def summary(self) -> str: ...
+    def plan(
+        self,
+        protocol: Optional[str] = ...,
+        dims: Dict[str, int] = ...,
+        network: Optional[str] = ...,
+        dot: bool = ...,
+    ) -> str: ...
+    def run(
+        self,
+        inputs: Dict[str, Tuple[str, List[int], bytes]],
+        protocol: Optional[str] = ...,
+        input_dirs: Sequence[str] = ...,
+        timeout: float = ...,
+        network: Optional[str] = ...,
+        transport: str = ...,
+        progress: Optional[Callable[[int, int], None]] = ...,
+    ) -> List[Tuple[str, str, List[int], bytes, List[str]]]: ...
+
+def version() -> str: ...

@@ -1,0 +1,237 @@
+//! # `mpcflow._mpcflow`: the native half of the Python package
+//!
+//! The Python package (`python/mpcflow/`) gives the API users see: `mpcflow.run`,
+//! `Pipeline`, `Plan` and the exception classes. This module is what it stands on: a pipeline
+//! loaded as the command line loads it ([`mpcflow::prepare`]: built-in plugins, the file's
+//! `plugins:`, its `models:` imported), planned, and run with every party and the dealer in
+//! this process.
+//!
+//! Values cross as plain bytes: an input is `(kind, shape, little-endian bytes)` with kind
+//! `real` (float64) or `int` (int64), and an output comes back as `(name, dtype, shape, bytes,
+//! reveal_to)`, fixed point decoded to float64, int as int64 and bit as uint8. NumPy stays on the
+//! Python side, so this module needs no NumPy headers and builds for every CPython from 3.9
+//! (abi3).
+//!
+//! A run releases the GIL and waits for the result in slices of 50 ms, checking for signals
+//! between them: Ctrl-C cancels the run and raises `KeyboardInterrupt`. Each slice also calls
+//! the progress callback with the nodes finished and the total.
+
+mod errors;
+mod values;
+
+use errors::{Stage, to_py};
+use mpcflow_runtime::pipeline::Pipeline;
+use mpcflow_runtime::plan::PlanOptions;
+use mpcflow_runtime::{Registry, Session, SessionConfig};
+use pyo3::prelude::*;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// A pipeline with its plugins loaded and its models imported, ready to plan and run.
+#[pyclass(module = "mpcflow._mpcflow", name = "Prepared", frozen)]
+struct Prepared {
+    pipeline: Pipeline,
+    registry: Registry,
+}
+
+/// How a plan or a run is asked for from Python.
+struct Settings {
+    protocol: Option<String>,
+    network: Option<String>,
+}
+
+impl Settings {
+    fn config(&self) -> PyResult<SessionConfig> {
+        let network = match &self.network {
+            None => Default::default(),
+            Some(n) => mpcflow_sdk::Network::from_name(n).ok_or_else(|| {
+                errors::Error::new_err(format!("unknown network profile `{n}`: use local, lan or wan"))
+            })?,
+        };
+        Ok(SessionConfig { protocol: self.protocol.clone(), network, ..Default::default() })
+    }
+}
+
+impl Prepared {
+    fn session(&self, config: SessionConfig) -> PyResult<Session> {
+        let s =
+            Session::from_pipeline(self.pipeline.clone(), self.registry.clone()).map_err(|e| to_py(&e, Stage::Load))?;
+        Ok(s.with_config(config))
+    }
+}
+
+fn prepare(pipeline: Result<Pipeline, mpcflow_runtime::Error>, plugins: Vec<PathBuf>) -> PyResult<Prepared> {
+    let pipeline = pipeline.map_err(|e| to_py(&e, Stage::Load))?;
+    let (pipeline, registry) = mpcflow::prepare(pipeline, &plugins).map_err(|e| to_py(&e, Stage::Load))?;
+    Ok(Prepared { pipeline, registry })
+}
+
+#[pymethods]
+impl Prepared {
+    /// Reads a pipeline file.
+    #[staticmethod]
+    #[pyo3(signature = (path, plugins = Vec::new()))]
+    fn load(path: PathBuf, plugins: Vec<PathBuf>) -> PyResult<Prepared> {
+        prepare(Pipeline::from_path(&path), plugins)
+    }
+
+    /// Parses pipeline YAML; `name` stands for the file in messages.
+    #[staticmethod]
+    #[pyo3(signature = (text, name, plugins = Vec::new()))]
+    fn from_yaml(text: &str, name: &str, plugins: Vec<PathBuf>) -> PyResult<Prepared> {
+        prepare(Pipeline::from_yaml(text, name), plugins)
+    }
+
+    /// The graph's declarations as JSON: name, parties, protocol, inputs, outputs.
+    fn summary(&self) -> String {
+        let g = &self.pipeline.spec;
+        let inputs: Vec<_> = g
+            .inputs
+            .iter()
+            .map(|i| {
+                let shape: Vec<serde_json::Value> = i
+                    .shape
+                    .iter()
+                    .map(|d| match d {
+                        mpcflow_sdk::graph::Dim::Fixed(n) => serde_json::json!(n),
+                        mpcflow_sdk::graph::Dim::Sym(s) => serde_json::json!(s),
+                    })
+                    .collect();
+                let from_model = self.pipeline.weights.contains(&i.name);
+                serde_json::json!({
+                    "name": i.name, "owner": i.owner, "dtype": i.dtype.name(), "shape": shape, "from_model": from_model,
+                })
+            })
+            .collect();
+        let outputs: Vec<_> =
+            g.outputs.iter().map(|o| serde_json::json!({ "name": o.name, "reveal_to": o.reveal_to })).collect();
+        serde_json::json!({
+            "name": g.name, "parties": g.parties, "protocol": g.protocol, "inputs": inputs, "outputs": outputs,
+        })
+        .to_string()
+    }
+
+    /// The plan as JSON (as `mpcflow plan --json` prints it), or as Graphviz text with `dot`.
+    #[pyo3(signature = (protocol = None, dims = HashMap::new(), network = None, dot = false))]
+    fn plan(
+        &self,
+        protocol: Option<String>,
+        dims: HashMap<String, usize>,
+        network: Option<String>,
+        dot: bool,
+    ) -> PyResult<String> {
+        let config = Settings { protocol, network }.config()?;
+        let session = self.session(config)?;
+        let plan = session.plan(PlanOptions { dims, ..Default::default() }).map_err(|e| to_py(&e, Stage::Load))?;
+        Ok(if dot { mpcflow_runtime::plan::to_dot(&plan) } else { plan.to_json().to_string() })
+    }
+
+    /// Runs every party and the dealer in this process; see the module docs for the forms of
+    /// `inputs` and of the result.
+    #[pyo3(signature = (inputs, protocol = None, input_dirs = Vec::new(), timeout = 600.0, network = None,
+                        transport = String::from("mem"), progress = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &self,
+        py: Python<'_>,
+        inputs: HashMap<String, (String, Vec<usize>, Vec<u8>)>,
+        protocol: Option<String>,
+        input_dirs: Vec<PathBuf>,
+        timeout: f64,
+        network: Option<String>,
+        transport: String,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<Vec<values::Output>> {
+        let timeout = match Duration::try_from_secs_f64(timeout) {
+            Ok(d) if !d.is_zero() => d,
+            _ => {
+                return Err(errors::Error::new_err(format!(
+                    "timeout must be a positive number of seconds, not {timeout}"
+                )));
+            }
+        };
+        let done = Arc::new(AtomicUsize::new(0));
+        let mut config = Settings { protocol, network }.config()?;
+        config.timeout = timeout;
+        config.transport = transport;
+        config.progress = Some(done.clone());
+        let session = self.session(config)?;
+        let mut given = HashMap::new();
+        for (name, (kind, shape, bytes)) in inputs {
+            let v = values::input(&name, &kind, shape, &bytes).map_err(errors::InputError::new_err)?;
+            given.insert(name, v);
+        }
+        values::fill_from_dirs(&mut given, session.graph(), &input_dirs).map_err(errors::InputError::new_err)?;
+        let tensors = session.encode_inputs(given).map_err(|e| to_py(&e, Stage::Inputs))?;
+        let opts = PlanOptions {
+            input_shapes: tensors.iter().map(|(k, t)| (k.clone(), t.shape.clone())).collect(),
+            ..Default::default()
+        };
+        let plan = Arc::new(session.plan(opts).map_err(|e| to_py(&e, Stage::Shapes))?);
+        let total = plan.nodes.len();
+        let out = wait(py, session, plan, tensors, &done, total, progress.as_ref())?;
+        Ok(values::outputs(&out))
+    }
+}
+
+/// Runs the plan on a runtime of its own and waits with the GIL released, checking for
+/// signals and reporting progress between slices; Ctrl-C aborts the run.
+fn wait(
+    py: Python<'_>,
+    session: Session,
+    plan: Arc<mpcflow_runtime::Plan>,
+    tensors: HashMap<String, mpcflow_sdk::Tensor>,
+    done: &AtomicUsize,
+    total: usize,
+    progress: Option<&Py<PyAny>>,
+) -> PyResult<mpcflow_runtime::RunOutput> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| errors::Error::new_err(format!("cannot start the async runtime: {e}")))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let task = rt.spawn(async move {
+        let out = session.run_plan(plan, tensors).await;
+        let _ = tx.send(out);
+    });
+    let mut rx = rx;
+    let result = loop {
+        let (got, back) = py.detach(move || (rx.recv_timeout(Duration::from_millis(50)), rx));
+        rx = back;
+        if let Some(cb) = progress {
+            cb.call1(py, (done.load(Ordering::Relaxed), total))?;
+        }
+        if let Err(interrupt) = py.check_signals() {
+            task.abort();
+            py.detach(|| rt.shutdown_timeout(Duration::from_secs(2)));
+            return Err(interrupt);
+        }
+        match got {
+            Ok(out) => break out,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(errors::ProtocolError::new_err(
+                    "the run stopped without a result (a bug, please report it)",
+                ));
+            }
+        }
+    };
+    py.detach(|| rt.shutdown_timeout(Duration::from_secs(2)));
+    result.map_err(|e| to_py(&e, Stage::Run))
+}
+
+/// The version of the mpcflow this module was built from.
+#[pyfunction]
+fn version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}
+
+#[pymodule]
+fn _mpcflow(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Prepared>()?;
+    m.add_function(wrap_pyfunction!(version, m)?)?;
+    errors::register(m)
+}

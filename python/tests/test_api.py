@@ -1,0 +1,158 @@
+"""The Python package against the command line, on the repository's pipelines.
+
+Run by scripts/python-tests.sh (which `cargo test` runs): it installs the package into a fresh
+virtual environment with `pip install ./python` and sets MPCFLOW_BIN to the command-line binary.
+"""
+
+import _thread
+import json
+import os
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mpcflow
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = os.environ.get("MPCFLOW_BIN")
+
+
+def cli(*args: str) -> dict:
+    if not BIN:
+        pytest.fail("MPCFLOW_BIN is not set: run these tests with scripts/python-tests.sh")
+    out = subprocess.run([BIN, *args], cwd=ROOT, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def csv_column(name: str) -> np.ndarray:
+    lines = (ROOT / "graphs/data" / name).read_text().splitlines()
+    col = lines[0].split(",").index("systolic_bp")
+    return np.array([float(line.split(",")[col]) for line in lines[1:] if line])
+
+
+def test_hospital_statistics_from_numpy_equal_the_command_lines_answer():
+    north, south = csv_column("north.csv"), csv_column("south.csv")
+    got = mpcflow.run(ROOT / "graphs/hospital_stats.yaml", {"north_bp": north, "south_bp": south})
+    want = cli(
+        "run", "graphs/hospital_stats.yaml", "--json",
+        "--input", "north_bp=@graphs/data/north.csv:systolic_bp",
+        "--input", "south_bp=@graphs/data/south.csv:systolic_bp",
+    )["outputs"]
+    assert set(got) == set(want)
+    for name, value in got.items():
+        # fss2pc's truncation is exact: the same words, so the same numbers.
+        assert value.shape == ()
+        assert value.item() == pytest.approx(want[name], abs=0), name
+    assert got["n_high"].dtype == np.int64 and got["mean_bp"].dtype == np.float64
+
+
+def test_numbers_lists_and_the_dtypes_of_outputs():
+    out = mpcflow.run(ROOT / "graphs/millionaires.yaml", {"alice_wealth": 5_000_000, "bob_wealth": 3_000_000})
+    assert out["alice_richer"].dtype == np.uint8 and out["alice_richer"].shape == ()
+    assert out["alice_richer"] == 1
+    p = mpcflow.Pipeline.load(ROOT / "graphs/millionaires.yaml")
+    assert p.run({"alice_wealth": 7, "bob_wealth": np.int32(9)}, protocol="ref")["alice_richer"] == 0
+    with pytest.raises(mpcflow.InputError, match="declared with rank 0"):
+        p.run({"alice_wealth": [7], "bob_wealth": 9})
+    h = mpcflow.Pipeline.load(ROOT / "graphs/hospital_stats.yaml")
+    out = h.run({"north_bp": [120, 150], "south_bp": [[135.5][0]]})
+    assert out["n_patients"] == 3 and out["n_high"] == 1
+
+
+def test_plan_equals_the_command_lines_plan():
+    p = mpcflow.Pipeline.load(ROOT / "graphs/hospital_stats.yaml")
+    plan = p.plan({"n_north": 1000, "n_south": 2000})
+    want = cli("plan", "graphs/hospital_stats.yaml", "--json", "--dim", "n_north=1000", "--dim", "n_south=2000")
+    assert plan.to_dict() == want
+    assert plan.rounds == want["total"]["critical_rounds"]
+    assert plan.online_bytes == sum(want["total"]["online_bytes"])
+    assert plan.dealer_bytes == sum(want["total"]["dealer_bytes"])
+    assert [n.name for n in plan.nodes] == [n["name"] for n in want["nodes"]]
+    assert all(n.rounds >= 0 for n in plan.nodes) and plan.dealer_bytes > 0
+    assert plan.to_dot().startswith("digraph")
+    assert p.plan(protocol="ref").protocol == "ref"
+
+
+def test_a_model_named_in_the_pipeline():
+    image = np.load(ROOT / "tests/fixtures/onnx/digits_sample_image.npy")
+    p = mpcflow.Pipeline.load(ROOT / "graphs/digits_model.yaml")
+    assert [i["name"] for i in p.inputs if not i["from_model"]] == ["image"]
+    out = p.run({"image": image})
+    assert out["class"].tolist() == [4]
+    assert out["logits"].shape == (1, 10) and int(np.argmax(out["logits"])) == 4
+
+
+def test_a_bad_pipeline_raises_pipeline_error_with_its_place():
+    with pytest.raises(mpcflow.PipelineError) as e:
+        mpcflow.Pipeline.load(ROOT / "tests/fixtures/bad/unknown_op.yaml").check()
+    assert (e.value.line, e.value.column) == (7, 12)
+    assert e.value.file.endswith("tests/fixtures/bad/unknown_op.yaml")
+    assert "unknown op `sigmod`, did you mean `sigmoid`?" in str(e.value)
+    with pytest.raises(mpcflow.PipelineError) as e:
+        mpcflow.Pipeline.from_yaml("version: 1\nparties: [a, b]\nprotocol: ref\nnodes:\n  x: { op: relu, inputs: [y] }\n", name="inline.yaml").check()
+    assert (e.value.file, e.value.line) == ("inline.yaml", 5)
+    assert isinstance(e.value, mpcflow.Error)
+
+
+def test_bad_inputs_raise_input_error():
+    p = mpcflow.Pipeline.load(ROOT / "graphs/hospital_stats.yaml")
+    with pytest.raises(mpcflow.InputError, match="no value given for input `south_bp`"):
+        p.run({"north_bp": [120.0]})
+    with pytest.raises(mpcflow.InputError, match="expected numbers"):
+        p.run({"north_bp": ["high"], "south_bp": [1.0]})
+    with pytest.raises(mpcflow.InputError, match="not a whole number"):
+        mpcflow.run(ROOT / "graphs/millionaires.yaml", {"alice_wealth": 5.5, "bob_wealth": 3})
+
+
+def long_pipeline() -> mpcflow.Pipeline:
+    chain = "\n".join(f"  r{i}: {{ op: relu, inputs: [{'x' if i == 0 else f'd{i - 1}'}] }}\n  d{i}: {{ op: sub, inputs: [r{i}, y] }}" for i in range(12))
+    return mpcflow.Pipeline.from_yaml(
+        "version: 1\nparties: [a, b]\nprotocol: fss2pc\n"
+        "inputs:\n  x: { owner: a, dtype: fixed, shape: [n] }\n  y: { owner: b, dtype: fixed, shape: [n] }\n"
+        f"nodes:\n{chain}\noutputs:\n  d11: {{ reveal_to: [a] }}\n",
+        name="long.yaml",
+    )
+
+
+def test_a_run_releases_the_gil():
+    p = long_pipeline()
+    n = 200_000
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(p.run({"x": np.ones(n), "y": np.zeros(n)}, progress=False)))
+    ticks = 0
+    worker.start()
+    while worker.is_alive():
+        ticks += 1
+        time.sleep(0.001)
+    worker.join()
+    assert "d11" in result and result["d11"].shape == (n,)
+    assert ticks > 20, f"the main thread ran only {ticks} times during the run"
+
+
+def test_ctrl_c_stops_a_long_run():
+    p = long_pipeline()
+    n = 2_000_000
+    timer = threading.Timer(0.5, _thread.interrupt_main)
+    start = time.monotonic()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        p.run({"x": np.ones(n), "y": np.zeros(n)}, progress=False)
+    elapsed = time.monotonic() - start
+    timer.cancel()
+    assert elapsed < 10, f"control came back after {elapsed:.1f} s"
+    # The process is still usable.
+    assert mpcflow.run(ROOT / "graphs/millionaires.yaml", {"alice_wealth": 2, "bob_wealth": 1})["alice_richer"] == 1
+
+
+def test_progress_reaches_the_callback():
+    seen = []
+    mpcflow.run(
+        ROOT / "graphs/millionaires.yaml",
+        {"alice_wealth": 2, "bob_wealth": 1},
+        progress=lambda done, total: seen.append((done, total)),
+    )
+    assert seen and all(0 <= d <= t for d, t in seen) and seen[-1][1] > 0
