@@ -12,6 +12,7 @@
 
 pub mod calibrate;
 pub mod import;
+pub mod import_files;
 pub mod io;
 
 pub use mpcflow_plugin_host as plugin_host;
@@ -51,8 +52,18 @@ pub fn prepare(
     mut pipeline: mpcflow_runtime::pipeline::Pipeline,
     extra: &[std::path::PathBuf],
 ) -> Result<(mpcflow_runtime::pipeline::Pipeline, Registry), mpcflow_runtime::Error> {
+    let registry = registry_with(&pipeline.plugins, extra)?;
+    pipeline.import_models(&registry)?;
+    Ok((pipeline, registry))
+}
+
+/// The built-in plugins, then those a pipeline declares (`decls`), then `extra` plugin files.
+pub fn registry_with(
+    decls: &[mpcflow_runtime::plugin_spec::PluginDecl],
+    extra: &[std::path::PathBuf],
+) -> Result<Registry, mpcflow_runtime::Error> {
     let mut registry = builtins();
-    for decl in &pipeline.plugins {
+    for decl in decls {
         mpcflow_plugin_host::load(&decl.source, &mut registry)
             .map_err(|e| mpcflow_runtime::Error::Parse(format!("{}: {e}", decl.location)))?;
     }
@@ -61,6 +72,5 @@ pub fn prepare(
         mpcflow_plugin_host::load(&source, &mut registry)
             .map_err(|e| mpcflow_runtime::Error::Setting(format!("--plugin: {e}")))?;
     }
-    pipeline.import_models(&registry)?;
-    Ok((pipeline, registry))
+    Ok(registry)
 }

@@ -45,6 +45,7 @@ __all__ = [
     "Plan",
     "PlanNode",
     "ProtocolError",
+    "import_onnx",
     "run",
 ]
 
@@ -128,8 +129,11 @@ class Plan:
 class Pipeline:
     """A pipeline file, read with its plugins loaded and its models imported."""
 
-    def __init__(self, prepared: "_mpcflow.Prepared") -> None:
+    def __init__(self, prepared: "_mpcflow.Prepared", input_dirs: Sequence[str] = ()) -> None:
         self._prepared = prepared
+        self.input_dirs: List[str] = list(input_dirs)
+        """Directories of ``NAME.npy`` files a run reads the inputs not given from (an imported
+        model's weights)."""
         summary = json.loads(prepared.summary())
         self.name: str = summary["name"]
         self.parties: List[str] = list(summary["parties"])
@@ -190,7 +194,7 @@ class Pipeline:
         ``progress`` is ``True``/``False`` to force the bar on or off, or a callback
         ``(nodes_done, nodes_total)``."""
         encoded = {name: _encode(name, value) for name, value in inputs.items()}
-        dirs = _paths(input_dir)
+        dirs = _paths(input_dir) + self.input_dirs
         callback, close = _progress(progress)
         try:
             out = self._prepared.run(
@@ -217,6 +221,45 @@ def run(
     process; see :meth:`Pipeline.run`."""
     p = pipeline if isinstance(pipeline, Pipeline) else Pipeline.load(pipeline)
     return p.run(inputs, protocol=protocol, input_dir=input_dir, timeout=timeout, progress=progress)
+
+
+def import_onnx(
+    model_path: PathLike,
+    *,
+    owner: str,
+    input_owner: str,
+    out: PathLike,
+    reveal: str = "class",
+    batch: Optional[int] = None,
+    weights: Optional[PathLike] = None,
+    protocol: str = "fss2pc",
+    calibrate: Optional[PathLike] = None,
+    margin: Optional[float] = None,
+) -> Pipeline:
+    """Imports an ONNX model as ``mpcflow import`` does and returns the pipeline it wrote.
+
+    The model's input belongs to ``input_owner``, its weights (written as ``NAME.npy`` files into
+    ``weights``, by default ``STEM.weights/`` beside ``out``) to ``owner``. ``reveal`` is
+    ``class`` (the predicted class, to the input owner), ``logits`` (the model's output, to the
+    input owner) or ``accuracy`` (how many predictions match the input owner's ``labels``, to
+    both). ``batch`` sizes a symbolic batch dimension (1 by default); ``calibrate`` names a
+    sample (.npy) whose plaintext run records each node's range, widened by ``margin``. The
+    returned pipeline reads the weights from their directory when it runs."""
+    path, weights_dir = _mpcflow.import_model(
+        os.fspath(model_path),
+        owner,
+        input_owner,
+        os.fspath(out),
+        reveal=reveal,
+        batch=1 if batch is None else int(batch),
+        weights=None if weights is None else os.fspath(weights),
+        protocol=protocol,
+        calibrate=None if calibrate is None else os.fspath(calibrate),
+        margin=margin,
+    )
+    p = Pipeline.load(path)
+    p.input_dirs.append(os.fspath(weights_dir))
+    return p
 
 
 def _encode(name: str, value: Any) -> Tuple[str, List[int], bytes]:

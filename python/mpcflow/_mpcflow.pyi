@@ -35,4 +35,18 @@ class Prepared:
         progress: Optional[Callable[[int, int], None]] = ...,
     ) -> List[Tuple[str, str, List[int], bytes, List[str]]]: ...
 
+def import_model(
+    model: str,
+    owner: str,
+    input_owner: str,
+    out: str,
+    reveal: str = ...,
+    batch: int = ...,
+    weights: Optional[str] = ...,
+    protocol: str = ...,
+    importer: str = ...,
+    plugins: Sequence[str] = ...,
+    calibrate: Optional[str] = ...,
+    margin: Optional[float] = ...,
+) -> Tuple[str, str]: ...
 def version() -> str: ...

@@ -223,6 +223,48 @@ fn wait(
     result.map_err(|e| to_py(&e, Stage::Run))
 }
 
+/// Imports a model file into a pipeline file and the owner's weight files (what `mpcflow
+/// import` does); returns the pipeline's path and the weights' directory.
+#[pyfunction]
+#[pyo3(signature = (model, owner, input_owner, out, reveal = "class", batch = 1, weights = None,
+                    protocol = "fss2pc", importer = "onnx", plugins = Vec::new(), calibrate = None, margin = None))]
+#[allow(clippy::too_many_arguments)]
+fn import_model(
+    model: PathBuf,
+    owner: &str,
+    input_owner: &str,
+    out: PathBuf,
+    reveal: &str,
+    batch: usize,
+    weights: Option<PathBuf>,
+    protocol: &str,
+    importer: &str,
+    plugins: Vec<PathBuf>,
+    calibrate: Option<PathBuf>,
+    margin: Option<f64>,
+) -> PyResult<(PathBuf, PathBuf)> {
+    use mpcflow::import::Reveal;
+    let reveal = match reveal {
+        "class" => Reveal::Class,
+        "logits" => Reveal::Logits,
+        "accuracy" => Reveal::Accuracy,
+        other => return Err(errors::Error::new_err(format!("reveal=`{other}`: use class, logits or accuracy"))),
+    };
+    let mut req = mpcflow::import_files::ImportRequest::new(model, owner, input_owner, out);
+    req.reveal = reveal;
+    req.batch = batch;
+    req.weights = weights;
+    req.protocol = protocol.into();
+    req.importer = importer.into();
+    req.calibrate = calibrate;
+    if let Some(m) = margin {
+        req.margin = m;
+    }
+    let registry = mpcflow::registry_with(&[], &plugins).map_err(|e| to_py(&e, Stage::Load))?;
+    let done = mpcflow::import_files::import_to_files(&req, &registry).map_err(errors::Error::new_err)?;
+    Ok((done.pipeline, done.weights_dir))
+}
+
 /// The version of the mpcflow this module was built from.
 #[pyfunction]
 fn version() -> &'static str {
@@ -233,5 +275,6 @@ fn version() -> &'static str {
 fn _mpcflow(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Prepared>()?;
     m.add_function(wrap_pyfunction!(version, m)?)?;
+    m.add_function(wrap_pyfunction!(import_model, m)?)?;
     errors::register(m)
 }

@@ -86,6 +86,30 @@ def test_a_model_named_in_the_pipeline():
     assert out["logits"].shape == (1, 10) and int(np.argmax(out["logits"])) == 4
 
 
+def test_digits_through_import_onnx(tmp_path):
+    images = np.load(ROOT / "tests/fixtures/onnx/digits_test_images.npy")[:20]
+    labels = np.load(ROOT / "tests/fixtures/onnx/digits_test_labels.npy")[:20]
+    want = np.load(ROOT / "tests/fixtures/onnx/digits_test_logits.npy")[:20]
+    p = mpcflow.import_onnx(
+        ROOT / "tests/fixtures/onnx/digits_cnn.onnx", owner="clinic", input_owner="lab",
+        out=tmp_path / "digits.yaml", reveal="logits", batch=20,
+    )
+    assert (tmp_path / "digits.weights" / "fc1_weight.npy").is_file()
+    assert p.parties == ["lab", "clinic"] and p.input_dirs == [str(tmp_path / "digits.weights")]
+    logits = p.run({"input": images})[next(o["name"] for o in p.outputs)]
+    assert logits.shape == (20, 10)
+    assert np.abs(logits - want).max() < 0.05
+    assert (logits.argmax(axis=1) == want.argmax(axis=1)).all()
+    acc = mpcflow.import_onnx(
+        ROOT / "tests/fixtures/onnx/digits_cnn.onnx", owner="clinic", input_owner="lab",
+        out=tmp_path / "acc.yaml", reveal="accuracy", batch=20,
+    )
+    n = acc.run({"input": images, "labels": labels})["n_correct"]
+    assert int(n) == int((want.argmax(axis=1) == labels).sum())
+    with pytest.raises(mpcflow.Error, match="cannot read"):
+        mpcflow.import_onnx(tmp_path / "missing.onnx", owner="c", input_owner="l", out=tmp_path / "m.yaml")
+
+
 def test_a_bad_pipeline_raises_pipeline_error_with_its_place():
     with pytest.raises(mpcflow.PipelineError) as e:
         mpcflow.Pipeline.load(ROOT / "tests/fixtures/bad/unknown_op.yaml").check()

@@ -2,11 +2,10 @@
 //! pipeline file that runs as it is, and its weights become the model owner's input files.
 //! `--importer NAME --plugin PATH` reads another format through an importer plugin.
 
-use anyhow::{Context, Result, anyhow};
-use mpcflow::import::{Reveal, Roles, graph};
-use mpcflow::io::npy;
-use mpcflow_importer_onnx::{ImportOptions, import};
-use std::path::{Path, PathBuf};
+use anyhow::{Result, anyhow};
+use mpcflow::import::Reveal;
+use mpcflow::import_files::{ImportRequest, import_to_files};
+use std::path::PathBuf;
 
 /// Arguments.
 #[derive(clap::Args)]
@@ -66,13 +65,6 @@ pub struct Args {
     margin: f64,
 }
 
-fn relative(path: &Path, to_dir: &Path) -> String {
-    match (path.canonicalize(), to_dir.canonicalize()) {
-        (Ok(p), Ok(d)) => p.strip_prefix(&d).map_or(p.clone(), Path::to_path_buf).display().to_string(),
-        _ => path.display().to_string(),
-    }
-}
-
 pub fn run(a: Args) -> Result<()> {
     if a.owner == a.input_owner {
         return Err(anyhow!("--owner and --input-owner must be two different parties"));
@@ -80,100 +72,31 @@ pub fn run(a: Args) -> Result<()> {
     if a.batch == 0 {
         return Err(anyhow!("--batch must be at least 1"));
     }
-    let bytes = std::fs::read(&a.model).with_context(|| format!("cannot read {}", a.model.display()))?;
-    let model = if a.importer == "onnx" {
-        import(&bytes, &ImportOptions { batch: a.batch, private_scalars: a.private_scalars }).map_err(|e| e.to_string())
-    } else {
-        let registry = a.plugins.registry(None)?;
-        let importer = registry.importer(&a.importer).ok_or_else(|| {
-            anyhow!("unknown importer `{}` (importers: {})", a.importer, registry.importer_names().join(", "))
-        })?;
-        importer.import(&bytes).map_err(|e| e.to_string())
-    }
-    .map_err(|e| anyhow!("{}: {e}", a.model.display()))?;
-    let stem = a.out.file_stem().and_then(|s| s.to_str()).unwrap_or("model").to_string();
-    let name = a.name.clone().unwrap_or_else(|| mpcflow_importer_onnx::clean(&stem));
-    let dir = a.out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let weights_dir = a.weights.clone().unwrap_or_else(|| dir.join(format!("{stem}.weights")));
-    std::fs::create_dir_all(&weights_dir).with_context(|| format!("cannot create {}", weights_dir.display()))?;
-    for w in &model.weights {
-        let p = weights_dir.join(format!("{}.npy", w.name));
-        npy::write_f64(&p, &w.shape, &w.values).with_context(|| format!("cannot write {}", p.display()))?;
-    }
-    let (n_weights, n_params) = (model.weights.len(), model.weights.iter().map(|w| w.values.len()).sum::<usize>());
-    if model.inputs.len() != 1 {
-        let names: Vec<&str> = model.inputs.iter().map(|i| i.0.as_str()).collect();
-        return Err(anyhow!(
-            "{}: the model has {} inputs ({}); `mpcflow import` writes pipelines for models with one input",
-            a.model.display(),
-            names.len(),
-            names.join(", ")
-        ));
-    }
-    let input = model.inputs.first().map(|i| (i.0.clone(), i.2.clone())).unwrap_or_default();
-    let roles = Roles { input_owner: a.input_owner.clone(), model_owner: a.owner.clone() };
-    let ranges = match &a.calibrate {
-        Some(path) => {
-            let sample = npy::read(path).map_err(|e| anyhow!("--calibrate {}: {e}", path.display()))?;
-            let r = mpcflow::calibrate::calibrate(&model, &roles, &sample, a.margin)
-                .map_err(|e| anyhow!("--calibrate {}: {e}", path.display()))?;
-            Some((path, r))
-        }
-        None => None,
+    let registry = if a.importer == "onnx" { mpcflow::builtins() } else { a.plugins.registry(None)? };
+    let req = ImportRequest {
+        model: a.model,
+        importer: a.importer,
+        owner: a.owner,
+        input_owner: a.input_owner,
+        out: a.out,
+        weights: a.weights,
+        batch: a.batch,
+        reveal: a.reveal,
+        protocol: a.protocol,
+        private_scalars: a.private_scalars,
+        name: a.name,
+        sample_input: a.sample_input,
+        sample_labels: a.sample_labels,
+        calibrate: a.calibrate,
+        margin: a.margin,
     };
-    let mut spec = graph(model, &name, &roles, &a.protocol, a.reveal);
-    if let Some((_, r)) = &ranges {
-        r.apply(&mut spec, &input.0);
-    }
-    // Commands in the header are relative to the current directory, as the user typed them.
-    let wdir = relative(&weights_dir, Path::new("."));
-    let out_shown = a.out.display();
-    let shown = |p: &Option<PathBuf>, placeholder: &str| {
-        p.as_ref().map_or(placeholder.to_string(), |p| p.display().to_string())
-    };
-    let labels = if a.reveal == Reveal::Accuracy {
-        format!(" --input labels=@{}", shown(&a.sample_labels, "LABELS.npy"))
-    } else {
-        String::new()
-    };
-    let header = vec![
-        format!(
-            "Imported by `mpcflow import` from {} ({n_weights} weight tensors, {n_params} parameters).",
-            a.model.display()
-        ),
-        format!(
-            "{} brings `{}` (shape {:?}); {} brings the weights in {wdir}/.",
-            a.input_owner, input.0, input.1, a.owner
-        ),
-        match &ranges {
-            // The file's name only: the pipeline goes to the other party, a local path does not.
-            Some((path, r)) => format!(
-                "Ranges of {} nodes and of `{}` calibrated on {} in the clear, widened by a margin of {}: \
-                 contracts that ref enforces and fss2pc relies on.",
-                r.nodes.len(),
-                input.0,
-                path.file_name().map_or_else(|| "the sample".into(), |n| n.to_string_lossy()),
-                a.margin
-            ),
-            None => String::new(),
-        },
-        "Run it (every party and the dealer in this process):".into(),
-        format!(
-            "  mpcflow run {out_shown} --input {}=@{}{labels} --input-dir {wdir}",
-            input.0,
-            shown(&a.sample_input, "INPUT.npy")
-        ),
-    ];
-    let header: Vec<String> = header.into_iter().filter(|h| !h.is_empty()).collect();
-    let text = mpcflow_runtime::pipeline::to_yaml(&spec, &header);
-    mpcflow_runtime::pipeline::Pipeline::from_yaml(&text, &a.out.display().to_string())
-        .map_err(|e| anyhow!("internal error: the written pipeline does not load back: {e}"))?;
-    std::fs::write(&a.out, text).with_context(|| format!("cannot write {}", a.out.display()))?;
+    let done = import_to_files(&req, &registry).map_err(|e| anyhow!(e))?;
     eprintln!(
-        "wrote {} ({} nodes) and {n_weights} weight files in {}",
-        a.out.display(),
-        spec.nodes.len(),
-        weights_dir.display()
+        "wrote {} ({} nodes) and {} weight files in {}",
+        done.pipeline.display(),
+        done.nodes,
+        done.weights,
+        done.weights_dir.display()
     );
     Ok(())
 }

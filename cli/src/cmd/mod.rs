@@ -73,15 +73,8 @@ pub struct PluginArgs {
 impl PluginArgs {
     /// The built-in plugins, then the pipeline's `plugins:`, then `--plugin` arguments.
     pub fn registry(&self, pipeline: Option<&Pipeline>) -> Result<mpcflow_runtime::Registry> {
-        let mut registry = mpcflow::builtins();
-        for decl in pipeline.map(|p| p.plugins.as_slice()).unwrap_or_default() {
-            mpcflow_plugin_host::load(&decl.source, &mut registry).map_err(|e| anyhow!("{}: {e}", decl.location))?;
-        }
-        for path in &self.plugins {
-            let source = mpcflow_runtime::plugin_spec::PluginSource::from_path(path.clone());
-            mpcflow_plugin_host::load(&source, &mut registry).map_err(|e| anyhow!("--plugin: {e}"))?;
-        }
-        Ok(registry)
+        let decls = pipeline.map(|p| p.plugins.as_slice()).unwrap_or_default();
+        mpcflow::registry_with(decls, &self.plugins).map_err(|e| anyhow!("{e}"))
     }
 
     /// Reads the pipeline `file`, loads every plugin it and the command line name, and imports
