@@ -11,6 +11,7 @@
 //! ```
 
 pub mod calibrate;
+pub mod deploy;
 pub mod import;
 pub mod import_files;
 pub mod io;

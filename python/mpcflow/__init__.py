@@ -45,7 +45,9 @@ __all__ = [
     "Plan",
     "PlanNode",
     "ProtocolError",
+    "dealer",
     "import_onnx",
+    "party",
     "run",
 ]
 
@@ -260,6 +262,59 @@ def import_onnx(
     p = Pipeline.load(path)
     p.input_dirs.append(os.fspath(weights_dir))
     return p
+
+
+def party(
+    name: str,
+    deployment: PathLike,
+    pipeline: PathLike,
+    inputs: Optional[Inputs] = None,
+    *,
+    protocol: Optional[str] = None,
+    input_dir: Union[PathLike, Sequence[PathLike], None] = None,
+    timeout: Optional[float] = None,
+    connect_timeout: Optional[float] = None,
+    insecure: bool = False,
+) -> Dict[str, np.ndarray]:
+    """Runs this process as party ``name`` of a deployment, as ``mpcflow party`` does: it brings
+    only its own inputs, connects to the other parties and the dealer named in the
+    ``deployment`` file (see ``mpcflow certs new``), and returns the outputs revealed to it.
+    ``timeout`` bounds every wait and ``connect_timeout`` the wait for the others (60 s each by
+    default); ``insecure`` allows ``ref``, which sends inputs in the clear (tests only)."""
+    encoded = {k: _encode(k, v) for k, v in (inputs or {}).items()}
+    out = _mpcflow.party(
+        name,
+        os.fspath(deployment),
+        os.fspath(pipeline),
+        encoded,
+        protocol=protocol,
+        input_dirs=_paths(input_dir),
+        timeout=60.0 if timeout is None else float(timeout),
+        connect_timeout=60.0 if connect_timeout is None else float(connect_timeout),
+        insecure=insecure,
+    )
+    return {n: _decode(dtype, shape, data) for n, dtype, shape, data, _ in out}
+
+
+def dealer(
+    deployment: PathLike,
+    pipeline: PathLike,
+    *,
+    protocol: Optional[str] = None,
+    timeout: Optional[float] = None,
+    connect_timeout: Optional[float] = None,
+) -> Dict[str, int]:
+    """Runs this process as the dealer of a deployment, as ``mpcflow dealer`` does; returns the
+    bytes of material it sent to each party."""
+    return dict(
+        _mpcflow.dealer(
+            os.fspath(deployment),
+            os.fspath(pipeline),
+            protocol=protocol,
+            timeout=60.0 if timeout is None else float(timeout),
+            connect_timeout=60.0 if connect_timeout is None else float(connect_timeout),
+        )
+    )
 
 
 def _encode(name: str, value: Any) -> Tuple[str, List[int], bytes]:

@@ -49,4 +49,22 @@ def import_model(
     calibrate: Optional[str] = ...,
     margin: Optional[float] = ...,
 ) -> Tuple[str, str]: ...
+def party(
+    name: str,
+    deployment: str,
+    pipeline: str,
+    inputs: Dict[str, Tuple[str, List[int], bytes]] = ...,
+    protocol: Optional[str] = ...,
+    input_dirs: Sequence[str] = ...,
+    timeout: float = ...,
+    connect_timeout: float = ...,
+    insecure: bool = ...,
+) -> List[Tuple[str, str, List[int], bytes, List[str]]]: ...
+def dealer(
+    deployment: str,
+    pipeline: str,
+    protocol: Optional[str] = ...,
+    timeout: float = ...,
+    connect_timeout: float = ...,
+) -> Dict[str, int]: ...
 def version() -> str: ...

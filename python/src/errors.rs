@@ -60,7 +60,8 @@ pub fn location(text: &str) -> Option<(String, u32, u32)> {
     None
 }
 
-fn pipeline_error(py: Python<'_>, message: String) -> PyErr {
+/// A `PipelineError` whose `file`, `line` and `column` come from the message's location.
+pub fn pipeline_error(py: Python<'_>, message: String) -> PyErr {
     let err = PipelineError::new_err(message.clone());
     let (file, line, column) = match location(&message) {
         Some((f, l, c)) => (Some(f), Some(l), Some(c)),
@@ -95,6 +96,16 @@ pub fn to_py(e: &RuntimeError, stage: Stage) -> PyErr {
             ProtocolError::new_err(message)
         }
         _ => Error::new_err(message),
+    }
+}
+
+/// An error opening a deployment's process: about the pipeline file (a `PipelineError`) or
+/// about the deployment (an `Error`).
+pub fn opening(pipeline: &std::path::Path, message: String) -> PyErr {
+    if message.starts_with(&pipeline.display().to_string()) {
+        Python::attach(|py| pipeline_error(py, message))
+    } else {
+        Error::new_err(message)
     }
 }
 

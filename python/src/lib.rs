@@ -172,38 +172,36 @@ impl Prepared {
         };
         let plan = Arc::new(session.plan(opts).map_err(|e| to_py(&e, Stage::Shapes))?);
         let total = plan.nodes.len();
-        let out = wait(py, session, plan, tensors, &done, total, progress.as_ref())?;
+        let report = |py: Python<'_>| match &progress {
+            Some(cb) => cb.call1(py, (done.load(Ordering::Relaxed), total)).map(|_| ()),
+            None => Ok(()),
+        };
+        let out = wait(py, async move { session.run_plan(plan, tensors).await }, report)?;
         Ok(values::outputs(&out))
     }
 }
 
-/// Runs the plan on a runtime of its own and waits with the GIL released, checking for
-/// signals and reporting progress between slices; Ctrl-C aborts the run.
-fn wait(
+/// Runs `run` on a runtime of its own and waits with the GIL released, checking for signals
+/// and calling `report` between slices of 50 ms; Ctrl-C aborts the run.
+fn wait<T: Send + 'static>(
     py: Python<'_>,
-    session: Session,
-    plan: Arc<mpcflow_runtime::Plan>,
-    tensors: HashMap<String, mpcflow_sdk::Tensor>,
-    done: &AtomicUsize,
-    total: usize,
-    progress: Option<&Py<PyAny>>,
-) -> PyResult<mpcflow_runtime::RunOutput> {
+    run: impl std::future::Future<Output = Result<T, mpcflow_runtime::Error>> + Send + 'static,
+    report: impl Fn(Python<'_>) -> PyResult<()>,
+) -> PyResult<T> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| errors::Error::new_err(format!("cannot start the async runtime: {e}")))?;
     let (tx, rx) = std::sync::mpsc::channel();
     let task = rt.spawn(async move {
-        let out = session.run_plan(plan, tensors).await;
+        let out = run.await;
         let _ = tx.send(out);
     });
     let mut rx = rx;
     let result = loop {
         let (got, back) = py.detach(move || (rx.recv_timeout(Duration::from_millis(50)), rx));
         rx = back;
-        if let Some(cb) = progress {
-            cb.call1(py, (done.load(Ordering::Relaxed), total))?;
-        }
+        report(py)?;
         if let Err(interrupt) = py.check_signals() {
             task.abort();
             py.detach(|| rt.shutdown_timeout(Duration::from_secs(2)));
@@ -265,6 +263,84 @@ fn import_model(
     Ok((done.pipeline, done.weights_dir))
 }
 
+/// How `party` and `dealer` connect: a deployment file and the waits' bounds.
+fn connect(
+    deployment: PathBuf,
+    protocol: Option<String>,
+    timeout: f64,
+    connect_timeout: f64,
+) -> PyResult<mpcflow::deploy::Connect> {
+    let secs = |what: &str, s: f64| match Duration::try_from_secs_f64(s) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        _ => Err(errors::Error::new_err(format!("{what} must be a positive number of seconds, not {s}"))),
+    };
+    let mut c = mpcflow::deploy::Connect::new(deployment);
+    c.protocol = protocol;
+    c.timeout = secs("timeout", timeout)?;
+    c.connect_timeout = secs("connect_timeout", connect_timeout)?;
+    Ok(c)
+}
+
+/// Runs this process as party `name` of a deployment: its own inputs only; returns the outputs
+/// revealed to it (as `Prepared.run` does).
+#[pyfunction]
+#[pyo3(signature = (name, deployment, pipeline, inputs = HashMap::new(), protocol = None, input_dirs = Vec::new(),
+                    timeout = 60.0, connect_timeout = 60.0, insecure = false))]
+#[allow(clippy::too_many_arguments)]
+fn party(
+    py: Python<'_>,
+    name: String,
+    deployment: PathBuf,
+    pipeline: PathBuf,
+    inputs: HashMap<String, (String, Vec<usize>, Vec<u8>)>,
+    protocol: Option<String>,
+    input_dirs: Vec<PathBuf>,
+    timeout: f64,
+    connect_timeout: f64,
+    insecure: bool,
+) -> PyResult<Vec<values::Output>> {
+    let mut c = connect(deployment, protocol, timeout, connect_timeout)?;
+    c.allow_insecure = insecure;
+    let (session, transport) =
+        mpcflow::deploy::open(&pipeline, &name, &c).map_err(|m| errors::opening(&pipeline, m))?;
+    let mut given = HashMap::new();
+    for (input, (kind, shape, bytes)) in inputs {
+        let v = values::input(&input, &kind, shape, &bytes).map_err(errors::InputError::new_err)?;
+        given.insert(input, v);
+    }
+    let mut own = session.graph().clone();
+    own.inputs.retain(|i| i.owner == name);
+    values::fill_from_dirs(&mut given, &own, &input_dirs).map_err(errors::InputError::new_err)?;
+    let out = wait(py, async move { session.run_as_party(&name, transport, given).await }, |_| Ok(()))?;
+    let fp = out.plan.fixed_point;
+    Ok(values::revealed(out.outputs.iter().map(|(n, p, t)| (n.as_str(), p.as_slice(), t)), fp))
+}
+
+/// Runs this process as the dealer of a deployment; returns the bytes of material sent to each
+/// party.
+#[pyfunction]
+#[pyo3(signature = (deployment, pipeline, protocol = None, timeout = 60.0, connect_timeout = 60.0))]
+fn dealer(
+    py: Python<'_>,
+    deployment: PathBuf,
+    pipeline: PathBuf,
+    protocol: Option<String>,
+    timeout: f64,
+    connect_timeout: f64,
+) -> PyResult<HashMap<String, u64>> {
+    let c = connect(deployment, protocol, timeout, connect_timeout)?;
+    let (session, transport) = mpcflow::deploy::open(&pipeline, mpcflow_runtime::remote::DEALER, &c)
+        .map_err(|m| errors::opening(&pipeline, m))?;
+    let out = wait(py, async move { session.run_as_dealer(transport).await }, |_| Ok(()))?;
+    Ok(out
+        .plan
+        .parties
+        .iter()
+        .enumerate()
+        .map(|(p, n)| (n.clone(), out.stats.bytes.iter().map(|b| b[p]).sum::<u64>()))
+        .collect())
+}
+
 /// The version of the mpcflow this module was built from.
 #[pyfunction]
 fn version() -> &'static str {
@@ -276,5 +352,7 @@ fn _mpcflow(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Prepared>()?;
     m.add_function(wrap_pyfunction!(version, m)?)?;
     m.add_function(wrap_pyfunction!(import_model, m)?)?;
+    m.add_function(wrap_pyfunction!(party, m)?)?;
+    m.add_function(wrap_pyfunction!(dealer, m)?)?;
     errors::register(m)
 }

@@ -1,8 +1,8 @@
 //! Input and output values as they cross to Python: shapes and little-endian bytes.
 
 use mpcflow_runtime::{InputValue, RunOutput};
-use mpcflow_sdk::DType;
 use mpcflow_sdk::graph::GraphSpec;
+use mpcflow_sdk::{DType, FixedPoint, Tensor};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -49,20 +49,21 @@ pub fn fill_from_dirs(
     Ok(())
 }
 
-/// The revealed outputs, decoded: fixed point to float64, int to int64, bit to uint8.
+/// The revealed outputs of an in-process run (see [`revealed`]).
 pub fn outputs(out: &RunOutput) -> Vec<Output> {
-    out.outputs
-        .iter()
-        .map(|o| {
-            let t = &o.tensor;
-            let (dtype, bytes): (&'static str, Vec<u8>) = match t.dtype {
-                DType::Fixed => {
-                    ("float64", t.data.iter().flat_map(|&w| out.fixed_point.decode(w).to_le_bytes()).collect())
-                }
-                DType::Int => ("int64", t.data.iter().flat_map(|&w| (w as i64).to_le_bytes()).collect()),
-                DType::Bit => ("uint8", t.data.iter().map(|&w| (w & 1) as u8).collect()),
-            };
-            (o.name.clone(), dtype, t.shape.clone(), bytes, o.parties.clone())
-        })
-        .collect()
+    revealed(out.outputs.iter().map(|o| (o.name.as_str(), o.parties.as_slice(), &o.tensor)), out.fixed_point)
+}
+
+/// Revealed outputs (name, parties, value), decoded: fixed point to float64, int to int64,
+/// bit to uint8.
+pub fn revealed<'a>(outs: impl Iterator<Item = (&'a str, &'a [String], &'a Tensor)>, fp: FixedPoint) -> Vec<Output> {
+    outs.map(|(name, parties, t)| {
+        let (dtype, bytes): (&'static str, Vec<u8>) = match t.dtype {
+            DType::Fixed => ("float64", t.data.iter().flat_map(|&w| fp.decode(w).to_le_bytes()).collect()),
+            DType::Int => ("int64", t.data.iter().flat_map(|&w| (w as i64).to_le_bytes()).collect()),
+            DType::Bit => ("uint8", t.data.iter().map(|&w| (w & 1) as u8).collect()),
+        };
+        (name.to_string(), dtype, t.shape.clone(), bytes, parties.to_vec())
+    })
+    .collect()
 }

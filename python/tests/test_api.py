@@ -172,6 +172,51 @@ def test_ctrl_c_stops_a_long_run():
     assert mpcflow.run(ROOT / "graphs/millionaires.yaml", {"alice_wealth": 2, "bob_wealth": 1})["alice_richer"] == 1
 
 
+def free_base_port() -> int:
+    import random
+    import socket
+
+    for _ in range(200):
+        base = random.randrange(20000, 60000)
+        try:
+            for port in range(base, base + 3):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+    pytest.fail("no three free ports in a row")
+
+
+def test_a_python_party_with_a_command_line_party_and_dealer(tmp_path):
+    deployment = tmp_path / "parties.yaml"
+    subprocess.run(
+        [BIN, "certs", "new", str(tmp_path / "certs"), "--parties", "north,south,dealer",
+         "--deployment", str(deployment), "--base-port", str(free_base_port())],
+        cwd=ROOT, check=True, capture_output=True,
+    )
+    south = subprocess.Popen(
+        [BIN, "party", "--as", "south", "--deployment", str(deployment), "graphs/hospital_stats.yaml",
+         "--input", "south_bp=@graphs/data/south.csv:systolic_bp", "--json", "--timeout", "30"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    sent = {}
+    dealer = threading.Thread(target=lambda: sent.update(mpcflow.dealer(deployment, ROOT / "graphs/hospital_stats.yaml", timeout=30)))
+    dealer.start()
+    try:
+        got = mpcflow.party("north", deployment, ROOT / "graphs/hospital_stats.yaml", {"north_bp": csv_column("north.csv")}, timeout=30)
+    finally:
+        dealer.join(60)
+        out, err = south.communicate(timeout=60)
+    assert south.returncode == 0, err
+    theirs = json.loads(out)["outputs"]
+    assert {k: v.item() for k, v in got.items()} == theirs
+    assert set(sent) == {"north", "south"} and min(sent.values()) > 0
+    with pytest.raises(mpcflow.PipelineError) as e:
+        mpcflow.party("north", deployment, ROOT / "tests/fixtures/bad/malformed_yaml.yaml")
+    assert e.value.line == 3
+
+
 def test_progress_reaches_the_callback():
     seen = []
     mpcflow.run(

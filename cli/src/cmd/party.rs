@@ -6,9 +6,8 @@
 use super::outputs::{OutputArgs, Shown};
 use super::{InputArgs, seconds};
 use anyhow::{Context, Result, anyhow};
-use mpcflow_runtime::{Session, SessionConfig};
+use mpcflow_runtime::Session;
 use mpcflow_transport_tcp::TcpTransport;
-use mpcflow_transport_tcp::deployment::Deployment;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -49,50 +48,25 @@ pub struct PartyOptions {
 }
 
 impl Connection {
-    /// The pipeline session and this endpoint's TLS transport.
+    /// The pipeline session and this endpoint's TLS transport ([`mpcflow::deploy::open`]).
     pub fn open(
         &self,
         file: &std::path::Path,
         me: &str,
         party: Option<&PartyOptions>,
     ) -> Result<(Session, Arc<TcpTransport>)> {
-        let timeout = seconds("--timeout", self.timeout)?;
-        let connect_timeout = seconds("--connect-timeout", self.connect_timeout)?;
-        let deployment = Deployment::load(&self.deployment).map_err(|e| anyhow!("{e}"))?;
-        let mut tcp = deployment.tcp_config(me).map_err(|e| anyhow!("{e}"))?;
-        tcp.connect_timeout = connect_timeout;
-        let transport = TcpTransport::new(tcp).map_err(|e| anyhow!("{}: {me}: {e}", self.deployment.display()))?;
-        let config = SessionConfig {
+        let connect = mpcflow::deploy::Connect {
+            deployment: self.deployment.clone(),
             protocol: self.protocol.clone(),
-            timeout,
-            allow_insecure: party.is_some_and(|p| p.insecure),
-            kernel: party.and_then(|p| p.kernel.clone()),
+            timeout: seconds("--timeout", self.timeout)?,
+            connect_timeout: seconds("--connect-timeout", self.connect_timeout)?,
+            plugins: self.plugins.plugins.clone(),
             tuning: self.tuning.tuning()?,
             network: self.network.network(),
-            ..Default::default()
+            allow_insecure: party.is_some_and(|p| p.insecure),
+            kernel: party.and_then(|p| p.kernel.clone()),
         };
-        let (pipeline, registry) = self.plugins.pipeline(file)?;
-        let protocol = self.protocol.clone().unwrap_or_else(|| pipeline.spec.protocol.clone());
-        let needs_dealer = registry.protocol(&protocol).is_some_and(|p| p.descriptor().needs_dealer);
-        let session = Session::from_pipeline(pipeline, registry).map_err(|e| anyhow!("{e}"))?.with_config(config);
-        let missing: Vec<&str> = session
-            .graph()
-            .parties
-            .iter()
-            .map(String::as_str)
-            .chain(needs_dealer.then_some(mpcflow_sdk::DEALER))
-            .filter(|n| !deployment.endpoints.contains_key(*n))
-            .collect();
-        if !missing.is_empty() {
-            return Err(anyhow!(
-                "{}: no endpoint for {} (the pipeline {} has parties {})",
-                self.deployment.display(),
-                missing.join(", "),
-                file.display(),
-                session.graph().parties.join(", ")
-            ));
-        }
-        Ok((session, Arc::new(transport)))
+        mpcflow::deploy::open(file, me, &connect).map_err(|e| anyhow!(e))
     }
 }
 
