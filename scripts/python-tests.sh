@@ -27,5 +27,6 @@ if ! python3 -m venv "$venv" >/dev/null 2>&1; then
 fi
 pip=("$venv/bin/python" -m pip --disable-pip-version-check --quiet)
 MATURIN_PEP517_ARGS="--profile ${MPCFLOW_PY_PROFILE:-dev}" "${pip[@]}" install ./python
-"${pip[@]}" install pytest
+# pytest for the tests, matplotlib for examples/python/hospitals.py, which a test runs.
+"${pip[@]}" install pytest matplotlib
 exec "$venv/bin/python" -m pytest -q python/tests "$@"

@@ -144,6 +144,8 @@ class Pipeline:
         """Private inputs: name, owner, dtype, shape (sizes or names), and whether a model file gives it."""
         self.outputs: List[Dict[str, Any]] = summary["outputs"]
         """Outputs: name and the parties they are revealed to."""
+        self.nodes: Dict[str, Dict[str, Any]] = {n["name"]: n for n in summary["nodes"]}
+        """Nodes by name, as the file declares them (models spliced in): op, inputs, attrs."""
 
     @classmethod
     def load(cls, path: PathLike, *, plugins: Sequence[PathLike] = ()) -> "Pipeline":

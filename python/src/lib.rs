@@ -108,8 +108,18 @@ impl Prepared {
             .collect();
         let outputs: Vec<_> =
             g.outputs.iter().map(|o| serde_json::json!({ "name": o.name, "reveal_to": o.reveal_to })).collect();
+        let nodes: Vec<_> = g
+            .nodes
+            .iter()
+            .map(|n| {
+                let attrs: serde_json::Map<String, serde_json::Value> =
+                    n.op.attrs().iter().map(|(k, v)| (k.clone(), values::attr_json(v))).collect();
+                serde_json::json!({ "name": n.name, "op": n.op.name(), "inputs": n.inputs, "attrs": attrs })
+            })
+            .collect();
         serde_json::json!({
             "name": g.name, "parties": g.parties, "protocol": g.protocol, "inputs": inputs, "outputs": outputs,
+            "nodes": nodes,
         })
         .to_string()
     }

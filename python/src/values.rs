@@ -67,3 +67,15 @@ pub fn revealed<'a>(outs: impl Iterator<Item = (&'a str, &'a [String], &'a Tenso
     })
     .collect()
 }
+
+/// An op attribute as JSON.
+pub fn attr_json(v: &mpcflow_sdk::op::AttrValue) -> serde_json::Value {
+    use mpcflow_sdk::op::AttrValue;
+    match v {
+        AttrValue::Bool(b) => serde_json::json!(b),
+        AttrValue::Int(i) => serde_json::json!(i),
+        AttrValue::Float(f) => serde_json::json!(f),
+        AttrValue::Str(s) => serde_json::json!(s),
+        AttrValue::List(l) => serde_json::Value::Array(l.iter().map(attr_json).collect()),
+    }
+}

@@ -8,6 +8,7 @@ import _thread
 import json
 import os
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -215,6 +216,32 @@ def test_a_python_party_with_a_command_line_party_and_dealer(tmp_path):
     with pytest.raises(mpcflow.PipelineError) as e:
         mpcflow.party("north", deployment, ROOT / "tests/fixtures/bad/malformed_yaml.yaml")
     assert e.value.line == 3
+
+
+def test_the_hospitals_example_writes_its_plot(tmp_path):
+    png = tmp_path / "hospitals.png"
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples/python/hospitals.py"), "--out", str(png)],
+        capture_output=True, text=True, check=True,
+    )
+    assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    north, south = csv_column("north.csv"), csv_column("south.csv")
+    both = np.concatenate([north, south])
+    counts, _ = np.histogram(both, bins=[80, 100, 120, 140, 160, 180, 200])
+    for (lo, hi), n in zip(zip(range(80, 200, 20), range(100, 220, 20)), counts):
+        assert f"{lo:3d}-{hi:3d} mmHg: {n}" in out.stdout, out.stdout
+    assert f"patients: {len(both)}" in out.stdout
+
+
+def test_histogram_equals_numpy():
+    p = mpcflow.Pipeline.load(ROOT / "graphs/hospital_histogram.yaml")
+    assert p.nodes["bands"]["op"] == "histogram"
+    rng = np.random.default_rng(7)
+    north, south = rng.uniform(60, 220, 500).round(1), rng.uniform(60, 220, 300).round(1)
+    south[:7] = [80, 100, 200, 199.99, 60, 220, 140]
+    got = p.run({"north_bp": north, "south_bp": south})["bands"]
+    want, _ = np.histogram(np.concatenate([north, south]), bins=p.nodes["bands"]["attrs"]["edges"])
+    assert got.tolist() == want.tolist()
 
 
 def test_progress_reaches_the_callback():

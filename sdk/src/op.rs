@@ -195,6 +195,16 @@ pub enum Op {
         /// Added to the variance.
         epsilon: f64,
     },
+    /// Counts per bin of every element (the union of the parties' data, once concatenated), as
+    /// `numpy.histogram` counts them: bin `i` holds `edges[i] ≤ x < edges[i+1]`, the last bin
+    /// also `x = edges[k]`; elements outside `[edges[0], edges[k]]` are not counted. The edges are
+    /// public, increasing, at least two, and compared as the input's words (fixed point: as
+    /// constants encode, `round(e·2^f)`; int: `x ≥ e` as `x ≥ ⌈e⌉`). An `int` vector of
+    /// `edges.len() − 1` counts.
+    Histogram {
+        /// The bins' edges.
+        edges: Vec<f64>,
+    },
     /// A custom operator provided by an `operator` plugin, expanded by the planner.
     Custom {
         /// Registered operator name.
@@ -289,6 +299,7 @@ pub const OP_NAMES: &[(&str, &[&str])] = &[
     ("gelu", &[]),
     ("softmax", &["axis"]),
     ("layernorm", &["axis", "epsilon"]),
+    ("histogram", &["edges"]),
 ];
 
 struct AttrReader<'a> {
@@ -323,6 +334,19 @@ impl AttrReader<'_> {
             None => Ok(None),
             Some(AttrValue::Bool(v)) => Ok(Some(*v)),
             Some(v) => Err(self.err(attr, "true or false", v)),
+        }
+    }
+
+    fn floats(&self, attr: &str) -> Result<Option<Vec<f64>>, AttrError> {
+        let one = |v: &AttrValue| match v {
+            AttrValue::Int(i) => Ok(*i as f64),
+            AttrValue::Float(f) if f.is_finite() => Ok(*f),
+            _ => Err(self.err(attr, "a list of finite numbers", v)),
+        };
+        match self.attrs.get(attr) {
+            None => Ok(None),
+            Some(AttrValue::List(items)) => items.iter().map(one).collect::<Result<Vec<_>, _>>().map(Some),
+            Some(v) => Err(self.err(attr, "a list of finite numbers", v)),
         }
     }
 
@@ -503,6 +527,18 @@ impl Op {
             "sum" => Op::Sum { axes: r.axes()?, keepdims: r.bool("keepdims")?.unwrap_or(false) },
             "mean" => Op::Mean { axes: r.axes()?, keepdims: r.bool("keepdims")?.unwrap_or(false) },
             "count" => Op::Count { axes: r.axes()? },
+            "histogram" => {
+                let edges = r.floats("edges")?.ok_or_else(|| missing("edges", "a list of numbers"))?;
+                if edges.len() < 2 || edges.windows(2).any(|w| w[0] >= w[1]) {
+                    return Err(AttrError::Type {
+                        op: name.into(),
+                        attr: "edges".into(),
+                        expected: "at least two numbers, each above the one before".into(),
+                        found: format!("{edges:?}"),
+                    });
+                }
+                Op::Histogram { edges }
+            }
             "reshape" => Op::Reshape { shape: r.ints("shape")?.ok_or_else(|| missing("shape", "a list of integers"))? },
             "transpose" => Op::Transpose { perm: r.sizes("perm")?.unwrap_or_default() },
             "concat" => Op::Concat { axis: r.int("axis")?.unwrap_or(0) },
@@ -565,6 +601,9 @@ impl Op {
                 put("keepdims", AttrValue::Bool(*keepdims));
             }
             Op::Count { axes } => put("axes", ints(axes)),
+            Op::Histogram { edges } => {
+                put("edges", AttrValue::List(edges.iter().map(|&e| AttrValue::Float(e)).collect()))
+            }
             Op::Reshape { shape } => put("shape", ints(shape)),
             Op::Transpose { perm } => put("perm", sizes(perm)),
             Op::Concat { axis } | Op::Softmax { axis } => put("axis", int(*axis)),
@@ -609,6 +648,7 @@ impl Op {
             Op::Sum { .. } => "sum",
             Op::Mean { .. } => "mean",
             Op::Count { .. } => "count",
+            Op::Histogram { .. } => "histogram",
             Op::Reshape { .. } => "reshape",
             Op::Transpose { .. } => "transpose",
             Op::Concat { .. } => "concat",
@@ -659,6 +699,7 @@ mod tests {
             Op::Sum { axes: vec![0, -1], keepdims: true },
             Op::Mean { axes: vec![], keepdims: false },
             Op::Count { axes: vec![1] },
+            Op::Histogram { edges: vec![-1.5, 0.0, 140.0] },
             Op::Reshape { shape: vec![-1, 4] },
             Op::Transpose { perm: vec![1, 0] },
             Op::Concat { axis: -2 },
@@ -689,6 +730,7 @@ mod tests {
                 "slice" => attrs(&[("starts", AttrValue::Int(0)), ("ends", AttrValue::Int(1))]),
                 "broadcast" => attrs(&[("shape", AttrValue::List(vec![AttrValue::Int(2)]))]),
                 "maxpool" | "avgpool" => attrs(&[("kernel", AttrValue::Int(2))]),
+                "histogram" => attrs(&[("edges", AttrValue::List(vec![AttrValue::Int(0), AttrValue::Float(0.5)]))]),
                 _ => Attrs::new(),
             };
             let op = Op::from_attrs(name, &a).unwrap();

@@ -233,6 +233,12 @@ pub fn infer(op: &Op, inputs: &[TensorInfo]) -> Result<TensorInfo, ShapeError> {
             norm_axes(axes, inputs[0].shape.len())?;
             (vec![], DType::Int)
         }
+        Op::Histogram { edges } => {
+            if inputs[0].dtype == DType::Bit {
+                return err("`histogram` counts fixed or int values, not bits (sum them to count the ones)");
+            }
+            (vec![edges.len().saturating_sub(1)], DType::Int)
+        }
         Op::Reshape { shape } => (reshape_shape(&inputs[0].shape, shape)?, inputs[0].dtype),
         Op::Transpose { perm } => transpose_shape(&inputs[0], perm)?,
         Op::Concat { axis } => concat_shape(inputs, *axis)?,

@@ -183,6 +183,30 @@ proptest! {
 proptest! {
     #![proptest_config(cfg())]
 
+    /// A joint histogram: fixed values (some exactly on an edge, some past both ends) and int
+    /// values with fractional edges, counted exactly as `ref` counts them; and as numpy does.
+    #[test]
+    fn histograms_count_exactly(x in fixed_values(40, 300.0), cuts in proptest::collection::vec(-250.0f64..250.0, 1..6)) {
+        let mut edges: Vec<f64> = cuts.iter().map(|c| (c * 4.0).round() / 4.0).collect();
+        edges.extend([-200.0, 200.0]);
+        edges.sort_by(f64::total_cmp);
+        edges.dedup();
+        let mut x = x;
+        x.extend(edges.iter().copied());
+        let n = x.len();
+        let op = Op::Histogram { edges: edges.clone() };
+        compare(&one(op.clone(), vec![n], DType::Fixed), &ins(real(&[n], &x), None), |_, _| 0.0)?;
+        let out = run(&one(op, vec![n], DType::Fixed), "fss2pc", &ins(real(&[n], &x), None));
+        let k = edges.len() - 1;
+        let numpy: Vec<f64> = (0..k)
+            .map(|i| x.iter().filter(|&&v| v >= edges[i] && (v < edges[i + 1] || (i == k - 1 && v == edges[k]))).count() as f64)
+            .collect();
+        prop_assert_eq!(out.values("y").unwrap(), numpy);
+        let ints: Vec<f64> = x.iter().map(|v| v.round()).collect();
+        let half: Vec<f64> = edges.iter().map(|e| e + 0.5).collect();
+        compare(&one(Op::Histogram { edges: half }, vec![n], DType::Int), &ins(real(&[n], &ints), None), |_, _| 0.0)?;
+    }
+
     #[test]
     fn reductions_and_pooling(x in fixed_values(2 * 2 * 5 * 5, 1e3)) {
         let shape = vec![2, 2, 5, 5];

@@ -10,6 +10,7 @@
 //! | `max`/`min` over an axis | a tree of halves: `slice`, pairwise `max`, `reshape` | 2·⌈log₂ n⌉ |
 //! | `maxpool` | one strided `slice` per kernel position (padding: copies of the edge, which never change a maximum), a `max` tree | 2·⌈log₂ kh·kw⌉ |
 //! | `avgpool` | the same slices summed (padding: zeros), then an exact division by the area | 3 |
+//! | `histogram(x, edges)` | `ge` of `x` as a column with the edges' thresholds (one comparison per element and edge, see [`mpcflow_ring::kernels::histogram`]), `sum` over the elements, the difference of adjacent counts | 1 |
 //!
 //! **Division by a public count `n`** (mean, avgpool): `s' = round(s / 2^g)` with
 //! `g = ⌊log₂ n⌋`, then `scale` by `2^(g+K)/n ∈ [2^K, 2^(K+1))` and `shift` by `−K` (K = 7).
@@ -138,6 +139,23 @@ pub fn lower(op: &Op, inputs: &[TensorInfo], fp: FixedPoint) -> Option<Lowering>
             let xf = b.as_fixed(LRef::Input(0), x.dtype, fp);
             let sum = b.push(Op::Sum { axes: axes.clone(), keepdims: *keepdims }, vec![xf]);
             b.divide(sum, count);
+            b.nodes
+        }
+        Op::Histogram { edges } => {
+            // c_i = #{x ≥ T_i} from one comparison per element and threshold, then c_i − c_{i+1}.
+            let x = inputs.first()?;
+            let t = mpcflow_ring::kernels::histogram::thresholds(edges, x.dtype, fp);
+            let k = t.len().checked_sub(1)? as i64;
+            let t = Tensor { dtype: x.dtype, shape: vec![t.len()], data: t.iter().map(|&v| v as u64).collect() };
+            let slice =
+                |from: i64, to: i64| Op::Slice { starts: vec![from], ends: vec![to], axes: vec![0], steps: vec![] };
+            let mut b = Builder::default();
+            let column = b.push(Op::Reshape { shape: vec![-1, 1] }, vec![Input(0)]);
+            let above = b.push(Op::Ge, vec![column, LRef::Const(t)]);
+            let counts = b.push(Op::Sum { axes: vec![0], keepdims: false }, vec![above]);
+            let lower = b.push(slice(0, k), vec![counts.clone()]);
+            let upper = b.push(slice(1, k + 1), vec![counts]);
+            b.push(Op::Sub, vec![lower, upper]);
             b.nodes
         }
         Op::Scale { factor } if inputs.first()?.dtype != DType::Fixed && factor.fract() != 0.0 => {

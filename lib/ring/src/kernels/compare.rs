@@ -82,6 +82,11 @@ impl Width {
         ))
     }
 
+    /// Checks that `x` and `y` compare within the width.
+    pub fn check_pair(self, x: i64, y: i64) -> Result<()> {
+        if self.fits(x, y) { Ok(()) } else { Err(self.refuse(x, Some(y))) }
+    }
+
     /// Checks every pair that `zip2` would compare.
     fn pairs(self, a: &Tensor, b: &Tensor, out: &[usize]) -> Result<()> {
         let bad: Cell<Option<(i64, i64)>> = Cell::new(None);

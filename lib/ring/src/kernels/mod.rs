@@ -65,6 +65,7 @@ pub mod domains;
 mod elementwise;
 mod erf;
 mod extrema;
+pub mod histogram;
 mod layout;
 mod linalg;
 mod nonlinear;
@@ -166,6 +167,7 @@ fn check_comparison_width(op: &Op, inputs: &[&Tensor], out: &TensorInfo, fp: Fix
             args(op, inputs).and_then(|[a, b]| compare::check_width(w, a, Some(b), out))
         }
         Op::Relu => compare::check_width(w, first, None, out),
+        Op::Histogram { edges } => histogram::check_width(w, first, edges),
         // Softmax subtracts its lane's maximum, which secure protocols find by comparisons,
         // then looks up exp of the difference in fixed point: an int lane counts as `x·2^f`.
         Op::Softmax { axis } if first.dtype == DType::Int => {
@@ -198,6 +200,7 @@ fn dispatch(op: &Op, inputs: &[&Tensor], out: &TensorInfo, fp: FixedPoint) -> Re
         Op::Sum { axes, .. } => args(op, inputs).and_then(|[a]| reduce::sum(a, axes, out)),
         Op::Mean { axes, .. } => args(op, inputs).and_then(|[a]| reduce::mean(a, axes, out, fp)),
         Op::Count { axes } => args(op, inputs).and_then(|[a]| reduce::count(a, axes)),
+        Op::Histogram { edges } => args(op, inputs).and_then(|[a]| histogram::histogram(a, edges, fp)),
         Op::Reshape { .. } => args(op, inputs).and_then(|[a]| layout::reshape(a, out)),
         Op::Transpose { perm } => args(op, inputs).and_then(|[a]| layout::transpose(a, perm)),
         Op::Concat { axis } => layout::concat(inputs, *axis, out),
