@@ -27,6 +27,20 @@ if ! python3 -m venv "$venv" >/dev/null 2>&1; then
 fi
 pip=("$venv/bin/python" -m pip --disable-pip-version-check --quiet)
 MATURIN_PEP517_ARGS="--profile ${MPCFLOW_PY_PROFILE:-dev}" "${pip[@]}" install ./python
-# pytest for the tests, matplotlib for examples/python/hospitals.py, which a test runs.
-"${pip[@]}" install pytest matplotlib
+# pytest for the tests, matplotlib for examples/python/hospitals.py, which a test runs, tqdm for
+# the progress bar.
+"${pip[@]}" install pytest matplotlib tqdm
+# torch (with onnx, for its exporter) for secure_inference: PyPI's wheel pulls the CUDA
+# libraries (about 7 GB installed, a minute to install), so it lives in a venv of its own that
+# later runs reuse, and the test venv sees it through a .pth file added after everything else
+# is installed (so `pip install ./python` above still ran in an empty environment).
+torch_venv=target/torch-venv
+if ! "$torch_venv/bin/python" -c "import torch, onnx" >/dev/null 2>&1; then
+    rm -rf "$torch_venv"
+    python3 -m venv "$torch_venv"
+    "$torch_venv/bin/python" -m pip --disable-pip-version-check --quiet install torch==2.9.1 onnx==1.22.0
+fi
+purelib() { "$1/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])"; }
+purelib "$torch_venv" > "$(purelib "$venv")/mpcflow-tests-torch.pth"
+export MPCFLOW_REQUIRE_TORCH=1
 exec "$venv/bin/python" -m pytest -q python/tests "$@"

@@ -49,6 +49,8 @@ __all__ = [
     "import_onnx",
     "party",
     "run",
+    "secure_inference",
+    "SecureModel",
 ]
 
 __version__: str = _mpcflow.version()
@@ -264,6 +266,84 @@ def import_onnx(
     p = Pipeline.load(path)
     p.input_dirs.append(os.fspath(weights_dir))
     return p
+
+
+class SecureModel:
+    """A torch module exported and imported for secure inference: call it on an input and the
+    model owner's weights and the input owner's data meet only under the protocol. Made by
+    :func:`secure_inference`."""
+
+    def __init__(self, pipeline: Pipeline, input_name: str, output_name: str, workdir: Any) -> None:
+        self.pipeline = pipeline
+        """The imported pipeline (its weights in a temporary directory this object keeps)."""
+        self.input_name = input_name
+        self.output_name = output_name
+        self._workdir = workdir
+
+    def __call__(self, x: Any, *, protocol: Optional[str] = None, timeout: Optional[float] = None) -> np.ndarray:
+        """The revealed result on ``x`` (a NumPy array or a torch tensor of the example's shape)."""
+        if hasattr(x, "detach"):
+            x = x.detach().cpu().numpy()
+        return self.pipeline.run({self.input_name: np.asarray(x, dtype=np.float64)}, protocol=protocol, timeout=timeout)[
+            self.output_name
+        ]
+
+    def plan(self) -> Plan:
+        """What one call costs: rounds, online bytes and dealer material."""
+        return self.pipeline.plan()
+
+    def __repr__(self) -> str:
+        return f"SecureModel({self.pipeline.name!r}, {self.input_name} -> {self.output_name})"
+
+
+def secure_inference(
+    module: Any,
+    example_input: Any,
+    *,
+    owner: str = "model_owner",
+    input_owner: str = "data_owner",
+    reveal: str = "logits",
+    protocol: str = "fss2pc",
+) -> SecureModel:
+    """A torch ``nn.Module`` made ready for secure inference: exported through torch's ONNX
+    exporter into a temporary directory, imported (its weights the ``owner``'s private inputs,
+    the input the ``input_owner``'s), and returned as a callable that takes an input of the
+    example's shape and returns the revealed result as NumPy (``reveal``: ``logits`` or
+    ``class``). Needs torch and onnx (``pip install torch onnx``)."""
+    import tempfile
+
+    try:
+        import torch
+    except ImportError:
+        raise Error("secure_inference needs torch: pip install torch onnx") from None
+    x = example_input if torch.is_tensor(example_input) else torch.as_tensor(np.asarray(example_input), dtype=torch.float32)
+    workdir = tempfile.TemporaryDirectory(prefix="mpcflow-")
+    path = os.path.join(workdir.name, "model.onnx")
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            kwargs: Dict[str, Any] = {"input_names": ["input"], "output_names": ["output"], "opset_version": 17}
+            try:
+                # The TorchScript exporter: needs onnx but not onnxscript, and exports what the
+                # importer reads.
+                torch.onnx.export(module, (x,), path, dynamo=False, **kwargs)
+            except TypeError:
+                torch.onnx.export(module, (x,), path, **kwargs)
+    finally:
+        module.train(was_training)
+    batch = int(x.shape[0]) if x.dim() > 0 else 1
+    pipeline = import_onnx(
+        path,
+        owner=owner,
+        input_owner=input_owner,
+        out=os.path.join(workdir.name, "model.yaml"),
+        reveal=reveal,
+        batch=batch,
+        protocol=protocol,
+    )
+    input_name = next(i["name"] for i in pipeline.inputs if i["owner"] == input_owner)
+    return SecureModel(pipeline, input_name, pipeline.outputs[0]["name"], workdir)
 
 
 def party(

@@ -244,6 +244,43 @@ def test_histogram_equals_numpy():
     assert got.tolist() == want.tolist()
 
 
+def test_a_torch_model_through_secure_inference():
+    if os.environ.get("MPCFLOW_REQUIRE_TORCH"):
+        import torch  # scripts/python-tests.sh provides it: missing is a failure there
+    else:
+        torch = pytest.importorskip("torch", reason="torch is not installed (scripts/python-tests.sh provides it)")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+        torch.nn.Linear(4 * 6 * 6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3),
+    )
+    x = torch.randn(2, 1, 6, 6)
+    secure = mpcflow.secure_inference(model, x)
+    got = secure(x)
+    want = model(x).detach().numpy()
+    assert got.shape == want.shape == (2, 3)
+    # Fixed point with 16 fractional bits: a few ulp per layer, well under 1e-3 here.
+    assert np.abs(got - want).max() < 1e-3, (got, want)
+    y = torch.randn(2, 1, 6, 6)
+    assert np.abs(secure(y.numpy()) - model(y).detach().numpy()).max() < 1e-3
+    assert secure.plan().dealer_bytes > 0
+    classes = mpcflow.secure_inference(model, x, reveal="class")(x)
+    assert classes.tolist() == want.argmax(axis=1).tolist()
+
+
+def test_a_progress_bar_when_asked(capsys):
+    pytest.importorskip("tqdm")
+    n = 1_000_000
+    start = time.monotonic()
+    out = long_pipeline().run({"x": np.ones(n), "y": np.zeros(n)}, progress=True)
+    elapsed = time.monotonic() - start
+    assert out["d11"].shape == (n,)
+    err = capsys.readouterr().err
+    # tqdm draws once the run has taken a second.
+    if elapsed > 1.5:
+        assert "node" in err, err
+
+
 def test_progress_reaches_the_callback():
     seen = []
     mpcflow.run(
