@@ -154,7 +154,8 @@ pub fn import_to_files(req: &ImportRequest, registry: &Registry) -> Result<Impor
     let header = vec![
         format!(
             "Imported by `mpcflow import` from {} ({n_weights} weight tensors, {n_params} parameters).",
-            req.model.display()
+            // The file's name only: the pipeline goes to the other party, a local path does not.
+            req.model.file_name().map_or_else(|| "the model".into(), |n| n.to_string_lossy())
         ),
         format!(
             "{} brings `{}` (shape {:?}); {} brings the weights in {wdir}/.",

@@ -208,17 +208,15 @@ fn wait<T: Send + 'static>(
         let _ = tx.send(out);
     });
     let mut rx = rx;
-    let result = loop {
+    // Every way out (a result, Ctrl-C, a progress callback that raises) ends the run and shuts
+    // the runtime down with the GIL released: its blocking threads may still be finishing.
+    let outcome = (|| loop {
         let (got, back) = py.detach(move || (rx.recv_timeout(Duration::from_millis(50)), rx));
         rx = back;
         report(py)?;
-        if let Err(interrupt) = py.check_signals() {
-            task.abort();
-            py.detach(|| rt.shutdown_timeout(Duration::from_secs(2)));
-            return Err(interrupt);
-        }
+        py.check_signals()?;
         match got {
-            Ok(out) => break out,
+            Ok(out) => return Ok(out),
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
                 return Err(errors::ProtocolError::new_err(
@@ -226,9 +224,10 @@ fn wait<T: Send + 'static>(
                 ));
             }
         }
-    };
+    })();
+    task.abort();
     py.detach(|| rt.shutdown_timeout(Duration::from_secs(2)));
-    result.map_err(|e| to_py(&e, Stage::Run))
+    outcome?.map_err(|e| to_py(&e, Stage::Run))
 }
 
 /// Imports a model file into a pipeline file and the owner's weight files (what `mpcflow

@@ -7,6 +7,7 @@ virtual environment with `pip install ./python` and sets MPCFLOW_BIN to the comm
 import _thread
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -159,15 +160,21 @@ def test_a_run_releases_the_gil():
 
 
 def test_ctrl_c_stops_a_long_run():
+    # Python turns SIGINT into KeyboardInterrupt unless it started with SIGINT ignored (as a
+    # background job is): install that handler, as an interactive session has it.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     p = long_pipeline()
     n = 2_000_000
     timer = threading.Timer(0.5, _thread.interrupt_main)
     start = time.monotonic()
     timer.start()
-    with pytest.raises(KeyboardInterrupt):
-        p.run({"x": np.ones(n), "y": np.zeros(n)}, progress=False)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            p.run({"x": np.ones(n), "y": np.zeros(n)}, progress=False)
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     elapsed = time.monotonic() - start
-    timer.cancel()
     assert elapsed < 10, f"control came back after {elapsed:.1f} s"
     # The process is still usable.
     assert mpcflow.run(ROOT / "graphs/millionaires.yaml", {"alice_wealth": 2, "bob_wealth": 1})["alice_richer"] == 1
@@ -279,6 +286,17 @@ def test_a_progress_bar_when_asked(capsys):
     # tqdm draws once the run has taken a second.
     if elapsed > 1.5:
         assert "node" in err, err
+
+
+def test_a_progress_callback_that_raises_stops_the_run():
+    def boom(done, total):
+        raise RuntimeError("stop here")
+
+    start = time.monotonic()
+    with pytest.raises(RuntimeError, match="stop here"):
+        long_pipeline().run({"x": np.ones(2_000_000), "y": np.zeros(2_000_000)}, progress=boom)
+    assert time.monotonic() - start < 10
+    assert mpcflow.run(ROOT / "graphs/millionaires.yaml", {"alice_wealth": 2, "bob_wealth": 1})["alice_richer"] == 1
 
 
 def test_progress_reaches_the_callback():

@@ -924,6 +924,26 @@ fn lookups_within_their_stated_bounds_on_a_dense_sweep() {
     }
 }
 
+/// Edges beyond every word need no comparison (every element counts, or none), and the counts
+/// stay exact; a sum of int inputs beyond 2^62 still falls below an edge of 1e19.
+#[test]
+fn histogram_edges_beyond_every_word() {
+    let x = [-300.0, -1.0, 0.0, 5.0, 120.0];
+    for edges in [vec![-1e300, 0.0, 1e300], vec![1e300, 2e300], vec![-2e300, -1e300], vec![-1e300, 1e300]] {
+        let g = one(Op::Histogram { edges: edges.clone() }, vec![5], DType::Fixed);
+        compare(&g, &ins(real(&[5], &x), None), |_, _| 0.0).unwrap();
+    }
+    let big = 3_000_000_000_000_000_000i64;
+    let g = two(Op::Add, vec![2], vec![2], DType::Int)
+        .node("h", Op::Histogram { edges: vec![0.0, 1e19] }, ["y"])
+        .output("h", ["alice"]);
+    let ints = |v: [i64; 2]| InputValue::Int { shape: vec![2], values: v.to_vec() };
+    for protocol in ["ref", "fss2pc"] {
+        let out = run(&g, protocol, &ins(ints([big, 1]), Some(ints([big, 2]))));
+        assert_eq!(out.values("h"), Some(vec![2.0]), "{protocol}");
+    }
+}
+
 /// exp's clip compares with the table's lower end only: its contract holds the input at most 8,
 /// which `ref` enforces, and fss2pc still gives `exp(8)` for inputs up to the table's end at 16.
 /// The one comparison costs less material and fewer opened bits than sigmoid's two.

@@ -142,17 +142,34 @@ pub fn lower(op: &Op, inputs: &[TensorInfo], fp: FixedPoint) -> Option<Lowering>
             b.nodes
         }
         Op::Histogram { edges } => {
-            // c_i = #{x ≥ T_i} from one comparison per element and threshold, then c_i − c_{i+1}.
+            // c_i = #{x ≥ T_i} from one comparison per element and threshold (every element or
+            // none for a threshold beyond every word), then c_i − c_{i+1}.
+            use mpcflow_ring::kernels::histogram::{Threshold, thresholds};
             let x = inputs.first()?;
-            let t = mpcflow_ring::kernels::histogram::thresholds(edges, x.dtype, fp);
+            let t: Vec<Threshold> = thresholds(edges, x.dtype, fp).into_iter().map(Threshold::of).collect();
             let k = t.len().checked_sub(1)? as i64;
-            let t = Tensor { dtype: x.dtype, shape: vec![t.len()], data: t.iter().map(|&v| v as u64).collect() };
+            let words: Vec<u64> =
+                t.iter().filter_map(|t| if let Threshold::Compare(v) = t { Some(*v as u64) } else { None }).collect();
+            let always = t.iter().take_while(|t| **t == Threshold::Always).count();
+            let never = t.len() - always - words.len();
+            let ints = |len: usize, v: u64| Tensor { dtype: DType::Int, shape: vec![len], data: vec![v; len] };
             let slice =
                 |from: i64, to: i64| Op::Slice { starts: vec![from], ends: vec![to], axes: vec![0], steps: vec![] };
             let mut b = Builder::default();
-            let column = b.push(Op::Reshape { shape: vec![-1, 1] }, vec![Input(0)]);
-            let above = b.push(Op::Ge, vec![column, LRef::Const(t)]);
-            let counts = b.push(Op::Sum { axes: vec![0], keepdims: false }, vec![above]);
+            let mut parts = vec![];
+            if always > 0 {
+                parts.push(LRef::Const(ints(always, x.numel() as u64)));
+            }
+            if !words.is_empty() {
+                let column = b.push(Op::Reshape { shape: vec![-1, 1] }, vec![Input(0)]);
+                let t = Tensor { dtype: x.dtype, shape: vec![words.len()], data: words };
+                let above = b.push(Op::Ge, vec![column, LRef::Const(t)]);
+                parts.push(b.push(Op::Sum { axes: vec![0], keepdims: false }, vec![above]));
+            }
+            if never > 0 {
+                parts.push(LRef::Const(ints(never, 0)));
+            }
+            let counts = if parts.len() == 1 { parts.pop()? } else { b.push(Op::Concat { axis: 0 }, parts) };
             let lower = b.push(slice(0, k), vec![counts.clone()]);
             let upper = b.push(slice(1, k + 1), vec![counts]);
             b.push(Op::Sub, vec![lower, upper]);

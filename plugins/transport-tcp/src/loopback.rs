@@ -8,7 +8,8 @@
 //! endpoint for that session alone, and binds a listener for each on a free loopback port; each
 //! endpoint then connects as its own [`TcpTransport`] would, on the listener bound for it, so no
 //! other process can take the port in between. The keys live in memory for the session's setup
-//! and are dropped once every endpoint has connected.
+//! and are dropped once every endpoint has connected, or when an endpoint fails to connect, or
+//! (if some endpoint never comes) once the session's timeout has passed twice.
 //!
 //! This measures what TLS and the kernel's TCP stack cost a run without starting processes,
 //! and tests the transport with every pipeline the in-memory transport runs.
@@ -35,6 +36,9 @@ impl LoopbackTcp {
 
 /// One session's certificates and bound listeners, until every endpoint has connected.
 struct Setup {
+    /// When it goes even if some endpoint never came for it: twice the session's timeout after
+    /// it was made.
+    expires: std::time::Instant,
     /// Each endpoint's transport, by endpoint name.
     transports: BTreeMap<String, TcpTransport>,
     /// Each endpoint's listener, taken by the endpoint when it connects.
@@ -65,7 +69,12 @@ impl Setup {
             config.connect_timeout = session.timeout;
             transports.insert(c.name, TcpTransport::new(config)?);
         }
-        Ok(Setup { transports, listeners: Mutex::new(listeners), waiting: Mutex::new(names.len()) })
+        Ok(Setup {
+            expires: std::time::Instant::now() + 2 * session.timeout,
+            transports,
+            listeners: Mutex::new(listeners),
+            waiting: Mutex::new(names.len()),
+        })
     }
 }
 
@@ -77,6 +86,10 @@ impl Transport for LoopbackTcp {
     fn connect(&self, session: &SessionInfo, me: Endpoint) -> Result<Box<dyn Link>> {
         let setup = {
             let mut sessions = lock(&self.sessions);
+            // Keys and sockets of a session that some endpoint never came for (its run failed
+            // first) go once that session's timeout has passed twice.
+            let now = std::time::Instant::now();
+            sessions.retain(|_, s| s.expires > now);
             match sessions.get(&session.id) {
                 Some(s) => s.clone(),
                 None => {
@@ -106,7 +119,12 @@ impl Transport for LoopbackTcp {
             .get(&name)
             .ok_or_else(|| Error::Transport(format!("{me} is not an endpoint of session {}", session.id)))?;
         let listener = lock(&setup.listeners).remove(&name);
-        transport.connect_on(session, me, listener)
+        let link = transport.connect_on(session, me, listener);
+        if link.is_err() {
+            // The others cannot complete this session: drop its keys and sockets now.
+            lock(&self.sessions).remove(&session.id);
+        }
+        link
     }
 }
 

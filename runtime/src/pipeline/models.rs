@@ -22,7 +22,13 @@
 //! Every process reads the model's structure (its ops and shapes, which are public) from the
 //! file at `path`; only the owner's process uses the weights. A party other than the owner may
 //! therefore be given a copy whose weights are replaced (by zeros, say): the plan, and so the
-//! session's fingerprint, depends only on the structure.
+//! session's fingerprint, depends only on the structure and the public constants. Which
+//! tensors are weights is the importer's choice: the built-in `onnx` importer keeps every
+//! float initializer of more than one element private and makes one-element ones public
+//! constants (as `mpcflow import` does without `--private-scalars`: exporters store √2, 0.5 and
+//! attention scales that way), so such a copy must keep those; a model whose one-element
+//! initializers are secret (a `Linear(n, 1)` bias) should be imported with `mpcflow import
+//! --private-scalars` instead.
 
 use super::{Loc, Pipeline};
 use crate::error::{Error, Problem, Site};
@@ -46,7 +52,8 @@ pub struct ModelDecl {
     pub name: String,
     /// The importer that reads it (`onnx`, or a plugin's).
     pub importer: String,
-    /// The model file (relative paths resolved against the pipeline file's directory).
+    /// The model file (relative paths resolved against the pipeline file's directory when the
+    /// pipeline is read from a file, against the current directory when it is parsed from text).
     pub path: PathBuf,
     /// The party whose private inputs the weights are.
     pub owner: String,

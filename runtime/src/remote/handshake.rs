@@ -60,6 +60,11 @@ pub struct Introduction {
 /// `-suffix` of letters, digits, dots and dashes (as Cargo writes it). Releases of one session
 /// format work together, so another version is no reason to refuse; a malformed one is.
 pub fn is_release_version(v: &str) -> bool {
+    // SemVer build metadata (`+abc`) may follow, made of the same characters as a suffix.
+    let (v, build) = v.split_once('+').unwrap_or((v, "a"));
+    if build.is_empty() || !build.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') {
+        return false;
+    }
     let (core, suffix) = v.split_once('-').unwrap_or((v, "a"));
     let parts: Vec<&str> = core.split('.').collect();
     parts.len() == 3
@@ -320,10 +325,20 @@ mod tests {
 
     #[test]
     fn release_versions_are_three_numbers_and_a_plain_suffix() {
-        for ok in ["0.1.0", "12.0.345", "1.2.3-rc.1", "0.1.0-dev-2", env!("CARGO_PKG_VERSION")] {
+        for ok in [
+            "0.1.0",
+            "12.0.345",
+            "1.2.3-rc.1",
+            "0.1.0-dev-2",
+            "0.1.0+abc.7",
+            "1.0.0-rc.1+g1f2",
+            env!("CARGO_PKG_VERSION"),
+        ] {
             assert!(is_release_version(ok), "{ok}");
         }
-        for bad in ["0 1.0", "0.1", "0.1.0.0", "0..1", "v0.1.0", "0.1.0-", "0.1.0-a b", "", "0.1.x"] {
+        for bad in
+            ["0 1.0", "0.1", "0.1.0.0", "0..1", "v0.1.0", "0.1.0-", "0.1.0-a b", "", "0.1.x", "0.1.0+", "0.1.0+a b"]
+        {
             assert!(!is_release_version(bad), "{bad}");
         }
     }
