@@ -174,7 +174,8 @@ impl Prepared {
             let v = values::input(&name, &kind, shape, &bytes).map_err(errors::InputError::new_err)?;
             given.insert(name, v);
         }
-        values::fill_from_dirs(&mut given, session.graph(), &input_dirs).map_err(errors::InputError::new_err)?;
+        values::fill_from_dirs(&mut given, &session.inputs_to_give(None), &input_dirs)
+            .map_err(errors::InputError::new_err)?;
         let tensors = session.encode_inputs(given).map_err(|e| to_py(&e, Stage::Inputs))?;
         let opts = PlanOptions {
             input_shapes: tensors.iter().map(|(k, t)| (k.clone(), t.shape.clone())).collect(),
@@ -317,9 +318,8 @@ fn party(
         let v = values::input(&input, &kind, shape, &bytes).map_err(errors::InputError::new_err)?;
         given.insert(input, v);
     }
-    let mut own = session.graph().clone();
-    own.inputs.retain(|i| i.owner == name);
-    values::fill_from_dirs(&mut given, &own, &input_dirs).map_err(errors::InputError::new_err)?;
+    values::fill_from_dirs(&mut given, &session.inputs_to_give(Some(&name)), &input_dirs)
+        .map_err(errors::InputError::new_err)?;
     let out = wait(py, async move { session.run_as_party(&name, transport, given).await }, |_| Ok(()))?;
     let fp = out.plan.fixed_point;
     Ok(values::revealed(out.outputs.iter().map(|(n, p, t)| (n.as_str(), p.as_slice(), t)), fp))

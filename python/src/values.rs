@@ -1,7 +1,7 @@
 //! Input and output values as they cross to Python: shapes and little-endian bytes.
 
 use mpcflow_runtime::{InputValue, RunOutput};
-use mpcflow_sdk::graph::GraphSpec;
+use mpcflow_sdk::graph::InputSpec;
 use mpcflow_sdk::{DType, FixedPoint, Tensor};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -27,10 +27,10 @@ pub fn input(name: &str, kind: &str, shape: Vec<usize>, bytes: &[u8]) -> Result<
     }
 }
 
-/// Every input of `graph` not given yet that a `DIR/NAME.npy` of `dirs` holds.
+/// Every input of `wanted` not given yet that a `DIR/NAME.npy` of `dirs` holds.
 pub fn fill_from_dirs(
     given: &mut HashMap<String, InputValue>,
-    graph: &GraphSpec,
+    wanted: &[&InputSpec],
     dirs: &[PathBuf],
 ) -> Result<(), String> {
     for d in dirs {
@@ -38,7 +38,7 @@ pub fn fill_from_dirs(
             return Err(format!("input_dir {}: not a directory", d.display()));
         }
     }
-    for decl in &graph.inputs {
+    for decl in wanted {
         if given.contains_key(&decl.name) {
             continue;
         }

@@ -171,6 +171,16 @@ impl Session {
         &self.pipeline.spec
     }
 
+    /// The inputs a caller brings (those of `owner` when given): every declared input but the
+    /// weights of the pipeline's models, which come from the model files.
+    pub fn inputs_to_give(&self, owner: Option<&str>) -> Vec<&InputSpec> {
+        let spec = &self.pipeline.spec;
+        spec.inputs
+            .iter()
+            .filter(|i| owner.is_none_or(|o| o == i.owner) && !self.pipeline.weights.contains(&i.name))
+            .collect()
+    }
+
     fn locate(&self, e: Error) -> Error {
         // A graph built in code has no file to point into.
         if self.pipeline.sources.file.is_empty() { e } else { self.pipeline.locate(e) }

@@ -5,7 +5,7 @@
 
 use thiserror::Error;
 
-/// Result with the sdk [`Error`].
+/// Result with the sdk [`Error`](enum@Error).
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// An error crossing the plugin boundary.

@@ -87,3 +87,22 @@ fn a_model_node_left_unimported_is_named_by_the_planner() {
     let e = p.locate(e).to_string();
     assert!(e.contains("digits_model.yaml:16:17: node `logits`: this node runs a model, but the pipeline's models were not imported"), "{e}");
 }
+
+#[test]
+fn an_input_directory_never_supplies_a_model_weight() {
+    let dir = std::env::temp_dir().join(format!("mpcflow-models-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A file named like a weight next to the image: the weight still comes from the model file.
+    mpcflow::io::npy::write_f64(&dir.join("cnn.fc2_bias.npy"), &[10], &[100.0; 10]).unwrap();
+    std::fs::copy(root().join("tests/fixtures/onnx/digits_sample_image.npy"), dir.join("image.npy")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mpcflow"))
+        .current_dir(root())
+        .args(["run", "graphs/digits_model.yaml", "--json", "--input-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["outputs"]["class"], serde_json::json!([4]));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -160,12 +160,12 @@ pub struct InputArgs {
 }
 
 impl InputArgs {
-    /// The values given, then from the directories every input of `spec` (owned by `owner` when
-    /// given) still missing that a `DIR/NAME.npy` holds. A name given twice is an error.
+    /// The values given, then from the directories every input of `wanted` (see
+    /// [`mpcflow_runtime::Session::inputs_to_give`]) still missing that a `DIR/NAME.npy` holds.
+    /// A name given twice is an error.
     pub fn collect(
         &self,
-        spec: &mpcflow_sdk::graph::GraphSpec,
-        owner: Option<&str>,
+        wanted: &[&mpcflow_sdk::graph::InputSpec],
     ) -> Result<HashMap<String, mpcflow_runtime::InputValue>> {
         let mut inputs = HashMap::new();
         for arg in &self.inputs {
@@ -179,7 +179,7 @@ impl InputArgs {
                 return Err(anyhow!("--input-dir {}: not a directory", d.display()));
             }
         }
-        for decl in spec.inputs.iter().filter(|i| owner.is_none_or(|o| o == i.owner)) {
+        for decl in wanted {
             if inputs.contains_key(&decl.name) {
                 continue;
             }

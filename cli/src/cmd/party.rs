@@ -90,7 +90,7 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     let (session, transport) = a.connection.open(&a.file, &a.name, Some(&a.options))?;
-    let inputs = a.inputs.collect(session.graph(), Some(&a.name))?;
+    let inputs = a.inputs.collect(&session.inputs_to_give(Some(&a.name)))?;
     let rt =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     let out = rt.block_on(session.run_as_party(&a.name, transport, inputs)).map_err(|e| anyhow!("{e}"))?;

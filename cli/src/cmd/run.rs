@@ -94,7 +94,7 @@ pub fn run(a: Args) -> Result<()> {
         ..Default::default()
     };
     let session = a.plugins.session(&a.file)?.with_config(config);
-    let inputs = a.inputs.collect(session.graph(), None)?;
+    let inputs = a.inputs.collect(&session.inputs_to_give(None))?;
     let tensors = session.encode_inputs(inputs).map_err(|e| anyhow!("{e}"))?;
     let opts = PlanOptions {
         input_shapes: tensors.iter().map(|(k, t)| (k.clone(), t.shape.clone())).collect(),

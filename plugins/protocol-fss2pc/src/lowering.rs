@@ -54,7 +54,7 @@ pub fn supported(op: &Op) -> bool {
     !matches!(op, Op::Div | Op::Softmax { .. } | Op::Layernorm { .. })
 }
 
-/// Elements per chunk of a large elementwise gate (see [`chunked`]).
+/// Elements per chunk of a large elementwise gate (see `chunked`).
 pub const CHUNK: usize = 1 << 15;
 
 /// Splits a large elementwise gate into chunks of [`CHUNK`] elements, so that the dealer's

@@ -33,7 +33,7 @@ const MAX_HELLO: usize = 16 << 20;
 /// Round 1: who the sender is and what it is about to run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Introduction {
-    /// Always [`MAGIC`].
+    /// Always `MAGIC`.
     pub magic: String,
     /// [`WIRE_VERSION`] of the sender.
     pub wire: u32,

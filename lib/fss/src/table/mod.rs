@@ -453,7 +453,7 @@ impl Expander {
     /// `y_b(x)` this party's share of payload word `b` at `x`. A table read at offset `c` needs
     /// `c + 2^n` entries (a lookup stores its table reversed and doubled, so the rotation by the
     /// public masked index is a contiguous run). The expansion is folded into the sums group by
-    /// group, never written out whole; on CPUs with AVX-512 and VAES a kernel ([`avx512`])
+    /// group, never written out whole; on CPUs with AVX-512 and VAES a kernel (`avx512`)
     /// walks each key, makes its leaves' words in registers and multiplies them into the sums
     /// at once (2.2× faster: 0.39 µs per 8-bit, three-word key and party for six pairs, against
     /// 0.84 on one thread of the 2-core development machine).

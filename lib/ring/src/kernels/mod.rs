@@ -142,7 +142,7 @@ fn args<'a, const N: usize>(op: &Op, inputs: &[&'a Tensor]) -> Result<[&'a Tenso
 
 /// The ranges that secure protocols need and `ref` enforces, checked on plaintext inputs
 /// before `op` is evaluated: the graph's `compare_bits` on the ops built from comparisons (see
-/// [`compare::Width`]), the ranges of fixed-point products and truncations (see
+/// `compare::Width`), the ranges of fixed-point products and truncations (see
 /// [`products`]) and the domains of functions (see [`domains`]). The kernels themselves ([`eval_op`]) compute on the whole ring, as secure
 /// protocols' ring arithmetic needs.
 pub fn check_contracts(op: &Op, inputs: &[&Tensor], out: &TensorInfo, fp: FixedPoint) -> Result<()> {

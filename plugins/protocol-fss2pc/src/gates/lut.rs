@@ -95,7 +95,7 @@ use mpcflow_sdk::shape::{TensorInfo, Visibility};
 use mpcflow_sdk::{DType, Error, FixedPoint, Op, PartyId, Result, Tensor};
 
 /// Rounds of a lookup gate whose truncations learn their borrows by DCF (two more when they
-/// open them as bits, see [`truncations`]).
+/// open them as bits, see `truncations`).
 pub const ROUNDS: u32 = 5;
 
 /// Bits of the table index: tables of `2^M` points.
