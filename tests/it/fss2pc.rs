@@ -944,6 +944,19 @@ fn histogram_edges_beyond_every_word() {
     }
 }
 
+/// A histogram of many elements compares in chunks (its material streams) and stays exact.
+#[test]
+fn a_large_histogram_is_chunked_and_exact() {
+    let n = 10_000;
+    let x: Vec<f64> = (0..n).map(|i| ((i * 7919) % 2400) as f64 / 10.0 - 20.0).collect();
+    let g = one(Op::Histogram { edges: vec![0.0, 20.0, 50.0, 80.0, 120.0, 160.0, 200.0] }, vec![n], DType::Fixed);
+    let cfg = SessionConfig { protocol: Some("fss2pc".into()), ..Default::default() };
+    let plan = Session::from_graph(g.clone(), mpcflow::builtins()).with_config(cfg).plan(Default::default()).unwrap();
+    let chunks = plan.nodes.iter().filter(|n| n.desc.kind.label() == "ge").count();
+    assert_eq!(chunks, n.div_ceil(32768 / 7), "one comparison node per chunk");
+    compare(&g, &ins(real(&[n], &x), None), |_, _| 0.0).unwrap();
+}
+
 /// exp's clip compares with the table's lower end only: its contract holds the input at most 8,
 /// which `ref` enforces, and fss2pc still gives `exp(8)` for inputs up to the table's end at 16.
 /// The one comparison costs less material and fewer opened bits than sigmoid's two.

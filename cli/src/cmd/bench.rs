@@ -23,7 +23,7 @@ pub struct Args {
     /// Scenarios: `chain:N` (N dependent nodes), `wide:N` (N independent inputs and nodes in one
     /// layer), `relu:N`, `cmp:N` (N comparisons), `matmul:M,K,N` (or `matmul:N` for N×N×N),
     /// `hospital:N` (the hospital statistics on N rows per hospital; `hospital_ranged:N` with
-    /// the blood pressures declared in [0, 300]), `exp:N`, `sigmoid:N`, `tanh:N`, `gelu:N` (N
+    /// the blood pressures declared in [0, 300]; `histogram:N` its six-bin histogram), `exp:N`, `sigmoid:N`, `tanh:N`, `gelu:N` (N
     /// elements), `softmax:N,ROW` and `layernorm:N,ROW` (N elements in rows of ROW; 128 and 768
     /// by default), `onnx:MODEL.onnx[:BATCH]`
     /// (an imported model on BATCH random inputs, batched; figures per input are then per
@@ -176,6 +176,15 @@ fn hospital(n: usize) -> Result<Scenario> {
     Ok((p.spec, vec![("north_bp".into(), InputValue::from(north)), ("south_bp".into(), InputValue::from(south))]))
 }
 
+/// graphs/hospital_histogram.yaml (six bins, blood pressures declared in `[0, 300]`) on `n`
+/// rows per hospital.
+fn histogram(n: usize) -> Result<Scenario> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../graphs/hospital_histogram.yaml");
+    let p = mpcflow_runtime::pipeline::Pipeline::from_path(&path).map_err(|e| anyhow!("{e}"))?;
+    let (_, inputs) = hospital(n)?;
+    Ok((p.spec, inputs))
+}
+
 /// [`hospital`] with the blood pressures declared in `[0, 300]`: what a declared range buys.
 fn hospital_ranged(n: usize) -> Result<Scenario> {
     let (spec, inputs) = hospital(n)?;
@@ -234,6 +243,7 @@ fn scenario(spec: &str) -> Result<Scenario> {
         ("matmul", _) => Ok(matmul(n, n, n)),
         ("hospital", _) => hospital(n),
         ("hospital_ranged", _) => hospital_ranged(n),
+        ("histogram", _) => histogram(n),
         ("exp", _) => Ok(elementwise(Op::Exp, n)),
         ("sigmoid", _) => Ok(elementwise(Op::Sigmoid, n)),
         ("tanh", _) => Ok(elementwise(Op::Tanh, n)),
@@ -243,7 +253,7 @@ fn scenario(spec: &str) -> Result<Scenario> {
         ("layernorm", [n, row]) => Ok(rows(Op::Layernorm { axis: -1, epsilon: 1e-5 }, *n, *row)),
         ("layernorm", _) => Ok(rows(Op::Layernorm { axis: -1, epsilon: 1e-5 }, n, 768)),
         _ => Err(anyhow!(
-            "unknown scenario `{spec}` (chain:N, wide:N, relu:N, cmp:N, matmul:M,K,N, hospital:N, hospital_ranged:N, \
+            "unknown scenario `{spec}` (chain:N, wide:N, relu:N, cmp:N, matmul:M,K,N, hospital:N, hospital_ranged:N, histogram:N, \
              exp:N, sigmoid:N, tanh:N, gelu:N, softmax:N,ROW, layernorm:N,ROW, onnx:MODEL.onnx:BATCH)"
         )),
     }

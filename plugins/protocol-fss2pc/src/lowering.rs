@@ -10,7 +10,7 @@
 //! | `max`/`min` over an axis | a tree of halves: `slice`, pairwise `max`, `reshape` | 2·⌈log₂ n⌉ |
 //! | `maxpool` | one strided `slice` per kernel position (padding: copies of the edge, which never change a maximum), a `max` tree | 2·⌈log₂ kh·kw⌉ |
 //! | `avgpool` | the same slices summed (padding: zeros), then an exact division by the area | 3 |
-//! | `histogram(x, edges)` | `ge` of `x` as a column with the edges' thresholds (one comparison per element and edge, see [`mpcflow_ring::kernels::histogram`]), `sum` over the elements, the difference of adjacent counts | 1 |
+//! | `histogram(x, edges)` | `ge` of `x` as a column with the edges' thresholds (one comparison per element and edge, see [`mpcflow_ring::kernels::histogram`]) in chunks of about `CHUNK` comparisons, `sum` over the elements, the difference of adjacent counts | 1 |
 //!
 //! **Division by a public count `n`** (mean, avgpool): `s' = round(s / 2^g)` with
 //! `g = ⌊log₂ n⌋`, then `scale` by `2^(g+K)/n ∈ [2^K, 2^(K+1))` and `shift` by `−K` (K = 7).
@@ -161,10 +161,27 @@ pub fn lower(op: &Op, inputs: &[TensorInfo], fp: FixedPoint) -> Option<Lowering>
                 parts.push(LRef::Const(ints(always, x.numel() as u64)));
             }
             if !words.is_empty() {
+                // In chunks of about CHUNK comparisons, so the material streams (see `chunked`).
+                let n = x.numel();
+                let rows = (CHUNK / words.len()).max(1);
                 let column = b.push(Op::Reshape { shape: vec![-1, 1] }, vec![Input(0)]);
                 let t = Tensor { dtype: x.dtype, shape: vec![words.len()], data: words };
-                let above = b.push(Op::Ge, vec![column, LRef::Const(t)]);
-                parts.push(b.push(Op::Sum { axes: vec![0], keepdims: false }, vec![above]));
+                let mut total: Option<LRef> = None;
+                for start in (0..n.max(1)).step_by(rows) {
+                    let end = (start + rows).min(n);
+                    let part = if rows >= n {
+                        column.clone()
+                    } else {
+                        b.push(slice(start as i64, end as i64), vec![column.clone()])
+                    };
+                    let above = b.push(Op::Ge, vec![part, LRef::Const(t.clone())]);
+                    let count = b.push(Op::Sum { axes: vec![0], keepdims: false }, vec![above]);
+                    total = Some(match total {
+                        None => count,
+                        Some(sum) => b.push(Op::Add, vec![sum, count]),
+                    });
+                }
+                parts.push(total?);
             }
             if never > 0 {
                 parts.push(LRef::Const(ints(never, 0)));
