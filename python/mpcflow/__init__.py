@@ -84,7 +84,7 @@ class PlanNode:
 class Plan:
     """What a pipeline costs under a protocol: rounds, online bytes and dealer material."""
 
-    def __init__(self, doc: Dict[str, Any], dot: str) -> None:
+    def __init__(self, doc: Dict[str, Any], dot: Callable[[], str]) -> None:
         self._doc = doc
         self._dot = dot
         self.name: str = doc["name"]
@@ -117,7 +117,7 @@ class Plan:
 
     def to_dot(self) -> str:
         """The plan as a Graphviz graph (render with ``dot -Tsvg``)."""
-        return self._dot
+        return self._dot()
 
     def to_dict(self) -> Dict[str, Any]:
         """The plan as ``mpcflow plan --json`` prints it."""
@@ -178,8 +178,8 @@ class Pipeline:
         replaces the file's; ``network`` is the profile the plan assumes (local, lan, wan)."""
         d = dict(dims or {})
         doc = json.loads(self._prepared.plan(protocol, d, network, False))
-        dot = self._prepared.plan(protocol, d, network, True)
-        return Plan(doc, dot)
+        # The Graphviz text is planned again only when asked for.
+        return Plan(doc, lambda: self._prepared.plan(protocol, d, network, True))
 
     def run(
         self,
