@@ -23,7 +23,7 @@ pub use mpcflow_sdk as sdk;
 use mpcflow_runtime::Registry;
 use std::sync::Arc;
 
-/// Adds the built-in plugins to `registry`: the `ref` and `fss2pc` protocols, the `mem` and
+/// Adds the built-in plugins to `registry`: the `ref`, `fss2pc` and `rep3` protocols, the `mem` and
 /// `tcp` transports (`tcp` here holds every endpoint in this process, on loopback; a process of
 /// a deployment builds its own from the deployment file), the `onnx` importer and the `cpu` and (feature `cuda`, on by default) `cuda`
 /// kernels. The `cuda` kernel opens no GPU until a session asks for it.
@@ -31,6 +31,7 @@ pub fn register_builtins(registry: &mut Registry) {
     registry.add_importer(Arc::new(mpcflow_importer_onnx::OnnxImporter));
     registry.add_protocol(Arc::new(mpcflow_protocol_ref::RefProtocol));
     registry.add_protocol(Arc::new(mpcflow_protocol_fss2pc::Fss2pc::default()));
+    registry.add_protocol(Arc::new(mpcflow_protocol_rep3::Rep3::default()));
     registry.add_transport(Arc::new(mpcflow_transport_mem::MemTransport::new()));
     registry.add_transport(Arc::new(mpcflow_transport_tcp::LoopbackTcp::new()));
     registry.add_kernel(Arc::new(mpcflow_kernel_cpu::CpuKernel::default()));

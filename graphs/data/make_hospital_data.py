@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Writes the synthetic patient records of graphs/hospital_stats.yaml.
+"""Writes the synthetic patient records of graphs/hospital_stats.yaml and
+graphs/three_hospitals.yaml.
 
-Two hospitals with different numbers of patients; columns: patient_id, age, systolic_bp.
+Hospitals with different numbers of patients; columns: patient_id, age, systolic_bp.
 Deterministic (seeded), standard library only. Run from the repository root:
     python3 graphs/data/make_hospital_data.py
 """
@@ -26,3 +27,4 @@ def write(name: str, rows: int, seed: int, mean_bp: float) -> None:
 if __name__ == "__main__":
     write("north", 240, 7, 128.0)
     write("south", 173, 11, 133.0)
+    write("east", 198, 13, 130.0)

@@ -23,7 +23,7 @@ const CASES: &[(&str, &str, &str)] = &[
         "10:27",
         "revealed to an undeclared party: `eve` is not a declared party (parties: alice, bob)",
     ),
-    ("unknown_protocol.yaml", "3:11", "unknown protocol `yao3000` (available: fss2pc, ref)"),
+    ("unknown_protocol.yaml", "3:11", "unknown protocol `yao3000` (available: fss2pc, ref, rep3)"),
     ("wrong_attr_type.yaml", "7:34", "attribute `axis` of op `softmax` must be an integer, found the string \"last\""),
     ("unknown_field.yaml", "5:45", "unknown field `secret`, expected one of owner, dtype, shape, transform, range"),
     ("empty_range.yaml", "5:55", "input `x`: `range` [300, 0] is empty: lo must not exceed hi"),

@@ -110,7 +110,7 @@ fn run_errors_are_clear_and_exit_non_zero() {
     ]);
     assert!(!out.status.success());
     assert!(
-        text(&out.stderr).contains("--protocol nope: unknown protocol (available: fss2pc, ref)"),
+        text(&out.stderr).contains("--protocol nope: unknown protocol (available: fss2pc, ref, rep3)"),
         "{}",
         text(&out.stderr)
     );
@@ -276,10 +276,19 @@ fn threads_are_a_setting_of_every_computing_command() {
 #[test]
 fn a_protocol_named_on_the_command_line_is_reported_as_the_option() {
     for cmd in ["check", "plan"] {
-        let out = mpcflow(&[cmd, "graphs/millionaires.yaml", "--protocol", "rep3"]);
+        let out = mpcflow(&[cmd, "graphs/millionaires.yaml", "--protocol", "yao3000"]);
         assert!(!out.status.success());
         let err = text(&out.stderr);
-        assert!(err.contains("--protocol rep3: unknown protocol (available: fss2pc, ref)"), "{cmd}: {err}");
+        assert!(err.contains("--protocol yao3000: unknown protocol (available: fss2pc, ref, rep3)"), "{cmd}: {err}");
+        assert!(!err.contains("millionaires.yaml:"), "not located in the file: {err}");
+        // A protocol for another number of parties: the option is at fault, not the file's line.
+        let out = mpcflow(&[cmd, "graphs/millionaires.yaml", "--protocol", "rep3"]);
+        let err = text(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            err.contains("--protocol rep3: it runs with exactly 3 parties, the graph declares 2 (alice, bob)"),
+            "{cmd}: {err}"
+        );
         assert!(!err.contains("millionaires.yaml:"), "not located in the file: {err}");
     }
 }

@@ -1,5 +1,5 @@
-//! fss2pc against the plaintext `ref` protocol: every supported op on random and edge-case
-//! inputs, within the bound the protocol states; exact cost accounting; the example graphs.
+//! fss2pc, and rep3 (which shares its gates), against the plaintext `ref` protocol: every
+//! supported op on random and edge-case inputs, within the bound the protocol states; exact cost accounting; the example graphs.
 
 use crate::support::{root, rt};
 use mpcflow::runtime::{InputValue, RunOutput, Session, SessionConfig};
@@ -29,7 +29,9 @@ fn compare(
     compare_on(g, inputs, bound, Network::default()).map(|_| ())
 }
 
-/// [`compare`], with fss2pc planned for `network`; returns fss2pc's run.
+/// [`compare`], with fss2pc planned for `network`; returns fss2pc's run. rep3 runs the same graph
+/// with a third computing party (`carol`, who owns nothing and learns nothing) under the same
+/// bound: its non-linear gates are fss2pc's, dealt by one computing party to the other two.
 fn compare_on(
     g: &GraphSpec,
     inputs: &[(String, InputValue)],
@@ -37,25 +39,47 @@ fn compare_on(
     network: Network,
 ) -> Result<RunOutput, TestCaseError> {
     let a = run(g, "ref", inputs);
+    let x = a.values("y").unwrap();
     let b = run_on(g, "fss2pc", inputs, network);
-    let (x, y) = (a.values("y").unwrap(), b.values("y").unwrap());
+    check_run(&x, &b, "fss2pc", &bound)?;
+    check_run(&x, &run_on(&with_carol(g), "rep3", inputs, network), "rep3", &bound)?;
+    Ok(b)
+}
+
+/// `g` with a third party, `carol`, for rep3.
+fn with_carol(g: &GraphSpec) -> GraphSpec {
+    let mut g = g.clone();
+    g.parties.push("carol".into());
+    g
+}
+
+/// Checks `out`'s `y` against `ref`'s values `x` within `bound`, and its measured rounds and
+/// bytes against the plan's.
+fn check_run(
+    x: &[f64],
+    out: &RunOutput,
+    protocol: &str,
+    bound: &impl Fn(usize, f64) -> f64,
+) -> Result<(), TestCaseError> {
+    let y = out.values("y").unwrap();
     prop_assert_eq!(x.len(), y.len());
     for (i, (r, f)) in x.iter().zip(&y).enumerate() {
         prop_assert!(
             (r - f).abs() <= bound(i, *r) + 1e-12,
-            "element {}: ref {} vs fss2pc {} (bound {})",
+            "element {}: ref {} vs {} {} (bound {})",
             i,
             r,
+            protocol,
             f,
             bound(i, *r)
         );
     }
-    for n in &b.report.nodes {
-        prop_assert_eq!(n.rounds, n.predicted_rounds, "rounds of {}", n.name);
-        prop_assert_eq!(&n.bytes_sent, &n.predicted_bytes_sent, "bytes of {}", n.name);
-        prop_assert_eq!(&n.dealer_bytes, &n.predicted_dealer_bytes, "dealer bytes of {}", n.name);
+    for n in &out.report.nodes {
+        prop_assert_eq!(n.rounds, n.predicted_rounds, "{} rounds of {}", protocol, n.name);
+        prop_assert_eq!(&n.bytes_sent, &n.predicted_bytes_sent, "{} bytes of {}", protocol, n.name);
+        prop_assert_eq!(&n.dealer_bytes, &n.predicted_dealer_bytes, "{} dealer bytes of {}", protocol, n.name);
     }
-    Ok(b)
+    Ok(())
 }
 
 /// The rounds of node `name` in a run's report.

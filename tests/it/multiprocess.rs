@@ -285,10 +285,15 @@ fn a_model_pipeline_in_three_processes_takes_the_weights_from_the_owner_only() {
 
 /// A pipeline that runs for a while: a chain of secure ops on a few thousand elements.
 fn long_pipeline(dir: &Path) -> String {
-    let mut y = String::from(
-        "version: 1\nname: long\nparties: [alice, bob]\nprotocol: fss2pc\ninputs:\n  \
-         x: { owner: alice, dtype: fixed, shape: [4096] }\n  y: { owner: bob, dtype: fixed, shape: [4096] }\n\
-         nodes:\n  s0: { op: add, inputs: [x, y] }\n",
+    long_pipeline_under(dir, "[alice, bob]", "fss2pc")
+}
+
+/// 60 ReLUs in a chain under `protocol` between `parties` (alice and bob own the inputs).
+fn long_pipeline_under(dir: &Path, parties: &str, protocol: &str) -> String {
+    let mut y = format!(
+        "version: 1\nname: long\nparties: {parties}\nprotocol: {protocol}\ninputs:\n  \
+         x: {{ owner: alice, dtype: fixed, shape: [4096] }}\n  y: {{ owner: bob, dtype: fixed, shape: [4096] }}\n\
+         nodes:\n  s0: {{ op: add, inputs: [x, y] }}\n",
     );
     for i in 1..=60 {
         y.push_str(&format!("  s{i}: {{ op: relu, inputs: [s{}] }}\n", i - 1));
@@ -428,6 +433,95 @@ fn garbling_proxy(listen: TcpListener, target: u16, after: usize) {
             });
         }
     });
+}
+
+/// A deployment of alice, bob and carol (rep3's three computing parties, no dealer) on free ports.
+fn rep3_deployment(dir: &Path) -> PathBuf {
+    let d = certs(dir, "certs", "parties.yaml", "alice,bob,carol");
+    let p = free_ports(3);
+    set_ports(&d, &[("alice", p[0]), ("bob", p[1]), ("carol", p[2])]);
+    d
+}
+
+#[test]
+fn three_hospitals_under_rep3_in_three_processes_equal_the_in_process_run() {
+    let dir = scratch("rep3-hospitals");
+    let d = certs(&dir, "certs", "parties.yaml", "north,south,east");
+    let p = free_ports(3);
+    set_ports(&d, &[("north", p[0]), ("south", p[1]), ("east", p[2])]);
+    let file = "graphs/three_hospitals.yaml";
+    let input = |h: &str| format!("{h}_bp=@graphs/data/{h}.csv:systolic_bp");
+    let hospitals = ["north", "south", "east"];
+    let children = hospitals
+        .iter()
+        .map(|h| {
+            let mut c = party(&d, file, h, &[&input(h)]);
+            c.arg("--json");
+            spawn(c)
+        })
+        .collect();
+    let outs = wait_all(children, BOUND);
+    for (o, who) in outs.iter().zip(hospitals) {
+        assert_ok(o, who);
+    }
+    let mut local = mpcflow();
+    local.args(["run", file, "--json"]);
+    for h in hospitals {
+        local.args(["--input", &input(h)]);
+    }
+    let local = local.output().unwrap();
+    assert_ok(&local, "run");
+    let local: serde_json::Value = serde_json::from_slice(&local.stdout).unwrap();
+    assert_eq!(local["outputs"]["n_patients"], serde_json::json!(611), "{local}");
+    for o in &outs {
+        let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        // rep3's truncations are fss2pc's exact ones: the answers do not depend on randomness.
+        assert_eq!(doc["outputs"], local["outputs"]);
+        assert_eq!(doc["fingerprint"], local["fingerprint"], "the same plan as in one process");
+    }
+}
+
+/// The long chain under rep3 on alice, bob and carol, every wait bounded by `timeout_s`;
+/// returns once bob (logging at debug level) has finished a few nodes.
+fn start_long_rep3_run(test: &str, timeout_s: &str) -> (Child, Child, Child) {
+    let dir = scratch(test);
+    let d = rep3_deployment(&dir);
+    let file = long_pipeline_under(&dir, "[alice, bob, carol]", "rep3");
+    let (x, y) = long_inputs(&dir);
+    let alice = spawn(party_waiting(&d, &file, "alice", &[&x], timeout_s));
+    let mut bob_cmd = party_waiting(&d, &file, "bob", &[&y], timeout_s);
+    bob_cmd.env("RUST_LOG", "debug");
+    let mut bob = spawn(bob_cmd);
+    let carol = spawn(party_waiting(&d, &file, "carol", &[], timeout_s));
+    wait_for_progress(&mut bob, 5);
+    (alice, bob, carol)
+}
+
+#[test]
+fn a_rep3_party_killed_mid_run_stops_the_other_two() {
+    let (alice, mut bob, carol) = start_long_rep3_run("rep3-kill", TIMEOUT_S);
+    bob.kill().unwrap();
+    let _ = bob.wait();
+    let outs = wait_all(vec![alice, carol], BOUND);
+    assert_failed(&outs[0], "alice", &["bob"]);
+    assert_failed(&outs[1], "carol", &["bob"]);
+}
+
+#[test]
+fn a_stalled_rep3_party_stops_the_other_two_at_the_timeout() {
+    let (alice, mut bob, carol) = start_long_rep3_run("rep3-stall", "3");
+    let stopped = Command::new("kill").args(["-STOP", &bob.id().to_string()]).status().unwrap();
+    assert!(stopped.success());
+    let frozen = Instant::now();
+    let outs = wait_all(vec![alice, carol], BOUND);
+    let took = frozen.elapsed();
+    eprintln!("alice and carol ended {took:?} after bob froze (timeout 3 s)");
+    assert!(took >= Duration::from_millis(2500), "they stopped before bob's silence reached the timeout");
+    assert!(took < Duration::from_secs(6), "took {took:?} with a timeout of 3 s");
+    let _ = bob.kill();
+    let _ = bob.wait();
+    assert_failed(&outs[0], "alice", &["bob", "3.0 s"]);
+    assert_failed(&outs[1], "carol", &["bob", "3.0 s"]);
 }
 
 #[test]

@@ -49,40 +49,43 @@ pub fn run(a: Args) -> Result<()> {
         println!("sample sizes for symbolic dimensions: {} (set them with --dim NAME=SIZE)", dims.join(", "));
     }
     let party_cols: Vec<String> = plan.parties.iter().map(|p| format!("{p:>10}")).collect();
+    // A protocol without a dealer (rep3) has no dealer columns.
+    let dealer_cols =
+        |cols: &[String], gap: &str| if plan.needs_dealer { format!("{gap}{}", cols.join(" ")) } else { String::new() };
     println!(
-        "{:<28} {:<12} {:<16} {:>6}  online sent by {}   dealer to {}  form",
+        "{:<28} {:<12} {:<16} {:>6}  online sent by {}{}  form",
         "node",
         "op",
         "shape",
         "rounds",
         party_cols.join(" "),
-        party_cols.join(" ")
+        dealer_cols(&party_cols, "   dealer to ")
     );
     for n in &plan.nodes {
         let on: Vec<String> = n.cost.online_bytes.iter().map(|&b| format!("{:>10}", bytes(b))).collect();
         let de: Vec<String> = n.cost.dealer_bytes.iter().map(|&b| format!("{:>10}", bytes(b))).collect();
         let name: String = n.desc.name.chars().take(28).collect();
         println!(
-            "{:<28} {:<12} {:<16} {:>6}  {}                {}  {}",
+            "{:<28} {:<12} {:<16} {:>6}  {}{}  {}",
             name,
             n.desc.kind.label(),
             format!("{:?}", n.desc.output.shape),
             n.cost.rounds,
             on.join(" "),
-            de.join(" "),
+            dealer_cols(&de, "                "),
             n.cost.form
         );
     }
     let on: Vec<String> = total.online_bytes.iter().map(|&b| format!("{:>10}", bytes(b))).collect();
     let de: Vec<String> = total.dealer_bytes.iter().map(|&b| format!("{:>10}", bytes(b))).collect();
     println!(
-        "{:<28} {:<12} {:<16} {:>6}  {}                {}",
+        "{:<28} {:<12} {:<16} {:>6}  {}{}",
         "TOTAL",
         "",
         "",
         total.rounds,
         on.join(" "),
-        de.join(" ")
+        dealer_cols(&de, "                ")
     );
     println!(
         "online latency: {} on the critical path ({} summed over nodes)",

@@ -37,19 +37,12 @@
 //!   rsqrt, sqrt for `|x| < 2^(62−f)`, with `ref`'s saturated values at 0 and below exactly
 //!   (see [`gates::root`]; reciprocal needs `f ≤ 22`, rsqrt and sqrt `f ≤ 24`);
 //! - div, softmax, layernorm: lowered onto these (bounds in [`lowering`]).
+//!
+//! The gates, their dealing and the lowering live in the `mpcflow-fss-gates` library crate,
+//! which `rep3` shares (one of its computing parties deals per node what fss2pc's dealer deals
+//! per session); they are re-exported here under their old paths.
 
-pub mod accel;
-pub mod dealer;
-pub mod errors;
-/// The FSS core, re-exported from the `mpcflow-fss` library crate.
-pub use mpcflow_fss as fss;
-pub mod gates;
-pub mod lowering;
-pub mod material;
-/// Buffer recycling, shared with the runtime and transports through the sdk.
-pub use mpcflow_sdk::pool;
+pub use mpcflow_fss_gates::{accel, dealer, errors, fss, gates, lowering, material, pool, ring, wire};
 pub mod protocol;
-pub mod ring;
-pub mod wire;
 
 pub use protocol::Fss2pc;

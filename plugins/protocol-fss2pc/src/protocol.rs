@@ -1,10 +1,10 @@
 //! The `fss2pc` protocol: two parties and a dealer, masked wires, function secret sharing.
 
 use crate::dealer::FssDealer;
-use crate::gates::{classify, lut, root};
+use crate::gates::classify;
 use crate::lowering;
 use mpcflow_sdk::protocol::{
-    Cost, Dealer, EvalInput, Lowering, NodeDesc, NodeEval, NodeKind, PartyCount, Protocol, ProtocolDescriptor, Tuning,
+    Cost, Dealer, EvalInput, Lowering, NodeDesc, NodeEval, PartyCount, Protocol, ProtocolDescriptor, Tuning,
 };
 use mpcflow_sdk::shape::TensorInfo;
 use mpcflow_sdk::{Error, FixedPoint, Op, Result};
@@ -43,28 +43,7 @@ impl Protocol for Fss2pc {
     }
 
     fn check(&self, node: &NodeDesc) -> std::result::Result<(), String> {
-        match classify(node) {
-            Some(_) => Ok(()),
-            None => Err(match &node.kind {
-                NodeKind::Op(Op::Scale { .. }) => "fss2pc scales fixed-point values only with frac_bits ≥ 1".into(),
-                NodeKind::Op(op) if lut::Func::of(op).is_some() => {
-                    format!(
-                        "fss2pc computes {} on fixed-point values with {} ≤ frac_bits ≤ {}",
-                        op.name(),
-                        lut::MIN_FRAC_BITS,
-                        lut::MAX_FRAC_BITS
-                    )
-                }
-                NodeKind::Op(op) if root::Func::of(op).is_some() => {
-                    format!(
-                        "fss2pc computes {} on fixed-point values with 1 ≤ frac_bits ≤ {}",
-                        op.name(),
-                        if matches!(op, Op::Reciprocal) { 22 } else { 24 }
-                    )
-                }
-                k => format!("fss2pc has no gate for {} on these inputs", k.label()),
-            }),
-        }
+        crate::gates::check(node, "fss2pc")
     }
 
     fn cost(&self, node: &NodeDesc) -> Cost {

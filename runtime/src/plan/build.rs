@@ -105,6 +105,18 @@ pub fn build(spec: &GraphSpec, registry: &Registry, opts: &PlanOptions) -> Resul
             registry.protocol_names().join(", ")
         )));
     }
+    if let Some(p) = opts.protocol.as_ref().and_then(|p| registry.protocol(p))
+        && !spec.parties.is_empty()
+        && !p.descriptor().parties.accepts(spec.parties.len())
+    {
+        return Err(Error::Setting(format!(
+            "--protocol {}: it runs with {} parties, the graph declares {} ({})",
+            p.descriptor().name,
+            p.descriptor().parties,
+            spec.parties.len(),
+            spec.parties.join(", ")
+        )));
+    }
     let mut problems = vec![];
     // A file's values were checked where they stand; a graph built in code is checked here.
     let fp = spec.fixed_point;

@@ -27,6 +27,8 @@ use tracing::Instrument;
 const BLOCKING_NUMEL: usize = 1 << 14;
 /// How often reader threads look up from a quiet channel to see if the session ended.
 const POLL: Duration = Duration::from_millis(50);
+/// How long a failed send waits for the abort that may explain it (see [`send_failed`]).
+const SEND_FAILURE_GRACE: Duration = Duration::from_secs(1);
 
 /// What one party needs to run.
 pub struct PartyTask {
@@ -393,6 +395,26 @@ async fn schedule(
     Ok(result)
 }
 
+/// The error of a failed send to `to`. A peer that failed first told everyone why in an abort
+/// frame before closing its connections, and that frame may still sit unread behind the
+/// connection's end: with three or more parties, a party sending to one that has just stopped
+/// because of a third would otherwise blame the channel instead of the first cause. So the
+/// send waits briefly for the session to abort (the readers handle buffered frames at once)
+/// and reports that abort if one comes.
+async fn send_failed(shared: &Shared, to: Endpoint, e: mpcflow_sdk::Error) -> Error {
+    let deadline = Instant::now() + SEND_FAILURE_GRACE;
+    while Instant::now() < deadline {
+        if let Some(a) = shared.abort.get() {
+            return shared.wait_error(WaitError::Aborted(a));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Error::Transport {
+        party: shared.name.clone(),
+        message: format!("{}{}: {e}", crate::error::SENDING_TO, shared.peer_name(to)),
+    }
+}
+
 async fn run_node(
     shared: &Arc<Shared>,
     id: u32,
@@ -466,14 +488,9 @@ async fn run_node(
                     }
                     stats.bytes_sent += m.payload.len() as u64;
                     let frame = Frame::encode_owned(Kind::Msg, id, round, m.payload);
-                    shared.link.send(Endpoint::Party(m.peer), frame).map_err(|e| Error::Transport {
-                        party: shared.name.clone(),
-                        message: format!(
-                            "{}{}: {e}",
-                            crate::error::SENDING_TO,
-                            shared.peer_name(Endpoint::Party(m.peer))
-                        ),
-                    })?;
+                    if let Err(e) = shared.link.send(Endpoint::Party(m.peer), frame) {
+                        return Err(send_failed(shared, Endpoint::Party(m.peer), e).await);
+                    }
                 }
                 let mut received = Vec::with_capacity(expect.len());
                 for peer in expect {

@@ -263,6 +263,33 @@ fn is_linear(op: &Op) -> bool {
     )
 }
 
+/// Whether `protocol` (fss2pc, or rep3 with these gates) can compute a planned node; the message
+/// says why not, in the words of the plan.
+pub fn check(node: &NodeDesc, protocol: &str) -> std::result::Result<(), String> {
+    match classify(node) {
+        Some(_) => Ok(()),
+        None => Err(match &node.kind {
+            NodeKind::Op(Op::Scale { .. }) => format!("{protocol} scales fixed-point values only with frac_bits ≥ 1"),
+            NodeKind::Op(op) if lut::Func::of(op).is_some() => {
+                format!(
+                    "{protocol} computes {} on fixed-point values with {} ≤ frac_bits ≤ {}",
+                    op.name(),
+                    lut::MIN_FRAC_BITS,
+                    lut::MAX_FRAC_BITS
+                )
+            }
+            NodeKind::Op(op) if root::Func::of(op).is_some() => {
+                format!(
+                    "{protocol} computes {} on fixed-point values with 1 ≤ frac_bits ≤ {}",
+                    op.name(),
+                    if matches!(op, Op::Reciprocal) { 22 } else { 24 }
+                )
+            }
+            k => format!("{protocol} has no gate for {} on these inputs", k.label()),
+        }),
+    }
+}
+
 /// Classifies a node, or `None` if fss2pc cannot compute it (the planner should have lowered it).
 pub fn classify(node: &NodeDesc) -> Option<Gate> {
     // Ops whose output is public (everything public, or a count that depends on shapes only).

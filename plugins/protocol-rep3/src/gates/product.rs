@@ -1,0 +1,144 @@
+//! Products of two secrets: elementwise, matrix products and convolutions, with one round of
+//! resharing, then (for fixed × fixed) a truncation dealt by one of the parties.
+//!
+//! **Local product** (Araki, Furukawa, Lindell, Nof, Ohara: "High-Throughput Semi-Honest Secure
+//! Three-Party Computation with an Honest Majority", CCS 2016, Section 2.2, over `Z(2^64)` as in
+//! ABY3): for a bilinear op `⊗`, party `i` computes
+//! `zᵢ = xᵢ⊗yᵢ + xᵢ⊗yᵢ₊₁ + xᵢ₊₁⊗yᵢ = xᵢ⊗(yᵢ + yᵢ₊₁) + xᵢ₊₁⊗yᵢ` (two products), and the `zᵢ`
+//! are an additive sharing of `x⊗y`.
+//!
+//! **Resharing** (one round, no setup): party `i` draws a seed `σᵢ`, splits
+//! `zᵢ = aᵢ + bᵢ` with `bᵢ = PRG(σᵢ)`, and sends `aᵢ` to party `i − 1` and `σᵢ` to party
+//! `i + 1`. The new shares are `z'ⱼ₊₁ = aⱼ₊₁ + bⱼ`, held by `j` (its `bⱼ`, and `aⱼ₊₁` received)
+//! and `j + 1` (its `aⱼ₊₁`, and `bⱼ` from the seed received); they sum to `Σ zᵢ`. What party `i`
+//! receives, `aᵢ₊₁` (masked by `bᵢ₊₁`, whose seed goes to party `i + 2` only) and a seed of its
+//! own, is uniformly random. The seed replaces the pairwise PRG keys of Araki et al.'s zero
+//! sharing, so no session setup is needed; it costs one seed per message.
+//!
+//! **Truncation** of a fixed × fixed product (`2f` fractional bits down to `f`): the exact
+//! truncation gate of fss2pc on `z`, dealt by one party to the other two (see
+//! [`super::assisted`]): within one ulp of `ref`, with no failure probability, for
+//! `|x·y| < 2^(62−2f)` as in fss2pc.
+
+use super::assisted::Assisted;
+use crate::share::{self, Operand, SEED, ahead};
+use mpcflow_fss_gates::accel::Accel;
+use mpcflow_fss_gates::gates::Gate;
+use mpcflow_fss_gates::{ring, wire};
+use mpcflow_sdk::kernel::Kernel;
+use mpcflow_sdk::protocol::{Cost, Message, NodeDesc, NodeEval, NodeValue, Step};
+use mpcflow_sdk::{Error, Op, PartyId, Result};
+use std::sync::Arc;
+
+/// The truncation after a fixed × fixed product: the evaluators' node and its gate.
+pub type Trunc = (NodeDesc, Gate);
+
+/// The cost: the resharing round, then the truncation's.
+pub fn cost(node: &NodeDesc, trunc: Option<&Trunc>) -> Cost {
+    let mut c = match trunc {
+        Some((inner, gate)) => super::assisted::cost(node.id, inner, gate),
+        None => Cost::zero(share::PARTIES),
+    };
+    c.rounds += 1;
+    for b in &mut c.online_bytes {
+        *b += 8 * node.output.numel() as u64 + SEED as u64;
+    }
+    c
+}
+
+/// This party's additive share `zᵢ` of the product.
+fn local_product(node: &NodeDesc, op: &Op, x: [&[u64]; 2], y: [&[u64]; 2], accel: &Accel) -> Result<Vec<u64>> {
+    let shapes: Vec<&[usize]> = node.inputs.iter().map(|t| t.shape.as_slice()).collect();
+    let out = &node.output.shape;
+    let y_sum = wire::add(y[0], y[1]);
+    let first = ring::apply_with(accel, op, &[x[0], &y_sum], &shapes, out)?;
+    let second = ring::apply_with(accel, op, &[x[1], y[0]], &shapes, out)?;
+    Ok(wire::add(&first, &second))
+}
+
+/// One party's product gate.
+pub struct Product {
+    me: PartyId,
+    node: NodeDesc,
+    /// `zᵢ` before the round, `(aᵢ, bᵢ)` after it.
+    split: Option<(Vec<u64>, Vec<u64>)>,
+    sent: bool,
+    trunc: Option<Trunc>,
+    threads: usize,
+    kernel: Option<Arc<dyn Kernel>>,
+    then: Option<Assisted>,
+}
+
+impl Product {
+    /// Computes this party's share of the product.
+    #[allow(clippy::too_many_arguments)] // the node, its operands, this party, the truncation and the kernel
+    pub fn new(
+        node: &NodeDesc,
+        op: &Op,
+        me: PartyId,
+        x: Operand<'_>,
+        y: Operand<'_>,
+        trunc: Option<Trunc>,
+        threads: usize,
+        kernel: Option<Arc<dyn Kernel>>,
+    ) -> Result<Product> {
+        let (Operand::Secret(x), Operand::Secret(y)) = (x, y) else {
+            return Err(Error::internal("a rep3 product of two secrets got a public operand"));
+        };
+        let accel = Accel::new(kernel.clone(), threads);
+        let z = local_product(node, op, x, y, &accel)?;
+        Ok(Product {
+            me,
+            node: node.clone(),
+            split: Some((z, vec![])),
+            sent: false,
+            trunc,
+            threads,
+            kernel,
+            then: None,
+        })
+    }
+}
+
+impl NodeEval for Product {
+    fn step(&mut self, mut inbox: Vec<Message>) -> Result<Step> {
+        if let Some(then) = &mut self.then {
+            return then.step(inbox);
+        }
+        let (before, after) = (ahead(self.me, 2), ahead(self.me, 1));
+        if !self.sent {
+            self.sent = true;
+            let (z, _) = self.split.take().ok_or_else(|| Error::internal("rep3 product without its share"))?;
+            let sigma = share::fresh_seed()?;
+            let b = share::expand(&sigma, z.len());
+            let a = wire::sub(&z, &b);
+            let send = vec![
+                Message { peer: before, payload: wire::to_bytes(&a) },
+                Message { peer: after, payload: sigma.to_vec() },
+            ];
+            self.split = Some((a, b));
+            return Ok(Step::Exchange { send, expect: vec![after, before] });
+        }
+        let (a, b) = self.split.take().ok_or_else(|| Error::internal("rep3 product stepped out of order"))?;
+        let n = a.len();
+        let from_after = share::from(&mut inbox, after, "product share")?;
+        let a_next = wire::from_bytes(&from_after, n, "product share")?;
+        let from_before = share::from(&mut inbox, before, "product seed")?;
+        let (sigma, rest) = share::take_seed(&from_before, "product seed")?;
+        super::io::expect_empty(rest, "product seed")?;
+        let b_prev = share::expand(&sigma, n);
+        let planes = [wire::add(&a, &b_prev), wire::add(&a_next, &b)];
+        let w = share::secret(&self.node.output.shape, self.node.output.dtype, planes);
+        let Some((inner, gate)) = self.trunc.take() else {
+            return Ok(Step::Done(NodeValue::Wire(w)));
+        };
+        let then =
+            Assisted::new(self.node.id, self.me, gate, inner, vec![Arc::new(w)], self.threads, self.kernel.clone());
+        self.then.insert(then).step(vec![])
+    }
+}
+
+/// A product's output as the input of its truncation.
+pub fn truncated_input(node: &NodeDesc) -> mpcflow_sdk::shape::TensorInfo {
+    mpcflow_sdk::shape::TensorInfo { vis: mpcflow_sdk::shape::Visibility::Secret, ..node.output.clone() }
+}
