@@ -1,5 +1,5 @@
 //! Secure inference on an imported ONNX model: the digits CNN (tests/fixtures/onnx, made by
-//! make_digits.py) on its 300 held-out images, batched, under `ref` and `fss2pc`, against the
+//! make_digits.py) on its 300 held-out images, batched, under `ref`, `fss2pc` and `rep3`, against the
 //! plaintext ONNX reference evaluator's logits.
 
 use crate::support::{root, rt};
@@ -43,6 +43,7 @@ fn secure(protocol: &str) -> (Vec<f64>, Vec<f64>) {
     let spec = graph(model, "digits", &roles, protocol, Reveal::Logits)
         .node("class", Op::Argmax { axis: -1, one_hot: false }, [logits.as_str()])
         .output("class", ["patient"]);
+    let spec = with_server_for(spec, protocol);
     let images = mpcflow::io::npy::read(&fixture("digits_test_images.npy")).unwrap();
     let mut inputs: HashMap<String, InputValue> = weights.into_iter().collect();
     inputs.insert(input, images);
@@ -91,6 +92,20 @@ fn digits_cnn_under_ref_matches_plaintext_onnx() {
 #[test]
 fn digits_cnn_under_fss2pc_matches_plaintext_onnx() {
     check("fss2pc");
+}
+
+#[test]
+fn digits_cnn_under_rep3_matches_plaintext_onnx() {
+    check("rep3");
+}
+
+/// An imported model's graph with a third computing party (`server`, which owns nothing and
+/// learns nothing) under rep3.
+fn with_server_for(mut spec: mpcflow_sdk::graph::GraphSpec, protocol: &str) -> mpcflow_sdk::graph::GraphSpec {
+    if protocol == "rep3" {
+        spec.parties.push("server".into());
+    }
+    spec
 }
 
 fn mpcflow(args: &[&str]) -> std::process::Output {
@@ -261,7 +276,7 @@ fn run_fixture(model: &str, input: &str, output: &str, protocol: &str) -> (Vec<f
     inputs.insert(model.inputs[0].0.clone(), mpcflow::io::npy::read(&fixture(input)).unwrap());
     let y = model.output.clone();
     let roles = Roles { input_owner: "user".into(), model_owner: "vendor".into() };
-    let spec = graph(model, "fixture", &roles, protocol, Reveal::Logits);
+    let spec = with_server_for(graph(model, "fixture", &roles, protocol, Reveal::Logits), protocol);
     let cfg = SessionConfig { timeout: Duration::from_secs(120), ..Default::default() };
     let out = rt().block_on(Session::from_graph(spec, mpcflow::builtins()).with_config(cfg).run(inputs)).unwrap();
     let want = reals(&mpcflow::io::npy::read(&fixture(output)).unwrap());
@@ -279,7 +294,7 @@ fn errors(got: &[f64], want: &[f64]) -> (f64, f64) {
 fn resnet_style_cnn_matches_plaintext_onnx_within_the_bound() {
     // Stated bound: logits within 5e-3 of plaintext (they are O(1)); BatchNormalization is a
     // secure per-channel product here, one more truncation per layer.
-    for protocol in ["ref", "fss2pc"] {
+    for protocol in ["ref", "fss2pc", "rep3"] {
         let (got, want) = run_fixture("resnet_cifar.onnx", "resnet_input.npy", "resnet_output.npy", protocol);
         let (max, mean) = errors(&got, &want);
         eprintln!("resnet-style CNN under {protocol}: logit error max {max:.2e} mean {mean:.2e}");
@@ -293,7 +308,7 @@ fn transformer_block_matches_plaintext_onnx_within_the_bound() {
     // mean error below 5e-4; measured 1.2e-4 and 3e-5. Sources: 16 fractional bits in every
     // product and the table-based exp, reciprocal, rsqrt and gelu of fss2pc (their bounds are in
     // plugins/protocol-fss2pc/src/lib.rs).
-    for protocol in ["ref", "fss2pc"] {
+    for protocol in ["ref", "fss2pc", "rep3"] {
         // Exported by PyTorch (torch.onnx.export), and written by hand in the older exporter's
         // form (Shape/Gather/Unsqueeze/Concat shapes, the GELU's products in the other order).
         for stem in ["transformer_block", "transformer_manual"] {
@@ -311,7 +326,7 @@ fn transformer_block_matches_plaintext_onnx_within_the_bound() {
 fn shape_ops_match_plaintext_onnx() {
     // Slice, Split, Squeeze, Unsqueeze, ReduceSum, Gather, ConstantOfShape: all exact moves or
     // sums, so within the fixed-point encoding error.
-    for protocol in ["ref", "fss2pc"] {
+    for protocol in ["ref", "fss2pc", "rep3"] {
         let (got, want) = run_fixture("misc_ops.onnx", "misc_input.npy", "misc_output.npy", protocol);
         let (max, _) = errors(&got, &want);
         assert!(max < 1e-4, "{protocol}: max error {max}");

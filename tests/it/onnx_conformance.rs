@@ -1,7 +1,7 @@
 //! The ONNX backend node tests against the importer: every test that
 //! `tests/fixtures/onnx/extract_node_tests.py` copied into `tests/fixtures/onnx/node/` (op types
 //! the importer lists as supported, float or double inputs and outputs, one output) is imported
-//! with the default options, run under `ref` and again under `fss2pc` with parties `a` (every model input, bound to
+//! with the default options, run under `ref` and again under `fss2pc` and `rep3` (with a third party `c`) with parties `a` (every model input, bound to
 //! `input_<i>.pb` in graph-input order; the output is revealed to it) and `b` (the weights, if
 //! the import makes any), and compared with `output_0.pb`.
 //!
@@ -187,7 +187,11 @@ fn check(
     }
     let output = model.output.clone();
     let roles = Roles { input_owner: "a".into(), model_owner: "b".into() };
-    let spec = graph(model, "conformance", &roles, protocol, Reveal::Logits);
+    let mut spec = graph(model, "conformance", &roles, protocol, Reveal::Logits);
+    if protocol == "rep3" {
+        // rep3's third computing party, which owns nothing and learns nothing.
+        spec.parties.push("c".into());
+    }
     let cfg = SessionConfig { timeout: Duration::from_secs(60), ..Default::default() };
     let session = Session::from_graph(spec, mpcflow::builtins()).with_config(cfg);
     let tensors = match session.encode_inputs(inputs) {
@@ -271,6 +275,11 @@ fn onnx_node_tests_under_ref() {
 #[test]
 fn onnx_node_tests_under_fss2pc() {
     conformance("fss2pc");
+}
+
+#[test]
+fn onnx_node_tests_under_rep3() {
+    conformance("rep3");
 }
 
 /// Runs every extracted node test under `protocol`, prints the tables and asserts.

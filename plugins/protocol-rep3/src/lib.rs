@@ -9,8 +9,9 @@
 //! `mpcflow-fss-gates` library), with one of the three computing parties dealing each node's
 //! keys to the other two as the node runs ([`gates::assisted`]): the honest-majority trust model
 //! allows it, and it keeps rep3's truncation exact (no failure probability, unlike ABY3's
-//! local truncation) and its comparisons at fss2pc's cost, without a bit-decomposition circuit
-//! of `log₂ 64` rounds. The dealing party rotates with the node.
+//! local truncation) and its comparisons at fss2pc's cost plus one round (the dealing party's
+//! message, keys included, goes out online), without a bit-decomposition circuit of `log₂ 64`
+//! rounds. The dealing party rotates with the node.
 //!
 //! # Security
 //!
@@ -21,8 +22,9 @@
 //! - Products: what a party receives is masked by a pseudorandom word whose seed goes to the
 //!   other party ([`gates::product`]).
 //! - Assisted gates: the dealing party sends only; each evaluator sees what a party of fss2pc
-//!   sees (masked values under fresh masks, its key material) plus its own share of the output
-//!   ([`gates::assisted`]).
+//!   sees (masked values under fresh masks, its key material) plus its replicated shares of the
+//!   input and output, which are independent of that view ([`gates::assisted`] gives the
+//!   argument).
 //! - Outputs: only the parties named in the plan receive the missing share.
 //!
 //! Two parties together learn everything, as in every honest-majority protocol. The fresh seeds

@@ -3,7 +3,7 @@
 use crate::gates::classify;
 use mpcflow_fss_gates::lowering;
 use mpcflow_sdk::protocol::{
-    Cost, EvalInput, Lowering, NodeDesc, NodeEval, NodeKind, PartyCount, Protocol, ProtocolDescriptor, Tuning,
+    Cost, EvalInput, Lowering, NodeDesc, NodeEval, PartyCount, Protocol, ProtocolDescriptor, Tuning,
 };
 use mpcflow_sdk::shape::TensorInfo;
 use mpcflow_sdk::{Error, FixedPoint, Op, Result};
@@ -55,10 +55,10 @@ impl Protocol for Rep3 {
     fn begin(&self, node: &NodeDesc, input: EvalInput) -> Result<Box<dyn NodeEval>> {
         let gate =
             classify(node).ok_or_else(|| Error::Unsupported { what: node.kind.label(), plugin: "rep3".into() })?;
-        if matches!(node.kind, NodeKind::Input { .. }) || input.material.is_empty() {
-            return gate.begin(node, input, self.tuning.threads);
+        if !input.material.is_empty() {
+            return Err(Error::Material("rep3 has no dealer, yet this node was given dealer material".into()));
         }
-        Err(Error::Material("rep3 has no dealer, yet this node was given dealer material".into()))
+        gate.begin(node, input, self.tuning.threads)
     }
 
     fn tuned(&self, tuning: &Tuning) -> Option<std::sync::Arc<dyn Protocol>> {

@@ -27,7 +27,8 @@ use tracing::Instrument;
 const BLOCKING_NUMEL: usize = 1 << 14;
 /// How often reader threads look up from a quiet channel to see if the session ended.
 const POLL: Duration = Duration::from_millis(50);
-/// How long a failed send waits for the abort that may explain it (see [`send_failed`]).
+/// How long a failed send or wait waits for the abort that may explain it (see [`send_failed`],
+/// [`explained`]).
 const SEND_FAILURE_GRACE: Duration = Duration::from_secs(1);
 
 /// What one party needs to run.
@@ -395,6 +396,23 @@ async fn schedule(
     Ok(result)
 }
 
+/// The error of a failed wait. A wait that timed out on a peer that is itself waiting for a
+/// third party (which stalled) ends about when that peer's own wait does: with three or more
+/// parties the peer's abort, which names the stalled party, may arrive a moment later. So a
+/// timeout waits briefly for an abort and reports that if one comes.
+async fn explained(shared: &Shared, e: WaitError) -> Error {
+    if let WaitError::Failed(_) = e {
+        let deadline = Instant::now() + SEND_FAILURE_GRACE;
+        while Instant::now() < deadline {
+            if let Some(a) = shared.abort.get() {
+                return shared.wait_error(WaitError::Aborted(a));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    shared.wait_error(e)
+}
+
 /// The error of a failed send to `to`. A peer that failed first told everyone why in an abort
 /// frame before closing its connections, and that frame may still sit unread behind the
 /// connection's end: with three or more parties, a party sending to one that has just stopped
@@ -496,13 +514,16 @@ async fn run_node(
                 for peer in expect {
                     let rx = shared.mailbox.take((id, round, peer.0)).map_err(node_err)?;
                     let peer_name = shared.peer_name(Endpoint::Party(peer));
-                    let payload = shared
+                    let payload = match shared
                         .abort
                         .wait(rx, shared.timeout, || {
                             format!("message from {peer_name} for node `{}` round {round}", desc.name)
                         })
                         .await
-                        .map_err(|e| shared.wait_error(e))?;
+                    {
+                        Ok(p) => p,
+                        Err(e) => return Err(explained(shared, e).await),
+                    };
                     stats.bytes_received += payload.len() as u64;
                     received.push(Message { peer, payload });
                 }

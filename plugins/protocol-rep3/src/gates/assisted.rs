@@ -11,8 +11,12 @@
 //! party draws a fresh mask `r` and sends `c = x_d + x_{d+1} + r` to `a` and `b`; both hold
 //! `x_{d+2}`, so both compute `x̂ = c + x_{d+2} = x + r`. The additive shares of `r` that the
 //! gates need come for free: `a` takes `c − x_{d+1} = x_d + r` and `b` takes `−x_d`, which
-//! sum to `r`. Each is uniformly random to the party holding it (`r`, and the share `x_d` it
-//! never sees, mask it), as the shares fss2pc's dealer draws are.
+//! sum to `r`. The pair has the distribution of a fresh split by fss2pc's dealer (`r` is fresh
+//! and uniform, and `x_d` is a uniform share independent of `x`). Beyond an fss2pc party's view
+//! (`x̂`, its mask share, its keys, the gate's messages), `a` also holds `x_{d+1}` (then `c` and
+//! `x_{d+2}` follow from `x̂` and its mask share) and `b` also holds `x_{d+2}`: shares
+//! independent of everything else either sees, so the views are simulated as in fss2pc. A wire
+//! read by several gates gets a fresh `r` in each, so nothing carries from one gate to the next.
 //!
 //! **The gate**: `d` deals the material for the two evaluators (as fss2pc's dealer would with
 //! the input masks `r`), and sends it followed by `c`; `a` and `b` run the gate and end with the
@@ -38,8 +42,11 @@ use mpcflow_sdk::shape::Visibility;
 use mpcflow_sdk::{Error, PartyId, Result, Tensor};
 use std::sync::Arc;
 
-/// Gates above this many elements are dealt one at a time per process (see
-/// [`crate::throttle`]); smaller ones run on the scheduler's async workers, which must not wait.
+/// Gates with more output elements than this are dealt one at a time per process (see
+/// [`crate::throttle`]). The runtime steps a node with more than 2^14 elements in its output or
+/// any input on a blocking thread (`BLOCKING_NUMEL` in runtime/src/schedule/party.rs), so such a
+/// gate may wait for the permit; a smaller one may be stepped on an async worker, which must
+/// not wait, and is dealt without one.
 const DEAL_ALONE: usize = 1 << 14;
 
 /// The dealing party of node `id`, and the two evaluators (fss2pc's parties 0 and 1).
@@ -192,7 +199,7 @@ impl Assisted {
             .sum();
         let tail = 8 * words + if is_a { SEED } else { 8 * n };
         let at = material.len().checked_sub(tail).ok_or_else(|| {
-            Error::protocol(format!("assisted gate: {} bytes, expected more than {tail}", material.len()))
+            Error::protocol(format!("assisted gate: {} bytes, expected at least {tail}", material.len()))
         })?;
         let rest = material.split_off(at);
         let mut rest: &[u8] = &rest;

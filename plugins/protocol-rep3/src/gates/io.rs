@@ -46,6 +46,8 @@ pub struct ShareInput {
     node: NodeDesc,
     value: Option<Tensor>,
     planes: Option<[Vec<u64>; 2]>,
+    /// A receiving party: its first step asked for the owner's message.
+    waiting: bool,
 }
 
 impl ShareInput {
@@ -53,14 +55,14 @@ impl ShareInput {
     pub fn new(node: &NodeDesc, me: PartyId, owner: PartyId, value: Option<Tensor>) -> Result<Self> {
         if me == owner {
             let v = value.as_ref().ok_or_else(|| Error::invalid("the owner brought no value"))?;
-            if v.shape != node.output.shape || v.dtype != node.output.dtype {
+            if v.shape != node.output.shape || v.dtype != node.output.dtype || v.data.len() != node.output.numel() {
                 return Err(Error::invalid(format!(
                     "value is {} {:?} but the plan expects {} {:?}",
                     v.dtype, v.shape, node.output.dtype, node.output.shape
                 )));
             }
         }
-        Ok(ShareInput { me, owner, node: node.clone(), value, planes: None })
+        Ok(ShareInput { me, owner, node: node.clone(), value, planes: None, waiting: false })
     }
 }
 
@@ -88,7 +90,8 @@ impl NodeEval for ShareInput {
             let send = vec![Message { peer: before, payload: to_before }, Message { peer: after, payload: to_after }];
             return Ok(Step::Exchange { send, expect: vec![] });
         }
-        if inbox.is_empty() {
+        if !self.waiting {
+            self.waiting = true;
             return Ok(Step::Exchange { send: vec![], expect: vec![self.owner] });
         }
         let msg = share::from(&mut inbox, self.owner, "input shares")?;

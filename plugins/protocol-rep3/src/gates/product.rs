@@ -26,7 +26,7 @@ use mpcflow_fss_gates::accel::Accel;
 use mpcflow_fss_gates::gates::Gate;
 use mpcflow_fss_gates::{ring, wire};
 use mpcflow_sdk::kernel::Kernel;
-use mpcflow_sdk::protocol::{Cost, Message, NodeDesc, NodeEval, NodeValue, Step};
+use mpcflow_sdk::protocol::{Cost, Message, NodeDesc, NodeEval, NodeValue, Step, Wire};
 use mpcflow_sdk::{Error, Op, PartyId, Result};
 use std::sync::Arc;
 
@@ -60,7 +60,9 @@ fn local_product(node: &NodeDesc, op: &Op, x: [&[u64]; 2], y: [&[u64]; 2], accel
 pub struct Product {
     me: PartyId,
     node: NodeDesc,
-    /// `zᵢ` before the round, `(aᵢ, bᵢ)` after it.
+    op: Op,
+    inputs: Vec<Arc<Wire>>,
+    /// `(aᵢ, bᵢ)` once sent.
     split: Option<(Vec<u64>, Vec<u64>)>,
     sent: bool,
     trunc: Option<Trunc>,
@@ -76,27 +78,40 @@ impl Product {
         node: &NodeDesc,
         op: &Op,
         me: PartyId,
-        x: Operand<'_>,
-        y: Operand<'_>,
+        inputs: Vec<Arc<Wire>>,
         trunc: Option<Trunc>,
         threads: usize,
         kernel: Option<Arc<dyn Kernel>>,
-    ) -> Result<Product> {
-        let (Operand::Secret(x), Operand::Secret(y)) = (x, y) else {
-            return Err(Error::internal("a rep3 product of two secrets got a public operand"));
-        };
-        let accel = Accel::new(kernel.clone(), threads);
-        let z = local_product(node, op, x, y, &accel)?;
-        Ok(Product {
+    ) -> Product {
+        Product {
             me,
             node: node.clone(),
-            split: Some((z, vec![])),
+            op: op.clone(),
+            inputs,
+            split: None,
             sent: false,
             trunc,
             threads,
             kernel,
             then: None,
-        })
+        }
+    }
+
+    /// This party's share `zᵢ`, computed in the first step: the runtime steps a large node on
+    /// a blocking thread, while `begin` runs on its async workers.
+    fn share(&self) -> Result<Vec<u64>> {
+        let operand = |i: usize| {
+            let (w, t) = self
+                .inputs
+                .get(i)
+                .zip(self.node.inputs.get(i))
+                .ok_or_else(|| Error::internal(format!("a rep3 product without input {i}")))?;
+            Operand::from_wire(w, t)
+        };
+        let (Operand::Secret(x), Operand::Secret(y)) = (operand(0)?, operand(1)?) else {
+            return Err(Error::internal("a rep3 product of two secrets got a public operand"));
+        };
+        local_product(&self.node, &self.op, x, y, &Accel::new(self.kernel.clone(), self.threads))
     }
 }
 
@@ -108,7 +123,7 @@ impl NodeEval for Product {
         let (before, after) = (ahead(self.me, 2), ahead(self.me, 1));
         if !self.sent {
             self.sent = true;
-            let (z, _) = self.split.take().ok_or_else(|| Error::internal("rep3 product without its share"))?;
+            let z = self.share()?;
             let sigma = share::fresh_seed()?;
             let b = share::expand(&sigma, z.len());
             let a = wire::sub(&z, &b);
