@@ -106,6 +106,15 @@ pub fn take_words<'b>(bytes: &'b [u8], n: usize, what: &str) -> Result<(Vec<u64>
     Ok((mpcflow_fss_gates::wire::from_bytes(w, n, what)?, rest))
 }
 
+/// An error if a message has bytes left over.
+pub fn expect_empty(rest: &[u8], what: &str) -> Result<()> {
+    if rest.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::protocol(format!("{what}: {} bytes more than expected", rest.len())))
+    }
+}
+
 fn take<'b>(bytes: &'b [u8], len: usize, what: &str) -> Result<(&'b [u8], &'b [u8])> {
     if bytes.len() < len {
         return Err(Error::protocol(format!("{what}: {} bytes, expected at least {len}", bytes.len())));

@@ -401,16 +401,26 @@ async fn schedule(
 /// parties the peer's abort, which names the stalled party, may arrive a moment later. So a
 /// timeout waits briefly for an abort and reports that if one comes.
 async fn explained(shared: &Shared, e: WaitError) -> Error {
-    if let WaitError::Failed(_) = e {
-        let deadline = Instant::now() + SEND_FAILURE_GRACE;
-        while Instant::now() < deadline {
-            if let Some(a) = shared.abort.get() {
-                return shared.wait_error(WaitError::Aborted(a));
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+    if let WaitError::Failed(_) = e
+        && let Some(a) = abort_within_grace(shared).await
+    {
+        return shared.wait_error(WaitError::Aborted(a));
     }
     shared.wait_error(e)
+}
+
+/// The session's abort, if one comes within [`SEND_FAILURE_GRACE`].
+async fn abort_within_grace(shared: &Shared) -> Option<Abort> {
+    let deadline = Instant::now() + SEND_FAILURE_GRACE;
+    loop {
+        if let Some(a) = shared.abort.get() {
+            return Some(a);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// The error of a failed send to `to`. A peer that failed first told everyone why in an abort
@@ -420,12 +430,8 @@ async fn explained(shared: &Shared, e: WaitError) -> Error {
 /// send waits briefly for the session to abort (the readers handle buffered frames at once)
 /// and reports that abort if one comes.
 async fn send_failed(shared: &Shared, to: Endpoint, e: mpcflow_sdk::Error) -> Error {
-    let deadline = Instant::now() + SEND_FAILURE_GRACE;
-    while Instant::now() < deadline {
-        if let Some(a) = shared.abort.get() {
-            return shared.wait_error(WaitError::Aborted(a));
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+    if let Some(a) = abort_within_grace(shared).await {
+        return shared.wait_error(WaitError::Aborted(a));
     }
     Error::Transport {
         party: shared.name.clone(),

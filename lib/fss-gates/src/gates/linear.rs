@@ -50,7 +50,8 @@ pub fn public(node: &NodeDesc, op: &Op, inputs: &[Tensor]) -> Result<Tensor> {
     eval_op(op, &refs, &node.output, node.fixed_point)
 }
 
-pub(super) fn is_bilinear(op: &Op) -> bool {
+/// Whether `op` multiplies its two inputs (bilinear in them).
+pub fn is_bilinear(op: &Op) -> bool {
     matches!(op, Op::Mul | Op::Matmul | Op::Conv2d { .. })
 }
 

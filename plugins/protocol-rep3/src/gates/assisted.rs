@@ -190,14 +190,7 @@ impl Assisted {
         let is_a = self.me == a;
         let mut material = share::from(&mut inbox, d, "assisted gate")?;
         let n = self.inner.output.numel();
-        let words: usize = self
-            .inner
-            .inputs
-            .iter()
-            .filter(|t| t.vis != Visibility::Public)
-            .map(mpcflow_sdk::shape::TensorInfo::numel)
-            .sum();
-        let tail = 8 * words + if is_a { SEED } else { 8 * n };
+        let tail = 8 * secret_elements(&self.inner) as usize + if is_a { SEED } else { 8 * n };
         let at = material.len().checked_sub(tail).ok_or_else(|| {
             Error::protocol(format!("assisted gate: {} bytes, expected at least {tail}", material.len()))
         })?;
@@ -227,11 +220,11 @@ impl Assisted {
         }
         let out = if is_a {
             let (sigma, tail) = share::take_seed(rest, "output seed")?;
-            super::io::expect_empty(tail, "output seed")?;
+            share::expect_empty(tail, "output seed")?;
             Out::A(sigma)
         } else {
             let (own, tail) = share::take_words(rest, n, "output share")?;
-            super::io::expect_empty(tail, "output share")?;
+            share::expect_empty(tail, "output share")?;
             Out::B(own)
         };
         let input = EvalInput {

@@ -98,24 +98,15 @@ impl NodeEval for ShareInput {
         let planes = if self.me == before {
             let (sa, rest) = share::take_seed(&msg, "input seeds")?;
             let (sc, rest) = share::take_seed(rest, "input seeds")?;
-            expect_empty(rest, "input seeds")?;
+            share::expect_empty(rest, "input seeds")?;
             [share::expand(&sc, n), share::expand(&sa, n)]
         } else {
             let (sc, rest) = share::take_seed(&msg, "input share")?;
             let (xb, rest) = share::take_words(rest, n, "input share")?;
-            expect_empty(rest, "input share")?;
+            share::expect_empty(rest, "input share")?;
             [xb, share::expand(&sc, n)]
         };
         Ok(Step::Done(NodeValue::Wire(share::secret(&self.node.output.shape, self.node.output.dtype, planes))))
-    }
-}
-
-/// An error if a message has bytes left over.
-pub fn expect_empty(rest: &[u8], what: &str) -> Result<()> {
-    if rest.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::protocol(format!("{what}: {} bytes more than expected", rest.len())))
     }
 }
 

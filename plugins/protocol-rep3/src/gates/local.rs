@@ -8,15 +8,11 @@
 
 use crate::share::Operand;
 use mpcflow_fss_gates::accel::Accel;
+use mpcflow_fss_gates::gates::linear::is_bilinear;
 use mpcflow_fss_gates::ring;
 use mpcflow_ring::kernels::eval_op;
 use mpcflow_sdk::protocol::{NodeDesc, Wire};
 use mpcflow_sdk::{Op, PartyId, Result, Tensor};
-
-/// Whether `op` multiplies its two inputs (bilinear in them).
-pub fn is_bilinear(op: &Op) -> bool {
-    matches!(op, Op::Mul | Op::Matmul | Op::Conv2d { .. })
-}
 
 /// Evaluates an op on public values with its real semantics.
 pub fn public(node: &NodeDesc, op: &Op, inputs: &[Tensor]) -> Result<Wire> {

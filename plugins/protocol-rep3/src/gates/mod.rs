@@ -70,8 +70,8 @@ pub fn classify(node: &NodeDesc) -> Option<Rep3Gate> {
     Some(match fss::classify(&inner)? {
         Gate::Public => Rep3Gate::Public,
         Gate::Linear => Rep3Gate::Linear,
-        Gate::Bilinear { trunc: None } if local::is_bilinear(op) => Rep3Gate::Product { trunc: None },
-        Gate::Bilinear { trunc: Some(t) } if local::is_bilinear(op) => {
+        Gate::Bilinear { trunc: None } if fss::linear::is_bilinear(op) => Rep3Gate::Product { trunc: None },
+        Gate::Bilinear { trunc: Some(t) } if fss::linear::is_bilinear(op) => {
             Rep3Gate::Product { trunc: Some(truncation(node, t.bits)?) }
         }
         Gate::Input { .. } | Gate::Output { .. } | Gate::Bilinear { .. } => return None,

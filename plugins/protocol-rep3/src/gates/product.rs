@@ -140,7 +140,7 @@ impl NodeEval for Product {
         let a_next = wire::from_bytes(&from_after, n, "product share")?;
         let from_before = share::from(&mut inbox, before, "product seed")?;
         let (sigma, rest) = share::take_seed(&from_before, "product seed")?;
-        super::io::expect_empty(rest, "product seed")?;
+        share::expect_empty(rest, "product seed")?;
         let b_prev = share::expand(&sigma, n);
         let planes = [wire::add(&a, &b_prev), wire::add(&a_next, &b)];
         let w = share::secret(&self.node.output.shape, self.node.output.dtype, planes);
