@@ -25,7 +25,8 @@ if ! python3 -m venv "$venv" >/dev/null 2>&1; then
     fi
     python3 -m venv "$venv"
 fi
-pip=("$venv/bin/python" -m pip --disable-pip-version-check --quiet)
+# --no-cache-dir: pip's wheel cache would keep a second copy of everything on disk.
+pip=("$venv/bin/python" -m pip --disable-pip-version-check --quiet --no-cache-dir)
 MATURIN_PEP517_ARGS="--profile ${MPCFLOW_PY_PROFILE:-dev}" "${pip[@]}" install ./python
 # pytest for the tests, matplotlib for examples/python/hospitals.py, which a test runs, tqdm for
 # the progress bar.
@@ -38,7 +39,7 @@ torch_venv=target/torch-venv
 if ! "$torch_venv/bin/python" -c "import torch, onnx" >/dev/null 2>&1; then
     rm -rf "$torch_venv"
     python3 -m venv "$torch_venv"
-    "$torch_venv/bin/python" -m pip --disable-pip-version-check --quiet install torch==2.9.1 onnx==1.22.0
+    "$torch_venv/bin/python" -m pip --disable-pip-version-check --quiet --no-cache-dir install torch==2.9.1 onnx==1.22.0
 fi
 purelib() { "$1/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])"; }
 purelib "$torch_venv" > "$(purelib "$venv")/mpcflow-tests-torch.pth"

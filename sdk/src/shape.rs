@@ -438,7 +438,7 @@ fn pool_shape(name: &str, x: &TensorInfo, p: &Pool) -> Result<Vec<usize>, ShapeE
 }
 
 /// Number of elements of a shape (0 when any size is 0), `None` if the product overflows.
-fn checked_numel(shape: &[usize]) -> Option<usize> {
+pub fn checked_numel(shape: &[usize]) -> Option<usize> {
     if shape.contains(&0) {
         return Some(0);
     }

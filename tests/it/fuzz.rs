@@ -45,8 +45,19 @@ fn edits() -> impl Strategy<Value = Vec<(f64, u8)>> {
     prop::collection::vec((0.0f64..1.0, any::<u8>()), 0..8)
 }
 
+/// `cases`, or `MPCFLOW_FUZZ_CASES` when set, for a longer hunt than the suite's few seconds:
+/// `MPCFLOW_FUZZ_CASES=20000 cargo test --test it fuzz::`.
+fn cases(default: u32) -> u32 {
+    std::env::var("MPCFLOW_FUZZ_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(default)
+}
+
+/// The committed ONNX models the importer reads in the suite: a mutation of each reaches a
+/// different part of it (Conv and Gemm, residual blocks, attention, shape ops).
+const MODELS: [&str; 5] =
+    ["digits_cnn.onnx", "misc_ops.onnx", "resnet_cifar.onnx", "transformer_block.onnx", "transformer_manual.onnx"];
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 192, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(192), ..ProptestConfig::default() })]
 
     /// Mutated pipeline files: parsed and planned, or refused with a message.
     #[test]
@@ -70,8 +81,8 @@ proptest! {
 
     /// Mutated and truncated ONNX models.
     #[test]
-    fn onnx_models(e in edits(), keep in prop::option::of(0.0f64..1.0)) {
-        let bytes = std::fs::read(root().join("tests/fixtures/onnx/digits_cnn.onnx")).unwrap();
+    fn onnx_models(which in 0..MODELS.len(), e in edits(), keep in prop::option::of(0.0f64..1.0)) {
+        let bytes = std::fs::read(root().join("tests/fixtures/onnx").join(MODELS[which])).unwrap();
         let _ = import(&mutate(&bytes, &e, keep), &ImportOptions::default());
     }
 
@@ -103,7 +114,7 @@ fn pair() -> (Handshake, Handshake) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(64), ..ProptestConfig::default() })]
 
     /// A peer's introduction as garbage, as a mutated real one, or as a frame of another kind:
     /// the handshake refuses it with a message.

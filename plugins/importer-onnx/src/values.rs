@@ -19,6 +19,21 @@ pub struct Known {
     pub int: bool,
 }
 
+/// The most elements a value computed at import (not read from the file) may have: 2^27, a
+/// gigabyte of `f64`. Masks and position ids that exporters build are far smaller; a damaged
+/// file that asks for more is refused instead of exhausting memory.
+pub const MAX_GENERATED: usize = 1 << 27;
+
+/// The element count of `shape` for a value computed at import, or why it is refused.
+pub fn generated_len(shape: &[usize]) -> Result<usize, String> {
+    match mpcflow_sdk::shape::checked_numel(shape) {
+        Some(n) if n <= MAX_GENERATED => Ok(n),
+        _ => Err(format!(
+            "a value of shape {shape:?} computed at import is too large (at most {MAX_GENERATED} elements)"
+        )),
+    }
+}
+
 impl Known {
     /// A 1-D array of integers.
     pub fn ints(v: &[i64]) -> Known {
@@ -42,7 +57,8 @@ impl Known {
             .map(|&d| usize::try_from(d))
             .collect::<Result<_, _>>()
             .map_err(|_| bad("negative dimension".into()))?;
-        let n: usize = shape.iter().product();
+        let n =
+            mpcflow_sdk::shape::checked_numel(&shape).ok_or_else(|| bad(format!("shape {shape:?} is too large")))?;
         let raw = t.raw_data();
         let dt = DataType::try_from(t.data_type()).unwrap_or(DataType::Undefined);
         let (data, int): (Vec<f64>, bool) = match dt {
@@ -89,7 +105,7 @@ impl Known {
     /// Applies `f` elementwise with NumPy broadcasting.
     pub fn zip(&self, other: &Known, f: impl Fn(f64, f64) -> f64) -> Result<Known, String> {
         let shape = mpcflow_sdk::shape::broadcast_shapes(&self.shape, &other.shape).map_err(|e| e.0)?;
-        let n: usize = shape.iter().product();
+        let n = generated_len(&shape)?;
         let index = |k: &Known, mut i: usize| {
             // Map a flat index of `shape` to a flat index of `k` (broadcast dims repeat).
             let mut at = 0;
@@ -110,9 +126,14 @@ impl Known {
         Ok(Known { shape, data, int: self.int && other.int })
     }
 
-    /// Permutes axes.
-    pub fn transpose(&self, perm: &[usize]) -> Known {
+    /// Permutes axes; refuses a `perm` that is not a permutation of this value's axes.
+    pub fn transpose(&self, perm: &[usize]) -> Result<Known, String> {
         let rank = self.shape.len();
+        let mut sorted = perm.to_vec();
+        sorted.sort_unstable();
+        if !sorted.iter().copied().eq(0..rank) {
+            return Err(format!("perm {perm:?} is not a permutation of the axes of a rank-{rank} value"));
+        }
         let shape: Vec<usize> = perm.iter().map(|&p| self.shape[p]).collect();
         let mut strides = vec![1usize; rank];
         for d in (0..rank.saturating_sub(1)).rev() {
@@ -132,7 +153,7 @@ impl Known {
                 coord[d] = 0;
             }
         }
-        Known { shape, data, int: self.int }
+        Ok(Known { shape, data, int: self.int })
     }
 }
 
@@ -147,7 +168,11 @@ mod tests {
         assert_eq!(a.zip(&b, |x, y| x + y).unwrap().data, vec![11., 22., 33., 14., 25., 36.]);
         let col = Known { shape: vec![2, 1], data: vec![1., 2.], int: false };
         assert_eq!(a.zip(&col, |x, y| x * y).unwrap().data, vec![1., 2., 3., 8., 10., 12.]);
-        let t = a.transpose(&[1, 0]);
+        let t = a.transpose(&[1, 0]).unwrap();
         assert_eq!((t.shape, t.data), (vec![3, 2], vec![1., 4., 2., 5., 3., 6.]));
+        for bad in [&[1][..], &[0, 0], &[0, 2], &[1, 0, 2]] {
+            assert!(a.transpose(bad).unwrap_err().contains("not a permutation"), "{bad:?}");
+        }
+        assert!(b.transpose(&[1, 0]).is_err(), "a rank-1 value has no axis 1");
     }
 }

@@ -85,7 +85,7 @@ impl Converter {
             }
             None => (0.0, false),
         };
-        let len = shape.iter().product();
+        let len = crate::values::generated_len(&shape).map_err(|e| self.err(n, e))?;
         self.set(n, Val::Known(Known { shape, data: vec![value; len], int }));
         Ok(())
     }
@@ -143,7 +143,7 @@ impl Converter {
         let k = self.known(n, 0, "operand")?;
         let perm = attr_ints(n, "perm")
             .map_or_else(|| (0..k.shape.len()).rev().collect(), |p| p.iter().map(|&x| x as usize).collect::<Vec<_>>());
-        let t = k.transpose(&perm);
+        let t = k.transpose(&perm).map_err(|e| self.err(n, e))?;
         let weight = matches!(self.opt(n, 0), Some(Val::Weight(_)));
         self.set(n, if weight { Val::Weight(t) } else { Val::Known(t) });
         Ok(())

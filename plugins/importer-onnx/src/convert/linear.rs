@@ -58,7 +58,8 @@ impl Converter {
             }
             Val::Known(k) | Val::Weight(k) => {
                 // Fold the transpose and α into the weight.
-                let mut k = if tb { k.transpose(&[1, 0]) } else { k };
+                let mut k =
+                    if tb { k.transpose(&[1, 0]).map_err(|e| self.err(n, format!("transB: {e}")))? } else { k };
                 if alpha != 1.0 {
                     k.data.iter_mut().for_each(|x| *x *= alpha);
                 }
@@ -112,7 +113,16 @@ impl Converter {
                         _ => None,
                     })
                     .collect();
-                stats.map(|st| (bn.clone(), w.clone(), st))
+                // Fold only what fits: one statistic per output channel, a bias of that length
+                // and an output to name; anything else is left to BatchNormalization's own
+                // conversion, which refuses it with a message.
+                let o = w.shape.first().copied().unwrap_or(0);
+                let fits = |k: &Known| k.data.len() == o;
+                stats
+                    .filter(|st| {
+                        o > 0 && st.iter().all(fits) && bias.as_ref().is_none_or(fits) && !bn.output.is_empty()
+                    })
+                    .map(|st| (bn.clone(), w.clone(), st))
             }
             _ => None,
         };

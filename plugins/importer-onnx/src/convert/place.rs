@@ -27,8 +27,9 @@ impl Converter {
 
     /// The graph name of input `i`, placing a weight or constant in the graph if needed.
     pub(super) fn operand(&mut self, node: &NodeProto, i: usize) -> Result<String, ImportError> {
+        let val = self.get(node, i)?.clone();
         let onnx = node.input[i].clone();
-        match self.get(node, i)?.clone() {
+        match val {
             Val::Secret(name) => Ok(name),
             Val::Known(k) => Ok(self.place(&onnx, k, false)),
             Val::Weight(k) => Ok(self.place(&onnx, k, true)),

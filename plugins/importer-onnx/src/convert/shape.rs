@@ -11,6 +11,7 @@ use crate::ImportError;
 use crate::proto::onnx::NodeProto;
 use crate::values::Known;
 use mpcflow_sdk::Op;
+use mpcflow_sdk::shape::checked_numel;
 
 impl Converter {
     pub(super) fn reshape_like(&mut self, n: &NodeProto, base: &str) -> Result<(), ImportError> {
@@ -40,7 +41,8 @@ impl Converter {
                     }
                 }
                 if let Some(i) = infer {
-                    let rest: usize = out.iter().product();
+                    let rest =
+                        checked_numel(&out).ok_or_else(|| self.err(n, format!("shape {spec:?} is too large")))?;
                     out[i] = total.checked_div(rest).unwrap_or(0);
                 }
                 out
@@ -66,7 +68,7 @@ impl Converter {
                 }
             }
         };
-        if target.iter().product::<usize>() != shape.iter().product::<usize>() {
+        if checked_numel(&target) != checked_numel(&shape) {
             return Err(self.err(n, format!("cannot reshape {shape:?} to {target:?}")));
         }
         let out = match v {
