@@ -70,17 +70,22 @@ pub fn open(file: &Path, me: &str, c: &Connect) -> Result<(Session, Arc<TcpTrans
     let protocol = c.protocol.clone().unwrap_or_else(|| pipeline.spec.protocol.clone());
     let needs_dealer = registry.protocol(&protocol).is_some_and(|p| p.descriptor().needs_dealer);
     let session = Session::from_pipeline(pipeline, registry).map_err(|e| e.to_string())?.with_config(config);
+    // A data owner talks to the parties only.
+    let needs_dealer = needs_dealer && !session.graph().owners.iter().any(|o| o == me);
     let missing: Vec<&str> = session
         .graph()
         .parties
         .iter()
+        .chain(&session.graph().owners)
         .map(String::as_str)
         .chain(needs_dealer.then_some(mpcflow_sdk::DEALER))
         .filter(|n| !deployment.endpoints.contains_key(*n))
         .collect();
     if !missing.is_empty() {
+        let owners = &session.graph().owners;
+        let owners = if owners.is_empty() { String::new() } else { format!(" and data owners {}", owners.join(", ")) };
         return Err(format!(
-            "{}: no endpoint for {} (the pipeline {} has parties {})",
+            "{}: no endpoint for {} (the pipeline {} has parties {}{owners})",
             c.deployment.display(),
             missing.join(", "),
             file.display(),

@@ -33,6 +33,9 @@ enum Command {
     Party(cmd::party::Args),
     /// Run the dealer in this process, connected to the parties over TLS.
     Dealer(cmd::dealer::Args),
+    /// Run a data owner in this process: share its inputs with the parties over TLS and show
+    /// the outputs revealed to it.
+    Owner(cmd::owner::Args),
     /// Turn an ONNX model into a pipeline file and its owner's weight files.
     Import(cmd::import::Args),
     /// Make the certificates and deployment file of a multi-process deployment.
@@ -86,6 +89,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => cmd::bench::run(a),
         Command::Party(a) => cmd::party::run(a),
         Command::Dealer(a) => cmd::dealer::run(a),
+        Command::Owner(a) => cmd::owner::run(a),
         Command::Certs(c) => cmd::certs::run(c),
         Command::Import(a) => cmd::import::run(a),
         Command::Plugins(c) => cmd::plugins::run(c),

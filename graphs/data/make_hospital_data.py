@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Writes the synthetic patient records of graphs/hospital_stats.yaml and
-graphs/three_hospitals.yaml.
+"""Writes the synthetic patient records of graphs/hospital_stats.yaml,
+graphs/three_hospitals.yaml and graphs/five_hospitals*.yaml.
 
 Hospitals with different numbers of patients; columns: patient_id, age, systolic_bp.
 Deterministic (seeded), standard library only. Run from the repository root:
@@ -28,3 +28,5 @@ if __name__ == "__main__":
     write("north", 240, 7, 128.0)
     write("south", 173, 11, 133.0)
     write("east", 198, 13, 130.0)
+    write("west", 151, 17, 127.0)
+    write("central", 212, 19, 131.5)

@@ -47,6 +47,7 @@ __all__ = [
     "ProtocolError",
     "dealer",
     "import_onnx",
+    "owner",
     "party",
     "run",
     "secure_inference",
@@ -365,6 +366,38 @@ def party(
     default); ``insecure`` allows ``ref``, which sends inputs in the clear (tests only)."""
     encoded = {k: _encode(k, v) for k, v in (inputs or {}).items()}
     out = _mpcflow.party(
+        name,
+        os.fspath(deployment),
+        os.fspath(pipeline),
+        encoded,
+        protocol=protocol,
+        input_dirs=_paths(input_dir),
+        timeout=60.0 if timeout is None else float(timeout),
+        connect_timeout=60.0 if connect_timeout is None else float(connect_timeout),
+        insecure=insecure,
+    )
+    return {n: _decode(dtype, shape, data) for n, dtype, shape, data, _ in out}
+
+
+def owner(
+    name: str,
+    deployment: PathLike,
+    pipeline: PathLike,
+    inputs: Optional[Inputs] = None,
+    *,
+    protocol: Optional[str] = None,
+    input_dir: Union[PathLike, Sequence[PathLike], None] = None,
+    timeout: Optional[float] = None,
+    connect_timeout: Optional[float] = None,
+    insecure: bool = False,
+) -> Dict[str, np.ndarray]:
+    """Runs this process as data owner ``name`` of a deployment, as ``mpcflow owner`` does: it
+    splits its own inputs into random shares, one for each computing party named in the
+    ``deployment`` file (never the dealer or another owner), and returns the outputs revealed
+    to it. Owners are listed under ``owners:`` in the pipeline; the other arguments are those of
+    :func:`party`."""
+    encoded = {k: _encode(k, v) for k, v in (inputs or {}).items()}
+    out = _mpcflow.owner(
         name,
         os.fspath(deployment),
         os.fspath(pipeline),

@@ -325,6 +325,43 @@ fn party(
     Ok(values::revealed(out.outputs.iter().map(|(n, p, t)| (n.as_str(), p.as_slice(), t)), fp))
 }
 
+/// Runs this process as data owner `name` of a deployment: shares its inputs with the parties
+/// and returns the outputs revealed to it.
+#[pyfunction]
+#[pyo3(signature = (name, deployment, pipeline, inputs, protocol = None, input_dirs = vec![], timeout = 60.0, connect_timeout = 60.0, insecure = false))]
+#[allow(clippy::too_many_arguments)]
+fn owner(
+    py: Python<'_>,
+    name: String,
+    deployment: PathBuf,
+    pipeline: PathBuf,
+    inputs: HashMap<String, (String, Vec<usize>, Vec<u8>)>,
+    protocol: Option<String>,
+    input_dirs: Vec<PathBuf>,
+    timeout: f64,
+    connect_timeout: f64,
+    insecure: bool,
+) -> PyResult<Vec<values::Output>> {
+    let mut c = connect(deployment, protocol, timeout, connect_timeout)?;
+    c.allow_insecure = insecure;
+    let (session, transport) =
+        mpcflow::deploy::open(&pipeline, &name, &c).map_err(|m| errors::opening(&pipeline, m))?;
+    let mut given = HashMap::new();
+    for (input, (kind, shape, bytes)) in inputs {
+        let v = values::input(&input, &kind, shape, &bytes).map_err(errors::InputError::new_err)?;
+        given.insert(input, v);
+    }
+    values::fill_from_dirs(&mut given, &session.inputs_to_give(Some(&name)), &input_dirs)
+        .map_err(errors::InputError::new_err)?;
+    let graph = session.graph().clone();
+    let out = wait(py, async move { session.run_as_owner(&name, transport, given).await }, |_| Ok(()))?;
+    let reveal_to =
+        |n: &str| graph.outputs.iter().find(|o| o.name == n).map(|o| o.reveal_to.clone()).unwrap_or_default();
+    let shown: Vec<(String, Vec<String>, &mpcflow_sdk::Tensor)> =
+        out.outputs.iter().map(|(n, t)| (n.clone(), reveal_to(n), t)).collect();
+    Ok(values::revealed(shown.iter().map(|(n, p, t)| (n.as_str(), p.as_slice(), *t)), graph.fixed_point))
+}
+
 /// Runs this process as the dealer of a deployment; returns the bytes of material sent to each
 /// party.
 #[pyfunction]
@@ -363,5 +400,6 @@ fn _mpcflow(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(import_model, m)?)?;
     m.add_function(wrap_pyfunction!(party, m)?)?;
     m.add_function(wrap_pyfunction!(dealer, m)?)?;
+    m.add_function(wrap_pyfunction!(owner, m)?)?;
     errors::register(m)
 }

@@ -225,6 +225,35 @@ def test_a_python_party_with_a_command_line_party_and_dealer(tmp_path):
     assert e.value.line == 3
 
 
+def test_a_python_data_owner_beside_command_line_servers_and_owners(tmp_path):
+    deployment = tmp_path / "five.yaml"
+    names = "server1,server2,north,south,east,west,central,dealer"
+    subprocess.run(
+        [BIN, "certs", "new", str(tmp_path / "certs"), "--parties", names,
+         "--deployment", str(deployment), "--base-port", str(free_base_port())],
+        cwd=ROOT, check=True, capture_output=True,
+    )
+    pipeline = "graphs/five_hospitals_2pc.yaml"
+    common = ["--deployment", str(deployment), pipeline, "--json", "--timeout", "30"]
+    procs = [subprocess.Popen([BIN, "dealer", *common[:3], "--timeout", "30"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)]
+    procs += [subprocess.Popen([BIN, "party", "--as", s, *common], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+              for s in ["server1", "server2"]]
+    procs += [subprocess.Popen([BIN, "owner", "--as", h, *common, "--input", f"{h}_bp=@graphs/data/{h}.csv:systolic_bp"],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+              for h in ["south", "east", "west", "central"]]
+    try:
+        got = mpcflow.owner("north", deployment, ROOT / pipeline, {"north_bp": csv_column("north.csv")}, timeout=30)
+    finally:
+        outs = [p.communicate(timeout=60) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err
+    theirs = json.loads(outs[-1][0])["outputs"]
+    assert {k: v.item() for k, v in got.items()} == theirs
+    assert got["n_patients"] == 974
+    with pytest.raises(mpcflow.Error, match="not a data owner"):
+        mpcflow.owner("server1", deployment, ROOT / pipeline, {}, timeout=5, connect_timeout=5)
+
+
 def test_the_hospitals_example_writes_its_plot(tmp_path):
     png = tmp_path / "hospitals.png"
     out = subprocess.run(

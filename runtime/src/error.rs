@@ -15,6 +15,8 @@ pub enum Site {
     Kernel,
     /// The `parties` list, entry `i`.
     Party(usize),
+    /// The `owners` list, entry `i`.
+    Owner(usize),
     /// The `fixed_point` entry.
     FixedPoint,
     /// A private input's declaration.
@@ -50,6 +52,7 @@ impl fmt::Display for Site {
             Site::Protocol => f.write_str("protocol"),
             Site::Kernel => f.write_str("kernel"),
             Site::Party(i) => write!(f, "parties[{i}]"),
+            Site::Owner(i) => write!(f, "owners[{i}]"),
             Site::FixedPoint => f.write_str("fixed_point"),
             Site::Input(n) | Site::InputOwner(n) => write!(f, "input `{n}`"),
             Site::InputTransform(n) => write!(f, "input `{n}`: transform"),

@@ -15,6 +15,8 @@
 //!   nodes' messages to a peer sharing one channel.
 //! - [`remote`] runs one party or the dealer in its own process: a handshake agrees on
 //!   versions, pipeline, input shapes and plan before the same scheduler runs.
+//! - [`owners`] lets data owners who do not compute share their inputs with the parties and
+//!   receive their outputs, by rewriting the plan and splitting values around the run.
 //! - [`session`] is the embedding API: a host program builds a session from YAML or a graph
 //!   built in code, passes Rust values and awaits outputs.
 //!
@@ -29,6 +31,7 @@ pub mod error;
 pub mod inputs;
 pub mod kernel;
 pub mod material_file;
+pub mod owners;
 pub mod pipeline;
 pub mod plan;
 pub mod plugin_spec;

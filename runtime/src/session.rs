@@ -15,6 +15,7 @@
 
 use crate::error::{Error, Problem, Site};
 use crate::inputs::InputValue;
+use crate::owners::{self, OwnerKeys};
 use crate::pipeline::Pipeline;
 use crate::plan::{Plan, PlanOptions, build};
 use crate::registry::Registry;
@@ -431,6 +432,23 @@ impl Session {
             .map_err(|e| self.locate(e))
     }
 
+    /// Runs this process as data owner `me` of a session whose parties run elsewhere: shares
+    /// `inputs` (this owner's own) with the parties and returns the outputs revealed to it. See
+    /// [`crate::remote`] and [`crate::owners`].
+    pub async fn run_as_owner(
+        &self,
+        me: &str,
+        transport: Arc<dyn mpcflow_sdk::transport::Transport>,
+        inputs: HashMap<String, InputValue>,
+    ) -> Result<crate::remote::OwnerRun, Error> {
+        let tensors = self.encode_party_inputs(me, inputs);
+        let spec = self.effective_spec();
+        let protocol = self.protocol_of(&spec)?;
+        crate::remote::run_remote_owner(&spec, protocol, transport, me, tensors, &self.dealer_config())
+            .await
+            .map_err(|e| self.locate(e))
+    }
+
     /// Runs this process as the dealer of a session whose parties run elsewhere.
     pub async fn run_as_dealer(
         &self,
@@ -494,6 +512,9 @@ impl Session {
         if !plan.secure && !INSECURE_WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
             tracing::warn!(protocol = %plan.protocol, "protocol is INSECURE: every party sees every value; use it only to test");
         }
+        // The data owners' part, in this process: each owner's keys, the parties' shares of its
+        // inputs and of its outputs' masks.
+        let (inputs, keys) = share_owner_inputs(&plan, inputs)?;
         let ids = plan.input_nodes();
         let by_id = inputs.into_iter().filter_map(|(k, t)| ids.get(&k).map(|&id| (id, t))).collect();
         let cfg = self.run_config()?;
@@ -517,6 +538,58 @@ impl Session {
                 outputs.push(Revealed { name, parties, tensor });
             }
         }
+        unmask_owner_outputs(&plan, &keys, &mut outputs)?;
         Ok(RunOutput { outputs, fixed_point: plan.fixed_point, report })
     }
+}
+
+/// Each data owner's keys, by owner.
+type KeysByOwner = HashMap<String, OwnerKeys>;
+
+/// Splits each data owner's inputs into the parties' shares and adds the parties' shares of
+/// the owners' masks (see [`crate::owners`]), as the owners and parties would in their own
+/// processes. Returns the parties' inputs and each owner's keys.
+fn share_owner_inputs(
+    plan: &Plan,
+    mut inputs: HashMap<String, Tensor>,
+) -> Result<(HashMap<String, Tensor>, KeysByOwner), Error> {
+    let io = &plan.owner_io;
+    let mut keys = HashMap::new();
+    if io.is_empty() {
+        return Ok((inputs, keys));
+    }
+    for owner in &io.owners {
+        keys.insert(owner.clone(), OwnerKeys::fresh(plan.parties.len())?);
+    }
+    let mut last = HashMap::new();
+    for i in &io.inputs {
+        let x = inputs.remove(&i.name).ok_or_else(|| Error::Internal(format!("no value for `{}`", i.name)))?;
+        last.insert(i.name.clone(), owners::last_share(&keys[&i.owner], &i.name, &x));
+    }
+    for p in 0..plan.parties.len() {
+        let mine = keys.iter().map(|(o, k)| (o.clone(), k.key(p))).collect();
+        inputs.extend(owners::party_tensors(io, &plan.parties, p, &mine, &last)?);
+    }
+    Ok((inputs, keys))
+}
+
+/// Replaces the masked outputs the parties saw by what each owner recovers from them.
+fn unmask_owner_outputs(plan: &Plan, keys: &KeysByOwner, outputs: &mut Vec<Revealed>) -> Result<(), Error> {
+    let io = &plan.owner_io;
+    let (masked, mut kept): (Vec<Revealed>, Vec<Revealed>) =
+        std::mem::take(outputs).into_iter().partition(|r| io.is_masked_output(&r.name));
+    for o in &io.outputs {
+        let name = owners::masked_name(&o.name, &o.owner);
+        let m = masked.iter().find(|r| r.name == name).ok_or_else(|| Error::Internal(format!("no `{name}`")))?;
+        let tensor = owners::unmask(&keys[&o.owner], o, &m.tensor)?;
+        match kept.iter_mut().find(|r| r.name == o.name) {
+            Some(r) if r.tensor != tensor => {
+                return Err(Error::Internal(format!("{} and the parties disagree on output `{}`", o.owner, o.name)));
+            }
+            Some(r) => r.parties.push(o.owner.clone()),
+            None => kept.push(Revealed { name: o.name.clone(), parties: vec![o.owner.clone()], tensor }),
+        }
+    }
+    *outputs = kept;
+    Ok(())
 }

@@ -122,8 +122,13 @@ pub struct OutputSpec {
 pub struct GraphSpec {
     /// Name of the computation.
     pub name: String,
-    /// Parties, in order (the first is party 0).
+    /// Parties, in order (the first is party 0): the computing parties, which run the protocol.
     pub parties: Vec<String>,
+    /// Data owners that only bring inputs and receive outputs (`owners:` in a pipeline): an
+    /// owner secret-shares each of its inputs to the parties and learns only what is revealed
+    /// to it. An input's `owner` and an output's `reveal_to` may name them like parties.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owners: Vec<String>,
     /// Protocol name (`ref`, `fss2pc`, ...).
     pub protocol: String,
     /// Fixed-point encoding.
@@ -144,6 +149,7 @@ impl GraphSpec {
         GraphSpec {
             name: name.into(),
             parties: parties.into_iter().map(Into::into).collect(),
+            owners: vec![],
             protocol: "ref".into(),
             fixed_point: FixedPoint::default(),
             inputs: vec![],
@@ -156,6 +162,12 @@ impl GraphSpec {
     /// Sets the protocol.
     pub fn protocol(mut self, name: &str) -> Self {
         self.protocol = name.into();
+        self
+    }
+
+    /// Declares data owners (see [`GraphSpec::owners`]).
+    pub fn owners<S: Into<String>>(mut self, owners: impl IntoIterator<Item = S>) -> Self {
+        self.owners = owners.into_iter().map(Into::into).collect();
         self
     }
 

@@ -28,6 +28,10 @@ pub struct SessionInfo {
     pub id: String,
     /// Party names, in order.
     pub parties: Vec<String>,
+    /// Data owners, who only bring inputs and receive outputs: owner `j` is endpoint
+    /// `Party(parties.len() + j)`, and talks to the parties only (not to other owners or the
+    /// dealer).
+    pub owners: Vec<String>,
     /// Whether a dealer takes part.
     pub has_dealer: bool,
     /// How many frames the dealer may have in flight to one party (backpressure).

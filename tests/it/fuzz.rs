@@ -99,6 +99,7 @@ fn pair() -> (Handshake, Handshake) {
     let info = SessionInfo {
         id: "fuzz".into(),
         parties: vec!["alice".into(), "bob".into()],
+        owners: vec![],
         has_dealer: false,
         dealer_window: 4,
         timeout: Duration::from_secs(2),

@@ -10,6 +10,7 @@ mod models;
 mod multiprocess;
 mod onnx;
 mod onnx_conformance;
+mod owners;
 mod pipelines;
 mod plugins;
 mod privacy;

@@ -739,3 +739,147 @@ fn a_rejected_input_reaches_the_peers_without_its_value_or_alices_path() {
         assert!(!err.contains("987654") && !err.contains("pipeline.yaml") && !err.contains(local), "{who}: {err}");
     }
 }
+
+fn owner(deployment: &Path, file: &str, name: &str, inputs: &[&str]) -> Command {
+    let mut c = mpcflow();
+    c.args(["owner", "--as", name, "--deployment"]).arg(deployment);
+    c.args([file, "--timeout", TIMEOUT_S, "--connect-timeout", TIMEOUT_S, "--json"]);
+    for i in inputs {
+        c.args(["--input", i]);
+    }
+    c
+}
+
+const HOSPITALS: [&str; 5] = ["north", "south", "east", "west", "central"];
+
+/// Each hospital's `--input` from its file.
+fn hospital_input(h: &str) -> String {
+    format!("{h}_bp=@graphs/data/{h}.csv:systolic_bp")
+}
+
+/// `file` with `servers` (and a dealer when `dealer`) and the five hospitals as data owners,
+/// each in its own process; `input` gives each hospital's `--input`. Returns the servers', the
+/// owners' and the dealer's exits.
+fn hospitals_as_owners(
+    test: &str,
+    file: &str,
+    servers: &[&str],
+    dealer: bool,
+    input: impl Fn(&str) -> String,
+) -> (Vec<Output>, Vec<Output>, Option<Output>) {
+    let dir = scratch(test);
+    let mut names: Vec<&str> = servers.iter().copied().chain(HOSPITALS).collect();
+    if dealer {
+        names.push("dealer");
+    }
+    let d = certs(&dir, "certs", "parties.yaml", &names.join(","));
+    let p = free_ports(names.len());
+    set_ports(&d, &names.iter().copied().zip(p).collect::<Vec<_>>());
+    let mut children: Vec<Child> = servers.iter().map(|s| spawn(party(&d, file, s, &[]))).collect();
+    children.extend(HOSPITALS.iter().map(|h| spawn(owner(&d, file, h, &[&input(h)]))));
+    if dealer {
+        children.push(spawn(self::dealer(&d, file)));
+    }
+    let mut outs = wait_all(children, BOUND);
+    let dealer_out = if dealer { outs.pop() } else { None };
+    let owners = outs.split_off(servers.len());
+    (outs, owners, dealer_out)
+}
+
+/// `file` run in one process with every hospital's records.
+fn hospitals_in_one_process(file: &str) -> serde_json::Value {
+    let mut local = mpcflow();
+    local.args(["run", file, "--json"]);
+    for h in HOSPITALS {
+        local.args(["--input", &hospital_input(h)]);
+    }
+    let local = local.output().unwrap();
+    assert_ok(&local, "run");
+    serde_json::from_slice(&local.stdout).unwrap()
+}
+
+#[test]
+fn five_hospitals_as_data_owners_of_three_rep3_servers_get_the_in_process_answers() {
+    let file = "graphs/five_hospitals.yaml";
+    let (servers, owners, _) =
+        hospitals_as_owners("owners-rep3", file, &["server1", "server2", "server3"], false, hospital_input);
+    let local = hospitals_in_one_process(file);
+    assert_eq!(local["outputs"]["n_patients"], serde_json::json!(974), "{local}");
+    for (o, h) in owners.iter().zip(HOSPITALS) {
+        assert_ok(o, h);
+        let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        // rep3's truncations are exact: the answers do not depend on the randomness.
+        assert_eq!(doc["outputs"], local["outputs"], "{h}");
+    }
+    for (o, s) in servers.iter().zip(["server1", "server2", "server3"]) {
+        assert_ok(o, s);
+        assert!(!text(&o.stdout).contains(" = "), "{s} shows no output: {}", text(&o.stdout));
+    }
+}
+
+#[test]
+fn five_hospitals_as_data_owners_of_two_fss2pc_servers_and_a_dealer_get_the_in_process_answers() {
+    let file = "graphs/five_hospitals_2pc.yaml";
+    let (servers, owners, dealer) =
+        hospitals_as_owners("owners-fss2pc", file, &["server1", "server2"], true, hospital_input);
+    let local = hospitals_in_one_process(file);
+    for (o, h) in owners.iter().zip(HOSPITALS) {
+        assert_ok(o, h);
+        let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(doc["outputs"], local["outputs"], "{h}");
+    }
+    for (o, s) in servers.iter().zip(["server1", "server2"]) {
+        assert_ok(o, s);
+    }
+    assert_ok(dealer.as_ref().unwrap(), "dealer");
+}
+
+#[test]
+fn an_owner_whose_records_break_the_declared_range_stops_every_process_naming_it() {
+    let file = "graphs/five_hospitals.yaml";
+    let input = |h: &str| if h == "east" { "east_bp=[120.5, 345.25]".to_string() } else { hospital_input(h) };
+    let (servers, owners, _) =
+        hospitals_as_owners("owners-range", file, &["server1", "server2", "server3"], false, input);
+    for (o, s) in servers.iter().zip(["server1", "server2", "server3"]) {
+        assert_failed(o, s, &["east"]);
+        assert!(!text(&o.stderr).contains("345.25"), "{s} never sees east's value: {}", text(&o.stderr));
+    }
+    for (o, h) in owners.iter().zip(HOSPITALS) {
+        if h == "east" {
+            assert_failed(o, h, &["east_bp", "345.25", "outside the declared range [0, 300]"]);
+        } else {
+            assert_failed(o, h, &["east"]);
+            assert!(!text(&o.stderr).contains("345.25"), "{h} never sees east's value: {}", text(&o.stderr));
+        }
+    }
+}
+
+#[test]
+fn a_server_killed_mid_run_stops_the_other_servers_and_every_owner() {
+    let dir = scratch("owners-kill");
+    let servers = ["server1", "server2", "server3"];
+    let names: Vec<&str> = servers.iter().copied().chain(HOSPITALS).collect();
+    let d = certs(&dir, "certs", "parties.yaml", &names.join(","));
+    set_ports(&d, &names.iter().copied().zip(free_ports(names.len())).collect::<Vec<_>>());
+    let file = "graphs/five_hospitals.yaml";
+    // Enough records that the run is still going when server2 dies.
+    for (i, h) in HOSPITALS.iter().enumerate() {
+        let values: Vec<String> = (0..200_000).map(|k| format!("{}", 80 + (k * 7 + i * 13) % 120)).collect();
+        std::fs::write(dir.join(format!("{h}.json")), format!("[{}]", values.join(","))).unwrap();
+    }
+    let mut children: Vec<Child> = vec![spawn(party(&d, file, "server1", &[])), spawn(party(&d, file, "server3", &[]))];
+    let mut victim = party(&d, file, "server2", &[]);
+    victim.env("RUST_LOG", "debug");
+    let mut victim = spawn(victim);
+    let inputs: Vec<String> =
+        HOSPITALS.iter().map(|h| format!("{h}_bp=@{}", dir.join(format!("{h}.json")).display())).collect();
+    children.extend(HOSPITALS.iter().zip(&inputs).map(|(h, i)| spawn(owner(&d, file, h, &[i]))));
+    wait_for_progress(&mut victim, 12);
+    let _ = (victim.kill(), victim.wait());
+    let outs = wait_all(children, BOUND);
+    assert_failed(&outs[0], "server1", &["server2"]);
+    assert_failed(&outs[1], "server3", &["server2"]);
+    for (o, h) in outs[2..].iter().zip(HOSPITALS) {
+        assert_failed(o, h, &["server"]);
+    }
+}

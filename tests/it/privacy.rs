@@ -3,7 +3,8 @@
 //! A recording transport keeps every payload bob receives from the other parties (alice; under
 //! rep3 also carol, the third computing party). Alice's input words never appear in them, and
 //! the bytes bob receives when alice's input is all zeros and when it is a fixed non-zero vector
-//! are indistinguishable by a chi-square test of homogeneity over many runs.
+//! are indistinguishable by a chi-square test of homogeneity over many runs. Both hold too when
+//! the input comes from a data owner (olga) who computes nothing and receives the outputs.
 
 use crate::support::rt;
 use mpcflow::runtime::{InputValue, Session, SessionConfig};
@@ -53,30 +54,43 @@ impl Transport for Recording {
 
 const N: usize = 16;
 
+/// Who brings `x` and learns the outputs: alice, or data owner olga.
+#[derive(Clone, Copy, Debug)]
+enum Source {
+    Alice,
+    Olga,
+}
+
 /// The graph under `protocol` (rep3 with carol as its third party).
-fn graph(protocol: &str) -> GraphSpec {
+fn graph(protocol: &str, source: Source) -> GraphSpec {
     let parties: &[&str] = if protocol == "rep3" { &["alice", "bob", "carol"] } else { &["alice", "bob"] };
+    let (owners, x_owner): (&[&str], &str) = match source {
+        Source::Alice => (&[], "alice"),
+        Source::Olga => (&["olga"], "olga"),
+    };
     GraphSpec::new("private", parties.iter().copied())
+        .owners(owners.iter().copied())
         .protocol(protocol)
-        .input("x", "alice", DType::Fixed, vec![Dim::Fixed(N)])
+        .input("x", x_owner, DType::Fixed, vec![Dim::Fixed(N)])
         .input("y", "bob", DType::Fixed, vec![Dim::Fixed(N)])
         .node("r", Op::Relu, ["x"])
         .node("p", Op::Mul, ["x", "y"])
         .node("g", Op::Gt, ["x", "y"])
         .node("s", Op::Add, ["r", "p"])
         .node("sm", Op::Softmax { axis: 0 }, ["x"])
-        .output("s", ["alice"])
-        .output("sm", ["alice"])
-        .output("g", ["alice"])
+        .output("s", [x_owner])
+        .output("sm", [x_owner])
+        .output("g", [x_owner])
 }
 
-/// Runs the graph under `protocol` with alice's input `x` and returns what bob received.
-fn bob_receives(protocol: &str, x: &[f64]) -> Vec<Vec<u8>> {
+/// Runs the graph under `protocol` with alice's (or olga's) input `x` and returns what bob
+/// received.
+fn bob_receives(protocol: &str, source: Source, x: &[f64]) -> Vec<Vec<u8>> {
     let seen = Arc::new(Mutex::new(vec![]));
     let mut reg = mpcflow::builtins();
     reg.add_transport(Arc::new(Recording { inner: MemTransport::new(), seen: seen.clone() }));
     let cfg = SessionConfig { transport: "recording".into(), ..Default::default() };
-    let s = Session::from_graph(graph(protocol), reg).with_config(cfg);
+    let s = Session::from_graph(graph(protocol, source), reg).with_config(cfg);
     let y: Vec<f64> = (0..N).map(|i| i as f64 - 7.5).collect();
     rt().block_on(s.run([("x", InputValue::from(x.to_vec())), ("y", InputValue::from(y))])).unwrap();
     seen.lock().unwrap().clone()
@@ -87,14 +101,16 @@ fn no_input_value_appears_in_any_message() {
     let fp = FixedPoint::default();
     let x: Vec<f64> = (0..N).map(|i| 1000.25 + i as f64 * 3.5).collect();
     for protocol in ["fss2pc", "rep3"] {
-        let received = bob_receives(protocol, &x);
-        assert!(!received.is_empty());
-        for word in x.iter().map(|v| fp.encode(*v).to_le_bytes()) {
-            for payload in &received {
-                assert!(
-                    !payload.windows(8).any(|w| w == word),
-                    "{protocol}: an input word of alice reached bob in the clear"
-                );
+        for source in [Source::Alice, Source::Olga] {
+            let received = bob_receives(protocol, source, &x);
+            assert!(!received.is_empty());
+            for word in x.iter().map(|v| fp.encode(*v).to_le_bytes()) {
+                for payload in &received {
+                    assert!(
+                        !payload.windows(8).any(|w| w == word),
+                        "{protocol}: an input word of {source:?} reached bob in the clear"
+                    );
+                }
             }
         }
     }
@@ -119,26 +135,28 @@ fn chi_square(a: &[u64; 16], b: &[u64; 16]) -> f64 {
 #[test]
 fn received_bytes_do_not_depend_on_the_other_partys_input() {
     for protocol in ["fss2pc", "rep3"] {
-        received_bytes_are_independent_of_alices_input(protocol);
+        for source in [Source::Alice, Source::Olga] {
+            received_bytes_are_independent_of_the_input(protocol, source);
+        }
     }
 }
 
-fn received_bytes_are_independent_of_alices_input(protocol: &str) {
+fn received_bytes_are_independent_of_the_input(protocol: &str, source: Source) {
     let mut hist = [[0u64; 16]; 2];
     let inputs = [vec![0.0; N], vec![12345.678; N]];
     for _ in 0..40 {
         for (h, x) in hist.iter_mut().zip(&inputs) {
-            for payload in bob_receives(protocol, x) {
+            for payload in bob_receives(protocol, source, x) {
                 for byte in payload {
                     h[(byte >> 4) as usize] += 1;
                 }
             }
         }
     }
-    assert_eq!(hist[0].iter().sum::<u64>(), hist[1].iter().sum::<u64>(), "{protocol}: same message sizes");
+    assert_eq!(hist[0].iter().sum::<u64>(), hist[1].iter().sum::<u64>(), "{protocol} {source:?}: same message sizes");
     let chi = chi_square(&hist[0], &hist[1]);
     // 15 degrees of freedom; 57.3 is the 1 − 10⁻⁶ quantile (Wilson–Hilferty).
-    assert!(chi < 57.3, "{protocol}: bob's view depends on alice's input: chi-square {chi:.1}");
+    assert!(chi < 57.3, "{protocol}: bob's view depends on {source:?}'s input: chi-square {chi:.1}");
     // The same test does see a difference that is there: alice's input in the clear.
     let clear = |x: &[f64]| {
         let mut h = [0u64; 16];

@@ -16,6 +16,9 @@ pub fn run(a: Args) -> Result<()> {
     println!("{}: ok", a.target.file.display());
     println!("  name:        {}", plan.name);
     println!("  parties:     {}", plan.parties.join(", "));
+    if !plan.owner_io.is_empty() {
+        println!("  owners:      {} (bring inputs, compute nothing)", plan.owner_io.owners.join(", "));
+    }
     println!("  protocol:    {}{}", plan.protocol, if plan.secure { "" } else { " (INSECURE: plaintext reference)" });
     println!("  fixed point: {} fractional bits", plan.fixed_point.frac_bits);
     if let Some(k) = &pipeline.kernel {

@@ -7,6 +7,7 @@ pub mod deal;
 pub mod dealer;
 pub mod import;
 pub mod outputs;
+pub mod owner;
 pub mod party;
 pub mod plan;
 pub mod plugins;

@@ -36,7 +36,9 @@ impl MemTransport {
 }
 
 fn endpoints(session: &SessionInfo) -> Vec<Endpoint> {
-    let mut v: Vec<Endpoint> = (0..session.parties.len()).map(|p| Endpoint::Party(PartyId(p as u16))).collect();
+    // Data owners follow the parties (see `SessionInfo::owners`).
+    let n = session.parties.len() + session.owners.len();
+    let mut v: Vec<Endpoint> = (0..n).map(|p| Endpoint::Party(PartyId(p as u16))).collect();
     if session.has_dealer {
         v.push(Endpoint::Dealer);
     }
@@ -126,6 +128,7 @@ mod tests {
         SessionInfo {
             id: "s".into(),
             parties: vec!["a".into(), "b".into()],
+            owners: vec![],
             has_dealer: dealer,
             dealer_window: 1,
             timeout: Duration::from_millis(20),

@@ -195,6 +195,7 @@ fn session(n: usize) -> SessionInfo {
     SessionInfo {
         id: format!("throughput-{n}"),
         parties: vec!["alice".into(), "bob".into()],
+        owners: vec![],
         has_dealer: false,
         dealer_window: 4,
         timeout: Duration::from_secs(60),

@@ -199,8 +199,15 @@ impl Peer {
     }
 }
 
-fn talks(a: Endpoint, b: Endpoint) -> bool {
-    a != b && !(a == Endpoint::Dealer && b == Endpoint::Dealer)
+/// Whether endpoints `a` and `b` of a session with `parties` computing parties connect: every
+/// pair but a data owner (`Party(i)` with `i >= parties`) with anyone but a computing party.
+fn talks(a: Endpoint, b: Endpoint, parties: usize) -> bool {
+    let owner = |e: Endpoint| matches!(e, Endpoint::Party(p) if p.index() >= parties);
+    let computing = |e: Endpoint| matches!(e, Endpoint::Party(p) if p.index() < parties);
+    a != b
+        && !(a == Endpoint::Dealer && b == Endpoint::Dealer)
+        && (!owner(a) || computing(b))
+        && (!owner(b) || computing(a))
 }
 
 impl Transport for TcpTransport {
@@ -219,6 +226,10 @@ impl TcpTransport {
     fn connect_on(&self, session: &SessionInfo, me: Endpoint, bound: Option<TcpListener>) -> Result<Box<dyn Link>> {
         let mut all: Vec<(Endpoint, String)> =
             session.parties.iter().enumerate().map(|(i, n)| (Endpoint::Party(PartyId(i as u16)), n.clone())).collect();
+        let k = session.parties.len();
+        all.extend(
+            session.owners.iter().enumerate().map(|(j, n)| (Endpoint::Party(PartyId((k + j) as u16)), n.clone())),
+        );
         if session.has_dealer {
             all.push((Endpoint::Dealer, DEALER.to_string()));
         }
@@ -245,7 +256,7 @@ impl TcpTransport {
         let deadline = Instant::now() + self.config.connect_timeout;
         let mine = order[my_pos].clone();
         let listener =
-            if order[..my_pos].iter().any(|p| talks(p.endpoint, me)) {
+            if order[..my_pos].iter().any(|p| talks(p.endpoint, me, session.parties.len())) {
                 match bound {
                     Some(l) => Some(l),
                     None => Some(TcpListener::bind(mine.addr).map_err(|e| {
@@ -256,12 +267,13 @@ impl TcpTransport {
                 None
             };
         let mut conns: Vec<(Peer, TcpStream, rustls::Connection)> = vec![];
-        for peer in order[my_pos + 1..].iter().filter(|p| talks(p.endpoint, me)) {
+        for peer in order[my_pos + 1..].iter().filter(|p| talks(p.endpoint, me, session.parties.len())) {
             let (sock, tls) = self.dial(session, &mine, peer, deadline)?;
             conns.push((peer.clone(), sock, tls));
         }
         if let Some(listener) = listener {
-            let expected: Vec<Peer> = order[..my_pos].iter().filter(|p| talks(p.endpoint, me)).cloned().collect();
+            let expected: Vec<Peer> =
+                order[..my_pos].iter().filter(|p| talks(p.endpoint, me, session.parties.len())).cloned().collect();
             conns.extend(self.accept_all(session, &mine, &listener, expected, deadline)?);
         }
         link::TcpLink::start(session, mine, conns, self.config.max_frame)

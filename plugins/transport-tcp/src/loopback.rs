@@ -140,6 +140,7 @@ mod tests {
         let info = SessionInfo {
             id: "loop".into(),
             parties: vec!["alice".into(), "bob".into()],
+            owners: vec![],
             has_dealer: true,
             dealer_window: 4,
             timeout: Duration::from_secs(10),

@@ -44,6 +44,7 @@ fn session(dealer: bool) -> SessionInfo {
     SessionInfo {
         id: "test-session".into(),
         parties: vec!["alice".into(), "bob".into()],
+        owners: vec![],
         has_dealer: dealer,
         dealer_window: 4,
         timeout: Duration::from_secs(5),
@@ -472,4 +473,15 @@ fn a_peer_that_hangs_up_during_setup_is_named_plainly() {
         let e = server.join().unwrap();
         assert_eq!(e, "the peer closed the connection in the middle of the session's setup", "unread data: {unread}");
     }
+}
+
+#[test]
+fn data_owners_connect_to_the_computing_parties_only() {
+    let [p0, p1, o2, o3] = [0, 1, 2, 3].map(|i| Endpoint::Party(PartyId(i)));
+    let k = 2;
+    assert!(crate::talks(p0, p1, k) && crate::talks(p0, Endpoint::Dealer, k));
+    assert!(crate::talks(o2, p0, k) && crate::talks(p1, o3, k));
+    assert!(!crate::talks(o2, o3, k), "owners do not know each other");
+    assert!(!crate::talks(o2, Endpoint::Dealer, k) && !crate::talks(Endpoint::Dealer, o3, k), "nor the dealer");
+    assert!(!crate::talks(o2, o2, k) && !crate::talks(Endpoint::Dealer, Endpoint::Dealer, k));
 }

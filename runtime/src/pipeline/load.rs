@@ -110,6 +110,11 @@ pub(super) fn load(text: &str, file: &str) -> Result<Pipeline, Error> {
         ld.sources.set(Site::Party(i), at(p));
         parties.push(p.value.clone());
     }
+    let mut owners = vec![];
+    for (i, o) in raw.owners.iter().enumerate() {
+        ld.sources.set(Site::Owner(i), at(o));
+        owners.push(o.value.clone());
+    }
     if let Some(p) = &raw.protocol {
         ld.sources.set(Site::Protocol, at(p));
     }
@@ -119,6 +124,7 @@ pub(super) fn load(text: &str, file: &str) -> Result<Pipeline, Error> {
     let mut spec = GraphSpec {
         name: raw.name.as_ref().map(|n| n.value.clone()).unwrap_or_else(|| stem(file)),
         parties,
+        owners,
         // None named: the planner refuses the file unless the command line names one.
         protocol: raw.protocol.as_ref().map(|p| p.value.clone()).unwrap_or_default(),
         fixed_point,

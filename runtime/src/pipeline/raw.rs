@@ -15,6 +15,8 @@ pub struct RawPipeline {
     pub version: Spanned<u32>,
     pub name: Option<SStr>,
     pub parties: Spanned<Vec<SStr>>,
+    #[serde(default)]
+    pub owners: Vec<SStr>,
     pub protocol: Option<SStr>,
     pub kernel: Option<SStr>,
     pub fixed_point: Option<Spanned<RawFixedPoint>>,

@@ -51,6 +51,9 @@ pub fn to_yaml(spec: &GraphSpec, header: &[String]) -> String {
     let _ = writeln!(y, "version: 1");
     let _ = writeln!(y, "name: {}", spec.name);
     let _ = writeln!(y, "parties: [{}]", spec.parties.join(", "));
+    if !spec.owners.is_empty() {
+        let _ = writeln!(y, "owners: [{}]", spec.owners.join(", "));
+    }
     let _ = writeln!(y, "protocol: {}", spec.protocol);
     let fp = spec.fixed_point;
     if fp != FixedPoint::default() {

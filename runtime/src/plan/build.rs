@@ -5,11 +5,12 @@ use super::lower::Builder;
 use super::validate::{Source, validate};
 use super::{Plan, PlanNode};
 use crate::error::{Error, Problem, Site};
+use crate::owners::{self, OwnerInput, OwnerIo, OwnerOutput};
 use crate::registry::Registry;
-use mpcflow_sdk::graph::{Dim, GraphSpec};
+use mpcflow_sdk::graph::{Dim, GraphSpec, InputSpec};
 use mpcflow_sdk::protocol::NodeKind;
 use mpcflow_sdk::shape::{TensorInfo, Visibility};
-use mpcflow_sdk::{PartyId, Tensor};
+use mpcflow_sdk::{DType, Op, PartyId, Tensor};
 use std::collections::{BTreeMap, HashMap};
 
 /// Choices made when planning.
@@ -139,6 +140,7 @@ pub fn build(spec: &GraphSpec, registry: &Registry, opts: &PlanOptions) -> Resul
     }
     let party_id = |name: &str| PartyId(spec.parties.iter().position(|p| p == name).unwrap_or(0) as u16);
 
+    let mut owner_io = OwnerIo { owners: spec.owners.clone(), ..Default::default() };
     let mut b = Builder {
         nodes: vec![],
         by_name: HashMap::new(),
@@ -170,7 +172,20 @@ pub fn build(spec: &GraphSpec, registry: &Registry, opts: &PlanOptions) -> Resul
             ));
             return Err(Error::Invalid(problems));
         }
-        b.push(inp.name.clone(), &inp.name, NodeKind::Input { owner: party_id(&inp.owner) }, vec![], info);
+        if spec.owners.contains(&inp.owner) {
+            owner_io.inputs.push(OwnerInput {
+                name: inp.name.clone(),
+                owner: inp.owner.clone(),
+                dtype: inp.dtype,
+                shape: info.shape.clone(),
+            });
+            if let Err(p) = share_owner_input(&mut b, spec, inp, info) {
+                problems.push(p);
+                return Err(Error::Invalid(problems));
+            }
+        } else {
+            b.push(inp.name.clone(), &inp.name, NodeKind::Input { owner: party_id(&inp.owner) }, vec![], info);
+        }
     }
     for &i in &order {
         let n = &spec.nodes[i];
@@ -202,11 +217,33 @@ pub fn build(spec: &GraphSpec, registry: &Registry, opts: &PlanOptions) -> Resul
     }
     for o in &spec.outputs {
         let src = *b.by_name.get(&o.name).ok_or_else(|| Error::Internal(format!("output `{}` vanished", o.name)))?;
-        let mut reveal_to: Vec<PartyId> = o.reveal_to.iter().map(|p| party_id(p)).collect();
-        reveal_to.sort();
-        reveal_to.dedup();
-        let info = b.info(src).clone();
-        b.push(format!("output:{}", o.name), &o.name, NodeKind::Output { reveal_to }, vec![src], info);
+        let (to_owners, to_parties): (Vec<&String>, Vec<&String>) =
+            o.reveal_to.iter().partition(|p| spec.owners.contains(p));
+        if !to_parties.is_empty() || to_owners.is_empty() {
+            let mut reveal_to: Vec<PartyId> = to_parties.iter().map(|p| party_id(p)).collect();
+            reveal_to.sort();
+            reveal_to.dedup();
+            let info = b.info(src).clone();
+            b.push(format!("output:{}", o.name), &o.name, NodeKind::Output { reveal_to }, vec![src], info);
+        }
+        let mut done: Vec<&String> = vec![];
+        for owner in to_owners {
+            if done.contains(&owner) {
+                continue;
+            }
+            done.push(owner);
+            let info = b.info(src).clone();
+            owner_io.outputs.push(OwnerOutput {
+                name: o.name.clone(),
+                owner: owner.clone(),
+                dtype: info.dtype,
+                shape: info.shape.clone(),
+            });
+            if let Err(p) = mask_owner_output(&mut b, spec, &o.name, owner, src) {
+                problems.push(p);
+                return Err(Error::Invalid(problems));
+            }
+        }
     }
 
     let mut nodes: Vec<PlanNode> = b.nodes;
@@ -236,8 +273,53 @@ pub fn build(spec: &GraphSpec, registry: &Registry, opts: &PlanOptions) -> Resul
         nodes,
         dims: dims.into_iter().collect(),
         sampled_dims: sampled,
+        owner_io,
         fingerprint: [0; 32],
     };
     plan.fingerprint = fingerprint(&plan);
     Ok(plan)
+}
+
+/// An owner's input `x` as one input per computing party and their sum, named `x` (see
+/// [`crate::owners`]); the sum carries the input's declared range.
+fn share_owner_input(b: &mut Builder<'_>, spec: &GraphSpec, inp: &InputSpec, info: TensorInfo) -> Result<(), Problem> {
+    let mut sum: Option<u32> = None;
+    for (i, p) in spec.parties.iter().enumerate() {
+        let name = owners::share_name(&inp.name, p);
+        let share = b.push(name, &inp.name, NodeKind::Input { owner: PartyId(i as u16) }, vec![], info.clone());
+        sum = Some(match sum {
+            None => share,
+            Some(acc) => {
+                let last = i + 1 == spec.parties.len();
+                let name = if last { inp.name.clone() } else { format!("{}#sum:{i}", inp.name) };
+                b.op(&name, &inp.name, Op::Add, vec![acc, share], 0)?
+            }
+        });
+    }
+    let sum = sum.ok_or_else(|| Problem::new(Site::Graph, "`parties` is empty"))?;
+    b.by_name.insert(inp.name.clone(), sum);
+    if let Some(r) = inp.range {
+        b.nodes[sum as usize].desc.range = Some(r);
+    }
+    Ok(())
+}
+
+/// Output `name` (node `src`) for owner `owner`: `src` plus a mask the parties input share by
+/// share, revealed to every party (see [`crate::owners`]).
+fn mask_owner_output(b: &mut Builder<'_>, spec: &GraphSpec, name: &str, owner: &str, src: u32) -> Result<(), Problem> {
+    let info = b.info(src).clone();
+    let dtype = if info.dtype == DType::Fixed { DType::Fixed } else { DType::Int };
+    let mut acc = src;
+    for (i, p) in spec.parties.iter().enumerate() {
+        let mask = owners::mask_name(name, owner, p);
+        let m_info = TensorInfo { shape: info.shape.clone(), dtype, vis: Visibility::Secret };
+        let m = b.push(mask, name, NodeKind::Input { owner: PartyId(i as u16) }, vec![], m_info);
+        acc = b.op(&format!("{name}#masked:{owner}:{i}"), name, Op::Add, vec![acc, m], 0)?;
+    }
+    let all = (0..spec.parties.len()).map(|i| PartyId(i as u16)).collect();
+    // Outputs are known by their origin: the masked one by its own name.
+    let masked = owners::masked_name(name, owner);
+    let out_info = b.info(acc).clone();
+    b.push(format!("output:{masked}"), &masked, NodeKind::Output { reveal_to: all }, vec![acc], out_info);
+    Ok(())
 }

@@ -69,6 +69,9 @@ pub struct Plan {
     pub dims: Vec<(String, usize)>,
     /// Dimensions not fixed by data or options, given distinct sample sizes for checking.
     pub sampled_dims: Vec<String>,
+    /// The data owners' inputs and outputs, which the plan shares and masks (see
+    /// [`crate::owners`]); empty when the pipeline has no owners.
+    pub owner_io: crate::owners::OwnerIo,
     /// SHA-256 of the plan's canonical form.
     pub fingerprint: [u8; 32],
 }

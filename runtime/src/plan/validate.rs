@@ -41,7 +41,9 @@ pub(super) fn validate(
     protocol: &str,
     problems: &mut Vec<Problem>,
 ) -> Option<(HashMap<String, Source>, Vec<usize>)> {
-    let parties = check_parties(spec, problems);
+    let mut parties = check_parties(spec, problems);
+    // Inputs and outputs may name a data owner as they name a party.
+    parties.extend(check_owners(spec, &parties, problems));
     check_protocol(spec, registry, protocol, problems);
     let names = declare_names(spec, registry, &parties, problems);
     check_references(spec, &names, &parties, problems);
@@ -73,12 +75,66 @@ fn check_parties(spec: &GraphSpec, problems: &mut Vec<Problem>) -> HashMap<Strin
     party_seen
 }
 
-/// `name` is not a declared party, with the parties and a "did you mean".
+/// The declared data owners by name (numbered after the parties); problems with their names
+/// and with the inputs they bring.
+fn check_owners(
+    spec: &GraphSpec,
+    parties: &HashMap<String, usize>,
+    problems: &mut Vec<Problem>,
+) -> HashMap<String, usize> {
+    let mut seen = HashMap::new();
+    for (i, o) in spec.owners.iter().enumerate() {
+        if o.is_empty() || !o.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            problems
+                .push(Problem::new(Site::Owner(i), format!("owner name `{o}` must be letters, digits, `_` or `-`")));
+        }
+        if o == mpcflow_sdk::DEALER {
+            problems
+                .push(Problem::new(Site::Owner(i), "`dealer` is reserved for the offline dealer; choose another name"));
+        }
+        if parties.contains_key(o) {
+            problems.push(Problem::new(
+                Site::Owner(i),
+                format!("`{o}` is a computing party already: a party brings its own inputs, list it once"),
+            ));
+        } else if seen.insert(o.clone(), spec.parties.len() + i).is_some() {
+            problems.push(Problem::new(Site::Owner(i), format!("owner `{o}` is listed twice")));
+        }
+    }
+    // The plan names the owners' shares and masks `NAME#…`.
+    if !spec.owners.is_empty() {
+        let declared = spec.inputs.iter().map(|i| (&i.name, Site::Input(i.name.clone())));
+        let constants = spec.constants.iter().map(|c| (&c.name, Site::Constant(c.name.clone())));
+        let nodes = spec.nodes.iter().map(|n| (&n.name, Site::Node(n.name.clone())));
+        for (name, site) in declared.chain(constants).chain(nodes).filter(|(n, _)| n.contains('#')) {
+            problems.push(Problem::new(
+                site,
+                format!("`{name}`: a name with `#` is reserved for data owners' shares in a pipeline with owners"),
+            ));
+        }
+    }
+    for inp in spec.inputs.iter().filter(|i| seen.contains_key(&i.owner)) {
+        if inp.dtype == mpcflow_sdk::DType::Bit {
+            problems.push(Problem::new(
+                Site::Input(inp.name.clone()),
+                format!(
+                    "`{}` is a bit brought by data owner {}: an owner's input is shared as words that add \
+                     up to it, so declare it `dtype: int` (0 or 1)",
+                    inp.name, inp.owner
+                ),
+            ));
+        }
+    }
+    seen
+}
+
+/// `name` is not a declared party or owner, with them and a "did you mean".
 fn party_hint(spec: &GraphSpec, name: &str) -> String {
+    let owners = if spec.owners.is_empty() { String::new() } else { format!(", owners: {}", spec.owners.join(", ")) };
     format!(
-        "`{name}` is not a declared party (parties: {}){}",
+        "`{name}` is not a declared party (parties: {}{owners}){}",
         spec.parties.join(", "),
-        hint(name, spec.parties.iter())
+        hint(name, spec.parties.iter().chain(&spec.owners))
     )
 }
 

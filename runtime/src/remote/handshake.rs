@@ -349,6 +349,7 @@ mod tests {
         let info = SessionInfo {
             id: "t".into(),
             parties: vec!["alice".into(), "bob".into()],
+            owners: vec![],
             has_dealer: false,
             dealer_window: 4,
             timeout: Duration::from_secs(5),

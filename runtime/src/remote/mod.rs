@@ -19,6 +19,9 @@
 
 pub mod digest;
 pub mod handshake;
+mod owner;
+
+pub use owner::{OWNER_NODE, OwnerRun, run_remote_owner};
 
 use crate::error::{Error, Problem, Site};
 use crate::plan::Plan;
@@ -79,6 +82,7 @@ impl Setup<'_> {
         SessionInfo {
             id: SESSION_ID.into(),
             parties: self.spec.parties.clone(),
+            owners: self.spec.owners.clone(),
             has_dealer: self.has_dealer,
             dealer_window: self.cfg.session.dealer_window,
             timeout: self.cfg.session.timeout,
@@ -135,6 +139,22 @@ impl Setup<'_> {
                     Some(decl) if decl.owner == peer.name => {
                         shapes.insert(input.clone(), shape.clone());
                     }
+                    // A party passes on a data owner's shapes; the owner told every party.
+                    Some(decl) if owner::relayed(self.spec, input) => match shapes.get(input) {
+                        Some(seen) if seen != shape => {
+                            return Err(hs.abort(Error::Handshake {
+                                party: hs.me.clone(),
+                                peer: peer.name.clone(),
+                                message: format!(
+                                    "was told shape {shape:?} for `{input}` by {}, {} was told {seen:?}",
+                                    decl.owner, hs.me
+                                ),
+                            }));
+                        }
+                        _ => {
+                            shapes.insert(input.clone(), shape.clone());
+                        }
+                    },
                     Some(decl) => {
                         return Err(hs.abort(Error::Handshake {
                             party: hs.me.clone(),
@@ -229,13 +249,34 @@ pub async fn run_remote_party(
         peers: setup.peers_of(Endpoint::Party(me)),
         timeout: cfg.session.timeout,
     };
-    let inputs = inputs.map_err(|e| hs.abort(e))?;
-    let own_shapes = inputs.iter().map(|(k, t)| (k.clone(), t.shape.clone())).collect();
-    let plan = Arc::new(setup.agree(&hs, own_shapes, plan).await?);
+    let owners_hs = Handshake { peers: owner::owner_peers(spec), ..hs.clone() };
+    let inputs = inputs.map_err(|e| hs.abort(owners_hs.abort(e)))?;
+    let mut own_shapes: BTreeMap<String, Vec<usize>> =
+        inputs.iter().map(|(k, t)| (k.clone(), t.shape.clone())).collect();
+    if !spec.owners.is_empty() {
+        // The owners first: their input shapes go on to the other parties and the dealer.
+        let mine = Introduction::new(
+            name,
+            (&descriptor.name, &descriptor.version),
+            digest::parts(spec),
+            own_shapes.clone(),
+            cfg.session.network,
+        );
+        // Whoever failed, every owner and party hears of it (an owner knows no other owner).
+        let from_owners =
+            owner::introduce_owners(&owners_hs, spec, mine).await.map_err(|e| hs.abort(owners_hs.abort(e)))?;
+        own_shapes.extend(from_owners);
+    }
+    let plan = Arc::new(setup.agree(&hs, own_shapes, plan).await.map_err(|e| owners_hs.abort(e))?);
     tracing::info!(party = %name, fingerprint = %plan.fingerprint_hex(), nodes = plan.nodes.len(), "session agreed");
     let setup_s = start.elapsed().as_secs_f64();
     let start = Instant::now();
 
+    let mut inputs = inputs;
+    if !plan.owner_io.is_empty() {
+        let shares = owner::receive_shares(&owners_hs, &plan, index).await.map_err(|e| hs.abort(owners_hs.abort(e)))?;
+        inputs.extend(shares);
+    }
     let ids = plan.input_nodes();
     let by_id = inputs.into_iter().filter_map(|(k, t)| ids.get(&k).map(|&id| (id, t))).collect();
     let task = PartyTask {
@@ -250,10 +291,17 @@ pub async fn run_remote_party(
         dealer_connected: setup.has_dealer,
         kernel: cfg.kernel.clone(),
     };
-    let mut result = run_party(task).await?;
+    let alive = (!owners_hs.peers.is_empty()).then(|| owner::heartbeat(&owners_hs));
+    let ran = run_party(task).await;
+    drop(alive);
+    let mut result = ran.map_err(|e| owners_hs.abort(e))?;
+    if !plan.owner_io.is_empty() {
+        owner::deliver_outputs(&owners_hs, &plan.owner_io, &result.outputs).await.map_err(|e| owners_hs.abort(e))?;
+    }
     let outputs = plan
         .outputs()
         .into_iter()
+        .filter(|(out, _, _)| !plan.owner_io.is_masked_output(out))
         .filter_map(|(out, _, to)| result.outputs.remove(&out).map(|t| (out, to, t)))
         .collect();
     let mut parties: Vec<PartyResult> = (0..plan.parties.len()).map(|_| PartyResult::default()).collect();

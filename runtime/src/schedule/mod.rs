@@ -79,6 +79,7 @@ pub async fn run_local(
     let info = SessionInfo {
         id: session_id()?,
         parties: plan.parties.clone(),
+        owners: vec![],
         has_dealer: with_dealer,
         // Dealing everything first needs room for every frame: one per node and a goodbye.
         dealer_window: if deal_first {

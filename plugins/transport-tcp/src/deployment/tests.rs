@@ -262,6 +262,7 @@ fn the_issues_example_connects_three_processes_over_loopback() {
     let session = SessionInfo {
         id: "deployment-test".into(),
         parties: names(&["alice", "bob"]),
+        owners: vec![],
         has_dealer: true,
         dealer_window: 4,
         timeout: Duration::from_secs(5),

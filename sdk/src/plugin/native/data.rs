@@ -104,6 +104,7 @@ pub struct FfiPlain {
 pub struct FfiSession {
     pub(super) id: RString,
     pub(super) parties: RVec<RString>,
+    pub(super) owners: RVec<RString>,
     pub(super) has_dealer: bool,
     pub(super) dealer_window: u64,
     pub(super) timeout_ms: u64,

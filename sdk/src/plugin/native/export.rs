@@ -238,6 +238,7 @@ impl FfiTransport for ExportTransport {
             let info = SessionInfo {
                 id: session.id.into_string(),
                 parties: session.parties.into_iter().map(RString::into_string).collect(),
+                owners: session.owners.into_iter().map(RString::into_string).collect(),
                 has_dealer: session.has_dealer,
                 dealer_window: session.dealer_window as usize,
                 timeout: Duration::from_millis(session.timeout_ms),

@@ -230,6 +230,7 @@ impl Transport for NativeTransport {
         let s = FfiSession {
             id: session.id.as_str().into(),
             parties: session.parties.iter().map(|p| RString::from(p.as_str())).collect(),
+            owners: session.owners.iter().map(|p| RString::from(p.as_str())).collect(),
             has_dealer: session.has_dealer,
             dealer_window: session.dealer_window as u64,
             timeout_ms: session.timeout.as_millis() as u64,
