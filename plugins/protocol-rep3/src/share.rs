@@ -87,9 +87,18 @@ pub fn fresh_seed() -> Result<[u8; SEED]> {
     Ok(seed)
 }
 
-/// `n` pseudorandom words from `seed`.
+/// `n` pseudorandom words from `seed`: two from each AES block.
 pub fn expand(seed: &[u8; SEED], n: usize) -> Vec<u64> {
-    mpcflow_fss_gates::material::draw(&mut SeedRng::from_seed(*seed), n)
+    let mut rng = SeedRng::from_seed(*seed);
+    let mut out = Vec::with_capacity(n);
+    while out.len() + 2 <= n {
+        let v = rng.next_u128();
+        out.extend([v as u64, (v >> 64) as u64]);
+    }
+    if out.len() < n {
+        out.push(rng.next_u128() as u64);
+    }
+    out
 }
 
 /// A seed read from the front of `bytes`; returns it and the rest.

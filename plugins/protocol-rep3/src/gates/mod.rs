@@ -7,7 +7,8 @@
 //! | public | constants, ops on public values | 0 | 0 |
 //! | linear | add, sub, neg, shift left, sum, reshape, transpose, concat, slice, broadcast, integer scale, products with a public integer operand | 0 | 0 |
 //! | product | mul, matmul, conv2d of two secrets (then a dealt truncation for fixed × fixed) | 1 (+ the truncation's) | 8n + 32 per party (+ the truncation's) |
-//! | assisted | everything else fss2pc computes: comparisons, relu, truncations of scales, shifts and products with a public fixed operand, lookup tables, reciprocal, rsqrt, sqrt | fss2pc's gate + 1 | the dealing party `16·(secret input elements) + 8n + 32` + both evaluators' material; the evaluators what fss2pc's parties send |
+//! | circuit | comparisons and relu (but for the `wan` network profile) | `⌈log₂(w − 1)⌉ + 4` (10 at `w` = 64 bits) | about `3w/8 + 16` bytes per element per party |
+//! | assisted | everything else fss2pc computes: comparisons and relu for `wan`, truncations of scales, shifts and products with a public fixed operand, lookup tables, reciprocal, rsqrt, sqrt | fss2pc's gate + 1 | the dealing party `16·(secret input elements) + 8n + 32` + both evaluators' material; the evaluators what fss2pc's parties send |
 //!
 //! `n` is the number of output elements; composite ops are lowered as for fss2pc (see
 //! `mpcflow_fss_gates::lowering`). Which gate a node gets follows fss2pc's classification
@@ -16,6 +17,8 @@
 //! gate runs as an assisted gate (see [`assisted`]).
 
 pub mod assisted;
+pub mod bits;
+pub mod circuit;
 pub mod io;
 pub mod local;
 pub mod product;
@@ -24,7 +27,7 @@ use crate::share::Operand;
 use mpcflow_fss_gates::accel::Accel;
 use mpcflow_fss_gates::gates::{self as fss, Gate};
 use mpcflow_sdk::protocol::{Cost, EvalInput, Immediate, NodeDesc, NodeEval, NodeKind, NodeValue, Wire};
-use mpcflow_sdk::{Error, Op, PartyId, Result, Tensor};
+use mpcflow_sdk::{Error, Network, Op, PartyId, Result, Tensor};
 use product::Trunc;
 
 /// How rep3 computes a node.
@@ -48,6 +51,11 @@ pub enum Rep3Gate {
     Product {
         /// The truncation afterwards.
         trunc: Option<Trunc>,
+    },
+    /// A comparison or ReLU as a bit circuit on the shares (see [`circuit`]).
+    Circuit {
+        /// What it computes.
+        kind: circuit::Kind,
     },
     /// A gate of fss2pc, dealt by one party to the other two.
     Assisted {
@@ -75,6 +83,11 @@ pub fn classify(node: &NodeDesc) -> Option<Rep3Gate> {
             Rep3Gate::Product { trunc: Some(truncation(node, t.bits)?) }
         }
         Gate::Input { .. } | Gate::Output { .. } | Gate::Bilinear { .. } => return None,
+        // Rounds are cheap but for a WAN: there the dealt gate's fewer rounds win.
+        Gate::Sign { swap, a, sigma, .. } if node.network != Network::Wan => {
+            Rep3Gate::Circuit { kind: circuit::Kind::Sign { swap, a, sigma } }
+        }
+        Gate::Relu { .. } if node.network != Network::Wan => Rep3Gate::Circuit { kind: circuit::Kind::Relu },
         gate => Rep3Gate::Assisted { inner, gate },
     })
 }
@@ -98,6 +111,7 @@ impl Rep3Gate {
             Rep3Gate::Output { reveal_to } => io::output_cost(node, reveal_to),
             Rep3Gate::Public | Rep3Gate::Linear => Cost::zero(node.parties),
             Rep3Gate::Product { trunc } => product::cost(node, trunc.as_ref()),
+            Rep3Gate::Circuit { kind } => circuit::cost(node, *kind),
             Rep3Gate::Assisted { inner, gate } => assisted::cost(node.id, inner, gate),
         }
     }
@@ -142,6 +156,7 @@ impl Rep3Gate {
                 threads,
                 input.kernel.clone(),
             )),
+            (Rep3Gate::Circuit { kind }, _) => Box::new(circuit::Circuit::new(node, me, *kind, input.inputs.clone())),
             (Rep3Gate::Assisted { inner, gate }, _) => Box::new(assisted::Assisted::new(
                 node.id,
                 me,
