@@ -63,6 +63,7 @@ pub fn open(file: &Path, me: &str, c: &Connect) -> Result<(Session, Arc<TcpTrans
         kernel: c.kernel.clone(),
         tuning: c.tuning,
         network: c.network,
+        connect_timeout: c.connect_timeout,
         ..Default::default()
     };
     let pipeline = mpcflow_runtime::pipeline::Pipeline::from_path(file).map_err(|e| e.to_string())?;
@@ -70,13 +71,15 @@ pub fn open(file: &Path, me: &str, c: &Connect) -> Result<(Session, Arc<TcpTrans
     let protocol = c.protocol.clone().unwrap_or_else(|| pipeline.spec.protocol.clone());
     let needs_dealer = registry.protocol(&protocol).is_some_and(|p| p.descriptor().needs_dealer);
     let session = Session::from_pipeline(pipeline, registry).map_err(|e| e.to_string())?.with_config(config);
-    // A data owner talks to the parties only.
-    let needs_dealer = needs_dealer && !session.graph().owners.iter().any(|o| o == me);
-    let missing: Vec<&str> = session
-        .graph()
+    // A data owner talks to the parties only: its deployment file needs no other endpoint.
+    let graph = session.graph();
+    let is_owner = graph.owners.iter().any(|o| o == me);
+    let needs_dealer = needs_dealer && !is_owner;
+    let owners: Vec<&String> = if is_owner { vec![] } else { graph.owners.iter().collect() };
+    let missing: Vec<&str> = graph
         .parties
         .iter()
-        .chain(&session.graph().owners)
+        .chain(owners)
         .map(String::as_str)
         .chain(needs_dealer.then_some(mpcflow_sdk::DEALER))
         .filter(|n| !deployment.endpoints.contains_key(*n))

@@ -22,10 +22,14 @@
 //!
 //! **What each learns** (semi-honest, and no two computing parties colluding: fss2pc's and
 //! rep3's own assumptions). A computing party sees its own key's stream, or `x` minus the
-//! streams of keys it does not hold: uniformly random words either way (up to the PRG, AES-128
-//! in counter mode keyed by SHA-256 of the key, the purpose and the tensor's name). It sees
-//! `y + m` with one share of `m` unknown to it: uniform again. The owner sees its inputs and
-//! what is revealed to it. The dealer of fss2pc sees none of this.
+//! streams of keys it does not hold: uniformly random words either way (up to the PRG: AES-128
+//! in counter mode, its key and starting counter the two halves of SHA-256 over a domain tag,
+//! the owner's key, the purpose and the tensor's name). It sees `y + m` with one share of `m`
+//! unknown to it: uniform again. The owner sees its inputs and what is revealed to it; the
+//! dealer of fss2pc sees no share and no mask. Shapes are public, as they are for the parties'
+//! own inputs: the parties pass each owner's input shapes on to each other and the dealer,
+//! which plan with them. With a single computing party there would be nothing to split, so the
+//! planner refuses owners unless there are at least two.
 //!
 //! **Cost.** Each share enters through the protocol's input gate, so an owner's input costs
 //! what a party's does times the number of computing parties, plus the owner's words to the
@@ -100,9 +104,9 @@ pub struct OwnerIo {
 }
 
 impl OwnerIo {
-    /// Whether the plan has owners at all.
-    pub fn is_empty(&self) -> bool {
-        self.owners.is_empty()
+    /// Whether the plan has data owners at all.
+    pub fn has_owners(&self) -> bool {
+        !self.owners.is_empty()
     }
 
     /// Whether `name` is a masked output (`y#for:O`) rather than one the pipeline declares.

@@ -64,6 +64,9 @@ pub struct SessionConfig {
     /// The network every plan of this session assumes (`--network`); all processes of a
     /// session must use the same (it is part of the plan's fingerprint).
     pub network: mpcflow_sdk::Network,
+    /// How long the processes of a deployment wait for each other to connect: a data owner,
+    /// connected early, allows this beside `timeout` for the parties' answer.
+    pub connect_timeout: Duration,
 }
 
 impl Default for SessionConfig {
@@ -80,6 +83,7 @@ impl Default for SessionConfig {
             tuning: Default::default(),
             deal_first: false,
             network: Default::default(),
+            connect_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -555,7 +559,7 @@ fn share_owner_inputs(
 ) -> Result<(HashMap<String, Tensor>, KeysByOwner), Error> {
     let io = &plan.owner_io;
     let mut keys = HashMap::new();
-    if io.is_empty() {
+    if !io.has_owners() {
         return Ok((inputs, keys));
     }
     for owner in &io.owners {
@@ -590,6 +594,12 @@ fn unmask_owner_outputs(plan: &Plan, keys: &KeysByOwner, outputs: &mut Vec<Revea
             None => kept.push(Revealed { name: o.name.clone(), parties: vec![o.owner.clone()], tensor }),
         }
     }
+    // In the pipeline's order.
+    let order = |name: &str| plan.outputs().iter().position(|(n, _, _)| n == name).unwrap_or(usize::MAX);
+    kept.sort_by_key(|r| {
+        let masked = io.outputs.iter().find(|o| o.name == r.name).map(|o| owners::masked_name(&o.name, &o.owner));
+        order(masked.as_deref().unwrap_or(&r.name)).min(order(&r.name))
+    });
     *outputs = kept;
     Ok(())
 }

@@ -757,14 +757,27 @@ fn hospital_input(h: &str) -> String {
     format!("{h}_bp=@graphs/data/{h}.csv:systolic_bp")
 }
 
+/// `deployment` cut down to `owner` and the `servers`: all a data owner needs to know.
+fn owner_deployment(deployment: &Path, owner: &str, servers: &[&str]) -> PathBuf {
+    let yaml = std::fs::read_to_string(deployment).unwrap();
+    let keep = |line: &&str| {
+        let key = line.trim_start().split(':').next().unwrap_or("");
+        !line.starts_with("  ") || key == owner || servers.contains(&key)
+    };
+    let cut: Vec<&str> = yaml.lines().filter(keep).collect();
+    let path = deployment.with_file_name(format!("{owner}.yaml"));
+    std::fs::write(&path, cut.join("\n") + "\n").unwrap();
+    path
+}
+
 /// `file` with `servers` (and a dealer when `dealer`) and the five hospitals as data owners,
-/// each in its own process; `input` gives each hospital's `--input`. Returns the servers', the
-/// owners' and the dealer's exits.
+/// each in its own process (each with a deployment file of its own and the servers' endpoints
+/// only when `cut`); `input` gives each hospital's `--input`. Returns the servers', the owners'
+/// and the dealer's exits.
 fn hospitals_as_owners(
     test: &str,
     file: &str,
-    servers: &[&str],
-    dealer: bool,
+    (servers, dealer, cut): (&[&str], bool, bool),
     input: impl Fn(&str) -> String,
 ) -> (Vec<Output>, Vec<Output>, Option<Output>) {
     let dir = scratch(test);
@@ -776,7 +789,10 @@ fn hospitals_as_owners(
     let p = free_ports(names.len());
     set_ports(&d, &names.iter().copied().zip(p).collect::<Vec<_>>());
     let mut children: Vec<Child> = servers.iter().map(|s| spawn(party(&d, file, s, &[]))).collect();
-    children.extend(HOSPITALS.iter().map(|h| spawn(owner(&d, file, h, &[&input(h)]))));
+    children.extend(HOSPITALS.iter().map(|h| {
+        let own = if cut { owner_deployment(&d, h, servers) } else { d.clone() };
+        spawn(owner(&own, file, h, &[&input(h)]))
+    }));
     if dealer {
         children.push(spawn(self::dealer(&d, file)));
     }
@@ -802,7 +818,7 @@ fn hospitals_in_one_process(file: &str) -> serde_json::Value {
 fn five_hospitals_as_data_owners_of_three_rep3_servers_get_the_in_process_answers() {
     let file = "graphs/five_hospitals.yaml";
     let (servers, owners, _) =
-        hospitals_as_owners("owners-rep3", file, &["server1", "server2", "server3"], false, hospital_input);
+        hospitals_as_owners("owners-rep3", file, (&["server1", "server2", "server3"], false, false), hospital_input);
     let local = hospitals_in_one_process(file);
     assert_eq!(local["outputs"]["n_patients"], serde_json::json!(974), "{local}");
     for (o, h) in owners.iter().zip(HOSPITALS) {
@@ -819,9 +835,10 @@ fn five_hospitals_as_data_owners_of_three_rep3_servers_get_the_in_process_answer
 
 #[test]
 fn five_hospitals_as_data_owners_of_two_fss2pc_servers_and_a_dealer_get_the_in_process_answers() {
+    // Each owner's deployment file names only itself and the servers.
     let file = "graphs/five_hospitals_2pc.yaml";
     let (servers, owners, dealer) =
-        hospitals_as_owners("owners-fss2pc", file, &["server1", "server2"], true, hospital_input);
+        hospitals_as_owners("owners-fss2pc", file, (&["server1", "server2"], true, true), hospital_input);
     let local = hospitals_in_one_process(file);
     for (o, h) in owners.iter().zip(HOSPITALS) {
         assert_ok(o, h);
@@ -839,7 +856,7 @@ fn an_owner_whose_records_break_the_declared_range_stops_every_process_naming_it
     let file = "graphs/five_hospitals.yaml";
     let input = |h: &str| if h == "east" { "east_bp=[120.5, 345.25]".to_string() } else { hospital_input(h) };
     let (servers, owners, _) =
-        hospitals_as_owners("owners-range", file, &["server1", "server2", "server3"], false, input);
+        hospitals_as_owners("owners-range", file, (&["server1", "server2", "server3"], false, false), input);
     for (o, s) in servers.iter().zip(["server1", "server2", "server3"]) {
         assert_failed(o, s, &["east"]);
         assert!(!text(&o.stderr).contains("345.25"), "{s} never sees east's value: {}", text(&o.stderr));

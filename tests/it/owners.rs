@@ -47,6 +47,8 @@ fn five_hospitals_get_the_statistics_of_their_records_from_two_or_three_servers(
         for o in &out.outputs {
             assert_eq!(o.parties, HOSPITALS, "{file}: `{}` is revealed to the hospitals only", o.name);
         }
+        let names: Vec<&str> = out.outputs.iter().map(|o| o.name.as_str()).collect();
+        assert_eq!(names, ["n_patients", "mean_bp", "var_bp", "n_high"], "{file}: in the pipeline's order");
         // The servers' view: shares and masked results, no output of their own.
         assert!(out.outputs.iter().all(|o| !o.name.contains('#')), "{file}: a masked value was shown");
     }
@@ -75,6 +77,10 @@ fn what_an_owner_cannot_be_or_bring_is_refused_before_the_run() {
     assert!(e.contains("owner `olga` is listed twice"), "{e}");
     let e = problems(base().owners(["olga", "dealer"]));
     assert!(e.contains("`dealer` is reserved"), "{e}");
+    let mut g = base().protocol("ref");
+    g.parties = vec!["s1".into()];
+    let e = problems(g);
+    assert!(e.contains("name at least two parties"), "{e}");
     let e = problems(base().owners(["olga", "bad name"]));
     assert!(e.contains("owner name `bad name` must be letters"), "{e}");
     let mut g = base();

@@ -16,7 +16,7 @@ pub fn run(a: Args) -> Result<()> {
     println!("{}: ok", a.target.file.display());
     println!("  name:        {}", plan.name);
     println!("  parties:     {}", plan.parties.join(", "));
-    if !plan.owner_io.is_empty() {
+    if plan.owner_io.has_owners() {
         println!("  owners:      {} (bring inputs, compute nothing)", plan.owner_io.owners.join(", "));
     }
     println!("  protocol:    {}{}", plan.protocol, if plan.secure { "" } else { " (INSECURE: plaintext reference)" });

@@ -25,7 +25,7 @@ impl Protocol for Rep3 {
     fn descriptor(&self) -> ProtocolDescriptor {
         ProtocolDescriptor::new(
             "rep3",
-            "three computing parties, honest majority, no dealer; replicated shares, with comparisons and tables dealt by one party to the other two",
+            "three computing parties, honest majority, no dealer; replicated shares, comparisons by a bit circuit, truncations and tables dealt by one party to the other two",
             PartyCount::exactly(crate::share::PARTIES),
         )
     }

@@ -233,6 +233,8 @@ impl TcpTransport {
         if session.has_dealer {
             all.push((Endpoint::Dealer, DEALER.to_string()));
         }
+        // Only the endpoints this one talks to need an address (a data owner knows no dealer).
+        all.retain(|(e, _)| *e == me || talks(*e, me, k));
         let mut order = Vec::with_capacity(all.len());
         for (endpoint, name) in all {
             if endpoint != Endpoint::Dealer && name == DEALER {

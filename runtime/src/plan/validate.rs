@@ -101,6 +101,12 @@ fn check_owners(
             problems.push(Problem::new(Site::Owner(i), format!("owner `{o}` is listed twice")));
         }
     }
+    if !spec.owners.is_empty() && spec.parties.len() < 2 {
+        problems.push(Problem::new(
+            Site::Owner(0),
+            "data owners split their inputs among the computing parties: name at least two parties",
+        ));
+    }
     // The plan names the owners' shares and masks `NAME#…`.
     if !spec.owners.is_empty() {
         let declared = spec.inputs.iter().map(|i| (&i.name, Site::Input(i.name.clone())));

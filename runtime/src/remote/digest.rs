@@ -42,6 +42,7 @@ pub fn parts(spec: &GraphSpec) -> Vec<Part> {
     let mut v = vec![
         part("name".into(), serde_json::json!(spec.name), spec.name.clone()),
         part("parties".into(), serde_json::json!(spec.parties), spec.parties.join(", ")),
+        part("owners".into(), serde_json::json!(spec.owners), spec.owners.join(", ")),
         part("protocol".into(), serde_json::json!(spec.protocol), spec.protocol.clone()),
         part(
             "fixed_point".into(),

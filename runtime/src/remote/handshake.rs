@@ -49,7 +49,8 @@ pub struct Introduction {
     pub graph: String,
     /// The pipeline's named parts, to say what differs.
     pub parts: Vec<Part>,
-    /// Shapes of the sender's own private inputs.
+    /// Shapes of the sender's own private inputs, and a party's also those of the data owners'
+    /// inputs, which it passes on (an owner's own introduction carries only its own).
     pub inputs: BTreeMap<String, Vec<usize>>,
     /// The network profile the sender plans for (`--network`); every endpoint must agree.
     #[serde(default)]

@@ -1,5 +1,5 @@
-//! One endpoint of a session in its own process: a party with only its own inputs, or the
-//! dealer with none.
+//! One endpoint of a session in its own process: a party with only its own inputs, the dealer
+//! with none, or a data owner who brings inputs and computes nothing ([`owner`]).
 //!
 //! [`run_local`](crate::schedule::run_local) knows every input and builds the plan once. Here
 //! each process knows only its own inputs, and the plan depends on every input's shape, so
@@ -19,7 +19,7 @@
 
 pub mod digest;
 pub mod handshake;
-mod owner;
+pub mod owner;
 
 pub use owner::{OWNER_NODE, OwnerRun, run_remote_owner};
 
@@ -146,7 +146,8 @@ impl Setup<'_> {
                                 party: hs.me.clone(),
                                 peer: peer.name.clone(),
                                 message: format!(
-                                    "was told shape {shape:?} for `{input}` by {}, {} was told {seen:?}",
+                                    "passed on shape {shape:?} for {}'s input `{input}`, where {} has {seen:?}: \
+                                     the owner gave the parties different shapes",
                                     decl.owner, hs.me
                                 ),
                             }));
@@ -254,12 +255,13 @@ pub async fn run_remote_party(
     let mut own_shapes: BTreeMap<String, Vec<usize>> =
         inputs.iter().map(|(k, t)| (k.clone(), t.shape.clone())).collect();
     if !spec.owners.is_empty() {
-        // The owners first: their input shapes go on to the other parties and the dealer.
+        // The owners first: their input shapes go on to the other parties and the dealer. An
+        // owner needs none of this party's shapes.
         let mine = Introduction::new(
             name,
             (&descriptor.name, &descriptor.version),
             digest::parts(spec),
-            own_shapes.clone(),
+            BTreeMap::new(),
             cfg.session.network,
         );
         // Whoever failed, every owner and party hears of it (an owner knows no other owner).
@@ -267,13 +269,15 @@ pub async fn run_remote_party(
             owner::introduce_owners(&owners_hs, spec, mine).await.map_err(|e| hs.abort(owners_hs.abort(e)))?;
         own_shapes.extend(from_owners);
     }
+    // From here on the owners wait for this party: `Alive` tells them it is still at work.
+    let alive = (!owners_hs.peers.is_empty()).then(|| owner::heartbeat(&owners_hs));
     let plan = Arc::new(setup.agree(&hs, own_shapes, plan).await.map_err(|e| owners_hs.abort(e))?);
     tracing::info!(party = %name, fingerprint = %plan.fingerprint_hex(), nodes = plan.nodes.len(), "session agreed");
     let setup_s = start.elapsed().as_secs_f64();
     let start = Instant::now();
 
     let mut inputs = inputs;
-    if !plan.owner_io.is_empty() {
+    if plan.owner_io.has_owners() {
         let shares = owner::receive_shares(&owners_hs, &plan, index).await.map_err(|e| hs.abort(owners_hs.abort(e)))?;
         inputs.extend(shares);
     }
@@ -291,11 +295,10 @@ pub async fn run_remote_party(
         dealer_connected: setup.has_dealer,
         kernel: cfg.kernel.clone(),
     };
-    let alive = (!owners_hs.peers.is_empty()).then(|| owner::heartbeat(&owners_hs));
     let ran = run_party(task).await;
     drop(alive);
     let mut result = ran.map_err(|e| owners_hs.abort(e))?;
-    if !plan.owner_io.is_empty() {
+    if plan.owner_io.has_owners() {
         owner::deliver_outputs(&owners_hs, &plan.owner_io, &result.outputs).await.map_err(|e| owners_hs.abort(e))?;
     }
     let outputs = plan

@@ -9,11 +9,11 @@
 //!    dealer handshake among themselves. A party passes the owners' input shapes on in its own
 //!    introduction, so that the dealer and the other parties plan with them; two parties given
 //!    different shapes by one owner refuse the session, naming it.
-//! 2. The owner sends each party one [`OWNER_NODE`] message: that party's key, and for the
-//!    last party the words of the owner's inputs minus the other parties' streams, in the
-//!    order the pipeline declares them.
-//! 3. The parties run. Meanwhile each sends the owner `Alive` every third of the timeout, and
-//!    an `Abort` with its reason if the run fails.
+//! 2. The owner sends each party an [`OWNER_NODE`] message with that party's key, and the last
+//!    party one more per input: the words of the input minus the other parties' streams, in
+//!    the order the pipeline declares the inputs.
+//! 3. The parties plan, agree and run. From the owners' introductions on, each sends the owner
+//!    `Alive` every third of the timeout, and an `Abort` with its reason if anything fails.
 //! 4. Each party sends the owner one [`OWNER_NODE`] message with the masked outputs revealed
 //!    to it (dtype, shape, words), and waits for the owner's `Bye`. The owner checks that every
 //!    party sent the same bytes, removes the masks and says `Bye`.
@@ -109,24 +109,22 @@ pub(super) async fn receive_shares(hs: &Handshake, plan: &Plan, p: usize) -> Res
         let mut keys = HashMap::new();
         let mut words = HashMap::new();
         for peer in &h.peers {
-            let payload = recv_owner_frame(&h, peer, h.timeout)?;
             let bad = |m: &str| h.refuse_owner(&peer.name, m);
-            let (key, mut rest) =
-                payload.split_at_checked(32).ok_or_else(|| bad("sent a share message without its key"))?;
-            keys.insert(peer.name.clone(), <[u8; 32]>::try_from(key).map_err(|_| bad("sent a malformed key"))?);
+            let key = recv_owner_frame(&h, peer, h.timeout)?;
+            keys.insert(
+                peer.name.clone(),
+                <[u8; 32]>::try_from(key.as_slice()).map_err(|_| bad("sent a malformed key"))?,
+            );
             if last {
                 for i in io.inputs.iter().filter(|i| i.owner == peer.name) {
                     let n = mpcflow_sdk::tensor::numel(&i.shape);
-                    let (w, r) = rest
-                        .split_at_checked(8 * n)
-                        .ok_or_else(|| bad(&format!("sent fewer words than `{}` has elements", i.name)))?;
+                    let w = recv_owner_frame(&h, peer, h.timeout)?;
+                    if w.len() != 8 * n {
+                        return Err(bad(&format!("sent {} bytes for `{}`, which has {n} elements", w.len(), i.name)));
+                    }
                     let data = w.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect();
                     words.insert(i.name.clone(), Tensor { dtype: i.dtype, shape: i.shape.clone(), data });
-                    rest = r;
                 }
-            }
-            if !rest.is_empty() {
-                return Err(bad("sent more bytes than its inputs have words"));
             }
         }
         owners::party_tensors(&io, &parties, p, &keys, &words)
@@ -321,17 +319,17 @@ pub async fn run_remote_owner(
         own_shapes,
         cfg.session.network,
     );
-    let h = hs.clone();
+    // The parties answer once all of them, the dealer and every owner are connected: allow
+    // for that as the parties do.
+    let h = Handshake { timeout: cfg.session.timeout + cfg.session.connect_timeout, ..hs.clone() };
     tokio::task::spawn_blocking(move || h.introduce(&mine)).await.map_err(joined)?.map_err(|e| tell(&hs, e))?;
 
     let k = spec.parties.len();
     let keys = OwnerKeys::fresh(k).map_err(|e| hs.abort(e))?;
-    let mut last_words = vec![];
+    let mut last_words: Vec<Vec<u8>> = vec![];
     for decl in spec.inputs.iter().filter(|i| i.owner == name) {
         let x = inputs.get(&decl.name).ok_or_else(|| hs.abort(Error::Internal(format!("no `{}`", decl.name))))?;
-        for w in owners::last_share(&keys, &decl.name, x).data {
-            last_words.extend(w.to_le_bytes());
-        }
+        last_words.push(owners::last_share(&keys, &decl.name, x).data.iter().flat_map(|w| w.to_le_bytes()).collect());
     }
     let expected: Vec<String> =
         spec.outputs.iter().filter(|o| o.reveal_to.iter().any(|r| r == name)).map(|o| o.name.clone()).collect();
@@ -339,15 +337,18 @@ pub async fn run_remote_owner(
     let owner = name.to_string();
     let exchanged = tokio::task::spawn_blocking(move || -> Result<Vec<(String, Tensor)>, Error> {
         for (p, peer) in h.peers.iter().enumerate() {
-            let mut payload = keys.key(p).to_vec();
+            // The key, then (to the last party) one frame per input, each below the frame limit.
+            let mut frames = vec![keys.key(p).to_vec()];
             if p + 1 == k {
-                payload.extend(&last_words);
+                frames.extend(last_words.iter().cloned());
             }
-            let frame = Frame { kind: Kind::Msg, node: OWNER_NODE, round: 0, payload }.encode();
-            h.link.send(peer.endpoint, frame).map_err(|e| Error::Transport {
-                party: h.me.clone(),
-                message: format!("sending its shares to {}: {e}", peer.name),
-            })?;
+            for payload in frames {
+                let frame = Frame { kind: Kind::Msg, node: OWNER_NODE, round: 0, payload }.encode();
+                h.link.send(peer.endpoint, frame).map_err(|e| Error::Transport {
+                    party: h.me.clone(),
+                    message: format!("sending its shares to {}: {e}", peer.name),
+                })?;
+            }
         }
         // The parties' masked outputs: every party's, then the same bytes from each.
         let mut first: Option<(String, Vec<u8>)> = None;
@@ -383,7 +384,9 @@ pub async fn run_remote_owner(
         }
         Ok(outputs)
     });
-    let outputs = exchanged.await.map_err(joined)?.map_err(|e| tell(&hs, e))?;
+    // Whatever stopped this owner, every party hears of it: after the run they no longer listen
+    // to each other, so a party's failure reaches the others only this way.
+    let outputs = exchanged.await.map_err(joined)?.map_err(|e| hs.abort(e))?;
     Ok(OwnerRun { outputs, wall_s: start.elapsed().as_secs_f64() })
 }
 
