@@ -4,6 +4,7 @@ mod bad_files;
 mod cli;
 mod fss2pc;
 mod fuzz;
+mod graphs;
 mod kernels;
 mod material;
 mod models;
