@@ -364,19 +364,7 @@ def party(
     ``deployment`` file (see ``mpcflow certs new``), and returns the outputs revealed to it.
     ``timeout`` bounds every wait and ``connect_timeout`` the wait for the others (60 s each by
     default); ``insecure`` allows ``ref``, which sends inputs in the clear (tests only)."""
-    encoded = {k: _encode(k, v) for k, v in (inputs or {}).items()}
-    out = _mpcflow.party(
-        name,
-        os.fspath(deployment),
-        os.fspath(pipeline),
-        encoded,
-        protocol=protocol,
-        input_dirs=_paths(input_dir),
-        timeout=60.0 if timeout is None else float(timeout),
-        connect_timeout=60.0 if connect_timeout is None else float(connect_timeout),
-        insecure=insecure,
-    )
-    return {n: _decode(dtype, shape, data) for n, dtype, shape, data, _ in out}
+    return _endpoint(_mpcflow.party, name, deployment, pipeline, inputs, protocol, input_dir, timeout, connect_timeout, insecure)
 
 
 def owner(
@@ -396,8 +384,15 @@ def owner(
     ``deployment`` file (never the dealer or another owner), and returns the outputs revealed
     to it. Owners are listed under ``owners:`` in the pipeline; the other arguments are those of
     :func:`party`."""
+    return _endpoint(_mpcflow.owner, name, deployment, pipeline, inputs, protocol, input_dir, timeout, connect_timeout, insecure)
+
+
+def _endpoint(run: Any, name: str, deployment: PathLike, pipeline: PathLike, inputs: Optional[Inputs],
+              protocol: Optional[str], input_dir: Union[PathLike, Sequence[PathLike], None],
+              timeout: Optional[float], connect_timeout: Optional[float], insecure: bool) -> Dict[str, np.ndarray]:
+    """A party or owner process (``run`` is the native module's ``party`` or ``owner``)."""
     encoded = {k: _encode(k, v) for k, v in (inputs or {}).items()}
-    out = _mpcflow.owner(
+    out = run(
         name,
         os.fspath(deployment),
         os.fspath(pipeline),

@@ -311,18 +311,30 @@ fn party(
 ) -> PyResult<Vec<values::Output>> {
     let mut c = connect(deployment, protocol, timeout, connect_timeout)?;
     c.allow_insecure = insecure;
-    let (session, transport) =
-        mpcflow::deploy::open(&pipeline, &name, &c).map_err(|m| errors::opening(&pipeline, m))?;
+    let (session, transport, given) = open_with_inputs(&name, &pipeline, &c, inputs, &input_dirs)?;
+    let out = wait(py, async move { session.run_as_party(&name, transport, given).await }, |_| Ok(()))?;
+    let fp = out.plan.fixed_point;
+    Ok(values::revealed(out.outputs.iter().map(|(n, p, t)| (n.as_str(), p.as_slice(), t)), fp))
+}
+
+/// A party's or owner's session, transport and inputs (given, and found in `input_dirs`).
+#[allow(clippy::type_complexity)] // what one process needs, returned together
+fn open_with_inputs(
+    name: &str,
+    pipeline: &std::path::Path,
+    c: &mpcflow::deploy::Connect,
+    inputs: HashMap<String, (String, Vec<usize>, Vec<u8>)>,
+    input_dirs: &[PathBuf],
+) -> PyResult<(Session, Arc<dyn mpcflow_sdk::transport::Transport>, HashMap<String, mpcflow_runtime::InputValue>)> {
+    let (session, transport) = mpcflow::deploy::open(pipeline, name, c).map_err(|m| errors::opening(pipeline, m))?;
     let mut given = HashMap::new();
     for (input, (kind, shape, bytes)) in inputs {
         let v = values::input(&input, &kind, shape, &bytes).map_err(errors::InputError::new_err)?;
         given.insert(input, v);
     }
-    values::fill_from_dirs(&mut given, &session.inputs_to_give(Some(&name)), &input_dirs)
+    values::fill_from_dirs(&mut given, &session.inputs_to_give(Some(name)), input_dirs)
         .map_err(errors::InputError::new_err)?;
-    let out = wait(py, async move { session.run_as_party(&name, transport, given).await }, |_| Ok(()))?;
-    let fp = out.plan.fixed_point;
-    Ok(values::revealed(out.outputs.iter().map(|(n, p, t)| (n.as_str(), p.as_slice(), t)), fp))
+    Ok((session, transport, given))
 }
 
 /// Runs this process as data owner `name` of a deployment: shares its inputs with the parties
@@ -344,15 +356,7 @@ fn owner(
 ) -> PyResult<Vec<values::Output>> {
     let mut c = connect(deployment, protocol, timeout, connect_timeout)?;
     c.allow_insecure = insecure;
-    let (session, transport) =
-        mpcflow::deploy::open(&pipeline, &name, &c).map_err(|m| errors::opening(&pipeline, m))?;
-    let mut given = HashMap::new();
-    for (input, (kind, shape, bytes)) in inputs {
-        let v = values::input(&input, &kind, shape, &bytes).map_err(errors::InputError::new_err)?;
-        given.insert(input, v);
-    }
-    values::fill_from_dirs(&mut given, &session.inputs_to_give(Some(&name)), &input_dirs)
-        .map_err(errors::InputError::new_err)?;
+    let (session, transport, given) = open_with_inputs(&name, &pipeline, &c, inputs, &input_dirs)?;
     let graph = session.graph().clone();
     let out = wait(py, async move { session.run_as_owner(&name, transport, given).await }, |_| Ok(()))?;
     let reveal_to =

@@ -58,21 +58,25 @@ fn check_parties(spec: &GraphSpec, problems: &mut Vec<Problem>) -> HashMap<Strin
     }
     let mut party_seen = HashMap::new();
     for (i, p) in spec.parties.iter().enumerate() {
-        if p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-            problems
-                .push(Problem::new(Site::Party(i), format!("party name `{p}` must be letters, digits, `_` or `-`")));
-        }
-        if p == mpcflow_sdk::DEALER {
-            problems.push(Problem::new(
-                Site::Party(i),
-                "`dealer` is reserved for the offline dealer; choose another party name",
-            ));
-        }
+        check_name("party", p, Site::Party(i), problems);
         if party_seen.insert(p.clone(), i).is_some() {
             problems.push(Problem::new(Site::Party(i), format!("party `{p}` is listed twice")));
         }
     }
     party_seen
+}
+
+/// A party's or owner's name: a certificate name, not the dealer's.
+fn check_name(what: &str, name: &str, site: Site, problems: &mut Vec<Problem>) {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        problems.push(Problem::new(site.clone(), format!("{what} name `{name}` must be letters, digits, `_` or `-`")));
+    }
+    if name == mpcflow_sdk::DEALER {
+        problems.push(Problem::new(
+            site,
+            format!("`dealer` is reserved for the offline dealer; choose another {what} name"),
+        ));
+    }
 }
 
 /// The declared data owners by name (numbered after the parties); problems with their names
@@ -84,14 +88,7 @@ fn check_owners(
 ) -> HashMap<String, usize> {
     let mut seen = HashMap::new();
     for (i, o) in spec.owners.iter().enumerate() {
-        if o.is_empty() || !o.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-            problems
-                .push(Problem::new(Site::Owner(i), format!("owner name `{o}` must be letters, digits, `_` or `-`")));
-        }
-        if o == mpcflow_sdk::DEALER {
-            problems
-                .push(Problem::new(Site::Owner(i), "`dealer` is reserved for the offline dealer; choose another name"));
-        }
+        check_name("owner", o, Site::Owner(i), problems);
         if parties.contains_key(o) {
             problems.push(Problem::new(
                 Site::Owner(i),
