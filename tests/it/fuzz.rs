@@ -52,9 +52,16 @@ fn cases(default: u32) -> u32 {
 }
 
 /// The committed ONNX models the importer reads in the suite: a mutation of each reaches a
-/// different part of it (Conv and Gemm, residual blocks, attention, shape ops).
-const MODELS: [&str; 5] =
-    ["digits_cnn.onnx", "misc_ops.onnx", "resnet_cifar.onnx", "transformer_block.onnx", "transformer_manual.onnx"];
+/// different part of it (Conv and Gemm, residual blocks, attention, shape ops, embeddings and
+/// folded masks).
+const MODELS: [&str; 6] = [
+    "digits_cnn.onnx",
+    "embedding.onnx",
+    "misc_ops.onnx",
+    "resnet_cifar.onnx",
+    "transformer_block.onnx",
+    "transformer_manual.onnx",
+];
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: cases(192), ..ProptestConfig::default() })]

@@ -333,6 +333,36 @@ fn shape_ops_match_plaintext_onnx() {
     }
 }
 
+#[test]
+fn an_embedding_at_private_token_ids_and_an_exported_mask_match_plaintext_onnx() {
+    // Gather of the model owner's table at the user's token ids (a one-hot product), a mask
+    // folded at import from constants with the float's lowest value (softmax gives exactly 0
+    // there; a mask that leaked would leave a probability of about 1/3), and x³: within a few
+    // ulp of the probabilities and cubes (all below 2 in size).
+    for protocol in ["ref", "fss2pc", "rep3"] {
+        let (got, want) = run_fixture("embedding.onnx", "embedding_input.npy", "embedding_output.npy", protocol);
+        let (max, _) = errors(&got, &want);
+        assert!(max < 2e-3, "{protocol}: max error {max}");
+    }
+}
+
+#[test]
+fn token_ids_outside_the_table_are_refused_under_ref() {
+    let bytes = std::fs::read(fixture("embedding.onnx")).unwrap();
+    let model = import(&bytes, &ImportOptions::default()).unwrap();
+    let mut inputs: HashMap<String, InputValue> = model
+        .weights
+        .iter()
+        .map(|w| (w.name.clone(), InputValue::Real { shape: w.shape.clone(), values: w.values.clone() }))
+        .collect();
+    let ids = InputValue::Real { shape: vec![2, 5], values: vec![0.0, 1.0, 2.0, 3.0, 12.0, 0.0, 0.0, 0.0, 0.0, 0.0] };
+    inputs.insert(model.inputs[0].0.clone(), ids);
+    let roles = Roles { input_owner: "user".into(), model_owner: "vendor".into() };
+    let spec = graph(model, "fixture", &roles, "ref", Reveal::Logits);
+    let e = rt().block_on(Session::from_graph(spec, mpcflow::builtins()).run(inputs)).unwrap_err().to_string();
+    assert!(e.contains("value 12") && e.contains("outside the declared range [0, 11]"), "{e}");
+}
+
 /// The first input of `m` that is not a weight, as a tensor type.
 fn first_input(
     m: &mut mpcflow_importer_onnx::proto::onnx::ModelProto,

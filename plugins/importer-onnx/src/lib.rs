@@ -24,7 +24,7 @@ pub mod proto {
     }
 }
 
-pub use convert::{IN_PATTERNS, SUPPORTED, clean};
+pub use convert::{FOLDED_ONLY, IN_PATTERNS, SUPPORTED, clean};
 
 use mpcflow_sdk::DType;
 use mpcflow_sdk::importer::{ImportedModel, Importer};

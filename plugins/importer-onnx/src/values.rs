@@ -126,6 +126,17 @@ impl Known {
         Ok(Known { shape, data, int: self.int && other.int })
     }
 
+    /// This value broadcast to `shape` (NumPy rules; `shape` must be what they give).
+    pub fn broadcast_to(&self, shape: &[usize]) -> Result<Known, String> {
+        let n = generated_len(shape)?;
+        let target = Known { shape: shape.to_vec(), data: vec![0.0; n], int: self.int };
+        let out = self.zip(&target, |x, _| x)?;
+        if out.shape != shape {
+            return Err(format!("shape {:?} does not broadcast to {shape:?}", self.shape));
+        }
+        Ok(out)
+    }
+
     /// Permutes axes; refuses a `perm` that is not a permutation of this value's axes.
     pub fn transpose(&self, perm: &[usize]) -> Result<Known, String> {
         let rank = self.shape.len();

@@ -268,6 +268,28 @@ fn recv_owner_frame(hs: &Handshake, peer: &Peer, quiet: Duration) -> Result<Vec<
     }
 }
 
+/// After a failed send: the reason a party gave for stopping, if its `Abort` arrives within a
+/// second (a party that stopped because of another owner says so, which a broken pipe does
+/// not); `e` otherwise.
+fn explained(hs: &Handshake, e: Error) -> Error {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < deadline {
+        for peer in &hs.peers {
+            let Ok(bytes) = hs.link.recv(peer.endpoint, Duration::from_millis(20)) else { continue };
+            if let Ok(f) = Frame::decode(bytes)
+                && f.kind == Kind::Abort
+            {
+                return Error::PeerFailed {
+                    party: hs.me.clone(),
+                    peer: peer.name.clone(),
+                    reason: crate::error::from_peer(&f.payload),
+                };
+            }
+        }
+    }
+    e
+}
+
 impl Handshake {
     fn refuse_owner(&self, peer: &str, message: &str) -> Error {
         Error::Handshake { party: self.me.clone(), peer: peer.to_string(), message: message.to_string() }
@@ -344,9 +366,14 @@ pub async fn run_remote_owner(
             }
             for payload in frames {
                 let frame = Frame { kind: Kind::Msg, node: OWNER_NODE, round: 0, payload }.encode();
-                h.link.send(peer.endpoint, frame).map_err(|e| Error::Transport {
-                    party: h.me.clone(),
-                    message: format!("sending its shares to {}: {e}", peer.name),
+                h.link.send(peer.endpoint, frame).map_err(|e| {
+                    explained(
+                        &h,
+                        Error::Transport {
+                            party: h.me.clone(),
+                            message: format!("sending its shares to {}: {e}", peer.name),
+                        },
+                    )
                 })?;
             }
         }

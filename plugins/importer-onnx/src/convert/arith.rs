@@ -49,11 +49,21 @@ impl Converter {
     /// `Pow` with the known exponent 2: `x · x`.
     pub(super) fn pow(&mut self, n: &NodeProto, base: &str) -> Result<(), ImportError> {
         let e = self.known(n, 1, "exponent")?;
-        if e.data.len() != 1 || e.data[0] != 2.0 {
-            return Err(self.err(n, "only the exponent 2 is supported".into()));
-        }
+        // Small whole exponents as products: x², x³ = x²·x (GPT-2's tanh GELU), x⁴ = (x²)².
+        let e = match e.data.as_slice() {
+            [e] if [1.0, 2.0, 3.0, 4.0].contains(e) => *e as u32,
+            _ => return Err(self.err(n, "only the exponents 1, 2, 3 and 4 are supported".into())),
+        };
         let x = self.operand(n, 0)?;
-        let out = self.emit(n, base, Op::Mul, vec![x.clone(), x])?;
+        let out = match e {
+            1 => x,
+            2 => self.emit(n, base, Op::Mul, vec![x.clone(), x])?,
+            _ => {
+                let sq = self.emit(n, &format!("{base}_sq"), Op::Mul, vec![x.clone(), x.clone()])?;
+                let other = if e == 3 { x } else { sq.clone() };
+                self.emit(n, base, Op::Mul, vec![sq, other])?
+            }
+        };
         self.set(n, Val::Secret(out));
         Ok(())
     }

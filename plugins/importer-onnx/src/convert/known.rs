@@ -109,6 +109,60 @@ impl Converter {
         Ok(())
     }
 
+    /// Comparisons and logic of known values (the masks that exporters build from shapes):
+    /// `Equal`, `Less`, `LessOrEqual`, `Greater`, `GreaterOrEqual`, `And`, `Or`, `Xor`, `Not`.
+    pub(super) fn fold_logic(&mut self, n: &NodeProto, op: &str) -> Result<(), ImportError> {
+        let a = self.known(n, 0, "operand")?;
+        if op == "Not" {
+            let data = a.data.iter().map(|&x| f64::from(u8::from(x == 0.0))).collect();
+            self.set(n, Val::Known(Known { data, int: true, ..a }));
+            return Ok(());
+        }
+        let b = self.known(n, 1, "operand")?;
+        let f: fn(f64, f64) -> bool = match op {
+            "Equal" => |x, y| x == y,
+            "Less" => |x, y| x < y,
+            "LessOrEqual" => |x, y| x <= y,
+            "Greater" => |x, y| x > y,
+            "GreaterOrEqual" => |x, y| x >= y,
+            "And" => |x, y| x != 0.0 && y != 0.0,
+            "Or" => |x, y| x != 0.0 || y != 0.0,
+            _ => |x, y| (x != 0.0) != (y != 0.0),
+        };
+        let mut k = a.zip(&b, |x, y| f64::from(u8::from(f(x, y)))).map_err(|e| self.err(n, e))?;
+        k.int = true;
+        self.set(n, Val::Known(k));
+        Ok(())
+    }
+
+    /// `Where` of known values.
+    pub(super) fn fold_where(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let (c, a, b) = (self.known(n, 0, "condition")?, self.known(n, 1, "operand")?, self.known(n, 2, "operand")?);
+        let shape = mpcflow_sdk::shape::broadcast_shapes(&c.shape, &a.shape)
+            .and_then(|s| mpcflow_sdk::shape::broadcast_shapes(&s, &b.shape))
+            .map_err(|e| self.err(n, e.0))?;
+        let [c, a, b] = [c, a, b].map(|k| k.broadcast_to(&shape));
+        let (c, a, b) =
+            (c.map_err(|e| self.err(n, e))?, a.map_err(|e| self.err(n, e))?, b.map_err(|e| self.err(n, e))?);
+        let data =
+            c.data.iter().zip(a.data.iter().zip(&b.data)).map(|(&c, (&x, &y))| if c != 0.0 { x } else { y }).collect();
+        let weight = [1, 2].iter().any(|&i| matches!(self.opt(n, i), Some(Val::Weight(_))));
+        let k = Known { shape, data, int: a.int && b.int };
+        self.set(n, if weight { Val::Weight(k) } else { Val::Known(k) });
+        Ok(())
+    }
+
+    /// `Expand` of a known value to a known shape.
+    pub(super) fn fold_expand(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let (x, shape) = (self.known(n, 0, "operand")?, self.known(n, 1, "shape")?);
+        let dims: Vec<usize> = shape.as_ints().iter().map(|&d| d.max(0) as usize).collect();
+        let target = mpcflow_sdk::shape::broadcast_shapes(&x.shape, &dims).map_err(|e| self.err(n, e.0))?;
+        let k = x.broadcast_to(&target).map_err(|e| self.err(n, e))?;
+        let weight = matches!(self.opt(n, 0), Some(Val::Weight(_)));
+        self.set(n, if weight { Val::Weight(k) } else { Val::Known(k) });
+        Ok(())
+    }
+
     /// `Concat` of known 1-D values.
     pub(super) fn fold_concat(&mut self, n: &NodeProto) -> Result<(), ImportError> {
         let parts: Vec<Known> = (0..n.input.len()).map(|i| self.known(n, i, "operand")).collect::<Result<_, _>>()?;
@@ -121,20 +175,33 @@ impl Converter {
         Ok(())
     }
 
-    /// `Gather` from known 1-D data.
+    /// `Gather` of known data at known indices, on any axis (a weight stays a weight).
     pub(super) fn fold_gather(&mut self, n: &NodeProto) -> Result<(), ImportError> {
         let (data, idx) = (self.known(n, 0, "data")?, self.known(n, 1, "indices")?);
-        if data.shape.len() != 1 || attr_i(n, "axis", 0) != 0 {
-            return Err(self.err(n, "folding a Gather of known values supports 1-D data on axis 0 only".into()));
-        }
-        let len = data.data.len() as i64;
-        let picked: Vec<f64> = idx
+        let axis =
+            mpcflow_sdk::shape::norm_axis(attr_i(n, "axis", 0), data.shape.len()).map_err(|e| self.err(n, e.0))?;
+        let (outer, len): (usize, usize) = (data.shape[..axis].iter().product(), data.shape[axis]);
+        let inner: usize = data.shape[axis + 1..].iter().product();
+        let mut shape = data.shape[..axis].to_vec();
+        shape.extend(&idx.shape);
+        shape.extend(&data.shape[axis + 1..]);
+        crate::values::generated_len(&shape).map_err(|e| self.err(n, e))?;
+        let picks: Vec<usize> = idx
             .as_ints()
             .iter()
-            .map(|&i| data.data.get((if i < 0 { i + len } else { i }) as usize).copied())
+            .map(|&i| usize::try_from(if i < 0 { i + len as i64 } else { i }).ok().filter(|&i| i < len))
             .collect::<Option<_>>()
             .ok_or_else(|| self.err(n, "index out of range".into()))?;
-        self.set(n, Val::Known(Known { shape: idx.shape.clone(), data: picked, int: data.int }));
+        let mut picked = Vec::with_capacity(outer * picks.len() * inner);
+        for o in 0..outer {
+            for &i in &picks {
+                let at = (o * len + i) * inner;
+                picked.extend_from_slice(&data.data[at..at + inner]);
+            }
+        }
+        let k = Known { shape, data: picked, int: data.int };
+        let weight = matches!(self.opt(n, 0), Some(Val::Weight(_)));
+        self.set(n, if weight { Val::Weight(k) } else { Val::Known(k) });
         Ok(())
     }
 

@@ -86,6 +86,11 @@ pub const SUPPORTED: &[&str] = &[
     "Where",
 ];
 
+/// Op types converted only when every input is fixed by the model file (folded at import): the
+/// masks and shapes that exporters compute.
+pub const FOLDED_ONLY: &[&str] =
+    &["And", "Equal", "Expand", "Greater", "GreaterOrEqual", "Less", "LessOrEqual", "Not", "Or", "Xor"];
+
 /// Op types accepted only as part of a recognised pattern: `Erf` inside the GELU that PyTorch
 /// exports as `x · 0.5 · (1 + erf(x / √2))`.
 pub const IN_PATTERNS: &[&str] = &["Erf"];
@@ -318,10 +323,18 @@ impl Converter {
             "Concat" if all_known => self.fold_concat(n)?,
             "Concat" => self.concat(n, &base)?,
             "Gather" if all_known => self.fold_gather(n)?,
+            "Gather" if matches!(self.get(n, 1)?, Val::Secret(_)) => self.gather_at_secret_indices(n, &base)?,
             "Gather" => self.gather(n, &base)?,
             "Slice" => self.slice(n, &base)?,
             "Split" => self.split(n)?,
             "Transpose" if all_known => self.fold_transpose(n)?,
+            "Equal" | "Less" | "LessOrEqual" | "Greater" | "GreaterOrEqual" | "And" | "Or" | "Xor" | "Not"
+                if all_known =>
+            {
+                self.fold_logic(n, op)?
+            }
+            "Where" if all_known => self.fold_where(n)?,
+            "Expand" if all_known => self.fold_expand(n)?,
             "Transpose" => self.transpose(n, &base)?,
             _ if all_known => {
                 return Err(self.err(
@@ -345,6 +358,15 @@ impl Converter {
             "Where" => self.select(n, &base)?,
             "LayerNormalization" => self.layer_norm(n, &base)?,
             "BatchNormalization" => self.batchnorm(n, &base)?,
+            other if FOLDED_ONLY.contains(&other) => {
+                return Err(self.err(
+                    n,
+                    format!(
+                        "`{other}` is folded when the model file fixes every input; of values computed from the \
+                         private input it is not supported"
+                    ),
+                ));
+            }
             other => {
                 return Err(self.err(n, format!("op `{other}` is not supported (supported: {})", SUPPORTED.join(", "))));
             }

@@ -12,6 +12,17 @@ use mpcflow_sdk::graph::{ConstSpec, NodeSpec};
 use mpcflow_sdk::shape::{TensorInfo, Visibility};
 use mpcflow_sdk::{DType, Op};
 
+/// What a masking constant becomes: exporters fill masked attention scores with the float's
+/// lowest value (`torch.finfo(dtype).min`, −3.4e38) or −∞, which no fixed-point word holds. Such
+/// a value becomes ∓2^40: added to a score and passed to softmax or exp, it gives exactly 0 there
+/// as in floating point (exp(−2^40) underflows; the secure exp clips far above it), and the
+/// softmax lane's span, about 2^56 words at 16 fractional bits, is within what comparisons take.
+/// Any other value is kept, and one out of fixed point's range is refused when planned.
+fn mask_value(v: f64) -> f64 {
+    const MASK: f64 = (1u64 << 40) as f64;
+    if v.abs() >= f64::from(f32::MAX) { MASK.copysign(v) } else { v }
+}
+
 impl Converter {
     pub(super) fn fresh(&mut self, base: &str) -> String {
         let base = clean(base);
@@ -56,6 +67,7 @@ impl Converter {
         }
         let name = self.fresh(base);
         let dtype = if k.int && !weight { DType::Int } else { DType::Fixed };
+        let k = if weight { k } else { Known { data: k.data.iter().map(|&v| mask_value(v)).collect(), ..k } };
         self.dtypes.insert(name.clone(), dtype);
         let spec = ConstSpec { name: name.clone(), dtype, shape: k.shape.clone(), values: k.data };
         self.shapes.insert(name.clone(), k.shape);

@@ -123,6 +123,60 @@ impl Converter {
         Ok(())
     }
 
+    /// `Gather` on axis 0 of a table fixed by the model file (a weight or a constant) at secret
+    /// indices: an embedding lookup on private token ids. It becomes a one-hot product,
+    /// `onehot(ids) · table` with `onehot = (ids[…, None] == [0, 1, …, V−1])`: `V` equality tests
+    /// per index and one matrix product, with nothing revealed about the ids and no table
+    /// protocol needed (a DPF lookup would send less for large `V`; this works under every
+    /// protocol as it is). The ids carry the range `[0, V − 1]`, a contract `ref` enforces: an
+    /// index outside the table is refused there rather than looked up as zeros.
+    pub(super) fn gather_at_secret_indices(&mut self, n: &NodeProto, base: &str) -> Result<(), ImportError> {
+        let (table, weight) = match self.get(n, 0)?.clone() {
+            Val::Known(k) => (k, false),
+            Val::Weight(k) => (k, true),
+            Val::Secret(_) | Val::Gelu(_) => {
+                return Err(self.err(
+                    n,
+                    "looks up a tensor computed from the private input at indices also computed from it; only a \
+                     table fixed by the model file can be looked up at private indices"
+                        .into(),
+                ));
+            }
+        };
+        if attr_i(n, "axis", 0) != 0 || table.shape.is_empty() {
+            return Err(self.err(n, "private indices are supported on axis 0 of a table of rank 1 or more".into()));
+        }
+        let ids = self.operand(n, 1)?;
+        let ids_shape = self.shape_of(&ids);
+        let vocab = table.shape[0];
+        let rows: usize = table.shape[1..].iter().product();
+        let matrix = Known { shape: vec![vocab, rows], ..table.clone() };
+        let table_name = if weight {
+            self.derived_weight(&n.input[0], matrix)
+        } else {
+            self.place_as(&format!("\u{0}rows:{}", n.input[0]), &n.input[0], Known { int: false, ..matrix }, false)
+        };
+        // ids as a column (at least [1, 1] so that the product has rank 2), within the table.
+        let mut column: Vec<usize> = if ids_shape.is_empty() { vec![1] } else { ids_shape.clone() };
+        column.push(1);
+        let col_op = Op::Reshape { shape: column.iter().map(|&d| d as i64).collect() };
+        let col = self.emit(n, &format!("{base}_ids"), col_op, vec![ids])?;
+        if let Some(node) = self.nodes.last_mut() {
+            node.range = Some([0.0, (vocab - 1) as f64]);
+        }
+        let positions = Known { shape: vec![vocab], data: (0..vocab).map(|i| i as f64).collect(), int: false };
+        let positions = self.place(&format!("{base}_positions"), positions, false);
+        let onehot = self.emit(n, &format!("{base}_onehot"), Op::Eq, vec![col, positions])?;
+        let mut out = self.emit(n, base, Op::Matmul, vec![onehot, table_name])?;
+        let mut target = ids_shape;
+        target.extend(&table.shape[1..]);
+        if self.shape_of(&out) != target {
+            out = self.emit(n, base, Op::Reshape { shape: target.iter().map(|&d| d as i64).collect() }, vec![out])?;
+        }
+        self.set(n, Val::Secret(out));
+        Ok(())
+    }
+
     /// `Slice` with known starts, ends, axes and steps.
     pub(super) fn slice(&mut self, n: &NodeProto, base: &str) -> Result<(), ImportError> {
         let x = self.operand(n, 0)?;
