@@ -31,6 +31,8 @@ pub struct ImportRequest {
     pub protocol: String,
     /// Keep one-element float initializers private.
     pub private_scalars: bool,
+    /// The output to import, for a model with several.
+    pub output: Option<String>,
     /// Name of the computation (default: the pipeline file's stem).
     pub name: Option<String>,
     /// An input file to name in the run command written at the top of the pipeline.
@@ -57,6 +59,7 @@ impl ImportRequest {
             reveal: Reveal::Class,
             protocol: "fss2pc".into(),
             private_scalars: false,
+            output: None,
             name: None,
             sample_input: None,
             sample_labels: None,
@@ -97,8 +100,8 @@ pub fn import_to_files(req: &ImportRequest, registry: &Registry) -> Result<Impor
     let shown = req.model.display();
     let bytes = std::fs::read(&req.model).map_err(|e| format!("cannot read {shown}: {e}"))?;
     let model = if req.importer == "onnx" {
-        import(&bytes, &ImportOptions { batch: req.batch, private_scalars: req.private_scalars })
-            .map_err(|e| e.to_string())
+        let opts = ImportOptions { batch: req.batch, private_scalars: req.private_scalars, output: req.output.clone() };
+        import(&bytes, &opts).map_err(|e| e.to_string())
     } else {
         let importer = registry.importer(&req.importer).ok_or_else(|| {
             format!("unknown importer `{}` (importers: {})", req.importer, registry.importer_names().join(", "))

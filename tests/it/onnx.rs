@@ -347,6 +347,31 @@ fn an_embedding_at_private_token_ids_and_an_exported_mask_match_plaintext_onnx()
 }
 
 #[test]
+fn a_model_with_several_outputs_imports_the_one_named_and_only_what_it_needs() {
+    use mpcflow_importer_onnx::proto::onnx::{ModelProto, ValueInfoProto};
+    use prost::Message;
+    let mut m = ModelProto::decode(std::fs::read(fixture("embedding.onnx")).unwrap().as_slice()).unwrap();
+    let g = m.graph.as_mut().unwrap();
+    // The softmax's output becomes a second model output, beside `y` (softmax + cube).
+    g.output.push(ValueInfoProto { name: Some("probs".into()), ..g.output[0].clone() });
+    let bytes = m.encode_to_vec();
+    let e = import(&bytes, &ImportOptions::default()).unwrap_err().to_string();
+    assert!(e.contains("2 outputs (y, probs): choose the one to import (`--output NAME`)"), "{e}");
+    let e = import(&bytes, &ImportOptions { output: Some("logits".into()), ..Default::default() }).unwrap_err();
+    assert!(e.to_string().contains("no output `logits` (outputs: y, probs)"), "{e}");
+    let both = import(&bytes, &ImportOptions { output: Some("y".into()), ..Default::default() }).unwrap();
+    let probs = import(&bytes, &ImportOptions { output: Some("probs".into()), ..Default::default() }).unwrap();
+    assert!(
+        probs.nodes.len() < both.nodes.len(),
+        "the cube is left out: {} vs {}",
+        probs.nodes.len(),
+        both.nodes.len()
+    );
+    assert!(!probs.nodes.iter().any(|n| n.op == mpcflow_sdk::Op::Mul), "no product for x³ remains");
+    assert_eq!(probs.weights.len(), both.weights.len(), "both need the tables");
+}
+
+#[test]
 fn token_ids_outside_the_table_are_refused_under_ref() {
     let bytes = std::fs::read(fixture("embedding.onnx")).unwrap();
     let model = import(&bytes, &ImportOptions::default()).unwrap();

@@ -44,6 +44,10 @@ pub struct Args {
     /// are public constants, as exporters store √2, 0.5 and attention scales that way).
     #[arg(long)]
     private_scalars: bool,
+    /// The output to import, for a model with several (by its ONNX name); the rest of the
+    /// model that it does not need is left out.
+    #[arg(long, value_name = "NAME")]
+    output: Option<String>,
     /// Name of the computation (default: the pipeline file's stem).
     #[arg(long)]
     name: Option<String>,
@@ -84,6 +88,7 @@ pub fn run(a: Args) -> Result<()> {
         reveal: a.reveal,
         protocol: a.protocol,
         private_scalars: a.private_scalars,
+        output: a.output,
         name: a.name,
         sample_input: a.sample_input,
         sample_labels: a.sample_labels,

@@ -74,11 +74,14 @@ pub struct ImportOptions {
     /// scalar initializers, and only as public constants do they cost nothing (a public scale
     /// instead of a secure product) and let patterns such as GELU's be recognised.
     pub private_scalars: bool,
+    /// The output to import, for a model with several (BERT's `last_hidden_state` and
+    /// `pooler_output`): only what it needs is imported.
+    pub output: Option<String>,
 }
 
 impl Default for ImportOptions {
     fn default() -> Self {
-        ImportOptions { batch: 1, private_scalars: false }
+        ImportOptions { batch: 1, private_scalars: false, output: None }
     }
 }
 
@@ -118,17 +121,47 @@ pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<ImportedModel, Impor
     if inputs.is_empty() {
         return Err(ImportError::Model("the model has no input besides its weights".into()));
     }
+    let names: Vec<&str> = graph.output.iter().map(|o| o.name()).collect();
+    let out = match (&opts.output, names.as_slice()) {
+        (None, []) => return Err(ImportError::Model("the model has no output".into())),
+        (None, [one]) => *one,
+        (None, _) => {
+            return Err(ImportError::Model(format!(
+                "the model has {} outputs ({}): choose the one to import (`--output NAME`)",
+                names.len(),
+                names.join(", ")
+            )));
+        }
+        (Some(o), _) if names.contains(&o.as_str()) => o.as_str(),
+        (Some(o), _) => {
+            return Err(ImportError::Model(format!("the model has no output `{o}` (outputs: {})", names.join(", "))));
+        }
+    };
     conv.graph(graph)?;
-    let out = graph.output.first().ok_or_else(|| ImportError::Model("the model has no output".into()))?;
-    if graph.output.len() > 1 {
-        return Err(ImportError::Model(format!(
-            "the model has {} outputs; models with one output are supported",
-            graph.output.len()
-        )));
+    let output = conv.output(out)?;
+    // Only what the output needs (a model with several outputs computes the others too).
+    let needed = needed(&conv.nodes, &output);
+    let nodes: Vec<_> = conv.nodes.into_iter().filter(|n| needed.contains(&n.name)).collect();
+    let weights: Vec<_> = conv.weights.into_iter().filter(|w| needed.contains(&w.name)).collect();
+    let constants = conv.constants.into_iter().filter(|c| needed.contains(&c.name)).collect();
+    check_weights(&weights)?;
+    Ok(ImportedModel { inputs, weights, constants, nodes, output })
+}
+
+/// The names `output` depends on (itself included), through `nodes`.
+fn needed(nodes: &[mpcflow_sdk::graph::NodeSpec], output: &str) -> std::collections::HashSet<String> {
+    let by_name: std::collections::HashMap<&str, &mpcflow_sdk::graph::NodeSpec> =
+        nodes.iter().map(|n| (n.name.as_str(), n)).collect();
+    let mut seen = std::collections::HashSet::from([output.to_string()]);
+    let mut todo = vec![output.to_string()];
+    while let Some(name) = todo.pop() {
+        for i in by_name.get(name.as_str()).map(|n| n.inputs.as_slice()).unwrap_or_default() {
+            if seen.insert(i.clone()) {
+                todo.push(i.clone());
+            }
+        }
     }
-    let output = conv.output(out.name())?;
-    check_weights(&conv.weights)?;
-    Ok(ImportedModel { inputs, weights: conv.weights, constants: conv.constants, nodes: conv.nodes, output })
+    seen
 }
 
 /// Most elements of a model input (the planner's bound on any tensor).
