@@ -14,12 +14,13 @@ use mpcflow_sdk::{DType, Op};
 
 /// What a masking constant becomes: exporters fill masked attention scores with the float's
 /// lowest value (`torch.finfo(dtype).min`, −3.4e38) or −∞, which no fixed-point word holds. Such
-/// a value becomes ∓2^40: added to a score and passed to softmax or exp, it gives exactly 0 there
-/// as in floating point (exp(−2^40) underflows; the secure exp clips far above it), and the
-/// softmax lane's span, about 2^56 words at 16 fractional bits, is within what comparisons take.
-/// Any other value is kept, and one out of fixed point's range is refused when planned.
+/// a value becomes ∓2^20: added to a score and passed to softmax or exp, it gives exactly 0 there
+/// as in floating point (exp(−2^20) underflows; the secure exp clips far above it). 2^20 and not
+/// more, because BERT multiplies it by the private mask, `(1 − m)·min`, and a fixed-point product
+/// stays exact below 2^30 at 16 fractional bits. Any other value is kept, and one out of fixed
+/// point's range is refused when planned.
 fn mask_value(v: f64) -> f64 {
-    const MASK: f64 = (1u64 << 40) as f64;
+    const MASK: f64 = (1u64 << 20) as f64;
     if v.abs() >= f64::from(f32::MAX) { MASK.copysign(v) } else { v }
 }
 
