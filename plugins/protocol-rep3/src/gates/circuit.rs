@@ -235,6 +235,12 @@ impl Circuit {
         self.p = Shares { s: [0, 1].map(|k| bits::xor(&self.a.s[k], &self.b.s[k])) };
         let (send, kept) = bits::and_send(self.me, self.a.planes(0, w - 1, m), self.b.planes(0, w - 1, m))?;
         self.kept = Some(kept);
+        // The summands' bits are spent: only p and the ANDs go on.
+        (self.a, self.b) = (Shares::default(), Shares::default());
+        if let Kind::Sign { .. } = self.kind {
+            // A comparison needs d no more (ReLU multiplies by it at the end).
+            self.d = Default::default();
+        }
         Ok(self.exchange(send))
     }
 
