@@ -82,6 +82,11 @@ pub struct Imported {
     pub weights: usize,
 }
 
+/// A path as given, or a placeholder.
+fn shown_path(p: &Option<PathBuf>, placeholder: &str) -> String {
+    p.as_ref().map_or(placeholder.to_string(), |p| p.display().to_string())
+}
+
 fn relative(path: &Path, to_dir: &Path) -> String {
     match (path.canonicalize(), to_dir.canonicalize()) {
         (Ok(p), Ok(d)) => p.strip_prefix(&d).map_or(p.clone(), Path::to_path_buf).display().to_string(),
@@ -113,11 +118,10 @@ pub fn import_to_files(req: &ImportRequest, registry: &Registry) -> Result<Impor
     let name = req.name.clone().unwrap_or_else(|| mpcflow_importer_onnx::clean(&stem));
     let dir = req.out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let weights_dir = req.weights.clone().unwrap_or_else(|| dir.join(format!("{stem}.weights")));
-    if model.inputs.len() != 1 {
+    if model.inputs.len() != 1 && req.calibrate.is_some() {
         let names: Vec<&str> = model.inputs.iter().map(|i| i.0.as_str()).collect();
         return Err(format!(
-            "{shown}: the model has {} inputs ({}); import writes pipelines for models with one input (name \
-             models with several in a pipeline's `models:` instead)",
+            "{shown}: the model has {} inputs ({}); --calibrate takes a sample of a model with one input",
             names.len(),
             names.join(", ")
         ));
@@ -129,6 +133,12 @@ pub fn import_to_files(req: &ImportRequest, registry: &Registry) -> Result<Impor
     }
     let (n_weights, n_params) = (model.weights.len(), model.weights.iter().map(|w| w.values.len()).sum::<usize>());
     let input = model.inputs.first().map(|i| (i.0.clone(), i.2.clone())).unwrap_or_default();
+    // Every input the input owner brings, as the header names them.
+    let brought: Vec<String> = model.inputs.iter().map(|i| format!("`{}` (shape {:?})", i.0, i.2)).collect();
+    let given: Vec<String> = match model.inputs.as_slice() {
+        [one] => vec![format!("--input {}=@{}", one.0, shown_path(&req.sample_input, "INPUT.npy"))],
+        many => many.iter().map(|i| format!("--input {}=@{}.npy", i.0, i.0.to_uppercase())).collect(),
+    };
     let roles = Roles { input_owner: req.input_owner.clone(), model_owner: req.owner.clone() };
     let ranges = match &req.calibrate {
         Some(path) => {
@@ -146,11 +156,8 @@ pub fn import_to_files(req: &ImportRequest, registry: &Registry) -> Result<Impor
     // Commands in the header are relative to the current directory, as the user typed them.
     let wdir = relative(&weights_dir, Path::new("."));
     let out_shown = req.out.display();
-    let shown = |p: &Option<PathBuf>, placeholder: &str| {
-        p.as_ref().map_or(placeholder.to_string(), |p| p.display().to_string())
-    };
     let labels = if req.reveal == Reveal::Accuracy {
-        format!(" --input labels=@{}", shown(&req.sample_labels, "LABELS.npy"))
+        format!(" --input labels=@{}", shown_path(&req.sample_labels, "LABELS.npy"))
     } else {
         String::new()
     };
@@ -160,10 +167,7 @@ pub fn import_to_files(req: &ImportRequest, registry: &Registry) -> Result<Impor
             // The file's name only: the pipeline goes to the other party, a local path does not.
             req.model.file_name().map_or_else(|| "the model".into(), |n| n.to_string_lossy())
         ),
-        format!(
-            "{} brings `{}` (shape {:?}); {} brings the weights in {wdir}/.",
-            req.input_owner, input.0, input.1, req.owner
-        ),
+        format!("{} brings {}; {} brings the weights in {wdir}/.", req.input_owner, brought.join(", "), req.owner),
         match &ranges {
             // The file's name only: the pipeline goes to the other party, a local path does not.
             Some((path, r)) => format!(
@@ -177,11 +181,7 @@ pub fn import_to_files(req: &ImportRequest, registry: &Registry) -> Result<Impor
             None => String::new(),
         },
         "Run it (every party and the dealer in this process):".into(),
-        format!(
-            "  mpcflow run {out_shown} --input {}=@{}{labels} --input-dir {wdir}",
-            input.0,
-            shown(&req.sample_input, "INPUT.npy")
-        ),
+        format!("  mpcflow run {out_shown} {}{labels} --input-dir {wdir}", given.join(" ")),
     ];
     let header: Vec<String> = header.into_iter().filter(|h| !h.is_empty()).collect();
     let text = mpcflow_runtime::pipeline::to_yaml(&spec, &header);

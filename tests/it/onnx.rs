@@ -6,7 +6,7 @@ use crate::support::{root, rt};
 use mpcflow::import::{Reveal, Roles, graph};
 use mpcflow::runtime::{InputValue, Session, SessionConfig};
 use mpcflow_importer_onnx::{ImportOptions, import};
-use mpcflow_sdk::Op;
+use mpcflow_sdk::{DType, FixedPoint, Op};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -369,6 +369,74 @@ fn a_model_with_several_outputs_imports_the_one_named_and_only_what_it_needs() {
     );
     assert!(!probs.nodes.iter().any(|n| n.op == mpcflow_sdk::Op::Mul), "no product for x³ remains");
     assert_eq!(probs.weights.len(), both.weights.len(), "both need the tables");
+}
+
+/// `mpcflow import` on a model with two inputs (token ids and a second tensor, as BERT's ids and
+/// mask): the pipeline declares both for the input owner, and runs as its header says.
+#[test]
+fn a_model_with_two_inputs_imports_and_runs_as_its_header_says() {
+    use mpcflow_importer_onnx::proto::onnx::{ModelProto, NodeProto, ValueInfoProto};
+    use prost::Message;
+    let mut m = ModelProto::decode(std::fs::read(fixture("embedding.onnx")).unwrap().as_slice()).unwrap();
+    let g = m.graph.as_mut().unwrap();
+    // z = y + shift, with `shift` a second input of y's shape.
+    let y_info = g.output[0].clone();
+    g.input.push(ValueInfoProto { name: Some("shift".into()), ..y_info.clone() });
+    g.node.push(NodeProto {
+        op_type: Some("Add".into()),
+        input: vec!["y".into(), "shift".into()],
+        output: vec!["z".into()],
+        ..Default::default()
+    });
+    g.output = vec![ValueInfoProto { name: Some("z".into()), ..y_info }];
+    let dir = std::env::temp_dir().join(format!("mpcflow-two-inputs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("two.onnx"), m.encode_to_vec()).unwrap();
+    let yaml = dir.join("two.yaml");
+    let (model, out) = (dir.join("two.onnx"), yaml.to_str().unwrap().to_string());
+    let args = ["import", model.to_str().unwrap(), "--owner", "vendor", "--input-owner", "user", "-o", &out];
+    let done = mpcflow(&[&args[..], &["--reveal", "logits"]].concat());
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    let text = std::fs::read_to_string(&yaml).unwrap();
+    assert!(text.contains("user brings `ids` (shape [2, 5]), `shift` (shape [2, 5, 4])"), "{text}");
+    let command = text.lines().find(|l| l.contains("mpcflow run")).unwrap();
+    assert!(command.contains("--input ids=@IDS.npy --input shift=@SHIFT.npy"), "{command}");
+    // Run it with the fixture's ids and a shift of 1.
+    let ids = mpcflow::io::npy::read(&fixture("embedding_input.npy")).unwrap();
+    mpcflow::io::npy::write(
+        &dir.join("IDS.npy"),
+        &ids.to_tensor(DType::Fixed, FixedPoint::default()).unwrap(),
+        FixedPoint::default(),
+    )
+    .unwrap();
+    let shift = InputValue::Real { shape: vec![2, 5, 4], values: vec![1.0; 40] };
+    mpcflow::io::npy::write(
+        &dir.join("SHIFT.npy"),
+        &shift.to_tensor(DType::Fixed, FixedPoint::default()).unwrap(),
+        FixedPoint::default(),
+    )
+    .unwrap();
+    let run: Vec<String> = command.trim_start_matches("#   mpcflow ").split_whitespace().map(String::from).collect();
+    let ran = std::process::Command::new(env!("CARGO_BIN_EXE_mpcflow"))
+        .current_dir(&dir)
+        .args(&run)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(ran.status.success(), "{}", String::from_utf8_lossy(&ran.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&ran.stdout).unwrap();
+    let got: Vec<f64> = doc["outputs"]["z"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| {
+            r.as_array().unwrap().iter().flat_map(|c| c.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()))
+        })
+        .collect();
+    let want = reals(&mpcflow::io::npy::read(&fixture("embedding_output.npy")).unwrap());
+    let (max, _) = errors(&got, &want.iter().map(|w| w + 1.0).collect::<Vec<_>>());
+    assert!(max < 2e-3, "max error {max}");
 }
 
 #[test]

@@ -23,6 +23,8 @@ impl Converter {
             "Div" => scalar(self.opt(n, 1)).map(|d| 1.0 / d),
             _ => None,
         };
+        // A mask's factor (BERT's `(1 − m)·min`) as a masking constant placed in the graph.
+        let factor = factor.map(super::place::mask_value);
         let out = match factor {
             Some(f) => {
                 let i = if op == "Mul" && scalar(self.opt(n, 1)).is_none() { 1 } else { 0 };

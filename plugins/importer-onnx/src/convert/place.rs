@@ -19,7 +19,7 @@ use mpcflow_sdk::{DType, Op};
 /// more, because BERT multiplies it by the private mask, `(1 − m)·min`, and a fixed-point product
 /// stays exact below 2^30 at 16 fractional bits. Any other value is kept, and one out of fixed
 /// point's range is refused when planned.
-fn mask_value(v: f64) -> f64 {
+pub(super) fn mask_value(v: f64) -> f64 {
     const MASK: f64 = (1u64 << 20) as f64;
     if v.abs() >= f64::from(f32::MAX) { MASK.copysign(v) } else { v }
 }
