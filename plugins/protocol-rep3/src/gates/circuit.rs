@@ -34,6 +34,7 @@
 //! bytes and the dealt gate (two or three rounds) is kept.
 
 use super::bits::{self, Kept, Shares};
+use super::product::{reshare_receive, reshare_send};
 use crate::share::{self, Operand, SEED, ahead};
 use mpcflow_fss_gates::gates::sign;
 use mpcflow_fss_gates::wire;
@@ -393,7 +394,7 @@ impl Circuit {
                 share::expect_empty(&from_zero, "circuit input")?;
             }
             let kept = self.kept.take().ok_or_else(|| Error::internal("rep3 circuit lost its product"))?;
-            self.bx = product_receive(self.me, kept, &mut inbox)?;
+            self.bx = reshare_receive(self.me, kept, &mut inbox)?;
             // x − 2·b₂x.
             [0, 1].map(|k| self.d[k].iter().zip(&self.bx[k]).map(|(x, w)| x.wrapping_sub(w.wrapping_mul(2))).collect())
         } else {
@@ -412,7 +413,7 @@ impl Circuit {
     /// The result from the last product.
     fn result(&mut self, mut inbox: Vec<Message>) -> Result<Step> {
         let kept = self.kept.take().ok_or_else(|| Error::internal("rep3 circuit lost its product"))?;
-        let cf = product_receive(self.me, kept, &mut inbox)?;
+        let cf = reshare_receive(self.me, kept, &mut inbox)?;
         let me = self.me.index();
         let planes = match self.kind {
             Kind::Relu => [0, 1].map(|k| wire::add(&cf[k], &self.bx[k])),
@@ -430,33 +431,12 @@ impl Circuit {
 }
 
 /// The local product `zᵢ = xᵢ(yᵢ + yᵢ₊₁) + xᵢ₊₁yᵢ` of two elementwise sharings, split for
-/// resharing as in [`super::product`].
+/// resharing ([`super::product::reshare_send`]).
 fn product_send(me: PartyId, x: &[Vec<u64>; 2], y: &[Vec<u64>; 2]) -> Result<(Vec<Message>, Kept)> {
     let z: Vec<u64> = (0..x[0].len())
         .map(|i| x[0][i].wrapping_mul(y[0][i].wrapping_add(y[1][i])).wrapping_add(x[1][i].wrapping_mul(y[0][i])))
         .collect();
-    let sigma = share::fresh_seed()?;
-    let b = share::expand(&sigma, z.len());
-    let a = wire::sub(&z, &b);
-    let send = vec![
-        Message { peer: ahead(me, 2), payload: wire::to_bytes(&a) },
-        Message { peer: ahead(me, 1), payload: sigma.to_vec() },
-    ];
-    Ok((send, (a, b)))
-}
-
-/// The new shares after a product's resharing.
-fn product_receive(me: PartyId, kept: Kept, inbox: &mut Vec<Message>) -> Result<[Vec<u64>; 2]> {
-    let (a, b) = kept;
-    let n = a.len();
-    let (before, after) = (ahead(me, 2), ahead(me, 1));
-    let from_after = share::from(inbox, after, "circuit product")?;
-    let (a_next, rest) = share::take_words(&from_after, n, "circuit product")?;
-    share::expect_empty(rest, "circuit product")?;
-    let from_before = share::from(inbox, before, "circuit product")?;
-    let (sigma, rest) = share::take_seed(&from_before, "circuit product")?;
-    share::expect_empty(rest, "circuit product")?;
-    Ok([wire::add(&a, &share::expand(&sigma, n)), wire::add(&a_next, &b)])
+    reshare_send(me, z)
 }
 
 impl NodeEval for Circuit {

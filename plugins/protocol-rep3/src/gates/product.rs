@@ -21,6 +21,7 @@
 //! `|x·y| < 2^(62−2f)` as in fss2pc.
 
 use super::assisted::Assisted;
+use super::bits::Kept;
 use crate::share::{self, Operand, SEED, ahead};
 use mpcflow_fss_gates::accel::Accel;
 use mpcflow_fss_gates::gates::Gate;
@@ -120,29 +121,14 @@ impl NodeEval for Product {
         if let Some(then) = &mut self.then {
             return then.step(inbox);
         }
-        let (before, after) = (ahead(self.me, 2), ahead(self.me, 1));
         if !self.sent {
             self.sent = true;
-            let z = self.share()?;
-            let sigma = share::fresh_seed()?;
-            let b = share::expand(&sigma, z.len());
-            let a = wire::sub(&z, &b);
-            let send = vec![
-                Message { peer: before, payload: wire::to_bytes(&a) },
-                Message { peer: after, payload: sigma.to_vec() },
-            ];
-            self.split = Some((a, b));
-            return Ok(Step::Exchange { send, expect: vec![after, before] });
+            let (send, split) = reshare_send(self.me, self.share()?)?;
+            self.split = Some(split);
+            return Ok(Step::Exchange { send, expect: vec![ahead(self.me, 1), ahead(self.me, 2)] });
         }
-        let (a, b) = self.split.take().ok_or_else(|| Error::internal("rep3 product stepped out of order"))?;
-        let n = a.len();
-        let from_after = share::from(&mut inbox, after, "product share")?;
-        let a_next = wire::from_bytes(&from_after, n, "product share")?;
-        let from_before = share::from(&mut inbox, before, "product seed")?;
-        let (sigma, rest) = share::take_seed(&from_before, "product seed")?;
-        share::expect_empty(rest, "product seed")?;
-        let b_prev = share::expand(&sigma, n);
-        let planes = [wire::add(&a, &b_prev), wire::add(&a_next, &b)];
+        let split = self.split.take().ok_or_else(|| Error::internal("rep3 product stepped out of order"))?;
+        let planes = reshare_receive(self.me, split, &mut inbox)?;
         let w = share::secret(&self.node.output.shape, self.node.output.dtype, planes);
         let Some((inner, gate)) = self.trunc.take() else {
             return Ok(Step::Done(NodeValue::Wire(w)));
@@ -151,6 +137,31 @@ impl NodeEval for Product {
             Assisted::new(self.node.id, self.me, gate, inner, vec![Arc::new(w)], self.threads, self.kernel.clone());
         self.then.insert(then).step(vec![])
     }
+}
+
+/// The first half of a resharing: this party's additive share `zᵢ` split as `aᵢ + PRG(σᵢ)`,
+/// the messages (`aᵢ` to party `i − 1`, `σᵢ` to `i + 1`) and what it keeps, `(aᵢ, PRG(σᵢ))`.
+pub fn reshare_send(me: PartyId, z: Vec<u64>) -> Result<(Vec<Message>, Kept)> {
+    let sigma = share::fresh_seed()?;
+    let b = share::expand(&sigma, z.len());
+    let a = wire::sub(&z, &b);
+    let send = vec![
+        Message { peer: ahead(me, 2), payload: wire::to_bytes(&a) },
+        Message { peer: ahead(me, 1), payload: sigma.to_vec() },
+    ];
+    Ok((send, (a, b)))
+}
+
+/// The second half: this party's replicated shares `(aᵢ + PRG(σᵢ₋₁), aᵢ₊₁ + PRG(σᵢ))` from what
+/// it kept and the two messages it received.
+pub fn reshare_receive(me: PartyId, kept: Kept, inbox: &mut Vec<Message>) -> Result<[Vec<u64>; 2]> {
+    let (a, b) = kept;
+    let n = a.len();
+    let a_next = wire::from_bytes(&share::from(inbox, ahead(me, 1), "product share")?, n, "product share")?;
+    let from_before = share::from(inbox, ahead(me, 2), "product seed")?;
+    let (sigma, rest) = share::take_seed(&from_before, "product seed")?;
+    share::expect_empty(rest, "product seed")?;
+    Ok([wire::add(&a, &share::expand(&sigma, n)), wire::add(&a_next, &b)])
 }
 
 /// A product's output as the input of its truncation.
