@@ -573,7 +573,11 @@ impl Op {
             "gelu" => Op::Gelu,
             "softmax" => Op::Softmax { axis: r.int("axis")?.unwrap_or(-1) },
             "layernorm" => {
-                Op::Layernorm { axis: r.int("axis")?.unwrap_or(-1), epsilon: r.float("epsilon")?.unwrap_or(1e-5) }
+                let epsilon = r.float("epsilon")?.unwrap_or(1e-5);
+                if epsilon < 0.0 {
+                    return Err(r.err("epsilon", "a number ≥ 0", &AttrValue::Float(epsilon)));
+                }
+                Op::Layernorm { axis: r.int("axis")?.unwrap_or(-1), epsilon }
             }
             other => return Err(AttrError::UnknownOp { op: other.into(), hint: String::new() }),
         })
@@ -754,5 +758,7 @@ mod tests {
         assert!(e.len() < 200 && e.contains("(3145728 bytes)"), "{e}");
         let e = Op::from_attrs("scale", &Attrs::new()).unwrap_err();
         assert!(matches!(e, AttrError::Missing { .. }));
+        let e = Op::from_attrs("layernorm", &attrs(&[("epsilon", AttrValue::Float(-1e-5))])).unwrap_err();
+        assert!(e.to_string().contains("`epsilon`") && e.to_string().contains("a number ≥ 0"), "{e}");
     }
 }

@@ -544,12 +544,6 @@ fn unsupported_ops_are_refused_at_plan_time() {
         ),
         "{err}"
     );
-    // An epsilon below one ulp would make rsqrt saturate where ref defines the output as beta.
-    let g = one(Op::Layernorm { axis: -1, epsilon: 0.0 }, vec![3], DType::Fixed);
-    let cfg = SessionConfig { protocol: Some("fss2pc".into()), ..Default::default() };
-    let s = Session::from_graph(g, mpcflow::builtins()).with_config(cfg);
-    let err = s.plan(Default::default()).unwrap_err().to_string();
-    assert_eq!(err, "node `y`: protocol `fss2pc` does not support op `layernorm`");
 }
 
 /// The root gate's relative error at f = 16 (see `gates::root`): `|Δ| ≤ ROOT_REL·|ref| + 1` ulp.
@@ -608,13 +602,26 @@ proptest! {
         let bounds = layernorm_bounds(&x, 6, eps, 1.0);
         compare(&one(Op::Layernorm { axis: -1, epsilon: eps }, vec![3, 6], DType::Fixed), &ins(real(&[3, 6], &x), None), |i, _| bounds[i])?;
     }
+
+    /// layernorm with an epsilon below one ulp (BERT's 1e-12, and 0): computed with one ulp,
+    /// within the bound plus the change's own term; a constant lane gives 0 (ref's value), not
+    /// rsqrt's saturation.
+    #[test]
+    fn layernorm_with_an_epsilon_below_one_ulp(x in proptest::collection::vec(-100.0f64..100.0, 12), eps in prop_oneof![Just(0.0), Just(1e-12), Just(1e-6)]) {
+        let mut x: Vec<f64> = x.iter().map(|v| (v * 65536.0).round() / 65536.0).collect();
+        x.extend([x[0]; 6]);
+        let bounds = layernorm_bounds(&x, 6, eps, 1.0);
+        compare(&one(Op::Layernorm { axis: -1, epsilon: eps }, vec![3, 6], DType::Fixed), &ins(real(&[3, 6], &x), None), |i, _| bounds[i])?;
+    }
 }
 
 /// Per-element bound of layernorm over lanes of `len` (last axis): `Δc = 1.5 + |mean|/256` ulp
 /// (one `mean`), `Δvar = 2·max|c|·Δc + (1.5 + var/256)` ulp, then
 /// `|Δy| ≤ 2·(Δc·inv + |y|·(2^-20 + Δvar/(2·(var + ε))) + |c| ulp + 2 ulp)` (`|c|` ulp: rsqrt's
-/// output is rounded to one ulp), times `|γ|`, plus 2 ulp.
+/// output is rounded to one ulp), times `|γ|`, plus 2 ulp. An `ε` below one ulp is computed as
+/// `ε' = 1` ulp: the bound takes `ε'` and adds `|c|·|γ|·(1/√(var + ε) − 1/√(var + ε'))`.
 fn layernorm_bounds(x: &[f64], len: usize, eps: f64, gamma: f64) -> Vec<f64> {
+    let computed = if (eps * 65536.0).round() < 1.0 { ULP } else { eps };
     let mut out = vec![];
     for lane in x.chunks(len) {
         let n = lane.len() as f64;
@@ -623,12 +630,13 @@ fn layernorm_bounds(x: &[f64], len: usize, eps: f64, gamma: f64) -> Vec<f64> {
         let cmax = lane.iter().map(|v| (v - mean).abs()).fold(0.0, f64::max);
         let dc = (1.5 + mean.abs() / 256.0) * ULP;
         let dvar = 2.0 * cmax * dc + (1.5 + var / 256.0) * ULP;
-        let inv = 1.0 / (var + eps).sqrt();
+        let inv = 1.0 / (var + computed).sqrt();
         for v in lane {
             let y = (v - mean) * inv;
             let c = (v - mean).abs();
-            let b = 2.0 * (dc * inv + y.abs() * (ROOT_REL + dvar / (2.0 * (var + eps))) + (c + 2.0) * ULP);
-            out.push(b * gamma.abs() + 2.0 * ULP);
+            let b = 2.0 * (dc * inv + y.abs() * (ROOT_REL + dvar / (2.0 * (var + computed))) + (c + 2.0) * ULP);
+            let change = if c == 0.0 { 0.0 } else { c * (1.0 / (var + eps).sqrt() - inv) };
+            out.push((b + change) * gamma.abs() + 2.0 * ULP);
         }
     }
     out

@@ -35,9 +35,11 @@
 //!   var/256` ulp and `inv = 1/√(var + ε)`:
 //!   `|Δ| ≤ 2·(Δc·inv + |y|·(2^-20 + Δvar/(2(var + ε))) + (|c| + 2) ulp)·|γ| + 2` ulp (the
 //!   `|c|` ulp: rsqrt's output is rounded to one ulp, where `ref` does not round it), for
-//!   `|c| < 2^(31.5−f)` so the squares fit. `ε` must encode to at least one ulp (else
-//!   `rsqrt(0)` saturates, where `ref` defines the output as `β`): a smaller `ε` is refused at
-//!   plan time.
+//!   `|c| < 2^(31.5−f)` so the squares fit. An `ε` that encodes below one ulp (BERT's `1e-12`,
+//!   or 0) is computed as `ε' = 1` ulp, so that a constant lane gives `β` plus the bound above
+//!   rather than `rsqrt(0)`'s saturation: the bound then takes `ε'` for `ε`, plus
+//!   `|c|·|γ|·(1/√(var + ε) − 1/√(var + ε'))` for the change (0 where `c = 0`; relative
+//!   `2^-f/(2·var)` for a lane of variance `var`, `7.6e-6` at `var = 1`, `f = 16`).
 
 use mpcflow_sdk::protocol::{LRef, LoweredNode, Lowering};
 use mpcflow_sdk::shape::{TensorInfo, norm_axes};
@@ -308,9 +310,14 @@ fn softmax(x: &TensorInfo, axis: i64, fp: FixedPoint) -> Option<Vec<LoweredNode>
 fn layernorm(inputs: &[TensorInfo], axis: i64, epsilon: f64, fp: FixedPoint) -> Option<Vec<LoweredNode>> {
     let x = inputs.first()?;
     let a = mpcflow_sdk::shape::norm_axis(axis, x.shape.len()).ok()?;
-    let eps = Tensor::scalar(DType::Fixed, epsilon, fp);
-    if (eps.data[0] as i64) < 1 {
+    // ε below one ulp (BERT's 1e-12 at f = 16) is raised to one ulp, so that a constant lane
+    // meets rsqrt at a positive value, not its saturation; the module docs bound the change.
+    if epsilon < 0.0 {
         return None;
+    }
+    let mut eps = Tensor::scalar(DType::Fixed, epsilon, fp);
+    if (eps.data[0] as i64) < 1 {
+        eps.data[0] = 1;
     }
     let mut b = Builder::default();
     let xf = b.as_fixed(LRef::Input(0), x.dtype, fp);
