@@ -165,6 +165,15 @@ pub enum Op {
         /// One-hot bits instead of an `int` index.
         one_hot: bool,
     },
+    /// One-hot bits of integer indices along a new last axis: `[a == 0, …, a == depth − 1]`.
+    /// `a` (int, or fixed holding integers) must lie in `[0, depth)`: `ref` refuses anything
+    /// else, and secure protocols rely on it (fss2pc reads the index from a point function
+    /// over `⌈log₂ depth⌉` bits). An embedding lookup at private token ids is
+    /// `matmul(onehot(ids), table)`.
+    OneHot {
+        /// Number of classes (the new axis' size).
+        depth: usize,
+    },
     /// `select(cond, a, b)`: `a` where the bit is 1, else `b`.
     Select,
     /// `1 / a`.
@@ -288,6 +297,7 @@ pub const OP_NAMES: &[(&str, &[&str])] = &[
     ("maxpool", &["kernel", "stride", "padding"]),
     ("avgpool", &["kernel", "stride", "padding"]),
     ("argmax", &["axis", "one_hot"]),
+    ("onehot", &["depth"]),
     ("select", &[]),
     ("reciprocal", &[]),
     ("div", &[]),
@@ -562,6 +572,13 @@ impl Op {
             "maxpool" => Op::Maxpool(r.pool()?),
             "avgpool" => Op::Avgpool(r.pool()?),
             "argmax" => Op::Argmax { axis: r.int("axis")?.unwrap_or(-1), one_hot: r.bool("one_hot")?.unwrap_or(false) },
+            "onehot" => {
+                let depth = r.int("depth")?.ok_or_else(|| missing("depth", "a positive integer"))?;
+                if !(1..=1 << 24).contains(&depth) {
+                    return Err(r.err("depth", "an integer in 1..=16777216", &AttrValue::Int(depth)));
+                }
+                Op::OneHot { depth: depth as usize }
+            }
             "select" => Op::Select,
             "reciprocal" => Op::Reciprocal,
             "div" => Op::Div,
@@ -628,6 +645,7 @@ impl Op {
                 put("axis", int(*axis));
                 put("one_hot", AttrValue::Bool(*one_hot));
             }
+            Op::OneHot { depth } => put("depth", int(*depth as i64)),
             Op::Layernorm { axis, epsilon } => {
                 put("axis", int(*axis));
                 put("epsilon", AttrValue::Float(*epsilon));
@@ -669,6 +687,7 @@ impl Op {
             Op::Maxpool(_) => "maxpool",
             Op::Avgpool(_) => "avgpool",
             Op::Argmax { .. } => "argmax",
+            Op::OneHot { .. } => "onehot",
             Op::Select => "select",
             Op::Reciprocal => "reciprocal",
             Op::Div => "div",
@@ -714,6 +733,7 @@ mod tests {
             Op::Maxpool(pool.clone()),
             Op::Avgpool(pool),
             Op::Argmax { axis: 1, one_hot: true },
+            Op::OneHot { depth: 30522 },
             Op::Softmax { axis: -1 },
             Op::Layernorm { axis: -1, epsilon: 1e-6 },
             Op::Relu,
@@ -735,6 +755,7 @@ mod tests {
                 "broadcast" => attrs(&[("shape", AttrValue::List(vec![AttrValue::Int(2)]))]),
                 "maxpool" | "avgpool" => attrs(&[("kernel", AttrValue::Int(2))]),
                 "histogram" => attrs(&[("edges", AttrValue::List(vec![AttrValue::Int(0), AttrValue::Float(0.5)]))]),
+                "onehot" => attrs(&[("depth", AttrValue::Int(10))]),
                 _ => Attrs::new(),
             };
             let op = Op::from_attrs(name, &a).unwrap();
@@ -758,6 +779,8 @@ mod tests {
         assert!(e.len() < 200 && e.contains("(3145728 bytes)"), "{e}");
         let e = Op::from_attrs("scale", &Attrs::new()).unwrap_err();
         assert!(matches!(e, AttrError::Missing { .. }));
+        let e = Op::from_attrs("onehot", &attrs(&[("depth", AttrValue::Int(0))])).unwrap_err();
+        assert!(e.to_string().contains("`depth`") && e.to_string().contains("1..=16777216"), "{e}");
         let e = Op::from_attrs("layernorm", &attrs(&[("epsilon", AttrValue::Float(-1e-5))])).unwrap_err();
         assert!(e.to_string().contains("`epsilon`") && e.to_string().contains("a number ≥ 0"), "{e}");
     }

@@ -286,6 +286,15 @@ pub fn infer(op: &Op, inputs: &[TensorInfo]) -> Result<TensorInfo, ShapeError> {
             }
             if *one_hot { (a.shape.clone(), DType::Bit) } else { (reduced(&a.shape, &[i], false), DType::Int) }
         }
+        Op::OneHot { depth } => {
+            let a = &inputs[0];
+            if a.dtype == DType::Bit {
+                return err("`onehot` reads int or fixed indices, not bits");
+            }
+            let mut shape = a.shape.clone();
+            shape.push(*depth);
+            (shape, DType::Bit)
+        }
         Op::Select => {
             let (c, a, b) = (&inputs[0], &inputs[1], &inputs[2]);
             if c.dtype != DType::Bit {

@@ -615,6 +615,36 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 5, ..cfg() })]
+
+    /// onehot: exact under fss2pc (one table key per index, see `gates::onehot`) and rep3
+    /// (equality tests), for int and fixed indices with the first and last class among them,
+    /// at depths from 1 to a vocabulary's; rounds and bytes as planned.
+    #[test]
+    fn onehot_rows_are_exact(depth in prop_oneof![Just(1usize), Just(2), Just(5), Just(300), Just(30522)], picks in proptest::collection::vec(any::<u32>(), 4)) {
+        let mut ids: Vec<i64> = picks.iter().map(|p| (*p as usize % depth) as i64).collect();
+        ids.extend([0, depth as i64 - 1]);
+        let n = ids.len();
+        let g = one(Op::OneHot { depth }, vec![n], DType::Int);
+        compare(&g, &ins(InputValue::Int { shape: vec![n], values: ids.clone() }, None), |_, _| 0.0)?;
+        let fx: Vec<f64> = ids.iter().map(|&i| i as f64).collect();
+        compare(&one(Op::OneHot { depth }, vec![2, n / 2], DType::Fixed), &ins(real(&[2, n / 2], &fx), None), |_, _| 0.0)?;
+    }
+}
+
+#[test]
+fn onehot_beyond_the_key_domain_is_refused_by_name() {
+    let depth = (1 << 20) + 1;
+    let g = one(Op::OneHot { depth }, vec![1], DType::Int);
+    let cfg = SessionConfig { protocol: Some("fss2pc".into()), ..Default::default() };
+    let err = Session::from_graph(g, mpcflow::builtins()).with_config(cfg).plan(Default::default()).unwrap_err();
+    assert!(
+        err.to_string().contains(&format!("fss2pc computes onehot with up to 1048576 classes, not {depth}")),
+        "{err}"
+    );
+}
+
 /// Per-element bound of layernorm over lanes of `len` (last axis): `Δc = 1.5 + |mean|/256` ulp
 /// (one `mean`), `Δvar = 2·max|c|·Δc + (1.5 + var/256)` ulp, then
 /// `|Δy| ≤ 2·(Δc·inv + |y|·(2^-20 + Δvar/(2·(var + ε))) + |c| ulp + 2 ulp)` (`|c|` ulp: rsqrt's

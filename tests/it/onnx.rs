@@ -453,7 +453,7 @@ fn token_ids_outside_the_table_are_refused_under_ref() {
     let roles = Roles { input_owner: "user".into(), model_owner: "vendor".into() };
     let spec = graph(model, "fixture", &roles, "ref", Reveal::Logits);
     let e = rt().block_on(Session::from_graph(spec, mpcflow::builtins()).run(inputs)).unwrap_err().to_string();
-    assert!(e.contains("value 12") && e.contains("outside the declared range [0, 11]"), "{e}");
+    assert!(e.contains("node `tok_onehot`") && e.contains("onehot index 12 is not an integer in [0, 12)"), "{e}");
 }
 
 /// The first input of `m` that is not a weight, as a tensor type.

@@ -252,6 +252,21 @@ pub fn lower(op: &Op, inputs: &[TensorInfo], fp: FixedPoint) -> Option<Lowering>
     Some(Lowering { nodes })
 }
 
+/// `onehot(x, depth)` as equality tests with the classes: `reshape(x, [.., 1]) == [0, …,
+/// depth − 1]`, each equality two comparisons and a product. For protocols without a point
+/// function (rep3); fss2pc computes the op directly ([`crate::gates::onehot`]).
+pub fn onehot_by_equalities(depth: usize, inputs: &[TensorInfo], fp: FixedPoint) -> Option<Lowering> {
+    let x = inputs.first()?;
+    let mut column: Vec<i64> = x.shape.iter().map(|&d| d as i64).collect();
+    column.push(1);
+    let classes: Vec<f64> = (0..depth).map(|k| k as f64).collect();
+    let classes = Tensor::from_f64(x.dtype, vec![depth], &classes, fp)?;
+    let mut b = Builder::default();
+    let col = b.push(Op::Reshape { shape: column }, vec![LRef::Input(0)]);
+    b.push(Op::Eq, vec![col, LRef::Const(classes)]);
+    Some(Lowering { nodes: b.nodes })
+}
+
 /// Max or average pooling: the padded input sliced once per kernel position (a strided slice
 /// of every window's element at that position), then a tree of pairwise maxima or a sum.
 fn pool(x: &TensorInfo, p: &mpcflow_sdk::op::Pool, is_max: bool, fp: FixedPoint) -> Option<Vec<LoweredNode>> {

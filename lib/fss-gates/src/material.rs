@@ -49,6 +49,8 @@ pub enum Tag {
     Sign2 = 9,
     /// ReLU in two rounds (half-tree DReLU, then a select).
     Relu2 = 10,
+    /// One-hot bits of an index (see `gates::onehot`).
+    OneHot = 12,
 }
 
 /// Bytes of the header.

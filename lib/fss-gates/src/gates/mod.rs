@@ -11,6 +11,7 @@
 //! | sign | gt, ge, lt, le | 1, or 2 (see below) | 8n, or 8n + n/8 |
 //! | relu | relu | 1, or 2 | 8n, or 8n + n/8 |
 //! | lookup | exp, sigmoid, tanh, gelu (clip, then quadratic pieces from a 256-point table, see [`lut`]) | 5, or 7 with the truncations' borrows opened as bits; 3 or 5 without a clip (a declared range inside the table) | n/4 + 32n (gelu 3n/8 + 40n); +8n where the split takes two truncations (f > 18 for exp, > 22 for sigmoid, > 23 for tanh and gelu); with bit borrows + n/8 per truncation |
+//! | onehot | onehot (a table key per index, its expansion read at the masked index, see [`onehot`]) | 1 | 8n |
 //! | root | reciprocal, rsqrt, sqrt (leading bit, normalisation, mantissa table, rescaling, see [`root`]) | 7 | 64n + one bit per leading-bit comparison (at f = 16: reciprocal 73n, rsqrt 71n, sqrt 72n) |
 //!
 //! `n` is the number of output elements. Composite ops are lowered (see [`crate::lowering`]).
@@ -31,6 +32,7 @@ pub mod bilinear;
 pub mod io;
 pub mod linear;
 pub mod lut;
+pub mod onehot;
 pub mod open;
 pub mod relu;
 pub mod root;
@@ -100,6 +102,8 @@ pub enum Gate {
     Lut(lut::Func),
     /// Reciprocal, rsqrt or sqrt.
     Root(root::Func),
+    /// One-hot bits of an index, from a table key.
+    OneHot,
 }
 
 /// What the dealer deals for one node: each party's material, and what it now knows of the
@@ -123,6 +127,7 @@ impl Gate {
             Gate::Relu { form: Form::TwoRound } => select::cost(node, Select::Relu),
             Gate::Lut(func) => lut::cost(node, *func),
             Gate::Root(func) => root::cost(node, *func),
+            Gate::OneHot => onehot::cost(node),
         }
     }
 
@@ -172,6 +177,7 @@ impl Gate {
             }
             (Gate::Lut(func), _) => mask(lut::deal(*func, node, &input(0)?.mask(), rng, threads)?),
             (Gate::Root(func), _) => mask(root::deal(*func, node, &input(0)?.mask(), rng, threads)?),
+            (Gate::OneHot, _) => mask(onehot::deal(node, &input(0)?.mask(), rng, threads)?),
             (g, k) => return Err(Error::internal(format!("gate {g:?} for node kind {}", k.label()))),
         })
     }
@@ -236,6 +242,7 @@ impl Gate {
                     accel,
                 )?)
             }
+            (Gate::OneHot, _) => onehot::begin(node, first()?, me, input.material, accel)?,
             (g, k) => return Err(Error::internal(format!("gate {g:?} for node kind {}", k.label()))),
         })
     }
@@ -285,6 +292,9 @@ pub fn check(node: &NodeDesc, protocol: &str) -> std::result::Result<(), String>
                     if matches!(op, Op::Reciprocal) { 22 } else { 24 }
                 )
             }
+            NodeKind::Op(Op::OneHot { depth }) => {
+                format!("{protocol} computes onehot with up to {} classes, not {depth}", onehot::MAX_DEPTH)
+            }
             k => format!("{protocol} has no gate for {} on these inputs", k.label()),
         }),
     }
@@ -331,6 +341,7 @@ fn classify_op(op: &Op, node: &NodeDesc) -> Option<Gate> {
         Op::Gt => Some(Gate::Sign { swap: true, a: 1, sigma: u64::MAX, form: select::choose(node, false) }),
         Op::Lt => Some(Gate::Sign { swap: false, a: 1, sigma: u64::MAX, form: select::choose(node, false) }),
         Op::Relu => Some(Gate::Relu { form: select::choose(node, true) }),
+        Op::OneHot { depth } if *depth <= onehot::MAX_DEPTH => Some(Gate::OneHot),
         // The pieces' midpoints need f > 4; the interpolated value (f + 2q fractional bits)
         // stays in the truncation's half range by the choice of q (`lut::split_bits`).
         op if fixed_in(0) && (lut::MIN_FRAC_BITS..=lut::MAX_FRAC_BITS).contains(&f) && lut::Func::of(op).is_some() => {

@@ -48,8 +48,9 @@ use super::{FssError, check_in_domain, check_party, mask64, mask128, signed, spl
 /// Type tag (first byte) of a serialised table-key batch, format version 1.
 pub const TABLE_TAG: u8 = b'T';
 
-/// The largest domain a table key may have: the evaluation materialises `W·2^n` words.
-pub const MAX_TABLE_BITS: u32 = 14;
+/// The largest domain a table key may have: the evaluation materialises `W·2^n` words (8 MiB
+/// per key at 20 bits; the lookups use 8 to 12 bits, a one-hot over a vocabulary up to 17).
+pub const MAX_TABLE_BITS: u32 = 20;
 
 /// The most payload words per point.
 pub const MAX_WORDS: u32 = 4;

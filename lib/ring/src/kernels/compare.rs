@@ -126,6 +126,23 @@ pub fn check_width(w: Width, a: &Tensor, b: Option<&Tensor>, out: &TensorInfo) -
     }
 }
 
+/// `onehot(a, depth)`: bit `k` of element `i`'s row is `[a_i == k]`, along a new last axis
+/// ([`super::domains`] holds `a` to integers in `[0, depth)`).
+pub fn one_hot(a: &Tensor, depth: usize, fp: FixedPoint) -> Result<Vec<u64>> {
+    let len = a.data.len().checked_mul(depth).ok_or_else(|| Error::invalid("onehot output too large"))?;
+    let mut out = vec![0u64; len];
+    for (row, &w) in out.chunks_mut(depth.max(1)).zip(&a.data) {
+        let k = match a.dtype {
+            DType::Fixed => fp.decode(w),
+            _ => w as i64 as f64,
+        };
+        if k >= 0.0 && (k as usize) < depth && k.fract() == 0.0 {
+            row[k as usize] = 1;
+        }
+    }
+    Ok(out)
+}
+
 /// `max(a, 0)` on signed words (bits are unchanged).
 pub fn relu(a: &Tensor) -> Result<Vec<u64>> {
     map1(a, |x| if (x as i64) < 0 { 0 } else { x })
@@ -149,6 +166,15 @@ pub fn select(cond: &Tensor, a: &Tensor, b: &Tensor, out: &TensorInfo) -> Result
 mod tests {
     use super::super::testutil::*;
     use mpcflow_sdk::{DType, Op};
+
+    #[test]
+    fn onehot_rows_of_ints_and_fixed() {
+        let r = run(&Op::OneHot { depth: 3 }, &[&int(&[2], &[2, 0])]);
+        assert_eq!((r.dtype, r.shape.clone()), (DType::Bit, vec![2, 3]));
+        assert_eq!(ints(&r), vec![0, 0, 1, 1, 0, 0]);
+        let r = run(&Op::OneHot { depth: 4 }, &[&fx(&[1, 1], &[3.0])]);
+        assert_eq!((r.shape.clone(), ints(&r)), (vec![1, 1, 4], vec![0, 0, 0, 1]));
+    }
 
     #[test]
     fn comparisons_are_signed_and_broadcast() {

@@ -61,6 +61,9 @@ pub fn check_inputs(op: &Op, inputs: &[&Tensor], fp: FixedPoint) -> Result<()> {
     if let (Op::Exp | Op::Sigmoid | Op::Tanh | Op::Gelu, Some(a)) = (op, inputs.first()) {
         check_lookup_width(a, fp)?;
     }
+    if let (Op::OneHot { depth }, Some(a)) = (op, inputs.first()) {
+        check_indices(a, *depth, fp)?;
+    }
     let (Op::Exp, Some(a)) = (op, inputs.first()) else { return Ok(()) };
     let value = |w: u64| match a.dtype {
         DType::Fixed => fp.decode(w),
@@ -78,6 +81,23 @@ pub fn check_inputs(op: &Op, inputs: &[&Tensor], fp: FixedPoint) -> Result<()> {
     }
 }
 
+/// The contract of `onehot`: every index an integer in `[0, depth)`. Secure protocols read the
+/// index modulo a power of two from its low words (fss2pc: a point function over
+/// `⌈log₂ depth⌉` bits), so an index outside, or a fraction, would pick a wrong or no class.
+fn check_indices(a: &Tensor, depth: usize, fp: FixedPoint) -> Result<()> {
+    let value = |w: u64| match a.dtype {
+        DType::Fixed => fp.decode(w),
+        _ => w as i64 as f64,
+    };
+    match a.data.iter().map(|&w| value(w)).find(|&x| x.fract() != 0.0 || x < 0.0 || x >= depth as f64) {
+        Some(x) => Err(Error::invalid(format!(
+            "onehot index {x} is not an integer in [0, {depth}) (the op's depth); secure protocols would pick a \
+             wrong class or none"
+        ))),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testutil::*;
@@ -90,6 +110,18 @@ mod tests {
         assert!(check_inputs(&Op::Exp, &[&fx(&[2], &[8.0, -100.0])], fp()).is_ok());
         assert!(check_inputs(&Op::Exp, &[&int(&[1], &[9])], fp()).is_err());
         assert!(check_inputs(&Op::Sigmoid, &[&fx(&[1], &[50.0])], fp()).is_ok());
+    }
+
+    #[test]
+    fn onehot_indices_outside_the_classes_are_refused() {
+        let op = Op::OneHot { depth: 4 };
+        assert!(check_inputs(&op, &[&fx(&[3], &[0.0, 3.0, 2.0])], fp()).is_ok());
+        assert!(check_inputs(&op, &[&int(&[2], &[0, 3])], fp()).is_ok());
+        for bad in [4.0, -1.0, 1.5] {
+            let e = check_inputs(&op, &[&fx(&[2], &[0.0, bad])], fp()).unwrap_err().to_string();
+            assert!(e.contains(&format!("onehot index {bad} is not an integer in [0, 4)")), "{e}");
+        }
+        assert!(check_inputs(&op, &[&int(&[1], &[-2])], fp()).is_err());
     }
 
     #[test]

@@ -220,6 +220,7 @@ fn dispatch(op: &Op, inputs: &[&Tensor], out: &TensorInfo, fp: FixedPoint) -> Re
         Op::Maxpool(p) => args(op, inputs).and_then(|[a]| pool::maxpool(a, p, out)),
         Op::Avgpool(p) => args(op, inputs).and_then(|[a]| pool::avgpool(a, p, out, fp)),
         Op::Argmax { axis, one_hot } => args(op, inputs).and_then(|[a]| extrema::argmax(a, *axis, *one_hot, out)),
+        Op::OneHot { depth } => args(op, inputs).and_then(|[a]| compare::one_hot(a, *depth, fp)),
         Op::Select => args(op, inputs).and_then(|[c, a, b]| compare::select(c, a, b, out)),
         Op::Reciprocal => args(op, inputs).and_then(|[a]| division::reciprocal(a, fp)),
         Op::Div => args(op, inputs).and_then(|[a, b]| division::div(a, b, out, fp)),

@@ -125,11 +125,10 @@ impl Converter {
 
     /// `Gather` on axis 0 of a table fixed by the model file (a weight or a constant) at secret
     /// indices: an embedding lookup on private token ids. It becomes a one-hot product,
-    /// `onehot(ids) · table` with `onehot = (ids[…, None] == [0, 1, …, V−1])`: `V` equality tests
-    /// per index and one matrix product, with nothing revealed about the ids and no table
-    /// protocol needed (a DPF lookup would send less for large `V`; this works under every
-    /// protocol as it is). The ids carry the range `[0, V − 1]`, a contract `ref` enforces: an
-    /// index outside the table is refused there rather than looked up as zeros.
+    /// `onehot(ids, V) · table`, with nothing revealed about the ids: fss2pc makes each one-hot
+    /// row from one point-function key (`gates::onehot` in mpcflow-fss-gates), rep3 from equality
+    /// tests. `onehot` holds the ids to integers in `[0, V)`, a contract `ref` enforces: an index
+    /// outside the table is refused there rather than looked up as zeros.
     pub(super) fn gather_at_secret_indices(&mut self, n: &NodeProto, base: &str) -> Result<(), ImportError> {
         let (table, weight) = match self.get(n, 0)?.clone() {
             Val::Known(k) => (k, false),
@@ -156,17 +155,13 @@ impl Converter {
         } else {
             self.place_as(&format!("\u{0}rows:{}", n.input[0]), &n.input[0], Known { int: false, ..matrix }, false)
         };
-        // ids as a column (at least [1, 1] so that the product has rank 2), within the table.
-        let mut column: Vec<usize> = if ids_shape.is_empty() { vec![1] } else { ids_shape.clone() };
-        column.push(1);
-        let col_op = Op::Reshape { shape: column.iter().map(|&d| d as i64).collect() };
-        let col = self.emit(n, &format!("{base}_ids"), col_op, vec![ids])?;
-        if let Some(node) = self.nodes.last_mut() {
-            node.range = Some([0.0, (vocab - 1) as f64]);
-        }
-        let positions = Known { shape: vec![vocab], data: (0..vocab).map(|i| i as f64).collect(), int: false };
-        let positions = self.place(&format!("{base}_positions"), positions, false);
-        let onehot = self.emit(n, &format!("{base}_onehot"), Op::Eq, vec![col, positions])?;
+        // A single id as [1], so that the one-hot rows and the product have rank 2.
+        let ids = if ids_shape.is_empty() {
+            self.emit(n, &format!("{base}_ids"), Op::Reshape { shape: vec![1] }, vec![ids])?
+        } else {
+            ids
+        };
+        let onehot = self.emit(n, &format!("{base}_onehot"), Op::OneHot { depth: vocab }, vec![ids])?;
         let mut out = self.emit(n, base, Op::Matmul, vec![onehot, table_name])?;
         let mut target = ids_shape;
         target.extend(&table.shape[1..]);
