@@ -104,6 +104,38 @@ fn dealer_material_streams_in_plan_order_through_a_small_window() {
     }
 }
 
+/// Each private input sits in the plan right before its first consumer, so weights are dealt and
+/// shared layer by layer (and dropped after their last use) rather than all at the start; with a
+/// dealer window of two frames the run still flows and gives the right sum.
+#[test]
+fn inputs_are_planned_where_first_used_and_stream_through_a_small_window() {
+    let mut g = GraphSpec::new("layers", ["a", "b"]).input("x", "a", DType::Int, vec![Dim::Fixed(3)]);
+    let mut prev = "x".to_string();
+    for i in 0..12 {
+        let (w, l) = (format!("w{i}"), format!("l{i}"));
+        g = g.input(&w, "b", DType::Int, vec![Dim::Fixed(3)]).node(&l, Op::Add, [prev.as_str(), w.as_str()]);
+        prev = l;
+    }
+    g = g.output(&prev, ["a"]);
+    let cfg = SessionConfig {
+        protocol: Some("fss2pc".into()),
+        dealer_window: 2,
+        timeout: Duration::from_secs(20),
+        ..Default::default()
+    };
+    let s = Session::from_graph(g, mpcflow::builtins()).with_config(cfg);
+    let plan = s.plan(PlanOptions::default()).unwrap();
+    for i in 0..12 {
+        let (w, l) = (plan.node_id(&format!("w{i}")).unwrap(), plan.node_id(&format!("l{i}")).unwrap());
+        assert_eq!(w + 1, l, "w{i} right before l{i}");
+    }
+    assert_eq!(plan.node_id("x"), Some(0));
+    let mut inputs = vec![("x".to_string(), InputValue::from(vec![1i64, -2, 3]))];
+    inputs.extend((0..12).map(|i| (format!("w{i}"), InputValue::from(vec![i as i64, 1, -1]))));
+    let out = rt().block_on(s.run(inputs)).unwrap();
+    assert_eq!(out.values(&prev).unwrap(), vec![67.0, 10.0, -9.0]);
+}
+
 #[test]
 fn protocol_lowering_matches_the_direct_op() {
     let reg = registry_with(vec![Arc::new(LoweringRef)]);
