@@ -633,6 +633,20 @@ proptest! {
     }
 }
 
+/// A product with more than a million outputs (a language model's logits) runs as products of
+/// column blocks, each its own material frame: the same values as `ref` within the product's
+/// ulp, with the blocks in the report.
+#[test]
+fn a_large_matrix_product_runs_in_column_blocks() {
+    let n = (1 << 19) + 3;
+    let a: Vec<f64> = (0..16).map(|i| (i as f64 - 7.5) / 4.0).collect();
+    let b: Vec<f64> = (0..8 * n).map(|i| ((i * 7919) % 2001) as f64 / 1000.0 - 1.0).collect();
+    let g = two(Op::Matmul, vec![2, 8], vec![8, n], DType::Fixed);
+    let out = compare_on(&g, &ins(real(&[2, 8], &a), Some(real(&[8, n], &b))), |_, _| ULP, Network::default()).unwrap();
+    let blocks = out.report.nodes.iter().filter(|r| r.op == "matmul").count();
+    assert_eq!(blocks, 2, "two column blocks of at most 2^20 outputs");
+}
+
 #[test]
 fn onehot_beyond_the_key_domain_is_refused_by_name() {
     let depth = (1 << 20) + 1;

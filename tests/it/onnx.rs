@@ -347,6 +347,34 @@ fn an_embedding_at_private_token_ids_and_an_exported_mask_match_plaintext_onnx()
 }
 
 #[test]
+fn three_d_layers_and_transposed_convolutions_match_plaintext_onnx() {
+    // A 3-D UNet's layers (3-D convolutions, one strided with uneven depth padding, a 3-D max
+    // pool, a 3-D transposed convolution and a skip concatenation) and a 2-D upsampling, built
+    // from 2-D ops and products: within a few ulp per layer of the reference evaluator (outputs
+    // of size about 1; each 3-D convolution adds one truncation per kernel depth).
+    for protocol in ["ref", "fss2pc", "rep3"] {
+        let (got, want) = run_fixture("volume.onnx", "volume_input.npy", "volume_output.npy", protocol);
+        let (max, _) = errors(&got, &want);
+        assert!(max < 5e-4, "{protocol}: volume max error {max}");
+        let (got, want) = run_fixture("upsample2d.onnx", "upsample2d_input.npy", "upsample2d_output.npy", protocol);
+        let (max, _) = errors(&got, &want);
+        assert!(max < 5e-4, "{protocol}: upsample2d max error {max}");
+    }
+}
+
+#[test]
+fn transposed_convolutions_other_than_kernel_equals_stride_are_refused_by_name() {
+    use mpcflow_importer_onnx::proto::onnx::{AttributeProto, ModelProto};
+    use prost::Message;
+    let mut m = ModelProto::decode(std::fs::read(fixture("upsample2d.onnx")).unwrap().as_slice()).unwrap();
+    let g = m.graph.as_mut().unwrap();
+    let strides = g.node[0].attribute.iter_mut().find(|a| a.name.as_deref() == Some("strides")).unwrap();
+    *strides = AttributeProto { ints: vec![1, 1], ..strides.clone() };
+    let e = import(&m.encode_to_vec(), &ImportOptions::default()).unwrap_err().to_string();
+    assert!(e.contains("ConvTranspose") && e.contains("only a kernel equal to its stride, without pads"), "{e}");
+}
+
+#[test]
 fn a_model_with_several_outputs_imports_the_one_named_and_only_what_it_needs() {
     use mpcflow_importer_onnx::proto::onnx::{ModelProto, ValueInfoProto};
     use prost::Message;

@@ -129,6 +129,9 @@ pub fn lower(op: &Op, inputs: &[TensorInfo], fp: FixedPoint) -> Option<Lowering>
     if let Some(l) = chunked(op, inputs) {
         return Some(l);
     }
+    if let Some(l) = matmul_in_column_blocks(op, inputs) {
+        return Some(l);
+    }
     let nodes = match op {
         Op::Mean { axes, keepdims } => {
             let x = inputs.first()?;
@@ -250,6 +253,41 @@ pub fn lower(op: &Op, inputs: &[TensorInfo], fp: FixedPoint) -> Option<Lowering>
         _ => return None,
     };
     Some(Lowering { nodes })
+}
+
+/// Output elements per block of a large matrix product (see [`matmul_in_column_blocks`]).
+pub const MATMUL_BLOCK: usize = 1 << 20;
+
+/// A matrix product of a secret with more than [`MATMUL_BLOCK`] outputs (GPT-2's logits, 6.4M:
+/// 1.1 GB of truncation keys for one party) as products of column blocks of the right operand,
+/// concatenated: each block's material is then its own frame, streamed as the others are (a
+/// frame between processes holds at most 1 GiB), and no party holds the whole product's at once.
+/// The same products and truncations, so the same values.
+fn matmul_in_column_blocks(op: &Op, inputs: &[TensorInfo]) -> Option<Lowering> {
+    let (Op::Matmul, [a, b]) = (op, inputs) else { return None };
+    let secret = a.vis != mpcflow_sdk::shape::Visibility::Public || b.vis != mpcflow_sdk::shape::Visibility::Public;
+    let (rb, ra) = (b.shape.len(), a.shape.len());
+    if !secret || rb < 2 || ra < 1 {
+        return None;
+    }
+    let n = b.shape[rb - 1];
+    let out = mpcflow_sdk::shape::infer(op, inputs).ok()?;
+    let numel = out.numel();
+    if numel <= MATMUL_BLOCK || n < 2 {
+        return None;
+    }
+    let cols = (MATMUL_BLOCK / (numel / n)).clamp(1, n - 1);
+    let mut b_ = Builder::default();
+    let mut parts = vec![];
+    for start in (0..n).step_by(cols) {
+        let end = (start + cols).min(n);
+        let slice =
+            Op::Slice { starts: vec![start as i64], ends: vec![end as i64], axes: vec![rb as i64 - 1], steps: vec![] };
+        let block = b_.push(slice, vec![LRef::Input(1)]);
+        parts.push(b_.push(Op::Matmul, vec![LRef::Input(0), block]));
+    }
+    b_.push(Op::Concat { axis: out.shape.len() as i64 - 1 }, parts);
+    Some(Lowering { nodes: b_.nodes })
 }
 
 /// `onehot(x, depth)` as equality tests with the classes: `reshape(x, [.., 1]) == [0, …,

@@ -32,10 +32,12 @@ mod place;
 mod pool;
 mod reduce;
 mod shape;
+mod volume;
 
 use crate::ImportError;
 use crate::proto::onnx::{GraphProto, NodeProto};
 use crate::values::Known;
+use attrs::attr_ints;
 use mpcflow_sdk::DType;
 use mpcflow_sdk::graph::{ConstSpec, NodeSpec};
 use std::collections::{BTreeSet, HashMap};
@@ -51,6 +53,7 @@ pub const SUPPORTED: &[&str] = &[
     "Constant",
     "ConstantOfShape",
     "Conv",
+    "ConvTranspose",
     "Div",
     "Dropout",
     "Exp",
@@ -349,7 +352,10 @@ impl Converter {
             "Clip" => self.clip(n, &base)?,
             "MatMul" => self.matmul(n, &base)?,
             "Gemm" => self.gemm(n, &base)?,
+            "Conv" if self.layer_rank(n) == Some(5) => self.conv3d(n, &base)?,
             "Conv" => self.conv(n, &base)?,
+            "ConvTranspose" => self.conv_transpose(n, &base)?,
+            "MaxPool" if attr_ints(n, "kernel_shape").is_some_and(|k| k.len() == 3) => self.maxpool3d(n, &base)?,
             "MaxPool" | "AveragePool" => self.pool(n, &base, op)?,
             "GlobalAveragePool" => self.global_average_pool(n, &base)?,
             "Softmax" if self.opset < 13 => self.softmax_rows(n, &base)?,
