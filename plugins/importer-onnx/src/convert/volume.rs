@@ -115,20 +115,21 @@ impl Converter {
             return Err(self.err(n, format!("a kernel depth of {kd} over {depth} padded depths")));
         }
         let d_out = (depth - kd) / stride[0] + 1;
-        let zeros = |s: &mut Self, at: usize, len: usize| {
+        // Zero depths: a scalar constant broadcast (the pipeline file holds one number).
+        let zeros = |s: &mut Self, at: usize, len: usize| -> Result<String, ImportError> {
+            let zero = s.place(&format!("{base}_zero"), Known { shape: vec![], data: vec![0.0], int: false }, false);
             let shape = vec![nb, c, len, xs[3], xs[4]];
-            let numel = shape.iter().product();
-            s.place(&format!("{base}_depth_pad{at}"), Known { shape, data: vec![0.0; numel], int: false }, false)
+            s.emit(n, &format!("{base}_depth_pad{at}"), Op::Broadcast { shape }, vec![zero])
         };
         let mut padded = x;
         if pd0 > 0 || pd1 > 0 {
             let mut parts = vec![];
             if pd0 > 0 {
-                parts.push(zeros(self, 0, pd0));
+                parts.push(zeros(self, 0, pd0)?);
             }
             parts.push(padded);
             if pd1 > 0 {
-                parts.push(zeros(self, 1, pd1));
+                parts.push(zeros(self, 1, pd1)?);
             }
             padded = self.emit(n, &format!("{base}_padded"), Op::Concat { axis: 2 }, parts)?;
         }
