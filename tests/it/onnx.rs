@@ -362,6 +362,37 @@ fn three_d_layers_and_transposed_convolutions_match_plaintext_onnx() {
     }
 }
 
+/// A model exported with a symbolic batch (as torch writes language models with dynamic axes):
+/// the shapes it computes from the private input (Shape, Gather and Slice of it, Range for the
+/// positions, Concat into Reshape targets, Expand of a private value) fold at import for the
+/// batch given, and a batch of 3 matches the reference evaluator under every protocol. A model
+/// whose shapes are all fixed refuses a batch it cannot take.
+#[test]
+fn shapes_computed_from_a_symbolic_batch_fold_for_the_batch_given() {
+    let bytes = std::fs::read(fixture("dynamic.onnx")).unwrap();
+    let model = import(&bytes, &ImportOptions { batch: 3, ..Default::default() }).unwrap_or_else(|e| panic!("{e}"));
+    let want = reals(&mpcflow::io::npy::read(&fixture("dynamic_output.npy")).unwrap());
+    for protocol in ["ref", "fss2pc", "rep3"] {
+        let mut inputs: HashMap<String, InputValue> = model
+            .weights
+            .iter()
+            .map(|w| (w.name.clone(), InputValue::Real { shape: w.shape.clone(), values: w.values.clone() }))
+            .collect();
+        for ((name, _, _), file) in model.inputs.iter().zip(["dynamic_ids.npy", "dynamic_x.npy"]) {
+            inputs.insert(name.clone(), mpcflow::io::npy::read(&fixture(file)).unwrap());
+        }
+        let y = model.output.clone();
+        let roles = Roles { input_owner: "user".into(), model_owner: "vendor".into() };
+        let spec = with_server_for(graph(model.clone(), "fixture", &roles, protocol, Reveal::Logits), protocol);
+        let out = rt().block_on(Session::from_graph(spec, mpcflow::builtins()).run(inputs)).unwrap();
+        let (max, _) = errors(&out.values(&y).unwrap(), &want);
+        assert!(max < 1e-3, "{protocol}: max error {max}");
+    }
+    let fixed = std::fs::read(fixture("embedding.onnx")).unwrap();
+    let e = import(&fixed, &ImportOptions { batch: 3, ..Default::default() }).unwrap_err().to_string();
+    assert!(e.contains("a batch of 3 was asked for, but every input's shape is fixed"), "{e}");
+}
+
 #[test]
 fn transposed_convolutions_other_than_kernel_equals_stride_are_refused_by_name() {
     use mpcflow_importer_onnx::proto::onnx::{AttributeProto, ModelProto};

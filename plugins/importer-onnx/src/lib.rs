@@ -108,18 +108,36 @@ pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<ImportedModel, Impor
         conv.initializer(t.name(), Known::from_proto(t, t.name())?);
     }
     let mut inputs = vec![];
+    let mut symbolic = false;
     for vi in graph.input.iter().filter(|vi| !initializers.contains(vi.name())) {
         let tensor = match vi.r#type.as_ref().and_then(|t| t.value.as_ref()) {
             Some(proto::onnx::type_proto::Value::TensorType(t)) => t,
             _ => return Err(ImportError::Model(format!("input `{}` is not a tensor", vi.name()))),
         };
         check_input_type(vi.name(), tensor.elem_type())?;
+        symbolic |= tensor.shape.as_ref().is_some_and(|s| {
+            s.dim
+                .iter()
+                .any(|d| !matches!(d.value, Some(proto::onnx::tensor_shape_proto::dimension::Value::DimValue(_))))
+        });
         let shape = input_shape(vi.name(), tensor, opts.batch)?;
         let name = conv.input(vi.name(), shape.clone());
         inputs.push((name, DType::Fixed, shape));
     }
     if inputs.is_empty() {
         return Err(ImportError::Model("the model has no input besides its weights".into()));
+    }
+    // A batch size with nowhere to go would import the model for another batch, silently (a
+    // model exported for this very batch is fine).
+    let fixed_for_it = inputs.iter().all(|(_, _, s)| s.first() == Some(&opts.batch));
+    if opts.batch != 1 && !symbolic && !fixed_for_it {
+        let shapes: Vec<String> = inputs.iter().map(|(n, _, s)| format!("`{n}` is {s:?}")).collect();
+        return Err(ImportError::Model(format!(
+            "a batch of {} was asked for, but every input's shape is fixed ({}): export the model with a \
+             symbolic batch dimension (torch.onnx.export(..., dynamic_axes={{NAME: {{0: \"batch\"}}}}))",
+            opts.batch,
+            shapes.join(", ")
+        )));
     }
     let names: Vec<&str> = graph.output.iter().map(|o| o.name()).collect();
     let out = match (&opts.output, names.as_slice()) {

@@ -137,6 +137,45 @@ impl Known {
         Ok(out)
     }
 
+    /// ONNX `Slice` with positive steps: per axis of `axes`, the indices `start, start + step, …`
+    /// below `end`, negative bounds counting from the end and every bound clamped to the axis.
+    pub fn slice(&self, starts: &[i64], ends: &[i64], axes: &[usize], steps: &[i64]) -> Result<Known, String> {
+        let rank = self.shape.len();
+        let mut picks: Vec<Vec<usize>> = self.shape.iter().map(|&d| (0..d).collect()).collect();
+        for (k, &a) in axes.iter().enumerate() {
+            let dim = *self.shape.get(a).ok_or_else(|| format!("axis {a} of a rank-{rank} value"))? as i64;
+            let step = steps.get(k).copied().unwrap_or(1);
+            let (Some(&start), Some(&end)) = (starts.get(k), ends.get(k)) else {
+                return Err("fewer starts or ends than axes".into());
+            };
+            if step <= 0 {
+                return Err("only positive steps are supported".into());
+            }
+            let clamp = |v: i64| if v < 0 { v.saturating_add(dim) } else { v }.clamp(0, dim);
+            let (from, to) = (clamp(start), clamp(end));
+            picks[a] = (from..to).step_by(step as usize).map(|i| i as usize).collect();
+        }
+        let shape: Vec<usize> = picks.iter().map(Vec::len).collect();
+        let n = generated_len(&shape)?;
+        let mut strides = vec![1usize; rank];
+        for d in (0..rank.saturating_sub(1)).rev() {
+            strides[d] = strides[d + 1] * self.shape[d + 1];
+        }
+        let mut data = Vec::with_capacity(n);
+        let mut coord = vec![0usize; rank];
+        for _ in 0..n {
+            data.push(self.data[(0..rank).map(|d| picks[d][coord[d]] * strides[d]).sum::<usize>()]);
+            for d in (0..rank).rev() {
+                coord[d] += 1;
+                if coord[d] < shape[d] {
+                    break;
+                }
+                coord[d] = 0;
+            }
+        }
+        Ok(Known { shape, data, int: self.int })
+    }
+
     /// Permutes axes; refuses a `perm` that is not a permutation of this value's axes.
     pub fn transpose(&self, perm: &[usize]) -> Result<Known, String> {
         let rank = self.shape.len();
@@ -171,6 +210,17 @@ impl Known {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slices_as_onnx_does() {
+        let k = Known { shape: vec![2, 5], data: (0..10).map(f64::from).collect(), int: true };
+        let s = k.slice(&[1, -4], &[i64::MAX, 5], &[0, 1], &[1, 2]).unwrap();
+        assert_eq!((s.shape, s.data), (vec![1, 2], vec![6.0, 8.0]));
+        let s = k.slice(&[0], &[-1], &[1], &[]).unwrap();
+        assert_eq!(s.shape, vec![2, 4]);
+        assert!(k.slice(&[0], &[2], &[1], &[-1]).is_err());
+        assert!(k.slice(&[0], &[2], &[2], &[]).is_err());
+    }
 
     #[test]
     fn broadcasting_and_transpose() {

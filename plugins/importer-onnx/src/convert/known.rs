@@ -163,6 +163,38 @@ impl Converter {
         Ok(())
     }
 
+    /// `Range(start, limit, delta)` of known scalars (the position ids an exporter computes from
+    /// a sequence length), capped like every value computed at import.
+    pub(super) fn fold_range(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let [start, limit, delta] = [0, 1, 2].map(|i| self.known(n, i, "bound"));
+        let (start, limit, delta) = (start?, limit?, delta?);
+        let scalar = |k: &Known| (k.data.len() == 1).then(|| k.data[0]);
+        let (Some(a), Some(b), Some(d)) = (scalar(&start), scalar(&limit), scalar(&delta)) else {
+            return Err(self.err(n, "start, limit and delta must be scalars".into()));
+        };
+        if d == 0.0 || !(a.is_finite() && b.is_finite() && d.is_finite()) {
+            return Err(self.err(n, format!("Range({a}, {b}, {d}) has no finite length")));
+        }
+        let count = ((b - a) / d).ceil().max(0.0);
+        let len = crate::values::generated_len(&[count.min(usize::MAX as f64) as usize]).map_err(|e| self.err(n, e))?;
+        let data: Vec<f64> = (0..len).map(|i| a + d * i as f64).collect();
+        let int = start.int && limit.int && delta.int;
+        self.set(n, Val::Known(Known { shape: vec![len], data, int }));
+        Ok(())
+    }
+
+    /// `Expand` of a value computed from the private input to a shape the model file fixes: a
+    /// broadcast, which moves no secret.
+    pub(super) fn expand(&mut self, n: &NodeProto, base: &str) -> Result<(), ImportError> {
+        let x = self.operand(n, 0)?;
+        let shape = self.known(n, 1, "shape")?;
+        let dims: Vec<usize> = shape.as_ints().iter().map(|&d| d.max(0) as usize).collect();
+        let target = mpcflow_sdk::shape::broadcast_shapes(&self.shape_of(&x), &dims).map_err(|e| self.err(n, e.0))?;
+        let out = self.emit(n, base, mpcflow_sdk::Op::Broadcast { shape: target }, vec![x])?;
+        self.set(n, Val::Secret(out));
+        Ok(())
+    }
+
     /// `Concat` of known 1-D values.
     pub(super) fn fold_concat(&mut self, n: &NodeProto) -> Result<(), ImportError> {
         let parts: Vec<Known> = (0..n.input.len()).map(|i| self.known(n, i, "operand")).collect::<Result<_, _>>()?;

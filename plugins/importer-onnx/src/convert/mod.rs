@@ -57,6 +57,7 @@ pub const SUPPORTED: &[&str] = &[
     "Div",
     "Dropout",
     "Exp",
+    "Expand",
     "Flatten",
     "Gather",
     "Gelu",
@@ -92,7 +93,7 @@ pub const SUPPORTED: &[&str] = &[
 /// Op types converted only when every input is fixed by the model file (folded at import): the
 /// masks and shapes that exporters compute.
 pub const FOLDED_ONLY: &[&str] =
-    &["And", "Equal", "Expand", "Greater", "GreaterOrEqual", "Less", "LessOrEqual", "Not", "Or", "Xor"];
+    &["And", "Equal", "Greater", "GreaterOrEqual", "Less", "LessOrEqual", "Not", "Or", "Range", "Xor"];
 
 /// Op types accepted only as part of a recognised pattern: `Erf` inside the GELU that PyTorch
 /// exports as `x · 0.5 · (1 + erf(x / √2))`.
@@ -338,6 +339,8 @@ impl Converter {
             }
             "Where" if all_known => self.fold_where(n)?,
             "Expand" if all_known => self.fold_expand(n)?,
+            "Expand" => self.expand(n, &base)?,
+            "Range" if all_known => self.fold_range(n)?,
             "Transpose" => self.transpose(n, &base)?,
             _ if all_known => {
                 return Err(self.err(

@@ -174,6 +174,27 @@ impl Converter {
 
     /// `Slice` with known starts, ends, axes and steps.
     pub(super) fn slice(&mut self, n: &NodeProto, base: &str) -> Result<(), ImportError> {
+        // A value the model file fixes (a shape, say) is sliced here, so it stays known.
+        if let Val::Known(k) | Val::Weight(k) = self.get(n, 0)?.clone()
+            && (1..n.input.len()).all(|i| self.opt(n, i).is_none_or(|v| matches!(v, Val::Known(_))))
+        {
+            let weight = matches!(self.get(n, 0)?, Val::Weight(_));
+            let ints = |s: &Self, i: usize| -> Result<Option<Vec<i64>>, ImportError> {
+                if s.opset < 10 {
+                    let name = ["", "starts", "ends", "axes", "steps"][i];
+                    return Ok(attr_ints(n, name));
+                }
+                s.opt(n, i).map(|_| s.known(n, i, "bound").map(|k| k.as_ints())).transpose()
+            };
+            let starts = ints(self, 1)?.ok_or_else(|| self.err(n, "starts are missing".into()))?;
+            let ends = ints(self, 2)?.ok_or_else(|| self.err(n, "ends are missing".into()))?;
+            let axes = ints(self, 3)?.unwrap_or_else(|| (0..starts.len() as i64).collect());
+            let axes = mpcflow_sdk::shape::norm_axes(&axes, k.shape.len()).map_err(|e| self.err(n, e.0))?;
+            let steps = ints(self, 4)?.unwrap_or_default();
+            let out = k.slice(&starts, &ends, &axes, &steps).map_err(|e| self.err(n, e))?;
+            self.set(n, if weight { Val::Weight(out) } else { Val::Known(out) });
+            return Ok(());
+        }
         let x = self.operand(n, 0)?;
         let rank = self.shape_of(&x).len();
         let ints = |s: &Self, i: usize, name: &str| -> Result<Option<Vec<i64>>, ImportError> {
