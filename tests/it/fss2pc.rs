@@ -647,6 +647,22 @@ fn a_large_matrix_product_runs_in_column_blocks() {
     assert_eq!(blocks, 2, "two column blocks of at most 2^20 outputs");
 }
 
+/// A convolution with more than a million outputs runs as convolutions with blocks of its
+/// output channels: the same values as `ref`, with the blocks in the report.
+#[test]
+fn a_large_convolution_runs_in_output_channel_blocks() {
+    let (n, c, h, o) = (1, 2, 182, 40);
+    let x: Vec<f64> = (0..n * c * h * h).map(|i| ((i * 7919) % 2001) as f64 / 1000.0 - 1.0).collect();
+    let w: Vec<f64> = (0..o * c * 9).map(|i| ((i * 31) % 17) as f64 / 16.0 - 0.5).collect();
+    let op = Op::Conv2d { stride: [1, 1], padding: [1, 1] };
+    let g = two(op, vec![n, c, h, h], vec![o, c, 3, 3], DType::Fixed);
+    let out =
+        compare_on(&g, &ins(real(&[n, c, h, h], &x), Some(real(&[o, c, 3, 3], &w))), |_, _| ULP, Network::default())
+            .unwrap();
+    let blocks = out.report.nodes.iter().filter(|r| r.op == "conv2d").count();
+    assert_eq!(blocks, 2, "40 channels of 182² outputs: two blocks of at most 2^20");
+}
+
 #[test]
 fn onehot_beyond_the_key_domain_is_refused_by_name() {
     let depth = (1 << 20) + 1;

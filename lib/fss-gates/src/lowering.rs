@@ -132,6 +132,9 @@ pub fn lower(op: &Op, inputs: &[TensorInfo], fp: FixedPoint) -> Option<Lowering>
     if let Some(l) = matmul_in_column_blocks(op, inputs) {
         return Some(l);
     }
+    if let Some(l) = conv2d_in_channel_blocks(op, inputs) {
+        return Some(l);
+    }
     let nodes = match op {
         Op::Mean { axes, keepdims } => {
             let x = inputs.first()?;
@@ -288,6 +291,30 @@ fn matmul_in_column_blocks(op: &Op, inputs: &[TensorInfo]) -> Option<Lowering> {
     }
     b_.push(Op::Concat { axis: out.shape.len() as i64 - 1 }, parts);
     Some(Lowering { nodes: b_.nodes })
+}
+
+/// A 2-D convolution of a secret with more than [`MATMUL_BLOCK`] outputs (a 3-D UNet's layers at
+/// 64³: 4.2M outputs, 0.7 GB of truncation keys per party) as convolutions with blocks of the
+/// output channels, concatenated, for the same reason as [`matmul_in_column_blocks`].
+fn conv2d_in_channel_blocks(op: &Op, inputs: &[TensorInfo]) -> Option<Lowering> {
+    let (Op::Conv2d { .. }, [x, w]) = (op, inputs) else { return None };
+    let secret = x.vis != mpcflow_sdk::shape::Visibility::Public || w.vis != mpcflow_sdk::shape::Visibility::Public;
+    let out = mpcflow_sdk::shape::infer(op, inputs).ok()?;
+    let (numel, channels) = (out.numel(), *w.shape.first()?);
+    if !secret || numel <= MATMUL_BLOCK || channels < 2 {
+        return None;
+    }
+    let per = (MATMUL_BLOCK / (numel / channels)).clamp(1, channels - 1);
+    let mut b = Builder::default();
+    let mut parts = vec![];
+    for start in (0..channels).step_by(per) {
+        let end = (start + per).min(channels);
+        let slice = Op::Slice { starts: vec![start as i64], ends: vec![end as i64], axes: vec![0], steps: vec![] };
+        let block = b.push(slice, vec![LRef::Input(1)]);
+        parts.push(b.push(op.clone(), vec![LRef::Input(0), block]));
+    }
+    b.push(Op::Concat { axis: 1 }, parts);
+    Some(Lowering { nodes: b.nodes })
 }
 
 /// `onehot(x, depth)` as equality tests with the classes: `reshape(x, [.., 1]) == [0, …,

@@ -8,8 +8,7 @@
 use super::{Converter, Scaled, Val};
 use crate::ImportError;
 use crate::proto::onnx::NodeProto;
-use mpcflow_sdk::graph::ConstSpec;
-use mpcflow_sdk::{DType, Op};
+use mpcflow_sdk::Op;
 
 impl Converter {
     pub(super) fn binary(&mut self, n: &NodeProto, base: &str, op: &str) -> Result<(), ImportError> {
@@ -79,16 +78,7 @@ impl Converter {
             if k.data.iter().any(|&b| b != 0.0 && b != 1.0) {
                 return Err(self.err(n, "the condition must hold booleans".into()));
             }
-            let spec = ConstSpec {
-                name: self.fresh(&format!("{}_mask", n.input[0])),
-                dtype: DType::Bit,
-                shape: k.shape.clone(),
-                values: k.data,
-            };
-            self.shapes.insert(spec.name.clone(), k.shape);
-            self.dtypes.insert(spec.name.clone(), DType::Bit);
-            inputs[0] = spec.name.clone();
-            self.constants.push(spec);
+            inputs[0] = self.place_bits(&format!("{}_mask", n.input[0]), k);
         } else {
             inputs[0] = self.operand(n, 0)?;
         }

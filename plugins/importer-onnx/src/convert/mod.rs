@@ -145,6 +145,9 @@ pub struct Converter {
     taken: BTreeSet<String>,
     /// Weights and constants already placed in the graph, by ONNX name.
     placed: HashMap<String, String>,
+    /// Large public constants by value (dtype, shape and words), so that a value the model
+    /// computes again and again (a causal mask per layer) is written to the pipeline once.
+    constants_by_value: HashMap<Vec<u64>, String>,
     /// Graph tensors made by `scale` nodes (to recognise `x / √2` and `0.5 · x` in patterns).
     scaled: HashMap<String, Scaled>,
     /// For every ONNX tensor, the nodes that read it (and 1 more for a graph output).
@@ -182,6 +185,7 @@ impl Converter {
             dtypes: HashMap::new(),
             taken: BTreeSet::new(),
             placed: HashMap::new(),
+            constants_by_value: HashMap::new(),
             scaled: HashMap::new(),
             readers: HashMap::new(),
             bn_after: HashMap::new(),

@@ -24,6 +24,10 @@ pub(super) fn mask_value(v: f64) -> f64 {
     if v.abs() >= f64::from(f32::MAX) { MASK.copysign(v) } else { v }
 }
 
+/// Public constants of at least this many elements are written once per value (see
+/// `Converter::constants_by_value`).
+const SHARED_CONSTANT_LEN: usize = 64;
+
 impl Converter {
     pub(super) fn fresh(&mut self, base: &str) -> String {
         let base = clean(base);
@@ -66,9 +70,20 @@ impl Converter {
         if let Some(name) = self.placed.get(key) {
             return name.clone();
         }
-        let name = self.fresh(base);
         let dtype = if k.int && !weight { DType::Int } else { DType::Fixed };
         let k = if weight { k } else { Known { data: k.data.iter().map(|&v| mask_value(v)).collect(), ..k } };
+        let by_value = (!weight && k.data.len() >= SHARED_CONSTANT_LEN).then(|| {
+            let head = [dtype as u64, k.shape.len() as u64].into_iter().chain(k.shape.iter().map(|&d| d as u64));
+            head.chain(k.data.iter().map(|v| v.to_bits())).collect::<Vec<u64>>()
+        });
+        if let Some(name) = by_value.as_ref().and_then(|v| self.constants_by_value.get(v)).cloned() {
+            self.placed.insert(key.to_string(), name.clone());
+            return name;
+        }
+        let name = self.fresh(base);
+        if let Some(v) = by_value {
+            self.constants_by_value.insert(v, name.clone());
+        }
         self.dtypes.insert(name.clone(), dtype);
         let spec = ConstSpec { name: name.clone(), dtype, shape: k.shape.clone(), values: k.data };
         self.shapes.insert(name.clone(), k.shape);
@@ -78,6 +93,25 @@ impl Converter {
             self.constants.push(spec)
         }
         self.placed.insert(key.to_string(), name.clone());
+        name
+    }
+
+    /// A public bit mask (a condition the model file fixes), once per value when large.
+    pub(super) fn place_bits(&mut self, base: &str, k: Known) -> String {
+        let key = (k.data.len() >= SHARED_CONSTANT_LEN).then(|| {
+            let head = [DType::Bit as u64, k.shape.len() as u64].into_iter().chain(k.shape.iter().map(|&d| d as u64));
+            head.chain(k.data.iter().map(|v| v.to_bits())).collect::<Vec<u64>>()
+        });
+        if let Some(name) = key.as_ref().and_then(|v| self.constants_by_value.get(v)) {
+            return name.clone();
+        }
+        let name = self.fresh(base);
+        if let Some(v) = key {
+            self.constants_by_value.insert(v, name.clone());
+        }
+        self.shapes.insert(name.clone(), k.shape.clone());
+        self.dtypes.insert(name.clone(), DType::Bit);
+        self.constants.push(ConstSpec { name: name.clone(), dtype: DType::Bit, shape: k.shape, values: k.data });
         name
     }
 
@@ -111,5 +145,37 @@ impl Converter {
         }
         self.nodes.push(NodeSpec::new(name.clone(), op, inputs));
         Ok(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn known(n: usize, v: f64) -> Known {
+        Known { shape: vec![n], data: vec![v; n], int: false }
+    }
+
+    #[test]
+    fn large_equal_constants_are_written_once_and_weights_never_shared() {
+        let mut c = Converter::new(17, false);
+        let a = c.place("a", known(64, 1.0), false);
+        assert_eq!(c.place("b", known(64, 1.0), false), a, "the same value under another ONNX name");
+        assert_ne!(c.place("c", known(64, 2.0), false), a);
+        assert_ne!(c.place("d", Known { shape: vec![8, 8], ..known(64, 1.0) }, false), a, "another shape");
+        assert_ne!(
+            c.place("e", known(8, 1.0), false),
+            c.place("f", known(8, 1.0), false),
+            "small ones keep their names"
+        );
+        assert_ne!(
+            c.place("g", known(64, 1.0), true),
+            c.place("h", known(64, 1.0), true),
+            "weights are the owner's own"
+        );
+        let m = c.place_bits("m", known(64, 1.0));
+        assert_eq!(c.place_bits("n", known(64, 1.0)), m);
+        assert_ne!(m, a, "a bit mask is not the fixed-point constant of the same numbers");
+        assert_eq!((c.constants.len(), c.weights.len()), (6, 2));
     }
 }
