@@ -24,7 +24,7 @@ py=$ROOT/target/models-venv/bin/python
 "$py" -c "import onnxruntime" 2>/dev/null ||
     "$py" -m pip --disable-pip-version-check --quiet --no-cache-dir install onnxruntime==1.23.2
 
-peak() { awk '/Maximum resident/ { printf "%.2f GB", $NF / 1048576 }' "$1"; }
+peak() { awk '/Maximum resident/ { printf "%.2f GiB", $NF / 1048576 }' "$1"; }
 field() { "$py" -c "import json,sys; r=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
 
 for m in "${models[@]}"; do
