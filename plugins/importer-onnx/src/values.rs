@@ -156,16 +156,26 @@ impl Known {
             picks[a] = (from..to).step_by(step as usize).map(|i| i as usize).collect();
         }
         let shape: Vec<usize> = picks.iter().map(Vec::len).collect();
-        let n = generated_len(&shape)?;
+        generated_len(&shape)?;
+        let data = self
+            .read_by_coords(&shape, |coord, strides| (0..rank).map(|d| picks[d][coord[d]] * strides[d]).sum::<usize>());
+        Ok(Known { shape, data, int: self.int })
+    }
+
+    /// The values of an output of `shape`, in row-major order, read from this value at
+    /// `src(output coordinates, this value's row-major strides)`.
+    fn read_by_coords(&self, shape: &[usize], src: impl Fn(&[usize], &[usize]) -> usize) -> Vec<f64> {
+        let rank = self.shape.len();
         let mut strides = vec![1usize; rank];
         for d in (0..rank.saturating_sub(1)).rev() {
             strides[d] = strides[d + 1] * self.shape[d + 1];
         }
+        let n: usize = shape.iter().product();
         let mut data = Vec::with_capacity(n);
-        let mut coord = vec![0usize; rank];
+        let mut coord = vec![0usize; shape.len()];
         for _ in 0..n {
-            data.push(self.data[(0..rank).map(|d| picks[d][coord[d]] * strides[d]).sum::<usize>()]);
-            for d in (0..rank).rev() {
+            data.push(self.data[src(&coord, &strides)]);
+            for d in (0..shape.len()).rev() {
                 coord[d] += 1;
                 if coord[d] < shape[d] {
                     break;
@@ -173,7 +183,7 @@ impl Known {
                 coord[d] = 0;
             }
         }
-        Ok(Known { shape, data, int: self.int })
+        data
     }
 
     /// Permutes axes; refuses a `perm` that is not a permutation of this value's axes.
@@ -185,24 +195,7 @@ impl Known {
             return Err(format!("perm {perm:?} is not a permutation of the axes of a rank-{rank} value"));
         }
         let shape: Vec<usize> = perm.iter().map(|&p| self.shape[p]).collect();
-        let mut strides = vec![1usize; rank];
-        for d in (0..rank.saturating_sub(1)).rev() {
-            strides[d] = strides[d + 1] * self.shape[d + 1];
-        }
-        let n = self.data.len();
-        let mut data = Vec::with_capacity(n);
-        let mut coord = vec![0usize; rank];
-        for _ in 0..n {
-            let src: usize = (0..rank).map(|d| coord[d] * strides[perm[d]]).sum();
-            data.push(self.data[src]);
-            for d in (0..rank).rev() {
-                coord[d] += 1;
-                if coord[d] < shape[d] {
-                    break;
-                }
-                coord[d] = 0;
-            }
-        }
+        let data = self.read_by_coords(&shape, |coord, strides| (0..rank).map(|d| coord[d] * strides[perm[d]]).sum());
         Ok(Known { shape, data, int: self.int })
     }
 }
