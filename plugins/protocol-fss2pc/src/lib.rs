@@ -20,7 +20,8 @@
 //! Accuracy against the plaintext `ref` protocol (`f` = fractional bits, 1 ulp = 2^-f):
 //! - exact: linear ops, comparisons and ReLU (differences below `2^(compare_bits−1)` words;
 //!   `compare_bits` defaults to 64; a graph that declares fewer, or inputs whose declared ranges
-//!   bound the difference, get shallower keys), max/min, argmax, maxpool, integer products;
+//!   bound the difference, get shallower keys), max/min, argmax, maxpool, onehot (integer
+//!   indices in `[0, depth)`, see [`gates::onehot`]), integer products;
 //! - within 1 ulp: fixed-point products, matmul, conv2d, right shifts and `scale` (exact
 //!   DCF-based truncation rounding half up, where `ref` rounds half away from zero), for
 //!   `|x·y| < 2^(62−2f)` before truncation (a right shift by `t`: `|x| < 2^62 − 2^(t−1)`), one bit less than
