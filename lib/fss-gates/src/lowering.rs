@@ -267,53 +267,40 @@ pub const MATMUL_BLOCK: usize = 1 << 20;
 /// frame between processes holds at most 1 GiB), and no party holds the whole product's at once.
 /// The same products and truncations, so the same values.
 fn matmul_in_column_blocks(op: &Op, inputs: &[TensorInfo]) -> Option<Lowering> {
-    let (Op::Matmul, [a, b]) = (op, inputs) else { return None };
-    let secret = a.vis != mpcflow_sdk::shape::Visibility::Public || b.vis != mpcflow_sdk::shape::Visibility::Public;
-    let (rb, ra) = (b.shape.len(), a.shape.len());
-    if !secret || rb < 2 || ra < 1 {
-        return None;
-    }
-    let n = b.shape[rb - 1];
+    let (Op::Matmul, [_, b]) = (op, inputs) else { return None };
+    let axis = b.shape.len().checked_sub(1).filter(|&a| a >= 1)?;
     let out = mpcflow_sdk::shape::infer(op, inputs).ok()?;
-    let numel = out.numel();
-    if numel <= MATMUL_BLOCK || n < 2 {
-        return None;
-    }
-    let cols = (MATMUL_BLOCK / (numel / n)).clamp(1, n - 1);
-    let mut b_ = Builder::default();
-    let mut parts = vec![];
-    for start in (0..n).step_by(cols) {
-        let end = (start + cols).min(n);
-        let slice =
-            Op::Slice { starts: vec![start as i64], ends: vec![end as i64], axes: vec![rb as i64 - 1], steps: vec![] };
-        let block = b_.push(slice, vec![LRef::Input(1)]);
-        parts.push(b_.push(Op::Matmul, vec![LRef::Input(0), block]));
-    }
-    b_.push(Op::Concat { axis: out.shape.len() as i64 - 1 }, parts);
-    Some(Lowering { nodes: b_.nodes })
+    in_blocks(op, inputs, b.shape[axis], axis, out.shape.len() - 1, out.numel())
 }
 
 /// A 2-D convolution of a secret with more than [`MATMUL_BLOCK`] outputs (a 3-D UNet's layers at
 /// 64³: 4.2M outputs, 0.7 GB of truncation keys per party) as convolutions with blocks of the
 /// output channels, concatenated, for the same reason as [`matmul_in_column_blocks`].
 fn conv2d_in_channel_blocks(op: &Op, inputs: &[TensorInfo]) -> Option<Lowering> {
-    let (Op::Conv2d { .. }, [x, w]) = (op, inputs) else { return None };
-    let secret = x.vis != mpcflow_sdk::shape::Visibility::Public || w.vis != mpcflow_sdk::shape::Visibility::Public;
+    let (Op::Conv2d { .. }, [_, w]) = (op, inputs) else { return None };
     let out = mpcflow_sdk::shape::infer(op, inputs).ok()?;
-    let (numel, channels) = (out.numel(), *w.shape.first()?);
-    if !secret || numel <= MATMUL_BLOCK || channels < 2 {
+    in_blocks(op, inputs, *w.shape.first()?, 0, 1, out.numel())
+}
+
+/// `op` of a secret with `numel` outputs, when more than [`MATMUL_BLOCK`], as `op` on blocks of
+/// its second input along `axis` (of size `n`), concatenated along the output's `out_axis`; each
+/// block has at most [`MATMUL_BLOCK`] outputs where a single index of `axis` allows.
+fn in_blocks(op: &Op, inputs: &[TensorInfo], n: usize, axis: usize, out_axis: usize, numel: usize) -> Option<Lowering> {
+    let secret = inputs.iter().any(|t| t.vis != mpcflow_sdk::shape::Visibility::Public);
+    if !secret || numel <= MATMUL_BLOCK || n < 2 {
         return None;
     }
-    let per = (MATMUL_BLOCK / (numel / channels)).clamp(1, channels - 1);
+    let per = (MATMUL_BLOCK / (numel / n)).clamp(1, n - 1);
     let mut b = Builder::default();
     let mut parts = vec![];
-    for start in (0..channels).step_by(per) {
-        let end = (start + per).min(channels);
-        let slice = Op::Slice { starts: vec![start as i64], ends: vec![end as i64], axes: vec![0], steps: vec![] };
+    for start in (0..n).step_by(per) {
+        let end = (start + per).min(n);
+        let slice =
+            Op::Slice { starts: vec![start as i64], ends: vec![end as i64], axes: vec![axis as i64], steps: vec![] };
         let block = b.push(slice, vec![LRef::Input(1)]);
         parts.push(b.push(op.clone(), vec![LRef::Input(0), block]));
     }
-    b.push(Op::Concat { axis: 1 }, parts);
+    b.push(Op::Concat { axis: out_axis as i64 }, parts);
     Some(Lowering { nodes: b.nodes })
 }
 

@@ -28,6 +28,15 @@ pub(super) fn mask_value(v: f64) -> f64 {
 /// `Converter::constants_by_value`).
 const SHARED_CONSTANT_LEN: usize = 64;
 
+/// The key of a large public constant in `Converter::constants_by_value`: its dtype, shape and
+/// values; `None` below [`SHARED_CONSTANT_LEN`] elements.
+fn value_key(dtype: DType, k: &Known) -> Option<Vec<u64>> {
+    (k.data.len() >= SHARED_CONSTANT_LEN).then(|| {
+        let head = [dtype as u64, k.shape.len() as u64].into_iter().chain(k.shape.iter().map(|&d| d as u64));
+        head.chain(k.data.iter().map(|v| v.to_bits())).collect()
+    })
+}
+
 impl Converter {
     pub(super) fn fresh(&mut self, base: &str) -> String {
         let base = clean(base);
@@ -72,10 +81,7 @@ impl Converter {
         }
         let dtype = if k.int && !weight { DType::Int } else { DType::Fixed };
         let k = if weight { k } else { Known { data: k.data.iter().map(|&v| mask_value(v)).collect(), ..k } };
-        let by_value = (!weight && k.data.len() >= SHARED_CONSTANT_LEN).then(|| {
-            let head = [dtype as u64, k.shape.len() as u64].into_iter().chain(k.shape.iter().map(|&d| d as u64));
-            head.chain(k.data.iter().map(|v| v.to_bits())).collect::<Vec<u64>>()
-        });
+        let by_value = if weight { None } else { value_key(dtype, &k) };
         if let Some(name) = by_value.as_ref().and_then(|v| self.constants_by_value.get(v)).cloned() {
             self.placed.insert(key.to_string(), name.clone());
             return name;
@@ -98,10 +104,7 @@ impl Converter {
 
     /// A public bit mask (a condition the model file fixes), once per value when large.
     pub(super) fn place_bits(&mut self, base: &str, k: Known) -> String {
-        let key = (k.data.len() >= SHARED_CONSTANT_LEN).then(|| {
-            let head = [DType::Bit as u64, k.shape.len() as u64].into_iter().chain(k.shape.iter().map(|&d| d as u64));
-            head.chain(k.data.iter().map(|v| v.to_bits())).collect::<Vec<u64>>()
-        });
+        let key = value_key(DType::Bit, &k);
         if let Some(name) = key.as_ref().and_then(|v| self.constants_by_value.get(v)) {
             return name.clone();
         }
