@@ -41,8 +41,10 @@ pub struct SessionConfig {
     pub transport: String,
     /// Bound on every wait.
     pub timeout: Duration,
-    /// Dealer frames in flight per party.
+    /// Dealer frames a party reads ahead of the nodes that consume them.
     pub dealer_window: usize,
+    /// Bytes of dealer material a party reads ahead (a single larger frame still enters alone).
+    pub material_window_bytes: usize,
     /// Counts finished nodes (of party 0) while running.
     pub progress: Option<Arc<AtomicUsize>>,
     /// Read dealer material from these files (written by [`Session::deal`]) instead of dealing.
@@ -76,6 +78,7 @@ impl Default for SessionConfig {
             transport: "mem".into(),
             timeout: Duration::from_secs(60),
             dealer_window: crate::schedule::DEALER_WINDOW,
+            material_window_bytes: crate::schedule::MATERIAL_WINDOW_BYTES,
             progress: None,
             material_dir: None,
             allow_insecure: false,

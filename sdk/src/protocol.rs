@@ -87,6 +87,15 @@ pub struct ProtocolDescriptor {
     pub needs_dealer: bool,
     /// False for protocols that reveal everything (`ref`): the runtime warns loudly.
     pub secure: bool,
+    /// Ring words a party holds per element of a value (its [`Wire`]'s planes: a masked value
+    /// and a mask share are two). `plan`'s memory estimate uses it; older plugins, which do not
+    /// say, count as two.
+    #[serde(default = "two_words")]
+    pub wire_words: u32,
+}
+
+fn two_words() -> u32 {
+    2
 }
 
 impl ProtocolDescriptor {
@@ -99,6 +108,7 @@ impl ProtocolDescriptor {
             parties,
             needs_dealer: false,
             secure: true,
+            wire_words: 2,
         }
     }
 }

@@ -80,6 +80,17 @@ fn a_layer_of_independent_nodes_costs_one_round_trip() {
 
 #[test]
 fn dealer_material_streams_in_plan_order_through_a_small_window() {
+    stream_a_chain_of_dealt_nodes(2, mpcflow::runtime::schedule::MATERIAL_WINDOW_BYTES);
+}
+
+/// A byte window smaller than any frame lets each frame in alone, after the one before it was
+/// taken: the run still flows in plan order.
+#[test]
+fn dealer_material_streams_through_a_byte_window_smaller_than_a_frame() {
+    stream_a_chain_of_dealt_nodes(8, 1);
+}
+
+fn stream_a_chain_of_dealt_nodes(dealer_window: usize, material_window_bytes: usize) {
     let mut g = GraphSpec::new("chain", ["a", "b"]).input("x", "a", DType::Int, vec![Dim::Fixed(3)]);
     let mut prev = "x".to_string();
     for i in 0..300 {
@@ -91,7 +102,8 @@ fn dealer_material_streams_in_plan_order_through_a_small_window() {
     let reg = registry_with(vec![Arc::new(DealtRef)]);
     let cfg = SessionConfig {
         protocol: Some("ref-dealt".into()),
-        dealer_window: 2,
+        dealer_window,
+        material_window_bytes,
         timeout: Duration::from_secs(20),
         ..Default::default()
     };
@@ -262,4 +274,51 @@ fn the_fingerprint_changes_with_anything_parties_must_agree_on() {
     let mut dims = PlanOptions::default();
     dims.input_shapes.insert("x".into(), vec![4]);
     assert_eq!(s.plan(dims).unwrap().fingerprint, a.fingerprint);
+}
+
+/// `plan`'s expected peak, worked by hand for a chain under `ref` (one word per element): the
+/// owner's plaintext (8 kB) and the wires of `x` and `y` (8 kB each) are the most alive at once,
+/// and the largest node (an input and an output, 16 kB) comes on top.
+#[test]
+fn the_expected_peak_counts_live_values_and_the_largest_node() {
+    let g = GraphSpec::new("chain", ["a", "b"])
+        .input("x", "a", DType::Int, vec![Dim::Fixed(1000)])
+        .node("y", Op::Neg, ["x"])
+        .node("z", Op::Neg, ["y"])
+        .output("z", ["a"]);
+    let cfg = SessionConfig { protocol: Some("ref".into()), ..Default::default() };
+    let plan = Session::from_graph(g, mpcflow::builtins()).with_config(cfg).plan(PlanOptions::default()).unwrap();
+    let peak = mpcflow::runtime::plan::expected_peak(&plan, 1 << 20);
+    // a: its plaintext and x's wire (16 kB) before the plaintext is dropped, then x and y
+    // (16 kB); b: x and y. Each plus the largest node, 16 kB.
+    assert_eq!(peak.per_party, vec![32_000, 32_000]);
+    assert_eq!(peak.one_process, 64_000, "no dealer under ref");
+}
+
+/// Under a protocol with a dealer the estimate counts the material read ahead: all of it when it
+/// fits the window, and never more than the window plus the frames in the channel and in hand.
+#[test]
+fn the_expected_peak_counts_the_material_window() {
+    let mut g = GraphSpec::new("chain", ["a", "b"]).input("x", "a", DType::Int, vec![Dim::Fixed(3)]);
+    let mut prev = "x".to_string();
+    for i in 0..300 {
+        let name = format!("n{i}");
+        g = g.node(&name, Op::Neg, [prev.as_str()]);
+        prev = name;
+    }
+    g = g.output(&prev, ["a", "b"]);
+    let reg = registry_with(vec![Arc::new(DealtRef)]);
+    let cfg = SessionConfig { protocol: Some("ref-dealt".into()), ..Default::default() };
+    let plan = Session::from_graph(g, reg).with_config(cfg).plan(PlanOptions::default()).unwrap();
+    let roomy = mpcflow::runtime::plan::expected_peak(&plan, 1 << 30);
+    let tight = mpcflow::runtime::plan::expected_peak(&plan, 1);
+    let frames = mpcflow::runtime::schedule::DEALER_CHANNEL_FRAMES as u64 + 1;
+    for p in 0..2 {
+        // Values: at most the input's plaintext and two wires of 3 words; the largest node: an
+        // input, an output and its material.
+        let values_and_node = roomy.per_party[p] - 300 * DEALT_BYTES;
+        assert!(values_and_node <= 3 * 24 + 2 * 24 + DEALT_BYTES, "{values_and_node}");
+        assert_eq!(tight.per_party[p], values_and_node + (1 + frames) * DEALT_BYTES, "the window, one frame alone");
+    }
+    assert_eq!(roomy.one_process, roomy.per_party.iter().sum::<u64>() + 2 * DEALT_BYTES, "the dealer's frame for each");
 }

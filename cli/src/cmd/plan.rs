@@ -20,7 +20,8 @@ fn bytes(b: u64) -> String {
     match b {
         0..1024 => format!("{b} B"),
         1024..1_048_576 => format!("{:.1} KiB", b as f64 / 1024.0),
-        _ => format!("{:.1} MiB", b as f64 / 1_048_576.0),
+        1_048_576..1_073_741_824 => format!("{:.1} MiB", b as f64 / 1_048_576.0),
+        _ => format!("{:.2} GiB", b as f64 / 1_073_741_824.0),
     }
 }
 
@@ -91,6 +92,18 @@ pub fn run(a: Args) -> Result<()> {
         "online latency: {} on the critical path ({} summed over nodes)",
         rounds(plan.critical_rounds() as u64),
         total.rounds
+    );
+    let material: u64 = total.dealer_bytes.iter().sum();
+    if material > 0 {
+        println!("dealer material: {} in all, streamed while the parties run", bytes(material));
+    }
+    let peak = mpcflow_runtime::plan::expected_peak(&plan, mpcflow_runtime::schedule::MATERIAL_WINDOW_BYTES as u64);
+    let each: Vec<String> =
+        plan.parties.iter().zip(&peak.per_party).map(|(p, &b)| format!("{p} {}", bytes(b))).collect();
+    println!(
+        "expected peak memory: {} in one process (`run`); {} as separate processes (an estimate: values alive at the plan's worst point, material read ahead, the largest node once more)",
+        bytes(peak.one_process),
+        each.join(", ")
     );
     println!("fingerprint: {}", plan.fingerprint_hex());
     Ok(())

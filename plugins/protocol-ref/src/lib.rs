@@ -92,6 +92,7 @@ impl Protocol for RefProtocol {
     fn descriptor(&self) -> ProtocolDescriptor {
         ProtocolDescriptor {
             secure: false,
+            wire_words: 1,
             ..ProtocolDescriptor::new(
                 "ref",
                 "plaintext reference; INSECURE, every party sees every value",

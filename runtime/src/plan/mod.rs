@@ -5,11 +5,13 @@ mod build;
 mod dot;
 mod fingerprint;
 mod lower;
+mod memory;
 mod ranges;
 pub(crate) mod validate;
 
 pub use build::{PlanOptions, build};
 pub use dot::to_dot;
+pub use memory::{MemoryEstimate, expected_peak};
 
 use mpcflow_sdk::protocol::{Cost, NodeDesc, NodeKind, Protocol};
 use std::collections::HashMap;
@@ -140,7 +142,8 @@ impl Plan {
 
     /// The plan as JSON (what `mpcflow plan --json` prints and the Python package reads): name,
     /// protocol, parties, fingerprint, network, every node's name, op, origin, shape, rounds,
-    /// online and dealer bytes per party and form, and the totals.
+    /// online and dealer bytes per party and form, and the totals (with the expected peak
+    /// memory, see [`expected_peak`]).
     pub fn to_json(&self) -> serde_json::Value {
         let total = self.total_cost();
         let nodes: Vec<_> = self
@@ -154,6 +157,7 @@ impl Plan {
                 })
             })
             .collect();
+        let peak = expected_peak(self, crate::schedule::MATERIAL_WINDOW_BYTES as u64);
         serde_json::json!({
             "name": self.name, "protocol": self.protocol, "parties": self.parties, "fingerprint": self.fingerprint_hex(),
             "network": self.network.name(),
@@ -161,6 +165,7 @@ impl Plan {
             "total": {
                 "rounds": total.rounds, "critical_rounds": self.critical_rounds(),
                 "online_bytes": total.online_bytes, "dealer_bytes": total.dealer_bytes,
+                "expected_peak_bytes": { "one_process": peak.one_process, "per_party": peak.per_party },
             },
         })
     }

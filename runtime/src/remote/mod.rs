@@ -84,7 +84,7 @@ impl Setup<'_> {
             parties: self.spec.parties.clone(),
             owners: self.spec.owners.clone(),
             has_dealer: self.has_dealer,
-            dealer_window: self.cfg.session.dealer_window,
+            dealer_window: crate::schedule::DEALER_CHANNEL_FRAMES,
             timeout: self.cfg.session.timeout,
         }
     }
@@ -291,6 +291,7 @@ pub async fn run_remote_party(
         inputs: by_id,
         timeout: cfg.session.timeout,
         dealer_window: cfg.session.dealer_window,
+        material_window_bytes: cfg.session.material_window_bytes,
         progress: cfg.session.progress.clone(),
         dealer_connected: setup.has_dealer,
         kernel: cfg.kernel.clone(),

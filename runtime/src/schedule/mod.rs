@@ -22,9 +22,18 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Default number of dealer frames in flight per party: enough to keep the dealer busy, few
-/// enough that large nodes' material does not pile up.
+/// Default number of dealer frames a party reads ahead: enough to keep the dealer busy on small
+/// nodes.
 pub const DEALER_WINDOW: usize = 8;
+
+/// Default bytes of dealer material a party reads ahead: a few of a large model's biggest frames
+/// (a 3-D UNet's ReLUs carry about 220 MB each), so that they do not pile up eight deep.
+pub const MATERIAL_WINDOW_BYTES: usize = 256 << 20;
+
+/// Frames from the dealer a transport holds for a party before its reader takes them (the
+/// session's `dealer_window` as the transport sees it): the reader's own window does the
+/// read-ahead, so the channel only needs to keep a frame ready.
+pub const DEALER_CHANNEL_FRAMES: usize = 2;
 
 /// How to run: the session's settings, and what was resolved from them.
 #[derive(Clone, Debug, Default)]
@@ -82,11 +91,7 @@ pub async fn run_local(
         owners: vec![],
         has_dealer: with_dealer,
         // Dealing everything first needs room for every frame: one per node and a goodbye.
-        dealer_window: if deal_first {
-            cfg.session.dealer_window.max(plan.nodes.len() + 2)
-        } else {
-            cfg.session.dealer_window
-        },
+        dealer_window: if deal_first { plan.nodes.len() + 2 } else { DEALER_CHANNEL_FRAMES },
         timeout: cfg.session.timeout,
     };
     let connect = |e: Endpoint| {
@@ -155,6 +160,7 @@ pub async fn run_local(
             inputs: own,
             timeout: cfg.session.timeout,
             dealer_window: cfg.session.dealer_window,
+            material_window_bytes: cfg.session.material_window_bytes,
             progress: if p == 0 { cfg.session.progress.clone() } else { None },
             dealer_connected: with_dealer,
             kernel: cfg.kernel.clone(),

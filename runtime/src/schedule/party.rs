@@ -47,6 +47,8 @@ pub struct PartyTask {
     pub timeout: Duration,
     /// Dealer frames read ahead.
     pub dealer_window: usize,
+    /// Bytes of dealer material read ahead (a single larger frame still enters alone).
+    pub material_window_bytes: usize,
     /// Counts finished nodes, for progress bars.
     pub progress: Option<Arc<AtomicUsize>>,
     /// Whether the session has a dealer endpoint (told with a `Bye` or `Abort` how this party's
@@ -72,7 +74,7 @@ struct Shared {
     name: String,
     link: Arc<dyn Link>,
     mailbox: Mailbox,
-    material: MaterialStore,
+    material: Arc<MaterialStore>,
     abort: AbortSignal,
     timeout: Duration,
     /// Whether a dealer is connected (and is told how the run ended).
@@ -178,7 +180,7 @@ fn read_loop(shared: Arc<Shared>, from: Endpoint, rt: tokio::runtime::Handle) {
             shared.fail(&reason, &reason);
             return;
         }
-        let permit = if from == Endpoint::Dealer {
+        let room = if from == Endpoint::Dealer {
             match shared.material.reserve_blocking(&rt) {
                 Some(p) => Some(p),
                 None => return,
@@ -206,10 +208,14 @@ fn read_loop(shared: Arc<Shared>, from: Endpoint, rt: tokio::runtime::Handle) {
                 return;
             }
         };
-        let result = match (frame.kind, from, permit) {
+        let result = match (frame.kind, from, room) {
             (Kind::Alive, Endpoint::Party(_), _) => Ok(()),
             (Kind::Msg, Endpoint::Party(p), _) => shared.mailbox.deliver((frame.node, frame.round, p.0), frame.payload),
-            (Kind::Material, Endpoint::Dealer, Some(permit)) => shared.material.put(frame.node, frame.payload, permit),
+            (Kind::Material, Endpoint::Dealer, Some(room)) => {
+                // Wait for the frame's bytes to fit the window; `None`: the run is over.
+                let Some(room) = shared.material.fit_blocking(&rt, room, frame.payload.len()) else { return };
+                shared.material.put(frame.node, frame.payload, room)
+            }
             (Kind::Abort, _, _) => {
                 let reason = crate::error::from_peer(&frame.payload);
                 shared.abort.fire(Abort { who: who.clone(), reason });
@@ -237,7 +243,7 @@ pub async fn run_party(task: PartyTask) -> Result<PartyResult, Error> {
         name: name.clone(),
         link: task.link,
         mailbox: Mailbox::default(),
-        material: MaterialStore::new(task.dealer_window),
+        material: Arc::new(MaterialStore::new(task.dealer_window, task.material_window_bytes)),
         abort: AbortSignal::default(),
         timeout: task.timeout,
         dealer_connected: task.dealer_connected,
@@ -456,7 +462,9 @@ async fn run_node(
     };
     let mut stats = NodeStats::default();
 
-    let material = if node.needs_material {
+    // `_held`: the material's room in the window, given back when this node ends, however it
+    // ends.
+    let (material, _held) = if node.needs_material {
         let rx = shared.material.take(id).map_err(node_err)?;
         let m = shared
             .abort
@@ -468,12 +476,12 @@ async fn run_node(
             )
             .await
             .map_err(|e| shared.wait_error(e))?;
-        shared.material.consumed();
+        let held = shared.material.hold(m.len());
         stats.material_bytes = m.len() as u64;
         stats.material_wait_s = start.elapsed().as_secs_f64();
-        m
+        (m, Some(held))
     } else {
-        vec![]
+        (vec![], None)
     };
     if let NodeKind::Input { owner } = &desc.kind
         && *owner == shared.me
