@@ -42,7 +42,7 @@ for m in "${models[@]}"; do
     ins=(--input-dir "$dir/inputs")
     out=$(grep -m1 -o '^  [A-Za-z0-9_]*: { reveal_to' "$dir/model.yaml" | awk '{print $1}' | tr -d ':')
     echo "== $m ($(du -sh "$onnx" | cut -f1) ONNX)"
-    "$bin" plan "$dir/model.yaml" 2>/dev/null | grep -E '^TOTAL|online latency' | sed 's/^/   plan: /'
+    "$bin" plan "$dir/model.yaml" 2>/dev/null | grep -E '^TOTAL|online latency|expected peak' | sed 's/^/   plan: /'
 
     rm -rf "$dir/ref" "$dir/one" "$dir/three"
     "$bin" run "$dir/model.yaml" --protocol ref "${ins[@]}" --input-dir "$dir/weights" --output-dir "$dir/ref" \

@@ -362,6 +362,26 @@ fn three_d_layers_and_transposed_convolutions_match_plaintext_onnx() {
     }
 }
 
+#[test]
+fn resizes_three_d_average_pools_and_general_transposed_convolutions_match_plaintext_onnx() {
+    // Nearest resizes move values exactly (uneven runs included); a 3-D average pool rounds
+    // twice; a transposed convolution rounds once per group of taps (make_volume.py). Outputs
+    // are of size about 1.
+    for protocol in ["ref", "fss2pc", "rep3"] {
+        for model in ["resize", "deconv2d", "deconv3d"] {
+            let (got, want) = run_fixture(
+                &format!("{model}.onnx"),
+                &format!("{model}_input.npy"),
+                &format!("{model}_output.npy"),
+                protocol,
+            );
+            assert_eq!(got.len(), want.len(), "{protocol}: {model}");
+            let (max, _) = errors(&got, &want);
+            assert!(max < 5e-4, "{protocol}: {model} max error {max}");
+        }
+    }
+}
+
 /// A model exported with a symbolic batch (as torch writes language models with dynamic axes):
 /// the shapes it computes from the private input (Shape, Gather and Slice of it, Range for the
 /// positions, Concat into Reshape targets, Expand of a private value) fold at import for the
@@ -394,15 +414,40 @@ fn shapes_computed_from_a_symbolic_batch_fold_for_the_batch_given() {
 }
 
 #[test]
-fn transposed_convolutions_other_than_kernel_equals_stride_are_refused_by_name() {
+fn transposed_convolutions_and_resizes_the_importer_cannot_express_are_refused_by_name() {
     use mpcflow_importer_onnx::proto::onnx::{AttributeProto, ModelProto};
     use prost::Message;
-    let mut m = ModelProto::decode(std::fs::read(fixture("upsample2d.onnx")).unwrap().as_slice()).unwrap();
-    let g = m.graph.as_mut().unwrap();
-    let strides = g.node[0].attribute.iter_mut().find(|a| a.name.as_deref() == Some("strides")).unwrap();
-    *strides = AttributeProto { ints: vec![1, 1], ..strides.clone() };
-    let e = import(&m.encode_to_vec(), &ImportOptions::default()).unwrap_err().to_string();
-    assert!(e.contains("ConvTranspose") && e.contains("only a kernel equal to its stride, without pads"), "{e}");
+    let changed = |file: &str, node: usize, attr: AttributeProto| {
+        let mut m = ModelProto::decode(std::fs::read(fixture(file)).unwrap().as_slice()).unwrap();
+        let n = &mut m.graph.as_mut().unwrap().node[node];
+        n.attribute.retain(|a| a.name != attr.name);
+        n.attribute.push(attr);
+        import(&m.encode_to_vec(), &ImportOptions::default()).unwrap_err().to_string()
+    };
+    let ints = |name: &str, v: Vec<i64>| AttributeProto {
+        name: Some(name.into()),
+        ints: v,
+        r#type: Some(7),
+        ..Default::default()
+    };
+    let text = |name: &str, v: &str| AttributeProto {
+        name: Some(name.into()),
+        s: Some(v.into()),
+        r#type: Some(3),
+        ..Default::default()
+    };
+    let e = changed("upsample2d.onnx", 0, ints("dilations", vec![2, 2]));
+    assert!(e.contains("ConvTranspose") && e.contains("only dilation 1 is supported"), "{e}");
+    let e = changed("upsample2d.onnx", 0, ints("output_shape", vec![6, 12]));
+    assert!(e.contains("output_shape is not supported"), "{e}");
+    let e = changed("deconv2d.onnx", 0, ints("output_padding", vec![2, 2]));
+    assert!(e.contains("output_padding [2, 2]: one per axis, each below its stride"), "{e}");
+    let e = changed("resize.onnx", 1, text("mode", "linear"));
+    assert!(e.contains("Resize") && e.contains("mode `linear` is not supported"), "{e}");
+    let e = changed("resize.onnx", 2, text("coordinate_transformation_mode", "tf_crop_and_resize"));
+    assert!(e.contains("coordinate_transformation_mode `tf_crop_and_resize` is not supported"), "{e}");
+    let e = changed("resize.onnx", 0, ints("pads", vec![1, 0, 0, 1, 0, 0]));
+    assert!(e.contains("AveragePool") && e.contains("a 3-D pool with padding is not supported"), "{e}");
 }
 
 #[test]

@@ -31,6 +31,7 @@ mod linear;
 mod place;
 mod pool;
 mod reduce;
+mod resize;
 mod shape;
 mod volume;
 
@@ -75,6 +76,7 @@ pub const SUPPORTED: &[&str] = &[
     "ReduceMean",
     "ReduceSum",
     "Relu",
+    "Resize",
     "Reshape",
     "Shape",
     "Sigmoid",
@@ -87,6 +89,7 @@ pub const SUPPORTED: &[&str] = &[
     "Tanh",
     "Transpose",
     "Unsqueeze",
+    "Upsample",
     "Where",
 ];
 
@@ -362,9 +365,12 @@ impl Converter {
             "Conv" if self.layer_rank(n) == Some(5) => self.conv3d(n, &base)?,
             "Conv" => self.conv(n, &base)?,
             "ConvTranspose" => self.conv_transpose(n, &base)?,
-            "MaxPool" if attr_ints(n, "kernel_shape").is_some_and(|k| k.len() == 3) => self.maxpool3d(n, &base)?,
+            "MaxPool" | "AveragePool" if attr_ints(n, "kernel_shape").is_some_and(|k| k.len() == 3) => {
+                self.pool3d(n, &base, op == "MaxPool")?
+            }
             "MaxPool" | "AveragePool" => self.pool(n, &base, op)?,
             "GlobalAveragePool" => self.global_average_pool(n, &base)?,
+            "Resize" | "Upsample" => self.resize(n, &base, op)?,
             "Softmax" if self.opset < 13 => self.softmax_rows(n, &base)?,
             "Softmax" => self.softmax(n, &base)?,
             "ReduceMean" | "ReduceSum" => self.reduce(n, &base, op)?,

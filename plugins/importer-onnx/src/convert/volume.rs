@@ -7,14 +7,20 @@
 //!   are convolved in 2-D with that depth's kernel plane, and the `kd` results are summed. Under
 //!   fss2pc each 2-D product is truncated once, so the sum is within `kd` ulp of one rounding
 //!   more than a single 3-D product would be.
-//! - **`MaxPool` with a `kd×kh×kw` window**: a 2-D max pool over `(H, W)` with the depths folded
-//!   into the channels, then the maximum of the `kd` depth slices.
-//! - **`ConvTranspose` whose kernel equals its stride, without padding** (a UNet's upsampling, in
-//!   2-D or 3-D): no two kernel taps reach the same output, so it is one matrix product of each
-//!   position's channels with the weights as `[C, O·Πk]`, whose taps a reshape and a transpose
-//!   then put in place.
+//! - **`MaxPool` and `AveragePool` with a `kd×kh×kw` window**: a 2-D pool over `(H, W)` with the
+//!   depths folded into the channels, then the maximum (or the sum, scaled by `1/kd`) of the `kd`
+//!   depth slices. An average is rounded twice under fss2pc (the 2-D mean, then the scale), so it
+//!   is within 2 ulp of the exact mean.
+//! - **`ConvTranspose`** in 2-D or 3-D, any kernel, stride, pads and output padding: one matrix
+//!   product of each input position's channels with the weights as `[C, O·Π(Q·s)]` gives every
+//!   tap's contribution, where each axis's `k` taps are grouped into `Q = ⌈k/s⌉` groups of `s`
+//!   (zero weights past `k`). Within a group no two taps reach the same output, so a reshape and
+//!   a transpose put the group's taps in place (when the kernel equals the stride, as in a UNet's
+//!   upsampling, that is all); the `Q` groups per axis are shifted by `q·s` and summed, and the
+//!   pads cut off. Under fss2pc each product is truncated once, so an output is within `ΠQ` ulp
+//!   of one rounding.
 //!
-//! Anything else (groups, dilations, other transposed strides, asymmetric 2-D padding) is
+//! Anything else (groups, dilations, `output_shape`, asymmetric 2-D padding of `Conv`) is
 //! refused, naming the attribute.
 
 use super::attrs::{attr_i, attr_ints};
@@ -61,9 +67,10 @@ impl Converter {
         match self.get(n, 1)? {
             Val::Weight(k) => Ok((k.clone(), true)),
             Val::Known(k) => Ok((k.clone(), false)),
-            Val::Secret(_) | Val::Gelu(_) => {
-                Err(self.err(n, "a weight computed from the private input is not supported in this layer".into()))
-            }
+            Val::Secret(_) | Val::Gelu(_) => Err(self.err(
+                n,
+                "its weight (input 1) must be fixed by the model file, not computed from the private input".into(),
+            )),
         }
     }
 
@@ -168,8 +175,8 @@ impl Converter {
         Ok(())
     }
 
-    /// `MaxPool` on `[N, C, D, H, W]` (see the module docs).
-    pub(super) fn maxpool3d(&mut self, n: &NodeProto, base: &str) -> Result<(), ImportError> {
+    /// `MaxPool` or `AveragePool` on `[N, C, D, H, W]` (see the module docs).
+    pub(super) fn pool3d(&mut self, n: &NodeProto, base: &str, max: bool) -> Result<(), ImportError> {
         if attr_ints(n, "dilations").is_some_and(|d| d.iter().any(|&x| x != 1)) {
             return Err(self.err(n, "only dilation 1 is supported".into()));
         }
@@ -177,7 +184,7 @@ impl Converter {
             return Err(self.err(n, "ceil_mode = 1 is not supported".into()));
         }
         if attr_ints(n, "pads").is_some_and(|p| p.iter().any(|&x| x != 0)) {
-            return Err(self.err(n, "a 3-D max pool with padding is not supported".into()));
+            return Err(self.err(n, "a 3-D pool with padding is not supported".into()));
         }
         let kernel = self.spatial(n, "kernel_shape", 3, 0)?;
         let stride = self.spatial(n, "strides", 3, 1)?;
@@ -194,7 +201,8 @@ impl Converter {
             vec![x],
         )?;
         let pool = Pool { kernel: [kernel[1], kernel[2]], stride: [stride[1], stride[2]], padding: [0, 0] };
-        let pooled = self.emit(n, &format!("{base}_planes"), Op::Maxpool(pool), vec![folded])?;
+        let op = if max { Op::Maxpool(pool) } else { Op::Avgpool(pool) };
+        let pooled = self.emit(n, &format!("{base}_planes"), op, vec![folded])?;
         let ps = self.shape_of(&pooled);
         let unfold = Op::Reshape { shape: vec![nb, c, d as i64, ps[2] as i64, ps[3] as i64] };
         let pooled = self.emit(n, &format!("{base}_planes"), unfold, vec![pooled])?;
@@ -205,23 +213,25 @@ impl Converter {
             let slice =
                 Op::Slice { starts: vec![j as i64], ends: vec![end], axes: vec![2], steps: vec![stride[0] as i64] };
             let s = self.emit(n, &format!("{base}_depth{j}"), slice, vec![pooled.clone()])?;
+            let combine = if max { Op::Max { axis: None } } else { Op::Add };
             best = Some(match best {
                 None => s,
-                Some(b) => self.emit(n, base, Op::Max { axis: None }, vec![b, s])?,
+                Some(b) => self.emit(n, base, combine, vec![b, s])?,
             });
         }
-        let out = best.ok_or_else(|| self.err(n, "an empty window".into()))?;
+        let mut out = best.ok_or_else(|| self.err(n, "an empty window".into()))?;
+        if !max && kernel[0] > 1 {
+            out = self.emit(n, base, Op::Scale { factor: 1.0 / kernel[0] as f64 }, vec![out])?;
+        }
         self.set(n, Val::Secret(out));
         Ok(())
     }
 
-    /// `ConvTranspose` whose kernel equals its stride, without padding (see the module docs).
+    /// `ConvTranspose` in 2-D or 3-D (see the module docs).
     pub(super) fn conv_transpose(&mut self, n: &NodeProto, base: &str) -> Result<(), ImportError> {
         self.plain_layer(n)?;
-        for name in ["output_padding", "output_shape"] {
-            if attr_ints(n, name).is_some_and(|v| v.iter().any(|&x| x != 0)) {
-                return Err(self.err(n, format!("{name} is not supported")));
-            }
+        if attr_ints(n, "output_shape").is_some() {
+            return Err(self.err(n, "output_shape is not supported; give pads and output_padding".into()));
         }
         let x = self.operand(n, 0)?;
         let xs = self.shape_of(&x);
@@ -235,13 +245,44 @@ impl Converter {
         let (c, o) = (w.shape[0], w.shape[1]);
         let kernel = w.shape[2..].to_vec();
         let stride = self.spatial(n, "strides", r, 1)?;
-        if stride != kernel || attr_ints(n, "pads").is_some_and(|p| p.iter().any(|&x| x != 0)) {
-            return Err(self.err(
-                n,
-                format!("strides {stride:?} with kernel {kernel:?}: only a kernel equal to its stride, without pads, is supported"),
-            ));
+        let pads = attr_ints(n, "pads").unwrap_or_else(|| vec![0; 2 * r]);
+        let extra = attr_ints(n, "output_padding").unwrap_or_else(|| vec![0; r]);
+        if pads.len() != 2 * r || pads.iter().any(|&p| p < 0) {
+            return Err(self.err(n, format!("pads {pads:?}: {} non-negative values", 2 * r)));
         }
-        let taps: usize = kernel.iter().product();
+        if extra.len() != r || extra.iter().zip(&stride).any(|(&e, &s)| e < 0 || e as usize >= s) {
+            return Err(
+                self.err(n, format!("output_padding {extra:?}: one per axis, each below its stride {stride:?}"))
+            );
+        }
+        // Per axis: the full output s·(S−1)+k, cut by the pads and lengthened by output_padding.
+        let mut out = vec![];
+        for a in 0..r {
+            let full = stride[a] * (xs[2 + a] - 1) + kernel[a] + extra[a] as usize;
+            let cut = (pads[a] + pads[r + a]) as usize;
+            if full <= cut {
+                return Err(self.err(n, format!("pads {pads:?} leave nothing of an output of {full} on axis {a}")));
+            }
+            out.push(full - cut);
+        }
+        // Kernel taps split per axis into Q = ⌈k/s⌉ groups of s (zero weights past k).
+        let groups: Vec<usize> = kernel.iter().zip(&stride).map(|(&k, &s)| k.div_ceil(s)).collect();
+        let padded: Vec<usize> = groups.iter().zip(&stride).map(|(&q, &s)| q * s).collect();
+        let taps: usize = padded.iter().product();
+        let mut data = vec![0.0; c * o * taps];
+        let in_kernel: usize = kernel.iter().product();
+        for co in 0..c * o {
+            for t in 0..in_kernel {
+                // Tap t's coordinates in the kernel, then its index in the padded kernel.
+                let (mut rest, mut at, mut scale) = (t, 0, 1);
+                for a in (0..r).rev() {
+                    at += (rest % kernel[a]) * scale;
+                    rest /= kernel[a];
+                    scale *= padded[a];
+                }
+                data[co * taps + at] = w.data[co * in_kernel + t];
+            }
+        }
         let positions: usize = xs[0] * xs[2..].iter().product::<usize>();
         // [N, C, S…] → [N, S…, C] → [N·ΠS, C].
         let mut perm = vec![0];
@@ -254,26 +295,91 @@ impl Converter {
             Op::Reshape { shape: vec![positions as i64, c as i64] },
             vec![t],
         )?;
-        // W [C, O, k…] is already [C, O·Πk] in memory.
-        let wm = self.layer_part(n, "taps", Known { shape: vec![c, o * taps], ..w }, weight);
+        let wm = self.layer_part(n, "taps", Known { shape: vec![c, o * taps], data, int: false }, weight);
         let y = self.emit(n, &format!("{base}_taps"), Op::Matmul, vec![t, wm])?;
-        // [N, S…, O, k…] → [N, O, S1, k1, S2, k2, …] → [N, O, S1·k1, …].
+        // [N, S…, O, Q1, s1, Q2, s2, …].
         let mut split: Vec<i64> = xs.iter().enumerate().filter(|&(i, _)| i != 1).map(|(_, &d)| d as i64).collect();
         split.push(o as i64);
-        split.extend(kernel.iter().map(|&k| k as i64));
-        let y = self.emit(n, &format!("{base}_taps"), Op::Reshape { shape: split }, vec![y])?;
-        let mut perm = vec![0, r + 1];
         for a in 0..r {
-            perm.extend([1 + a, r + 2 + a]);
+            split.extend([groups[a] as i64, stride[a] as i64]);
         }
-        let y = self.emit(n, &format!("{base}_taps"), Op::Transpose { perm }, vec![y])?;
-        let mut shape = vec![xs[0] as i64, o as i64];
-        shape.extend((0..r).map(|a| (xs[2 + a] * kernel[a]) as i64));
-        let mut out = self.emit(n, base, Op::Reshape { shape }, vec![y])?;
+        let y = self.emit(n, &format!("{base}_taps"), Op::Reshape { shape: split }, vec![y])?;
+        // The canvas: every group's block placed, long enough for the pads and output_padding.
+        let canvas: Vec<usize> =
+            (0..r).map(|a| ((xs[2 + a] + groups[a] - 1) * stride[a]).max(pads[a] as usize + out[a])).collect();
+        let mut sum: Option<String> = None;
+        let blocks: usize = groups.iter().product();
+        for b in 0..blocks {
+            let mut q = vec![0; r];
+            let mut rest = b;
+            for a in (0..r).rev() {
+                q[a] = rest % groups[a];
+                rest /= groups[a];
+            }
+            let name = format!("{base}_group{b}");
+            let mut block = y.clone();
+            if blocks > 1 {
+                let axes: Vec<i64> = (0..r).map(|a| (r + 2 + 2 * a) as i64).collect();
+                let starts: Vec<i64> = q.iter().map(|&v| v as i64).collect();
+                let ends: Vec<i64> = q.iter().map(|&v| v as i64 + 1).collect();
+                block = self.emit(n, &name, Op::Slice { starts, ends, axes, steps: vec![] }, vec![block])?;
+            }
+            // [N, S…, O, 1, s1, …] → [N, O, S1, s1, S2, s2, …, 1…] → [N, O, S1·s1, …].
+            let mut perm = vec![0, r + 1];
+            for a in 0..r {
+                perm.extend([1 + a, r + 3 + 2 * a]);
+            }
+            perm.extend((0..r).map(|a| r + 2 + 2 * a));
+            block = self.emit(n, &name, Op::Transpose { perm }, vec![block])?;
+            let mut placed = vec![xs[0], o];
+            placed.extend((0..r).map(|a| xs[2 + a] * stride[a]));
+            let shape = placed.iter().map(|&d| d as i64).collect();
+            block = self.emit(n, &name, Op::Reshape { shape }, vec![block])?;
+            // Shift group q by q·s along each axis, zeros around it up to the canvas.
+            for a in 0..r {
+                let (front, len) = (q[a] * stride[a], placed[2 + a]);
+                let back = canvas[a] - front - len;
+                let mut parts = vec![];
+                for (side, count) in [(0, front), (1, back)] {
+                    if count == 0 {
+                        continue;
+                    }
+                    let zero = self.place(
+                        &format!("{base}_zero"),
+                        Known { shape: vec![], data: vec![0.0], int: false },
+                        false,
+                    );
+                    let mut shape = placed.clone();
+                    shape[2 + a] = count;
+                    let z = self.emit(n, &format!("{name}_pad{a}{side}"), Op::Broadcast { shape }, vec![zero])?;
+                    parts.push((side, z));
+                }
+                if parts.is_empty() {
+                    continue;
+                }
+                let mut cat: Vec<String> = parts.iter().filter(|(s, _)| *s == 0).map(|(_, z)| z.clone()).collect();
+                cat.push(block);
+                cat.extend(parts.iter().filter(|(s, _)| *s == 1).map(|(_, z)| z.clone()));
+                block = self.emit(n, &name, Op::Concat { axis: (2 + a) as i64 }, cat)?;
+                placed[2 + a] = canvas[a];
+            }
+            sum = Some(match sum {
+                None => block,
+                Some(s) => self.emit(n, &format!("{base}_sum"), Op::Add, vec![s, block])?,
+            });
+        }
+        let mut y = sum.ok_or_else(|| self.err(n, "an empty kernel".into()))?;
+        // Cut the pads off.
+        if (0..r).any(|a| pads[a] != 0 || canvas[a] != out[a]) {
+            let axes = (0..r).map(|a| (2 + a) as i64).collect();
+            let starts = (0..r).map(|a| pads[a]).collect();
+            let ends = (0..r).map(|a| pads[a] + out[a] as i64).collect();
+            y = self.emit(n, base, Op::Slice { starts, ends, axes, steps: vec![] }, vec![y])?;
+        }
         if let Some(b) = self.layer_bias(n, o, r)? {
-            out = self.emit(n, base, Op::Add, vec![out, b])?;
+            y = self.emit(n, base, Op::Add, vec![y, b])?;
         }
-        self.set(n, Val::Secret(out));
+        self.set(n, Val::Secret(y));
         Ok(())
     }
 }
