@@ -4,9 +4,10 @@
 # tests/fixtures/onnx/make_full_models.py: torchvision resnet50, transformers BertModel and
 # GPT2LMHeadModel (configs written in code) and a 3-D UNet written with torch.nn.
 #
-# Usage: scripts/make-full-models.sh [--small] [--full] [--force] [NAME...]
+# Usage: scripts/make-full-models.sh [--small] [--full] [--layers N] [--force] [NAME...]
 #   --small / --full pick the size (default: --small; both may be given), NAME is one or more of
-#   resnet50 bert gpt2 unet3d (default: all). Models already written are skipped unless --force.
+#   resnet50 bert gpt2 unet3d (default: all); --layers N: bert and gpt2 at full width with N
+#   layers, into target/full-models/full-layersN. Models already written are skipped unless --force.
 #   The result of every export (OK, size, or why it failed) goes to
 #   target/full-models/{small,full}/NAME.log.
 #

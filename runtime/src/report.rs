@@ -17,6 +17,9 @@ pub struct NodeReport {
     pub shape: Vec<usize>,
     /// Slowest party's seconds from ready to done.
     pub wall_s: f64,
+    /// Of those, the longest any party waited for its dealer material (the dealer's pace, not
+    /// this node's work).
+    pub material_wait_s: f64,
     /// Rounds measured (the most any party took).
     pub rounds: u32,
     /// Rounds the cost model predicted.
@@ -46,6 +49,32 @@ pub struct Totals {
     pub critical_rounds: u32,
 }
 
+/// One node of the pipeline as written (a layer of an imported model, a `model:` node's layer,
+/// or a pipeline node), with the plan nodes it was lowered to added up.
+#[derive(Clone, Debug, Serialize)]
+pub struct LayerReport {
+    /// The graph node (`origin` of its plan nodes).
+    pub name: String,
+    /// How many plan nodes it became.
+    pub nodes: usize,
+    /// Op label of its first plan node (for a lowered op, the first step's).
+    pub op: String,
+    /// Output shape of its last plan node.
+    pub shape: Vec<usize>,
+    /// Sum of its plan nodes' `wall_s` (they may overlap, so this can exceed the time the
+    /// layer took from first start to last end).
+    pub node_s: f64,
+    /// Sum of its plan nodes' `material_wait_s`: the part of `node_s` spent waiting for the
+    /// dealer.
+    pub material_wait_s: f64,
+    /// Rounds on its longest chain of plan nodes.
+    pub critical_rounds: u32,
+    /// Bytes each party sent.
+    pub bytes_sent: Vec<u64>,
+    /// Dealer bytes each party received.
+    pub dealer_bytes: Vec<u64>,
+}
+
 /// A whole run.
 #[derive(Clone, Debug, Serialize)]
 pub struct RunReport {
@@ -66,8 +95,51 @@ pub struct RunReport {
     pub dealer_wall_s: f64,
     /// Totals.
     pub totals: Totals,
+    /// Per node of the pipeline as written, in the order of their first plan node: where the
+    /// time, bytes and material go, layer by layer.
+    pub layers: Vec<LayerReport>,
     /// Per node, in plan order.
     pub nodes: Vec<NodeReport>,
+}
+
+/// The plan's nodes added up by the graph node they came from.
+fn layers(plan: &Plan, nodes: &[NodeReport]) -> Vec<LayerReport> {
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut out: Vec<LayerReport> = vec![];
+    // Rounds on the longest chain ending at each plan node, counting only its layer's nodes.
+    let mut depth = vec![0u32; plan.nodes.len()];
+    for (i, (n, r)) in plan.nodes.iter().zip(nodes).enumerate() {
+        let before =
+            n.inputs.iter().filter(|&&j| plan.nodes[j as usize].origin == n.origin).map(|&j| depth[j as usize]).max();
+        depth[i] = before.unwrap_or(0) + r.rounds;
+        let at = *index.entry(n.origin.as_str()).or_insert_with(|| {
+            out.push(LayerReport {
+                name: n.origin.clone(),
+                nodes: 0,
+                op: r.op.clone(),
+                shape: vec![],
+                node_s: 0.0,
+                material_wait_s: 0.0,
+                critical_rounds: 0,
+                bytes_sent: vec![0; r.bytes_sent.len()],
+                dealer_bytes: vec![0; r.dealer_bytes.len()],
+            });
+            out.len() - 1
+        });
+        let l = &mut out[at];
+        l.nodes += 1;
+        l.shape = r.shape.clone();
+        l.node_s += r.wall_s;
+        l.material_wait_s += r.material_wait_s;
+        l.critical_rounds = l.critical_rounds.max(depth[i]);
+        for (t, b) in l.bytes_sent.iter_mut().zip(&r.bytes_sent) {
+            *t += b;
+        }
+        for (t, b) in l.dealer_bytes.iter_mut().zip(&r.dealer_bytes) {
+            *t += b;
+        }
+    }
+    out
 }
 
 impl RunReport {
@@ -98,6 +170,7 @@ impl RunReport {
                 origin: n.origin.clone(),
                 shape: n.desc.output.shape.clone(),
                 wall_s: (0..p).filter_map(stat).map(|s| s.wall_s).fold(0.0, f64::max),
+                material_wait_s: (0..p).filter_map(stat).map(|s| s.material_wait_s).fold(0.0, f64::max),
                 rounds,
                 predicted_rounds: n.cost.rounds,
                 bytes_sent,
@@ -116,6 +189,7 @@ impl RunReport {
             online_wall_s: run.online_wall_s,
             dealer_wall_s: run.dealer.wall_s,
             totals,
+            layers: layers(plan, &nodes),
             nodes,
         }
     }

@@ -74,6 +74,64 @@ fn run_json_output_dir_and_report() {
         assert_eq!(n["dealer_bytes"], n["predicted_dealer_bytes"], "{}", n["name"]);
     }
     assert_eq!(rep["protocol"], "fss2pc");
+    // Layers: the plan's nodes added up by the pipeline node they came from.
+    let layers = rep["layers"].as_array().unwrap();
+    let origins: std::collections::BTreeSet<&str> = nodes.iter().map(|n| n["origin"].as_str().unwrap()).collect();
+    assert_eq!(layers.len(), origins.len(), "one layer per pipeline node");
+    let count: u64 = layers.iter().map(|l| l["nodes"].as_u64().unwrap()).sum();
+    assert_eq!(count, nodes.len() as u64);
+    for party in 0..2 {
+        let sum =
+            |rows: &[serde_json::Value], key: &str| rows.iter().map(|r| r[key][party].as_u64().unwrap()).sum::<u64>();
+        assert_eq!(sum(layers, "bytes_sent"), sum(nodes, "bytes_sent"));
+        assert_eq!(sum(layers, "dealer_bytes"), sum(nodes, "dealer_bytes"));
+        assert_eq!(sum(layers, "bytes_sent"), rep["totals"]["bytes_sent"][party].as_u64().unwrap());
+    }
+    let mean = layers.iter().find(|l| l["name"] == "mean_bp").unwrap();
+    assert!(mean["node_s"].is_f64() && mean["critical_rounds"].as_u64().unwrap() >= 1, "{mean}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `--deal-first` deals all the material before the parties start: the same results, every
+/// frame as planned, and an online phase (the report's `online_wall_s`) that starts after the
+/// dealer has finished, so it is shorter than the run.
+#[test]
+fn run_deal_first_times_the_online_phase_alone() {
+    let dir = std::env::temp_dir().join(format!("mpcflow-cli-deal-first-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let report = dir.join("report.json");
+    let out = mpcflow(&[
+        "run",
+        "graphs/hospital_stats.yaml",
+        "--input",
+        "north_bp=@graphs/data/north.csv:systolic_bp",
+        "--input",
+        "south_bp=@graphs/data/south.csv:systolic_bp",
+        "--json",
+        "--deal-first",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["outputs"]["n_patients"], serde_json::json!(413));
+    let rep: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let (wall, online, dealer) = (
+        rep["wall_s"].as_f64().unwrap(),
+        rep["online_wall_s"].as_f64().unwrap(),
+        rep["dealer_wall_s"].as_f64().unwrap(),
+    );
+    assert!(online + dealer <= wall + 1e-3, "online {online} s after dealing {dealer} s, within the run's {wall} s");
+    for n in rep["nodes"].as_array().unwrap() {
+        assert_eq!(n["dealer_bytes"], n["predicted_dealer_bytes"], "{}", n["name"]);
+    }
+    let out = mpcflow(&["run", "graphs/hospital_stats.yaml", "--deal-first", "--material", dir.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("--deal-first") && text(&out.stderr).contains("--material"),
+        "{}",
+        text(&out.stderr)
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 

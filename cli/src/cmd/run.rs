@@ -36,6 +36,11 @@ pub struct Args {
     /// Read the dealer's material from the files `mpcflow deal` wrote in DIR (used once).
     #[arg(long)]
     material: Option<PathBuf>,
+    /// Deal all the material before the parties start, held in memory (the offline phase
+    /// ahead of the online one), so that the report's `online_wall_s` times the online phase
+    /// alone. Needs memory for all of it.
+    #[arg(long, conflicts_with = "material")]
+    deal_first: bool,
     /// Seconds any wait may take before the run fails.
     #[arg(long, default_value_t = 60.0)]
     timeout: f64,
@@ -87,6 +92,7 @@ pub fn run(a: Args) -> Result<()> {
         timeout: Duration::from_secs_f64(a.timeout),
         progress: Some(done.clone()),
         material_dir: a.material.clone(),
+        deal_first: a.deal_first,
         kernel: a.kernel.clone(),
         tuning: a.tuning.tuning()?,
         network: a.network.network(),
