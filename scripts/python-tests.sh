@@ -76,5 +76,11 @@ fi
 if [ "$MPCFLOW_REQUIRE_TORCH" = 1 ]; then
     purelib() { "$1/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])"; }
     purelib "$torch_venv" > "$(purelib "$venv")/mpcflow-tests-torch.pth"
+    # The full-size models' libraries, for their scaled-down architectures (tests/
+    # test_full_models.py): torchvision without its torch pin (torch is seen through the .pth),
+    # transformers with its own small dependencies. The versions are those of
+    # scripts/make-full-models.sh, which pairs them with torch 2.9.1.
+    "${pip[@]}" install --no-deps torchvision==0.24.1
+    "${pip[@]}" install pillow transformers==4.57.6
 fi
 exec "$venv/bin/python" -m pytest -q -rs python/tests "$@"
