@@ -24,21 +24,14 @@ py=$ROOT/target/models-venv/bin/python
 "$py" -c "import onnxruntime" 2>/dev/null ||
     "$py" -m pip --disable-pip-version-check --quiet --no-cache-dir install onnxruntime==1.23.2
 
+source scripts/full-models-lib.sh
 peak() { awk '/Maximum resident/ { printf "%.2f GiB", $NF / 1048576 }' "$1"; }
 field() { "$py" -c "import json,sys; r=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
 
 for m in "${models[@]}"; do
     onnx=$ROOT/target/full-models/full/$m.onnx
     dir=$ROOT/target/full-models/run/$m
-    mkdir -p "$dir"
-    pick=()
-    [ "$m" = bert ] && pick=(--output last_hidden_state)
-    if [ ! -f "$dir/model.yaml" ] || [ "$onnx" -nt "$dir/model.yaml" ]; then
-        rm -rf "$dir/weights"
-        "$bin" import "$onnx" --owner server --input-owner client --reveal logits "${pick[@]}" \
-            -o "$dir/model.yaml" --weights "$dir/weights" >/dev/null
-        "$py" scripts/full_models.py inputs "$onnx" "$dir/inputs" >/dev/null
-    fi
+    import_model "$bin" "$py" "$m" "$onnx" "$dir"
     ins=(--input-dir "$dir/inputs")
     out=$(grep -m1 -o '^  [A-Za-z0-9_]*: { reveal_to' "$dir/model.yaml" | awk '{print $1}' | tr -d ':')
     echo "== $m ($(du -sh "$onnx" | cut -f1) ONNX)"

@@ -30,6 +30,8 @@ bin=${MPCFLOW:-$ROOT/target/release/mpcflow}
 repeat=${REPEAT:-3}
 py=$ROOT/target/models-venv/bin/python
 
+source scripts/full-models-lib.sh
+
 # median FIELD of REPEAT runs of: mpcflow run ARGS... --report FILE
 median() {
     local field=$1 tmp
@@ -49,15 +51,7 @@ for m in "${models[@]}"; do
         scripts/make-full-models.sh --layers "$layers" "$m" >/dev/null
         onnx=$ROOT/target/full-models/full-layers$layers/$m.onnx
         dir=$ROOT/target/full-models/run-layers$layers/$m
-        mkdir -p "$dir"
-        pick=()
-        [ "$m" = bert ] && pick=(--output last_hidden_state)
-        if [ ! -f "$dir/model.yaml" ] || [ "$onnx" -nt "$dir/model.yaml" ]; then
-            rm -rf "$dir/weights"
-            "$bin" import "$onnx" --owner server --input-owner client --reveal logits "${pick[@]}" \
-                -o "$dir/model.yaml" --weights "$dir/weights" >/dev/null
-            "$py" scripts/full_models.py inputs "$onnx" "$dir/inputs" >/dev/null
-        fi
+        import_model "$bin" "$py" "$m" "$onnx" "$dir"
         args=("$dir/model.yaml" --input-dir "$dir/inputs" --input-dir "$dir/weights")
         e2e[$layers]=$(median wall_s "${args[@]}")
         online[$layers]=$(median online_wall_s "${args[@]}" --deal-first)

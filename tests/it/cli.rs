@@ -11,6 +11,21 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// `mpcflow run graphs/hospital_stats.yaml` on the example data, printing JSON, with `extra`.
+fn run_hospitals(extra: &[&str]) -> Output {
+    let mut args = vec![
+        "run",
+        "graphs/hospital_stats.yaml",
+        "--input",
+        "north_bp=@graphs/data/north.csv:systolic_bp",
+        "--input",
+        "south_bp=@graphs/data/south.csv:systolic_bp",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    mpcflow(&args)
+}
+
 #[test]
 fn run_millionaires_prints_who_is_richer() {
     let out = mpcflow(&[
@@ -43,19 +58,7 @@ fn run_millionaires_prints_who_is_richer() {
 fn run_json_output_dir_and_report() {
     let dir = std::env::temp_dir().join(format!("mpcflow-cli-{}", std::process::id()));
     let report = dir.join("report.json");
-    let out = mpcflow(&[
-        "run",
-        "graphs/hospital_stats.yaml",
-        "--input",
-        "north_bp=@graphs/data/north.csv:systolic_bp",
-        "--input",
-        "south_bp=@graphs/data/south.csv:systolic_bp",
-        "--json",
-        "--output-dir",
-        dir.to_str().unwrap(),
-        "--report",
-        report.to_str().unwrap(),
-    ]);
+    let out = run_hospitals(&["--output-dir", dir.to_str().unwrap(), "--report", report.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["outputs"]["n_patients"], serde_json::json!(413));
@@ -100,18 +103,7 @@ fn run_deal_first_times_the_online_phase_alone() {
     let dir = std::env::temp_dir().join(format!("mpcflow-cli-deal-first-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let report = dir.join("report.json");
-    let out = mpcflow(&[
-        "run",
-        "graphs/hospital_stats.yaml",
-        "--input",
-        "north_bp=@graphs/data/north.csv:systolic_bp",
-        "--input",
-        "south_bp=@graphs/data/south.csv:systolic_bp",
-        "--json",
-        "--deal-first",
-        "--report",
-        report.to_str().unwrap(),
-    ]);
+    let out = run_hospitals(&["--deal-first", "--report", report.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["outputs"]["n_patients"], serde_json::json!(413));

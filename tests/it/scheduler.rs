@@ -90,7 +90,8 @@ fn dealer_material_streams_through_a_byte_window_smaller_than_a_frame() {
     stream_a_chain_of_dealt_nodes(8, 1);
 }
 
-fn stream_a_chain_of_dealt_nodes(dealer_window: usize, material_window_bytes: usize) {
+/// `x` negated 300 times (`n0` … `n299`), revealed to both parties; the last node's name.
+fn chain_of_negations() -> (GraphSpec, String) {
     let mut g = GraphSpec::new("chain", ["a", "b"]).input("x", "a", DType::Int, vec![Dim::Fixed(3)]);
     let mut prev = "x".to_string();
     for i in 0..300 {
@@ -98,7 +99,11 @@ fn stream_a_chain_of_dealt_nodes(dealer_window: usize, material_window_bytes: us
         g = g.node(&name, Op::Neg, [prev.as_str()]);
         prev = name;
     }
-    g = g.output(&prev, ["a", "b"]);
+    (g.output(&prev, ["a", "b"]), prev)
+}
+
+fn stream_a_chain_of_dealt_nodes(dealer_window: usize, material_window_bytes: usize) {
+    let (g, prev) = chain_of_negations();
     let reg = registry_with(vec![Arc::new(DealtRef)]);
     let cfg = SessionConfig {
         protocol: Some("ref-dealt".into()),
@@ -299,14 +304,7 @@ fn the_expected_peak_counts_live_values_and_the_largest_node() {
 /// fits the window, and never more than the window plus the frames in the channel and in hand.
 #[test]
 fn the_expected_peak_counts_the_material_window() {
-    let mut g = GraphSpec::new("chain", ["a", "b"]).input("x", "a", DType::Int, vec![Dim::Fixed(3)]);
-    let mut prev = "x".to_string();
-    for i in 0..300 {
-        let name = format!("n{i}");
-        g = g.node(&name, Op::Neg, [prev.as_str()]);
-        prev = name;
-    }
-    g = g.output(&prev, ["a", "b"]);
+    let (g, _) = chain_of_negations();
     let reg = registry_with(vec![Arc::new(DealtRef)]);
     let cfg = SessionConfig { protocol: Some("ref-dealt".into()), ..Default::default() };
     let plan = Session::from_graph(g, reg).with_config(cfg).plan(PlanOptions::default()).unwrap();

@@ -1,0 +1,17 @@
+# Shared by scripts/bench-full-models.sh and scripts/bench-online-by-layers.sh (sourced, not run).
+#
+# import_model BIN PY MODEL ONNX DIR: imports MODEL.onnx into DIR/model.yaml with its weights in
+# DIR/weights (the server's) and seeded inputs in DIR/inputs (the client's), unless DIR holds an
+# import newer than the file. BERT's second output (the pooled one) is left out.
+import_model() {
+    local bin=$1 py=$2 m=$3 onnx=$4 dir=$5
+    local pick=()
+    [ "$m" = bert ] && pick=(--output last_hidden_state)
+    mkdir -p "$dir"
+    if [ ! -f "$dir/model.yaml" ] || [ "$onnx" -nt "$dir/model.yaml" ]; then
+        rm -rf "$dir/weights"
+        "$bin" import "$onnx" --owner server --input-owner client --reveal logits "${pick[@]}" \
+            -o "$dir/model.yaml" --weights "$dir/weights" >/dev/null
+        "$py" "$(dirname "${BASH_SOURCE[0]}")/full_models.py" inputs "$onnx" "$dir/inputs" >/dev/null
+    fi
+}
