@@ -33,8 +33,8 @@ MATURIN_PEP517_ARGS="--profile ${MPCFLOW_PY_PROFILE:-dev}" "${pip[@]}" install .
 "${pip[@]}" install pytest matplotlib tqdm
 # torch (with onnx, for its exporter) for secure_inference. PyPI's Linux wheel pulls the CUDA
 # libraries (about 6.3 GB installed), so it lives in a venv of its own that later runs reuse, and
-# the test venv sees it through a .pth file added after everything else is installed (so
-# `pip install ./python` above still ran in an empty environment). It is installed one wheel at a
+# the test venv sees it through a .pth file added after the package and its test tools are
+# installed (so `pip install ./python` above still ran in an empty environment). It is installed one wheel at a
 # time (--no-deps, the pins below are torch 2.9.1's own), so the disk never holds more than the
 # venv plus one downloaded wheel (pip would otherwise download all 3.5 GB of wheels first), and
 # without triton, torch's kernel compiler, which neither the exporter nor CPU inference loads.

@@ -17,8 +17,8 @@ pub struct NodeReport {
     pub shape: Vec<usize>,
     /// Slowest party's seconds from ready to done.
     pub wall_s: f64,
-    /// Of those, the longest any party waited for its dealer material (the dealer's pace, not
-    /// this node's work).
+    /// Of those, the longest any party waited for its dealer material: the dealer's pace, or
+    /// room in the material window held by the nodes running before it; not this node's work.
     pub material_wait_s: f64,
     /// Rounds measured (the most any party took).
     pub rounds: u32,

@@ -448,6 +448,10 @@ fn transposed_convolutions_and_resizes_the_importer_cannot_express_are_refused_b
     assert!(e.contains("coordinate_transformation_mode `tf_crop_and_resize` is not supported"), "{e}");
     let e = changed("resize.onnx", 0, ints("pads", vec![1, 0, 0, 1, 0, 0]));
     assert!(e.contains("AveragePool") && e.contains("a 3-D pool with padding is not supported"), "{e}");
+    let e = changed("resize.onnx", 0, text("auto_pad", "SAME_UPPER"));
+    assert!(e.contains("AveragePool") && e.contains("auto_pad SAME_UPPER/SAME_LOWER is not supported"), "{e}");
+    let e = changed("volume.onnx", 4, text("auto_pad", "SAME_LOWER"));
+    assert!(e.contains("MaxPool") && e.contains("auto_pad SAME_UPPER/SAME_LOWER is not supported"), "{e}");
 }
 
 #[test]

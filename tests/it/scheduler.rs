@@ -320,3 +320,72 @@ fn the_expected_peak_counts_the_material_window() {
     }
     assert_eq!(roomy.one_process, roomy.per_party.iter().sum::<u64>() + 2 * DEALT_BYTES, "the dealer's frame for each");
 }
+
+/// `mem`, but the dealer's second material frame is relabelled as the first's node: a dealer
+/// that sends a node's material twice (or out of plan order).
+struct RepeatingDealer(mpcflow_transport_mem::MemTransport);
+
+struct RepeatingDealerLink {
+    inner: Box<dyn mpcflow_sdk::transport::Link>,
+    first: std::sync::Mutex<Option<[u8; 4]>>,
+    sent: std::sync::atomic::AtomicUsize,
+}
+
+impl mpcflow_sdk::transport::Link for RepeatingDealerLink {
+    fn send(&self, to: mpcflow_sdk::Endpoint, mut frame: Vec<u8>) -> mpcflow_sdk::Result<()> {
+        // The runtime's 7-byte trailer: kind (2: material), node id, round.
+        let tag = frame.len() - 7;
+        if frame[tag] == 2 && to == mpcflow_sdk::Endpoint::Party(mpcflow_sdk::PartyId(1)) {
+            let mut first = self.first.lock().unwrap();
+            match *first {
+                None => *first = Some(frame[tag + 1..tag + 5].try_into().unwrap()),
+                Some(node) if self.sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 => {
+                    frame[tag + 1..tag + 5].copy_from_slice(&node)
+                }
+                Some(_) => {}
+            }
+        }
+        self.inner.send(to, frame)
+    }
+    fn recv(&self, from: mpcflow_sdk::Endpoint, timeout: Duration) -> mpcflow_sdk::Result<Vec<u8>> {
+        self.inner.recv(from, timeout)
+    }
+}
+
+impl mpcflow_sdk::transport::Transport for RepeatingDealer {
+    fn name(&self) -> &str {
+        "repeating-dealer"
+    }
+    fn connect(
+        &self,
+        session: &mpcflow_sdk::transport::SessionInfo,
+        me: mpcflow_sdk::Endpoint,
+    ) -> mpcflow_sdk::Result<Box<dyn mpcflow_sdk::transport::Link>> {
+        let inner = self.0.connect(session, me)?;
+        if me != mpcflow_sdk::Endpoint::Dealer {
+            return Ok(inner);
+        }
+        Ok(Box::new(RepeatingDealerLink { inner, first: Default::default(), sent: Default::default() }))
+    }
+}
+
+/// Material the plan does not expect (a node's second frame) is refused at once, naming the
+/// node that was due, instead of holding room in the window that no node gives back.
+#[test]
+fn material_out_of_plan_order_stops_the_run_naming_the_node_due() {
+    let (g, _) = chain_of_negations();
+    let mut reg = registry_with(vec![Arc::new(DealtRef)]);
+    reg.add_transport(Arc::new(RepeatingDealer(mpcflow_transport_mem::MemTransport::new())));
+    let cfg = SessionConfig {
+        protocol: Some("ref-dealt".into()),
+        transport: "repeating-dealer".into(),
+        timeout: Duration::from_secs(20),
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let e =
+        rt().block_on(Session::from_graph(g, reg).with_config(cfg).run([("x", InputValue::from(vec![1i64, 2, 3]))]));
+    let e = e.unwrap_err().to_string();
+    assert!(e.contains("material for node `n0` where node `n1`'s was due"), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(10), "refused at once, not at a timeout");
+}

@@ -10,8 +10,10 @@
 //! since a party holds what it sends and what it receives) once more. A node's wire
 //! is `wire_words` ring words per element, as the protocol's descriptor states.
 //!
-//! It is an estimate, not a bound: it leaves out the allocator's retained pages and the
-//! protocols' scratch buffers. On the full-size models it comes within the figures the README
+//! It is an estimate, not a bound: it leaves out the allocator's retained pages, the protocols'
+//! scratch buffers, and the working memory of several nodes running at once (the scheduler
+//! starts every ready node; under a protocol with a dealer the material window limits how many
+//! run together, without one nothing does). On the full-size models it comes within the figures the README
 //! gives beside it.
 
 use super::Plan;

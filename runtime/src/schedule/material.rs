@@ -122,7 +122,8 @@ impl MaterialStore {
         Some(room)
     }
 
-    /// Stores a frame; its room is given back when the node takes it.
+    /// Stores a frame; its room is given back when the node that takes it finishes (see
+    /// [`MaterialStore::hold`]).
     pub fn put(&self, node: u32, bytes: Vec<u8>, room: Room) -> Result<(), Error> {
         room.frame.forget();
         if let Some(b) = room.bytes {

@@ -152,6 +152,11 @@ fn read_loop(shared: Arc<Shared>, from: Endpoint, rt: tokio::runtime::Handle) {
     let who = shared.peer_name(from);
     let mut heard = Instant::now();
     let mut done_at: Option<Instant> = None;
+    // The dealer deals in plan order, one frame per node that needs material: any other frame
+    // (a node that takes none, a second frame, one out of order) would hold room in the window
+    // that no node gives back.
+    let mut material_order =
+        shared.plan.nodes.iter().enumerate().filter(|(_, n)| n.needs_material).map(|(i, _)| i as u32);
     loop {
         if shared.abort.get().is_some() {
             return;
@@ -211,11 +216,21 @@ fn read_loop(shared: Arc<Shared>, from: Endpoint, rt: tokio::runtime::Handle) {
         let result = match (frame.kind, from, room) {
             (Kind::Alive, Endpoint::Party(_), _) => Ok(()),
             (Kind::Msg, Endpoint::Party(p), _) => shared.mailbox.deliver((frame.node, frame.round, p.0), frame.payload),
-            (Kind::Material, Endpoint::Dealer, Some(room)) => {
-                // Wait for the frame's bytes to fit the window; `None`: the run is over.
-                let Some(room) = shared.material.fit_blocking(&rt, room, frame.payload.len()) else { return };
-                shared.material.put(frame.node, frame.payload, room)
-            }
+            (Kind::Material, Endpoint::Dealer, Some(room)) => match material_order.next() {
+                Some(next) if next == frame.node => {
+                    // Wait for the frame's bytes to fit the window; `None`: the run is over.
+                    let Some(room) = shared.material.fit_blocking(&rt, room, frame.payload.len()) else { return };
+                    shared.material.put(frame.node, frame.payload, room)
+                }
+                expected => {
+                    let name = |id: u32| shared.plan.nodes.get(id as usize).map_or("?", |n| n.desc.name.as_str());
+                    let want = expected.map_or_else(|| "no more".to_string(), |id| format!("node `{}`'s", name(id)));
+                    Err(mpcflow_sdk::Error::protocol(format!(
+                        "material for node `{}` where {want} was due (the dealer deals in plan order)",
+                        name(frame.node)
+                    )))
+                }
+            },
             (Kind::Abort, _, _) => {
                 let reason = crate::error::from_peer(&frame.payload);
                 shared.abort.fire(Abort { who: who.clone(), reason });

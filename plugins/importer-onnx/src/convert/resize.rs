@@ -140,10 +140,10 @@ impl Converter {
         let sizes = if sizes_at == usize::MAX { None } else { given(sizes_at, "sizes")? };
         let count = |v: &Vec<f64>| v.len() == axes.len();
         let (out, factors): (Vec<usize>, Vec<f64>) = match (scales, sizes) {
-            (Some(s), None) if count(&s) && s.iter().all(|&f| f > 0.0) => {
+            (Some(s), None) if count(&s) && s.iter().all(|&f| f > 0.0 && f.is_finite()) => {
                 (axes.iter().zip(&s).map(|(&a, &f)| (shape[a] as f64 * f).floor() as usize).collect(), s)
             }
-            (None, Some(z)) if count(&z) && z.iter().all(|&d| d >= 1.0) => {
+            (None, Some(z)) if count(&z) && z.iter().all(|&d| d >= 1.0 && d.is_finite()) => {
                 let stretch: Vec<f64> = axes.iter().zip(&z).map(|(&a, &d)| d / shape[a] as f64).collect();
                 match attr_s(n, "keep_aspect_ratio_policy", "stretch").as_str() {
                     "stretch" => (z.iter().map(|&d| d as usize).collect(), stretch),
@@ -166,8 +166,12 @@ impl Converter {
                 ));
             }
         };
-        if out.contains(&0) {
-            return Err(self.err(n, format!("resizes input {shape:?} to an empty axis")));
+        // Every position is a node's slice at worst: keep the graph what a model could mean.
+        const MOST: usize = 1 << 24;
+        if out.iter().any(|&d| d == 0 || d > MOST) || axes.iter().any(|&a| shape[a] == 0) {
+            return Err(
+                self.err(n, format!("resizes input {shape:?} to {out:?} on axes {axes:?}: an empty or over-long axis"))
+            );
         }
         let mut y = x;
         for ((&axis, &len), &scale) in axes.iter().zip(&out).zip(&factors) {

@@ -177,6 +177,9 @@ impl Converter {
 
     /// `MaxPool` or `AveragePool` on `[N, C, D, H, W]` (see the module docs).
     pub(super) fn pool3d(&mut self, n: &NodeProto, base: &str, max: bool) -> Result<(), ImportError> {
+        if auto_pad(n) {
+            return Err(self.err(n, "auto_pad SAME_UPPER/SAME_LOWER is not supported; give explicit pads".into()));
+        }
         if attr_ints(n, "dilations").is_some_and(|d| d.iter().any(|&x| x != 1)) {
             return Err(self.err(n, "only dilation 1 is supported".into()));
         }
@@ -237,10 +240,12 @@ impl Converter {
         let xs = self.shape_of(&x);
         let (w, weight) = self.layer_weight(n)?;
         let r = w.shape.len().saturating_sub(2);
-        if !(2..=3).contains(&r) || xs.len() != r + 2 || xs[1] != w.shape[0] {
-            return Err(
-                self.err(n, format!("input {xs:?} and weight {:?}: 2-D or 3-D, C first in the weight", w.shape))
-            );
+        if !(2..=3).contains(&r) || xs.len() != r + 2 || xs[1] != w.shape[0] || xs.contains(&0) || w.shape.contains(&0)
+        {
+            return Err(self.err(
+                n,
+                format!("input {xs:?} and weight {:?}: 2-D or 3-D, C first in the weight, no empty axis", w.shape),
+            ));
         }
         let (c, o) = (w.shape[0], w.shape[1]);
         let kernel = w.shape[2..].to_vec();
