@@ -38,6 +38,9 @@ pub fn expected_peak(plan: &Plan, window_bytes: u64) -> MemoryEstimate {
     let words = u64::from(plan.plugin.0.descriptor().wire_words.max(1));
     let parties = plan.parties.len();
     let consumers = plan.consumer_counts();
+    // Each node's wire, and each input node's plaintext (one word per element).
+    let wire: Vec<u64> = plan.nodes.iter().map(|n| wire_bytes(n.desc.output.numel(), words)).collect();
+    let plain = |n: &super::PlanNode| wire_bytes(n.desc.output.numel(), 1);
     let mut per_party = Vec::with_capacity(parties);
     let mut dealer_frame = 0u64;
     for p in 0..parties {
@@ -46,18 +49,14 @@ pub fn expected_peak(plan: &Plan, window_bytes: u64) -> MemoryEstimate {
             .nodes
             .iter()
             .filter(|n| matches!(&n.desc.kind, NodeKind::Input { owner } if owner.index() == p))
-            .map(|n| wire_bytes(n.desc.output.numel(), 1))
+            .map(plain)
             .sum();
         let mut remaining = consumers.clone();
         let (mut peak, mut largest_node, mut largest_frame, mut total_material) = (live, 0u64, 0u64, 0u64);
-        for n in &plan.nodes {
-            let out = match n.desc.kind {
-                NodeKind::Output { .. } => 0,
-                _ => wire_bytes(n.desc.output.numel(), words),
-            };
+        for (id, n) in plan.nodes.iter().enumerate() {
+            let out = if matches!(n.desc.kind, NodeKind::Output { .. }) { 0 } else { wire[id] };
             let material = n.cost.dealer_bytes.get(p).copied().unwrap_or(0);
-            let inputs: u64 =
-                n.inputs.iter().map(|&i| wire_bytes(plan.nodes[i as usize].desc.output.numel(), words)).sum();
+            let inputs: u64 = n.inputs.iter().map(|&i| wire[i as usize]).sum();
             // Its messages: what this party sends and what it receives, in memory at once.
             let messages: u64 = n.cost.online_bytes.iter().sum();
             largest_node = largest_node.max(inputs + out + material + messages);
@@ -68,13 +67,13 @@ pub fn expected_peak(plan: &Plan, window_bytes: u64) -> MemoryEstimate {
             if let NodeKind::Input { owner } = &n.desc.kind
                 && owner.index() == p
             {
-                live = live.saturating_sub(wire_bytes(n.desc.output.numel(), 1));
+                live = live.saturating_sub(plain(n));
             }
             for &i in &n.inputs {
                 let r = &mut remaining[i as usize];
                 *r = r.saturating_sub(1);
                 if *r == 0 {
-                    live = live.saturating_sub(wire_bytes(plan.nodes[i as usize].desc.output.numel(), words));
+                    live = live.saturating_sub(wire[i as usize]);
                 }
             }
         }
