@@ -75,8 +75,24 @@ fn keys_do_not_depend_on_threads_and_ranges_agree() {
 #[test]
 fn rotated_dots_match_the_expansion() {
     let mut rng = SeedRng::from_seed([3; 32]);
-    let cases = [(8u32, 3u32, 1u8), (8, 3, 0), (3, 1, 0), (3, 4, 1), (10, 2, 0), (9, 4, 1), (2, 2, 1), (1, 1, 0)];
-    for (n, w, party) in cases {
+    // The lookup gate's six pairs and the root gate's three have AVX-512 instances of their
+    // own; every other shape goes through the general one.
+    let lookup = [(0, 0), (1, 0), (2, 0), (1, 1), (2, 1), (2, 2)];
+    let root = [(0, 0), (1, 0), (1, 1)];
+    let cases = [
+        (8u32, 3u32, 1u8, Some(&lookup[..])),
+        (8, 3, 0, Some(&lookup[..])),
+        (8, 3, 0, None),
+        (3, 1, 0, None),
+        (3, 4, 1, None),
+        (10, 2, 0, Some(&root[..])),
+        (10, 2, 1, Some(&root[..])),
+        (10, 2, 0, None),
+        (9, 4, 1, None),
+        (2, 2, 1, None),
+        (1, 1, 0, None),
+    ];
+    for (n, w, party, gate_pairs) in cases {
         let size = 1usize << n;
         let count = 21;
         let alphas: Vec<u64> = (0..count).map(|_| rng.next_u64() % size as u64).collect();
@@ -86,7 +102,9 @@ fn rotated_dots_match_the_expansion() {
         let tables: Vec<Vec<u64>> = (0..3).map(|_| (0..2 * size).map(|_| rng.next_u64()).collect()).collect();
         let refs: Vec<&[u64]> = tables.iter().map(|t| t.as_slice()).collect();
         let last = w as usize - 1;
-        let pairs: Vec<(usize, usize)> = if n == 9 {
+        let pairs: Vec<(usize, usize)> = if let Some(pairs) = gate_pairs {
+            pairs.to_vec()
+        } else if n == 9 {
             (0..MAX_PAIRS).map(|k| (k % 3, k % w as usize)).collect()
         } else {
             vec![(0, 0), (1, 0), (2, last), (1, 1.min(last))]
