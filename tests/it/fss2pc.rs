@@ -1010,8 +1010,11 @@ fn plan_shows_each_lookups_table_and_truncations() {
     assert!(exp.starts_with("table of 256 quadratic pieces on [-16, 8], step 2^-3"), "{exp}");
     assert!(exp.ends_with("truncations by DCF"), "{exp}");
     let gelu = form(Op::Gelu, Network::Local);
-    assert!(gelu.starts_with("table of 256 quadratic pieces on [-8, 7.9375], step 2^-4"), "{gelu}");
+    assert!(gelu.starts_with("table of 128 quadratic pieces on |x| in [0, 7.9375], step 2^-4"), "{gelu}");
+    assert!(gelu.contains("|x| clipped over 64 bits"), "{gelu}");
     assert!(gelu.ends_with("truncations open their borrows"), "{gelu}");
+    let sigmoid = form(Op::Sigmoid, Network::Lan);
+    assert!(sigmoid.starts_with("table of 128 quadratic pieces on |x| in [0, 15.875], step 2^-3"), "{sigmoid}");
 }
 
 /// A lookup of a single element (one key, one thread, a partial leaf group).
@@ -1180,7 +1183,7 @@ fn declared_ranges_narrow_the_lookups_clip_within_their_bounds() {
         let y = plan.nodes.iter().find(|n| n.desc.name == "y").unwrap();
         // |x| ≤ 20·2^16 < 2^21: 21 + 2 bits.
         assert_eq!(y.desc.fixed_point.compare_bits, 23, "{op:?}");
-        let clip = if op == Op::Exp { "clip from below over 24 bits" } else { "clip over 24 bits" };
+        let clip = if op == Op::Exp { "clip from below over 24 bits" } else { "|x| clipped over 24 bits" };
         assert!(y.cost.form.contains(clip), "{}", y.cost.form);
         let bound = |r: f64| if op == Op::Exp { (1.2 * r.abs() + 2.0) * ULP } else { 2.0 * ULP };
         for network in [Network::Wan, Network::Local] {

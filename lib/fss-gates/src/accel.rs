@@ -93,6 +93,13 @@ impl Accel {
         halftree::eval_many_par(keys, xs, out, self.1).map_err(material)
     }
 
+    /// [`Accel::halftree`] at several rows of points: key `i` at `points[p][i]` into
+    /// `out[p·len + i]`, the rows' shared levels walked once (see
+    /// [`halftree::eval_points_par`]).
+    pub fn halftree_points(&self, keys: &HalfTreeKeys<'_>, points: &[&[u64]], out: &mut [u8]) -> Result<()> {
+        halftree::eval_points_par(keys, points, out, self.1).map_err(material)
+    }
+
     /// `a · b` in Z(2^64) for row-major `m×k` and `k×n` matrices, or `None` when the kernel does
     /// not take it (the caller then uses [`mpcflow_ring::linalg`]).
     pub fn matmul(&self, a: &[u64], b: &[u64], [m, k, n]: [usize; 3]) -> Result<Option<Vec<u64>>> {

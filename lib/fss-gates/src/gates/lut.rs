@@ -1,20 +1,24 @@
 //! Smooth functions by table lookup on a small domain: exp, sigmoid, tanh, gelu.
 //!
-//! The input is clipped to the table's domain, split into a table index `j` of [`M`] bits and a
-//! remainder, and the function is a quadratic piece per index, evaluated at the remainder
-//! without a multiplication round: Sigma's lookup on a reduced domain (Gupta et al., "SIGMA:
-//! Secure GPT Inference with Function Secret Sharing", PETS 2024, Section 4: a DPF over the
-//! table's domain, expanded whole and dotted with the table rotated by the public masked index),
-//! with the DPF's payload extended to the powers of the remainder's mask so the pieces can be
-//! quadratic instead of Sigma's constant ones. Five rounds:
+//! The input is clipped to the table's domain (sigmoid, tanh and gelu: its magnitude `|x|`, see
+//! "Folding" below), split into a table index `j` and a remainder, and the function is a
+//! quadratic piece per index, evaluated at the remainder without a multiplication round:
+//! Sigma's lookup on a reduced domain (Gupta et al., "SIGMA: Secure GPT Inference with Function
+//! Secret Sharing", PETS 2024, Section 4: a DPF over the table's domain, expanded whole and
+//! dotted with the table rotated by the public masked index), with the DPF's payload extended
+//! to the powers of the remainder's mask so the pieces can be quadratic instead of Sigma's
+//! constant ones. Five rounds:
 //!
-//! 1. **Compare** (one bit per comparison and element): `[x ≥ lo]` and `[x ≥ hi]` (exp only
-//!    the first, see below; gelu also `[x ≥ 0]`) as in the two-round ReLU of [`super::select`],
-//!    all from **one** half-tree key: the comparisons differ only in a public offset of the same
-//!    masked value, so the key for the mask `r` of `x` is evaluated at one to three points; each
-//!    comparison is opened under its own random bit.
-//! 2. **Clip**: `w = relu(x − lo) − relu(x − hi) = clip(x) − lo` (exp: `relu(x − lo)`), linear in
-//!    the shares once the bits are open (gelu: also `relu(x)`), opened.
+//! 1. **Compare** (one bit per comparison and element): exp `[x ≥ lo]` (see below), the others
+//!    `[x ≥ −hi]`, `[x ≥ hi]` and `[x ≥ 0]`, as in the two-round ReLU of [`super::select`], all
+//!    from **one** half-tree key: the comparisons differ only in a public offset of the same
+//!    masked value, so the key for the mask `r` of `x` is evaluated at one or three points (in
+//!    one pass that walks the points' common high levels once, see
+//!    [`crate::fss::halftree::eval_points_par`]); each comparison is opened under its own
+//!    random bit `ρ`.
+//! 2. **Clip**, linear in the shares once the bits are open, opened: exp
+//!    `w = relu(x − lo) = clip(x) − lo`; the others `w = min(|x|, hi) =
+//!    2·relu(x) − relu(x − hi) − relu(x + hi) + hi` (gelu also `relu(x)`).
 //! 3. **Split** `w` exactly (truncation rounding down) into `j = ⌊w / 2^t⌋` (`t = f − p`, the
 //!    step `h = 2^-p`) and the remainder `δ = ⌊w / 2^s⌋ − j·2^q ∈ [0, 2^q)` in units of
 //!    `2^(s−f)` (`s = t − q`; `q = t` unless the products below would leave the truncation's
@@ -27,11 +31,33 @@
 //!    three expanded payload words with the three coefficient tables. `z + r_z` is opened.
 //! 5. **Truncate** `z` by `2q` (exact, rounding to nearest).
 //!
+//! # Folding onto `|x|`
+//!
+//! sigmoid and tanh are odd about their value at 0 (`f(x) = f(0) + sign(x)·(f(|x|) − f(0))`),
+//! and gelu's tabulated remainder `relu(x) − gelu(x) = |x|·Φ(−|x|)` is even (also for the tanh
+//! approximation: `gelu(x) − gelu(−x) = x` for both). So their tables cover `|x| ∈ [0, H)` with
+//! 2^7 points at the step the whole domain `[−H, H)` took with 2^8: the table key's expansion,
+//! most of a lookup's evaluation, halves, for one more comparison point (gelu already had it
+//! for `relu(x)`).
+//!
+//! The sign costs no round and no material: the dealer multiplies the table key's payload by
+//! `(−1)^ρ`, `ρ` the random bit under which `[x ≥ 0]` is opened as `b̂ = [x ≥ 0] ⊕ ρ`; each
+//! party multiplies its share of the looked-up `z` by the public `2b̂ − 1` before masking it,
+//! and `(2b̂ − 1)·(−1)^ρ = sign(x)` (with `sign(0) = 1`). What is opened is then
+//! `sign(x)·z + r_z`, masked as before; the payload's sign is hidden by the DPF key as its
+//! other words are, and `ρ` is used nowhere else in the clear. sigmoid adds the public ½ to the
+//! opened result.
+//!
+//! Without a clip (below) there is no comparison to read the sign from, and the whole table is
+//! cheaper than adding one: exp, and sigmoid and tanh without a clip, use 2^8 points on
+//! `[−H, H)`.
+//!
 //! # Domains and accuracy
 //!
-//! Tables of 2^8 points: exp and sigmoid on `[−16, 16)` with `h = 2^-3`, tanh and gelu (the
-//! remainder `relu(x) − gelu(x)`, subtracted from `relu(x)`, so gelu stays exact for large `x`)
-//! on `[−8, 8)` with `h = 2^-4`. Interpolating at three points errs by at most
+//! exp on `[−16, 16)` with `h = 2^-3` (2^8 points); sigmoid on `|x| ∈ [0, 16)` with `h = 2^-3`,
+//! tanh and gelu (the remainder `relu(x) − gelu(x)`, subtracted from `relu(x)`, so gelu stays
+//! exact for large `x`) on `|x| ∈ [0, 8)` with `h = 2^-4` (2^7 points each; without a clip
+//! sigmoid and tanh take 2^8 on `[−16, 16)` and `[−8, 8)`). Interpolating at three points errs by at most
 //! `h³·max|f'''| / (72√3) ≈ 0.008·h³·max|f'''|` on a piece: sigmoid 0.13 ulp, tanh 0.26 ulp,
 //! gelu 0.1 ulp at `f = 16`, exp `1.8·10^-5·|y|`; the rounded table values add 0.63 ulp (the
 //! interpolation weights sum to at most 1.25 in absolute value) and the last truncation half an
@@ -45,7 +71,7 @@
 //! the lower end needs a comparison: `w = relu(x + 16)`. The table's entries from 8 up to its
 //! end at 16 hold `exp(8)`, so an input in `(8, 16)` still gives `exp(8)`; one at 16 or more, which
 //! breaks the contract, indexes past the table and gives a wrong value, as any input outside
-//! a gate's stated range does. One comparison point instead of two halves the clip's
+//! a gate's stated range does. One comparison point instead of three cuts the clip's
 //! evaluation AES and its opened bits.
 //!
 //! **Input range.** The comparisons read `[x ≥ c]` off the top bit of `x − c + 2^63`, so they
@@ -74,13 +100,16 @@
 //!
 //! # Costs per element (f = 16)
 //!
-//! Material (mean of the two parties; party 1 gets about 100 B more) 2268 B with DCF borrows,
-//! 1741 B with bit borrows (one 63-bit half-tree key
-//! for both comparisons, 928 B; the truncations; a 293-byte table key); exp a few bytes less
-//! (one comparison's masks). Evaluation per party: 57 AES blocks per comparison point (one
-//! point for exp, two for sigmoid and tanh, three for gelu), the table key's 446 blocks and
-//! 1536 products (eight to an instruction with AVX-512), and the truncations'. Key generation: 114 blocks for the half-tree
-//! key, 44 for the table key, and the truncations'.
+//! Material (mean of the two parties; party 1 gets about 100 B more) with bit borrows, as
+//! `mpcflow bench` measures it: exp 1733 B (one 63-bit half-tree key for the comparison, 928 B;
+//! the truncations; a 293-byte table key of 8 bits), sigmoid 1732 B, tanh 1684 B and gelu
+//! 1688 B (the same key for three comparisons, their masks, a 276-byte table key of 7 bits);
+//! about 530 B more with DCF borrows. Evaluation per party: 57 AES blocks for exp's one
+//! comparison point, about 100 for the three points of the others (about 37 of the 56 walked
+//! levels are shared at 64 bits, see step 1), the table key's 446 blocks and 1536 products
+//! (eight to an instruction with AVX-512) for exp, 222 and 768 for the folded tables, and the
+//! truncations'. Key generation: 114 blocks for the half-tree key, 44 or 40 for the table key,
+//! and the truncations'.
 
 use super::trunc::{self, Borrow, Truncation};
 use super::{open, tables, thresholds};
@@ -98,8 +127,12 @@ use mpcflow_sdk::{DType, Error, FixedPoint, Op, PartyId, Result, Tensor};
 /// open them as bits, see `truncations`).
 pub const ROUNDS: u32 = 5;
 
-/// Bits of the table index: tables of `2^M` points.
+/// Bits of the table index over the whole domain: tables of `2^M` points.
 pub const M: u32 = 8;
+
+/// Bits of a folded table's index (sigmoid, tanh and gelu on `|x|`, see the module docs): half
+/// the points at the same step.
+pub const M_FOLDED: u32 = M - 1;
 
 /// Payload words of the table key: `1`, `r_δ`, `r_δ²`.
 const WORDS: u32 = 3;
@@ -188,14 +221,19 @@ impl Func {
         }
     }
 
-    /// Comparisons of the clip (and gelu's `relu(x)`): exp's clip is one-sided (see the module
-    /// docs), the others compare with both ends.
+    /// Comparisons of the clip: exp's is one-sided (see the module docs); the folded ones
+    /// compare with `−hi`, `hi` and 0.
     fn compares(self) -> usize {
         match self {
             Func::Exp => 1,
-            Func::Sigmoid | Func::Tanh => 2,
-            Func::Gelu => 3,
+            Func::Sigmoid | Func::Tanh | Func::Gelu => 3,
         }
+    }
+
+    /// Whether the function folds onto `|x|`: sigmoid and tanh are odd about their value at 0,
+    /// gelu's tabulated remainder `relu(x) − gelu(x) = |x|·Φ(−|x|)` is even.
+    fn symmetric(self) -> bool {
+        self != Func::Exp
     }
 
     fn op(self) -> Op {
@@ -234,6 +272,29 @@ fn unclipped(node: &NodeDesc, func: Func) -> bool {
     func != Func::Gelu && reach < -func.domain().lo * fp.scale()
 }
 
+/// Whether the node's table is folded onto `|x|` (see the module docs): every symmetric
+/// function that clips. Without a clip the input has no comparison to read its sign from, and
+/// the whole table is cheaper than adding one.
+fn folded(node: &NodeDesc, func: Func) -> bool {
+    func.symmetric() && !unclipped(node, func)
+}
+
+/// Bits of the node's table index: [`M_FOLDED`] or [`M`].
+fn index_bits(node: &NodeDesc, func: Func) -> u32 {
+    if folded(node, func) { M_FOLDED } else { M }
+}
+
+/// The first point of the node's table: 0 when folded, the domain's `lo` otherwise.
+fn first_point(node: &NodeDesc, func: Func) -> f64 {
+    if folded(node, func) { 0.0 } else { func.domain().lo }
+}
+
+/// Whether the lookup's value takes the input's sign (sigmoid's and tanh's folded tables hold
+/// `f(|x|) − f(0)`).
+fn signed(node: &NodeDesc, func: Func) -> bool {
+    folded(node, func) && func != Func::Gelu
+}
+
 /// Online bytes each party sends per element: the comparison bits, then one word per round
 /// (two in the clip and split rounds for gelu's `relu(x)` and for a second split truncation);
 /// without a clip only the split, the lookup and the last truncation.
@@ -268,7 +329,7 @@ fn material_len(node: &NodeDesc, func: Func, n: usize, truncs: &Truncs) -> [u64;
         false => (masks, thresholds::material_len(n, func.compares(), 1, clip_bits(node))),
     };
     let [h0, h1] = split_len(n, 0, 0);
-    let [p0, p1] = split_len(n, k, 0).map(|p| p + table_len(n, M, WORDS));
+    let [p0, p1] = split_len(n, k, 0).map(|p| p + table_len(n, index_bits(node, func), WORDS));
     // Each truncation's own part (its material less the header and seed).
     truncs.all().map(|t| t.material(n, 0)).fold([p0 + c0, p1 + c1], |[a, b], [t0, t1]| [a + t0 - h0, b + t1 - h1])
 }
@@ -291,30 +352,28 @@ pub fn cost(node: &NodeDesc, func: Func) -> Cost {
     } else if func == Func::Exp {
         format!("clip from below over {} bits in two rounds", clip_bits(node))
     } else {
-        format!("clip over {} bits in two rounds", clip_bits(node))
+        format!("|x| clipped over {} bits in two rounds", clip_bits(node))
     };
+    let on = if folded(node, func) { format!("|x| in [0, {}]", d.hi) } else { format!("[{}, {}]", d.lo, d.hi) };
     c.form = format!(
-        "table of {} quadratic pieces on [{}, {}], step {}, {clip}, {borrows}",
-        1u32 << M,
-        d.lo,
-        d.hi,
+        "table of {} quadratic pieces on {on}, step {}, {clip}, {borrows}",
+        1u32 << index_bits(node, func),
         step(d.p)
     );
     c
 }
 
-/// The comparison offsets: `lo`, then `hi` but for exp (and 0 for gelu), encoded.
+/// The comparison offsets, encoded: exp's `lo`; the folded functions' `−hi`, `hi` and 0.
 fn offsets(func: Func, fp: FixedPoint) -> Vec<u64> {
     let d = func.domain();
-    let mut c = vec![fp.encode(d.lo)];
-    if func != Func::Exp {
-        c.push(fp.encode(d.hi));
+    match func {
+        Func::Exp => vec![fp.encode(d.lo)],
+        Func::Sigmoid | Func::Tanh | Func::Gelu => vec![fp.encode(-d.hi), fp.encode(d.hi), 0],
     }
-    if func == Func::Gelu {
-        c.push(0);
-    }
-    c
 }
+
+/// Index of the comparison with 0 in [`offsets`] (folded functions): the input's sign.
+const SIGN: usize = 2;
 
 /// Dealer: the material of a lookup gate on a value with mask `r`; returns the output mask.
 pub fn deal(
@@ -332,13 +391,13 @@ pub fn deal(
     // Rounds 1 and 2: the comparisons (one half-tree key, ρ·r for the clip's products); the
     // clip's output masks. Without a clip, `w = x − lo` keeps the input's mask.
     let bare = unclipped(node, func);
-    let r_w = if bare {
-        r.to_vec()
+    let (r_w, rhos) = if bare {
+        (r.to_vec(), Vec::new())
     } else {
-        thresholds::deal(&mut split, r, func.compares(), &[r], clip_bits(node), rng)?;
+        let rhos = thresholds::deal(&mut split, r, func.compares(), &[r], clip_bits(node), rng)?;
         let r_w = draw(rng, n);
         split.share(&r_w);
-        r_w
+        (r_w, rhos)
     };
     let r_g = if func == Func::Gelu {
         let r_g = draw(rng, n);
@@ -354,33 +413,52 @@ pub fn deal(
         None => r_w,
     };
     let r_d: Vec<u64> = r_k.iter().zip(&r_j).map(|(k, j)| k.wrapping_sub(j.wrapping_shl(q))).collect();
-    // Round 4: the lookup's output mask and the table keys at j's mask.
+    // Round 4: the lookup's output mask and the table keys at j's mask. A signed lookup's
+    // payload carries the sign (−1)^ρ of the opened bit `[x ≥ 0] ⊕ ρ`, which the parties then
+    // turn into the input's sign.
     let r_z = draw(rng, n);
     split.share(&r_z);
-    let alphas: Vec<u64> = r_j.iter().map(|j| j & ((1 << M) - 1)).collect();
-    let betas: Vec<u64> = r_d.iter().flat_map(|d| [1, *d, d.wrapping_mul(*d)]).collect();
-    split.table_keys(&alphas, &betas, M, WORDS, rng)?;
+    let m = index_bits(node, func);
+    let alphas: Vec<u64> = r_j.iter().map(|j| j & ((1 << m) - 1)).collect();
+    let signs: Vec<u64> = match (signed(node, func), rhos.get(SIGN)) {
+        (true, Some(rho)) => rho.iter().map(|b| 1u64.wrapping_sub(2 * b)).collect(),
+        (true, None) => return Err(Error::internal("lookup sign bits")),
+        (false, _) => vec![1; n],
+    };
+    let betas: Vec<u64> = r_d
+        .iter()
+        .zip(&signs)
+        .flat_map(|(d, s)| [*s, s.wrapping_mul(*d), s.wrapping_mul(d.wrapping_mul(*d))])
+        .collect();
+    split.table_keys(&alphas, &betas, m, WORDS, rng)?;
     // Round 5: truncate z (scale f + 2q) by 2q.
     let r_out = trunc::deal_product(&mut split, &r_z, truncs.z, rng)?;
     let r_final = if func == Func::Gelu { wire::sub(&r_g, &r_out) } else { r_out };
     Ok((split.finish(), r_final))
 }
 
-/// The coefficient tables `c₀, c₁, c₂` (scale `f`), each reversed and doubled: entry `c + x`
-/// of a table (for `x < 2^M`) is the coefficient at index `(ĵ − x) mod 2^M` when
-/// `c = 2^M − 1 − (ĵ mod 2^M)`, so a rotated dot product reads a contiguous run.
-fn coefficients(func: Func, fp: FixedPoint) -> Result<[Vec<u64>; 3]> {
+/// The coefficient tables `c₀, c₁, c₂` (scale `f`) of the node's table, each reversed and
+/// doubled: entry `c + x` of a table (for `x < 2^m`) is the coefficient at index
+/// `(ĵ − x) mod 2^m` when `c = 2^m − 1 − (ĵ mod 2^m)`, so a rotated dot product reads a
+/// contiguous run.
+fn coefficients(func: Func, node: &NodeDesc) -> Result<[Vec<u64>; 3]> {
+    let fp = node.fixed_point;
     let d = func.domain();
-    let size = 1usize << M;
+    let size = 1usize << index_bits(node, func);
+    let lo = first_point(node, func);
     // The function at every half step from lo, clipped at hi (entries past it are never used).
     let halves = 2 * size + 1;
-    let xs: Vec<f64> = (0..halves).map(|i| (d.lo + i as f64 / f64::from(1u32 << (d.p + 1))).min(d.hi)).collect();
+    let xs: Vec<f64> = (0..halves).map(|i| (lo + i as f64 / f64::from(1u32 << (d.p + 1))).min(d.hi)).collect();
     let x = Tensor::from_f64(DType::Fixed, vec![halves], &xs, fp).ok_or_else(|| Error::internal("table points"))?;
     let info = TensorInfo { shape: vec![halves], dtype: DType::Fixed, vis: Visibility::Public };
     let mut v = eval_op(&func.op(), &[&x], &info, fp)?.data;
     if func == Func::Gelu {
         // Tabulate relu(x) − gelu(x), which vanishes at both ends.
         v = x.data.iter().zip(&v).map(|(xw, g)| ((*xw as i64).max(0) as u64).wrapping_sub(*g)).collect();
+    } else if signed(node, func) {
+        // Tabulate f(|x|) − f(0): sigmoid(x) − ½ and tanh(x) are odd.
+        let at_zero = if func == Func::Sigmoid { fp.encode(0.5) } else { 0 };
+        v = v.iter().map(|y| y.wrapping_sub(at_zero)).collect();
     }
     let mut c = [vec![0u64; size], vec![0u64; size], vec![0u64; size]];
     for j in 0..size {
@@ -394,19 +472,21 @@ fn coefficients(func: Func, fp: FixedPoint) -> Result<[Vec<u64>; 3]> {
     Ok(c)
 }
 
-/// This party's shares of `z = c₀[j]·2^(2q) + c₁[j]·2^q·δ + c₂[j]·δ²` for every element, from
-/// its table keys, the public masked index `ĵ` and remainder `δ̂` (see the module docs), on up
-/// to `threads` threads.
+/// This party's shares of `z = c₀[j]·2^(2q) + c₁[j]·2^q·δ + c₂[j]·δ²` (times the payload's
+/// sign) for every element, from its table keys over `m` bits, the public masked index `ĵ` and
+/// remainder `δ̂` (see the module docs), on up to `threads` threads.
+#[allow(clippy::too_many_arguments)]
 fn lookup_shares(
     party: u8,
     keys: &TableKeys<'_>,
     coeffs: &[Vec<u64>; 3],
+    m: u32,
     jhat: &[u64],
     dhat: &[u64],
     q: u32,
     threads: usize,
 ) -> Result<Vec<u64>> {
-    let offsets: Vec<usize> = jhat.iter().map(|j| tables::offset(*j, M)).collect();
+    let offsets: Vec<usize> = jhat.iter().map(|j| tables::offset(*j, m)).collect();
     let refs: Vec<&[u64]> = coeffs.iter().map(|c| c.as_slice()).collect();
     // (table, payload word): c₀·1, c₁·1, c₂·1, c₁·r_δ, c₂·r_δ, c₂·r_δ².
     let pairs = [(0, 0), (1, 0), (2, 0), (1, 1), (2, 1), (2, 2)];
@@ -470,6 +550,8 @@ pub struct LutEval {
     m: Option<Material>,
     /// The opened clip `ŵ` (and gelu's `relu(x)` after it).
     clip: Vec<u64>,
+    /// The opened bits `[x ≥ 0] ⊕ ρ` of a signed lookup (see [`signed`]).
+    sign_bits: Vec<u8>,
     /// The opened value being truncated (`ŵ`, then `ẑ`), while its borrow bits are out.
     zhat: Vec<u64>,
     /// This party's shares of the borrow bits that are out.
@@ -500,6 +582,7 @@ impl LutEval {
             bits: vec![],
             m: None,
             clip: vec![],
+            sign_bits: vec![],
             zhat: vec![],
             borrow_bits: vec![],
         }
@@ -538,7 +621,7 @@ impl LutEval {
             None => None,
         };
         let r_z = sh.share(n, "lookup output mask")?;
-        let table_keys = sh.kept_table_keys(n, M, WORDS, "lookup keys")?;
+        let table_keys = sh.kept_table_keys(n, index_bits(&self.node, self.func), WORDS, "lookup keys")?;
         let trunc_z = trunc::read_product(&mut sh, n, truncs.z)?;
         sh.finish()?;
         self.m = Some(Material { rho, r_w, r_g, trunc_j, trunc_k, r_z, keys: table_keys, trunc_z });
@@ -563,12 +646,24 @@ impl LutEval {
                 .wrapping_sub(b.wrapping_mul(xshare[i]))
         };
         let mut out: Vec<u64> = if self.func == Func::Exp {
+            // w = relu(x − lo) = clip(x) − lo.
             (0..n).map(|i| relu(0, i).wrapping_add(m.r_w[i])).collect()
         } else {
-            (0..n).map(|i| relu(0, i).wrapping_sub(relu(1, i)).wrapping_add(m.r_w[i])).collect()
+            // w = min(|x|, hi) = 2·relu(x) − relu(x − hi) − relu(x + hi) + hi.
+            let hi = own.wrapping_mul(fp.encode(self.func.domain().hi));
+            (0..n)
+                .map(|i| {
+                    relu(SIGN, i)
+                        .wrapping_mul(2)
+                        .wrapping_sub(relu(1, i))
+                        .wrapping_sub(relu(0, i))
+                        .wrapping_add(hi)
+                        .wrapping_add(m.r_w[i])
+                })
+                .collect()
         };
         if self.func == Func::Gelu {
-            out.extend((0..n).map(|i| relu(2, i).wrapping_add(m.r_g[i])));
+            out.extend((0..n).map(|i| relu(SIGN, i).wrapping_add(m.r_g[i])));
         }
         Ok(out)
     }
@@ -623,10 +718,17 @@ impl LutEval {
         let jhat = &opened[..n];
         let khat = if q < t { &opened[n..] } else { &self.clip[..n] };
         let dhat: Vec<u64> = khat.iter().zip(jhat).map(|(k, j)| k.wrapping_sub(j.wrapping_shl(q))).collect();
-        let coeffs = coefficients(self.func, fp)?;
+        let coeffs = coefficients(self.func, &self.node)?;
+        let bits = index_bits(&self.node, self.func);
         let m = self.material()?;
         let keys = m.keys.keys()?;
-        let z = lookup_shares(self.me.0 as u8, &keys, &coeffs, jhat, &dhat, q, self.accel.threads())?;
+        let mut z = lookup_shares(self.me.0 as u8, &keys, &coeffs, bits, jhat, &dhat, q, self.accel.threads())?;
+        if signed(&self.node, self.func) {
+            // The payload's sign (−1)^ρ times the public 2·([x ≥ 0] ⊕ ρ) − 1 is the input's sign.
+            for (z, b) in z.iter_mut().zip(&self.sign_bits) {
+                *z = z.wrapping_mul(2 * u64::from(*b)).wrapping_sub(*z);
+            }
+        }
         let mine = wire::add(&z, &m.r_z);
         self.state = State::Truncate;
         Ok(self.exchange(mine))
@@ -668,6 +770,9 @@ impl NodeEval for LutEval {
                 let theirs = open::receive_bits(inbox, self.bits.len(), "masked comparison bits")?;
                 let bhat: Vec<u8> = theirs.iter().zip(&self.bits).map(|(a, b)| a ^ b).collect();
                 let mine = self.clip_shares(&bhat)?;
+                if signed(&self.node, self.func) {
+                    self.sign_bits = bhat.get(SIGN * n..(SIGN + 1) * n).unwrap_or_default().to_vec();
+                }
                 self.state = State::Split;
                 Ok(self.exchange(mine))
             }
@@ -702,6 +807,10 @@ impl NodeEval for LutEval {
                 let (value, share) = if self.func == Func::Gelu {
                     // gelu = relu(x) − (relu(x) − gelu(x)).
                     (wire::sub(&self.clip[n..], &yhat), wire::sub(&m.r_g, &r_out))
+                } else if signed(&self.node, self.func) && self.func == Func::Sigmoid {
+                    // sigmoid(x) = ½ + sign(x)·(sigmoid(|x|) − ½).
+                    let half = self.node.fixed_point.encode(0.5);
+                    (yhat.iter().map(|y| y.wrapping_add(half)).collect(), r_out)
                 } else {
                     (yhat, r_out)
                 };
@@ -716,22 +825,46 @@ impl NodeEval for LutEval {
 mod tests {
     use super::*;
 
+    /// A lookup node on one element under `fp`.
+    fn node(func: Func, fp: FixedPoint) -> NodeDesc {
+        let info = TensorInfo { shape: vec![1], dtype: DType::Fixed, vis: Visibility::Secret };
+        NodeDesc {
+            id: 0,
+            name: "y".into(),
+            kind: mpcflow_sdk::protocol::NodeKind::Op(func.op()),
+            inputs: vec![info.clone()],
+            output: info,
+            fixed_point: fp,
+            parties: 2,
+            network: Default::default(),
+            range: None,
+        }
+    }
+
     /// The quadratic pieces through `ref`'s values reproduce them at the piece ends and
-    /// midpoints, and the split keeps the interpolated value inside the truncation's range.
+    /// midpoints, and the split keeps the interpolated value inside the truncation's range; the
+    /// symmetric functions fold where they clip and keep the whole table where they need no
+    /// clip.
     #[test]
     fn pieces_pass_through_the_reference_values() {
         for f in [MIN_FRAC_BITS, 12, 16, 20, MAX_FRAC_BITS] {
-            let fp = FixedPoint::new(f);
-            for func in [Func::Exp, Func::Sigmoid, Func::Tanh, Func::Gelu] {
-                let (t, q) = split_bits(func, fp);
-                assert!(q >= 1 && q <= t, "{func:?} f {f}: q {q} t {t}");
-                let [c0, c1, c2] = coefficients(func, fp).unwrap();
-                let size = 1usize << M;
-                for j in [0usize, 1, 100, size - 1] {
-                    let at = size - 1 - j;
-                    let v1 = c0[at].wrapping_add(c1[at]).wrapping_add(c2[at]);
-                    let next = if j + 1 < size { c0[size - 2 - j] } else { v1 };
-                    assert_eq!(v1, next, "{func:?} f {f} j {j}: pieces meet");
+            // The full width clips; a width whose reach lies inside every table does not.
+            for fp in [FixedPoint::new(f), FixedPoint::new(f).with_compare_bits(f + 3)] {
+                for func in [Func::Exp, Func::Sigmoid, Func::Tanh, Func::Gelu] {
+                    let node = node(func, fp);
+                    let whole = fp.compare_bits == f + 3 && func != Func::Gelu;
+                    assert_eq!(folded(&node, func), func.symmetric() && !whole, "{func:?} f {f}");
+                    let (t, q) = split_bits(func, fp);
+                    assert!(q >= 1 && q <= t, "{func:?} f {f}: q {q} t {t}");
+                    let [c0, c1, c2] = coefficients(func, &node).unwrap();
+                    let size = 1usize << index_bits(&node, func);
+                    assert_eq!(c0.len(), 2 * size);
+                    for j in [0usize, 1, 100, size - 1] {
+                        let at = size - 1 - j;
+                        let v1 = c0[at].wrapping_add(c1[at]).wrapping_add(c2[at]);
+                        let next = if j + 1 < size { c0[size - 2 - j] } else { v1 };
+                        assert_eq!(v1, next, "{func:?} f {f} j {j}: pieces meet");
+                    }
                 }
             }
         }

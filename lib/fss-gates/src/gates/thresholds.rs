@@ -103,16 +103,16 @@ pub fn evaluate(
     let keys = sh.halftree_keys(n, top, "comparison keys")?;
     let own = u8::from(party == 0);
     let low = (1u64 << top) - 1;
+    // One pass over the key for every threshold: the points share their high levels.
+    let shifted = |offset: u64| xhat.iter().map(move |x| x.wrapping_sub(offset).wrapping_add(1 << top));
+    let points: Vec<Vec<u64>> = thresholds.iter().map(|&c| shifted(c).map(|v| v & low).collect()).collect();
+    let rows: Vec<&[u64]> = points.iter().map(Vec::as_slice).collect();
+    let mut c = vec![0u8; thresholds.len() * n];
+    sh.accel().halftree_points(&keys, &rows, &mut c)?;
     let mut masked = Vec::with_capacity(thresholds.len() * n);
-    let (mut v, mut c) = (vec![0u64; n], vec![0u8; n]);
-    let mut points = vec![0u64; n];
-    for (&offset, flip) in thresholds.iter().zip(&flips) {
-        for ((v, p), x) in v.iter_mut().zip(points.iter_mut()).zip(xhat) {
-            *v = x.wrapping_sub(offset).wrapping_add(1 << top);
-            *p = *v & low;
-        }
-        sh.accel().halftree(&keys, &points, &mut c)?;
-        masked.extend((0..n).map(|i| c[i] ^ flip[i] ^ (own & (v[i] >> top) as u8 & 1)));
+    for (k, (&offset, flip)) in thresholds.iter().zip(&flips).enumerate() {
+        let c = &c[k * n..(k + 1) * n];
+        masked.extend(shifted(offset).zip(c.iter().zip(flip)).map(|(v, (c, f))| c ^ f ^ (own & (v >> top) as u8 & 1)));
     }
     Ok((masks, masked))
 }

@@ -54,16 +54,19 @@ pub(super) fn available() -> bool {
         && std::arch::is_x86_feature_detected!("sse4.1")
 }
 
-/// Evaluates one tile (`k` keys, `bytes` its rows) at `xs` into `out`; `false` (and nothing
-/// done) where the CPU lacks the features.
+/// Evaluates one tile (`k` keys, `bytes` its rows) at every row of `points` (each `k` points)
+/// into the matching row of `outs`; `false` (and nothing done) where the CPU lacks the
+/// features. Per group of 16 keys, the levels above the highest bit in which any two of a
+/// key's points differ are walked once and the walk forks below them (see
+/// [`super::eval_points_par`]).
 #[allow(unsafe_code)]
-pub(super) fn eval_tile(bytes: &[u8], k: usize, n: u32, xs: &[u64], out: &mut [u8]) -> bool {
+pub(super) fn eval_tile(bytes: &[u8], k: usize, n: u32, points: &[&[u64]], outs: &mut [&mut [u8]]) -> bool {
     if !available() {
         return false;
     }
     // SAFETY: the CPU has AVX-512 F, VAES, AES-NI and SSE4.1 (checked just above), the only
     // target features the callee enables.
-    unsafe { eval_tile_avx512(bytes, k, n, xs, out) };
+    unsafe { eval_tile_avx512(bytes, k, n, points, outs) };
     true
 }
 
@@ -162,8 +165,61 @@ fn spread(v: &[u64], at: usize) -> __m512i {
     _mm512_set_epi64(x(3), x(3), x(2), x(2), x(1), x(1), x(0), x(0))
 }
 
+/// A group's walk: its seeds and comparison bits, a register per four keys.
+type Walk = ([__m512i; EVAL_REGS], [__m512i; EVAL_REGS]);
+
+/// The walked levels every point of keys `g..g + 16` agrees on: those whose bit lies above the
+/// highest bit in which any point differs from the first row's.
+fn shared_levels(points: &[&[u64]], g: usize, n: u32, walked: usize) -> usize {
+    let first = points.first().copied().unwrap_or_default();
+    let mut differ = 0u64;
+    for row in points.iter().skip(1) {
+        for (a, b) in first.iter().zip(row.iter()).skip(g).take(4 * EVAL_REGS) {
+            differ |= a ^ b;
+        }
+    }
+    if differ == 0 {
+        return walked;
+    }
+    let highest = 63 - differ.leading_zeros();
+    (n.saturating_sub(1).saturating_sub(highest) as usize).min(walked)
+}
+
+/// Levels `levels` of the group of keys at `g` (`rows` their tile's rows) along the points
+/// `xs`, from the walk so far.
+#[inline]
+#[target_feature(enable = "avx512f,vaes")]
+fn walk(
+    rk: &[__m512i; 11],
+    rows: &[&[u8]],
+    (mut s, mut acc): Walk,
+    (g, xs): (usize, &[u64]),
+    n: u32,
+    levels: std::ops::Range<usize>,
+) -> Walk {
+    let one = _mm512_set1_epi64(1);
+    let high = _mm512_set_epi64(-1, 0, -1, 0, -1, 0, -1, 0);
+    let xv: [__m512i; EVAL_REGS] = core::array::from_fn(|q| spread(xs, g + 4 * q));
+    for level in levels {
+        let count = _mm_set_epi64x(0, i64::from(n - 1 - level as u32));
+        let r = rows.get(level + 1).copied().unwrap_or_default();
+        for q in 0..EVAL_REGS {
+            let h = hash(rk, s[q], high);
+            let cw = load_lanes(r, g + 4 * q);
+            let t = low_bit(s[q], one);
+            let left = _mm512_ternarylogic_epi64::<XOR_AND>(h, cw, all_ones_if(t));
+            let bit = _mm512_and_si512(_mm512_srl_epi64(xv[q], count), one);
+            let child = _mm512_ternarylogic_epi64::<XOR_AND>(left, s[q], all_ones_if(bit));
+            let flip = _mm512_xor_si512(t, low_bit(child, one));
+            acc[q] = _mm512_ternarylogic_epi64::<XOR_ANDNOT>(acc[q], bit, flip);
+            s[q] = child;
+        }
+    }
+    (s, acc)
+}
+
 #[target_feature(enable = "avx512f,vaes,aes,sse4.1")]
-fn eval_tile_avx512(bytes: &[u8], k: usize, n: u32, xs: &[u64], out: &mut [u8]) {
+fn eval_tile_avx512(bytes: &[u8], k: usize, n: u32, points: &[&[u64]], outs: &mut [&mut [u8]]) {
     let rk = round_keys();
     let walked = levels(n);
     let low = domain_mask(n - walked as u32);
@@ -172,38 +228,27 @@ fn eval_tile_avx512(bytes: &[u8], k: usize, n: u32, xs: &[u64], out: &mut [u8]) 
     let rows: Vec<&[u8]> = bytes.chunks(16 * k).collect();
     let row = |r: usize| rows.get(r).copied().unwrap_or_default();
     for g in (0..k).step_by(4 * EVAL_REGS) {
-        let mut s: [__m512i; EVAL_REGS] = core::array::from_fn(|q| load_lanes(row(0), g + 4 * q));
-        let xv: [__m512i; EVAL_REGS] = core::array::from_fn(|q| spread(xs, g + 4 * q));
-        let mut acc = [_mm512_setzero_si512(); EVAL_REGS];
-        for level in 0..walked {
-            let count = _mm_set_epi64x(0, i64::from(n - 1 - level as u32));
-            let r = row(level + 1);
+        let Some(first) = points.first() else { return };
+        let root: Walk = (core::array::from_fn(|q| load_lanes(row(0), g + 4 * q)), [_mm512_setzero_si512(); EVAL_REGS]);
+        let shared = shared_levels(points, g, n, walked);
+        let common = walk(&rk, &rows, root, (g, first), n, 0..shared);
+        for (xs, out) in points.iter().zip(outs.iter_mut()) {
+            let (s, acc) = walk(&rk, &rows, common, (g, xs), n, shared..walked);
+            let r = row(walked + 1);
             for q in 0..EVAL_REGS {
                 let h = hash(&rk, s[q], high);
                 let cw = load_lanes(r, g + 4 * q);
-                let t = low_bit(s[q], one);
-                let left = _mm512_ternarylogic_epi64::<XOR_AND>(h, cw, all_ones_if(t));
-                let bit = _mm512_and_si512(_mm512_srl_epi64(xv[q], count), one);
-                let child = _mm512_ternarylogic_epi64::<XOR_AND>(left, s[q], all_ones_if(bit));
-                let flip = _mm512_xor_si512(t, low_bit(child, one));
-                acc[q] = _mm512_ternarylogic_epi64::<XOR_ANDNOT>(acc[q], bit, flip);
-                s[q] = child;
-            }
-        }
-        let r = row(walked + 1);
-        for q in 0..EVAL_REGS {
-            let h = hash(&rk, s[q], high);
-            let cw = load_lanes(r, g + 4 * q);
-            let leaf = _mm512_ternarylogic_epi64::<XOR_AND>(h, cw, all_ones_if(low_bit(s[q], one)));
-            let (mut leaves, mut accs) = ([0u8; 64], [0u8; 64]);
-            store(leaf, &mut leaves);
-            store(acc[q], &mut accs);
-            for lane in 0..4 {
-                let i = g + 4 * q + lane;
-                let (Some(x), Some(o)) = (xs.get(i), out.get_mut(i)) else { break };
-                let word =
-                    |b: &[u8; 64]| u128::from_le_bytes(b[16 * lane..16 * lane + 16].try_into().unwrap_or_default());
-                *o = (word(&accs) as u8 & 1) ^ ((word(&leaves) >> (x & low)) as u8 & 1);
+                let leaf = _mm512_ternarylogic_epi64::<XOR_AND>(h, cw, all_ones_if(low_bit(s[q], one)));
+                let (mut leaves, mut accs) = ([0u8; 64], [0u8; 64]);
+                store(leaf, &mut leaves);
+                store(acc[q], &mut accs);
+                for lane in 0..4 {
+                    let i = g + 4 * q + lane;
+                    let (Some(x), Some(o)) = (xs.get(i), out.get_mut(i)) else { break };
+                    let word =
+                        |b: &[u8; 64]| u128::from_le_bytes(b[16 * lane..16 * lane + 16].try_into().unwrap_or_default());
+                    *o = (word(&accs) as u8 & 1) ^ ((word(&leaves) >> (x & low)) as u8 & 1);
+                }
             }
         }
     }

@@ -232,15 +232,68 @@ pub fn eval_many(keys: &HalfTreeKeys<'_>, xs: &[u64], out: &mut [u8]) -> Result<
 /// [`eval_many`] on up to `max_threads` scoped threads, in contiguous parts of whole tiles
 /// (batches of at most [`crate::PAR_MIN_BATCH`] keys run on the calling thread).
 pub fn eval_many_par(keys: &HalfTreeKeys<'_>, xs: &[u64], out: &mut [u8], max_threads: usize) -> Result<(), FssError> {
-    check_many(keys, xs, out)?;
-    let threads = par_threads(xs.len(), max_threads);
-    if threads <= 1 {
-        eval_range(keys, 0, xs, out);
+    eval_points_par(keys, &[xs], out, max_threads)
+}
+
+/// Rows of points one pass of [`eval_points_par`] walks together; more rows take more passes.
+pub const MAX_POINTS: usize = 8;
+
+/// Evaluates every key at several points: key `i` at `points[p][i]` into `out[p·len + i]`, for
+/// every row `p` (`len` keys), on up to `max_threads` threads as [`eval_many_par`] does.
+///
+/// A gate comparing one masked value with several public thresholds (a clip's two ends and
+/// zero, a histogram's edges) evaluates one key at points `x̂ − c_p` that, for thresholds
+/// close together against a uniform mask, agree on most of their high bits. The levels above
+/// the highest bit in which any two of a key's points differ take the same path, so the AVX-512
+/// kernel walks them once per group of 16 keys and forks below: at 64 bits and thresholds
+/// within `2^20`, about 40 of the 57 walked levels are shared, and three points cost about
+/// 100 hashes instead of 174. The outputs are those of one [`eval_many_par`] per row.
+pub fn eval_points_par(
+    keys: &HalfTreeKeys<'_>,
+    points: &[&[u64]],
+    out: &mut [u8],
+    max_threads: usize,
+) -> Result<(), FssError> {
+    let len = keys.len();
+    for row in points {
+        if row.len() != len {
+            return Err(FssError::LengthMismatch { what: "evaluation points", expected: len, got: row.len() });
+        }
+        check_all_in_domain(row, keys.n_bits)?;
+    }
+    if out.len() != points.len() * len {
+        return Err(FssError::LengthMismatch { what: "outputs", expected: points.len() * len, got: out.len() });
+    }
+    if len == 0 {
         return Ok(());
     }
-    let per = xs.len().div_ceil(threads).div_ceil(TILE) * TILE;
-    let parts: Vec<_> = xs.chunks(per).zip(out.chunks_mut(per)).enumerate().map(|(i, p)| (i * per, p)).collect();
-    run_parts(parts, |first, (xc, oc)| eval_range(keys, first, xc, oc));
+    let threads = par_threads(len, max_threads);
+    let per = len.div_ceil(threads).div_ceil(TILE) * TILE;
+    for (rows, outs) in points.chunks(MAX_POINTS).zip(out.chunks_mut(MAX_POINTS * len)) {
+        let parts_count = len.div_ceil(per);
+        let mut part_outs: Vec<Vec<&mut [u8]>> = (0..parts_count).map(|_| Vec::with_capacity(rows.len())).collect();
+        for row_out in outs.chunks_mut(len) {
+            for (part, o) in part_outs.iter_mut().zip(row_out.chunks_mut(per)) {
+                part.push(o);
+            }
+        }
+        let parts: Vec<_> = part_outs
+            .into_iter()
+            .enumerate()
+            .map(|(j, o)| {
+                let at = j * per;
+                let xs: Vec<&[u64]> = rows.iter().map(|r| r.get(at..(at + per).min(len)).unwrap_or_default()).collect();
+                (at, (xs, o))
+            })
+            .collect();
+        if parts.len() == 1 {
+            for (at, (xs, mut o)) in parts {
+                points_range(keys, at, &xs, &mut o, false);
+            }
+        } else {
+            run_parts(parts, |at, (xs, mut o)| points_range(keys, at, &xs, &mut o, false));
+        }
+    }
     Ok(())
 }
 
@@ -256,33 +309,58 @@ fn check_many(keys: &HalfTreeKeys<'_>, xs: &[u64], out: &[u8]) -> Result<(), Fss
 /// Keys `first..first + xs.len()` (`first` a multiple of [`TILE`]) at `xs`, tile by tile, level
 /// by level, reading each tile's rows in order.
 fn eval_range(keys: &HalfTreeKeys<'_>, first: usize, xs: &[u64], out: &mut [u8]) {
-    eval_range_with(keys, first, xs, out, false)
+    points_range(keys, first, &[xs], &mut [out], false)
 }
 
-/// [`eval_range`], on the portable path if `portable` (else on [`avx512`] where the CPU has it).
-fn eval_range_with(keys: &HalfTreeKeys<'_>, first: usize, xs: &[u64], out: &mut [u8], portable: bool) {
+/// Keys `first..` (`first` a multiple of [`TILE`]) at every row of `points` into the matching
+/// row of `outs` (rows of equal length), tile by tile; on the portable path if `portable` (else
+/// on [`avx512`] where the CPU has it, which shares the points' common levels).
+fn points_range(keys: &HalfTreeKeys<'_>, first: usize, points: &[&[u64]], outs: &mut [&mut [u8]], portable: bool) {
     let n = keys.n_bits;
-    let walked = levels(n);
-    let low = domain_mask(n - walked as u32);
-    let mut s = [0u128; TILE];
-    let mut row = [0u128; TILE];
-    let mut acc = [0u8; TILE];
-    let mut buf = vec![Block::default(); TILE + 64];
-    for (tile, (xc, oc)) in xs.chunks(TILE).zip(out.chunks_mut(TILE)).enumerate() {
-        let (span, k) = tile_span(first + tile * TILE, keys.count, n);
+    let count = points.first().map_or(0, |p| p.len());
+    let mut scratch = PortableTile::new();
+    for start in (0..count).step_by(TILE) {
+        let end = (start + TILE).min(count);
+        let (span, k) = tile_span(first + start, keys.count, n);
         let bytes = keys.keys.get(span).unwrap_or_default();
+        let xs: Vec<&[u64]> = points.iter().map(|p| p.get(start..end).unwrap_or_default()).collect();
+        let mut os: Vec<&mut [u8]> = outs.iter_mut().map(|o| o.get_mut(start..end).unwrap_or_default()).collect();
         #[cfg(target_arch = "x86_64")]
-        if !portable && avx512::eval_tile(bytes, k, n, xc, oc) {
+        if !portable && avx512::eval_tile(bytes, k, n, &xs, &mut os) {
             continue;
         }
+        let _ = portable;
+        for (x, o) in xs.iter().zip(os.iter_mut()) {
+            scratch.eval(bytes, k, n, x, o);
+        }
+    }
+}
+
+/// The portable path's buffers for one tile.
+struct PortableTile {
+    s: [u128; TILE],
+    row: [u128; TILE],
+    acc: [u8; TILE],
+    buf: Vec<Block>,
+}
+
+impl PortableTile {
+    fn new() -> PortableTile {
+        PortableTile { s: [0; TILE], row: [0; TILE], acc: [0; TILE], buf: vec![Block::default(); TILE + 64] }
+    }
+
+    /// One tile (`k` keys, `bytes` its rows) at `xc` into `oc`, level by level.
+    fn eval(&mut self, bytes: &[u8], k: usize, n: u32, xc: &[u64], oc: &mut [u8]) {
+        let walked = levels(n);
+        let low = domain_mask(n - walked as u32);
         let mut rows = bytes.chunks_exact(16 * k);
-        let (s, row, acc) = (&mut s[..k], &mut row[..k], &mut acc[..k]);
+        let (s, row, acc) = (&mut self.s[..k], &mut self.row[..k], &mut self.acc[..k]);
         read_row(rows.next().unwrap_or_default(), s);
         acc.fill(0);
         for level in 0..=walked {
             read_row(rows.next().unwrap_or_default(), row);
-            permute(s, &mut buf);
-            let hs = buf.iter().zip(s.iter_mut()).map(|(b, si)| (hashed(b, *si), si));
+            permute(s, &mut self.buf);
+            let hs = self.buf.iter().zip(s.iter_mut()).map(|(b, si)| (hashed(b, *si), si));
             if level == walked {
                 for (((h, si), (x, a)), (cw, o)) in hs.zip(xc.iter().zip(acc.iter())).zip(row.iter().zip(oc.iter_mut()))
                 {

@@ -157,8 +157,8 @@ fn kernels_match_the_portable_path() {
         for k in [&fast.0, &fast.1] {
             let keys = HalfTreeKeys::from_bytes(k, count, n).expect("parse");
             let (mut a, mut b) = (vec![0u8; count], vec![0u8; count]);
-            eval_range_with(&keys, 0, &xs, &mut a, false);
-            eval_range_with(&keys, 0, &xs, &mut b, true);
+            points_range(&keys, 0, &[&xs], &mut [&mut a], false);
+            points_range(&keys, 0, &[&xs], &mut [&mut b], true);
             assert_eq!(a, b, "n {n}: outputs differ");
         }
         let got = eval_all(&fast.0, &fast.1, count, n, &xs, 1);
@@ -166,6 +166,65 @@ fn kernels_match_the_portable_path() {
             assert_eq!(got[i], u8::from(xs[i] < alphas[i]), "n {n} key {i}");
         }
     }
+}
+
+/// Several points per key give, row by row, what one evaluation per row gives, and the
+/// definition: points close together (a clip's thresholds, which share most levels), points
+/// far apart (which share none), equal rows, and more rows than one pass takes; on the kernel
+/// and on the portable path, one and two threads, across tiles and groups.
+#[test]
+fn several_points_per_key_match_one_evaluation_per_row() {
+    for (n, count) in [(64u32, 2 * TILE + 37), (63, 300), (24, 150), (9, 130), (3, 17), (1, 40)] {
+        let mut r = rng(60 + n as u8);
+        let mask = domain_mask(n);
+        let alphas: Vec<u64> = (0..count).map(|_| r.next_u64() & mask).collect();
+        let (k0, k1) = pair(&alphas, n, 61, 2);
+        let base: Vec<u64> = (0..count).map(|_| r.next_u64() & mask).collect();
+        let near = |c: u64| -> Vec<u64> { base.iter().map(|x| x.wrapping_add(c) & mask).collect() };
+        let far: Vec<u64> = (0..count).map(|_| r.next_u64() & mask).collect();
+        let at_alpha: Vec<u64> = alphas.clone();
+        let mut rows: Vec<Vec<u64>> = vec![near(0), near(1 << 20), near((1u64 << 20).wrapping_neg()), far, at_alpha];
+        rows.push(near(0));
+        rows.extend((0..5).map(|i| near(i * 12_345)));
+        for rows in [&rows[..1], &rows[..3], &rows[..], &rows[3..5]] {
+            let refs: Vec<&[u64]> = rows.iter().map(Vec::as_slice).collect();
+            let mut both = Vec::new();
+            for (k, threads) in [(&k0, 2), (&k1, 1)] {
+                let keys = HalfTreeKeys::from_bytes(k, count, n).expect("parse");
+                let mut out = vec![0u8; rows.len() * count];
+                eval_points_par(&keys, &refs, &mut out, threads).expect("several points");
+                let mut portable: Vec<Vec<u8>> = rows.iter().map(|_| vec![0u8; count]).collect();
+                let mut outs: Vec<&mut [u8]> = portable.iter_mut().map(Vec::as_mut_slice).collect();
+                points_range(
+                    &keys,
+                    0,
+                    &refs[..refs.len().min(MAX_POINTS)],
+                    &mut outs[..refs.len().min(MAX_POINTS)],
+                    true,
+                );
+                for (p, row) in rows.iter().enumerate() {
+                    let mut one = vec![0u8; count];
+                    eval_many(&keys, row, &mut one).expect("one row");
+                    assert_eq!(&out[p * count..(p + 1) * count], &one[..], "n {n} row {p}");
+                    if p < MAX_POINTS {
+                        assert_eq!(portable[p], one, "n {n} row {p}: portable");
+                    }
+                }
+                both.push(out);
+            }
+            for (p, row) in rows.iter().enumerate() {
+                for i in 0..count {
+                    let bit = both[0][p * count + i] ^ both[1][p * count + i];
+                    assert_eq!(bit, u8::from(row[i] < alphas[i]), "n {n} row {p} key {i}");
+                }
+            }
+        }
+    }
+    let (k0, _) = pair(&[1, 2], 8, 3, 1);
+    let keys = HalfTreeKeys::from_bytes(&k0, 2, 8).expect("parse");
+    assert!(eval_points_par(&keys, &[&[1, 2], &[3]], &mut [0; 4], 1).is_err(), "a short row");
+    assert!(eval_points_par(&keys, &[&[1, 2], &[3, 4]], &mut [0; 3], 1).is_err(), "a short output");
+    assert!(eval_points_par(&keys, &[&[1, 256]], &mut [0; 2], 1).is_err(), "a point outside the domain");
 }
 
 /// `π` is AES-128 under the fixed hash key (the `aes` crate's); the kernels match it by the test above.
