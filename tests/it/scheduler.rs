@@ -318,7 +318,8 @@ fn the_expected_peak_counts_the_material_window() {
         assert!(values_and_node <= 3 * 24 + 2 * 24 + DEALT_BYTES, "{values_and_node}");
         assert_eq!(tight.per_party[p], values_and_node + (1 + frames) * DEALT_BYTES, "the window, one frame alone");
     }
-    assert_eq!(roomy.one_process, roomy.per_party.iter().sum::<u64>() + 2 * DEALT_BYTES, "the dealer's frame for each");
+    // Two parties, each with the frame the dealer's sender holds and the next being generated.
+    assert_eq!(roomy.one_process, roomy.per_party.iter().sum::<u64>() + 2 * 2 * DEALT_BYTES, "the dealer's frames");
 }
 
 /// `mem`, but the dealer's second material frame is relabelled as the first's node: a dealer

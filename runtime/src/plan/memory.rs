@@ -7,7 +7,9 @@
 //! [`crate::schedule::DEALER_CHANNEL_FRAMES`] frames and one frame in the reader's hand). On top
 //! comes the working memory of the nodes running at once, which the plan cannot know exactly;
 //! the estimate adds the largest node's inputs, output, material and messages (every party's,
-//! since a party holds what it sends and what it receives) once more. A node's wire
+//! since a party holds what it sends and what it receives) once more. In one process the
+//! dealer adds two of the largest frames per party: the one its sender thread is writing and
+//! the next node's, being generated (see [`crate::schedule::dealer`]). A node's wire
 //! is `wire_words` ring words per element, as the protocol's descriptor states.
 //!
 //! It is an estimate, not a bound: it leaves out the allocator's retained pages, the protocols'
@@ -82,7 +84,8 @@ pub fn expected_peak(plan: &Plan, window_bytes: u64) -> MemoryEstimate {
         let material = total_material.min(window_bytes.max(largest_frame) + channel * largest_frame);
         per_party.push(peak + material + largest_node);
     }
-    // In one process the dealer builds each party's frame beside them.
-    let one_process = per_party.iter().sum::<u64>() + dealer_frame * parties as u64;
+    // In one process the dealer builds each party's frame beside them, and holds one more
+    // (in its sender's hand) while it builds the next node's.
+    let one_process = per_party.iter().sum::<u64>() + 2 * dealer_frame * parties as u64;
     MemoryEstimate { per_party, one_process }
 }

@@ -1,6 +1,14 @@
 //! The dealer's offline phase: walk the plan in order and stream each node's material to each
 //! party. Sends block while a party's bounded channel is full, which is the backpressure that
 //! keeps the dealer a bounded distance ahead of the online phase.
+//!
+//! Each party's frames go out on a sender thread of its own, handed over without a queue (a
+//! rendezvous): the dealer generates node `k + 1` while node `k`'s frames are encrypted and
+//! written, and the parties' links are written side by side. Over TLS the sends (encryption,
+//! socket writes) cost about as much CPU as the key generation, and done in line they left the
+//! parties idle while the dealer sent and the dealer idle while it waited on a full socket. It
+//! holds at most one node's material more than an in-line dealer: the frames in the senders'
+//! hands and the node being generated.
 
 use super::frame::{Frame, Kind};
 use crate::error::Error;
@@ -47,6 +55,9 @@ pub fn end_of_material(link: &dyn Link, parties: usize) {
     }
 }
 
+/// One frame for a sender thread: the node it belongs to and the encoded frame.
+type Outgoing = (usize, Vec<u8>);
+
 /// Runs the dealer (blocking; call from a dedicated thread).
 pub fn run_dealer(
     plan: &Plan,
@@ -55,6 +66,48 @@ pub fn run_dealer(
     master: [u8; 32],
 ) -> Result<DealerStats, Error> {
     let start = Instant::now();
+    let parties = plan.parties.len();
+    // The first failure of a sender thread, which ends the run.
+    let failed: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
+    let mut stats = std::thread::scope(|scope| {
+        let mut senders = Vec::with_capacity(parties);
+        for p in 0..parties {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Outgoing>(0);
+            let failed = &failed;
+            let spawned = std::thread::Builder::new()
+                .name(format!("dealer-tx-{p}"))
+                .spawn_scoped(scope, move || send_all(plan, link, p, rx, failed))
+                .map_err(|e| Error::Dealer(format!("cannot start a sender thread: {e}")))?;
+            senders.push((tx, spawned));
+        }
+        let txs: Vec<_> = senders.iter().map(|(tx, _)| tx.clone()).collect();
+        let dealt = deal_all(plan, protocol, master, &txs);
+        // Ends the senders once they have written what they hold.
+        drop(txs);
+        for (tx, handle) in senders {
+            drop(tx);
+            let _ = handle.join();
+        }
+        dealt
+    });
+    if let Some(e) = failed.lock().ok().and_then(|mut f| f.take()) {
+        return Err(e);
+    }
+    if let Ok(s) = &mut stats {
+        end_of_material(link, parties);
+        s.wall_s = start.elapsed().as_secs_f64();
+    }
+    stats
+}
+
+/// Deals every node in plan order, handing each party's frame to its sender; stops early once
+/// a sender has stopped (its failure is the run's error).
+fn deal_all(
+    plan: &Plan,
+    protocol: &Arc<dyn Protocol>,
+    master: [u8; 32],
+    senders: &[std::sync::mpsc::SyncSender<Outgoing>],
+) -> Result<DealerStats, Error> {
     let parties = plan.parties.len();
     let mut stats = DealerStats { bytes: vec![vec![0; parties]; plan.nodes.len()], wall_s: 0.0 };
     let mut dealer = protocol.dealer();
@@ -90,23 +143,44 @@ pub fn run_dealer(
                 material.len()
             )));
         }
-        for (p, m) in material.into_iter().enumerate() {
+        for ((p, m), tx) in material.into_iter().enumerate().zip(senders) {
             stats.bytes[id][p] = m.len() as u64;
             let frame = Frame::encode_owned(Kind::Material, id as u32, 0, m);
-            link.send(Endpoint::Party(PartyId(p as u16)), frame).map_err(|e| {
-                let message = format!("sending material of node `{}` to {}: {e}", node.desc.name, plan.parties[p]);
-                match e {
-                    // The party stopped taking material: its own failure is the cause, and
-                    // ranks before this echo of it.
-                    mpcflow_sdk::Error::Transport(_) | mpcflow_sdk::Error::Timeout(_) => {
-                        Error::Transport { party: mpcflow_sdk::DEALER.into(), message }
-                    }
-                    _ => Error::Dealer(message),
-                }
-            })?;
+            if tx.send((id, frame)).is_err() {
+                // That party's sender has stopped on a failure, which the caller reports.
+                return Ok(stats);
+            }
         }
     }
-    end_of_material(link, parties);
-    stats.wall_s = start.elapsed().as_secs_f64();
     Ok(stats)
+}
+
+/// A sender thread: writes party `p`'s frames as they come; records the first failure and
+/// stops (dropping its receiver, which stops the dealing).
+fn send_all(
+    plan: &Plan,
+    link: &dyn Link,
+    p: usize,
+    frames: std::sync::mpsc::Receiver<Outgoing>,
+    failed: &std::sync::Mutex<Option<Error>>,
+) {
+    for (id, frame) in frames {
+        if let Err(e) = link.send(Endpoint::Party(PartyId(p as u16)), frame) {
+            let name = plan.nodes.get(id).map_or("?", |n| n.desc.name.as_str());
+            let party = plan.parties.get(p).map_or("?", String::as_str);
+            let message = format!("sending material of node `{name}` to {party}: {e}");
+            let error = match e {
+                // The party stopped taking material: its own failure is the cause, and ranks
+                // before this echo of it.
+                mpcflow_sdk::Error::Transport(_) | mpcflow_sdk::Error::Timeout(_) => {
+                    Error::Transport { party: mpcflow_sdk::DEALER.into(), message }
+                }
+                _ => Error::Dealer(message),
+            };
+            if let Ok(mut f) = failed.lock() {
+                f.get_or_insert(error);
+            }
+            return;
+        }
+    }
 }
