@@ -105,7 +105,7 @@
 //! the truncations; a 293-byte table key of 8 bits), sigmoid 1732 B, tanh 1684 B and gelu
 //! 1688 B (the same key for three comparisons, their masks, a 276-byte table key of 7 bits);
 //! about 530 B more with DCF borrows. Evaluation per party: 57 AES blocks for exp's one
-//! comparison point, about 100 for the three points of the others (about 37 of the 56 walked
+//! comparison point, about 104 for the three points of the others (about 34 of the 56 walked
 //! levels are shared at 64 bits, see step 1), the table key's 446 blocks and 1536 products
 //! (eight to an instruction with AVX-512) for exp, 222 and 768 for the folded tables, and the
 //! truncations'. Key generation: 114 blocks for the half-tree key, 44 or 40 for the table key,

@@ -245,9 +245,9 @@ pub const MAX_POINTS: usize = 8;
 /// zero, a histogram's edges) evaluates one key at points `x̂ − c_p` that, for thresholds
 /// close together against a uniform mask, agree on most of their high bits. The levels above
 /// the highest bit in which any two of a key's points differ take the same path, so the AVX-512
-/// kernel walks them once per group of 16 keys and forks below: at 64 bits and thresholds
-/// within `2^20`, about 40 of the 57 walked levels are shared, and three points cost about
-/// 100 hashes instead of 174. The outputs are those of one [`eval_many_par`] per row.
+/// kernel walks them once per tile of 128 keys and forks below: at 63 bits and thresholds
+/// within `2^20`, about 34 of the 56 walked levels are shared, and three points cost about
+/// 104 hashes instead of 171. The outputs are those of one [`eval_many_par`] per row.
 pub fn eval_points_par(
     keys: &HalfTreeKeys<'_>,
     points: &[&[u64]],
