@@ -390,3 +390,67 @@ fn material_out_of_plan_order_stops_the_run_naming_the_node_due() {
     assert!(e.contains("material for node `n0` where node `n1`'s was due"), "{e}");
     assert!(started.elapsed() < Duration::from_secs(10), "refused at once, not at a timeout");
 }
+
+/// `mem`, but the dealer's link panics on its third material frame to party 0: a sender thread
+/// that dies.
+struct PanickingDealer(mpcflow_transport_mem::MemTransport);
+
+struct PanickingDealerLink {
+    inner: Box<dyn mpcflow_sdk::transport::Link>,
+    sent: std::sync::atomic::AtomicUsize,
+}
+
+impl mpcflow_sdk::transport::Link for PanickingDealerLink {
+    fn send(&self, to: mpcflow_sdk::Endpoint, frame: Vec<u8>) -> mpcflow_sdk::Result<()> {
+        // The runtime's 7-byte trailer starts with the kind (2: material).
+        let material = frame.get(frame.len().saturating_sub(7)) == Some(&2);
+        if material
+            && to == mpcflow_sdk::Endpoint::Party(mpcflow_sdk::PartyId(0))
+            && self.sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 2
+        {
+            panic!("injected: the link to party 0 breaks");
+        }
+        self.inner.send(to, frame)
+    }
+    fn recv(&self, from: mpcflow_sdk::Endpoint, timeout: Duration) -> mpcflow_sdk::Result<Vec<u8>> {
+        self.inner.recv(from, timeout)
+    }
+}
+
+impl mpcflow_sdk::transport::Transport for PanickingDealer {
+    fn name(&self) -> &str {
+        "panicking-dealer"
+    }
+    fn connect(
+        &self,
+        session: &mpcflow_sdk::transport::SessionInfo,
+        me: mpcflow_sdk::Endpoint,
+    ) -> mpcflow_sdk::Result<Box<dyn mpcflow_sdk::transport::Link>> {
+        let inner = self.0.connect(session, me)?;
+        if me != mpcflow_sdk::Endpoint::Dealer {
+            return Ok(inner);
+        }
+        Ok(Box::new(PanickingDealerLink { inner, sent: Default::default() }))
+    }
+}
+
+/// A dealer whose sender thread dies mid-run fails the run, naming the party it was sending
+/// to, rather than ending the material early and reporting success.
+#[test]
+fn a_dealer_sender_that_dies_fails_the_run() {
+    let (g, _) = chain_of_negations();
+    let mut reg = registry_with(vec![Arc::new(DealtRef)]);
+    reg.add_transport(Arc::new(PanickingDealer(mpcflow_transport_mem::MemTransport::new())));
+    let cfg = SessionConfig {
+        protocol: Some("ref-dealt".into()),
+        transport: "panicking-dealer".into(),
+        timeout: Duration::from_secs(20),
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let e =
+        rt().block_on(Session::from_graph(g, reg).with_config(cfg).run([("x", InputValue::from(vec![1i64, 2, 3]))]));
+    let e = e.unwrap_err().to_string();
+    assert!(e.contains("sending material to") && e.contains("panicked"), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(10), "failed at once, not at a timeout");
+}

@@ -84,12 +84,20 @@ pub fn run_dealer(
         let dealt = deal_all(plan, protocol, master, &txs);
         // Ends the senders once they have written what they hold.
         drop(txs);
-        for (tx, handle) in senders {
+        for (p, (tx, handle)) in senders.into_iter().enumerate() {
             drop(tx);
-            let _ = handle.join();
+            if handle.join().is_err()
+                && let Ok(mut f) = failed.lock()
+            {
+                let party = plan.parties.get(p).map_or("?", String::as_str);
+                f.get_or_insert(Error::Dealer(format!("the thread sending material to {party} panicked")));
+            }
         }
         dealt
     });
+    // A sender's failure first: it stopped the dealing (which then returns what it dealt), and
+    // when a party has gone, its own failure is the cause the run reports, this its echo; a
+    // deal error after a party has gone is not the first cause either.
     if let Some(e) = failed.lock().ok().and_then(|mut f| f.take()) {
         return Err(e);
     }

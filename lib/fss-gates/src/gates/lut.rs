@@ -725,6 +725,9 @@ impl LutEval {
         let mut z = lookup_shares(self.me.0 as u8, &keys, &coeffs, bits, jhat, &dhat, q, self.accel.threads())?;
         if signed(&self.node, self.func) {
             // The payload's sign (−1)^ρ times the public 2·([x ≥ 0] ⊕ ρ) − 1 is the input's sign.
+            if self.sign_bits.len() != z.len() {
+                return Err(Error::internal("lookup sign bits"));
+            }
             for (z, b) in z.iter_mut().zip(&self.sign_bits) {
                 *z = z.wrapping_mul(2 * u64::from(*b)).wrapping_sub(*z);
             }
@@ -771,7 +774,9 @@ impl NodeEval for LutEval {
                 let bhat: Vec<u8> = theirs.iter().zip(&self.bits).map(|(a, b)| a ^ b).collect();
                 let mine = self.clip_shares(&bhat)?;
                 if signed(&self.node, self.func) {
-                    self.sign_bits = bhat.get(SIGN * n..(SIGN + 1) * n).unwrap_or_default().to_vec();
+                    let signs =
+                        bhat.get(SIGN * n..(SIGN + 1) * n).ok_or_else(|| Error::internal("lookup sign bits"))?;
+                    self.sign_bits = signs.to_vec();
                 }
                 self.state = State::Split;
                 Ok(self.exchange(mine))
