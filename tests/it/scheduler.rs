@@ -322,10 +322,8 @@ fn the_expected_peak_counts_the_material_window() {
     assert_eq!(roomy.one_process, roomy.per_party.iter().sum::<u64>() + 2 * 2 * DEALT_BYTES, "the dealer's frames");
 }
 
-/// `mem`, but the dealer's second material frame is relabelled as the first's node: a dealer
-/// that sends a node's material twice (or out of plan order).
-struct RepeatingDealer(mpcflow_transport_mem::MemTransport);
-
+/// The dealer's link of `mem`, but its second material frame is relabelled as the first's node:
+/// a dealer that sends a node's material twice (or out of plan order).
 struct RepeatingDealerLink {
     inner: Box<dyn mpcflow_sdk::transport::Link>,
     first: std::sync::Mutex<Option<[u8; 4]>>,
@@ -353,20 +351,24 @@ impl mpcflow_sdk::transport::Link for RepeatingDealerLink {
     }
 }
 
-impl mpcflow_sdk::transport::Transport for RepeatingDealer {
+/// `mem` with the dealer's link wrapped by `wrap` (a faulty dealer for a test), named `name`.
+struct WrappedDealer {
+    inner: mpcflow_transport_mem::MemTransport,
+    name: &'static str,
+    wrap: fn(Box<dyn mpcflow_sdk::transport::Link>) -> Box<dyn mpcflow_sdk::transport::Link>,
+}
+
+impl mpcflow_sdk::transport::Transport for WrappedDealer {
     fn name(&self) -> &str {
-        "repeating-dealer"
+        self.name
     }
     fn connect(
         &self,
         session: &mpcflow_sdk::transport::SessionInfo,
         me: mpcflow_sdk::Endpoint,
     ) -> mpcflow_sdk::Result<Box<dyn mpcflow_sdk::transport::Link>> {
-        let inner = self.0.connect(session, me)?;
-        if me != mpcflow_sdk::Endpoint::Dealer {
-            return Ok(inner);
-        }
-        Ok(Box::new(RepeatingDealerLink { inner, first: Default::default(), sent: Default::default() }))
+        let inner = self.inner.connect(session, me)?;
+        Ok(if me == mpcflow_sdk::Endpoint::Dealer { (self.wrap)(inner) } else { inner })
     }
 }
 
@@ -376,7 +378,11 @@ impl mpcflow_sdk::transport::Transport for RepeatingDealer {
 fn material_out_of_plan_order_stops_the_run_naming_the_node_due() {
     let (g, _) = chain_of_negations();
     let mut reg = registry_with(vec![Arc::new(DealtRef)]);
-    reg.add_transport(Arc::new(RepeatingDealer(mpcflow_transport_mem::MemTransport::new())));
+    reg.add_transport(Arc::new(WrappedDealer {
+        inner: mpcflow_transport_mem::MemTransport::new(),
+        name: "repeating-dealer",
+        wrap: |inner| Box::new(RepeatingDealerLink { inner, first: Default::default(), sent: Default::default() }),
+    }));
     let cfg = SessionConfig {
         protocol: Some("ref-dealt".into()),
         transport: "repeating-dealer".into(),
@@ -391,10 +397,8 @@ fn material_out_of_plan_order_stops_the_run_naming_the_node_due() {
     assert!(started.elapsed() < Duration::from_secs(10), "refused at once, not at a timeout");
 }
 
-/// `mem`, but the dealer's link panics on its third material frame to party 0: a sender thread
-/// that dies.
-struct PanickingDealer(mpcflow_transport_mem::MemTransport);
-
+/// The dealer's link of `mem`, but it panics on its third material frame to party 0: a sender
+/// thread that dies.
 struct PanickingDealerLink {
     inner: Box<dyn mpcflow_sdk::transport::Link>,
     sent: std::sync::atomic::AtomicUsize,
@@ -417,30 +421,17 @@ impl mpcflow_sdk::transport::Link for PanickingDealerLink {
     }
 }
 
-impl mpcflow_sdk::transport::Transport for PanickingDealer {
-    fn name(&self) -> &str {
-        "panicking-dealer"
-    }
-    fn connect(
-        &self,
-        session: &mpcflow_sdk::transport::SessionInfo,
-        me: mpcflow_sdk::Endpoint,
-    ) -> mpcflow_sdk::Result<Box<dyn mpcflow_sdk::transport::Link>> {
-        let inner = self.0.connect(session, me)?;
-        if me != mpcflow_sdk::Endpoint::Dealer {
-            return Ok(inner);
-        }
-        Ok(Box::new(PanickingDealerLink { inner, sent: Default::default() }))
-    }
-}
-
 /// A dealer whose sender thread dies mid-run fails the run, naming the party it was sending
 /// to, rather than ending the material early and reporting success.
 #[test]
 fn a_dealer_sender_that_dies_fails_the_run() {
     let (g, _) = chain_of_negations();
     let mut reg = registry_with(vec![Arc::new(DealtRef)]);
-    reg.add_transport(Arc::new(PanickingDealer(mpcflow_transport_mem::MemTransport::new())));
+    reg.add_transport(Arc::new(WrappedDealer {
+        inner: mpcflow_transport_mem::MemTransport::new(),
+        name: "panicking-dealer",
+        wrap: |inner| Box::new(PanickingDealerLink { inner, sent: Default::default() }),
+    }));
     let cfg = SessionConfig {
         protocol: Some("ref-dealt".into()),
         transport: "panicking-dealer".into(),

@@ -37,8 +37,8 @@
 use core::arch::x86_64::{
     __m512i, _MM_PERM_BABA, _mm512_add_epi64, _mm512_aesenc_epi128, _mm512_aesenclast_epi128, _mm512_and_si512,
     _mm512_andnot_si512, _mm512_broadcast_i32x4, _mm512_loadu_si512, _mm512_mullo_epi64, _mm512_permutex2var_epi64,
-    _mm512_set_epi64, _mm512_set1_epi64, _mm512_setzero_si512, _mm512_shuffle_epi32, _mm512_shuffle_i64x2,
-    _mm512_sub_epi64, _mm512_xor_si512,
+    _mm512_reduce_add_epi64, _mm512_set_epi64, _mm512_set1_epi64, _mm512_setzero_si512, _mm512_shuffle_epi32,
+    _mm512_shuffle_i64x2, _mm512_sub_epi64, _mm512_xor_si512,
 };
 
 use super::{MAX_PAIRS, MAX_WORDS};
@@ -135,13 +135,8 @@ fn load_words(words: &[u64; POINTS]) -> __m512i {
 #[inline]
 #[target_feature(enable = "avx512f")]
 fn lane_sum(v: __m512i) -> u64 {
-    let mut bytes = [0u8; 64];
-    store(v, &mut bytes);
-    let mut sum = 0u64;
-    for w in bytes.chunks_exact(8) {
-        sum = sum.wrapping_add(u64::from_le_bytes(w.try_into().unwrap_or_default()));
-    }
-    sum
+    // Wrapping, as the ring's addition is.
+    _mm512_reduce_add_epi64(v) as u64
 }
 
 /// `AES_k(x) ⊕ x` on four 128-bit lanes.
@@ -301,23 +296,32 @@ impl Leaves<'_> {
             return;
         }
         let mut sums = [_mm512_setzero_si512(); P];
+        self.each_leaf(nodes, |leaf, seed, control| {
+            let y = self.leaf_words::<W>(seed, control);
+            for (p, sum) in sums.iter_mut().enumerate() {
+                let b = ((WORDS >> (4 * p)) & 0xF) as usize;
+                if let (Some(run), Some(y)) = (runs[p].get(leaf), y.get(b)) {
+                    *sum = _mm512_add_epi64(*sum, _mm512_mullo_epi64(load_words(run), *y));
+                }
+            }
+        });
+        out[..P].copy_from_slice(&sums);
+    }
+
+    /// Calls `f(leaf, seed, control)` for every leaf of the walked tree, in path order.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn each_leaf(&self, nodes: &[Quad], mut f: impl FnMut(usize, __m512i, __m512i)) {
         for (q, (s, t)) in nodes.iter().enumerate() {
             let (s, t) = (load(s), load(t));
             for k in 0..4 {
                 let leaf = 4 * q + k;
                 if leaf >= self.leaves {
-                    break;
+                    return;
                 }
-                let y = self.leaf_words::<W>(lane(s, k), lane(t, k));
-                for (p, sum) in sums.iter_mut().enumerate() {
-                    let b = ((WORDS >> (4 * p)) & 0xF) as usize;
-                    if let (Some(run), Some(y)) = (runs[p].get(leaf), y.get(b)) {
-                        *sum = _mm512_add_epi64(*sum, _mm512_mullo_epi64(load_words(run), *y));
-                    }
-                }
+                f(leaf, lane(s, k), lane(t, k));
             }
         }
-        out[..P].copy_from_slice(&sums);
     }
 
     /// [`Leaves::sums_fixed`] for any shape: `np` pairs, `MAX_WORDS` words computed whatever
@@ -325,25 +329,18 @@ impl Leaves<'_> {
     #[inline]
     #[target_feature(enable = "avx512f,avx512dq,vaes")]
     fn sums_any(&self, nodes: &[Quad], np: usize, sums: &mut [__m512i; MAX_PAIRS]) {
-        for (q, (s, t)) in nodes.iter().enumerate() {
-            let (s, t) = (load(s), load(t));
-            for k in 0..4 {
-                let leaf = 4 * q + k;
-                if leaf >= self.leaves {
-                    break;
-                }
-                let y = self.leaf_words::<{ MAX_WORDS as usize }>(lane(s, k), lane(t, k));
-                let at = leaf * POINTS;
-                for p in 0..np {
-                    let Some(Ok(run)) = self.runs[p].get(at..at + POINTS).map(<&[u64; POINTS]>::try_from) else {
-                        continue;
-                    };
-                    if let (Some(sum), Some(y)) = (sums.get_mut(p), y.get(self.word[p])) {
-                        *sum = _mm512_add_epi64(*sum, _mm512_mullo_epi64(load_words(run), *y));
-                    }
+        self.each_leaf(nodes, |leaf, seed, control| {
+            let y = self.leaf_words::<{ MAX_WORDS as usize }>(seed, control);
+            let at = leaf * POINTS;
+            for p in 0..np {
+                let Some(Ok(run)) = self.runs[p].get(at..at + POINTS).map(<&[u64; POINTS]>::try_from) else {
+                    continue;
+                };
+                if let (Some(sum), Some(y)) = (sums.get_mut(p), y.get(self.word[p])) {
+                    *sum = _mm512_add_epi64(*sum, _mm512_mullo_epi64(load_words(run), *y));
                 }
             }
-        }
+        });
     }
 }
 
