@@ -376,25 +376,32 @@ impl mpcflow_sdk::transport::Transport for WrappedDealer {
 /// node that was due, instead of holding room in the window that no node gives back.
 #[test]
 fn material_out_of_plan_order_stops_the_run_naming_the_node_due() {
+    let (e, took) = run_with_faulty_dealer("repeating-dealer", |inner| {
+        Box::new(RepeatingDealerLink { inner, first: Default::default(), sent: Default::default() })
+    });
+    assert!(e.contains("material for node `n0` where node `n1`'s was due"), "{e}");
+    assert!(took < Duration::from_secs(10), "refused at once, not at a timeout");
+}
+
+/// Runs [`chain_of_negations`] under a dealt protocol over `mem` with the dealer's link wrapped
+/// by `wrap`, with a 20 s timeout; the run's error and how long it took.
+fn run_with_faulty_dealer(
+    name: &'static str,
+    wrap: fn(Box<dyn mpcflow_sdk::transport::Link>) -> Box<dyn mpcflow_sdk::transport::Link>,
+) -> (String, Duration) {
     let (g, _) = chain_of_negations();
     let mut reg = registry_with(vec![Arc::new(DealtRef)]);
-    reg.add_transport(Arc::new(WrappedDealer {
-        inner: mpcflow_transport_mem::MemTransport::new(),
-        name: "repeating-dealer",
-        wrap: |inner| Box::new(RepeatingDealerLink { inner, first: Default::default(), sent: Default::default() }),
-    }));
+    reg.add_transport(Arc::new(WrappedDealer { inner: mpcflow_transport_mem::MemTransport::new(), name, wrap }));
     let cfg = SessionConfig {
         protocol: Some("ref-dealt".into()),
-        transport: "repeating-dealer".into(),
+        transport: name.into(),
         timeout: Duration::from_secs(20),
         ..Default::default()
     };
     let started = Instant::now();
     let e =
         rt().block_on(Session::from_graph(g, reg).with_config(cfg).run([("x", InputValue::from(vec![1i64, 2, 3]))]));
-    let e = e.unwrap_err().to_string();
-    assert!(e.contains("material for node `n0` where node `n1`'s was due"), "{e}");
-    assert!(started.elapsed() < Duration::from_secs(10), "refused at once, not at a timeout");
+    (e.unwrap_err().to_string(), started.elapsed())
 }
 
 /// The dealer's link of `mem`, but it panics on its third material frame to party 0: a sender
@@ -425,23 +432,9 @@ impl mpcflow_sdk::transport::Link for PanickingDealerLink {
 /// to, rather than ending the material early and reporting success.
 #[test]
 fn a_dealer_sender_that_dies_fails_the_run() {
-    let (g, _) = chain_of_negations();
-    let mut reg = registry_with(vec![Arc::new(DealtRef)]);
-    reg.add_transport(Arc::new(WrappedDealer {
-        inner: mpcflow_transport_mem::MemTransport::new(),
-        name: "panicking-dealer",
-        wrap: |inner| Box::new(PanickingDealerLink { inner, sent: Default::default() }),
-    }));
-    let cfg = SessionConfig {
-        protocol: Some("ref-dealt".into()),
-        transport: "panicking-dealer".into(),
-        timeout: Duration::from_secs(20),
-        ..Default::default()
-    };
-    let started = Instant::now();
-    let e =
-        rt().block_on(Session::from_graph(g, reg).with_config(cfg).run([("x", InputValue::from(vec![1i64, 2, 3]))]));
-    let e = e.unwrap_err().to_string();
+    let (e, took) = run_with_faulty_dealer("panicking-dealer", |inner| {
+        Box::new(PanickingDealerLink { inner, sent: Default::default() })
+    });
     assert!(e.contains("sending material to") && e.contains("panicked"), "{e}");
-    assert!(started.elapsed() < Duration::from_secs(10), "failed at once, not at a timeout");
+    assert!(took < Duration::from_secs(10), "failed at once, not at a timeout");
 }
