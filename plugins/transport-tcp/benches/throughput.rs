@@ -10,8 +10,8 @@
 //! stdout). Each repetition sends the same payload three ways, one after the other:
 //!
 //! - plain TCP: `u64` length + bytes written to a socket and read into one reused buffer;
-//! - rustls alone: the same bytes over mutually authenticated TLS 1.3 (same provider, same
-//!   certificates), read into one reused buffer: the cost of TLS without mpcflow;
+//! - rustls alone: the same bytes over mutually authenticated TLS 1.3 (same provider and cipher
+//!   suite, same certificates), read into one reused buffer: the cost of TLS without mpcflow;
 //! - the transport: `Link::send` / `Link::recv` of a `tcp` session, which also moves every
 //!   frame through its reader thread and a channel and hands out a `Vec` per frame; the
 //!   receiver gives each back to the buffer pool once checked, as a party's protocol gives
@@ -151,8 +151,11 @@ fn chain(pem: &str) -> Res<Vec<CertificateDer<'static>>> {
     Ok(CertificateDer::pem_slice_iter(pem.as_bytes()).collect::<Result<Vec<_>, _>>()?)
 }
 
+/// The transport's provider and suite: ring, AES-128-GCM first.
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    let mut p = rustls::crypto::ring::default_provider();
+    p.cipher_suites.sort_by_key(|s| s.suite() != rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
+    Arc::new(p)
 }
 
 fn free_addr() -> Res<SocketAddr> {

@@ -16,6 +16,7 @@
 //! peer has connected by the deadline: a stranger must not be able to end the session. (The
 //! dialing side still fails at once on a refused certificate, since it chose the address.)
 
+use crate::record::SetupStream;
 use crate::setup::{
     HANDSHAKE_TIMEOUT, MAX_HELLO, alert_of, complete_handshake, hello, read_frame_blocking, remaining, set_timeouts,
     write_frame_blocking,
@@ -38,7 +39,7 @@ pub(crate) const MAX_PENDING: usize = 32;
 /// How one incoming connection's setup ended.
 enum Admitted {
     /// `peer` authenticated and sent the right hello; the answer is not yet sent.
-    Ready { peer: Peer, sock: TcpStream, tls: Box<rustls::Connection> },
+    Ready { peer: Peer, sock: SetupStream, tls: Box<rustls::Connection> },
     /// It failed in a way a stranger could cause: remembered as the last reason, not fatal.
     Failed(String),
     /// A certificate was refused: the deployment is misconfigured, so the connect fails.
@@ -57,7 +58,7 @@ impl Context<'_> {
     /// The TLS handshake and hello of one incoming connection (run on its own thread).
     /// `authenticated` is set once the dialer's certificate names an expected peer: such a
     /// connection is no longer a candidate for eviction.
-    fn admit(&self, mut sock: TcpStream, from: SocketAddr, deadline: Instant, authenticated: &AtomicBool) -> Admitted {
+    fn admit(&self, sock: TcpStream, from: SocketAddr, deadline: Instant, authenticated: &AtomicBool) -> Admitted {
         let me = self.me;
         let Some(left) = remaining(deadline) else { return Admitted::Failed("deadline passed".into()) };
         let setup = (|| -> io::Result<()> {
@@ -69,6 +70,7 @@ impl Context<'_> {
         if let Err(e) = setup {
             return Admitted::Failed(e.to_string());
         }
+        let mut sock = SetupStream::new(sock);
         let expected_names: Vec<&str> = self.expected.iter().map(|p| p.name.as_str()).collect();
         let refusal: Refusal = Arc::default();
         let cfg = match self.transport.server_config(&refusal, self.expected.iter().map(|p| p.name.clone()).collect()) {
@@ -160,7 +162,7 @@ impl TcpTransport {
         listener: &TcpListener,
         mut expected: Vec<Peer>,
         deadline: Instant,
-    ) -> Result<Vec<(Peer, TcpStream, rustls::Connection)>> {
+    ) -> Result<Vec<(Peer, SetupStream, rustls::Connection)>> {
         listener.set_nonblocking(true).map_err(|e| tls_err("cannot poll the listener", e))?;
         let ctx = Context { transport: self, session, me, expected: expected.clone() };
         let (done, results) = mpsc::channel::<(u64, Admitted)>();

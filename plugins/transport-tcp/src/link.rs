@@ -1,25 +1,28 @@
 //! Established connections: framing, sending, the reader thread and the [`Link`] itself.
 //!
 //! This is the hot path, kept apart from setup so its locking can be read in one place. Each
-//! connection has one reader thread that decrypts and pushes whole frames into a per-peer
+//! connection has one reader thread that opens records and pushes whole frames into a per-peer
 //! channel (bounded by the session's `dealer_window` for frames from the dealer, so a slow party
-//! pushes back on the dealer through TCP), and `send` encrypts and writes under a
-//! per-connection write lock. The rustls state sits behind its own mutex that is never held
-//! across socket I/O, so a reader never waits on a writer that is blocked on a full socket
-//! (which would deadlock two peers sending large frames to each other).
+//! pushes back on the dealer through TCP), and `send` seals and writes under a per-connection
+//! write lock. The two directions have separate keys and sequence numbers (see
+//! [`crate::record`]), so they share no state: a reader never waits on a writer that is blocked
+//! on a full socket (which would deadlock two peers sending large frames to each other).
 
+use crate::record::{APPLICATION_DATA, MAX_PLAINTEXT, MAX_SEALED, Opened, Opener, RecordError, Sealer, SetupStream};
 use crate::{Peer, lock, tls_err};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, unbounded};
 use mpcflow_sdk::transport::{Link, SessionInfo};
 use mpcflow_sdk::{Endpoint, Error, Result};
 use std::collections::HashMap;
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Plaintext bytes encrypted per lock of the TLS state when sending.
+/// Sealed bytes gathered before one socket write when sending.
 const CHUNK: usize = 256 * 1024;
+/// Bytes one socket read asks for when receiving (beyond room for a partial record).
+const READ: usize = 256 * 1024;
 
 /// Reassembles length-prefixed frames from a byte stream (no `Debug`: it holds frame bytes).
 pub(crate) struct Deframer {
@@ -92,36 +95,23 @@ impl Deframer {
     }
 }
 
+/// The sending side of a connection: socket, key and the buffer records are sealed into.
+struct Sending {
+    sock: TcpStream,
+    sealer: Sealer,
+    out: Vec<u8>,
+}
+
 /// One established connection.
 struct Conn {
     peer: Peer,
-    tls: Mutex<rustls::Connection>,
-    /// The write side of the socket; held for a whole frame so frames never interleave.
-    sock: Mutex<TcpStream>,
+    /// Held for a whole frame so frames never interleave.
+    tx: Mutex<Sending>,
     /// Set once a send failed mid-frame: the stream cannot be used again.
     broken: Mutex<Option<String>>,
 }
 
 impl Conn {
-    /// Writes out TLS records the reader's processing queued (key updates), unless a sender
-    /// holds the socket: that sender writes them out with its own records.
-    fn flush_queued(&self) {
-        if let Ok(mut sock) = self.sock.try_lock() {
-            let mut out = vec![];
-            {
-                let mut tls = lock(&self.tls);
-                while tls.wants_write() {
-                    if tls.write_tls(&mut out).is_err() {
-                        break;
-                    }
-                }
-            }
-            if !out.is_empty() {
-                let _ = sock.write_all(&out);
-            }
-        }
-    }
-
     fn send(&self, frame: &[u8], max: u64) -> Result<()> {
         let label = self.peer.label();
         if frame.len() as u64 > max {
@@ -130,47 +120,39 @@ impl Conn {
                 frame.len()
             )));
         }
-        let mut sock = lock(&self.sock);
+        let mut tx = lock(&self.tx);
         if let Some(why) = lock(&self.broken).clone() {
             return Err(Error::Transport(format!("the connection to {label} is unusable: {why}")));
         }
-        let mut head = Vec::with_capacity(8 + frame.len().min(16 * 1024 - 8));
-        head.extend_from_slice(&(frame.len() as u64).to_le_bytes());
-        let first = frame.len().min(16 * 1024 - 8);
-        head.extend_from_slice(&frame[..first]);
+        let Sending { sock, sealer, out } = &mut *tx;
+        // The first record carries the length and the frame's first bytes; each later one a
+        // whole record's worth of the frame, sealed straight into the buffer the socket takes.
+        let length = (frame.len() as u64).to_le_bytes();
+        let first = frame.len().min(MAX_PLAINTEXT - length.len());
+        out.clear();
+        if let Err(e) = sealer.seal(APPLICATION_DATA, &[&length, &frame[..first]], out) {
+            return Err(self.break_with(sock, format!("TLS error sending to {label}: {}", e.why)));
+        }
         let mut rest = &frame[first..];
-        let mut head = Some(head);
-        let mut out = Vec::with_capacity(CHUNK + 4096);
         loop {
-            out.clear();
-            {
-                let mut tls = lock(&self.tls);
-                let r = (|| -> io::Result<()> {
-                    if let Some(h) = head.take() {
-                        tls.writer().write_all(&h)?;
-                    }
-                    let take = rest.len().min(CHUNK);
-                    tls.writer().write_all(&rest[..take])?;
-                    rest = &rest[take..];
-                    while tls.wants_write() {
-                        tls.write_tls(&mut out)?;
-                    }
-                    Ok(())
-                })();
-                if let Err(e) = r {
-                    return Err(self.break_with(&sock, format!("TLS error: {e}")));
+            while out.len() < CHUNK && !rest.is_empty() {
+                let take = rest.len().min(MAX_PLAINTEXT);
+                if let Err(e) = sealer.seal_data(&rest[..take], out) {
+                    return Err(self.break_with(sock, format!("TLS error sending to {label}: {}", e.why)));
                 }
+                rest = &rest[take..];
             }
-            if let Err(e) = sock.write_all(&out) {
+            if let Err(e) = sock.write_all(out) {
                 return Err(match e.kind() {
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
                         let t = sock.write_timeout().ok().flatten().unwrap_or_default();
-                        let _ = self.break_with(&sock, format!("a send timed out after {:.1} s", t.as_secs_f64()));
+                        let _ = self.break_with(sock, format!("a send timed out after {:.1} s", t.as_secs_f64()));
                         Error::Timeout(format!("{label} accepted nothing for {:.1} s", t.as_secs_f64()))
                     }
-                    _ => self.break_with(&sock, format!("{label} closed the connection ({e})")),
+                    _ => self.break_with(sock, format!("{label} closed the connection ({e})")),
                 });
             }
+            out.clear();
             if rest.is_empty() {
                 return Ok(());
             }
@@ -182,6 +164,19 @@ impl Conn {
         *lock(&self.broken) = Some(why.clone());
         let _ = sock.shutdown(Shutdown::Both);
         Error::Transport(why)
+    }
+
+    /// Tells the peer why this side ends the connection (a fatal alert), unless a sender is
+    /// mid-frame on the socket: the alert would land inside its frame.
+    fn alert(&self, description: u8) {
+        if let Ok(mut tx) = self.tx.try_lock() {
+            let Sending { sock, sealer, out } = &mut *tx;
+            out.clear();
+            if sealer.seal_alert(description, out).is_ok() {
+                let _ = sock.set_write_timeout(Some(Duration::from_millis(200)));
+                let _ = sock.write_all(out);
+            }
+        }
     }
 }
 
@@ -203,13 +198,15 @@ impl TcpLink {
     pub(crate) fn start(
         session: &SessionInfo,
         me: Peer,
-        established: Vec<(Peer, TcpStream, rustls::Connection)>,
+        established: Vec<(Peer, SetupStream, rustls::Connection)>,
         max_frame: u64,
     ) -> Result<Box<dyn Link>> {
         let mut conns = HashMap::new();
         let mut inbox = HashMap::new();
-        for (peer, sock, mut tls) in established {
-            tls.set_buffer_limit(None);
+        for (peer, stream, tls) in established {
+            let takeover = |why: String| Error::Transport(format!("the connection to {}: {why}", peer.label()));
+            let sock = stream.into_socket().map_err(takeover)?;
+            let (sealer, opener) = crate::record::take_secrets(tls).map_err(takeover)?;
             let send_timeout = (!session.timeout.is_zero()).then_some(session.timeout);
             let io = |e: io::Error| tls_err(&format!("cannot set up the socket to {}", peer.label()), e);
             sock.set_read_timeout(None).map_err(io)?;
@@ -220,14 +217,13 @@ impl TcpLink {
             let failure: Arc<Mutex<Option<String>>> = Arc::default();
             let conn = Arc::new(Conn {
                 peer: peer.clone(),
-                tls: Mutex::new(tls),
-                sock: Mutex::new(sock),
+                tx: Mutex::new(Sending { sock, sealer, out: Vec::with_capacity(CHUNK + MAX_SEALED) }),
                 broken: Mutex::default(),
             });
             let (c, f) = (conn.clone(), failure.clone());
             std::thread::Builder::new()
                 .name(format!("tcp-rx-{}", peer.name))
-                .spawn(move || read_loop(c, read_sock, tx, f, max_frame))
+                .spawn(move || read_loop(c, read_sock, opener, tx, f, max_frame))
                 .map_err(|e| Error::Internal(format!("cannot start a reader thread: {e}")))?;
             conns.insert(peer.endpoint, conn);
             inbox.insert(peer.endpoint, Inbox { rx, failure });
@@ -236,105 +232,84 @@ impl TcpLink {
     }
 }
 
-/// Decrypts everything from one peer and pushes whole frames into `tx` until the connection
+/// Opens every record from one peer and pushes whole frames into `tx` until the connection
 /// ends; a failure is left in `failure` for `recv` to report.
 fn read_loop(
     conn: Arc<Conn>,
     mut sock: TcpStream,
+    mut opener: Opener,
     tx: Sender<Vec<u8>>,
     failure: Arc<Mutex<Option<String>>>,
     max_frame: u64,
 ) {
     let label = conn.peer.label();
     let mut deframer = Deframer::new(max_frame);
-    let mut buf = vec![0u8; 256 * 1024];
+    // Room for one read beside a partial record kept from the last.
+    let mut buf = vec![0u8; READ + MAX_SEALED];
     let (mut start, mut end) = (0usize, 0usize);
-    let mut sock_eof = false;
-    // The alert rustls queues when the peer's data is bad, sent once the TLS lock is released.
-    let mut alert = vec![];
-    let outcome: std::result::Result<(), String> = 'outer: loop {
-        // Feed what was read to rustls in steps, draining plaintext between steps so its
-        // buffers stay bounded; frames are pushed without holding the TLS lock.
+    let refused = |e: RecordError| (e.alert, format!("TLS error from {label}: {}", e.why));
+    let outcome: std::result::Result<(), (Option<u8>, String)> = 'outer: loop {
+        // Open every whole record read so far; frames are filled straight from the opened
+        // records and pushed once the read is used up.
         let mut frames = vec![];
         let mut closed = false;
-        let queued;
-        {
-            let mut tls = lock(&conn.tls);
-            if start < end {
-                match tls.read_tls(&mut &buf[start..end]) {
-                    Ok(k) => start += k,
-                    Err(e) => break 'outer Err(format!("TLS error from {label}: {e}")),
+        loop {
+            let len = match Opener::record_len(&buf[start..end]) {
+                Ok(Some(len)) if len <= end - start => len,
+                Ok(_) => break,
+                Err(e) => break 'outer Err(refused(e)),
+            };
+            let record = &mut buf[start..start + len];
+            start += len;
+            match opener.open(record) {
+                Ok(Opened::Data(bytes)) => {
+                    if let Err(len) = deframer.feed(bytes, &mut frames) {
+                        break 'outer Err((
+                            None,
+                            format!("{label} sent a frame of {len} bytes, more than the limit of {max_frame} bytes"),
+                        ));
+                    }
                 }
-            } else if sock_eof {
-                let _ = tls.read_tls(&mut io::empty());
-            }
-            if let Err(e) = tls.process_new_packets() {
-                let _ = tls.write_tls(&mut alert);
-                break 'outer Err(format!("TLS error from {label}: {e}"));
-            }
-            loop {
-                // Frames are filled straight from rustls's plaintext buffer.
-                let mut reader = tls.reader();
-                match reader.fill_buf() {
-                    Ok([]) => {
-                        closed = true;
-                        break;
-                    }
-                    Ok(chunk) => {
-                        let n = chunk.len();
-                        if let Err(len) = deframer.feed(chunk, &mut frames) {
-                            break 'outer Err(format!(
-                                "{label} sent a frame of {len} bytes, more than the limit of {max_frame} bytes"
-                            ));
-                        }
-                        reader.consume(n);
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                        closed = true;
-                        break;
-                    }
-                    Err(e) => break 'outer Err(format!("reading from {label}: {e}")),
+                Ok(Opened::Closed) => {
+                    closed = true;
+                    break;
                 }
+                Err(e) => break 'outer Err(refused(e)),
             }
-            queued = tls.wants_write();
         }
         for f in frames {
             if tx.send(f).is_err() {
                 break 'outer Ok(()); // our link is gone
             }
         }
-        if queued {
-            conn.flush_queued();
-        }
-        if closed || (sock_eof && start >= end) {
+        if closed {
             if deframer.mid_frame() {
-                break Err(format!("{label} closed the connection in the middle of a frame"));
+                break Err((None, format!("{label} closed the connection in the middle of a frame")));
             }
             break Ok(());
         }
-        if start < end {
-            continue;
-        }
-        match sock.read(&mut buf) {
-            Ok(0) => sock_eof = true,
-            Ok(n) => (start, end) = (0, n),
+        // Keep the partial record at the front, then read behind it.
+        buf.copy_within(start..end, 0);
+        (start, end) = (0, end - start);
+        match sock.read(&mut buf[end..]) {
+            Ok(0) => {
+                if end > 0 || deframer.mid_frame() {
+                    break Err((None, format!("{label} closed the connection in the middle of a frame")));
+                }
+                break Ok(());
+            }
+            Ok(n) => end += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
                 let broken = lock(&conn.broken).clone();
-                break Err(broken.unwrap_or_else(|| format!("{label} closed the connection ({e})")));
+                break Err((None, broken.unwrap_or_else(|| format!("{label} closed the connection ({e})"))));
             }
         }
     };
-    if let Err(why) = outcome {
+    if let Err((alert, why)) = outcome {
         *lock(&failure) = Some(why);
-        // Tell the peer why (a TLS alert), unless a sender is mid-frame on the socket: the
-        // alert would land inside its frame.
-        if !alert.is_empty()
-            && let Ok(mut w) = conn.sock.try_lock()
-        {
-            let _ = w.set_write_timeout(Some(std::time::Duration::from_millis(200)));
-            let _ = w.write_all(&alert);
+        if let Some(description) = alert {
+            conn.alert(description);
         }
         let _ = sock.shutdown(Shutdown::Both);
     }
@@ -373,19 +348,13 @@ impl Link for TcpLink {
 impl Drop for TcpLink {
     fn drop(&mut self) {
         for conn in self.conns.values() {
-            let sock = lock(&conn.sock);
-            let mut out = vec![];
-            {
-                let mut tls = lock(&conn.tls);
-                tls.send_close_notify();
-                while tls.wants_write() {
-                    if tls.write_tls(&mut out).is_err() {
-                        break;
-                    }
-                }
+            let mut tx = lock(&conn.tx);
+            let Sending { sock, sealer, out } = &mut *tx;
+            out.clear();
+            if sealer.seal_alert(crate::record::CLOSE_NOTIFY, out).is_ok() {
+                let _ = sock.set_write_timeout(Some(Duration::from_millis(100)));
+                let _ = sock.write_all(out);
             }
-            let _ = sock.set_write_timeout(Some(Duration::from_millis(100)));
-            let _ = (&*sock).write_all(&out);
             // Also ends our reader thread, whose read returns at once.
             let _ = sock.shutdown(Shutdown::Both);
         }

@@ -6,6 +6,7 @@
 //! with an error that names both endpoints and the reason, because waiting would not fix it.
 //! Once every connection has exchanged hellos, [`crate::link`] takes the sockets over.
 
+use crate::record::SetupStream;
 use crate::verify::{Recording, Refusal, own_validity_problem};
 use crate::{Peer, TcpTransport, lock, tls_err};
 use mpcflow_sdk::transport::SessionInfo;
@@ -53,7 +54,11 @@ pub(crate) fn alert_of(e: &io::Error) -> Option<AlertDescription> {
 }
 
 /// Writes one frame on a connection still in setup (blocking, single-threaded).
-pub(crate) fn write_frame_blocking(tls: &mut rustls::Connection, sock: &mut TcpStream, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn write_frame_blocking(
+    tls: &mut rustls::Connection,
+    sock: &mut impl Write,
+    bytes: &[u8],
+) -> io::Result<()> {
     tls.writer().write_all(&(bytes.len() as u64).to_le_bytes())?;
     tls.writer().write_all(bytes)?;
     while tls.wants_write() {
@@ -78,7 +83,7 @@ fn hung_up(e: io::Error) -> io::Error {
 }
 
 /// Reads exactly `buf.len()` plaintext bytes on a connection still in setup.
-fn read_exact_blocking(tls: &mut rustls::Connection, sock: &mut TcpStream, buf: &mut [u8]) -> io::Result<()> {
+fn read_exact_blocking(tls: &mut rustls::Connection, sock: &mut (impl Read + Write), buf: &mut [u8]) -> io::Result<()> {
     let mut got = 0;
     while got < buf.len() {
         match tls.reader().read(&mut buf[got..]) {
@@ -102,7 +107,11 @@ fn read_exact_blocking(tls: &mut rustls::Connection, sock: &mut TcpStream, buf: 
 }
 
 /// Reads one frame of at most `max` bytes on a connection still in setup.
-pub(crate) fn read_frame_blocking(tls: &mut rustls::Connection, sock: &mut TcpStream, max: u64) -> io::Result<Vec<u8>> {
+pub(crate) fn read_frame_blocking(
+    tls: &mut rustls::Connection,
+    sock: &mut (impl Read + Write),
+    max: u64,
+) -> io::Result<Vec<u8>> {
     let mut len = [0u8; 8];
     read_exact_blocking(tls, sock, &mut len)?;
     let len = u64::from_le_bytes(len);
@@ -137,7 +146,7 @@ pub(crate) fn hello_mismatch(who: &str, got: &[u8], session: &SessionInfo, expec
     }
 }
 
-pub(crate) fn complete_handshake(tls: &mut rustls::Connection, sock: &mut TcpStream) -> io::Result<()> {
+pub(crate) fn complete_handshake(tls: &mut rustls::Connection, sock: &mut (impl Read + Write)) -> io::Result<()> {
     let r = (|| {
         while tls.is_handshaking() {
             tls.complete_io(sock)?;
@@ -167,13 +176,15 @@ impl TcpTransport {
 
     pub(crate) fn client_config(&self, seen: &Refusal) -> Result<Arc<ClientConfig>> {
         let verifier = Arc::new(Recording { inner: self.server_verifier()?, refusal: seen.clone(), expected: vec![] });
-        let cfg = ClientConfig::builder_with_provider(self.provider.clone())
+        let mut cfg = ClientConfig::builder_with_provider(self.provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|e| tls_err("cannot configure TLS 1.3", e))?
             .dangerous()
             .with_custom_certificate_verifier(verifier)
             .with_client_auth_cert(self.chain.clone(), self.key.clone_key())
             .map_err(|e| tls_err("cannot use this endpoint's certificate and key", e))?;
+        // The link protects records itself once setup is done (see `crate::record`).
+        cfg.enable_secret_extraction = true;
         Ok(Arc::new(cfg))
     }
 
@@ -182,12 +193,16 @@ impl TcpTransport {
             .build()
             .map_err(|e| tls_err("cannot build the certificate verifier", e))?;
         let verifier = Arc::new(Recording { inner, refusal: seen.clone(), expected });
-        let cfg = ServerConfig::builder_with_provider(self.provider.clone())
+        let mut cfg = ServerConfig::builder_with_provider(self.provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|e| tls_err("cannot configure TLS 1.3", e))?
             .with_client_cert_verifier(verifier)
             .with_single_cert(self.chain.clone(), self.key.clone_key())
             .map_err(|e| tls_err("cannot use this endpoint's certificate and key", e))?;
+        // The link protects records itself once setup is done (see `crate::record`), and takes
+        // no handshake messages after it: no session tickets (every session is a fresh handshake).
+        cfg.enable_secret_extraction = true;
+        cfg.send_tls13_tickets = 0;
         Ok(Arc::new(cfg))
     }
 
@@ -221,7 +236,7 @@ impl TcpTransport {
         me: &Peer,
         peer: &Peer,
         deadline: Instant,
-    ) -> Result<(TcpStream, rustls::Connection)> {
+    ) -> Result<(SetupStream, rustls::Connection)> {
         let mut backoff = self.config.backoff_initial.max(Duration::from_millis(1));
         let mut last = String::from("no attempt");
         loop {
@@ -252,13 +267,14 @@ impl TcpTransport {
         peer: &Peer,
         deadline: Instant,
         left: Duration,
-    ) -> std::result::Result<(TcpStream, rustls::Connection), Attempt> {
-        let mut sock = TcpStream::connect_timeout(&peer.addr, left.min(Duration::from_secs(5)))
+    ) -> std::result::Result<(SetupStream, rustls::Connection), Attempt> {
+        let sock = TcpStream::connect_timeout(&peer.addr, left.min(Duration::from_secs(5)))
             .map_err(|e| Attempt::Retry(e.to_string()))?;
         let left = remaining(deadline).ok_or_else(|| Attempt::Retry("deadline passed".into()))?;
         let io = |e: io::Error| Attempt::Retry(e.to_string());
         set_timeouts(&sock, Some(left)).map_err(io)?;
         let _ = sock.set_nodelay(true);
+        let mut sock = SetupStream::new(sock);
         let refusal: Refusal = Arc::default();
         let cfg = self.client_config(&refusal).map_err(Attempt::Fatal)?;
         let name = ServerName::try_from(peer.name.clone())

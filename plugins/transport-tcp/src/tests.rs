@@ -1,5 +1,6 @@
 use super::*;
 use crate::link::Deframer;
+use std::net::TcpStream;
 use std::thread;
 use std::time::{SystemTime, UNIX_EPOCH};
 
