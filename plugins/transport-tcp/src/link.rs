@@ -8,7 +8,9 @@
 //! [`crate::record`]), so they share no state: a reader never waits on a writer that is blocked
 //! on a full socket (which would deadlock two peers sending large frames to each other).
 
-use crate::record::{APPLICATION_DATA, MAX_PLAINTEXT, MAX_SEALED, Opened, Opener, RecordError, Sealer, SetupStream};
+use crate::record::{
+    APPLICATION_DATA, HEADER, MAX_BODY, MAX_PLAINTEXT, MAX_SEALED, Opened, Opener, RecordError, Sealer, SetupStream,
+};
 use crate::{Peer, lock, tls_err};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, unbounded};
 use mpcflow_sdk::transport::{Link, SessionInfo};
@@ -159,9 +161,10 @@ impl Conn {
         }
     }
 
-    /// Marks the connection unusable and shuts the socket so both readers stop.
+    /// Marks the connection unusable and shuts the socket so both readers stop; the error is
+    /// the first cause (the reader's, when it failed first and the write met the closed socket).
     fn break_with(&self, sock: &TcpStream, why: String) -> Error {
-        *lock(&self.broken) = Some(why.clone());
+        let why = lock(&self.broken).get_or_insert(why).clone();
         let _ = sock.shutdown(Shutdown::Both);
         Error::Transport(why)
     }
@@ -201,12 +204,18 @@ impl TcpLink {
         established: Vec<(Peer, SetupStream, rustls::Connection)>,
         max_frame: u64,
     ) -> Result<Box<dyn Link>> {
-        let mut conns = HashMap::new();
-        let mut inbox = HashMap::new();
+        // Every connection is taken over from rustls before any reader starts, so a failure here
+        // leaves no thread behind (the sockets close as they drop).
+        let mut taken = Vec::with_capacity(established.len());
         for (peer, stream, tls) in established {
             let takeover = |why: String| Error::Transport(format!("the connection to {}: {why}", peer.label()));
             let sock = stream.into_socket().map_err(takeover)?;
             let (sealer, opener) = crate::record::take_secrets(tls).map_err(takeover)?;
+            taken.push((peer, sock, sealer, opener));
+        }
+        let mut conns = HashMap::new();
+        let mut inbox = HashMap::new();
+        for (peer, sock, sealer, opener) in taken {
             let send_timeout = (!session.timeout.is_zero()).then_some(session.timeout);
             let io = |e: io::Error| tls_err(&format!("cannot set up the socket to {}", peer.label()), e);
             sock.set_read_timeout(None).map_err(io)?;
@@ -244,8 +253,8 @@ fn read_loop(
 ) {
     let label = conn.peer.label();
     let mut deframer = Deframer::new(max_frame);
-    // Room for one read beside a partial record kept from the last.
-    let mut buf = vec![0u8; READ + MAX_SEALED];
+    // Room for one read beside a partial record kept from the last (at most a whole record).
+    let mut buf = vec![0u8; READ + HEADER + MAX_BODY];
     let (mut start, mut end) = (0usize, 0usize);
     let refused = |e: RecordError| (e.alert, format!("TLS error from {label}: {}", e.why));
     let outcome: std::result::Result<(), (Option<u8>, String)> = 'outer: loop {
@@ -270,6 +279,7 @@ fn read_loop(
                         ));
                     }
                 }
+                Ok(Opened::KeyUpdated) => {}
                 Ok(Opened::Closed) => {
                     closed = true;
                     break;
@@ -307,6 +317,8 @@ fn read_loop(
         }
     };
     if let Err((alert, why)) = outcome {
+        // A later send reports this first cause, not the broken pipe it meets.
+        lock(&conn.broken).get_or_insert_with(|| why.clone());
         *lock(&failure) = Some(why);
         if let Some(description) = alert {
             conn.alert(description);

@@ -17,19 +17,27 @@
 //! - the nonce is the IV xor the 64-bit record sequence number, big-endian, left-padded (§5.3);
 //!   each direction counts its records from where the handshake left off;
 //! - zero bytes before the true content type are padding (§5.4), which we accept and never send;
-//! - one key protects at most [`RECORD_LIMIT`] records: §5.5 allows AES-GCM 2^24.5 full-size
-//!   records. mpcflow does not rekey (a key update needs the traffic secret, which rustls does
-//!   not export), so a connection stops with a clear error after 2^24 records (256 GiB).
+//! - §5.5 allows one AES-GCM key 2^24.5 full-size records, so a sender updates its key every
+//!   [`REKEY_AT`] records: a `KeyUpdate` message (§4.6.3, `update_not_requested`) under the old
+//!   key, then records under the next key from sequence number 0. rustls exports the traffic
+//!   keys but not the traffic secrets TLS ratchets, so the next keys come from a chain of our
+//!   own: at takeover each direction gets a 32-byte secret from the TLS exporter (§7.5, label
+//!   `EXPORTER-mpcflow-key-update`, context naming the direction), and update `g` takes
+//!   `S_g = HKDF-Expand(S_{g−1}, "mpcflow next secret")`, then its key and IV from `S_g`
+//!   (HKDF-SHA256, RFC 5869). Exporter secrets are independent of the traffic keys, so this is
+//!   as sound as TLS's own ratchet; both ends of a link are mpcflow (the hello says so), which
+//!   is why a non-standard derivation is acceptable here. A key past [`RECORD_LIMIT`] records
+//!   is refused outright.
 //!
-//! After setup the only records a peer may send are application data and alerts; a handshake
-//! message (a key update or session ticket) is refused. Servers send no tickets
-//! (`send_tls13_tickets = 0`), and mpcflow never asks for a key update.
+//! After setup a peer may send application data, alerts and such key updates; any other
+//! handshake message (a session ticket) is refused: servers send none (`send_tls13_tickets = 0`).
 //!
 //! One more duty falls on setup: rustls must not read past the last record of the handshake and
 //! hello, or the first records of the session would be stranded in its buffer when the secrets
 //! are taken. [`SetupStream`] reads the socket one record at a time during setup.
 
 use ring::aead::{AES_128_GCM, AES_256_GCM, Aad, Algorithm, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
+use ring::hkdf;
 use rustls::ConnectionTrafficSecrets;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -44,6 +52,10 @@ pub(crate) const MAX_BODY: usize = MAX_PLAINTEXT + 256;
 const TAG: usize = 16;
 /// Records one key may protect in either direction (§5.5, rounded down for AES-GCM).
 pub(crate) const RECORD_LIMIT: u64 = 1 << 24;
+/// Records a sender seals under one key before it updates it (half the limit).
+pub(crate) const REKEY_AT: u64 = RECORD_LIMIT / 2;
+/// Handshake message type of `KeyUpdate` (§4.6.3).
+const KEY_UPDATE: u8 = 24;
 /// Largest record this side sends: header, a full plaintext, its content type, the tag.
 pub(crate) const MAX_SEALED: usize = HEADER + MAX_PLAINTEXT + 1 + TAG;
 
@@ -51,7 +63,7 @@ pub(crate) const MAX_SEALED: usize = HEADER + MAX_PLAINTEXT + 1 + TAG;
 pub(crate) const APPLICATION_DATA: u8 = 23;
 /// Inner content types.
 pub(crate) const ALERT: u8 = 21;
-const HANDSHAKE: u8 = 22;
+pub(crate) const HANDSHAKE: u8 = 22;
 /// Alert descriptions this side sends (§6).
 pub(crate) const CLOSE_NOTIFY: u8 = 0;
 pub(crate) const UNEXPECTED_MESSAGE: u8 = 10;
@@ -75,15 +87,34 @@ fn fail(why: impl Into<String>) -> RecordError {
     RecordError { alert: None, why: why.into() }
 }
 
-/// One direction's key, IV and next sequence number.
+/// One direction's key, IV, next sequence number and the secret its next key comes from.
 struct Direction {
+    alg: &'static Algorithm,
     key: LessSafeKey,
     iv: [u8; 12],
     seq: u64,
+    /// `S_g` of the module docs: the secret the next update's key comes from.
+    chain: [u8; 32],
+}
+
+/// An HKDF output length for ring.
+struct Len(usize);
+
+impl hkdf::KeyType for Len {
+    fn len(&self) -> usize {
+        self.0
+    }
+}
+
+/// `HKDF-Expand(secret, info)` into `out` (RFC 5869, SHA-256).
+fn expand(secret: &[u8; 32], info: &[u8], out: &mut [u8]) {
+    let prk = hkdf::Prk::new_less_safe(hkdf::HKDF_SHA256, secret);
+    // At most 255·32 bytes may be expanded; these are 12 to 32.
+    prk.expand(&[info], Len(out.len())).and_then(|okm| okm.fill(out)).expect("HKDF-Expand of at most 32 bytes");
 }
 
 impl Direction {
-    fn new(seq: u64, secrets: ConnectionTrafficSecrets) -> Result<Self, String> {
+    fn new(seq: u64, secrets: ConnectionTrafficSecrets, chain: [u8; 32]) -> Result<Self, String> {
         let (alg, key, iv): (&'static Algorithm, _, _) = match secrets {
             ConnectionTrafficSecrets::Aes128Gcm { key, iv } => (&AES_128_GCM, key, iv),
             ConnectionTrafficSecrets::Aes256Gcm { key, iv } => (&AES_256_GCM, key, iv),
@@ -92,16 +123,27 @@ impl Direction {
         };
         let key = UnboundKey::new(alg, key.as_ref()).map_err(|_| "the TLS traffic key has the wrong length")?;
         let iv: [u8; 12] = iv.as_ref().try_into().map_err(|_| "the TLS traffic IV has the wrong length")?;
-        Ok(Direction { key: LessSafeKey::new(key), iv, seq })
+        Ok(Direction { alg, key: LessSafeKey::new(key), iv, seq, chain })
+    }
+
+    /// Moves to the next key of the chain (a key update), from sequence number 0.
+    fn update(&mut self) {
+        let mut next = [0u8; 32];
+        expand(&self.chain, b"mpcflow next secret", &mut next);
+        let mut key = [0u8; 32];
+        let key = &mut key[..self.alg.key_len()];
+        expand(&next, b"mpcflow key", key);
+        expand(&next, b"mpcflow iv", &mut self.iv);
+        self.key = LessSafeKey::new(UnboundKey::new(self.alg, key).expect("a key of the algorithm's length"));
+        key.fill(0);
+        self.chain = next;
+        self.seq = 0;
     }
 
     /// The nonce for the next record, and the count moved on (§5.3); refused at the key's limit.
     fn next_nonce(&mut self) -> Result<Nonce, RecordError> {
         if self.seq >= RECORD_LIMIT {
-            return Err(fail(format!(
-                "the connection carried {RECORD_LIMIT} records (256 GiB), the most one key may protect, \
-                 and mpcflow does not rekey a connection"
-            )));
+            return Err(fail(format!("a key reached {RECORD_LIMIT} records, the most one key may protect")));
         }
         let mut nonce = self.iv;
         for (n, s) in nonce[4..].iter_mut().zip(self.seq.to_be_bytes()) {
@@ -117,19 +159,33 @@ pub(crate) struct Sealer(Direction);
 
 impl Sealer {
     /// Appends one record of inner type `kind` carrying the concatenated `parts` (at most
-    /// [`MAX_PLAINTEXT`] bytes in all) to `out`.
+    /// [`MAX_PLAINTEXT`] bytes in all) to `out`, after a key update if one is due.
     pub(crate) fn seal(&mut self, kind: u8, parts: &[&[u8]], out: &mut Vec<u8>) -> Result<(), RecordError> {
         let content: usize = parts.iter().map(|p| p.len()).sum();
         assert!(content <= MAX_PLAINTEXT, "a record carries at most 2^14 bytes");
+        if self.0.seq >= REKEY_AT {
+            // KeyUpdate, `update_not_requested`, under the old key; then the next key.
+            self.seal_inner(&[&[KEY_UPDATE, 0, 0, 1, 0], &[HANDSHAKE]], out)?;
+            self.0.update();
+        }
+        let mut inner: Vec<&[u8]> = Vec::with_capacity(parts.len() + 1);
+        inner.extend_from_slice(parts);
+        let kind = [kind];
+        inner.push(&kind);
+        self.seal_inner(&inner, out)
+    }
+
+    /// Appends one record whose inner plaintext (content, type and any padding) is the
+    /// concatenated `inner`.
+    pub(crate) fn seal_inner(&mut self, inner: &[&[u8]], out: &mut Vec<u8>) -> Result<(), RecordError> {
         let nonce = self.0.next_nonce()?;
-        let len = (content + 1 + TAG) as u16;
+        let len = (inner.iter().map(|p| p.len()).sum::<usize>() + TAG) as u16;
         let header = [APPLICATION_DATA, 3, 3, (len >> 8) as u8, len as u8];
         out.extend_from_slice(&header);
         let start = out.len();
-        for p in parts {
+        for p in inner {
             out.extend_from_slice(p);
         }
-        out.push(kind);
         let tag = self
             .0
             .key
@@ -154,11 +210,13 @@ impl Sealer {
     }
 }
 
-/// What one opened record held.
-#[derive(Debug, PartialEq, Eq)]
+/// What one opened record held (`Debug` only in tests: it holds plaintext).
+#[cfg_attr(test, derive(Debug, PartialEq, Eq))]
 pub(crate) enum Opened<'a> {
     /// Application data (possibly empty).
     Data(&'a [u8]),
+    /// A key update: later records come under the peer's next key.
+    KeyUpdated,
     /// The peer's `close_notify`: nothing more will come.
     Closed,
 }
@@ -184,21 +242,24 @@ impl Opener {
     /// Opens the whole record `record` (header included, as [`Self::record_len`] measured it)
     /// in place.
     pub(crate) fn open<'a>(&mut self, record: &'a mut [u8]) -> Result<Opened<'a>, RecordError> {
+        if record.len() < HEADER + TAG {
+            return Err(refuse(DECODE_ERROR, "it sent a record too short to hold its tag"));
+        }
         let (header, body) = record.split_at_mut(HEADER);
-        let header: [u8; HEADER] = header.try_into().map_err(|_| refuse(DECODE_ERROR, "it sent a short record"))?;
+        let header = [header[0], header[1], header[2], header[3], header[4]];
         let nonce = self.0.next_nonce()?;
         let inner =
             self.0.key.open_in_place(nonce, Aad::from(header), body).map_err(|_| {
                 refuse(BAD_RECORD_MAC, "it sent a record that does not authenticate (corrupted or forged)")
             })?;
+        if inner.len() > MAX_PLAINTEXT + 1 {
+            return Err(refuse(RECORD_OVERFLOW, "it sent a record with more than 2^14 bytes inside"));
+        }
         // The content type is the last byte that is not padding (§5.4).
         let Some(at) = inner.iter().rposition(|&b| b != 0) else {
             return Err(refuse(UNEXPECTED_MESSAGE, "it sent a record without a content type"));
         };
         let (content, kind) = (&inner[..at], inner[at]);
-        if content.len() > MAX_PLAINTEXT {
-            return Err(refuse(RECORD_OVERFLOW, "it sent a record with more than 2^14 bytes of content"));
-        }
         match kind {
             APPLICATION_DATA => Ok(Opened::Data(content)),
             ALERT if content == [1, CLOSE_NOTIFY] || content == [2, CLOSE_NOTIFY] => Ok(Opened::Closed),
@@ -206,26 +267,47 @@ impl Opener {
                 "it ended the connection with the alert {:?}",
                 rustls::AlertDescription::from(content[1])
             ))),
-            HANDSHAKE => Err(refuse(
-                UNEXPECTED_MESSAGE,
-                "it sent a handshake message (a key update or ticket) after setup, which mpcflow does not accept",
-            )),
+            ALERT => Err(refuse(DECODE_ERROR, "it sent an alert of the wrong length")),
+            HANDSHAKE => match *content {
+                // KeyUpdate (§4.6.3): later records come under the peer's next key.
+                [KEY_UPDATE, 0, 0, 1, 0] => {
+                    self.0.update();
+                    Ok(Opened::KeyUpdated)
+                }
+                _ => Err(refuse(
+                    UNEXPECTED_MESSAGE,
+                    "it sent a handshake message after setup other than mpcflow's key update (a session \
+                     ticket?), which mpcflow does not accept",
+                )),
+            },
             _ => Err(refuse(UNEXPECTED_MESSAGE, format!("it sent a record of content type {kind}"))),
         }
     }
 }
 
-/// Takes the traffic secrets from a connection whose handshake and hello are done, checking
-/// that nothing it read is left unconsumed.
+/// Takes the traffic secrets and key schedule from a connection whose handshake and hello are
+/// done, checking that nothing it read is left unconsumed.
 pub(crate) fn take_secrets(mut tls: rustls::Connection) -> Result<(Sealer, Opener), String> {
     let state = tls.process_new_packets().map_err(|e| format!("TLS error at the end of setup: {e}"))?;
-    if state.plaintext_bytes_to_read() > 0 || state.tls_bytes_to_write() > 0 {
+    if state.plaintext_bytes_to_read() > 0 {
         return Err("the peer sent data before the session's setup ended".into());
     }
-    let secrets = tls.dangerous_extract_secrets().map_err(|e| format!("cannot take over the TLS session: {e}"))?;
+    if state.tls_bytes_to_write() > 0 {
+        return Err("TLS records of setup were left unsent".into());
+    }
+    let taken = |e: rustls::Error| format!("cannot take over the TLS session: {e}");
+    // The key-update chains (see the module docs), one per direction, named by who sends.
+    let export = |sender: &[u8]| -> Result<[u8; 32], String> {
+        tls.export_keying_material([0u8; 32], b"EXPORTER-mpcflow-key-update", Some(sender)).map_err(taken)
+    };
+    let (to_server, to_client) = (export(b"client to server")?, export(b"server to client")?);
+    let (tx_chain, rx_chain) =
+        if matches!(tls, rustls::Connection::Server(_)) { (to_client, to_server) } else { (to_server, to_client) };
+    #[allow(deprecated)] // rustls would have it replaced by its unbuffered API's kernel connection
+    let secrets = tls.dangerous_extract_secrets().map_err(taken)?;
     let (tx_seq, tx) = secrets.tx;
     let (rx_seq, rx) = secrets.rx;
-    Ok((Sealer(Direction::new(tx_seq, tx)?), Opener(Direction::new(rx_seq, rx)?)))
+    Ok((Sealer(Direction::new(tx_seq, tx, tx_chain)?), Opener(Direction::new(rx_seq, rx, rx_chain)?)))
 }
 
 /// The socket during setup, read one TLS record at a time so that rustls never holds bytes past

@@ -9,25 +9,28 @@ use std::net::TcpListener;
 /// A client (bob) and server (alice) of one deployment, handshaken in memory with the
 /// transport's own configurations.
 fn handshaken() -> (rustls::Connection, rustls::Connection) {
-    let (ca, certs) = generate_deployment_certs(&["alice", "bob"]).unwrap();
-    let transport = |who: &str| {
-        let c = certs.iter().find(|c| c.name == who).unwrap();
-        TcpTransport::new(TcpConfig::new(BTreeMap::new(), c.cert_pem.clone(), c.key_pem.clone(), ca.clone())).unwrap()
-    };
-    let (alice, bob) = (transport("alice"), transport("bob"));
-    let mut server: rustls::Connection =
-        rustls::ServerConnection::new(alice.server_config(&Default::default(), vec!["bob".into()]).unwrap())
-            .unwrap()
-            .into();
-    let name = rustls::pki_types::ServerName::try_from("alice".to_string()).unwrap();
-    let mut client: rustls::Connection =
-        rustls::ClientConnection::new(bob.client_config(&Default::default()).unwrap(), name).unwrap().into();
+    let (mut client, mut server) = fresh();
     for _ in 0..10 {
         pump(&mut client, &mut server);
         pump(&mut server, &mut client);
     }
     assert!(!client.is_handshaking() && !server.is_handshaking());
     (client, server)
+}
+
+/// A client (bob) and a server (alice) of one deployment, not yet handshaken, with the
+/// transport's own configurations.
+fn fresh() -> (rustls::Connection, rustls::Connection) {
+    let (ca, certs) = generate_deployment_certs(&["alice", "bob"]).unwrap();
+    let transport = |who: &str| {
+        let c = certs.iter().find(|c| c.name == who).unwrap();
+        TcpTransport::new(TcpConfig::new(BTreeMap::new(), c.cert_pem.clone(), c.key_pem.clone(), ca.clone())).unwrap()
+    };
+    let (alice, bob) = (transport("alice"), transport("bob"));
+    let server = rustls::ServerConnection::new(alice.server_config(&Default::default(), vec!["bob".into()]).unwrap());
+    let name = rustls::pki_types::ServerName::try_from("alice".to_string()).unwrap();
+    let client = rustls::ClientConnection::new(bob.client_config(&Default::default()).unwrap(), name);
+    (client.unwrap().into(), server.unwrap().into())
 }
 
 /// Moves what `from` has to send into `to`.
@@ -81,7 +84,7 @@ fn records_rustls_seals_open_here() {
     for mut r in records(&sent) {
         match opener.open(&mut r).unwrap() {
             Opened::Data(d) => got.extend_from_slice(d),
-            Opened::Closed => panic!("no close was sent"),
+            other => panic!("only data was sent: {other:?}"),
         }
     }
     assert_eq!(got, data);
@@ -100,8 +103,8 @@ fn records_sealed_here_open_in_rustls() {
     let data = pattern(2 * MAX_PLAINTEXT + 5);
     let mut wire = vec![];
     sealer.seal_data(&data, &mut wire).unwrap();
-    sealer.seal_data(&[], &mut wire).unwrap();
     assert_eq!(records(&wire).len(), 3, "whole records of 2^14 bytes, then the rest");
+    sealer.seal(APPLICATION_DATA, &[], &mut wire).unwrap();
     sealer.seal_alert(CLOSE_NOTIFY, &mut wire).unwrap();
     let mut rd = &wire[..];
     let (mut got, mut closed) = (vec![], false);
@@ -173,8 +176,65 @@ fn tampered_replayed_and_misplaced_records_are_refused() {
     assert_eq!(Opener::record_len(&rs[0][..4]).unwrap(), None, "a header still arriving");
 }
 
+/// Both ends of one session taken over: (client's sealer, opener), (server's sealer, opener).
+fn both() -> ((Sealer, Opener), (Sealer, Opener)) {
+    let (client, server) = handshaken();
+    (take_secrets(client).unwrap(), take_secrets(server).unwrap())
+}
+
+/// Opens every record of `wire` in turn.
+fn open_all(opener: &mut Opener, wire: &[u8]) -> Vec<Result<String, RecordError>> {
+    records(wire)
+        .into_iter()
+        .map(|mut r| {
+            opener.open(&mut r).map(|o| match o {
+                Opened::Data(d) => String::from_utf8(d.to_vec()).unwrap(),
+                Opened::KeyUpdated => "<key update>".into(),
+                Opened::Closed => "<close>".into(),
+            })
+        })
+        .collect()
+}
+
+fn texts(opened: Vec<Result<String, RecordError>>) -> Vec<String> {
+    opened.into_iter().map(|r| r.unwrap()).collect()
+}
+
 #[test]
-fn a_key_update_after_setup_is_refused_in_words() {
+fn both_ends_taken_over_talk_both_ways() {
+    let ((mut c_tx, mut c_rx), (mut s_tx, mut s_rx)) = both();
+    let (mut up, mut down) = (vec![], vec![]);
+    c_tx.seal_data(b"to the server", &mut up).unwrap();
+    s_tx.seal_data(b"to the client", &mut down).unwrap();
+    assert_eq!(texts(open_all(&mut s_rx, &up)), ["to the server"]);
+    assert_eq!(texts(open_all(&mut c_rx, &down)), ["to the client"]);
+}
+
+#[test]
+fn a_sender_updates_its_key_and_the_receiver_follows() {
+    let ((mut tx, _), (_, mut rx)) = both();
+    // Skip ahead to the update, as if REKEY_AT records had passed.
+    tx.0.seq = REKEY_AT;
+    rx.0.seq = REKEY_AT;
+    let mut wire = vec![];
+    tx.seal_data(b"after", &mut wire).unwrap();
+    tx.seal_data(b"again", &mut wire).unwrap();
+    assert_eq!(tx.0.seq, 2, "the new key counts from 0");
+    assert_eq!(texts(open_all(&mut rx, &wire)), ["<key update>", "after", "again"]);
+    // A second update: what follows it does not open under the key before it.
+    tx.0.seq = REKEY_AT;
+    let mut wire = vec![];
+    tx.seal_data(b"third key", &mut wire).unwrap();
+    rx.0.seq = 0;
+    let e = rx.open(&mut records(&wire)[1].clone()).unwrap_err();
+    assert_eq!(e.alert, Some(BAD_RECORD_MAC), "the update skipped");
+    rx.0.seq = REKEY_AT;
+    assert_eq!(texts(open_all(&mut rx, &wire)), ["<key update>", "third key"]);
+}
+
+#[test]
+fn a_tls_key_update_is_refused_in_words() {
+    // rustls ratchets its own traffic secret, which the link does not follow.
     let (mut client, server) = handshaken();
     let (_, mut opener) = take_secrets(server).unwrap();
     client.refresh_traffic_keys().unwrap();
@@ -182,18 +242,48 @@ fn a_key_update_after_setup_is_refused_in_words() {
     client.write_tls(&mut wire).unwrap();
     let e = opener.open(&mut records(&wire).remove(0)).unwrap_err();
     assert_eq!(e.alert, Some(UNEXPECTED_MESSAGE));
-    assert!(e.why.contains("key update"), "{}", e.why);
+    assert!(e.why.contains("other than mpcflow's key update"), "{}", e.why);
 }
 
 #[test]
 fn a_key_stops_at_its_record_limit() {
-    let (_, server) = handshaken();
-    let (mut sealer, _) = take_secrets(server).unwrap();
-    sealer.0.seq = RECORD_LIMIT - 1;
+    let ((mut tx, _), (_, mut rx)) = both();
     let mut wire = vec![];
-    sealer.seal_data(b"last", &mut wire).unwrap();
-    let e = sealer.seal_data(b"one too many", &mut wire).unwrap_err();
-    assert!(e.why.contains("does not rekey"), "{}", e.why);
+    tx.seal_data(b"one", &mut wire).unwrap();
+    rx.0.seq = RECORD_LIMIT;
+    let e = open_all(&mut rx, &wire).remove(0).unwrap_err();
+    assert!(e.why.contains("the most one key may protect"), "{}", e.why);
+}
+
+#[test]
+fn padding_is_stripped_and_malformed_insides_are_refused() {
+    let ((mut tx, _), (_, mut rx)) = both();
+    let full = vec![0u8; MAX_PLAINTEXT];
+    // Each inner plaintext (content, type, padding) and what opening it gives: text or an alert.
+    type Case<'a> = (&'a [&'a [u8]], Result<&'a str, u8>);
+    let cases: [Case; 6] = [
+        (&[b"padded", &[APPLICATION_DATA, 0, 0, 0]], Ok("padded")),
+        (&[&[APPLICATION_DATA]], Ok("")),
+        (&[&[0, 0, 0]], Err(UNEXPECTED_MESSAGE)),
+        (&[&full, &[APPLICATION_DATA, 0]], Err(RECORD_OVERFLOW)),
+        (&[&[2], &[ALERT]], Err(DECODE_ERROR)),
+        (&[&[1, 2, 3], &[99]], Err(UNEXPECTED_MESSAGE)),
+    ];
+    for (inner, expected) in cases {
+        let mut wire = vec![];
+        tx.seal_inner(inner, &mut wire).unwrap();
+        let got = open_all(&mut rx, &wire).remove(0);
+        match expected {
+            Ok(text) => assert_eq!(got.unwrap(), text),
+            Err(alert) => assert_eq!(got.unwrap_err().alert, Some(alert)),
+        }
+    }
+    // The peer's fatal alert ends the connection with its name, and nothing is sent back.
+    let mut wire = vec![];
+    tx.seal_alert(BAD_RECORD_MAC, &mut wire).unwrap();
+    let e = open_all(&mut rx, &wire).remove(0).unwrap_err();
+    assert_eq!(e.alert, None);
+    assert!(e.why.contains("BadRecordMac"), "{}", e.why);
 }
 
 #[test]
@@ -229,7 +319,43 @@ fn setup_reads_stop_at_the_end_of_each_record() {
     }
     assert_eq!(got, wire[..14], "the empty record ends with its header");
     let n = stream.read(&mut buf[..3]).unwrap();
-    assert!(n <= 3);
+    assert!(n > 0, "part of the third record's header");
     let e = stream.into_socket().err().unwrap();
     assert!(e.contains("part of a TLS record"), "{e}");
+}
+
+#[test]
+fn a_frame_right_behind_the_hello_is_not_stranded_in_rustls() {
+    let (mut client, mut server) = fresh();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peer = std::thread::spawn(move || {
+        let mut sock = TcpStream::connect(addr).unwrap();
+        crate::setup::complete_handshake(&mut client, &mut sock).unwrap();
+        // The hello and the session's first frame leave in one write, as when a peer starts
+        // its link at once.
+        let mut wire = vec![];
+        crate::setup::write_frame_blocking(&mut client, &mut wire, b"hello").unwrap();
+        client.writer().write_all(b"first frame").unwrap();
+        while client.wants_write() {
+            client.write_tls(&mut wire).unwrap();
+        }
+        sock.write_all(&wire).unwrap();
+        sock
+    });
+    let (sock, _) = listener.accept().unwrap();
+    let mut stream = SetupStream::new(sock);
+    crate::setup::complete_handshake(&mut server, &mut stream).unwrap();
+    assert_eq!(crate::setup::read_frame_blocking(&mut server, &mut stream, 1024).unwrap(), b"hello");
+    let _peer = peer.join().unwrap();
+    let mut sock = stream.into_socket().unwrap();
+    let (_, mut opener) = take_secrets(server).unwrap();
+    let mut wire = vec![];
+    while Opener::record_len(&wire).unwrap().is_none_or(|n| wire.len() < n) {
+        let mut buf = [0u8; 4096];
+        let n = sock.read(&mut buf).unwrap();
+        assert!(n > 0, "the frame's record is still in the socket");
+        wire.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(texts(open_all(&mut opener, &wire)), ["first frame"]);
 }
