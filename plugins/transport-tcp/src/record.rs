@@ -41,6 +41,7 @@ use ring::hkdf;
 use rustls::ConnectionTrafficSecrets;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
+use zeroize::{Zeroize, Zeroizing};
 
 /// Record header bytes: content type, legacy version, length.
 pub(crate) const HEADER: usize = 5;
@@ -97,6 +98,15 @@ struct Direction {
     chain: [u8; 32],
 }
 
+impl Drop for Direction {
+    /// The secrets this side holds are wiped (ring's key schedule keeps its own copy, which ring
+    /// does not wipe).
+    fn drop(&mut self) {
+        self.chain.zeroize();
+        self.iv.zeroize();
+    }
+}
+
 /// An HKDF output length for ring.
 struct Len(usize);
 
@@ -114,7 +124,7 @@ fn expand(secret: &[u8; 32], info: &[u8], out: &mut [u8]) {
 }
 
 impl Direction {
-    fn new(seq: u64, secrets: ConnectionTrafficSecrets, chain: [u8; 32]) -> Result<Self, String> {
+    fn new(seq: u64, secrets: ConnectionTrafficSecrets, chain: &[u8; 32]) -> Result<Self, String> {
         let (alg, key, iv): (&'static Algorithm, _, _) = match secrets {
             ConnectionTrafficSecrets::Aes128Gcm { key, iv } => (&AES_128_GCM, key, iv),
             ConnectionTrafficSecrets::Aes256Gcm { key, iv } => (&AES_256_GCM, key, iv),
@@ -123,7 +133,7 @@ impl Direction {
         };
         let key = UnboundKey::new(alg, key.as_ref()).map_err(|_| "the TLS traffic key has the wrong length")?;
         let iv: [u8; 12] = iv.as_ref().try_into().map_err(|_| "the TLS traffic IV has the wrong length")?;
-        Ok(Direction { alg, key: LessSafeKey::new(key), iv, seq, chain })
+        Ok(Direction { alg, key: LessSafeKey::new(key), iv, seq, chain: *chain })
     }
 
     /// Moves to the next key of the chain (a key update), from sequence number 0.
@@ -135,8 +145,9 @@ impl Direction {
         expand(&next, b"mpcflow key", key);
         expand(&next, b"mpcflow iv", &mut self.iv);
         self.key = LessSafeKey::new(UnboundKey::new(self.alg, key).expect("a key of the algorithm's length"));
-        key.fill(0);
+        key.zeroize();
         self.chain = next;
+        next.zeroize();
         self.seq = 0;
     }
 
@@ -297,8 +308,9 @@ pub(crate) fn take_secrets(mut tls: rustls::Connection) -> Result<(Sealer, Opene
     }
     let taken = |e: rustls::Error| format!("cannot take over the TLS session: {e}");
     // The key-update chains (see the module docs), one per direction, named by who sends.
-    let export = |sender: &[u8]| -> Result<[u8; 32], String> {
-        tls.export_keying_material([0u8; 32], b"EXPORTER-mpcflow-key-update", Some(sender)).map_err(taken)
+    let export = |sender: &[u8]| -> Result<Zeroizing<[u8; 32]>, String> {
+        let out = Zeroizing::new([0u8; 32]);
+        tls.export_keying_material(out, b"EXPORTER-mpcflow-key-update", Some(sender)).map_err(taken)
     };
     let (to_server, to_client) = (export(b"client to server")?, export(b"server to client")?);
     let (tx_chain, rx_chain) =
@@ -307,7 +319,7 @@ pub(crate) fn take_secrets(mut tls: rustls::Connection) -> Result<(Sealer, Opene
     let secrets = tls.dangerous_extract_secrets().map_err(taken)?;
     let (tx_seq, tx) = secrets.tx;
     let (rx_seq, rx) = secrets.rx;
-    Ok((Sealer(Direction::new(tx_seq, tx, tx_chain)?), Opener(Direction::new(rx_seq, rx, rx_chain)?)))
+    Ok((Sealer(Direction::new(tx_seq, tx, &tx_chain)?), Opener(Direction::new(rx_seq, rx, &rx_chain)?)))
 }
 
 /// The socket during setup, read one TLS record at a time so that rustls never holds bytes past
