@@ -29,11 +29,8 @@ fn text(b: &[u8]) -> String {
 }
 
 /// A fresh directory for one test.
-fn scratch(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mpcflow-mp-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn scratch(test: &str) -> crate::support::Scratch {
+    crate::support::Scratch::new(&format!("mpcflow-mp-{test}"))
 }
 
 /// `n` consecutive loopback ports nobody listens on right now, below Linux's ephemeral range

@@ -138,8 +138,7 @@ fn digits_graphs_run_as_their_first_lines_say() {
 
 #[test]
 fn committed_digits_graphs_are_what_import_writes() {
-    let dir = std::env::temp_dir().join(format!("mpcflow-import-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = crate::support::Scratch::new("mpcflow-import");
     let model = fixture("digits_cnn.onnx");
     let yaml = dir.join("digits_inference.yaml");
     let weights = dir.join("w");
@@ -497,9 +496,7 @@ fn a_model_with_two_inputs_imports_and_runs_as_its_header_says() {
         ..Default::default()
     });
     g.output = vec![ValueInfoProto { name: Some("z".into()), ..y_info }];
-    let dir = std::env::temp_dir().join(format!("mpcflow-two-inputs-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = crate::support::Scratch::new("mpcflow-two-inputs");
     std::fs::write(dir.join("two.onnx"), m.encode_to_vec()).unwrap();
     let yaml = dir.join("two.yaml");
     let (model, out) = (dir.join("two.onnx"), yaml.to_str().unwrap().to_string());

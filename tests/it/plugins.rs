@@ -58,11 +58,8 @@ fn mpcflow() -> Command {
     c
 }
 
-fn scratch(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mpcflow-plugins-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn scratch(test: &str) -> crate::support::Scratch {
+    crate::support::Scratch::new(&format!("mpcflow-plugins-{test}"))
 }
 
 fn leaky(x: f64, alpha: f64) -> f64 {
