@@ -204,23 +204,23 @@ impl TcpLink {
         established: Vec<(Peer, SetupStream, rustls::Connection)>,
         max_frame: u64,
     ) -> Result<Box<dyn Link>> {
-        // Every connection is taken over from rustls before any reader starts, so a failure here
-        // leaves no thread behind (the sockets close as they drop).
+        // Every connection is taken over from rustls and its sockets set up before any reader
+        // starts, so a failure here leaves no thread behind (the sockets close as they drop).
         let mut taken = Vec::with_capacity(established.len());
         for (peer, stream, tls) in established {
             let takeover = |why: String| Error::Transport(format!("the connection to {}: {why}", peer.label()));
             let sock = stream.into_socket().map_err(takeover)?;
             let (sealer, opener) = crate::record::take_secrets(tls).map_err(takeover)?;
-            taken.push((peer, sock, sealer, opener));
-        }
-        let mut conns = HashMap::new();
-        let mut inbox = HashMap::new();
-        for (peer, sock, sealer, opener) in taken {
             let send_timeout = (!session.timeout.is_zero()).then_some(session.timeout);
             let io = |e: io::Error| tls_err(&format!("cannot set up the socket to {}", peer.label()), e);
             sock.set_read_timeout(None).map_err(io)?;
             sock.set_write_timeout(send_timeout).map_err(io)?;
             let read_sock = sock.try_clone().map_err(io)?;
+            taken.push((peer, sock, read_sock, sealer, opener));
+        }
+        let mut conns: HashMap<Endpoint, Arc<Conn>> = HashMap::new();
+        let mut inbox = HashMap::new();
+        for (peer, sock, read_sock, sealer, opener) in taken {
             let (tx, rx) =
                 if peer.endpoint == Endpoint::Dealer { bounded(session.dealer_window.max(1)) } else { unbounded() };
             let failure: Arc<Mutex<Option<String>>> = Arc::default();
@@ -230,10 +230,16 @@ impl TcpLink {
                 broken: Mutex::default(),
             });
             let (c, f) = (conn.clone(), failure.clone());
-            std::thread::Builder::new()
+            let spawned = std::thread::Builder::new()
                 .name(format!("tcp-rx-{}", peer.name))
-                .spawn(move || read_loop(c, read_sock, opener, tx, f, max_frame))
-                .map_err(|e| Error::Internal(format!("cannot start a reader thread: {e}")))?;
+                .spawn(move || read_loop(c, read_sock, opener, tx, f, max_frame));
+            if let Err(e) = spawned {
+                // The readers already started end once their sockets are shut.
+                for started in conns.values().chain([&conn]) {
+                    let _ = lock(&started.tx).sock.shutdown(Shutdown::Both);
+                }
+                return Err(Error::Internal(format!("cannot start a reader thread: {e}")));
+            }
             conns.insert(peer.endpoint, conn);
             inbox.insert(peer.endpoint, Inbox { rx, failure });
         }
@@ -259,38 +265,39 @@ fn read_loop(
     let refused = |e: RecordError| (e.alert, format!("TLS error from {label}: {}", e.why));
     let outcome: std::result::Result<(), (Option<u8>, String)> = 'outer: loop {
         // Open every whole record read so far; frames are filled straight from the opened
-        // records and pushed once the read is used up.
+        // records and pushed once the read is used up (those before a bad record too).
         let mut frames = vec![];
         let mut closed = false;
+        let mut bad = None;
         loop {
             let len = match Opener::record_len(&buf[start..end]) {
                 Ok(Some(len)) if len <= end - start => len,
                 Ok(_) => break,
-                Err(e) => break 'outer Err(refused(e)),
+                Err(e) => break bad = Some(refused(e)),
             };
             let record = &mut buf[start..start + len];
             start += len;
             match opener.open(record) {
                 Ok(Opened::Data(bytes)) => {
                     if let Err(len) = deframer.feed(bytes, &mut frames) {
-                        break 'outer Err((
+                        break bad = Some((
                             None,
                             format!("{label} sent a frame of {len} bytes, more than the limit of {max_frame} bytes"),
                         ));
                     }
                 }
                 Ok(Opened::KeyUpdated) => {}
-                Ok(Opened::Closed) => {
-                    closed = true;
-                    break;
-                }
-                Err(e) => break 'outer Err(refused(e)),
+                Ok(Opened::Closed) => break closed = true,
+                Err(e) => break bad = Some(refused(e)),
             }
         }
         for f in frames {
             if tx.send(f).is_err() {
                 break 'outer Ok(()); // our link is gone
             }
+        }
+        if let Some(bad) = bad {
+            break Err(bad);
         }
         if closed {
             if deframer.mid_frame() {
@@ -310,21 +317,30 @@ fn read_loop(
             }
             Ok(n) => end += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                let broken = lock(&conn.broken).clone();
-                break Err((None, broken.unwrap_or_else(|| format!("{label} closed the connection ({e})"))));
-            }
+            Err(e) => break Err((None, format!("{label} closed the connection ({e})"))),
         }
     };
-    if let Err((alert, why)) = outcome {
-        // A later send reports this first cause, not the broken pipe it meets.
-        lock(&conn.broken).get_or_insert_with(|| why.clone());
-        *lock(&failure) = Some(why);
-        if let Some(description) = alert {
-            conn.alert(description);
+    // A send that broke the connection (a timeout) shut the socket, which this reader then saw
+    // as an end: that first cause is what `recv` reports. A clean end from the peer still
+    // makes later sends fail plainly.
+    let (why, failed) = match outcome {
+        Ok(()) => (format!("{label} closed the connection"), false),
+        Err((alert, why)) => {
+            if let Some(description) = alert {
+                conn.alert(description);
+            }
+            (why, true)
         }
-        let _ = sock.shutdown(Shutdown::Both);
+    };
+    let (first, earlier) = {
+        let mut broken = lock(&conn.broken);
+        let earlier = broken.is_some();
+        (broken.get_or_insert(why).clone(), earlier)
+    };
+    if failed || earlier {
+        *lock(&failure) = Some(first);
     }
+    let _ = sock.shutdown(Shutdown::Both);
     // Dropping `tx` tells `recv` that nothing more will come.
 }
 

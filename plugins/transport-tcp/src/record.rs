@@ -99,8 +99,8 @@ struct Direction {
 }
 
 impl Drop for Direction {
-    /// The secrets this side holds are wiped (ring's key schedule keeps its own copy, which ring
-    /// does not wipe).
+    /// The secrets this side holds are wiped (ring's AES key schedule and HKDF state keep their
+    /// own copies, which ring does not wipe).
     fn drop(&mut self) {
         self.chain.zeroize();
         self.iv.zeroize();
@@ -165,8 +165,9 @@ impl Direction {
     }
 }
 
-/// Seals outgoing records (no `Debug`: it holds a key).
-pub(crate) struct Sealer(Direction);
+/// Seals outgoing records (no `Debug`: it holds a key). Boxed, so moving it leaves no copy of
+/// its secrets behind.
+pub(crate) struct Sealer(Box<Direction>);
 
 impl Sealer {
     /// Appends one record of inner type `kind` carrying the concatenated `parts` (at most
@@ -232,8 +233,8 @@ pub(crate) enum Opened<'a> {
     Closed,
 }
 
-/// Opens incoming records (no `Debug`: it holds a key).
-pub(crate) struct Opener(Direction);
+/// Opens incoming records (no `Debug`: it holds a key). Boxed, as [`Sealer`].
+pub(crate) struct Opener(Box<Direction>);
 
 impl Opener {
     /// The length of the whole record at the start of `bytes`, once its header is there;
@@ -319,7 +320,8 @@ pub(crate) fn take_secrets(mut tls: rustls::Connection) -> Result<(Sealer, Opene
     let secrets = tls.dangerous_extract_secrets().map_err(taken)?;
     let (tx_seq, tx) = secrets.tx;
     let (rx_seq, rx) = secrets.rx;
-    Ok((Sealer(Direction::new(tx_seq, tx, &tx_chain)?), Opener(Direction::new(rx_seq, rx, &rx_chain)?)))
+    let (tx, rx) = (Direction::new(tx_seq, tx, &tx_chain)?, Direction::new(rx_seq, rx, &rx_chain)?);
+    Ok((Sealer(Box::new(tx)), Opener(Box::new(rx))))
 }
 
 /// The socket during setup, read one TLS record at a time so that rustls never holds bytes past

@@ -25,8 +25,9 @@ use std::time::{Duration, Instant};
 pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest hello frame.
 pub(crate) const MAX_HELLO: u64 = 64 * 1024;
-/// Protocol tag in the hello frame.
-const HELLO_TAG: &str = "mpcflow-tcp/1";
+/// Protocol tag in the hello frame. Version 2: after setup the link protects records itself,
+/// with key updates of its own (see `crate::record`), which a version 1 peer would misread.
+const HELLO_TAG: &str = "mpcflow-tcp/2";
 
 /// Why one connection attempt failed.
 enum Attempt {
@@ -134,7 +135,14 @@ pub(crate) fn hello_mismatch(who: &str, got: &[u8], session: &SessionInfo, expec
     let mut parts = text.splitn(3, '\n');
     let (tag, id, name) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let name: String = name.chars().take(64).filter(|c| !c.is_control()).collect();
-    if tag != HELLO_TAG {
+    if let Some(version) = tag.strip_prefix("mpcflow-tcp/").filter(|_| tag != HELLO_TAG) {
+        let version: String = version.chars().take(16).filter(|c| c.is_ascii_alphanumeric()).collect();
+        format!(
+            "{who} speaks version {version} of mpcflow's transport, this endpoint {}: run the same mpcflow \
+             release everywhere",
+            &HELLO_TAG["mpcflow-tcp/".len()..]
+        )
+    } else if tag != HELLO_TAG {
         format!("{who} does not speak mpcflow's session protocol (is another program on that port?)")
     } else if id != session.id {
         format!("{who} is in another session")

@@ -208,6 +208,19 @@ fn both_ends_taken_over_talk_both_ways() {
     s_tx.seal_data(b"to the client", &mut down).unwrap();
     assert_eq!(texts(open_all(&mut s_rx, &up)), ["to the server"]);
     assert_eq!(texts(open_all(&mut c_rx, &down)), ["to the client"]);
+    // Each direction has a key-update chain of its own, the same at both of its ends.
+    assert!(c_tx.0.chain == s_rx.0.chain && s_tx.0.chain == c_rx.0.chain);
+    assert_ne!(c_tx.0.chain, s_tx.0.chain, "the two directions' chains differ");
+    // Both update, and each direction still talks.
+    for dir in [&mut c_tx.0, &mut s_tx.0, &mut c_rx.0, &mut s_rx.0] {
+        dir.seq = REKEY_AT;
+    }
+    let (mut up, mut down) = (vec![], vec![]);
+    c_tx.seal_data(b"up", &mut up).unwrap();
+    s_tx.seal_data(b"down", &mut down).unwrap();
+    assert_eq!(texts(open_all(&mut s_rx, &up)), ["<key update>", "up"]);
+    assert_eq!(texts(open_all(&mut c_rx, &down)), ["<key update>", "down"]);
+    assert_ne!(c_tx.0.chain, s_tx.0.chain);
 }
 
 #[test]
