@@ -177,27 +177,24 @@ impl Sealer {
         assert!(content <= MAX_PLAINTEXT, "a record carries at most 2^14 bytes");
         if self.0.seq >= REKEY_AT {
             // KeyUpdate, `update_not_requested`, under the old key; then the next key.
-            self.seal_inner(&[&[KEY_UPDATE, 0, 0, 1, 0], &[HANDSHAKE]], out)?;
+            self.seal_inner(&[&[KEY_UPDATE, 0, 0, 1, 0]], &[HANDSHAKE], out)?;
             self.0.update();
         }
-        let mut inner: Vec<&[u8]> = Vec::with_capacity(parts.len() + 1);
-        inner.extend_from_slice(parts);
-        let kind = [kind];
-        inner.push(&kind);
-        self.seal_inner(&inner, out)
+        self.seal_inner(parts, &[kind], out)
     }
 
-    /// Appends one record whose inner plaintext (content, type and any padding) is the
-    /// concatenated `inner`.
-    pub(crate) fn seal_inner(&mut self, inner: &[&[u8]], out: &mut Vec<u8>) -> Result<(), RecordError> {
+    /// Appends one record whose inner plaintext is the concatenated `parts`, then `trailer`
+    /// (the content type and any padding).
+    pub(crate) fn seal_inner(&mut self, parts: &[&[u8]], trailer: &[u8], out: &mut Vec<u8>) -> Result<(), RecordError> {
         let nonce = self.0.next_nonce()?;
-        let len = (inner.iter().map(|p| p.len()).sum::<usize>() + TAG) as u16;
+        let len = (parts.iter().map(|p| p.len()).sum::<usize>() + trailer.len() + TAG) as u16;
         let header = [APPLICATION_DATA, 3, 3, (len >> 8) as u8, len as u8];
         out.extend_from_slice(&header);
         let start = out.len();
-        for p in inner {
+        for p in parts {
             out.extend_from_slice(p);
         }
+        out.extend_from_slice(trailer);
         let tag = self
             .0
             .key

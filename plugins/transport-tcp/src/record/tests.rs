@@ -284,7 +284,7 @@ fn padding_is_stripped_and_malformed_insides_are_refused() {
     ];
     for (inner, expected) in cases {
         let mut wire = vec![];
-        tx.seal_inner(inner, &mut wire).unwrap();
+        tx.seal_inner(inner, &[], &mut wire).unwrap();
         let got = open_all(&mut rx, &wire).remove(0);
         match expected {
             Ok(text) => assert_eq!(got.unwrap(), text),
