@@ -151,11 +151,9 @@ fn chain(pem: &str) -> Res<Vec<CertificateDer<'static>>> {
     Ok(CertificateDer::pem_slice_iter(pem.as_bytes()).collect::<Result<Vec<_>, _>>()?)
 }
 
-/// The transport's provider and suite: ring, AES-128-GCM first.
+/// The transport's provider and suite.
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    let mut p = rustls::crypto::ring::default_provider();
-    p.cipher_suites.sort_by_key(|s| s.suite() != rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
-    Arc::new(p)
+    mpcflow_transport_tcp::crypto_provider()
 }
 
 fn free_addr() -> Res<SocketAddr> {

@@ -160,14 +160,19 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The TLS provider of the transport: rustls's ring provider with AES-128-GCM first (128-bit
+/// security as everywhere else in mpcflow, and 10 AES rounds rather than 14 on every byte of
+/// material; both ends are mpcflow, so it is the suite used).
+pub fn crypto_provider() -> Arc<CryptoProvider> {
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites.sort_by_key(|s| s.suite() != rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
+    Arc::new(provider)
+}
+
 impl TcpTransport {
     /// A transport for `config`; fails if a PEM cannot be read.
     pub fn new(config: TcpConfig) -> Result<Self> {
-        // AES-128-GCM first: 128-bit security as everywhere else in mpcflow, and 10 AES rounds
-        // rather than 14 on every byte of material. Both ends are mpcflow, so it is the one used.
-        let mut provider = rustls::crypto::ring::default_provider();
-        provider.cipher_suites.sort_by_key(|s| s.suite() != rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
-        let provider = Arc::new(provider);
+        let provider = crypto_provider();
         let mut roots = RootCertStore::empty();
         for c in CertificateDer::pem_slice_iter(config.ca_pem.as_bytes()) {
             let c = c.map_err(|e| tls_err("cannot read the CA certificate", e))?;

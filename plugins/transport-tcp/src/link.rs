@@ -104,12 +104,25 @@ struct Sending {
     out: Vec<u8>,
 }
 
+impl Sending {
+    /// Writes one alert record, waiting at most `wait` for the socket (the connection is
+    /// ending, so nothing else will be sent).
+    fn write_alert(&mut self, description: u8, wait: Duration) {
+        self.out.clear();
+        if self.sealer.seal_alert(description, &mut self.out).is_ok() {
+            let _ = self.sock.set_write_timeout(Some(wait));
+            let _ = self.sock.write_all(&self.out);
+        }
+    }
+}
+
 /// One established connection.
 struct Conn {
     peer: Peer,
     /// Held for a whole frame so frames never interleave.
     tx: Mutex<Sending>,
-    /// Set once a send failed mid-frame: the stream cannot be used again.
+    /// The first cause once the connection cannot be used again: a send that failed mid-frame,
+    /// or the reader's end (a refused record, the peer's close).
     broken: Mutex<Option<String>>,
 }
 
@@ -173,12 +186,7 @@ impl Conn {
     /// mid-frame on the socket: the alert would land inside its frame.
     fn alert(&self, description: u8) {
         if let Ok(mut tx) = self.tx.try_lock() {
-            let Sending { sock, sealer, out } = &mut *tx;
-            out.clear();
-            if sealer.seal_alert(description, out).is_ok() {
-                let _ = sock.set_write_timeout(Some(Duration::from_millis(200)));
-                let _ = sock.write_all(out);
-            }
+            tx.write_alert(description, Duration::from_millis(200));
         }
     }
 }
@@ -377,14 +385,9 @@ impl Drop for TcpLink {
     fn drop(&mut self) {
         for conn in self.conns.values() {
             let mut tx = lock(&conn.tx);
-            let Sending { sock, sealer, out } = &mut *tx;
-            out.clear();
-            if sealer.seal_alert(crate::record::CLOSE_NOTIFY, out).is_ok() {
-                let _ = sock.set_write_timeout(Some(Duration::from_millis(100)));
-                let _ = sock.write_all(out);
-            }
+            tx.write_alert(crate::record::CLOSE_NOTIFY, Duration::from_millis(100));
             // Also ends our reader thread, whose read returns at once.
-            let _ = sock.shutdown(Shutdown::Both);
+            let _ = tx.sock.shutdown(Shutdown::Both);
         }
     }
 }
