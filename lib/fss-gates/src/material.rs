@@ -7,7 +7,7 @@
 //! comparison functions are sent to both (they are correlated, not random).
 
 use crate::fss::halftree::{self, HalfTreeKeys};
-use crate::fss::table::{self, TableKeys};
+use crate::fss::table::{self, TableKeys, onehot};
 use crate::fss::{Dcf2Key, Dcf2KeyBatch, DcfKey, DcfKeyBatch, SeedRng, dcf, dcf2};
 use mpcflow_sdk::{Error, Result};
 
@@ -283,6 +283,29 @@ impl Split {
         self.p1.bytes(&pack_bits(&mine));
     }
 
+    /// XOR-shares the one-hot vector of each `α` of `alphas` over `2^n_bits` points (the
+    /// layout of [`crate::fss::table::onehot`]): party 0's share comes from its seed, party 1
+    /// gets the other. Returns party 0's bit at each `α`, which fixes the sign of the parties'
+    /// sums.
+    pub fn one_hot(&mut self, alphas: &[u64], n_bits: u32) -> Vec<u64> {
+        let per = onehot::words(n_bits);
+        let mut shares = draw(&mut self.rng0, alphas.len() * per);
+        let mask = (1u64 << n_bits) - 1;
+        let at = alphas
+            .iter()
+            .zip(shares.chunks_exact_mut(per))
+            .map(|(a, share)| {
+                let x = (a & mask) as usize;
+                let word = &mut share[x / 64];
+                let bit = (*word >> (x % 64)) & 1;
+                *word ^= 1 << (x % 64);
+                bit
+            })
+            .collect();
+        self.p1.words(&shares);
+        at
+    }
+
     /// Generates one half-tree one-bit DCF key pair per element (XOR shares of
     /// `x < alphas[i]`) straight into the parties' material, on the split's threads.
     pub fn halftree_keys(&mut self, alphas: &[u64], bits: u32, rng: &mut SeedRng) -> Result<()> {
@@ -402,6 +425,12 @@ impl<'a> Shares<'a> {
                 }
             };
         DcfKeyBatch::from_shared(buffer, range, n, bits).map_err(err)
+    }
+
+    /// This party's XOR shares of `n` one-hot vectors over `2^n_bits` points (see
+    /// [`Split::one_hot`]).
+    pub fn one_hot(&mut self, n: usize, n_bits: u32, what: &str) -> Result<Vec<u64>> {
+        self.share(n * onehot::words(n_bits), what)
     }
 
     /// This party's XOR shares of `n` bits (0 or 1 each).
@@ -564,5 +593,37 @@ mod tests {
         let b: Vec<u8> = got[0].1.iter().zip(&got[1].1).map(|(a, b)| a ^ b).collect();
         assert_eq!((w.as_slice(), b.as_slice()), (&words[..], &bits[..]));
         assert!(Shares::new(&m[1], Tag::Relu2, 1).is_err(), "another gate's tag");
+    }
+
+    /// One-hot shares read back by both parties XOR to the one-hot vectors dealt, and the bits
+    /// the dealer is told are party 0's at each point.
+    #[test]
+    fn one_hot_shares_reconstruct() {
+        let mut dealer = SeedRng::from_seed([5; 32]);
+        for n_bits in [3u32, 7, 8] {
+            let alphas = [0u64, 5, (1 << n_bits) - 1, 7 + (1 << n_bits)];
+            let mut split = Split::new(Tag::Lut, &mut dealer, [0, 0], 1);
+            let at = split.one_hot(&alphas, n_bits);
+            let m = split.finish();
+            let per = onehot::words(n_bits);
+            let got: Vec<Vec<u64>> = (0..2u16)
+                .map(|party| {
+                    let mut sh = Shares::new(&m[party as usize], Tag::Lut, party).unwrap();
+                    let v = sh.one_hot(alphas.len(), n_bits, "one-hot").unwrap();
+                    sh.finish().unwrap();
+                    v
+                })
+                .collect();
+            for (i, a) in alphas.iter().enumerate() {
+                let x = (*a as usize) & ((1 << n_bits) - 1);
+                for p in 0..1usize << n_bits {
+                    let bit = |v: &[u64]| (v[i * per + p / 64] >> (p % 64)) & 1;
+                    assert_eq!(bit(&got[0]) ^ bit(&got[1]), u64::from(p == x), "n {n_bits} α {a} point {p}");
+                    if p == x {
+                        assert_eq!(bit(&got[0]), at[i], "party 0's bit at α");
+                    }
+                }
+            }
+        }
     }
 }

@@ -7,7 +7,8 @@
 //! Secret Sharing", PETS 2024, Section 4: a DPF over the table's domain, expanded whole and
 //! dotted with the table rotated by the public masked index), with the DPF's payload extended
 //! to the powers of the remainder's mask so the pieces can be quadratic instead of Sigma's
-//! constant ones. Five rounds:
+//! constant ones, or, where a round is cheap, with XOR shares of a one-hot vector instead of
+//! the key (see "Reading the table" below). Five rounds (six with one-hot shares):
 //!
 //! 1. **Compare** (one bit per comparison and element): exp `[x ≥ lo]` (see below), the others
 //!    `[x ≥ −hi]`, `[x ≥ hi]` and `[x ≥ 0]`, as in the two-round ReLU of [`super::select`], all
@@ -29,7 +30,33 @@
 //!    `(1, r_δ, r_δ²)`; since `δ = δ̂ − r_δ` with `δ̂` public,
 //!    `z = c₀[j]·2^(2q) + c₁[j]·2^q·δ + c₂[j]·δ²` is a combination of the six dot products of the
 //!    three expanded payload words with the three coefficient tables. `z + r_z` is opened.
+//!    With one-hot shares this step takes two rounds (below).
 //! 5. **Truncate** `z` by `2q` (exact, rounding to nearest).
+//!
+//! # Reading the table: a key, or one-hot shares and a round
+//!
+//! The table key's expansion, `3·2^(m−1)` AES blocks per element and party for its three
+//! payload words (192 of a 7-bit key's 222), was most of a lookup's time. On a table this
+//! small the dealer can instead XOR-share the one-hot vector `e_α` at `α = r_j mod 2^m` itself
+//! (party 0's share from its seed, 16 bytes to party 1 for 128 points; see
+//! [`crate::fss::table::onehot`], where Sigma's code does the same on small domains). Summing
+//! the rotated tables over the points set in its share, each party gets a share of
+//! `A_k = σ·c_k[j]` for each coefficient table, with no AES; `σ = ±1` is a sign only the
+//! dealer knows (it would tell on which half of party 0's share `α` lies). The parties form
+//! `P = A₀·2^(2q) + A₁·2^q·δ̂ + A₂·δ̂²`, `Q = A₁·2^q + 2·A₂·δ̂` and `R = A₂`, so that
+//! `σ·z = P − r_δ·Q + r_δ²·R`, and open them under the dealer's masks `m_P`, `m_Q`, `m_R`.
+//! With `g = s·σ` (`s` the folded lookup's payload sign `(−1)^ρ`, 1 otherwise) the dealer's
+//! shares of `g`, `g·r_δ`, `g·r_δ²` and `K = g·(m_P − r_δ·m_Q + r_δ²·m_R)` then give
+//! `g·P̂ − g·r_δ·Q̂ + g·r_δ²·R̂ − K = s·z` locally, and step 4 goes on as with a key. Everything
+//! opened is masked by a uniform word drawn for it alone; the arithmetic is exact in the ring,
+//! so the results are bit for bit those of the key.
+//!
+//! The trade is one round and three opened words per element for the key's expansion and
+//! 204 to 276 bytes of material (party 1 gets 72 bytes for a 7-bit table, party 0 none, where
+//! each got the 276-byte key). The planner takes the form that [`super::select::seconds`]
+//! estimates faster on the plan's network profile: one-hot shares from about a hundred
+//! elements a node on `local`, about a thousand on `lan`, and about twenty thousand on `wan`,
+//! where a round costs 80 ms but the key's bytes cost more at 400 Mbit/s.
 //!
 //! # Folding onto `|x|`
 //!
@@ -100,22 +127,25 @@
 //!
 //! # Costs per element (f = 16)
 //!
-//! Material (mean of the two parties; party 1 gets about 100 B more) with bit borrows, as
-//! `mpcflow bench` measures it: exp 1733 B (one 63-bit half-tree key for the comparison, 928 B;
-//! the truncations; a 293-byte table key of 8 bits), sigmoid 1732 B, tanh 1684 B and gelu
-//! 1688 B (the same key for three comparisons, their masks, a 276-byte table key of 7 bits);
-//! about 530 B more with DCF borrows. Evaluation per party: 57 AES blocks for exp's one
-//! comparison point, about 104 for the three points of the others (about 34 of the 56 walked
-//! levels are shared at 64 bits, see step 1), the table key's 446 blocks and 1536 products
-//! (eight to an instruction with AVX-512) for exp, 222 and 768 for the folded tables, and the
-//! truncations'. Key generation: 114 blocks for the half-tree key, 44 or 40 for the table key,
-//! and the truncations'.
+//! Material (mean of the two parties; party 1 gets about 100 B more) with bit borrows and
+//! one-hot shares, as `mpcflow bench` measures it: exp 1484 B (one 63-bit half-tree key for
+//! the comparison, 928 B; the truncations; 32 bytes of one-hot share and 7 words to party 1),
+//! sigmoid 1492 B, tanh and gelu 1448 B (the same key for three comparisons, their masks,
+//! 16 bytes of share and 7 words); with a table key instead, 293 bytes of key of 8 bits (exp)
+//! or 276 of 7 (the others) to each party, about 250 B more; about 530 B more with DCF
+//! borrows. Evaluation per party: 57 AES blocks for exp's one comparison point, about 104 for
+//! the three points of the others (about 34 of the 56 walked levels are shared at 64 bits, see
+//! step 1), and the truncations'; with one-hot shares three masked sums of 2^m words (eight to
+//! an instruction with AVX-512), with a table key its 446 blocks and 1536 products for exp,
+//! 222 and 768 for the folded tables. Key generation: 114 blocks for the half-tree key, 44 or
+//! 40 for a table key, and the truncations'.
 
 use super::trunc::{self, Borrow, Truncation};
 use super::{open, tables, thresholds};
 use crate::accel::Accel;
 use crate::fss::SeedRng;
 use crate::fss::table::TableKeys;
+use crate::fss::table::onehot;
 use crate::material::{KeptTable, Shares, Split, Tag, bits_len, draw, split_len, table_len};
 use crate::wire;
 use mpcflow_ring::kernels::eval_op;
@@ -164,6 +194,43 @@ impl Truncs {
 
     fn all(&self) -> impl Iterator<Item = Truncation> + '_ {
         [Some(self.j), self.k, Some(self.z)].into_iter().flatten()
+    }
+}
+
+/// How the parties read the tables at the secret index `j` (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Read {
+    /// A table key whose payload carries the remainder mask's powers: no round of its own,
+    /// `W·2^(m−1)` AES blocks of expansion per element and party.
+    Key,
+    /// XOR shares of the one-hot vector at `j`'s mask and the dealer's sign shares: no AES,
+    /// party 1 gets 72 bytes per element where a 7-bit key takes 276 (party 0 none), and one
+    /// round more.
+    OneHot,
+}
+
+/// Shares the dealer makes for [`Read::OneHot`] beside the one-hot vector, per element: the
+/// masks of `P`, `Q` and `R`, then `g`, `g·r_δ`, `g·r_δ²` and `K`.
+const ONE_HOT_WORDS: usize = 7;
+
+/// The form of the node's table read: the one [`select::seconds`] estimates faster on the
+/// plan's network profile.
+fn read_form(node: &NodeDesc, func: Func) -> Read {
+    let m = index_bits(node, func);
+    let seconds = |read: Read| super::select::seconds(node, &cost_of(node, func, read), read_aes(m, read));
+    if seconds(Read::OneHot) < seconds(Read::Key) { Read::OneHot } else { Read::Key }
+}
+
+/// AES blocks per element of the table read (the dealer's and one party's): the table key's
+/// generation and expansion (see [`crate::fss::table`]), or the seed's expansion of party 0's
+/// one-hot share.
+fn read_aes(m: u32, read: Read) -> u32 {
+    match read {
+        Read::Key => {
+            let (e, w) = (crate::fss::table::leaf_levels(m), WORDS);
+            4 * (m - e) + (w << e) + 2 * ((1 << (m - e)) - 1) + (w << m) / 2
+        }
+        Read::OneHot => onehot::words(m) as u32,
     }
 }
 
@@ -298,7 +365,7 @@ fn signed(node: &NodeDesc, func: Func) -> bool {
 /// Online bytes each party sends per element: the comparison bits, then one word per round
 /// (two in the clip and split rounds for gelu's `relu(x)` and for a second split truncation);
 /// without a clip only the split, the lookup and the last truncation.
-fn online_bytes(node: &NodeDesc, func: Func, truncs: &Truncs, n: usize) -> u64 {
+fn online_bytes(node: &NodeDesc, func: Func, truncs: &Truncs, read: Read, n: usize) -> u64 {
     let clip = if unclipped(node, func) {
         0
     } else if func == Func::Gelu {
@@ -309,7 +376,10 @@ fn online_bytes(node: &NodeDesc, func: Func, truncs: &Truncs, n: usize) -> u64 {
     let split = if truncs.k.is_some() { 2 } else { 1 };
     let borrows = if truncs.bit() { bits_len(split * n) + bits_len(n) } else { 0 };
     let bits = if unclipped(node, func) { 0 } else { thresholds::online_len(n, func.compares()) };
-    bits + 8 * n as u64 * (clip + split as u64 + 2) + borrows
+    // The lookup opens `z` (with one-hot shares `P`, `Q` and `R` first), the truncation its
+    // result.
+    let lookup = if read == Read::OneHot { 4 } else { 1 };
+    bits + 8 * n as u64 * (clip + split as u64 + lookup + 1) + borrows
 }
 
 /// The width of the clip's comparisons: one more than the node's (narrowed) `compare_bits`, at
@@ -319,7 +389,7 @@ fn clip_bits(node: &NodeDesc) -> u32 {
 }
 
 /// Material bytes of party 0 and party 1 for `n` elements: see [`deal`].
-fn material_len(node: &NodeDesc, func: Func, n: usize, truncs: &Truncs) -> [u64; 2] {
+fn material_len(node: &NodeDesc, func: Func, n: usize, truncs: &Truncs, read: Read) -> [u64; 2] {
     // The comparisons' part; party 1's explicit shares of the clip's output mask (and
     // relu(x)'s) and of the lookup's output mask; the table keys. Without a clip, only the
     // lookup's output mask.
@@ -329,21 +399,30 @@ fn material_len(node: &NodeDesc, func: Func, n: usize, truncs: &Truncs) -> [u64;
         false => (masks, thresholds::material_len(n, func.compares(), 1, clip_bits(node))),
     };
     let [h0, h1] = split_len(n, 0, 0);
-    let [p0, p1] = split_len(n, k, 0).map(|p| p + table_len(n, index_bits(node, func), WORDS));
+    let m = index_bits(node, func);
+    let [p0, p1] = match read {
+        Read::Key => split_len(n, k, 0).map(|p| p + table_len(n, m, WORDS)),
+        Read::OneHot => split_len(n, k + onehot::words(m) + ONE_HOT_WORDS, 0),
+    };
     // Each truncation's own part (its material less the header and seed).
     truncs.all().map(|t| t.material(n, 0)).fold([p0 + c0, p1 + c1], |[a, b], [t0, t1]| [a + t0 - h0, b + t1 - h1])
 }
 
 /// The cost of looking `func` up on every element of `node`'s output.
 pub fn cost(node: &NodeDesc, func: Func) -> Cost {
+    cost_of(node, func, read_form(node, func))
+}
+
+/// [`cost`] with the tables read in form `read`.
+fn cost_of(node: &NodeDesc, func: Func, read: Read) -> Cost {
     let n = node.output.numel();
     let truncs = truncations(node, func);
-    let dealer = material_len(node, func, n, &truncs);
+    let dealer = material_len(node, func, n, &truncs, read);
     let bare = unclipped(node, func);
-    // Without a clip the comparisons' round and the clip's are gone.
-    let rounds = ROUNDS + if truncs.bit() { 2 } else { 0 } - 2 * u32::from(bare);
+    // Without a clip the comparisons' round and the clip's are gone; one-hot shares add one.
+    let rounds = ROUNDS + if truncs.bit() { 2 } else { 0 } - 2 * u32::from(bare) + u32::from(read == Read::OneHot);
     let mut c = open::cost_per_element(node, rounds, 0, dealer);
-    c.online_bytes = vec![online_bytes(node, func, &truncs, n); 2];
+    c.online_bytes = vec![online_bytes(node, func, &truncs, read, n); 2];
     let d = func.domain();
     let step = |p: u32| format!("2^-{p}");
     let borrows = if truncs.bit() { "truncations open their borrows" } else { "truncations by DCF" };
@@ -355,8 +434,12 @@ pub fn cost(node: &NodeDesc, func: Func) -> Cost {
         format!("|x| clipped over {} bits in two rounds", clip_bits(node))
     };
     let on = if folded(node, func) { format!("|x| in [0, {}]", d.hi) } else { format!("[{}, {}]", d.lo, d.hi) };
+    let reads = match read {
+        Read::Key => "read by a table key",
+        Read::OneHot => "read by one-hot shares in a round more",
+    };
     c.form = format!(
-        "table of {} quadratic pieces on {on}, step {}, {clip}, {borrows}",
+        "table of {} quadratic pieces on {on}, step {}, {reads}, {clip}, {borrows}",
         1u32 << index_bits(node, func),
         step(d.p)
     );
@@ -425,16 +508,42 @@ pub fn deal(
         (true, None) => return Err(Error::internal("lookup sign bits")),
         (false, _) => vec![1; n],
     };
-    let betas: Vec<u64> = r_d
-        .iter()
-        .zip(&signs)
-        .flat_map(|(d, s)| [*s, s.wrapping_mul(*d), s.wrapping_mul(d.wrapping_mul(*d))])
-        .collect();
-    split.table_keys(&alphas, &betas, m, WORDS, rng)?;
+    match read_form(node, func) {
+        Read::Key => {
+            let betas: Vec<u64> = r_d
+                .iter()
+                .zip(&signs)
+                .flat_map(|(d, s)| [*s, s.wrapping_mul(*d), s.wrapping_mul(d.wrapping_mul(*d))])
+                .collect();
+            split.table_keys(&alphas, &betas, m, WORDS, rng)?;
+        }
+        Read::OneHot => deal_one_hot(&mut split, &alphas, m, &signs, &r_d, rng),
+    }
     // Round 5: truncate z (scale f + 2q) by 2q.
     let r_out = trunc::deal_product(&mut split, &r_z, truncs.z, rng)?;
     let r_final = if func == Func::Gelu { wire::sub(&r_g, &r_out) } else { r_out };
     Ok((split.finish(), r_final))
+}
+
+/// Dealer, [`Read::OneHot`]: the one-hot shares at `alphas` over `m` bits; the masks of the
+/// opened `P`, `Q` and `R`; and with `g = s·σ` (the payload's sign `s`, the parties' sums'
+/// sign `σ`) shares of `g`, `g·r_δ`, `g·r_δ²` and `K = g·(m_P − r_δ·m_Q + r_δ²·m_R)`.
+fn deal_one_hot(split: &mut Split, alphas: &[u64], m: u32, signs: &[u64], r_d: &[u64], rng: &mut SeedRng) {
+    let n = alphas.len();
+    let at = split.one_hot(alphas, m);
+    let masks = draw(rng, 3 * n);
+    split.share(&masks);
+    let mut unsign = vec![0u64; 4 * n];
+    for i in 0..n {
+        let g = signs[i].wrapping_mul(1u64.wrapping_sub(2 * at[i]));
+        let (r, r2) = (r_d[i], r_d[i].wrapping_mul(r_d[i]));
+        let k = masks[i].wrapping_sub(r.wrapping_mul(masks[n + i])).wrapping_add(r2.wrapping_mul(masks[2 * n + i]));
+        unsign[i] = g;
+        unsign[n + i] = g.wrapping_mul(r);
+        unsign[2 * n + i] = g.wrapping_mul(r2);
+        unsign[3 * n + i] = g.wrapping_mul(k);
+    }
+    split.share(&unsign);
 }
 
 /// The coefficient tables `c₀, c₁, c₂` (scale `f`) of the node's table, each reversed and
@@ -507,6 +616,61 @@ fn lookup_shares(
         .collect())
 }
 
+/// This party's shares of `P + m_P`, `Q + m_Q` and `R + m_R` for every element (three rows of
+/// `n`), read with one-hot shares ([`Read::OneHot`], see the module docs): with `A_k` its share
+/// of `σ·c_k[j]`, `P = A₀·2^(2q) + A₁·2^q·δ̂ + A₂·δ̂²`, `Q = A₁·2^q + 2·A₂·δ̂`, `R = A₂`.
+#[allow(clippy::too_many_arguments)]
+fn one_hot_openings(
+    party: u8,
+    oh: &OneHotShares,
+    coeffs: &[Vec<u64>; 3],
+    m: u32,
+    jhat: &[u64],
+    dhat: &[u64],
+    q: u32,
+    threads: usize,
+) -> Result<Vec<u64>> {
+    let n = jhat.len();
+    let offsets: Vec<usize> = jhat.iter().map(|j| tables::offset(*j, m)).collect();
+    let refs: Vec<&[u64]> = coeffs.iter().map(|c| c.as_slice()).collect();
+    let a = tables::one_hot_sums(party, &oh.shares, m, &refs, &offsets, threads)?;
+    if oh.masks.len() != 3 * n || a.len() != 3 * n {
+        return Err(Error::internal("lookup one-hot masks"));
+    }
+    let p = 1u64 << q;
+    let mut out = vec![0u64; 3 * n];
+    for (i, (sums, &dh)) in a.chunks_exact(3).zip(dhat).enumerate() {
+        let (a0, a1, a2) = (sums[0], sums[1], sums[2]);
+        let big_p = a0
+            .wrapping_shl(2 * q)
+            .wrapping_add(a1.wrapping_mul(p).wrapping_mul(dh))
+            .wrapping_add(a2.wrapping_mul(dh.wrapping_mul(dh)));
+        let big_q = a1.wrapping_mul(p).wrapping_add(a2.wrapping_mul(2).wrapping_mul(dh));
+        out[i] = big_p.wrapping_add(oh.masks[i]);
+        out[n + i] = big_q.wrapping_add(oh.masks[n + i]);
+        out[2 * n + i] = a2.wrapping_add(oh.masks[2 * n + i]);
+    }
+    Ok(out)
+}
+
+/// This party's share of `s·z` from the opened `P̂`, `Q̂` and `R̂` (three rows of `n`):
+/// `g·P̂ − g·r_δ·Q̂ + g·r_δ²·R̂ − K = g·σ·z = s·z`.
+fn unsigned_shares(oh: &OneHotShares, opened: &[u64], n: usize) -> Result<Vec<u64>> {
+    if opened.len() != 3 * n || oh.unsign.len() != 4 * n {
+        return Err(Error::internal("lookup one-hot openings"));
+    }
+    let (p, q, r) = (&opened[..n], &opened[n..2 * n], &opened[2 * n..]);
+    let [g, gr, grr, k] = [0, 1, 2, 3].map(|c| &oh.unsign[c * n..(c + 1) * n]);
+    Ok((0..n)
+        .map(|i| {
+            g[i].wrapping_mul(p[i])
+                .wrapping_sub(gr[i].wrapping_mul(q[i]))
+                .wrapping_add(grr[i].wrapping_mul(r[i]))
+                .wrapping_sub(k[i])
+        })
+        .collect())
+}
+
 /// A party's material of one lookup node, read in the first round.
 struct Material {
     /// Shares of each comparison's ρ and ρ·r (none without a clip).
@@ -516,8 +680,22 @@ struct Material {
     trunc_j: trunc::TruncShares,
     trunc_k: Option<trunc::TruncShares>,
     r_z: Vec<u64>,
-    keys: KeptTable,
+    table: TableShares,
     trunc_z: trunc::TruncShares,
+}
+
+/// A party's material for reading the tables, in the node's [`Read`] form.
+enum TableShares {
+    Key(KeptTable),
+    OneHot(OneHotShares),
+}
+
+/// A party's material of [`Read::OneHot`]: its one-hot shares, its shares of the masks of
+/// `P`, `Q` and `R` (three rows of `n`) and of `g`, `g·r_δ`, `g·r_δ²` and `K` (four rows).
+struct OneHotShares {
+    shares: Vec<u64>,
+    masks: Vec<u64>,
+    unsign: Vec<u64>,
 }
 
 enum State {
@@ -527,6 +705,8 @@ enum State {
     /// The split's borrow bits are out (bit borrows only).
     SplitBits,
     Lookup,
+    /// `P̂`, `Q̂` and `R̂` are out (one-hot shares only).
+    Unsign,
     Truncate,
     /// The last truncation's borrow bits are out (bit borrows only).
     TruncateBits,
@@ -621,10 +801,18 @@ impl LutEval {
             None => None,
         };
         let r_z = sh.share(n, "lookup output mask")?;
-        let table_keys = sh.kept_table_keys(n, index_bits(&self.node, self.func), WORDS, "lookup keys")?;
+        let m = index_bits(&self.node, self.func);
+        let table = match read_form(&self.node, self.func) {
+            Read::Key => TableShares::Key(sh.kept_table_keys(n, m, WORDS, "lookup keys")?),
+            Read::OneHot => TableShares::OneHot(OneHotShares {
+                shares: sh.one_hot(n, m, "lookup one-hot shares")?,
+                masks: sh.share(3 * n, "lookup masks")?,
+                unsign: sh.share(4 * n, "lookup sign shares")?,
+            }),
+        };
         let trunc_z = trunc::read_product(&mut sh, n, truncs.z)?;
         sh.finish()?;
-        self.m = Some(Material { rho, r_w, r_g, trunc_j, trunc_k, r_z, keys: table_keys, trunc_z });
+        self.m = Some(Material { rho, r_w, r_g, trunc_j, trunc_k, r_z, table, trunc_z });
         Ok(bits)
     }
 
@@ -710,7 +898,8 @@ impl LutEval {
         Ok(self.exchange(mine))
     }
 
-    /// The lookup from the opened `ĵ` (and `k̂`): this party's share of `z + r_z`.
+    /// The lookup from the opened `ĵ` (and `k̂`): this party's share of `z + r_z`, or with
+    /// one-hot shares its shares of `P + m_P`, `Q + m_Q` and `R + m_R` first.
     fn lookup(&mut self, opened: &[u64]) -> Result<Step> {
         let n = self.xhat.len();
         let fp = self.node.fixed_point;
@@ -720,9 +909,33 @@ impl LutEval {
         let dhat: Vec<u64> = khat.iter().zip(jhat).map(|(k, j)| k.wrapping_sub(j.wrapping_shl(q))).collect();
         let coeffs = coefficients(self.func, &self.node)?;
         let bits = index_bits(&self.node, self.func);
+        let party = self.me.0 as u8;
+        let threads = self.accel.threads();
+        let z = match &self.material()?.table {
+            TableShares::Key(keys) => lookup_shares(party, &keys.keys()?, &coeffs, bits, jhat, &dhat, q, threads)?,
+            TableShares::OneHot(oh) => {
+                let mine = one_hot_openings(party, oh, &coeffs, bits, jhat, &dhat, q, threads)?;
+                self.state = State::Unsign;
+                return Ok(self.exchange(mine));
+            }
+        };
+        self.masked_value(z)
+    }
+
+    /// With one-hot shares, once `P̂`, `Q̂` and `R̂` are open: this party's share of `z + r_z`.
+    fn unsign(&mut self, opened: &[u64]) -> Result<Step> {
+        let n = self.xhat.len();
+        let z = match &self.material()?.table {
+            TableShares::OneHot(oh) => unsigned_shares(oh, opened, n)?,
+            TableShares::Key(_) => return Err(Error::internal("lookup one-hot shares")),
+        };
+        self.masked_value(z)
+    }
+
+    /// This party's share of `sign·z + r_z` (the sign of a signed lookup, see the module docs)
+    /// from its share of `s·z`, to open.
+    fn masked_value(&mut self, mut z: Vec<u64>) -> Result<Step> {
         let m = self.material()?;
-        let keys = m.keys.keys()?;
-        let mut z = lookup_shares(self.me.0 as u8, &keys, &coeffs, bits, jhat, &dhat, q, self.accel.threads())?;
         if signed(&self.node, self.func) {
             // The payload's sign (−1)^ρ times the public 2·([x ≥ 0] ⊕ ρ) − 1 is the input's sign.
             if self.sign_bits.len() != z.len() {
@@ -792,6 +1005,10 @@ impl NodeEval for LutEval {
             State::Lookup => {
                 let opened = open::reconstruct(inbox, &self.mine, "table index")?;
                 self.lookup(&opened)
+            }
+            State::Unsign => {
+                let opened = open::reconstruct(inbox, &self.mine, "one-hot lookup")?;
+                self.unsign(&opened)
             }
             State::Truncate => {
                 let zhat = open::reconstruct(inbox, &self.mine, "interpolated value")?;

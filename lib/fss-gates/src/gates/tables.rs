@@ -7,9 +7,10 @@
 //! so `Σ_x T[(ĵ − x) mod 2^n]·y_b(x)` is a share of `T[j]·β_b`. Each table is stored reversed and
 //! doubled ([`reversed_doubled`]): the rotation is then a contiguous run starting at
 //! `2^n − 1 − (ĵ mod 2^n)`, which [`crate::fss::table::Expander::rotated_dots`] folds into its
-//! expansion.
+//! expansion. Where a round is cheap the lookup gate deals XOR shares of the one-hot vector at
+//! `α` instead, read by [`one_hot_sums`] (see [`onehot`]).
 
-use crate::fss::table::{Dots, Expander, TableKeys};
+use crate::fss::table::{Dots, Expander, TableKeys, onehot};
 use mpcflow_sdk::{Error, Result};
 
 /// `T` reversed and doubled: entry `c + x` is `T[(ĵ − x) mod len]` for `c = len − 1 − ĵ mod len`
@@ -40,14 +41,7 @@ pub fn rotated_sums(
     offsets: &[usize],
     threads: usize,
 ) -> Result<Vec<u64>> {
-    let n = offsets.len();
-    let np = pairs.len().max(1);
-    let mut sums = vec![0u64; n * pairs.len()];
-    // Below a few thousand elements a thread costs more than it saves.
-    let threads = if n < 2048 { 1 } else { threads.max(1) };
-    let per = n.div_ceil(threads).max(1);
-    let work = |first: usize, part: &mut [u64]| -> Result<()> {
-        let count = part.len() / np;
+    in_parts(offsets.len(), pairs.len(), threads, |first, count, part| {
         Expander::default()
             .rotated_dots(
                 party,
@@ -57,13 +51,56 @@ pub fn rotated_sums(
                 part,
             )
             .map_err(|e| Error::Material(format!("lookup keys: {e}")))
-    };
+    })
+}
+
+/// This party's shares of `σ·T_a[j]` for each table `a` and element (element-major:
+/// `tables.len()` words per element), from its XOR shares of the one-hot vectors at the
+/// index masks ([`onehot::words`] per element), the tables stored by [`reversed_doubled`] and
+/// each element's [`offset`], on up to `threads` threads; `σ = ±1` is the dealer's (see
+/// [`onehot`]).
+pub fn one_hot_sums(
+    party: u8,
+    shares: &[u64],
+    n_bits: u32,
+    tables: &[&[u64]],
+    offsets: &[usize],
+    threads: usize,
+) -> Result<Vec<u64>> {
+    let per = onehot::words(n_bits);
+    if shares.len() != offsets.len() * per {
+        return Err(Error::Material(format!(
+            "lookup shares: {} words for {} elements of {per}",
+            shares.len(),
+            offsets.len()
+        )));
+    }
+    in_parts(offsets.len(), tables.len(), threads, |first, count, part| {
+        let mine = &shares[first * per..(first + count) * per];
+        onehot::dots(party, mine, n_bits, tables, &offsets[first..first + count], part)
+            .map_err(|e| Error::Material(format!("lookup shares: {e}")))
+    })
+}
+
+/// `n` elements' sums of `width` words each, computed by `work(first, count, part)` on up to
+/// `threads` threads in contiguous parts.
+fn in_parts(
+    n: usize,
+    width: usize,
+    threads: usize,
+    work: impl Fn(usize, usize, &mut [u64]) -> Result<()> + Sync,
+) -> Result<Vec<u64>> {
+    let np = width.max(1);
+    let mut sums = vec![0u64; n * width];
+    // Below a few thousand elements a thread costs more than it saves.
+    let threads = if n < 2048 { 1 } else { threads.max(1) };
+    let per = n.div_ceil(threads).max(1);
     // Each part in its own cell, so a part whose thread cannot be started runs here instead.
     let cells: Vec<Cell<'_>> =
         sums.chunks_mut(per * np).enumerate().map(|(k, part)| std::sync::Mutex::new(Some((k * per, part)))).collect();
     let run = |cell: &Cell<'_>| -> Result<()> {
         match cell.lock().ok().and_then(|mut c| c.take()) {
-            Some((first, part)) => work(first, part),
+            Some((first, part)) => work(first, part.len() / np, part),
             None => Ok(()),
         }
     };

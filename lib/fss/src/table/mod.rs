@@ -670,5 +670,7 @@ pub fn eval_all(party: u8, keys: &TableKeys<'_>, range: Range<usize>, out: &mut 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 
+pub mod onehot;
+
 #[cfg(test)]
 mod tests;
