@@ -19,11 +19,11 @@
 //!
 //! | `argmax` | a tree over adjacent pairs keeping `(value, index)`, `gt` then two products per level (first maximum wins, as in `ref`); one-hot: `eq` with the indices | 2·⌈log₂ n⌉ (+2) |
 //!
-//! | `exp`, `sigmoid`, `tanh`, `gelu` of an int | `mul` by 1.0 (to fixed), then the lookup gate | 5 (7 with bit borrows) |
+//! | `exp`, `sigmoid`, `tanh`, `gelu` of an int | `mul` by 1.0 (to fixed), then the lookup gate | 5 (7 with bit borrows; one more with one-hot shares) |
 //!
 //! | `reciprocal`, `rsqrt`, `sqrt` of an int | `mul` by 1.0 (to fixed), then the root gate ([`crate::gates::root`]) | 8 |
 //! | `div(a, b)` | `a · reciprocal(b)`: a fixed × fixed product with exact truncation (int `a`: an exact int × fixed product) | 9 (8) |
-//! | `softmax(x, axis)` | `e = exp(x − max(x, axis))` (max over the axis, reshaped to keep the axis), `e · reciprocal(sum(e, axis, keepdims))` | 2·⌈log₂ n⌉ + 14 (+ 2 when the lookup opens its borrows) |
+//! | `softmax(x, axis)` | `e = exp(x − max(x, axis))` (max over the axis, reshaped to keep the axis), `e · reciprocal(sum(e, axis, keepdims))` | 2·⌈log₂ n⌉ + 14 (+ 2 when the lookup opens its borrows, + 1 when it reads one-hot shares) |
 //! | `layernorm(x, axis, ε[, γ, β])` | `c = x − mean(x)`, `c · rsqrt(mean(c·c) + ε)`, then `· γ` and `+ β` (each made fixed first) | 17 (+2 with γ) |
 //!
 //! **Accuracy** (f = 16; `ε_r = 2^-20` the root gate's relative error, see [`crate::gates::root`]):

@@ -10,7 +10,8 @@
 //! - [`fss`] (the `mpcflow-fss` library crate): the sans-I/O cryptographic core: a fixed-key
 //!   AES-128 tree PRG, the Boyle–Gilboa–Ishai DPF and the Boyle et al. (Eurocrypt 2021) DCF over
 //!   `Z(2^64)`, the half-tree one-bit DCF of the two-round comparisons, the vector-payload DPF of
-//!   the table lookups (full-domain evaluation folded into rotated dot products), with batched
+//!   the table lookups (full-domain evaluation folded into rotated dot products; where a round
+//!   is cheap, XOR shares of a one-hot vector instead), with batched
 //!   evaluation and byte-exact key serialisation.
 //! - [`gates`], [`dealer`], [`material`], [`wire`]: the protocol on top of it.
 //! - [`accel`]: the session's kernel plugin (a GPU) for DCF evaluation and ring products, with

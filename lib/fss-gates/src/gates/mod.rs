@@ -10,7 +10,7 @@
 //! | bilinear | mul, matmul, conv2d of two secrets (+1 or 2 rounds of truncation for fixed × fixed) | 1 (2, or 3) | 8n (16n, or 16n + n/8) |
 //! | sign | gt, ge, lt, le | 1, or 2 (see below) | 8n, or 8n + n/8 |
 //! | relu | relu | 1, or 2 | 8n, or 8n + n/8 |
-//! | lookup | exp, sigmoid, tanh, gelu (clip, then quadratic pieces from a 256-point table, see [`lut`]) | 5, or 7 with the truncations' borrows opened as bits; 3 or 5 without a clip (a declared range inside the table) | n/4 + 32n (gelu 3n/8 + 40n); +8n where the split takes two truncations (f > 18 for exp, > 22 for sigmoid, > 23 for tanh and gelu); with bit borrows + n/8 per truncation |
+//! | lookup | exp, sigmoid, tanh, gelu (clip, then quadratic pieces from a 256-point table, see [`lut`]) | 5, or 7 with the truncations' borrows opened as bits; 3 or 5 without a clip (a declared range inside the table); one more where the table is read by one-hot shares instead of a key (the planner's choice from about a hundred elements on `local`) | n/4 + 32n (gelu 3n/8 + 40n); +8n where the split takes two truncations (f > 18 for exp, > 22 for sigmoid, > 23 for tanh and gelu); with bit borrows + n/8 per truncation; with one-hot shares +24n |
 //! | onehot | onehot (a table key per index, its expansion read at the masked index, see [`onehot`]) | 1 | 8n |
 //! | root | reciprocal, rsqrt, sqrt (leading bit, normalisation, mantissa table, rescaling, see [`root`]) | 7 | 64n + one bit per leading-bit comparison (at f = 16: reciprocal 73n, rsqrt 71n, sqrt 72n) |
 //!
