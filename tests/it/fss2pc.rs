@@ -291,6 +291,17 @@ proptest! {
         compare(&one(Op::Sigmoid, vec![n], DType::Fixed), &ins(real(&[n], &x), None), |_, _| 2.0 * ULP)?;
         compare(&one(Op::Tanh, vec![n], DType::Fixed), &ins(real(&[n], &x), None), |_, _| 2.0 * ULP)?;
         compare(&one(Op::Gelu, vec![n], DType::Fixed), &ins(real(&[n], &x), None), |_, _| 2.0 * ULP)?;
+        // 180 elements on `local` read the tables by one-hot shares (a round more than the key:
+        // six with DCF borrows, eight with opened ones).
+        let many: Vec<f64> = (0..10).flat_map(|k| x.iter().map(move |v| v + k as f64 * 0.013)).collect();
+        let m = many.len();
+        let exp_many: Vec<f64> = many.iter().map(|v| v.min(7.9)).collect();
+        for (op, xs) in [(Op::Exp, &exp_many), (Op::Sigmoid, &many), (Op::Tanh, &many), (Op::Gelu, &many)] {
+            let bound = |r: f64| if op == Op::Exp { (1.2 * r.abs() + 2.0) * ULP } else { 2.0 * ULP };
+            let out = compare_on(&one(op.clone(), vec![m], DType::Fixed), &ins(real(&[m], xs), None), |_, r| bound(r), Network::Local)?;
+            let rounds = rounds_of(&out, "y");
+            prop_assert!(rounds == 6 || rounds == 8, "{:?}: {} rounds", op, rounds);
+        }
     }
 }
 
