@@ -52,11 +52,12 @@
 //! so the results are bit for bit those of the key.
 //!
 //! The trade is one round and three opened words per element for the key's expansion and
-//! 204 to 276 bytes of material (party 1 gets 72 bytes for a 7-bit table, party 0 none, where
-//! each got the 276-byte key). The planner takes the form that [`super::select::seconds`]
-//! estimates faster on the plan's network profile: one-hot shares from about a hundred
-//! elements a node on `local`, about a thousand on `lan`, and about twenty thousand on `wan`,
-//! where a round costs 80 ms but the key's bytes cost more at 400 Mbit/s.
+//! 204 to 276 bytes of material per party (party 1 gets 72 bytes for a 7-bit table, party 0
+//! none, where each got the 276-byte key: 72 bytes in all against 552). The planner takes the
+//! form that [`super::select::seconds`] estimates faster on the plan's network profile:
+//! one-hot shares from about fifty elements a node (exp) to a hundred (the folded tables) on
+//! `local`, about a thousand on `lan`, and about twenty thousand on `wan`, where a round costs
+//! 80 ms but the key's bytes cost more at 400 Mbit/s.
 //!
 //! # Folding onto `|x|`
 //!
@@ -127,13 +128,13 @@
 //!
 //! # Costs per element (f = 16)
 //!
-//! Material (mean of the two parties; party 1 gets about 100 B more) with bit borrows and
-//! one-hot shares, as `mpcflow bench` measures it: exp 1484 B (one 63-bit half-tree key for
-//! the comparison, 928 B; the truncations; 32 bytes of one-hot share and 7 words to party 1),
-//! sigmoid 1492 B, tanh and gelu 1448 B (the same key for three comparisons, their masks,
-//! 16 bytes of share and 7 words); with a table key instead, 293 bytes of key of 8 bits (exp)
-//! or 276 of 7 (the others) to each party, about 250 B more; about 530 B more with DCF
-//! borrows. Evaluation per party: 57 AES blocks for exp's one comparison point, about 104 for
+//! Material (mean of the two parties; party 1 gets about 170 B more with one-hot shares, 100 B
+//! with a key) with bit borrows and one-hot shares, as `mpcflow bench` measures it: exp
+//! 1484 B (one 63-bit half-tree key for the comparison, 928 B; the truncations; 32 bytes of
+//! one-hot share and 7 words to party 1), sigmoid 1492 B, tanh 1444 B and gelu 1448 B (the
+//! same key for three comparisons, their masks, 16 bytes of share and 7 words); with a table
+//! key instead, 293 bytes of key of 8 bits (exp) or 276 of 7 (the others) to each party,
+//! about 250 B more; about 530 B more with DCF borrows. Evaluation per party: 57 AES blocks for exp's one comparison point, about 104 for
 //! the three points of the others (about 34 of the 56 walked levels are shared at 64 bits, see
 //! step 1), and the truncations'; with one-hot shares three masked sums of 2^m words (eight to
 //! an instruction with AVX-512), with a table key its 446 blocks and 1536 products for exp,
@@ -203,9 +204,9 @@ enum Read {
     /// A table key whose payload carries the remainder mask's powers: no round of its own,
     /// `W·2^(m−1)` AES blocks of expansion per element and party.
     Key,
-    /// XOR shares of the one-hot vector at `j`'s mask and the dealer's sign shares: no AES,
-    /// party 1 gets 72 bytes per element where a 7-bit key takes 276 (party 0 none), and one
-    /// round more.
+    /// XOR shares of the one-hot vector at `j`'s mask and the dealer's sign shares: no AES but
+    /// the expansion of party 0's share from its seed (one block per 128 points), party 1 gets
+    /// 72 bytes per element where a 7-bit key takes 276 (party 0 none), and one round more.
     OneHot,
 }
 

@@ -36,7 +36,7 @@
 //! A share is [`words`] 64-bit words per element, bit `x mod 64` of word `x / 64` the share at
 //! point `x`; bits past `2^n` (domains under 6 bits) are never read.
 
-use super::FssError;
+use super::{FssError, MAX_TABLE_BITS};
 
 /// Words of one element's share over a `2^n_bits`-point domain.
 pub const fn words(n_bits: u32) -> usize {
@@ -61,6 +61,9 @@ pub fn dots(
     offsets: &[usize],
     out: &mut [u64],
 ) -> Result<(), FssError> {
+    if n_bits > MAX_TABLE_BITS {
+        return Err(FssError::DomainTooLarge { n_bits, max: MAX_TABLE_BITS });
+    }
     let n = offsets.len();
     let per = words(n_bits);
     let size = 1usize << n_bits;
@@ -113,12 +116,11 @@ mod avx512 {
 
     use super::LANES;
 
-    /// Eight words from `run` at `at` as a register.
+    /// Eight words as a register.
     #[allow(unsafe_code)]
     #[inline]
     #[target_feature(enable = "avx512f")]
-    fn load8(run: &[u64], at: usize) -> __m512i {
-        let words: &[u64; LANES] = run[at..at + LANES].try_into().unwrap_or(&[0; LANES]);
+    fn load8(words: &[u64; LANES]) -> __m512i {
         // SAFETY: reads the 64 bytes the array reference covers; no alignment requirement.
         unsafe { _mm512_loadu_si512(words.as_ptr().cast()) }
     }
@@ -136,12 +138,13 @@ mod avx512 {
     ) {
         let per = super::words(size.trailing_zeros());
         for ((share, &o), sums) in shares.chunks_exact(per).zip(offsets).zip(out.chunks_exact_mut(3)) {
-            let runs = tables.map(|t| &t[o..o + size]);
+            // Eight points of each run at a time; `size` is a multiple of eight.
+            let runs = tables.map(|t| t[o..o + size].as_chunks::<LANES>().0);
             let mut acc = [_mm512_setzero_si512(); 3];
             for c in 0..size / LANES {
                 let mask = (share[c / 8] >> (8 * (c % 8))) as u8;
                 for (a, run) in acc.iter_mut().zip(&runs) {
-                    *a = _mm512_mask_add_epi64(*a, mask, *a, load8(run, c * LANES));
+                    *a = _mm512_mask_add_epi64(*a, mask, *a, load8(&run[c]));
                 }
             }
             for (sum, a) in sums.iter_mut().zip(acc) {
@@ -247,5 +250,6 @@ mod tests {
         assert!(dots(0, &[0; 2], 7, &refs, &[200], &mut out).is_err(), "run past the table");
         assert!(dots(0, &[0; 2], 7, &refs, &[0], &mut [0u64; 2]).is_err(), "output length");
         assert!(dots(1, &[0; 2], 7, &refs, &[128], &mut out).is_ok());
+        assert!(dots(0, &[], 64, &refs, &[], &mut []).is_err(), "a domain past the largest table");
     }
 }
