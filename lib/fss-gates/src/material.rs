@@ -178,7 +178,9 @@ impl<'a> Reader<'a> {
 
 /// Draws `n` words from a seeded generator.
 pub fn draw(rng: &mut SeedRng, n: usize) -> Vec<u64> {
-    (0..n).map(|_| rng.next_u64()).collect()
+    let mut v = vec![0u64; n];
+    rng.fill_u64(&mut v);
+    v
 }
 
 /// Size of a DCF key over `bits` bits.

@@ -239,6 +239,7 @@ pub struct SeedRng {
     cipher: Aes128,
     counter: u128,
     buf: [Block; RNG_BUFFER_BLOCKS],
+    /// The next unread 64-bit half of `buf` (`2·RNG_BUFFER_BLOCKS`: empty).
     pos: usize,
 }
 
@@ -259,7 +260,7 @@ impl SeedRng {
             cipher: Aes128::new(&Array::from(key)),
             counter: u128::from_le_bytes(ctr),
             buf: [Block::default(); RNG_BUFFER_BLOCKS],
-            pos: RNG_BUFFER_BLOCKS,
+            pos: 2 * RNG_BUFFER_BLOCKS,
         }
     }
 
@@ -279,22 +280,52 @@ impl SeedRng {
         self.pos = 0;
     }
 
-    /// The next 128 pseudo-random bits.
+    /// The next 128 pseudo-random bits: the next two 64-bit words, low first (one whole block
+    /// when the words before were drawn in pairs).
     pub fn next_u128(&mut self) -> u128 {
-        if self.pos >= RNG_BUFFER_BLOCKS {
+        let lo = self.next_u64();
+        u128::from(lo) | (u128::from(self.next_u64()) << 64)
+    }
+
+    /// The next 64 pseudo-random bits: each block gives two, low half first.
+    pub fn next_u64(&mut self) -> u64 {
+        if self.pos >= 2 * RNG_BUFFER_BLOCKS {
             self.refill();
         }
-        let v = self.buf.get(self.pos).map(u128_from_block).unwrap_or_default();
+        let block = self.buf.get(self.pos / 2).map(u128_from_block).unwrap_or_default();
+        let v = (block >> (64 * (self.pos % 2))) as u64;
         self.pos += 1;
         v
     }
 
-    /// The next 64 pseudo-random bits (one block per call; the other half is discarded).
-    pub fn next_u64(&mut self) -> u64 {
-        self.next_u128() as u64
+    /// Fills `dest` with the next `dest.len()` words, as that many calls of
+    /// [`SeedRng::next_u64`] would, a buffer at a time.
+    pub fn fill_u64(&mut self, dest: &mut [u64]) {
+        let mut rest = dest;
+        while !rest.is_empty() {
+            if self.pos >= 2 * RNG_BUFFER_BLOCKS {
+                self.refill();
+            }
+            // Whole blocks from a block boundary; a single word where a block is half read.
+            if self.pos % 2 == 1 || rest.len() == 1 {
+                let (first, tail) = rest.split_at_mut(1);
+                first[0] = self.next_u64();
+                rest = tail;
+                continue;
+            }
+            let blocks = (rest.len() / 2).min(RNG_BUFFER_BLOCKS - self.pos / 2);
+            let (head, tail) = rest.split_at_mut(2 * blocks);
+            for (pair, b) in head.chunks_exact_mut(2).zip(&self.buf[self.pos / 2..]) {
+                let v = u128_from_block(b);
+                pair[0] = v as u64;
+                pair[1] = (v >> 64) as u64;
+            }
+            self.pos += 2 * blocks;
+            rest = tail;
+        }
     }
 
-    /// Fills `dest` with pseudo-random bytes.
+    /// Fills `dest` with pseudo-random bytes, sixteen to a [`SeedRng::next_u128`].
     pub fn fill_bytes(&mut self, dest: &mut [u8]) {
         for chunk in dest.chunks_mut(16) {
             let bytes = self.next_u128().to_le_bytes();
@@ -306,6 +337,34 @@ impl SeedRng {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Words drawn one at a time, in bulk from any position, and as 128-bit pairs are the same
+    /// stream, and a block gives two words.
+    #[test]
+    fn words_one_at_a_time_and_in_bulk_agree() {
+        let one: Vec<u64> = {
+            let mut rng = SeedRng::from_seed([11; 32]);
+            (0..1000).map(|_| rng.next_u64()).collect()
+        };
+        for split in [0usize, 1, 2, 3, 127, 128, 129, 255, 256, 999] {
+            let mut rng = SeedRng::from_seed([11; 32]);
+            let mut got: Vec<u64> = (0..split).map(|_| rng.next_u64()).collect();
+            let mut rest = vec![0u64; 1000 - split];
+            let (a, b) = rest.split_at_mut((1000 - split) / 3);
+            rng.fill_u64(a);
+            rng.fill_u64(b);
+            got.extend(rest);
+            assert_eq!(got, one, "{split} drawn singly first");
+        }
+        let mut rng = SeedRng::from_seed([11; 32]);
+        let first = rng.next_u128();
+        assert_eq!((first as u64, (first >> 64) as u64), (one[0], one[1]));
+        // Counter mode: block 0 is AES_k(counter), the seed's second half.
+        let cipher = Aes128::new(&Array::from([11u8; 16]));
+        let mut b = Array::from([11u8; 16]);
+        cipher.encrypt_block(&mut b);
+        assert_eq!(u128::from_le_bytes(<[u8; 16]>::from(b)), first, "one block, two words");
+    }
 
     #[test]
     fn aes_known_answer_fips197() {
