@@ -134,12 +134,13 @@
 //! one-hot share and 7 words to party 1), sigmoid 1492 B, tanh 1444 B and gelu 1448 B (the
 //! same key for three comparisons, their masks, 16 bytes of share and 7 words); with a table
 //! key instead, 293 bytes of key of 8 bits (exp) or 276 of 7 (the others) to each party,
-//! about 250 B more; about 530 B more with DCF borrows. Evaluation per party: 57 AES blocks for exp's one comparison point, about 104 for
-//! the three points of the others (about 34 of the 56 walked levels are shared at 64 bits, see
-//! step 1), and the truncations'; with one-hot shares three masked sums of 2^m words (eight to
-//! an instruction with AVX-512), with a table key its 446 blocks and 1536 products for exp,
-//! 222 and 768 for the folded tables. Key generation: 114 blocks for the half-tree key, 44 or
-//! 40 for a table key, and the truncations'.
+//! about 250 B more; about 530 B more with DCF borrows. Evaluation per party: 57 AES blocks
+//! for exp's one comparison point, about 104 for the three points of the others (about 34 of
+//! the 56 walked levels are shared at 64 bits, see step 1), and the truncations'; with one-hot
+//! shares three masked sums of 2^m words (eight to an instruction with AVX-512), with a table
+//! key its 446 blocks and 1536 products for exp, 222 and 768 for the folded tables. Key
+//! generation: 114 blocks for the half-tree key, 44 or 40 for a table key, and the
+//! truncations'.
 
 use super::trunc::{self, Borrow, Truncation};
 use super::{open, tables, thresholds};
@@ -214,8 +215,8 @@ enum Read {
 /// masks of `P`, `Q` and `R`, then `g`, `g·r_δ`, `g·r_δ²` and `K`.
 const ONE_HOT_WORDS: usize = 7;
 
-/// The form of the node's table read: the one [`select::seconds`] estimates faster on the
-/// plan's network profile.
+/// The form of the node's table read: the one [`super::select::seconds`] estimates faster on
+/// the plan's network profile.
 fn read_form(node: &NodeDesc, func: Func) -> Read {
     let m = index_bits(node, func);
     let seconds = |read: Read| super::select::seconds(node, &cost_of(node, func, read), read_aes(m, read));
@@ -224,14 +225,14 @@ fn read_form(node: &NodeDesc, func: Func) -> Read {
 
 /// AES blocks per element of the table read (the dealer's and one party's): the table key's
 /// generation and expansion (see [`crate::fss::table`]), or the seed's expansion of party 0's
-/// one-hot share.
+/// one-hot share (two words to a block).
 fn read_aes(m: u32, read: Read) -> u32 {
     match read {
         Read::Key => {
             let (e, w) = (crate::fss::table::leaf_levels(m), WORDS);
             4 * (m - e) + (w << e) + 2 * ((1 << (m - e)) - 1) + (w << m) / 2
         }
-        Read::OneHot => onehot::words(m) as u32,
+        Read::OneHot => onehot::words(m).div_ceil(2) as u32,
     }
 }
 
@@ -582,28 +583,40 @@ fn coefficients(func: Func, node: &NodeDesc) -> Result<[Vec<u64>; 3]> {
     Ok(c)
 }
 
-/// This party's shares of `z = c₀[j]·2^(2q) + c₁[j]·2^q·δ + c₂[j]·δ²` (times the payload's
-/// sign) for every element, from its table keys over `m` bits, the public masked index `ĵ` and
-/// remainder `δ̂` (see the module docs), on up to `threads` threads.
-#[allow(clippy::too_many_arguments)]
-fn lookup_shares(
+/// What a party reads the tables with in the lookup round: the coefficient tables over `m`
+/// bits, the public masked index `ĵ` and remainder `δ̂` of every element, the remainder's
+/// scale `q`, and up to `threads` threads.
+struct TableRead<'a> {
     party: u8,
-    keys: &TableKeys<'_>,
-    coeffs: &[Vec<u64>; 3],
+    coeffs: &'a [Vec<u64>; 3],
     m: u32,
-    jhat: &[u64],
-    dhat: &[u64],
+    jhat: &'a [u64],
+    dhat: &'a [u64],
     q: u32,
     threads: usize,
-) -> Result<Vec<u64>> {
-    let offsets: Vec<usize> = jhat.iter().map(|j| tables::offset(*j, m)).collect();
-    let refs: Vec<&[u64]> = coeffs.iter().map(|c| c.as_slice()).collect();
+}
+
+impl TableRead<'_> {
+    /// Each element's offset into the tables (see [`tables::offset`]), and the tables.
+    fn runs(&self) -> (Vec<usize>, Vec<&[u64]>) {
+        (
+            self.jhat.iter().map(|j| tables::offset(*j, self.m)).collect(),
+            self.coeffs.iter().map(Vec::as_slice).collect(),
+        )
+    }
+}
+
+/// This party's shares of `z = c₀[j]·2^(2q) + c₁[j]·2^q·δ + c₂[j]·δ²` (times the payload's
+/// sign) for every element, from its table keys (see the module docs).
+fn lookup_shares(read: &TableRead<'_>, keys: &TableKeys<'_>) -> Result<Vec<u64>> {
+    let (offsets, refs) = read.runs();
+    let q = read.q;
     // (table, payload word): c₀·1, c₁·1, c₂·1, c₁·r_δ, c₂·r_δ, c₂·r_δ².
     let pairs = [(0, 0), (1, 0), (2, 0), (1, 1), (2, 1), (2, 2)];
-    let sums = tables::rotated_sums(party, keys, &refs, &pairs, &offsets, threads)?;
+    let sums = tables::rotated_sums(read.party, keys, &refs, &pairs, &offsets, read.threads)?;
     Ok(sums
         .chunks_exact(pairs.len())
-        .zip(dhat)
+        .zip(read.dhat)
         .map(|(s, &dh)| {
             let [a, b, c, d, e, f] = <[u64; 6]>::try_from(s).unwrap_or_default();
             let p = 1u64 << q;
@@ -620,21 +633,10 @@ fn lookup_shares(
 /// This party's shares of `P + m_P`, `Q + m_Q` and `R + m_R` for every element (three rows of
 /// `n`), read with one-hot shares ([`Read::OneHot`], see the module docs): with `A_k` its share
 /// of `σ·c_k[j]`, `P = A₀·2^(2q) + A₁·2^q·δ̂ + A₂·δ̂²`, `Q = A₁·2^q + 2·A₂·δ̂`, `R = A₂`.
-#[allow(clippy::too_many_arguments)]
-fn one_hot_openings(
-    party: u8,
-    oh: &OneHotShares,
-    coeffs: &[Vec<u64>; 3],
-    m: u32,
-    jhat: &[u64],
-    dhat: &[u64],
-    q: u32,
-    threads: usize,
-) -> Result<Vec<u64>> {
-    let n = jhat.len();
-    let offsets: Vec<usize> = jhat.iter().map(|j| tables::offset(*j, m)).collect();
-    let refs: Vec<&[u64]> = coeffs.iter().map(|c| c.as_slice()).collect();
-    let a = tables::one_hot_sums(party, &oh.shares, m, &refs, &offsets, threads)?;
+fn one_hot_openings(read: &TableRead<'_>, oh: &OneHotShares) -> Result<Vec<u64>> {
+    let (n, q, dhat) = (read.jhat.len(), read.q, read.dhat);
+    let (offsets, refs) = read.runs();
+    let a = tables::one_hot_sums(read.party, &oh.shares, read.m, &refs, &offsets, read.threads)?;
     if oh.masks.len() != 3 * n || a.len() != 3 * n {
         return Err(Error::internal("lookup one-hot masks"));
     }
@@ -909,13 +911,19 @@ impl LutEval {
         let khat = if q < t { &opened[n..] } else { &self.clip[..n] };
         let dhat: Vec<u64> = khat.iter().zip(jhat).map(|(k, j)| k.wrapping_sub(j.wrapping_shl(q))).collect();
         let coeffs = coefficients(self.func, &self.node)?;
-        let bits = index_bits(&self.node, self.func);
-        let party = self.me.0 as u8;
-        let threads = self.accel.threads();
+        let read = TableRead {
+            party: self.me.0 as u8,
+            coeffs: &coeffs,
+            m: index_bits(&self.node, self.func),
+            jhat,
+            dhat: &dhat,
+            q,
+            threads: self.accel.threads(),
+        };
         let z = match &self.material()?.table {
-            TableShares::Key(keys) => lookup_shares(party, &keys.keys()?, &coeffs, bits, jhat, &dhat, q, threads)?,
+            TableShares::Key(keys) => lookup_shares(&read, &keys.keys()?)?,
             TableShares::OneHot(oh) => {
-                let mine = one_hot_openings(party, oh, &coeffs, bits, jhat, &dhat, q, threads)?;
+                let mine = one_hot_openings(&read, oh)?;
                 self.state = State::Unsign;
                 return Ok(self.exchange(mine));
             }
