@@ -258,7 +258,7 @@ pub fn lower(op: &Op, inputs: &[TensorInfo], fp: FixedPoint) -> Option<Lowering>
     Some(Lowering { nodes })
 }
 
-/// Output elements per block of a large matrix product (see [`matmul_in_column_blocks`]).
+/// Output elements per block of a large matrix product (see `matmul_in_column_blocks`).
 pub const MATMUL_BLOCK: usize = 1 << 20;
 
 /// A matrix product of a secret with more than [`MATMUL_BLOCK`] outputs (GPT-2's logits, 6.4M:
