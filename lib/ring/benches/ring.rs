@@ -3,8 +3,10 @@
 //! * `matmul/{1t,mt}/n`: one `n × n` by `n × n` wrapping product on one thread / on every
 //!   available thread, with the default configuration (Strassen–Winograd on sizes from 256 up).
 //! * `matmul_classic/{1t,mt}/n`: the same without Strassen–Winograd (the blocked kernel alone).
+//! * `matmul_avx2_classic/…`: the blocked kernel with the AVX2 micro-kernel even where the CPU
+//!   has AVX-512 (the default picks the widest the CPU has).
 //! * `matmul_scalar/…` and `matmul_scalar_classic/…`: both again with the scalar micro-kernel
-//!   instead of the vector one (AVX2, where the CPU has it).
+//!   instead of a vector one.
 //! * `ring_apply/{fast,ref}/256`: `ring::apply` against the old path (the `ref` kernels in
 //!   `Int` mode), both on one 256³ product.
 //!
@@ -16,7 +18,7 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use mpcflow_ring::kernels::eval_op;
-use mpcflow_ring::linalg::{Config, matmul};
+use mpcflow_ring::linalg::{Config, Simd, matmul};
 use mpcflow_ring::ring;
 use mpcflow_sdk::shape::{TensorInfo, Visibility};
 use mpcflow_sdk::{DType, FixedPoint, Op, Tensor};
@@ -37,11 +39,13 @@ fn bench_matmul(c: &mut Criterion) {
     let all = Config::default();
     eprintln!("threads available: {}", all.threads);
     let classic = Config { strassen_min: usize::MAX, ..all };
-    let scalar = Config { vector: false, ..all };
-    let scalar_classic = Config { vector: false, ..classic };
+    let avx2_classic = Config { simd: Simd::Avx2, ..classic };
+    let scalar = Config { simd: Simd::None, ..all };
+    let scalar_classic = Config { simd: Simd::None, ..classic };
     for (group, base) in [
         ("matmul", all),
         ("matmul_classic", classic),
+        ("matmul_avx2_classic", avx2_classic),
         ("matmul_scalar", scalar),
         ("matmul_scalar_classic", scalar_classic),
     ] {

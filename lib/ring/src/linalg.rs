@@ -6,12 +6,16 @@
 //! order: `ref` wraps its `i128` sum to 64 bits once, these kernels wrap at every step.
 //!
 //! - **matmul**: `B` is packed into panels of `KC × NR` words, a row panel of `A` into `KC × MR`,
-//!   and an `MR × NR` micro-kernel keeps its sums in registers. x86-64 has no 64-bit vector
-//!   multiply below AVX-512, so the kernel (module `avx2`, chosen at run time) builds each product
-//!   from three 32-bit `vpmuludq` and defers the one shift per output to the end of the dot
-//!   product; elsewhere it is scalar code (one `imul` per multiply-add). On this project's 2-core
-//!   Zen 3 VM, a 1024³ product without Strassen–Winograd takes 207 ms on one thread with AVX2
-//!   against 405 ms scalar (5.2 against 2.6 GMAC/s, same run). Batch axes broadcast like NumPy
+//!   and an `MR × NR` micro-kernel keeps its sums in registers. The kernel is chosen at run time
+//!   ([`Simd`]): on AVX-512DQ (module `avx512`) a block is 8 × 8 and each step one 64-bit
+//!   `vpmullq` per row; on AVX2 alone (module `avx2`, x86-64 has no 64-bit vector multiply below
+//!   AVX-512) it is 4 × 4 and each product is built from three 32-bit `vpmuludq`, with the one
+//!   shift per output deferred to the end of the dot product; elsewhere it is scalar code (one
+//!   `imul` per multiply-add). On this project's 2-core Zen 3 VM, a 1024³ product without
+//!   Strassen–Winograd took 207 ms on one thread with AVX2 against 405 ms scalar (5.2 against
+//!   2.6 GMAC/s, same run); on its 2-core Xeon (Sapphire Rapids class) a 256³ product takes 1.74
+//!   ms with AVX-512 against 4.13 ms with AVX2 (9.7 against 4.1 GMAC/s; 1024³: 8.3 against 4.0),
+//!   one thread, no Strassen–Winograd, `cargo bench -p mpcflow-ring`. Batch axes broadcast like NumPy
 //!   (a rank-2 operand is shared by every batch). Products of more than `2^22` multiply-adds are
 //!   split into stripes of output rows, one per thread ([`Config::threads`], scoped threads).
 //! - **Strassen–Winograd** (7 half-size products instead of 8, plus 15 additions) splits each
@@ -34,10 +38,17 @@ use std::sync::OnceLock;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 
-/// Rows of the micro-kernel.
+/// Rows of the scalar and AVX2 micro-kernels (the AVX-512 one has [`MR_MAX`]).
 const MR: usize = 4;
-/// Columns of the micro-kernel.
+/// Rows of the tallest micro-kernel: the size of the `A` panel buffer.
+const MR_MAX: usize = 8;
+/// The sums of one micro-kernel call: `MR` rows of `NR` words.
+type Block<const MR: usize, const NR: usize> = [[u64; NR]; MR];
+/// Columns of the scalar and AVX2 micro-kernels (the AVX-512 one has 8), and the fewest columns
+/// a packed product has.
 const NR: usize = 4;
 /// Inner-dimension block: a `KC × MR` panel of `A` stays in L1.
 const KC: usize = 256;
@@ -57,16 +68,28 @@ pub struct Config {
     pub strassen_min: usize,
     /// Words of convolution columns built at a time (default `2^22`; at least one image).
     pub im2col_words: usize,
-    /// Whether the micro-kernel may use the CPU's vector unit (AVX2 on x86-64, detected at run
-    /// time; default `true`). `false` runs the scalar kernel, for tests and benchmarks.
-    pub vector: bool,
+    /// The widest vector unit the micro-kernel may use (default [`Simd::Avx512`]); below that,
+    /// what the CPU has decides, detected at run time. [`Simd::None`] runs the scalar kernel and
+    /// [`Simd::Avx2`] the AVX2 one on any x86-64 CPU with it, for tests and benchmarks.
+    pub simd: Simd,
+}
+
+/// Vector instruction sets the matmul micro-kernel can use, narrowest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Simd {
+    /// Scalar code only.
+    None,
+    /// AVX2: 4 × 4 blocks, each 64-bit product from three 32-bit multiplies.
+    Avx2,
+    /// AVX-512F and AVX-512DQ: 8 × 8 blocks, one 64-bit multiply per eight products.
+    Avx512,
 }
 
 impl Default for Config {
     fn default() -> Config {
         static THREADS: OnceLock<usize> = OnceLock::new();
         let threads = *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, NonZeroUsize::get));
-        Config { threads, parallel_min_macs: 1 << 22, strassen_min: 256, im2col_words: 1 << 22, vector: true }
+        Config { threads, parallel_min_macs: 1 << 22, strassen_min: 256, im2col_words: 1 << 22, simd: Simd::Avx512 }
     }
 }
 
@@ -230,21 +253,22 @@ fn products(
         per = per.next_multiple_of(16);
     }
     let single = Config { threads: 1, ..*cfg };
+    let kernel = Kernel::pick(cfg.simd);
     let rhs: Option<Vec<Rhs>> = match splits(cfg, [per.min(m), k, n]) {
         true => None,
         false if m >= PACK_MIN_ROWS && n >= NR => {
-            Some(b_mats.iter().map(|&b| pack_b(b, k, n).map(Rhs::Packed)).collect::<Result<_>>()?)
+            Some(b_mats.iter().map(|&b| pack_b(b, k, n, kernel.nr()).map(Rhs::Packed)).collect::<Result<_>>()?)
         }
         false => Some(b_mats.iter().map(|&b| Rhs::Raw(b)).collect()),
     };
     let work = |r0: usize, chunk: &mut [u64]| {
-        let mut ap = [0u64; KC * MR];
+        let mut ap = [0u64; KC * MR_MAX];
         segments(m, [r0, (r0 + per).min(rows)], chunk, ldc, |t, i, len, seg| {
             let (a, j) = pairs[t];
             let (a, dims) = (a.at(i, 0), [len, k, n]);
             match rhs.as_ref().map(|r| &r[j]) {
                 None => return strassen(a, b_mats[j], seg, ldc, dims, &single),
-                Some(Rhs::Packed(pb)) => packed_rows(a, pb, seg, ldc, dims, &mut ap, cfg.vector),
+                Some(Rhs::Packed(pb)) => kernel.packed_rows(a, pb, seg, ldc, dims, &mut ap),
                 Some(Rhs::Raw(b)) => direct_rows(a, *b, seg, ldc, dims),
             }
             Ok(())
@@ -269,6 +293,57 @@ fn products(
         handles.into_iter().try_for_each(|h| h.join().map_err(|_| Error::internal("a matmul thread panicked"))?)?;
         mine
     })
+}
+
+/// The micro-kernel of a product: the widest the configuration allows and the CPU has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kernel {
+    Scalar,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+impl Kernel {
+    fn pick(simd: Simd) -> Kernel {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if simd >= Simd::Avx512 && avx512::available() {
+                return Kernel::Avx512;
+            }
+            if simd >= Simd::Avx2 && avx2::available() {
+                return Kernel::Avx2;
+            }
+        }
+        let _ = simd;
+        Kernel::Scalar
+    }
+
+    /// Columns of the kernel's block, and of the panels [`pack_b`] makes for it.
+    fn nr(self) -> usize {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => avx512::NR,
+            _ => NR,
+        }
+    }
+
+    /// [`packed_rows`] with this kernel; `pb` was packed for it (`pack_b(…, self.nr())`).
+    fn packed_rows(self, a: View, pb: &[u64], c: &mut [u64], ldc: usize, dims: [usize; 3], ap: &mut [u64]) {
+        match self {
+            Kernel::Scalar => packed_rows::<MR, NR>(a, pb, c, ldc, dims, ap, scalar_micro::<MR, NR>),
+            // The kernel was picked after detection; the fallback only keeps the call total.
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => packed_rows::<MR, NR>(a, pb, c, ldc, dims, ap, |x, y| {
+                avx2::micro(x, y).unwrap_or_else(|| scalar_micro(x, y))
+            }),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => packed_rows::<{ avx512::MR }, { avx512::NR }>(a, pb, c, ldc, dims, ap, |x, y| {
+                avx512::micro(x, y).unwrap_or_else(|| scalar_micro(x, y))
+            }),
+        }
+    }
 }
 
 /// The right operand of a product, packed into panels or as it is.
@@ -299,15 +374,15 @@ fn segments(
     Ok(())
 }
 
-/// `B` (`k × n`) as `KC`-row blocks of `NR`-column panels, zero-padded to `NR` columns.
-fn pack_b(b: View, k: usize, n: usize) -> Result<Vec<u64>> {
-    let width = n.div_ceil(NR) * NR;
+/// `B` (`k × n`) as `KC`-row blocks of `nr`-column panels, zero-padded to `nr` columns.
+fn pack_b(b: View, k: usize, n: usize, nr: usize) -> Result<Vec<u64>> {
+    let width = n.div_ceil(nr) * nr;
     let mut out = zeros(k.checked_mul(width).ok_or_else(|| Error::invalid("matmul too large"))?)?;
     for (q, block) in out.chunks_mut(KC * width).enumerate() {
         let kb = block.len() / width;
-        for (jp, panel) in block.chunks_mut(kb * NR).enumerate() {
-            let (j0, w) = (jp * NR, NR.min(n - jp * NR));
-            for (p, dst) in panel.chunks_exact_mut(NR).enumerate() {
+        for (jp, panel) in block.chunks_mut(kb * nr).enumerate() {
+            let (j0, w) = (jp * nr, nr.min(n - jp * nr));
+            for (p, dst) in panel.chunks_exact_mut(nr).enumerate() {
                 dst[..w].copy_from_slice(&b.row(q * KC + p, n)[j0..j0 + w]);
             }
         }
@@ -315,15 +390,17 @@ fn pack_b(b: View, k: usize, n: usize) -> Result<Vec<u64>> {
     Ok(out)
 }
 
-/// `c += a × B` for `rows` rows of `a`, with `B` packed by [`pack_b`].
-fn packed_rows(
+/// `c += a × B` for `rows` rows of `a`, with `B` packed by [`pack_b`] in `NR`-column panels, each
+/// `MR × NR` block summed by `micro` from a panel of `A` packed into `ap` (`KC·MR` words or
+/// more).
+fn packed_rows<const MR: usize, const NR: usize>(
     a: View,
     pb: &[u64],
     c: &mut [u64],
     ldc: usize,
     [rows, k, n]: [usize; 3],
-    ap: &mut [u64; KC * MR],
-    vector: bool,
+    ap: &mut [u64],
+    micro: fn(&[u64], &[u64]) -> Block<MR, NR>,
 ) {
     let width = n.div_ceil(NR) * NR;
     for (q, block) in pb.chunks(KC * width).enumerate() {
@@ -340,7 +417,7 @@ fn packed_rows(
                 }
             }
             for (jp, panel) in block.chunks_exact(kb * NR).enumerate() {
-                let acc = micro(ap, panel, vector);
+                let acc = micro(ap, panel);
                 let (j0, w) = (jp * NR, NR.min(n - jp * NR));
                 for (i, sums) in acc.iter().enumerate().take(mb) {
                     for (cv, &v) in c[(i0 + i) * ldc + j0..][..w].iter_mut().zip(sums) {
@@ -352,14 +429,11 @@ fn packed_rows(
     }
 }
 
-/// The `MR × NR` block `Σ_p ap[p] ⊗ bp[p]`, summed in registers. Not inlined: inside its
-/// callers LLVM spilled the sums to the stack and the kernel ran 20% slower.
+/// The `MR × NR` block `Σ_p ap[p] ⊗ bp[p]` in scalar code: `ap` holds `MR` words per step, `bp`
+/// `NR` words per step. Not inlined (nor are the vector kernels, behind their target features):
+/// inside its callers LLVM spilled the sums to the stack and the kernel ran 20% slower.
 #[inline(never)]
-fn micro(ap: &[u64], bp: &[u64], vector: bool) -> [[u64; NR]; MR] {
-    #[cfg(target_arch = "x86_64")]
-    if vector && let Some(acc) = avx2::micro(ap, bp) {
-        return acc;
-    }
+fn scalar_micro<const MR: usize, const NR: usize>(ap: &[u64], bp: &[u64]) -> [[u64; NR]; MR] {
     let mut acc = [[0u64; NR]; MR];
     for (x, y) in ap.as_chunks::<MR>().0.iter().zip(bp.as_chunks::<NR>().0) {
         for (row, &xv) in acc.iter_mut().zip(x) {
@@ -536,6 +610,39 @@ impl Geometry {
     }
 }
 
+/// Checks a vector micro-kernel against plain index loops on extreme and random words, over
+/// sums of 0 to 256 steps (`None` from the kernel fails: callers check the CPU first).
+#[cfg(test)]
+fn check_micro_kernel<const MR: usize, const NR: usize>(micro: fn(&[u64], &[u64]) -> Option<Block<MR, NR>>) {
+    let scalar = |ap: &[u64], bp: &[u64]| {
+        let mut acc = [[0u64; NR]; MR];
+        for (x, y) in ap.chunks_exact(MR).zip(bp.chunks_exact(NR)) {
+            for i in 0..MR {
+                for j in 0..NR {
+                    acc[i][j] = acc[i][j].wrapping_add(x[i].wrapping_mul(y[j]));
+                }
+            }
+        }
+        acc
+    };
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let edges = [0, 1, u64::MAX, u64::MAX - 1, 1 << 32, (1 << 32) - 1, 1 << 63, (1 << 63) - 1, 0xffff_ffff_0000_0000];
+    for steps in [0usize, 1, 2, 7, 256] {
+        for round in 0..20 {
+            let mut word = |k: usize| if round < 10 { edges[(k * 7 + round) % edges.len()] } else { next() };
+            let ap: Vec<u64> = (0..steps * MR).map(&mut word).collect();
+            let bp: Vec<u64> = (0..steps * NR).map(|k| word(k + 3)).collect();
+            assert_eq!(micro(&ap, &bp), Some(scalar(&ap, &bp)), "steps {steps}, round {round}");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -557,7 +664,7 @@ mod tests {
 
     /// Every code path on small sizes: threads, no packing threshold, Strassen down to 2.
     fn stress() -> Config {
-        Config { threads: 3, parallel_min_macs: 0, strassen_min: 2, im2col_words: 1, vector: true }
+        Config { threads: 3, parallel_min_macs: 0, strassen_min: 2, im2col_words: 1, simd: Simd::Avx512 }
     }
 
     fn infos(shapes: &[&[usize]]) -> Vec<TensorInfo> {
@@ -614,7 +721,7 @@ mod tests {
             let mut sb = batch_of(&batch, db, ob);
             sa.extend([m, k]);
             sb.extend([k, n]);
-            for cfg in [Config::default(), stress()] {
+            for cfg in [Config::default(), stress(), Config { simd: Simd::Avx2, ..stress() }] {
                 check_op(&Op::Matmul, [&sa, &sb], seed, &cfg)?;
             }
         }
@@ -627,7 +734,9 @@ mod tests {
         ) {
             let (sa, sb) = ([batch, m, k], [k, n]);
             check_op(&Op::Matmul, [&sa, &sb], seed, &Config::default())?;
-            check_op(&Op::Matmul, [&sa, &sb], seed, &Config { vector: false, ..Config::default() })?;
+            for simd in [Simd::Avx2, Simd::None] {
+                check_op(&Op::Matmul, [&sa, &sb], seed, &Config { simd, ..Config::default() })?;
+            }
             check_op(&Op::Matmul, [&sb, &[n, 3]], seed, &stress())?;
         }
 
@@ -687,12 +796,14 @@ mod tests {
         let shapes: [&[usize]; 2] = [&[1024, 512], &[512, 1024]];
         let fast = matmul([&a, &b], shapes, &[1024, 1024], &Config { threads: 2, ..Config::default() }).unwrap();
         for threads in [1, 3] {
-            // The scalar kernel on three threads, the vector one (where the CPU has it) on one.
-            let plain = Config { threads, strassen_min: usize::MAX, vector: threads == 1, ..Config::default() };
+            // The scalar kernel on three threads, the AVX2 one (where the CPU has it) on one; the
+            // split product used the widest the CPU has.
+            let simd = if threads == 1 { Simd::Avx2 } else { Simd::None };
+            let plain = Config { threads, strassen_min: usize::MAX, simd, ..Config::default() };
             assert_eq!(fast, matmul([&a, &b], shapes, &[1024, 1024], &plain).unwrap());
         }
         // Batched stripes, some of them split, some not, against ref.
-        let many = Config { threads: 3, parallel_min_macs: 0, strassen_min: 8, im2col_words: 1, vector: true };
+        let many = Config { threads: 3, parallel_min_macs: 0, strassen_min: 8, im2col_words: 1, simd: Simd::Avx512 };
         let (sa, sb) = ([3usize, 200, 136], [136usize, 144]);
         let (a, b) = (words(5, 3 * 200 * 136), words(6, 136 * 144));
         let want = via_ref(&Op::Matmul, &[&a, &b], &[&sa, &sb], &[3, 200, 144]).unwrap();
