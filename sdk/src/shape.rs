@@ -11,7 +11,10 @@ pub enum Visibility {
     Public,
     /// Secret-shared between the parties.
     Secret,
-    /// Known to one party only (before sharing).
+    /// Known to one party: its private input, or anything computed from that party's private
+    /// inputs and public values alone, which it could have computed itself. Protocols still
+    /// share it as a secret; knowing who holds it lets them skip work (fss2pc's products skip a
+    /// party's multiplication by its share of the mask, which is zero).
     Private(PartyId),
 }
 
@@ -188,14 +191,28 @@ fn arity(op: &Op, n: usize) -> Result<(), ShapeError> {
     Ok(())
 }
 
+/// Who may see the output of `op` on `inputs`: public when every input is (a count always is),
+/// one party's when every input is public or that party's, secret otherwise.
+fn visibility(op: &Op, inputs: &[TensorInfo]) -> Visibility {
+    if matches!(op, Op::Count { .. }) {
+        return Visibility::Public;
+    }
+    let mut vis = Visibility::Public;
+    for t in inputs {
+        vis = match (vis, &t.vis) {
+            (v, Visibility::Public) => v,
+            (Visibility::Public, &Visibility::Private(p)) => Visibility::Private(p),
+            (Visibility::Private(p), &Visibility::Private(q)) if p == q => Visibility::Private(p),
+            _ => return Visibility::Secret,
+        };
+    }
+    vis
+}
+
 /// Infers the output of `op` applied to `inputs`.
 pub fn infer(op: &Op, inputs: &[TensorInfo]) -> Result<TensorInfo, ShapeError> {
     arity(op, inputs.len())?;
-    let vis = if inputs.iter().all(|t| t.vis == Visibility::Public) || matches!(op, Op::Count { .. }) {
-        Visibility::Public
-    } else {
-        Visibility::Secret
-    };
+    let vis = visibility(op, inputs);
     let (shape, dtype) = match op {
         Op::Add | Op::Sub => {
             let (a, b) = (&inputs[0], &inputs[1]);
@@ -513,6 +530,27 @@ mod tests {
 
     fn t(shape: &[usize], dtype: DType) -> TensorInfo {
         TensorInfo { shape: shape.to_vec(), dtype, vis: Visibility::Secret }
+    }
+
+    #[test]
+    fn visibility_follows_who_could_compute_the_value() {
+        let (f, p0, p1) = (DType::Fixed, Visibility::Private(PartyId(0)), Visibility::Private(PartyId(1)));
+        let v = |vis: &[&Visibility]| {
+            let ins: Vec<TensorInfo> = vis.iter().map(|&v| TensorInfo { vis: v.clone(), ..t(&[2], f) }).collect();
+            infer(&Op::Add, &ins).unwrap().vis
+        };
+        let public = Visibility::Public;
+        assert_eq!(v(&[&public, &public]), public);
+        assert_eq!(v(&[&p1, &public]), p1);
+        assert_eq!(v(&[&public, &p0]), p0);
+        assert_eq!(v(&[&p0, &p0]), p0);
+        assert_eq!(v(&[&p0, &p1]), Visibility::Secret);
+        assert_eq!(v(&[&p0, &Visibility::Secret]), Visibility::Secret);
+        assert_eq!(v(&[&Visibility::Secret, &public]), Visibility::Secret);
+        // One party's value through a non-linear op is still that party's; a count is public.
+        let private = TensorInfo { vis: p1.clone(), ..t(&[2], f) };
+        assert_eq!(infer(&Op::Relu, std::slice::from_ref(&private)).unwrap().vis, p1);
+        assert_eq!(infer(&Op::Count { axes: vec![] }, &[private]).unwrap().vis, public);
     }
 
     #[test]

@@ -489,6 +489,58 @@ fn public_operands_and_constants() {
     assert_eq!((n.rounds, n.bytes_sent.clone()), (0, vec![0, 0]));
 }
 
+/// Products where one party holds an operand (its input, or a value computed from its inputs
+/// alone) skip the other party's multiplication by its zero share of that operand's mask: every
+/// combination of holders gives `ref`'s exact words, ints and fixed point, matmul and mul.
+#[test]
+fn products_with_operands_one_party_holds() {
+    let ints = |s: &[usize], k: i64| InputValue::Int { shape: s.to_vec(), values: (0..6).map(|v| v * k - 7).collect() };
+    let fixed = |s: &[usize], k: f64| real(s, &(0..6).map(|v| (v as f64 * k - 2.5) / 3.0).collect::<Vec<_>>());
+    for dtype in [DType::Int, DType::Fixed] {
+        for (left, right) in [
+            ("alice", "alice"),
+            ("bob", "bob"),
+            ("alice", "bob"),
+            ("bob", "alice"),
+            ("shared", "alice"),
+            ("bob", "shared"),
+        ] {
+            // `shared` is the sum of one input of each party: secret to both.
+            let g = GraphSpec::new("t", ["alice", "bob"])
+                .input("a1", "alice", dtype, vec![Dim::Fixed(2), Dim::Fixed(3)])
+                .input("b1", "bob", dtype, vec![Dim::Fixed(2), Dim::Fixed(3)])
+                .input("a2", "alice", dtype, vec![Dim::Fixed(3), Dim::Fixed(2)])
+                .input("b2", "bob", dtype, vec![Dim::Fixed(3), Dim::Fixed(2)])
+                .node("shared1", Op::Add, ["a1", "b1"])
+                .node("shared2", Op::Add, ["a2", "b2"])
+                .node("alice1", Op::Neg, ["a1"])
+                .node("bob1", Op::Neg, ["b1"])
+                .node("alice2", Op::Transpose { perm: vec![1, 0] }, ["a1"])
+                .node("bob2", Op::Transpose { perm: vec![1, 0] }, ["b1"])
+                .node("y", Op::Matmul, [format!("{left}1"), format!("{right}2")])
+                .node("m", Op::Mul, [format!("{left}1"), format!("{right}1")])
+                .output("y", ["alice", "bob"])
+                .output("m", ["alice"]);
+            let inputs: Vec<(String, InputValue)> =
+                [("a1", [2, 3], 3), ("b1", [2, 3], -2), ("a2", [3, 2], 5), ("b2", [3, 2], 1)]
+                    .into_iter()
+                    .map(|(name, shape, k)| {
+                        let v = if dtype == DType::Int { ints(&shape, k) } else { fixed(&shape, k as f64) };
+                        (name.to_string(), v)
+                    })
+                    .collect();
+            let (a, b) = (run(&g, "ref", &inputs), run(&g, "fss2pc", &inputs));
+            let bound = if dtype == DType::Int { 0.0 } else { ULP };
+            for name in ["y", "m"] {
+                let (x, y) = (a.values(name).unwrap(), b.values(name).unwrap());
+                for (r, f) in x.iter().zip(&y) {
+                    assert!((r - f).abs() <= bound, "{left} × {right}, {dtype:?} {name}: ref {r}, fss2pc {f}");
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn example_graphs_match_ref() {
     let mill = Session::from_path(&root().join("graphs/millionaires.yaml"), mpcflow::builtins()).unwrap();

@@ -28,8 +28,9 @@ impl Protocol for Fss2pc {
             needs_dealer: true,
             // What the dealer deals and how the parties read it: processes of two versions
             // refuse each other at the handshake instead of misreading material. 0.2.0: lookups
-            // read one-hot shares, and seeds expand to two words per AES block.
-            version: "0.2.0".into(),
+            // read one-hot shares, and seeds expand to two words per AES block. 0.3.0: in a
+            // product with a value one party holds, that party adds `B(x̂, ŷ)`.
+            version: "0.3.0".into(),
             ..ProtocolDescriptor::new(
                 "fss2pc",
                 "two parties and a dealer; masked wires with DCF-based comparisons and exact truncation",

@@ -164,7 +164,8 @@ pub fn build(spec: &GraphSpec, registry: &Registry, opts: &PlanOptions) -> Resul
                 Dim::Sym(s) => dims.get(s).copied().unwrap_or(1),
             })
             .collect();
-        let info = TensorInfo { shape, dtype: inp.dtype, vis: Visibility::Secret };
+        // A party's input is its own; an owner's is shared by share (`share_owner_input`).
+        let info = TensorInfo { shape, dtype: inp.dtype, vis: Visibility::Private(party_id(&inp.owner)) };
         if info.numel() > super::lower::MAX_ELEMENTS {
             problems.push(Problem::new(
                 Site::Input(inp.name.clone()),
@@ -326,7 +327,9 @@ fn share_owner_input(b: &mut Builder<'_>, spec: &GraphSpec, inp: &InputSpec, inf
     let mut sum: Option<u32> = None;
     for (i, p) in spec.parties.iter().enumerate() {
         let name = owners::share_name(&inp.name, p);
-        let share = b.push(name, &inp.name, NodeKind::Input { owner: PartyId(i as u16) }, vec![], info.clone());
+        // Each party's share is its own value; their sum is secret.
+        let mine = TensorInfo { vis: Visibility::Private(PartyId(i as u16)), ..info.clone() };
+        let share = b.push(name, &inp.name, NodeKind::Input { owner: PartyId(i as u16) }, vec![], mine);
         sum = Some(match sum {
             None => share,
             Some(acc) => {
@@ -352,7 +355,7 @@ fn mask_owner_output(b: &mut Builder<'_>, spec: &GraphSpec, name: &str, owner: &
     let mut acc = src;
     for (i, p) in spec.parties.iter().enumerate() {
         let mask = owners::mask_name(name, owner, p);
-        let m_info = TensorInfo { shape: info.shape.clone(), dtype, vis: Visibility::Secret };
+        let m_info = TensorInfo { shape: info.shape.clone(), dtype, vis: Visibility::Private(PartyId(i as u16)) };
         let m = b.push(mask, name, NodeKind::Input { owner: PartyId(i as u16) }, vec![], m_info);
         acc = b.op(&format!("{name}#masked:{owner}:{i}"), name, Op::Add, vec![acc, m], 0)?;
     }
