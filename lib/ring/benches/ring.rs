@@ -11,7 +11,9 @@
 //!   `Int` mode), both on one 256³ product.
 //!
 //! Elements are multiply-adds of the classical algorithm (`n³`), so `Gelem/s` reads as GMAC/s.
-//! A secure 1024³ product costs the dealer one such product and each party two.
+//! A secure 1024³ product under fss2pc costs the dealer one such product and each party two, or
+//! one for a party whose share of an operand's mask is zero (an operand the other party holds,
+//! such as its weights).
 
 use std::hint::black_box;
 use std::time::Duration;

@@ -38,7 +38,7 @@ pub(super) fn available() -> bool {
     std::arch::is_x86_feature_detected!("avx2")
 }
 
-/// `Σ_p ap[p] ⊗ bp[p]` as in [`super::micro`], or `None` when the CPU lacks AVX2.
+/// `Σ_p ap[p] ⊗ bp[p]` as in [`super::scalar_micro`], or `None` when the CPU lacks AVX2.
 #[allow(unsafe_code)]
 pub(super) fn micro(ap: &[u64], bp: &[u64]) -> Option<[[u64; NR]; MR]> {
     if !available() {
