@@ -748,7 +748,7 @@ mod tests {
             seed in any::<u64>(),
         ) {
             let op = Op::Conv2d { stride, padding };
-            for cfg in [Config::default(), stress()] {
+            for cfg in [Config::default(), stress(), Config { simd: Simd::Avx2, ..stress() }] {
                 check_op(&op, [&[nb, c, h, w], &[o, c, kh, kw]], seed, &cfg)?;
             }
         }

@@ -164,8 +164,8 @@ pub fn build(spec: &GraphSpec, registry: &Registry, opts: &PlanOptions) -> Resul
                 Dim::Sym(s) => dims.get(s).copied().unwrap_or(1),
             })
             .collect();
-        // A party's input is its own; an owner's is shared by share (`share_owner_input`).
-        let info = TensorInfo { shape, dtype: inp.dtype, vis: Visibility::Private(party_id(&inp.owner)) };
+        // A party's input is its own (below); an owner's is shared by share (`share_owner_input`).
+        let info = TensorInfo { shape, dtype: inp.dtype, vis: Visibility::Secret };
         if info.numel() > super::lower::MAX_ELEMENTS {
             problems.push(Problem::new(
                 Site::Input(inp.name.clone()),
@@ -185,7 +185,9 @@ pub fn build(spec: &GraphSpec, registry: &Registry, opts: &PlanOptions) -> Resul
                 return Err(Error::Invalid(problems));
             }
         } else {
-            b.push(inp.name.clone(), &inp.name, NodeKind::Input { owner: party_id(&inp.owner) }, vec![], info);
+            let owner = party_id(&inp.owner);
+            let info = TensorInfo { vis: Visibility::Private(owner), ..info };
+            b.push(inp.name.clone(), &inp.name, NodeKind::Input { owner }, vec![], info);
         }
     }
     for &i in &order {

@@ -7,15 +7,17 @@
 //! and both add the two shares to get `ẑ = z + r_z`. `δᵢ` is 1 for one designated party and 0
 //! for the other, so each party computes two products, `B(x̂, δᵢ·ŷ − [r_y]ᵢ)` and `B([r_x]ᵢ, ŷ)`.
 //!
-//! **A value one party holds** (its input, such as a model's weights, or anything computed from
-//! its inputs and public values: [`Visibility::Private`] in the plan) is masked by that party
-//! alone: it holds the whole mask as its share and the other party holds zeros
-//! ([`super::io`]). When `y` is such a value, its holder is the designated party, so the other
-//! party's first product is `B(x̂, 0)`; and a party whose share of `r_x` is zero has a zero
-//! second product. Such products are skipped (zeros, found by a scan of the operand), which
-//! saves the non-holder one of its two products in every product with a weight: four ring
-//! products per secure one instead of five, the dealer's included. What is sent is unchanged:
-//! each share is still masked by a fresh share of `C`.
+//! **A value one party holds** ([`Visibility::Private`] in the plan: its input, such as a model's
+//! weights, or anything computed from its inputs and public values) is the designated party's
+//! `y` when it is `y`. An input, and any linear function of inputs of one party, is masked by
+//! that party alone: it holds the whole mask as its share and the other party holds zeros
+//! ([`super::io`]). So the other party's first product is `B(x̂, 0)`, and a party whose share of
+//! `r_x` is zero has a zero second product. Such products are skipped, which saves the non-holder
+//! one of its two products in every product with a weight: four ring products per secure one
+//! instead of five, the dealer's included. The skip is decided from the mask shares alone (a
+//! scan for zeros), never from a value in the clear, so its timing tells nothing about the data;
+//! a value a party holds after a non-linear gate has dealt mask shares and is multiplied as
+//! usual. What is sent is unchanged: each share is still masked by a fresh share of `C`.
 
 use super::open;
 use super::trunc::{self, Borrow, Truncation};
@@ -58,13 +60,13 @@ fn designated(node: &NodeDesc) -> u16 {
     }
 }
 
-/// `B(x, y)`, or zeros without multiplying when either operand is all zeros (a party's share of
-/// the mask of a value the other party holds). Operands whose lengths do not fit their shapes
-/// go to the product, which reports them.
-fn product(accel: &Accel, node: &NodeDesc, op: &Op, x: &[u64], y: &[u64]) -> Result<Vec<u64>> {
+/// `B(x, y)`, or zeros without multiplying when `zero_share`, this party's share of a mask that
+/// stands for one operand, is all zeros (its share of the mask of a value the other party
+/// holds). Only mask shares are scanned, never a value in the clear. Operands whose lengths do
+/// not fit their shapes go to the product, which reports them.
+fn product(accel: &Accel, node: &NodeDesc, op: &Op, [x, y]: [&[u64]; 2], zero_share: &[u64]) -> Result<Vec<u64>> {
     let fits = |i: usize, v: &[u64]| node.inputs.get(i).is_some_and(|t| t.numel() == v.len());
-    let zero = |v: &[u64]| v.iter().all(|&w| w == 0);
-    if fits(0, x) && fits(1, y) && (zero(x) || zero(y)) {
+    if fits(0, x) && fits(1, y) && zero_share.iter().all(|&w| w == 0) {
         return Ok(vec![0; node.output.numel()]);
     }
     b_with(accel, node, op, x, y)
@@ -146,15 +148,16 @@ impl BilinearEval {
         m.finish()?;
         // δᵢ·B(x̂, ŷ) − B(x̂, [r_y]ᵢ) = B(x̂, δᵢ·ŷ − [r_y]ᵢ): two products per party, not three,
         // and one of them zero for a party that does not hold a held operand.
-        let y_term = if me.0 == designated(node) {
-            wire::sub(y.value, y.share)
+        // The designated party's `y_term` is `y` in the clear when it holds `y`: it is never
+        // scanned, the other party's (`−[r_y]ᵢ`) is.
+        let first = if me.0 == designated(node) {
+            b_with(&accel, node, op, x.value, &wire::sub(y.value, y.share))?
         } else {
-            y.share.iter().map(|v| v.wrapping_neg()).collect()
+            let y_term: Vec<u64> = y.share.iter().map(|v| v.wrapping_neg()).collect();
+            product(&accel, node, op, [x.value, &y_term], y.share)?
         };
-        let mine = wire::sub(
-            &wire::add(&c, &product(&accel, node, op, x.value, &y_term)?),
-            &product(&accel, node, op, x.share, y.value)?,
-        );
+        let second = product(&accel, node, op, [x.share, y.value], x.share)?;
+        let mine = wire::sub(&wire::add(&c, &first), &second);
         Ok(BilinearEval { me, node: node.clone(), mine, trunc, r_z, state: State::Start })
     }
 
