@@ -148,16 +148,14 @@ impl BilinearEval {
         m.finish()?;
         // δᵢ·B(x̂, ŷ) − B(x̂, [r_y]ᵢ) = B(x̂, δᵢ·ŷ − [r_y]ᵢ): two products per party, not three,
         // and one of them zero for a party that does not hold a held operand.
-        // The designated party's `y_term` is `y` in the clear when it holds `y`: it is never
-        // scanned, the other party's (`−[r_y]ᵢ`) is.
-        let first = if me.0 == designated(node) {
-            b_with(&accel, node, op, x.value, &wire::sub(y.value, y.share))?
+        // The designated party's `ŷ − [r_y]ᵢ` is `y` in the clear when it holds `y`: it is never
+        // scanned. The other party subtracts `B(x̂, [r_y]ᵢ)`, skipped when its share is zero.
+        let with_first = if me.0 == designated(node) {
+            wire::add(&c, &b_with(&accel, node, op, x.value, &wire::sub(y.value, y.share))?)
         } else {
-            let y_term: Vec<u64> = y.share.iter().map(|v| v.wrapping_neg()).collect();
-            product(&accel, node, op, [x.value, &y_term], y.share)?
+            wire::sub(&c, &product(&accel, node, op, [x.value, y.share], y.share)?)
         };
-        let second = product(&accel, node, op, [x.share, y.value], x.share)?;
-        let mine = wire::sub(&wire::add(&c, &first), &second);
+        let mine = wire::sub(&with_first, &product(&accel, node, op, [x.share, y.value], x.share)?);
         Ok(BilinearEval { me, node: node.clone(), mine, trunc, r_z, state: State::Start })
     }
 
