@@ -2,6 +2,7 @@
 //! the dealer per process.
 
 mod cmd;
+mod memory;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -78,6 +79,7 @@ fn quiet_on_closed_stdout() {
 }
 
 fn main() -> ExitCode {
+    let _ = memory::keep_freed_memory();
     quiet_on_closed_stdout();
     let cli = Cli::parse();
     init_logging(cli.verbose);

@@ -326,6 +326,7 @@ pub fn run(a: Args) -> Result<()> {
             transport: a.transport.clone(),
             ..Default::default()
         };
+        crate::memory::release_freed_memory();
         let reset = reset_peak_rss();
         let (mut e2e, mut last) = (vec![], None);
         for _ in 0..a.repeat.max(1) {
