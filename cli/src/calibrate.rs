@@ -1,4 +1,6 @@
-//! Activation ranges from a plaintext run on sample data: `mpcflow import --calibrate SAMPLE.npy`.
+//! Activation ranges from a plaintext run on sample data: `mpcflow import --calibrate SAMPLE.npy`,
+//! or `--calibrate NAME=SAMPLE.npy` for each input of a model with several (BERT's token ids and
+//! attention mask).
 //!
 //! What CrypTFlow's Athos does for its scales, done for widths: the model owner runs the imported
 //! model in the clear (`ref`, in this process) on its own sample inputs, records every node's
@@ -15,6 +17,11 @@
 //! inside `2^(62−f)`).
 //! Bit-valued nodes (comparisons) get no range.
 //!
+//! **Several inputs.** Each input's sample holds the same number of batches; batch `i` of every
+//! sample makes one run. A sample should hold what runs will see: an attention mask with padded
+//! positions, or the masked scores (the importer's −2^20) fall outside the recorded ranges and
+//! `ref` refuses the run.
+//!
 //! **A declared range is a contract.** `ref` stops a run whose node leaves its range, naming
 //! the node and the value; a secure protocol cannot see the values, and a value past a narrowed
 //! width makes its result wrong. The ranges are public (both parties read the pipeline): they
@@ -26,24 +33,94 @@ use mpcflow_sdk::graph::{GraphSpec, OutputSpec};
 use mpcflow_sdk::importer::ImportedModel;
 use mpcflow_sdk::{DType, Tensor};
 use std::collections::HashMap;
+use std::path::PathBuf;
+
+/// A sample file for `--calibrate`: `SAMPLE.npy` for a model's only input, or `NAME=SAMPLE.npy`
+/// for its input `NAME`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SampleFile {
+    /// The model input it samples (`None`: the model's only input).
+    pub input: Option<String>,
+    /// The `.npy` file.
+    pub path: PathBuf,
+}
+
+impl std::str::FromStr for SampleFile {
+    type Err = String;
+
+    /// `NAME=PATH` when the text before the first `=` is a name (no path separator), else a path.
+    fn from_str(s: &str) -> Result<SampleFile, String> {
+        match s.split_once('=') {
+            Some((name, path)) if !name.is_empty() && !name.contains(['/', '\\']) => {
+                if path.is_empty() {
+                    return Err(format!("`{s}`: give the sample's file after `{name}=`"));
+                }
+                Ok(SampleFile { input: Some(name.to_string()), path: PathBuf::from(path) })
+            }
+            _ if s.is_empty() => Err("give a sample file (SAMPLE.npy or INPUT=SAMPLE.npy)".into()),
+            _ => Ok(SampleFile { input: None, path: PathBuf::from(s) }),
+        }
+    }
+}
+
+/// Pairs each of `inputs` (the model's, in order) with its sample file, refusing a sample for no
+/// input, two for one, an input without one, and an unnamed sample for a model with several.
+pub fn match_samples<'a>(files: &'a [SampleFile], inputs: &[&str]) -> Result<Vec<(String, &'a SampleFile)>, String> {
+    let listed = inputs.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+    if let [one] = files
+        && one.input.is_none()
+    {
+        return match inputs {
+            [input] => Ok(vec![(input.to_string(), one)]),
+            _ => Err(format!(
+                "the model has {} inputs ({listed}): name each one's sample, {}",
+                inputs.len(),
+                inputs.iter().map(|n| format!("--calibrate {n}=SAMPLE.npy")).collect::<Vec<_>>().join(" ")
+            )),
+        };
+    }
+    let mut by_name: HashMap<&str, &SampleFile> = HashMap::new();
+    for f in files {
+        let name = f.input.as_deref().ok_or_else(|| {
+            format!("name the input of each sample when there are several (`{}`: INPUT=SAMPLE.npy)", f.path.display())
+        })?;
+        if !inputs.contains(&name) {
+            return Err(format!("a sample names `{name}`, which is not an input of the model (its inputs: {listed})"));
+        }
+        if by_name.insert(name, f).is_some() {
+            return Err(format!("two samples name the input `{name}`"));
+        }
+    }
+    inputs
+        .iter()
+        .map(|&n| {
+            by_name
+                .get(n)
+                .map(|f| (n.to_string(), *f))
+                .ok_or_else(|| format!("no sample for the model input `{n}`: give --calibrate {n}=SAMPLE.npy"))
+        })
+        .collect()
+}
 
 /// The default margin (see the module docs).
 pub const DEFAULT_MARGIN: f64 = 0.5;
 
-/// What a calibration found: the declared ranges of the model's input and of its nodes.
+/// What a calibration found: the declared ranges of the model's inputs and of its nodes.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Ranges {
-    /// The model input's range.
-    pub input: Option<[f64; 2]>,
+    /// Each model input's range, by name.
+    pub inputs: HashMap<String, [f64; 2]>,
     /// Each calibrated node's range, by name.
     pub nodes: HashMap<String, [f64; 2]>,
 }
 
 impl Ranges {
-    /// Writes the ranges into `g` (nodes the model does not have are left alone).
-    pub fn apply(&self, g: &mut GraphSpec, input: &str) {
-        if let Some(i) = g.inputs.iter_mut().find(|i| i.name == input) {
-            i.range = self.input;
+    /// Writes the ranges into `g` (inputs and nodes the model does not have are left alone).
+    pub fn apply(&self, g: &mut GraphSpec) {
+        for i in &mut g.inputs {
+            if let Some(r) = self.inputs.get(&i.name) {
+                i.range = Some(*r);
+            }
         }
         for n in &mut g.nodes {
             if let Some(r) = self.nodes.get(&n.name) {
@@ -112,14 +189,42 @@ fn batches(sample: &InputValue, shape: &[usize]) -> Result<Vec<Vec<f64>>, String
     Ok(values.chunks(per).map(<[f64]>::to_vec).collect())
 }
 
-/// Runs `model` in the clear on `sample` (the model input's values: its shape, or a whole number
-/// of batches of it) and returns the widened ranges of its input and of every node that is not
-/// bit-valued.
-pub fn calibrate(model: &ImportedModel, roles: &Roles, sample: &InputValue, margin: f64) -> Result<Ranges, String> {
+/// Runs `model` in the clear on `samples` (each model input's values by name: its shape, or a
+/// whole number of batches of it, the same number for every input) and returns the widened
+/// ranges of its inputs and of every node that is not bit-valued.
+pub fn calibrate(
+    model: &ImportedModel,
+    roles: &Roles,
+    samples: &[(String, InputValue)],
+    margin: f64,
+) -> Result<Ranges, String> {
     if !(margin >= 0.0 && margin.is_finite()) {
         return Err(format!("the margin must be a number of 0 or more, not {margin}"));
     }
-    let (input, dtype, shape) = model.inputs.first().ok_or("the model has no input")?.clone();
+    if model.inputs.is_empty() {
+        return Err("the model has no input".into());
+    }
+    // Per model input: its name, dtype, shape and the sample's batches.
+    let mut runs = vec![];
+    for (input, dtype, shape) in &model.inputs {
+        let sample = samples
+            .iter()
+            .find(|(n, _)| n == input)
+            .map(|(_, v)| v)
+            .ok_or_else(|| format!("no sample for the model input `{input}`"))?;
+        let b = batches(sample, shape).map_err(|e| format!("the sample of `{input}`: {e}"))?;
+        runs.push((input.clone(), *dtype, shape.clone(), b));
+    }
+    if let Some((first, .., b0)) = runs.first()
+        && let Some((other, .., b)) = runs.iter().find(|r| r.3.len() != b0.len())
+    {
+        return Err(format!(
+            "the samples hold different numbers of batches: `{first}` {}, `{other}` {} (batch i of every sample \
+             makes one run)",
+            b0.len(),
+            b.len()
+        ));
+    }
     // The model alone, every node revealed, in the clear.
     let mut g = GraphSpec::new("calibration", [roles.input_owner.clone(), roles.model_owner.clone()]).protocol("ref");
     g.inputs = model_inputs(model, roles);
@@ -138,8 +243,13 @@ pub fn calibrate(model: &ImportedModel, roles: &Roles, sample: &InputValue, marg
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let mut seen = Seen::default();
-    for values in batches(sample, &shape)? {
-        let mut inputs = vec![(input.clone(), InputValue::Real { shape: shape.clone(), values: values.clone() })];
+    for batch in 0..runs.first().map_or(0, |r| r.3.len()) {
+        let mut inputs: Vec<(String, InputValue)> = runs
+            .iter()
+            .map(|(name, _, shape, b)| {
+                (name.clone(), InputValue::Real { shape: shape.clone(), values: b[batch].clone() })
+            })
+            .collect();
         for w in &model.weights {
             inputs.push((w.name.clone(), InputValue::Real { shape: w.shape.clone(), values: w.values.clone() }));
         }
@@ -147,9 +257,11 @@ pub fn calibrate(model: &ImportedModel, roles: &Roles, sample: &InputValue, marg
         for o in &out.outputs {
             seen.add(&o.name, &o.tensor, out.fixed_point);
         }
-        let word = |v: f64| if dtype == DType::Fixed { fp.encode(v) } else { v.round() as i64 as u64 };
-        let t = Tensor { dtype, shape: shape.clone(), data: values.iter().map(|&v| word(v)).collect() };
-        seen.add(&input, &t, fp);
+        for (name, dtype, shape, b) in &runs {
+            let word = |v: f64| if *dtype == DType::Fixed { fp.encode(v) } else { v.round() as i64 as u64 };
+            let t = Tensor { dtype: *dtype, shape: shape.clone(), data: b[batch].iter().map(|&v| word(v)).collect() };
+            seen.add(name, &t, fp);
+        }
     }
     let mut ranges = Ranges::default();
     for (name, (lo, hi, dtype)) in seen.bounds {
@@ -157,8 +269,8 @@ pub fn calibrate(model: &ImportedModel, roles: &Roles, sample: &InputValue, marg
             continue;
         }
         let r = widened(lo, hi, dtype, margin, fp);
-        if name == input {
-            ranges.input = Some(r);
+        if runs.iter().any(|(input, ..)| *input == name) {
+            ranges.inputs.insert(name, r);
         } else {
             ranges.nodes.insert(name, r);
         }
@@ -182,6 +294,26 @@ mod tests {
         assert_eq!((lo * 65536.0).fract(), 0.0);
         let [lo, hi] = widened(-6e13, 6e13, DType::Fixed, 0.5, fp);
         assert_eq!([lo, hi], [-2f64.powi(45), 2f64.powi(45)], "within what fixed point holds");
+    }
+
+    #[test]
+    fn a_sample_file_is_a_path_or_a_named_path() {
+        let f = |s: &str| s.parse::<SampleFile>();
+        assert_eq!(f("a.npy").unwrap(), SampleFile { input: None, path: "a.npy".into() });
+        assert_eq!(f("ids=x/a.npy").unwrap(), SampleFile { input: Some("ids".into()), path: "x/a.npy".into() });
+        assert_eq!(f("dir/a=b.npy").unwrap(), SampleFile { input: None, path: "dir/a=b.npy".into() }, "a path");
+        assert!(f("ids=").unwrap_err().contains("after `ids=`"));
+        assert!(f("").is_err());
+        let files = [f("x=1.npy").unwrap(), f("ids=2.npy").unwrap()];
+        let m = match_samples(&files, &["ids", "x"]).unwrap();
+        assert_eq!(
+            m.iter().map(|(n, f)| (n.as_str(), f.path.to_str().unwrap())).collect::<Vec<_>>(),
+            [("ids", "2.npy"), ("x", "1.npy")]
+        );
+        let one = [f("s.npy").unwrap()];
+        assert_eq!(match_samples(&one, &["input"]).unwrap()[0].0, "input");
+        let mixed = [f("ids=1.npy").unwrap(), f("2.npy").unwrap()];
+        assert!(match_samples(&mixed, &["ids", "x"]).unwrap_err().contains("name the input of each sample"));
     }
 
     #[test]

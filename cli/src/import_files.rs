@@ -39,8 +39,9 @@ pub struct ImportRequest {
     pub sample_input: Option<PathBuf>,
     /// A labels file to name in that command.
     pub sample_labels: Option<PathBuf>,
-    /// Record activation ranges from this sample, widened by `margin` (see [`crate::calibrate`]).
-    pub calibrate: Option<PathBuf>,
+    /// Record activation ranges from these samples (one per model input), widened by `margin`
+    /// (see [`crate::calibrate`]); none: no calibration.
+    pub calibrate: Vec<crate::calibrate::SampleFile>,
     /// How much calibration widens each observed interval.
     pub margin: f64,
 }
@@ -63,7 +64,7 @@ impl ImportRequest {
             name: None,
             sample_input: None,
             sample_labels: None,
-            calibrate: None,
+            calibrate: Vec::new(),
             margin: crate::calibrate::DEFAULT_MARGIN,
         }
     }
@@ -118,21 +119,17 @@ pub fn import_to_files(req: &ImportRequest, registry: &Registry) -> Result<Impor
     let name = req.name.clone().unwrap_or_else(|| mpcflow_importer_onnx::clean(&stem));
     let dir = req.out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let weights_dir = req.weights.clone().unwrap_or_else(|| dir.join(format!("{stem}.weights")));
-    if model.inputs.len() != 1 && req.calibrate.is_some() {
-        let names: Vec<&str> = model.inputs.iter().map(|i| i.0.as_str()).collect();
-        return Err(format!(
-            "{shown}: the model has {} inputs ({}); --calibrate takes a sample of a model with one input",
-            names.len(),
-            names.join(", ")
-        ));
-    }
+    let input_names: Vec<&str> = model.inputs.iter().map(|i| i.0.as_str()).collect();
+    let sample_files = match req.calibrate.as_slice() {
+        [] => vec![],
+        files => crate::calibrate::match_samples(files, &input_names).map_err(|e| format!("{shown}: {e}"))?,
+    };
     std::fs::create_dir_all(&weights_dir).map_err(|e| format!("cannot create {}: {e}", weights_dir.display()))?;
     for w in &model.weights {
         let p = weights_dir.join(format!("{}.npy", w.name));
         npy::write_f64(&p, &w.shape, &w.values).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
     }
     let (n_weights, n_params) = (model.weights.len(), model.weights.iter().map(|w| w.values.len()).sum::<usize>());
-    let input = model.inputs.first().map(|i| (i.0.clone(), i.2.clone())).unwrap_or_default();
     // Every input the input owner brings, as the header names them.
     let brought: Vec<String> = model.inputs.iter().map(|i| format!("`{}` (shape {:?})", i.0, i.2)).collect();
     let given: Vec<String> = match model.inputs.as_slice() {
@@ -140,18 +137,23 @@ pub fn import_to_files(req: &ImportRequest, registry: &Registry) -> Result<Impor
         many => many.iter().map(|i| format!("--input {}=@{}.npy", i.0, i.0.to_uppercase())).collect(),
     };
     let roles = Roles { input_owner: req.input_owner.clone(), model_owner: req.owner.clone() };
-    let ranges = match &req.calibrate {
-        Some(path) => {
-            let sample = npy::read(path).map_err(|e| format!("calibration sample {}: {e}", path.display()))?;
-            let r = crate::calibrate::calibrate(&model, &roles, &sample, req.margin)
-                .map_err(|e| format!("calibration sample {}: {e}", path.display()))?;
-            Some((path, r))
+    let ranges = if sample_files.is_empty() {
+        None
+    } else {
+        let mut samples = vec![];
+        for (input, f) in &sample_files {
+            let v = npy::read(&f.path).map_err(|e| format!("calibration sample {}: {e}", f.path.display()))?;
+            samples.push((input.clone(), v));
         }
-        None => None,
+        let r = crate::calibrate::calibrate(&model, &roles, &samples, req.margin).map_err(|e| {
+            let files: Vec<String> = sample_files.iter().map(|(_, f)| f.path.display().to_string()).collect();
+            format!("calibration on {}: {e}", files.join(", "))
+        })?;
+        Some(r)
     };
     let mut spec = graph(model, &name, &roles, &req.protocol, req.reveal);
-    if let Some((_, r)) = &ranges {
-        r.apply(&mut spec, &input.0);
+    if let Some(r) = &ranges {
+        r.apply(&mut spec);
     }
     // Commands in the header are relative to the current directory, as the user typed them.
     let wdir = relative(&weights_dir, Path::new("."));
@@ -170,12 +172,16 @@ pub fn import_to_files(req: &ImportRequest, registry: &Registry) -> Result<Impor
         format!("{} brings {}; {} brings the weights in {wdir}/.", req.input_owner, brought.join(", "), req.owner),
         match &ranges {
             // The file's name only: the pipeline goes to the other party, a local path does not.
-            Some((path, r)) => format!(
-                "Ranges of {} nodes and of `{}` calibrated on {} in the clear, widened by a margin of {}: \
+            Some(r) => format!(
+                "Ranges of {} nodes and of {} calibrated on {} in the clear, widened by a margin of {}: \
                  contracts that ref enforces and fss2pc relies on.",
                 r.nodes.len(),
-                input.0,
-                path.file_name().map_or_else(|| "the sample".into(), |n| n.to_string_lossy()),
+                sample_files.iter().map(|(input, _)| format!("`{input}`")).collect::<Vec<_>>().join(", "),
+                sample_files
+                    .iter()
+                    .map(|(_, f)| f.path.file_name().map_or_else(|| "the sample".into(), |n| n.to_string_lossy()))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 req.margin
             ),
             None => String::new(),

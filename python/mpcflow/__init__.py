@@ -230,6 +230,15 @@ def run(
     return p.run(inputs, protocol=protocol, input_dir=input_dir, timeout=timeout, progress=progress)
 
 
+def _calibration_samples(calibrate):
+    """``calibrate=`` as the native module takes it: a path, or a dict of paths by input name."""
+    if calibrate is None:
+        return None
+    if isinstance(calibrate, Mapping):
+        return {str(k): os.fspath(v) for k, v in calibrate.items()}
+    return os.fspath(calibrate)
+
+
 def import_onnx(
     model_path: PathLike,
     *,
@@ -240,7 +249,7 @@ def import_onnx(
     batch: Optional[int] = None,
     weights: Optional[PathLike] = None,
     protocol: str = "fss2pc",
-    calibrate: Optional[PathLike] = None,
+    calibrate: Union[PathLike, Mapping[str, PathLike], None] = None,
     margin: Optional[float] = None,
 ) -> Pipeline:
     """Imports an ONNX model as ``mpcflow import`` does and returns the pipeline it wrote.
@@ -250,7 +259,8 @@ def import_onnx(
     ``class`` (the predicted class, to the input owner), ``logits`` (the model's output, to the
     input owner) or ``accuracy`` (how many predictions match the input owner's ``labels``, to
     both). ``batch`` sizes a symbolic batch dimension (1 by default); ``calibrate`` names a
-    sample (.npy) whose plaintext run records each node's range, widened by ``margin``. The
+    sample (.npy) whose plaintext run records each node's range, widened by ``margin`` (a model
+    with several inputs takes one sample per input: ``{"input_ids": "ids.npy", ...}``). The
     returned pipeline reads the weights from their directory when it runs."""
     path, weights_dir = _mpcflow.import_model(
         os.fspath(model_path),
@@ -261,7 +271,7 @@ def import_onnx(
         batch=1 if batch is None else int(batch),
         weights=None if weights is None else os.fspath(weights),
         protocol=protocol,
-        calibrate=None if calibrate is None else os.fspath(calibrate),
+        calibrate=_calibration_samples(calibrate),
         margin=margin,
     )
     p = Pipeline.load(path)

@@ -1,6 +1,6 @@
 """Type stubs of the native module (see python/src/lib.rs). Use the `mpcflow` package's API."""
 
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 class Error(Exception): ...
 class PipelineError(Error):
@@ -46,7 +46,7 @@ def import_model(
     protocol: str = ...,
     importer: str = ...,
     plugins: Sequence[str] = ...,
-    calibrate: Optional[str] = ...,
+    calibrate: Union[str, Dict[str, str], None] = ...,
     margin: Optional[float] = ...,
 ) -> Tuple[str, str]: ...
 def party(

@@ -231,6 +231,13 @@ fn wait<T: Send + 'static>(
     outcome?.map_err(|e| to_py(&e, Stage::Run))
 }
 
+/// `calibrate=`: a sample for a model's only input, or one per input by name.
+#[derive(FromPyObject)]
+enum Calibrate {
+    One(PathBuf),
+    Each(std::collections::BTreeMap<String, PathBuf>),
+}
+
 /// Imports a model file into a pipeline file and the owner's weight files (what `mpcflow
 /// import` does); returns the pipeline's path and the weights' directory.
 #[pyfunction]
@@ -248,7 +255,7 @@ fn import_model(
     protocol: &str,
     importer: &str,
     plugins: Vec<PathBuf>,
-    calibrate: Option<PathBuf>,
+    calibrate: Option<Calibrate>,
     margin: Option<f64>,
 ) -> PyResult<(PathBuf, PathBuf)> {
     use mpcflow::import::Reveal;
@@ -264,7 +271,13 @@ fn import_model(
     req.weights = weights;
     req.protocol = protocol.into();
     req.importer = importer.into();
-    req.calibrate = calibrate;
+    req.calibrate = match calibrate {
+        None => vec![],
+        Some(Calibrate::One(path)) => vec![mpcflow::calibrate::SampleFile { input: None, path }],
+        Some(Calibrate::Each(each)) => {
+            each.into_iter().map(|(input, path)| mpcflow::calibrate::SampleFile { input: Some(input), path }).collect()
+        }
+    };
     if let Some(m) = margin {
         req.margin = m;
     }

@@ -112,6 +112,25 @@ def test_digits_through_import_onnx(tmp_path):
         mpcflow.import_onnx(tmp_path / "missing.onnx", owner="c", input_owner="l", out=tmp_path / "m.yaml")
 
 
+def test_a_model_with_two_inputs_is_calibrated_on_a_sample_of_each(tmp_path):
+    onnx_dir = ROOT / "tests/fixtures/onnx"
+    samples = {"ids": onnx_dir / "dynamic_ids.npy", "x": str(onnx_dir / "dynamic_x.npy")}
+    p = mpcflow.import_onnx(
+        onnx_dir / "dynamic.onnx", owner="vendor", input_owner="user",
+        out=tmp_path / "dynamic.yaml", reveal="logits", batch=3, calibrate=samples,
+    )
+    text = (tmp_path / "dynamic.yaml").read_text()
+    assert "of `ids`, `x` calibrated on dynamic_ids.npy, dynamic_x.npy" in text, text
+    out = p.run({"ids": np.load(samples["ids"]), "x": np.load(samples["x"])}, protocol="ref")
+    want = np.load(onnx_dir / "dynamic_output.npy")
+    assert np.abs(next(iter(out.values())).reshape(want.shape) - want).max() < 1e-3
+    with pytest.raises(mpcflow.Error, match="no sample for the model input `x`"):
+        mpcflow.import_onnx(
+            onnx_dir / "dynamic.onnx", owner="vendor", input_owner="user",
+            out=tmp_path / "m.yaml", batch=3, calibrate={"ids": samples["ids"]},
+        )
+
+
 def test_a_bad_pipeline_raises_pipeline_error_with_its_place():
     with pytest.raises(mpcflow.PipelineError) as e:
         mpcflow.Pipeline.load(ROOT / "tests/fixtures/bad/unknown_op.yaml").check()

@@ -248,6 +248,96 @@ fn calibrated_ranges_narrow_the_plan_and_keep_the_results() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A model with several inputs takes one calibration sample per input, named
+/// (`--calibrate ids=… --calibrate x=…`): every input and node gets its range, `ref` runs the
+/// calibrated pipeline on the sample to the reference evaluator's output, and a sample that is
+/// unnamed, names no input, is missing or holds another number of batches is refused by name.
+#[test]
+fn a_model_with_several_inputs_is_calibrated_on_a_sample_of_each() {
+    let dir = std::env::temp_dir().join(format!("mpcflow-calibrate-inputs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ids, x) = (fixture("dynamic_ids.npy"), fixture("dynamic_x.npy"));
+    let yaml = dir.join("dynamic.yaml");
+    let import = |calibrate: &[String]| {
+        let mut args = vec![
+            "import".to_string(),
+            fixture("dynamic.onnx").display().to_string(),
+            "--owner".into(),
+            "vendor".into(),
+            "--input-owner".into(),
+            "user".into(),
+            "--batch".into(),
+            "3".into(),
+            "--reveal".into(),
+            "logits".into(),
+            "-o".into(),
+            yaml.display().to_string(),
+        ];
+        for c in calibrate {
+            args.extend(["--calibrate".to_string(), c.clone()]);
+        }
+        mpcflow(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let named = |name: &str, p: &std::path::Path| format!("{name}={}", p.display());
+    let out = import(&[named("x", &x), named("ids", &ids)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let spec = mpcflow::runtime::pipeline::Pipeline::from_path(&yaml).unwrap().spec;
+    for input in ["ids", "x"] {
+        let i = spec.inputs.iter().find(|i| i.name == input).unwrap();
+        assert!(i.range.is_some(), "{input} has no range");
+    }
+    let [lo, hi] = spec.inputs.iter().find(|i| i.name == "ids").unwrap().range.unwrap();
+    let sample_ids = reals(&mpcflow::io::npy::read(&ids).unwrap());
+    let (min, max) = sample_ids.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+    assert!(lo < min && hi > max, "ids in [{min}, {max}] widened: [{lo}, {hi}]");
+    assert!(spec.nodes.iter().filter(|n| n.range.is_some()).count() > 3, "{:?}", spec.nodes);
+    let text = std::fs::read_to_string(&yaml).unwrap();
+    assert!(text.contains("of `ids`, `x` calibrated on dynamic_ids.npy, dynamic_x.npy"), "{text}");
+    // The calibrated pipeline runs the sample under `ref`, which enforces every range.
+    let mut inputs: Vec<(String, InputValue)> = spec
+        .inputs
+        .iter()
+        .filter(|i| i.owner == "vendor")
+        .map(|i| {
+            let p = dir.join("dynamic.weights").join(format!("{}.npy", i.name));
+            (i.name.clone(), mpcflow::io::npy::read(&p).unwrap())
+        })
+        .collect();
+    inputs.push(("ids".into(), mpcflow::io::npy::read(&ids).unwrap()));
+    inputs.push(("x".into(), mpcflow::io::npy::read(&x).unwrap()));
+    let cfg = SessionConfig { protocol: Some("ref".into()), ..Default::default() };
+    let out =
+        rt().block_on(Session::from_graph(spec.clone(), mpcflow::builtins()).with_config(cfg).run(inputs)).unwrap();
+    let want = reals(&mpcflow::io::npy::read(&fixture("dynamic_output.npy")).unwrap());
+    let (max_err, _) = errors(&out.values(&spec.outputs[0].name).unwrap(), &want);
+    assert!(max_err < 1e-3, "max error {max_err}");
+    // Refusals, each naming what to give.
+    let refused = |calibrate: &[String]| {
+        let out = import(calibrate);
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let e = refused(&[ids.display().to_string()]);
+    assert!(
+        e.contains("the model has 2 inputs (`ids`, `x`): name each one's sample, --calibrate ids=SAMPLE.npy"),
+        "{e}"
+    );
+    let e = refused(&[named("ids", &ids)]);
+    assert!(e.contains("no sample for the model input `x`: give --calibrate x=SAMPLE.npy"), "{e}");
+    let e = refused(&[named("ids", &ids), named("x", &x), named("mask", &x)]);
+    assert!(e.contains("a sample names `mask`, which is not an input of the model (its inputs: `ids`, `x`)"), "{e}");
+    let e = refused(&[named("ids", &ids), named("ids", &ids), named("x", &x)]);
+    assert!(e.contains("two samples name the input `ids`"), "{e}");
+    // Two batches of ids against one of x.
+    let six = dir.join("six_ids.npy");
+    let twice: Vec<f64> = sample_ids.iter().chain(&sample_ids).copied().collect();
+    mpcflow::io::npy::write_f64(&six, &[6, 5], &twice).unwrap();
+    let e = refused(&[named("ids", &six), named("x", &x)]);
+    assert!(e.contains("the samples hold different numbers of batches: `ids` 2, `x` 1"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn unsupported_ops_and_broken_files_are_named() {
     let e = import(b"not a model at all", &ImportOptions::default()).unwrap_err().to_string();

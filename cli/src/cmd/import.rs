@@ -60,9 +60,11 @@ pub struct Args {
     /// Record activation ranges: run the model in the clear on this sample of its input (the
     /// input's shape, or a whole number of batches of it along the first axis; .npy), and write
     /// each node's range, widened by --margin, into the pipeline. The planner narrows the
-    /// comparisons and lookups they feed; `ref` enforces them (see the README).
-    #[arg(long, value_name = "SAMPLE.npy")]
-    calibrate: Option<PathBuf>,
+    /// comparisons and lookups they feed; `ref` enforces them (see the README). A model with
+    /// several inputs takes one per input, named: --calibrate input_ids=IDS.npy --calibrate
+    /// attention_mask=MASK.npy (the same number of batches in each).
+    #[arg(long, value_name = "[INPUT=]SAMPLE.npy")]
+    calibrate: Vec<mpcflow::calibrate::SampleFile>,
     /// How much --calibrate widens each observed interval [lo, hi]: by MARGIN·max(|lo|, |hi|)
     /// on each side, plus a floor (2^(−f/2) for fixed point, 1 for int).
     #[arg(long, default_value_t = mpcflow::calibrate::DEFAULT_MARGIN, requires = "calibrate")]
