@@ -5,6 +5,8 @@
 # `ref` and against onnxruntime's float32 inference of the same file on the same inputs.
 #
 #   scripts/bench-full-models.sh [MODEL...]      (default: resnet50 bert gpt2 unet3d)
+#   CALIBRATE=1 scripts/bench-full-models.sh bert  (ranges calibrated on a sample: `import
+#                                                   --calibrate`, into run/MODEL-calibrated)
 #
 # Models come from scripts/make-full-models.sh --full (random weights, cached under
 # target/full-models/full); each is imported once into target/full-models/run/MODEL. Needs about
@@ -31,6 +33,7 @@ field() { "$py" -c "import json,sys; r=json.load(open(sys.argv[1])); print(eval(
 for m in "${models[@]}"; do
     onnx=$ROOT/target/full-models/full/$m.onnx
     dir=$ROOT/target/full-models/run/$m
+    [ "${CALIBRATE:-0}" = 1 ] && dir=$dir-calibrated
     import_model "$bin" "$py" "$m" "$onnx" "$dir"
     ins=(--input-dir "$dir/inputs")
     out=$(grep -m1 -o '^  [A-Za-z0-9_]*: { reveal_to' "$dir/model.yaml" | awk '{print $1}' | tr -d ':')

@@ -2,6 +2,8 @@
 secure run's output with `ref`'s and with onnxruntime's float32 inference of the same file.
 
     full_models.py inputs MODEL.onnx DIR       # DIR/NAME.npy for each model input (seeded)
+    full_models.py samples MODEL.onnx DIR      # the same for calibration: 4 batches, another seed,
+                                               # masks padding 5 to 40% of the sequence
     full_models.py compare MODEL.onnx INPUTS_DIR REF.npy SECURE.npy [ref-only]
 """
 import sys
@@ -24,14 +26,17 @@ def model_inputs(path):
     return out
 
 
-def inputs(path, out_dir):
-    rng = np.random.default_rng(7)
+def inputs(path, out_dir, batches=1, seed=7, padded=(0.2,)):
+    rng = np.random.default_rng(seed)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, elem, shape in model_inputs(path):
+        shape = [shape[0] * batches] + shape[1:]
         if "mask" in name:
             v = np.ones(shape, np.int64)
-            v[..., int(shape[-1] * 0.8):] = 0
+            per = shape[0] // batches
+            for b in range(batches):
+                v[b * per:(b + 1) * per, ..., int(shape[-1] * (1 - padded[b % len(padded)])):] = 0
         elif elem in (onnx.TensorProto.INT64, onnx.TensorProto.INT32):
             # Token ids: every vocabulary here has at least 1000 entries.
             v = rng.integers(0, 1000, shape).astype(np.int64)
@@ -73,5 +78,7 @@ def compare(path, in_dir, ref_npy, secure_npy, only=None):
 if __name__ == "__main__":
     if sys.argv[1] == "inputs":
         inputs(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "samples":
+        inputs(sys.argv[2], sys.argv[3], batches=4, seed=23, padded=(0.05, 0.1, 0.2, 0.4))
     else:
         compare(*sys.argv[2:7])
