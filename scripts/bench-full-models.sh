@@ -32,17 +32,17 @@ field() { "$py" -c "import json,sys; r=json.load(open(sys.argv[1])); print(eval(
 
 for m in "${models[@]}"; do
     onnx=$ROOT/target/full-models/full/$m.onnx
-    dir=$ROOT/target/full-models/run/$m
-    [ "${CALIBRATE:-0}" = 1 ] && dir=$dir-calibrated
-    import_model "$bin" "$py" "$m" "$onnx" "$dir"
+    dir=$ROOT/target/full-models/run/$m how=plain
+    [ "${CALIBRATE:-0}" = 1 ] && dir=$dir-calibrated how=calibrated
+    import_model "$bin" "$py" "$m" "$onnx" "$dir" "$how"
     ins=(--input-dir "$dir/inputs")
     out=$(grep -m1 -o '^  [A-Za-z0-9_]*: { reveal_to' "$dir/model.yaml" | awk '{print $1}' | tr -d ':')
-    echo "== $m ($(du -sh "$onnx" | cut -f1) ONNX)"
+    echo "== $m ($(du -sh "$onnx" | cut -f1) ONNX$([ "$how" = calibrated ] && echo ', ranges calibrated'))"
     "$bin" plan "$dir/model.yaml" 2>/dev/null | grep -E '^TOTAL|online latency|expected peak' | sed 's/^/   plan: /'
 
     rm -rf "$dir/ref" "$dir/one" "$dir/three"
     "$bin" run "$dir/model.yaml" --protocol ref "${ins[@]}" --input-dir "$dir/weights" --output-dir "$dir/ref" \
-        --timeout 1200 >/dev/null 2>&1
+        --timeout 1200 >/dev/null 2>"$dir/ref.log" || { tail -5 "$dir/ref.log" >&2; exit 1; }
     /usr/bin/time -v "$bin" run "$dir/model.yaml" "${ins[@]}" --input-dir "$dir/weights" --output-dir "$dir/one" \
         --report "$dir/one.json" --timeout 1200 >/dev/null 2>"$dir/one.time"
     echo "   one process:     $(field "$dir/one.json" "round(r['wall_s'], 1)") s, peak $(peak "$dir/one.time"), online bytes $(field "$dir/one.json" "r['totals']['bytes_sent']"), material $(field "$dir/one.json" "[round(b / 2**30, 2) for b in r['totals']['dealer_bytes']]") GiB, rounds $(field "$dir/one.json" "r['totals']['critical_rounds']") on the critical path"

@@ -20,7 +20,8 @@
 //! **Several inputs.** Each input's sample holds the same number of batches; batch `i` of every
 //! sample makes one run. A sample should hold what runs will see: an attention mask with padded
 //! positions, or the masked scores (the importer's −2^20) fall outside the recorded ranges and
-//! `ref` refuses the run.
+//! `ref` refuses the run; token ids across the vocabulary runs use, since an input's range is
+//! recorded too and its owner refuses ids past it.
 //!
 //! **A declared range is a contract.** `ref` stops a run whose node leaves its range, naming
 //! the node and the value; a secure protocol cannot see the values, and a value past a narrowed
@@ -85,7 +86,12 @@ pub fn match_samples<'a>(files: &'a [SampleFile], inputs: &[&str]) -> Result<Vec
             format!("name the input of each sample when there are several (`{}`: INPUT=SAMPLE.npy)", f.path.display())
         })?;
         if !inputs.contains(&name) {
-            return Err(format!("a sample names `{name}`, which is not an input of the model (its inputs: {listed})"));
+            // `lr=0.1.npy` may be a file's name: say how to give it as one.
+            let bare = f.path.to_str().filter(|p| !p.contains(['/', '\\']));
+            let hint = bare.map(|p| format!("; a file named so is given as ./{name}={p}")).unwrap_or_default();
+            return Err(format!(
+                "a sample names `{name}`, which is not an input of the model (its inputs: {listed}{hint})"
+            ));
         }
         if by_name.insert(name, f).is_some() {
             return Err(format!("two samples name the input `{name}`"));
@@ -97,7 +103,7 @@ pub fn match_samples<'a>(files: &'a [SampleFile], inputs: &[&str]) -> Result<Vec
             by_name
                 .get(n)
                 .map(|f| (n.to_string(), *f))
-                .ok_or_else(|| format!("no sample for the model input `{n}`: give --calibrate {n}=SAMPLE.npy"))
+                .ok_or_else(|| format!("no sample for the model input `{n}` (--calibrate {n}=SAMPLE.npy)"))
         })
         .collect()
 }
@@ -253,7 +259,13 @@ pub fn calibrate(
         for w in &model.weights {
             inputs.push((w.name.clone(), InputValue::Real { shape: w.shape.clone(), values: w.values.clone() }));
         }
-        let out = rt.block_on(session.run(inputs)).map_err(|e| format!("the plaintext run failed: {e}"))?;
+        // The run is in the clear on purpose, in the model owner's process on its own sample:
+        // the runtime's warning about an insecure protocol (logged on this thread, once per
+        // process) would only alarm. Its other messages still go to the global subscriber.
+        let out = tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), || {
+            rt.block_on(session.run(inputs))
+        })
+        .map_err(|e| format!("the plaintext run failed: {e}"))?;
         for o in &out.outputs {
             seen.add(&o.name, &o.tensor, out.fixed_point);
         }
@@ -312,6 +324,10 @@ mod tests {
         );
         let one = [f("s.npy").unwrap()];
         assert_eq!(match_samples(&one, &["input"]).unwrap()[0].0, "input");
+        let odd = [f("lr=0.1.npy").unwrap()];
+        let e = match_samples(&odd, &["input"]).unwrap_err();
+        assert!(e.contains("a sample names `lr`") && e.contains("given as ./lr=0.1.npy"), "{e}");
+        assert_eq!(f("./lr=0.1.npy").unwrap().input, None);
         let mixed = [f("ids=1.npy").unwrap(), f("2.npy").unwrap()];
         assert!(match_samples(&mixed, &["ids", "x"]).unwrap_err().contains("name the input of each sample"));
     }

@@ -15,16 +15,18 @@
 //! this for the figures). The cost is that memory freed late in a run is not returned before
 //! the process exits, which a one-session command does not need.
 //!
-//! `GLIBC_TUNABLES` naming a `glibc.malloc` tunable leaves the allocator as the user set it.
-//! Elsewhere (musl, macOS) nothing changes. The library crates and the Python module do not do
+//! A `GLIBC_TUNABLES` naming a `glibc.malloc` tunable, any of glibc's `MALLOC_*` variables, or
+//! `MPCFLOW_MALLOC=default` leaves the allocator as the user set it. Elsewhere (musl, macOS)
+//! nothing changes. The library crates and the Python module do not do
 //! this: an embedding process keeps its own allocator policy.
 
 /// What [`keep_freed_memory`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(all(target_os = "linux", target_env = "gnu")), allow(dead_code))]
 pub enum Policy {
     /// glibc took every setting.
     Applied,
-    /// `GLIBC_TUNABLES` sets the allocator: left as the user set it.
+    /// The environment sets the allocator (see the module docs): left as the user set it.
     LeftToTheUser,
     /// glibc refused a setting (the others hold) or this is not glibc: its defaults stay.
     NotApplied,
@@ -35,7 +37,7 @@ pub enum Policy {
 pub fn keep_freed_memory() -> Policy {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        if std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("glibc.malloc.")) {
+        if user_sets_the_allocator() {
             return Policy::LeftToTheUser;
         }
         // glibc's mallopt parameters (malloc.h).
@@ -57,6 +59,14 @@ pub fn keep_freed_memory() -> Policy {
     Policy::NotApplied
 }
 
+/// Whether the environment sets glibc's allocator, or asks for its defaults.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn user_sets_the_allocator() -> bool {
+    std::env::var_os("GLIBC_TUNABLES").is_some_and(|t| t.to_string_lossy().contains("glibc.malloc."))
+        || std::env::var_os("MPCFLOW_MALLOC").is_some_and(|v| v == "default")
+        || std::env::vars_os().any(|(k, _)| k.to_string_lossy().starts_with("MALLOC_"))
+}
+
 /// Returns the freed memory [`keep_freed_memory`] kept to the kernel, so that the resident size
 /// counts live data only again (`mpcflow bench` measures each scenario's peak from there).
 pub fn release_freed_memory() {
@@ -75,12 +85,13 @@ pub fn release_freed_memory() {
 mod tests {
     use super::*;
 
-    /// Bytes in blocks glibc mmapped for themselves (its own accounting).
-    fn mmapped_bytes() -> usize {
-        // SAFETY: mallinfo2 only reads the allocator's statistics.
+    /// Bytes in blocks glibc mmapped for themselves (its own accounting; `mallinfo`, not
+    /// `mallinfo2`, which needs glibc 2.33: an `int` holds what this test allocates).
+    fn mmapped_bytes() -> i64 {
+        // SAFETY: mallinfo only reads the allocator's statistics.
         #[allow(unsafe_code)]
-        let info = unsafe { libc::mallinfo2() };
-        info.hblkhd
+        let info = unsafe { libc::mallinfo() };
+        i64::from(info.hblkhd)
     }
 
     /// A 48 MiB block is past glibc's largest mmap threshold (32 MiB), so by default it gets
@@ -91,7 +102,7 @@ mod tests {
     fn a_large_block_comes_from_an_arena() {
         match keep_freed_memory() {
             Policy::LeftToTheUser => {
-                eprintln!("SKIPPED: GLIBC_TUNABLES sets the allocator, so the policy is left off");
+                eprintln!("SKIPPED: the environment sets the allocator, so the policy is left off");
                 return;
             }
             p => assert_eq!(p, Policy::Applied),

@@ -235,6 +235,8 @@ def _calibration_samples(calibrate):
     if calibrate is None:
         return None
     if isinstance(calibrate, Mapping):
+        if not calibrate:
+            raise ValueError("calibrate={}: give a sample per model input, or leave calibrate out")
         return {str(k): os.fspath(v) for k, v in calibrate.items()}
     return os.fspath(calibrate)
 

@@ -291,6 +291,10 @@ fn a_model_with_several_inputs_is_calibrated_on_a_sample_of_each() {
     let sample_ids = reals(&mpcflow::io::npy::read(&ids).unwrap());
     let (min, max) = sample_ids.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
     assert!(lo < min && hi > max, "ids in [{min}, {max}] widened: [{lo}, {hi}]");
+    let [lo, hi] = spec.inputs.iter().find(|i| i.name == "x").unwrap().range.unwrap();
+    let sample_x = reals(&mpcflow::io::npy::read(&x).unwrap());
+    let (min, max) = sample_x.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+    assert!(lo < min && hi > max && hi - lo < 4.0 * (max - min) + 1.0, "x in [{min}, {max}] widened: [{lo}, {hi}]");
     assert!(spec.nodes.iter().filter(|n| n.range.is_some()).count() > 3, "{:?}", spec.nodes);
     let text = std::fs::read_to_string(&yaml).unwrap();
     assert!(text.contains("of `ids`, `x` calibrated on dynamic_ids.npy, dynamic_x.npy"), "{text}");
@@ -324,7 +328,7 @@ fn a_model_with_several_inputs_is_calibrated_on_a_sample_of_each() {
         "{e}"
     );
     let e = refused(&[named("ids", &ids)]);
-    assert!(e.contains("no sample for the model input `x`: give --calibrate x=SAMPLE.npy"), "{e}");
+    assert!(e.contains("no sample for the model input `x` (--calibrate x=SAMPLE.npy)"), "{e}");
     let e = refused(&[named("ids", &ids), named("x", &x), named("mask", &x)]);
     assert!(e.contains("a sample names `mask`, which is not an input of the model (its inputs: `ids`, `x`)"), "{e}");
     let e = refused(&[named("ids", &ids), named("ids", &ids), named("x", &x)]);
