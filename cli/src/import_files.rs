@@ -83,15 +83,26 @@ pub struct Imported {
     pub weights: usize,
 }
 
-/// A path as given, or a placeholder.
+/// A path as given (see [`header_path`]), or a placeholder.
 fn shown_path(p: &Option<PathBuf>, placeholder: &str) -> String {
-    p.as_ref().map_or(placeholder.to_string(), |p| p.display().to_string())
+    p.as_ref().map_or(placeholder.to_string(), |p| header_path(p))
 }
 
-fn relative(path: &Path, to_dir: &Path) -> String {
-    match (path.canonicalize(), to_dir.canonicalize()) {
-        (Ok(p), Ok(d)) => p.strip_prefix(&d).map_or(p.clone(), Path::to_path_buf).display().to_string(),
-        _ => path.display().to_string(),
+/// `path` as the pipeline's header may show it: the pipeline goes to the other party, and a
+/// local path must not. A relative path is shown as given (the commands in the header are typed
+/// from the current directory); an absolute one relative to the current directory when it lies
+/// inside it, else by its file name only.
+fn header_path(path: &Path) -> String {
+    if path.is_relative() {
+        return path.display().to_string();
+    }
+    let inside = match (path.canonicalize(), Path::new(".").canonicalize()) {
+        (Ok(p), Ok(d)) => p.strip_prefix(&d).ok().map(Path::to_path_buf),
+        _ => None,
+    };
+    match inside {
+        Some(p) if !p.as_os_str().is_empty() => p.display().to_string(),
+        _ => path.file_name().map_or_else(|| "DIR".into(), |n| n.to_string_lossy().into_owned()),
     }
 }
 
@@ -155,9 +166,10 @@ pub fn import_to_files(req: &ImportRequest, registry: &Registry) -> Result<Impor
     if let Some(r) = &ranges {
         r.apply(&mut spec);
     }
-    // Commands in the header are relative to the current directory, as the user typed them.
-    let wdir = relative(&weights_dir, Path::new("."));
-    let out_shown = req.out.display();
+    // Commands in the header are relative to the current directory, as the user typed them;
+    // no absolute path is written (see `header_path`).
+    let wdir = header_path(&weights_dir);
+    let out_shown = header_path(&req.out);
     let labels = if req.reveal == Reveal::Accuracy {
         format!(" --input labels=@{}", shown_path(&req.sample_labels, "LABELS.npy"))
     } else {

@@ -298,6 +298,11 @@ fn a_model_with_several_inputs_is_calibrated_on_a_sample_of_each() {
     assert!(spec.nodes.iter().filter(|n| n.range.is_some()).count() > 3, "{:?}", spec.nodes);
     let text = std::fs::read_to_string(&yaml).unwrap();
     assert!(text.contains("of `ids`, `x` calibrated on dynamic_ids.npy, dynamic_x.npy"), "{text}");
+    // The pipeline goes to the other party: no local path in it (the files are given by
+    // absolute paths outside the current directory here).
+    let (tmp, fixtures) = (dir.display().to_string(), fixture("").display().to_string());
+    assert!(!text.contains(&tmp) && !text.contains(&fixtures), "{text}");
+    assert!(text.contains("--input-dir dynamic.weights") && text.contains("mpcflow run dynamic.yaml"), "{text}");
     // The calibrated pipeline runs the sample under `ref`, which enforces every range.
     let mut inputs: Vec<(String, InputValue)> = spec
         .inputs

@@ -46,6 +46,8 @@ fn nested(values: &[f64], shape: &[usize]) -> String {
 pub fn to_yaml(spec: &GraphSpec, header: &[String]) -> String {
     let mut y = String::new();
     for h in header {
+        // A file name with a line break must not end the comment.
+        let h: String = h.chars().map(|c| if c.is_control() { '?' } else { c }).collect();
         let _ = writeln!(y, "# {h}");
     }
     let _ = writeln!(y, "version: 1");
@@ -146,5 +148,16 @@ mod tests {
         let text = to_yaml(&g, &["made by a test".into()]);
         let back = crate::pipeline::Pipeline::from_yaml(&text, "w.yaml").unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(back.spec, g, "{text}");
+    }
+
+    #[test]
+    fn a_header_line_stays_one_comment() {
+        let g = GraphSpec::new("t", ["alice", "bob"])
+            .input("x", "alice", DType::Int, vec![Dim::Fixed(1)])
+            .output("x", ["bob"]);
+        let text = to_yaml(&g, &["from evil\nname: other.onnx\r".into()]);
+        assert!(text.starts_with("# from evil?name: other.onnx?\nversion: 1\n"), "{text}");
+        let back = crate::pipeline::Pipeline::from_yaml(&text, "w.yaml").unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(back.spec.name, "t");
     }
 }
