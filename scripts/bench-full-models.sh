@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Full-size models under fss2pc on this machine (issue 17): for each model, in one process and as
-# three processes over TLS on loopback (two parties and the dealer), the wall time, peak memory,
-# online bytes, rounds and material, and the output's largest error and argmax agreement against
-# `ref` and against onnxruntime's float32 inference of the same file on the same inputs.
+# Full-size models under fss2pc on this machine (issue 17): for each model, end to end in one
+# process and as three processes over TLS on loopback (two parties and the dealer), and the
+# online phase alone (`run --deal-first`: the material dealt ahead, in phases of at most half the
+# available memory, since no model's fits), the wall time, peak memory, online bytes, rounds and
+# material, and the output's largest error and argmax agreement against `ref` and against
+# onnxruntime's float32 inference of the same file on the same inputs.
 #
 #   scripts/bench-full-models.sh [MODEL...]      (default: resnet50 bert gpt2 unet3d)
 #   CALIBRATE=1 scripts/bench-full-models.sh bert  (ranges calibrated on a sample: `import
@@ -10,8 +12,8 @@
 #
 # Models come from scripts/make-full-models.sh --full (random weights, cached under
 # target/full-models/full); each is imported once into target/full-models/run/MODEL. Needs about
-# 7 GB of memory per model and no disk beyond the imports (the material streams; an online-only
-# run would need it all on disk: 25 GB for ResNet-50, 37 GB for BERT-base, so none is made).
+# 7 GB of memory per model end to end, half the available memory for the online-only run, and no
+# disk beyond the imports (the material is never written).
 # onnxruntime (CPU wheel from PyPI) is added to target/models-venv for the plaintext reference.
 # Uses target/release/mpcflow (built if missing; MPCFLOW picks another binary).
 set -euo pipefail
@@ -40,12 +42,17 @@ for m in "${models[@]}"; do
     echo "== $m ($(du -sh "$onnx" | cut -f1) ONNX$([ "$how" = calibrated ] && echo ', ranges calibrated'))"
     "$bin" plan "$dir/model.yaml" 2>/dev/null | grep -E '^TOTAL|online latency|expected peak' | sed 's/^/   plan: /'
 
-    rm -rf "$dir/ref" "$dir/one" "$dir/three"
+    rm -rf "$dir/ref" "$dir/one" "$dir/online" "$dir/three"
     "$bin" run "$dir/model.yaml" --protocol ref "${ins[@]}" --input-dir "$dir/weights" --output-dir "$dir/ref" \
         --timeout 1200 >/dev/null 2>"$dir/ref.log" || { tail -5 "$dir/ref.log" >&2; exit 1; }
     /usr/bin/time -v "$bin" run "$dir/model.yaml" "${ins[@]}" --input-dir "$dir/weights" --output-dir "$dir/one" \
         --report "$dir/one.json" --timeout 1200 >/dev/null 2>"$dir/one.time"
     echo "   one process:     $(field "$dir/one.json" "round(r['wall_s'], 1)") s, peak $(peak "$dir/one.time"), online bytes $(field "$dir/one.json" "r['totals']['bytes_sent']"), material $(field "$dir/one.json" "[round(b / 2**30, 2) for b in r['totals']['dealer_bytes']]") GiB, rounds $(field "$dir/one.json" "r['totals']['critical_rounds']") on the critical path"
+    /usr/bin/time -v "$bin" run "$dir/model.yaml" "${ins[@]}" --input-dir "$dir/weights" --output-dir "$dir/online" \
+        --deal-first --report "$dir/online.json" --timeout 1200 >/dev/null 2>"$dir/online.time"
+    same=no
+    cmp -s "$dir/one/$out.npy" "$dir/online/$out.npy" && same=yes
+    echo "   online alone:    $(field "$dir/online.json" "round(r['online_wall_s'], 1)") s (material dealt first in $(field "$dir/online.json" "r['online_phases']") phases; the run $(field "$dir/online.json" "round(r['wall_s'], 1)") s), peak $(peak "$dir/online.time"), output bit for bit as end to end: $same"
 
     certs=$dir/certs
     rm -rf "$certs"

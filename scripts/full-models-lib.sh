@@ -1,4 +1,4 @@
-# Shared by scripts/bench-full-models.sh and scripts/bench-online-by-layers.sh (sourced, not run).
+# Sourced by scripts/bench-full-models.sh (not run on its own).
 #
 # import_model BIN PY MODEL ONNX DIR [calibrated]: imports MODEL.onnx into DIR/model.yaml with
 # its weights in DIR/weights (the server's) and seeded inputs in DIR/inputs (the client's),

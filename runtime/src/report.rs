@@ -89,8 +89,10 @@ pub struct RunReport {
     /// Seconds end to end.
     pub wall_s: f64,
     /// Seconds of the parties' run: the online phase alone when the material was dealt first
-    /// (`deal_first`), else about `wall_s`.
+    /// (`deal_first`: the sum of its phases' times), else about `wall_s`.
     pub online_wall_s: f64,
+    /// How many phases the material was dealt in ahead of the online phase (0: it streamed).
+    pub online_phases: usize,
     /// Dealer seconds.
     pub dealer_wall_s: f64,
     /// Totals.
@@ -187,6 +189,7 @@ impl RunReport {
             parties: plan.parties.clone(),
             wall_s: run.wall_s,
             online_wall_s: run.online_wall_s,
+            online_phases: run.online_phases,
             dealer_wall_s: run.dealer.wall_s,
             totals,
             layers: layers(plan, &nodes),

@@ -59,10 +59,14 @@ pub struct SessionConfig {
     /// Threads and buffer memory of the protocol's local work in this process (`--threads`);
     /// speed only, never results. Defaults from the machine.
     pub tuning: mpcflow_sdk::protocol::Tuning,
-    /// In-process runs only: deal every node's material before the parties start (the offline
-    /// phase ahead of the online one, held in memory), so the report's `online_wall_s` is the
-    /// online phase alone. Off by default: the dealer streams material while the parties run.
+    /// In-process runs only: deal the material before the parties use it (the offline phase
+    /// ahead of the online one, held in memory), so the report's `online_wall_s` is the online
+    /// phase alone. Off by default: the dealer streams material while the parties run.
     pub deal_first: bool,
+    /// Dealing first, the most material (bytes, all parties together) held at once: a plan
+    /// with more is dealt and run in phases of consecutive nodes (see
+    /// [`crate::schedule::phases`]). Unlimited by default.
+    pub deal_first_phase_bytes: u64,
     /// The network every plan of this session assumes (`--network`); all processes of a
     /// session must use the same (it is part of the plan's fingerprint).
     pub network: mpcflow_sdk::Network,
@@ -85,6 +89,7 @@ impl Default for SessionConfig {
             kernel: None,
             tuning: Default::default(),
             deal_first: false,
+            deal_first_phase_bytes: u64::MAX,
             network: Default::default(),
             connect_timeout: Duration::from_secs(60),
         }

@@ -97,7 +97,8 @@ fn run_json_output_dir_and_report() {
 
 /// `--deal-first` deals all the material before the parties start: the same results, every
 /// frame as planned, and an online phase (the report's `online_wall_s`) that starts after the
-/// dealer has finished, so it is shorter than the run.
+/// dealer has finished, so it is shorter than the run. `--deal-first=SIZE` below the material
+/// deals and runs it in phases, with the same results.
 #[test]
 fn run_deal_first_times_the_online_phase_alone() {
     let dir = std::env::temp_dir().join(format!("mpcflow-cli-deal-first-{}", std::process::id()));
@@ -117,6 +118,19 @@ fn run_deal_first_times_the_online_phase_alone() {
     for n in rep["nodes"].as_array().unwrap() {
         assert_eq!(n["dealer_bytes"], n["predicted_dealer_bytes"], "{}", n["name"]);
     }
+    assert_eq!(doc["online_phases"], serde_json::json!(1), "the hospitals' 97 KiB of material fit in memory");
+    // With less room than the material, it is dealt and run in phases: the same results.
+    let out = run_hospitals(&["--deal-first=16KiB"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let phased: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(phased["outputs"], doc["outputs"]);
+    assert!(phased["online_phases"].as_u64().unwrap() > 1, "{phased}");
+    let out = run_hospitals(&["--deal-first=lots"]);
+    assert!(
+        !out.status.success() && text(&out.stderr).contains("--deal-first=lots: give a size"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = mpcflow(&["run", "graphs/hospital_stats.yaml", "--deal-first", "--material", dir.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(

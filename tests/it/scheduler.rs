@@ -438,3 +438,142 @@ fn a_dealer_sender_that_dies_fails_the_run() {
     assert!(e.contains("sending material to") && e.contains("panicked"), "{e}");
     assert!(took < Duration::from_secs(10), "failed at once, not at a timeout");
 }
+
+/// What [`LoggedDealt`] saw, in order: `(true, id)` when the dealer dealt node `id`, `(false,
+/// id)` when a party began it.
+type DealLog = Arc<std::sync::Mutex<Vec<(bool, u32)>>>;
+
+/// [`DealtRef`] that logs what it deals and what the parties begin, and fails node `fail_at`
+/// at party 0.
+struct LoggedDealt {
+    log: DealLog,
+    fail_at: Option<u32>,
+}
+
+impl mpcflow_sdk::protocol::Protocol for LoggedDealt {
+    fn descriptor(&self) -> mpcflow_sdk::protocol::ProtocolDescriptor {
+        mpcflow_sdk::protocol::ProtocolDescriptor { name: "ref-logged".into(), ..DealtRef.descriptor() }
+    }
+    fn cost(&self, node: &mpcflow_sdk::protocol::NodeDesc) -> mpcflow_sdk::protocol::Cost {
+        DealtRef.cost(node)
+    }
+    fn needs_material(&self, node: &mpcflow_sdk::protocol::NodeDesc) -> bool {
+        DealtRef.needs_material(node)
+    }
+    fn dealer(&self) -> Box<dyn mpcflow_sdk::protocol::Dealer> {
+        Box::new(LoggedDealer { inner: DealtRef.dealer(), log: self.log.clone() })
+    }
+    fn begin(
+        &self,
+        node: &mpcflow_sdk::protocol::NodeDesc,
+        input: mpcflow_sdk::protocol::EvalInput,
+    ) -> mpcflow_sdk::Result<Box<dyn mpcflow_sdk::protocol::NodeEval>> {
+        self.log.lock().unwrap().push((false, node.id));
+        if self.fail_at == Some(node.id) && input.party.0 == 0 {
+            return Err(mpcflow_sdk::Error::invalid("injected failure"));
+        }
+        DealtRef.begin(node, input)
+    }
+}
+
+struct LoggedDealer {
+    inner: Box<dyn mpcflow_sdk::protocol::Dealer>,
+    log: DealLog,
+}
+
+impl mpcflow_sdk::protocol::Dealer for LoggedDealer {
+    fn deal(
+        &mut self,
+        node: &mpcflow_sdk::protocol::NodeDesc,
+        inputs: &[u32],
+        seed: [u8; 32],
+    ) -> mpcflow_sdk::Result<Vec<Vec<u8>>> {
+        self.log.lock().unwrap().push((true, node.id));
+        self.inner.deal(node, inputs, seed)
+    }
+    fn forget(&mut self, id: u32) {
+        self.inner.forget(id)
+    }
+}
+
+/// Runs [`chain_of_negations`] under [`LoggedDealt`], dealt first with `budget` bytes of
+/// material a phase.
+fn run_logged(budget: u64, fail_at: Option<u32>) -> (Result<mpcflow::runtime::RunOutput, Error>, DealLog, Duration) {
+    let (g, _) = chain_of_negations();
+    let log = DealLog::default();
+    let reg = registry_with(vec![Arc::new(LoggedDealt { log: log.clone(), fail_at })]);
+    let cfg = SessionConfig {
+        protocol: Some("ref-logged".into()),
+        deal_first: true,
+        deal_first_phase_bytes: budget,
+        timeout: Duration::from_secs(20),
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let out =
+        rt().block_on(Session::from_graph(g, reg).with_config(cfg).run([("x", InputValue::from(vec![1i64, -2, 3]))]));
+    (out, log, started.elapsed())
+}
+
+/// Dealt first with a budget of 40 nodes' material, the 300 dealt nodes run in 8 phases: the
+/// parties begin a node only once its whole phase is dealt, and the dealer deals a phase only
+/// once the parties have begun (and finished) every node of the one before; the results, bytes
+/// and material are those of a streamed run, and the online time is at most the run's.
+#[test]
+fn dealt_first_in_phases_runs_each_phase_between_its_dealing_and_the_next() {
+    let per_node = 2 * DEALT_BYTES;
+    let (out, log, _) = run_logged(40 * per_node, None);
+    let out = out.unwrap();
+    let (_, last) = chain_of_negations();
+    assert_eq!(out.values(&last).unwrap(), vec![1.0, -2.0, 3.0]);
+    assert_eq!(out.report.online_phases, 8);
+    assert!(out.report.online_wall_s > 0.0 && out.report.online_wall_s <= out.report.wall_s);
+    for n in &out.report.nodes {
+        assert_eq!(n.dealer_bytes, n.predicted_dealer_bytes, "{}", n.name);
+    }
+    // The cut, restated: consecutive nodes, at most the budget each, a new phase at the node
+    // that would pass it.
+    let mut phase_of = vec![];
+    let (mut phase, mut held) = (0usize, 0u64);
+    for n in &out.report.nodes {
+        let bytes: u64 = n.predicted_dealer_bytes.iter().sum();
+        if held > 0 && held + bytes > 40 * per_node {
+            phase += 1;
+            held = 0;
+        }
+        held += bytes;
+        phase_of.push(phase);
+    }
+    assert_eq!(phase + 1, 8);
+    let log = log.lock().unwrap();
+    for (i, &(dealt, id)) in log.iter().enumerate() {
+        let p = phase_of[id as usize];
+        let (before, after) = (&log[..i], &log[i + 1..]);
+        if dealt {
+            // Every node of earlier phases was begun by both parties before this was dealt.
+            let begun = before.iter().filter(|&&(d, j)| !d && phase_of[j as usize] < p).count();
+            let due = phase_of.iter().filter(|&&q| q < p).count() * 2;
+            assert_eq!(begun, due, "node {id} (phase {p}) dealt before the phase before it ran");
+        } else {
+            // Nothing of this phase is dealt after a party began one of its nodes.
+            assert!(
+                !after.iter().any(|&(d, j)| d && phase_of[j as usize] == p),
+                "node {id} began before its phase was dealt"
+            );
+        }
+    }
+    let (one, _, _) = run_logged(u64::MAX, None);
+    assert_eq!(one.unwrap().report.online_phases, 1, "a budget over the plan's material: one phase");
+}
+
+/// A node failing in a later phase fails the run at once, with the node's error: the dealer
+/// waiting to deal the next phase is released rather than left hanging.
+#[test]
+fn a_failure_in_a_phase_of_a_dealt_first_run_ends_the_run() {
+    let (out, log, took) = run_logged(40 * 2 * DEALT_BYTES, Some(150));
+    let e = out.unwrap_err().to_string();
+    assert!(e.contains("injected failure") && e.contains("n149"), "{e}");
+    assert!(took < Duration::from_secs(10), "failed at once, not at a timeout ({took:?})");
+    let dealt = log.lock().unwrap().iter().filter(|(d, _)| *d).count();
+    assert!(dealt < 300, "the dealer went on to deal every phase ({dealt} nodes)");
+}

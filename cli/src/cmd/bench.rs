@@ -428,7 +428,8 @@ fn run_online(
     inputs: &[(String, InputValue)],
     base: &SessionConfig,
 ) -> Result<f64> {
-    let config = SessionConfig { deal_first: true, ..base.clone() };
+    let config =
+        SessionConfig { deal_first: true, deal_first_phase_bytes: super::deal_first::budget("auto")?, ..base.clone() };
     let session = Session::from_graph(graph.clone(), mpcflow::builtins()).with_config(config);
     let out = rt.block_on(session.run(inputs.to_vec())).map_err(|e| anyhow!("{e}"))?;
     Ok(out.report.online_wall_s)

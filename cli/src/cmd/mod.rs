@@ -4,6 +4,7 @@ pub mod bench;
 pub mod certs;
 pub mod check;
 pub mod deal;
+pub mod deal_first;
 pub mod dealer;
 pub mod import;
 pub mod outputs;

@@ -36,11 +36,12 @@ pub struct Args {
     /// Read the dealer's material from the files `mpcflow deal` wrote in DIR (used once).
     #[arg(long)]
     material: Option<PathBuf>,
-    /// Deal all the material before the parties start, held in memory (the offline phase
-    /// ahead of the online one), so that the report's `online_wall_s` times the online phase
-    /// alone. Needs memory for all of it.
-    #[arg(long, conflicts_with = "material")]
-    deal_first: bool,
+    /// Deal the material before the parties use it, held in memory (the offline phase ahead of
+    /// the online one), so that `online_wall_s` times the online phase alone. Material beyond
+    /// SIZE (default: half the available memory) is dealt and run in phases of at most SIZE:
+    /// `online_wall_s` adds up the phases, `online_phases` counts them.
+    #[arg(long, value_name = "SIZE", num_args = 0..=1, require_equals = true, default_missing_value = "auto", conflicts_with = "material")]
+    deal_first: Option<String>,
     /// Seconds any wait may take before the run fails.
     #[arg(long, default_value_t = 60.0)]
     timeout: f64,
@@ -92,7 +93,8 @@ pub fn run(a: Args) -> Result<()> {
         timeout: Duration::from_secs_f64(a.timeout),
         progress: Some(done.clone()),
         material_dir: a.material.clone(),
-        deal_first: a.deal_first,
+        deal_first: a.deal_first.is_some(),
+        deal_first_phase_bytes: a.deal_first.as_deref().map(super::deal_first::budget).transpose()?.unwrap_or(u64::MAX),
         kernel: a.kernel.clone(),
         tuning: a.tuning.tuning()?,
         network: a.network.network(),
@@ -121,13 +123,17 @@ pub fn run(a: Args) -> Result<()> {
 
     let shown: Vec<Shown<'_>> =
         out.outputs.iter().map(|o| Shown { name: &o.name, parties: &o.parties, tensor: &o.tensor }).collect();
-    let extra = serde_json::json!({
+    let mut extra = serde_json::json!({
         "protocol": out.report.protocol,
         "fingerprint": out.report.fingerprint,
         "wall_s": out.report.wall_s,
         "online_bytes": out.report.totals.bytes_sent,
         "rounds": out.report.totals.critical_rounds,
     });
+    if a.deal_first.is_some() {
+        extra["online_wall_s"] = out.report.online_wall_s.into();
+        extra["online_phases"] = out.report.online_phases.into();
+    }
     a.out.give(&shown, out.fixed_point, &out.report, extra)?;
     Ok(())
 }

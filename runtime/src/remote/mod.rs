@@ -295,6 +295,7 @@ pub async fn run_remote_party(
         progress: cfg.session.progress.clone(),
         dealer_connected: setup.has_dealer,
         kernel: cfg.kernel.clone(),
+        phases: None,
     };
     let ran = run_party(task).await;
     drop(alive);
@@ -313,7 +314,7 @@ pub async fn run_remote_party(
         own.stats = result.stats;
     }
     let wall_s = start.elapsed().as_secs_f64();
-    let run = LocalRun { parties, dealer: DealerStats::default(), wall_s, online_wall_s: wall_s };
+    let run = LocalRun { parties, dealer: DealerStats::default(), wall_s, online_wall_s: wall_s, online_phases: 0 };
     Ok(PartyRun { outputs, plan, run, setup_s })
 }
 
@@ -362,7 +363,7 @@ pub async fn run_remote_dealer(
     let (p, proto, l) = (plan.clone(), setup.protocol.clone(), link.clone());
     let dealing = tokio::task::spawn_blocking(move || -> Result<DealerStats, Error> {
         let master = os_seed()?;
-        run_dealer(&p, &proto, l.as_ref(), master)
+        run_dealer(&p, &proto, l.as_ref(), master, None)
     });
     let dealt = tokio::select! {
         r = dealing => r.map_err(|e| Error::Internal(format!("dealer task failed: {e}")))?,

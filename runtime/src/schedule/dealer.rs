@@ -9,8 +9,12 @@
 //! parties idle while the dealer sent and the dealer idle while it waited on a full socket. It
 //! holds at most one node's material more than an in-line dealer: the frames in the senders'
 //! hands and the node being generated.
+//!
+//! Dealing first in phases ([`super::phases`]), the dealer waits for the parties to finish
+//! each phase before it deals the next, and marks a phase dealt once its frames are written.
 
 use super::frame::{Frame, Kind};
+use super::phases::Phases;
 use crate::error::Error;
 use crate::plan::Plan;
 use mpcflow_sdk::protocol::Protocol;
@@ -55,15 +59,18 @@ pub fn end_of_material(link: &dyn Link, parties: usize) {
     }
 }
 
-/// One frame for a sender thread: the node it belongs to and the encoded frame.
-type Outgoing = (usize, Vec<u8>);
+/// One item for a sender thread: a frame with the node it belongs to, or `None`, which it
+/// takes only once it has written every frame before (the channel is a rendezvous).
+type Outgoing = Option<(usize, Vec<u8>)>;
 
-/// Runs the dealer (blocking; call from a dedicated thread).
+/// Runs the dealer (blocking; call from a dedicated thread). With `phases`, it deals one phase
+/// at a time, each once the parties have finished the one before.
 pub fn run_dealer(
     plan: &Plan,
     protocol: &Arc<dyn Protocol>,
     link: &dyn Link,
     master: [u8; 32],
+    phases: Option<&Phases>,
 ) -> Result<DealerStats, Error> {
     let start = Instant::now();
     let parties = plan.parties.len();
@@ -81,7 +88,7 @@ pub fn run_dealer(
             senders.push((tx, spawned));
         }
         let txs: Vec<_> = senders.iter().map(|(tx, _)| tx.clone()).collect();
-        let dealt = deal_all(plan, protocol, master, &txs);
+        let dealt = deal_all(plan, protocol, master, &txs, phases);
         // Ends the senders once they have written what they hold.
         drop(txs);
         for (p, (tx, handle)) in senders.into_iter().enumerate() {
@@ -108,19 +115,37 @@ pub fn run_dealer(
     stats
 }
 
+/// Whether every sender has written every frame handed to it (`false`: one has stopped).
+fn written(senders: &[std::sync::mpsc::SyncSender<Outgoing>]) -> bool {
+    senders.iter().all(|tx| tx.send(None).is_ok())
+}
+
 /// Deals every node in plan order, handing each party's frame to its sender; stops early once
-/// a sender has stopped (its failure is the run's error).
+/// a sender has stopped (its failure is the run's error) or the phases are closed.
 fn deal_all(
     plan: &Plan,
     protocol: &Arc<dyn Protocol>,
     master: [u8; 32],
     senders: &[std::sync::mpsc::SyncSender<Outgoing>],
+    phases: Option<&Phases>,
 ) -> Result<DealerStats, Error> {
     let parties = plan.parties.len();
     let mut stats = DealerStats { bytes: vec![vec![0; parties]; plan.nodes.len()], wall_s: 0.0 };
     let mut dealer = protocol.dealer();
     let mut uses_left = plan.consumer_counts();
     for (id, node) in plan.nodes.iter().enumerate() {
+        if let Some(phases) = phases
+            && phases.starts_later_phase(id)
+        {
+            let done = phases.phase_of(id - 1);
+            if !written(senders) {
+                return Ok(stats);
+            }
+            phases.mark_dealt(done);
+            if !phases.wait_completed(done) {
+                return Ok(stats);
+            }
+        }
         let span = tracing::debug_span!("deal", node = %node.desc.name);
         let _g = span.enter();
         let material = dealer
@@ -154,11 +179,16 @@ fn deal_all(
         for ((p, m), tx) in material.into_iter().enumerate().zip(senders) {
             stats.bytes[id][p] = m.len() as u64;
             let frame = Frame::encode_owned(Kind::Material, id as u32, 0, m);
-            if tx.send((id, frame)).is_err() {
+            if tx.send(Some((id, frame))).is_err() {
                 // That party's sender has stopped on a failure, which the caller reports.
                 return Ok(stats);
             }
         }
+    }
+    if let Some(phases) = phases
+        && written(senders)
+    {
+        phases.mark_dealt(phases.count() - 1);
     }
     Ok(stats)
 }
@@ -172,7 +202,7 @@ fn send_all(
     frames: std::sync::mpsc::Receiver<Outgoing>,
     failed: &std::sync::Mutex<Option<Error>>,
 ) {
-    for (id, frame) in frames {
+    for (id, frame) in frames.into_iter().flatten() {
         if let Err(e) = link.send(Endpoint::Party(PartyId(p as u16)), frame) {
             let name = plan.nodes.get(id).map_or("?", |n| n.desc.name.as_str());
             let party = plan.parties.get(p).map_or("?", String::as_str);

@@ -47,6 +47,20 @@ impl AbortSignal {
         self.0.borrow().clone()
     }
 
+    /// Waits until the signal fires, and returns why.
+    pub async fn fired(&self) -> Abort {
+        let mut sub = self.0.subscribe();
+        loop {
+            if let Some(a) = sub.borrow_and_update().clone() {
+                return a;
+            }
+            // `changed` fails only once the sender is dropped, which `&self` rules out.
+            if sub.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
     /// Waits for `rx` until `timeout` or an abort.
     pub async fn wait<T>(
         &self,

@@ -9,6 +9,7 @@ pub mod frame;
 pub mod mailbox;
 pub mod material;
 pub mod party;
+pub mod phases;
 pub mod stats;
 
 use crate::error::Error;
@@ -49,7 +50,7 @@ pub struct RunConfig {
 pub fn deal_to_files(plan: &Plan, protocol: &Arc<dyn Protocol>, dir: &std::path::Path) -> Result<Vec<u64>, Error> {
     std::fs::create_dir_all(dir).map_err(|e| Error::Dealer(format!("{}: {e}", dir.display())))?;
     let sink = crate::material_file::FileSink::create(dir, plan)?;
-    dealer::run_dealer(plan, protocol, &sink, dealer::os_seed()?)?;
+    dealer::run_dealer(plan, protocol, &sink, dealer::os_seed()?, None)?;
     sink.finish()
 }
 
@@ -62,9 +63,12 @@ pub struct LocalRun {
     pub dealer: DealerStats,
     /// Seconds from start to the last party finishing.
     pub wall_s: f64,
-    /// Seconds from the parties' start to the last party finishing: the online phase alone
-    /// when the material was dealt first ([`crate::SessionConfig::deal_first`]).
+    /// Seconds from the parties' start to the last party finishing, or with the material dealt
+    /// first ([`crate::SessionConfig::deal_first`]) the online phase alone: the sum of its
+    /// phases' times from their dealing to their last node (see [`phases`]).
     pub online_wall_s: f64,
+    /// How many phases the material was dealt in ahead of the parties (0: it streamed).
+    pub online_phases: usize,
 }
 
 fn session_id() -> Result<String, Error> {
@@ -119,28 +123,38 @@ pub async fn run_local(
     })?;
     let dealer_link = if with_dealer { connected.pop() } else { None };
     let links: Vec<Arc<dyn mpcflow_sdk::transport::Link>> = connected.into_iter().map(Arc::from).collect();
+    // Dealing first, the parties run each phase once its material waits in their channels;
+    // material read back from files is replayed whole, in one phase.
+    let phases = deal_first.then(|| {
+        let budget = if sources.is_some() { u64::MAX } else { cfg.session.deal_first_phase_bytes };
+        Arc::new(phases::Phases::new(&plan, budget))
+    });
     let dealer = match (sources, dealer_link) {
         (_, None) => None,
         (Some(sources), Some(link)) => {
-            let plan = plan.clone();
+            let (plan, phases) = (plan.clone(), phases.clone());
             Some(tokio::task::spawn_blocking(move || {
-                let bytes = crate::material_file::replay(&plan, sources, link.as_ref())?;
-                Ok(DealerStats { bytes, wall_s: 0.0 })
+                let replayed = crate::material_file::replay(&plan, sources, link.as_ref());
+                if let Some(phases) = &phases {
+                    if replayed.is_ok() {
+                        phases.mark_dealt(0);
+                    }
+                    phases.close();
+                }
+                Ok(DealerStats { bytes: replayed?, wall_s: 0.0 })
             }))
         }
         (None, Some(link)) => {
-            let (plan, protocol) = (plan.clone(), protocol.clone());
+            let (plan, protocol, phases) = (plan.clone(), protocol.clone(), phases.clone());
             let master = dealer::os_seed()?;
-            Some(tokio::task::spawn_blocking(move || dealer::run_dealer(&plan, &protocol, link.as_ref(), master)))
+            Some(tokio::task::spawn_blocking(move || {
+                let dealt = dealer::run_dealer(&plan, &protocol, link.as_ref(), master, phases.as_deref());
+                if let Some(phases) = &phases {
+                    phases.close();
+                }
+                dealt
+            }))
         }
-    };
-
-    // The offline phase ahead: every frame waits in the parties' channels before they start.
-    let (dealer, dealt_first) = match dealer {
-        Some(h) if deal_first => {
-            (None, Some(h.await.map_err(|e| Error::Internal(format!("dealer task failed: {e}")))??))
-        }
-        other => (other, None),
     };
     let online_start = Instant::now();
 
@@ -164,6 +178,7 @@ pub async fn run_local(
             progress: if p == 0 { cfg.session.progress.clone() } else { None },
             dealer_connected: with_dealer,
             kernel: cfg.kernel.clone(),
+            phases: phases.clone(),
         };
         tasks.push(tokio::spawn(party::run_party(task)));
     }
@@ -177,11 +192,17 @@ pub async fn run_local(
             Err(e) => errors.push(Error::Internal(format!("party task failed: {e}"))),
         }
     }
-    let online_wall_s = online_start.elapsed().as_secs_f64();
-    let dealer_stats = match (dealer, dealt_first) {
-        (_, Some(stats)) => stats,
-        (None, None) => DealerStats { bytes: vec![vec![0; plan.parties.len()]; plan.nodes.len()], wall_s: 0.0 },
-        (Some(h), None) => match h.await {
+    let online_wall_s = match &phases {
+        Some(phases) => {
+            // A dealer waiting for a phase that a failed party will not finish stops here.
+            phases.close();
+            phases.online().as_secs_f64()
+        }
+        None => online_start.elapsed().as_secs_f64(),
+    };
+    let dealer_stats = match dealer {
+        None => DealerStats { bytes: vec![vec![0; plan.parties.len()]; plan.nodes.len()], wall_s: 0.0 },
+        Some(h) => match h.await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
                 // A party's own failure explains a dealer that could not deliver; report that.
@@ -203,5 +224,11 @@ pub async fn run_local(
         let pos = (0..errors.len()).min_by_key(|&i| rank(&errors[i])).unwrap_or(0);
         return Err(errors.swap_remove(pos));
     }
-    Ok(LocalRun { parties: results, dealer: dealer_stats, wall_s: start.elapsed().as_secs_f64(), online_wall_s })
+    Ok(LocalRun {
+        parties: results,
+        dealer: dealer_stats,
+        wall_s: start.elapsed().as_secs_f64(),
+        online_wall_s,
+        online_phases: phases.map_or(0, |p| p.count()),
+    })
 }

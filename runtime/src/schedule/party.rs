@@ -10,6 +10,7 @@
 use super::frame::{Frame, Kind};
 use super::mailbox::{Abort, AbortSignal, Mailbox, WaitError};
 use super::material::MaterialStore;
+use super::phases::Phases;
 use super::stats::NodeStats;
 use crate::error::Error;
 use crate::plan::Plan;
@@ -56,6 +57,8 @@ pub struct PartyTask {
     pub dealer_connected: bool,
     /// The compute kernel handed to the protocol with every node.
     pub kernel: crate::kernel::KernelHandle,
+    /// Dealing first in phases: a node starts once its phase is dealt, and reports its end.
+    pub phases: Option<Arc<Phases>>,
 }
 
 /// What one party ends with.
@@ -82,6 +85,7 @@ struct Shared {
     /// Set when this party's own nodes are all done.
     done: AtomicBool,
     kernel: Option<Arc<dyn mpcflow_sdk::kernel::Kernel>>,
+    phases: Option<Arc<Phases>>,
 }
 
 impl Shared {
@@ -264,6 +268,7 @@ pub async fn run_party(task: PartyTask) -> Result<PartyResult, Error> {
         dealer_connected: task.dealer_connected,
         done: AtomicBool::new(false),
         kernel: task.kernel.0,
+        phases: task.phases,
     });
     let rt = tokio::runtime::Handle::current();
     let mut readers = vec![];
@@ -360,7 +365,16 @@ async fn schedule(
             let s = shared.clone();
             let span =
                 tracing::info_span!("node", party = %shared.name, node = %node.desc.name, op = %node.desc.kind.label());
-            running.spawn(async move { (id, run_node(&s, id, args, private).await) }.instrument(span));
+            running.spawn(
+                async move {
+                    let outcome = run_node(&s, id, args, private).await;
+                    if let (Ok(_), Some(phases)) = (&outcome, &s.phases) {
+                        phases.finished(id as usize);
+                    }
+                    (id, outcome)
+                }
+                .instrument(span),
+            );
         }
         let Some(joined) = running.join_next().await else {
             return Err(Error::Internal(format!("{} of {n} nodes can never run", n - finished)));
@@ -466,6 +480,9 @@ async fn run_node(
     inputs: Vec<Arc<Wire>>,
     private: Option<Tensor>,
 ) -> Result<(NodeValue, NodeStats), Error> {
+    if let Some(phases) = &shared.phases {
+        phases.wait_dealt(id as usize, &shared.abort).await.map_err(|a| shared.wait_error(WaitError::Aborted(a)))?;
+    }
     let start = Instant::now();
     let node = &shared.plan.nodes[id as usize];
     let desc = &node.desc;
