@@ -91,7 +91,8 @@ pub struct RunReport {
     /// Seconds of the parties' run: the online phase alone when the material was dealt first
     /// (`deal_first`: the sum of its phases' times), else about `wall_s`.
     pub online_wall_s: f64,
-    /// How many phases the material was dealt in ahead of the online phase (0: it streamed).
+    /// How many phases the material was dealt in ahead of the online phase (0: it streamed, or
+    /// the run had no material).
     pub online_phases: usize,
     /// Dealer seconds.
     pub dealer_wall_s: f64,

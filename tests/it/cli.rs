@@ -120,11 +120,21 @@ fn run_deal_first_times_the_online_phase_alone() {
     }
     assert_eq!(doc["online_phases"], serde_json::json!(1), "the hospitals' 97 KiB of material fit in memory");
     // With less room than the material, it is dealt and run in phases: the same results.
-    let out = run_hospitals(&["--deal-first=16KiB"]);
+    let out = run_hospitals(&["--deal-first=16KiB", "--report", report.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let phased: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(phased["outputs"], doc["outputs"]);
     assert!(phased["online_phases"].as_u64().unwrap() > 1, "{phased}");
+    let rep: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let (wall, online, dealer) = (
+        rep["wall_s"].as_f64().unwrap(),
+        rep["online_wall_s"].as_f64().unwrap(),
+        rep["dealer_wall_s"].as_f64().unwrap(),
+    );
+    assert!(
+        online + dealer <= wall + 1e-3,
+        "phases: online {online} s and dealing {dealer} s within the run's {wall} s"
+    );
     let out = run_hospitals(&["--deal-first=lots"]);
     assert!(
         !out.status.success() && text(&out.stderr).contains("--deal-first=lots: give a size"),

@@ -489,6 +489,8 @@ impl mpcflow_sdk::protocol::Dealer for LoggedDealer {
         seed: [u8; 32],
     ) -> mpcflow_sdk::Result<Vec<Vec<u8>>> {
         self.log.lock().unwrap().push((true, node.id));
+        // Dealing takes time, which the online time must leave out.
+        std::thread::sleep(Duration::from_millis(1));
         self.inner.deal(node, inputs, seed)
     }
     fn forget(&mut self, id: u32) {
@@ -497,37 +499,54 @@ impl mpcflow_sdk::protocol::Dealer for LoggedDealer {
 }
 
 /// Runs [`chain_of_negations`] under [`LoggedDealt`], dealt first with `budget` bytes of
-/// material a phase.
-fn run_logged(budget: u64, fail_at: Option<u32>) -> (Result<mpcflow::runtime::RunOutput, Error>, DealLog, Duration) {
+/// material a phase, over `mem` or with the dealer's link failing as [`PanickingDealerLink`];
+/// fails the test if the run has not ended within 30 s.
+fn run_logged(
+    budget: u64,
+    fail_at: Option<u32>,
+    dealer_panics: bool,
+) -> (Result<mpcflow::runtime::RunOutput, Error>, DealLog, Duration) {
     let (g, _) = chain_of_negations();
     let log = DealLog::default();
-    let reg = registry_with(vec![Arc::new(LoggedDealt { log: log.clone(), fail_at })]);
+    let mut reg = registry_with(vec![Arc::new(LoggedDealt { log: log.clone(), fail_at })]);
+    reg.add_transport(Arc::new(WrappedDealer {
+        inner: mpcflow_transport_mem::MemTransport::new(),
+        name: "panicking-dealer",
+        wrap: |inner| Box::new(PanickingDealerLink { inner, sent: Default::default() }),
+    }));
     let cfg = SessionConfig {
         protocol: Some("ref-logged".into()),
+        transport: if dealer_panics { "panicking-dealer" } else { "mem" }.into(),
         deal_first: true,
         deal_first_phase_bytes: budget,
         timeout: Duration::from_secs(20),
         ..Default::default()
     };
     let started = Instant::now();
-    let out =
-        rt().block_on(Session::from_graph(g, reg).with_config(cfg).run([("x", InputValue::from(vec![1i64, -2, 3]))]));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let session = Session::from_graph(g, reg).with_config(cfg);
+        let _ = tx.send(rt().block_on(session.run([("x", InputValue::from(vec![1i64, -2, 3]))])));
+    });
+    let out = rx.recv_timeout(Duration::from_secs(30)).expect("the run hung");
     (out, log, started.elapsed())
 }
 
 /// Dealt first with a budget of 40 nodes' material, the 300 dealt nodes run in 8 phases: the
 /// parties begin a node only once its whole phase is dealt, and the dealer deals a phase only
-/// once the parties have begun (and finished) every node of the one before; the results, bytes
-/// and material are those of a streamed run, and the online time is at most the run's.
+/// once the parties have begun every node of the one before; the results, bytes and material
+/// are those of a streamed run, and the online time leaves the dealing (1 ms a node) out.
 #[test]
 fn dealt_first_in_phases_runs_each_phase_between_its_dealing_and_the_next() {
     let per_node = 2 * DEALT_BYTES;
-    let (out, log, _) = run_logged(40 * per_node, None);
+    let (out, log, _) = run_logged(40 * per_node, None, false);
     let out = out.unwrap();
     let (_, last) = chain_of_negations();
     assert_eq!(out.values(&last).unwrap(), vec![1.0, -2.0, 3.0]);
     assert_eq!(out.report.online_phases, 8);
-    assert!(out.report.online_wall_s > 0.0 && out.report.online_wall_s <= out.report.wall_s);
+    let (online, dealer, wall) = (out.report.online_wall_s, out.report.dealer_wall_s, out.report.wall_s);
+    assert!(dealer >= 0.3, "dealing 300 nodes at 1 ms each took {dealer} s");
+    assert!(online > 0.0 && online + dealer <= wall + 1e-3, "online {online} s, dealing {dealer} s, run {wall} s");
     for n in &out.report.nodes {
         assert_eq!(n.dealer_bytes, n.predicted_dealer_bytes, "{}", n.name);
     }
@@ -562,18 +581,31 @@ fn dealt_first_in_phases_runs_each_phase_between_its_dealing_and_the_next() {
             );
         }
     }
-    let (one, _, _) = run_logged(u64::MAX, None);
+    let (one, _, _) = run_logged(u64::MAX, None, false);
     assert_eq!(one.unwrap().report.online_phases, 1, "a budget over the plan's material: one phase");
 }
 
-/// A node failing in a later phase fails the run at once, with the node's error: the dealer
-/// waiting to deal the next phase is released rather than left hanging.
+/// A node failing in a later phase fails the run at once, with the node's error: the dealer,
+/// waiting for that phase to finish, is released rather than left hanging, and deals no further
+/// phase (the input and the 160 negations of phases 0 to 3, where node 150 is).
 #[test]
 fn a_failure_in_a_phase_of_a_dealt_first_run_ends_the_run() {
-    let (out, log, took) = run_logged(40 * 2 * DEALT_BYTES, Some(150));
+    let (out, log, took) = run_logged(40 * 2 * DEALT_BYTES, Some(150), false);
     let e = out.unwrap_err().to_string();
     assert!(e.contains("injected failure") && e.contains("n149"), "{e}");
     assert!(took < Duration::from_secs(10), "failed at once, not at a timeout ({took:?})");
     let dealt = log.lock().unwrap().iter().filter(|(d, _)| *d).count();
-    assert!(dealt < 300, "the dealer went on to deal every phase ({dealt} nodes)");
+    assert_eq!(dealt, 161, "the dealer dealt past the failing phase");
+}
+
+/// A dealer failing before its first phase is dealt (a sender thread dies on its third frame)
+/// fails the run with that failure, and the parties, waiting for the phase, begin no node.
+#[test]
+fn a_dealer_failing_before_a_phase_is_dealt_stops_the_parties_waiting_for_it() {
+    let (out, log, took) = run_logged(40 * 2 * DEALT_BYTES, None, true);
+    let e = out.unwrap_err().to_string();
+    assert!(e.contains("sending material to") && e.contains("panicked"), "{e}");
+    assert!(took < Duration::from_secs(10), "failed at once, not at a timeout ({took:?})");
+    let begun: Vec<u32> = log.lock().unwrap().iter().filter(|(d, _)| !d).map(|&(_, id)| id).collect();
+    assert!(begun.is_empty(), "parties began nodes {begun:?} of a phase never dealt");
 }

@@ -1,15 +1,16 @@
 //! `mpcflow bench`: end-to-end benchmarks of the runtime, in one process.
 //!
 //! Each scenario is a generated graph, run `--repeat` times two ways: end to end (the dealer
-//! streaming material while the parties compute), and online only (all material dealt first and
-//! held in memory, then the parties' run timed alone: what the papers report as online time).
+//! streaming material while the parties compute), and online only (the material dealt first and
+//! held in memory, then the parties' run timed alone: what the papers report as online time;
+//! beyond half the available memory, in phases, see `run --deal-first`).
 //! The report gives both medians, estimates of the online time on a LAN and a WAN (the measured
 //! online time plus the critical path's rounds × round trip plus the busiest party's online
 //! bytes ÷ bandwidth, with the profiles of [`mpcflow_sdk::Network`]), online bytes, rounds on the
 //! critical path, dealer bytes and the peak resident memory of the process during the
 //! scenario's end-to-end runs (Linux: the high-water mark is reset before each scenario; the
-//! online-only runs, which hold all of a run's material at once, come after every scenario's
-//! end-to-end runs).
+//! online-only runs, which hold a run's material (or a phase's) at once, come after every
+//! scenario's end-to-end runs).
 
 use anyhow::{Context, Result, anyhow};
 use mpcflow_runtime::{InputValue, Session, SessionConfig};
@@ -301,9 +302,9 @@ pub fn run(a: Args) -> Result<()> {
             "peak_MiB"
         );
     }
-    // Every scenario's end-to-end runs first, then the online-only ones: those hold all of a
-    // run's material at once, and what the process keeps of it would inflate the peak memory of
-    // the scenarios after them.
+    // Every scenario's end-to-end runs first, then the online-only ones: those hold a run's
+    // material (or a phase's) at once, and what the process keeps of it would inflate the peak
+    // memory of the scenarios after them.
     let mut measured = vec![];
     for spec in &specs {
         let (graph, inputs) = scenario(spec)?;
@@ -420,8 +421,9 @@ fn run_end_to_end(
     Ok((out.report, start.elapsed().as_secs_f64()))
 }
 
-/// One run of the online phase alone: all material is dealt first and held in memory (not
-/// timed), then the parties run; returns the seconds of their run.
+/// One run of the online phase alone: the material is dealt first and held in memory (not
+/// timed; in phases beyond half the available memory), then the parties run; returns the
+/// seconds of their run.
 fn run_online(
     rt: &tokio::runtime::Runtime,
     graph: &GraphSpec,

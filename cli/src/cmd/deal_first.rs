@@ -4,7 +4,8 @@
 //! (1M ReLUs: 1.9 GB for the two parties), a full-size model's does not (BERT-base: 25 to 33
 //! GiB), so the runtime deals and runs it in phases of at most a budget
 //! ([`mpcflow_runtime::schedule::phases`]). Without a size the budget is half of the memory the
-//! kernel reports available, which leaves the other half to the run's own values.
+//! kernel reports available (`MemAvailable`), which leaves the other half to the run's own
+//! values; where the kernel reports none (off Linux) the material is dealt in one phase.
 
 use anyhow::{Result, anyhow};
 

@@ -38,7 +38,7 @@ pub struct Args {
     material: Option<PathBuf>,
     /// Deal the material before the parties use it, held in memory (the offline phase ahead of
     /// the online one), so that `online_wall_s` times the online phase alone. Material beyond
-    /// SIZE (default: half the available memory) is dealt and run in phases of at most SIZE:
+    /// SIZE (default: half the available memory on Linux, else unlimited) is dealt and run in phases of at most SIZE:
     /// `online_wall_s` adds up the phases, `online_phases` counts them.
     #[arg(long, value_name = "SIZE", num_args = 0..=1, require_equals = true, default_missing_value = "auto", conflicts_with = "material")]
     deal_first: Option<String>,

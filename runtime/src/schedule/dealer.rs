@@ -30,7 +30,8 @@ use std::time::Instant;
 pub struct DealerStats {
     /// Material bytes sent to each party, per node (indexed by node id, then party).
     pub bytes: Vec<Vec<u64>>,
-    /// Seconds spent generating and sending.
+    /// Seconds spent generating and sending (dealing first in phases: from the start of each
+    /// phase's dealing to the last of its frames written, added up).
     pub wall_s: f64,
 }
 
@@ -73,6 +74,7 @@ pub fn run_dealer(
     phases: Option<&Phases>,
 ) -> Result<DealerStats, Error> {
     let start = Instant::now();
+    let mut phases_dealing = std::time::Duration::ZERO;
     let parties = plan.parties.len();
     // The first failure of a sender thread, which ends the run.
     let failed: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
@@ -88,7 +90,7 @@ pub fn run_dealer(
             senders.push((tx, spawned));
         }
         let txs: Vec<_> = senders.iter().map(|(tx, _)| tx.clone()).collect();
-        let dealt = deal_all(plan, protocol, master, &txs, phases);
+        let dealt = deal_all(plan, protocol, master, &txs, phases, &mut phases_dealing);
         // Ends the senders once they have written what they hold.
         drop(txs);
         for (p, (tx, handle)) in senders.into_iter().enumerate() {
@@ -110,7 +112,7 @@ pub fn run_dealer(
     }
     if let Ok(s) = &mut stats {
         end_of_material(link, parties);
-        s.wall_s = start.elapsed().as_secs_f64();
+        s.wall_s = if phases.is_some() { phases_dealing } else { start.elapsed() }.as_secs_f64();
     }
     stats
 }
@@ -121,29 +123,38 @@ fn written(senders: &[std::sync::mpsc::SyncSender<Outgoing>]) -> bool {
 }
 
 /// Deals every node in plan order, handing each party's frame to its sender; stops early once
-/// a sender has stopped (its failure is the run's error) or the phases are closed.
+/// a sender has stopped (its failure is the run's error) or the phases are closed. Dealing in
+/// phases, adds up in `dealing` the time from each phase's start to its frames written.
 fn deal_all(
     plan: &Plan,
     protocol: &Arc<dyn Protocol>,
     master: [u8; 32],
     senders: &[std::sync::mpsc::SyncSender<Outgoing>],
     phases: Option<&Phases>,
+    dealing: &mut std::time::Duration,
 ) -> Result<DealerStats, Error> {
     let parties = plan.parties.len();
     let mut stats = DealerStats { bytes: vec![vec![0; parties]; plan.nodes.len()], wall_s: 0.0 };
     let mut dealer = protocol.dealer();
     let mut uses_left = plan.consumer_counts();
+    let mut phase_start = Instant::now();
     for (id, node) in plan.nodes.iter().enumerate() {
-        if let Some(phases) = phases
-            && phases.starts_later_phase(id)
-        {
-            let done = phases.phase_of(id - 1);
-            if !written(senders) {
+        if let Some(phases) = phases {
+            if phases.is_closed() {
                 return Ok(stats);
             }
-            phases.mark_dealt(done);
-            if !phases.wait_completed(done) {
-                return Ok(stats);
+            if phases.starts_later_phase(id) {
+                let done = phases.phase_of(id - 1);
+                if !written(senders) {
+                    return Ok(stats);
+                }
+                // Timed before the parties may start, which may take the dealer's core.
+                *dealing += phase_start.elapsed();
+                phases.mark_dealt(done);
+                if !phases.wait_completed(done) {
+                    return Ok(stats);
+                }
+                phase_start = Instant::now();
             }
         }
         let span = tracing::debug_span!("deal", node = %node.desc.name);
@@ -188,6 +199,7 @@ fn deal_all(
     if let Some(phases) = phases
         && written(senders)
     {
+        *dealing += phase_start.elapsed();
         phases.mark_dealt(phases.count() - 1);
     }
     Ok(stats)

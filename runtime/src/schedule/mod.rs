@@ -67,7 +67,8 @@ pub struct LocalRun {
     /// first ([`crate::SessionConfig::deal_first`]) the online phase alone: the sum of its
     /// phases' times from their dealing to their last node (see [`phases`]).
     pub online_wall_s: f64,
-    /// How many phases the material was dealt in ahead of the parties (0: it streamed).
+    /// How many phases the material was dealt in ahead of the parties (0: it streamed, or the
+    /// run had no material).
     pub online_phases: usize,
 }
 
@@ -134,12 +135,12 @@ pub async fn run_local(
         (Some(sources), Some(link)) => {
             let (plan, phases) = (plan.clone(), phases.clone());
             Some(tokio::task::spawn_blocking(move || {
+                let ends = phases::DealingEnds(phases);
                 let replayed = crate::material_file::replay(&plan, sources, link.as_ref());
-                if let Some(phases) = &phases {
-                    if replayed.is_ok() {
-                        phases.mark_dealt(0);
-                    }
-                    phases.close();
+                match (&replayed, &ends.0) {
+                    (Ok(_), Some(phases)) => phases.mark_dealt(0),
+                    (Err(_), _) => ends.failed(),
+                    _ => {}
                 }
                 Ok(DealerStats { bytes: replayed?, wall_s: 0.0 })
             }))
@@ -148,9 +149,10 @@ pub async fn run_local(
             let (plan, protocol, phases) = (plan.clone(), protocol.clone(), phases.clone());
             let master = dealer::os_seed()?;
             Some(tokio::task::spawn_blocking(move || {
-                let dealt = dealer::run_dealer(&plan, &protocol, link.as_ref(), master, phases.as_deref());
-                if let Some(phases) = &phases {
-                    phases.close();
+                let ends = phases::DealingEnds(phases);
+                let dealt = dealer::run_dealer(&plan, &protocol, link.as_ref(), master, ends.0.as_deref());
+                if dealt.is_err() {
+                    ends.failed();
                 }
                 dealt
             }))

@@ -10,7 +10,7 @@
 use super::frame::{Frame, Kind};
 use super::mailbox::{Abort, AbortSignal, Mailbox, WaitError};
 use super::material::MaterialStore;
-use super::phases::Phases;
+use super::phases::{NotDealt, Phases};
 use super::stats::NodeStats;
 use crate::error::Error;
 use crate::plan::Plan;
@@ -481,7 +481,21 @@ async fn run_node(
     private: Option<Tensor>,
 ) -> Result<(NodeValue, NodeStats), Error> {
     if let Some(phases) = &shared.phases {
-        phases.wait_dealt(id as usize, &shared.abort).await.map_err(|a| shared.wait_error(WaitError::Aborted(a)))?;
+        match phases.wait_dealt(id as usize, &shared.abort).await {
+            Ok(()) => {}
+            Err(NotDealt::Aborted(a)) => return Err(shared.wait_error(WaitError::Aborted(a))),
+            // This party's own failure, which it tells the others (the dealer's error, in this
+            // process, is the run's).
+            Err(NotDealt::DealerStopped) => {
+                return Err(Error::Transport {
+                    party: shared.name.clone(),
+                    message: format!(
+                        "the dealer stopped before the material of node `{}` was dealt",
+                        shared.plan.nodes[id as usize].desc.name
+                    ),
+                });
+            }
+        }
     }
     let start = Instant::now();
     let node = &shared.plan.nodes[id as usize];

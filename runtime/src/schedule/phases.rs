@@ -15,12 +15,13 @@
 //! at least the plan's material there is one phase, which is that run.
 //!
 //! The dealer's side blocks (a dealing thread); the parties' side is async and ends early when
-//! the session aborts. [`Phases::close`] releases both: the dealer stops dealing, and waiting
-//! parties go on to find their material missing (and report the dealer's failure or their own).
+//! the session aborts. [`Phases::close`] releases both: the dealer stops dealing at its next
+//! node, and waiting parties go on (at the end of a run every phase is dealt). When the dealing
+//! failed ([`Phases::fail`]), waiting parties stop at once instead of computing what was dealt.
 
 use super::mailbox::{Abort, AbortSignal};
 use crate::plan::Plan;
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -47,6 +48,9 @@ struct State {
     /// The finished phases' online time.
     online: Duration,
     closed: bool,
+    /// Set when the dealing failed, to the phases it had dealt: parties waiting for a later
+    /// phase stop.
+    failed_after: Option<usize>,
 }
 
 impl Phases {
@@ -56,7 +60,8 @@ impl Phases {
         let parties = plan.parties.len();
         let mut phase_of = Vec::with_capacity(plan.nodes.len());
         let (mut phase, mut held) = (0usize, 0u64);
-        for node in &plan.nodes {
+        for (id, node) in plan.nodes.iter().enumerate() {
+            debug_assert!(node.inputs.iter().all(|&j| (j as usize) < id), "plan order is topological");
             let bytes: u64 = if node.needs_material { node.cost.dealer_bytes.iter().sum() } else { 0 };
             if held > 0 && held.saturating_add(bytes) > budget {
                 phase += 1;
@@ -78,7 +83,14 @@ impl Phases {
         Phases {
             phase_of,
             count,
-            state: Mutex::new(State { left, completed: 0, dealt_at: None, online: Duration::ZERO, closed: false }),
+            state: Mutex::new(State {
+                left,
+                completed: 0,
+                dealt_at: None,
+                online: Duration::ZERO,
+                closed: false,
+                failed_after: None,
+            }),
             progress: Condvar::new(),
             dealt: watch::channel(0).0,
         }
@@ -127,14 +139,18 @@ impl Phases {
     }
 
     /// Party: waits until node `id`'s phase is dealt (or the run is closed); ends early with the
-    /// session's abort.
-    pub async fn wait_dealt(&self, id: usize, abort: &AbortSignal) -> Result<(), Abort> {
+    /// session's abort, or when the dealing failed.
+    pub async fn wait_dealt(&self, id: usize, abort: &AbortSignal) -> Result<(), NotDealt> {
         let phase = self.phase_of(id);
         let mut dealt = self.dealt.subscribe();
         tokio::select! {
             // An error means the sender is gone, which `&self` rules out.
-            _ = dealt.wait_for(|&d| d > phase) => Ok(()),
-            a = abort.fired() => Err(a),
+            _ = dealt.wait_for(|&d| d > phase) => {}
+            a = abort.fired() => return Err(NotDealt::Aborted(a)),
+        }
+        match self.state.lock().map(|s| s.failed_after) {
+            Ok(Some(dealt)) if phase >= dealt => Err(NotDealt::DealerStopped),
+            _ => Ok(()),
         }
     }
 
@@ -154,6 +170,20 @@ impl Phases {
         }
     }
 
+    /// The dealing failed: parties waiting for a phase not yet dealt stop with an abort that
+    /// names the dealer (the dealer's own error is the run's).
+    pub fn fail(&self) {
+        if let Ok(mut s) = self.state.lock() {
+            s.failed_after = Some(*self.dealt.borrow());
+        }
+        self.close();
+    }
+
+    /// Whether [`Phases::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        *self.dealt.borrow() == usize::MAX
+    }
+
     /// Ends the run's phases: the dealer stops waiting and dealing, parties stop waiting.
     pub fn close(&self) {
         if let Ok(mut s) = self.state.lock() {
@@ -166,6 +196,36 @@ impl Phases {
     /// The online time of the phases finished so far.
     pub fn online(&self) -> Duration {
         self.state.lock().map(|s| s.online).unwrap_or_default()
+    }
+}
+
+/// Why a party's node will not get its phase's material.
+#[derive(Debug)]
+pub enum NotDealt {
+    /// The session aborted.
+    Aborted(Abort),
+    /// The dealing failed before the phase was dealt.
+    DealerStopped,
+}
+
+/// Ends the phases when the dealing ends, however it ends (a panic included): held by the task
+/// that deals or replays the material.
+pub struct DealingEnds(pub Option<Arc<Phases>>);
+
+impl DealingEnds {
+    /// The dealing failed (see [`Phases::fail`]).
+    pub fn failed(&self) {
+        if let Some(p) = &self.0 {
+            p.fail();
+        }
+    }
+}
+
+impl Drop for DealingEnds {
+    fn drop(&mut self) {
+        if let Some(p) = &self.0 {
+            if std::thread::panicking() { p.fail() } else { p.close() }
+        }
     }
 }
 
@@ -218,6 +278,9 @@ mod tests {
             abort.fire(Abort { who: "alice".into(), reason: "stopped".into() });
             wait.await
         });
-        assert_eq!(got.unwrap_err().who, "alice");
+        assert!(matches!(got, Err(NotDealt::Aborted(a)) if a.who == "alice"));
+        phases.fail();
+        let got = rt.block_on(phases.wait_dealt(0, &AbortSignal::default()));
+        assert!(matches!(got, Err(NotDealt::DealerStopped)), "{got:?}");
     }
 }
