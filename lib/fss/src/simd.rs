@@ -2,7 +2,7 @@
 //! [`crate::table`]'s): safe functions over arrays of exactly 64 bytes, so the one `unsafe`
 //! block of each stays within the bytes the reference covers.
 
-use core::arch::x86_64::{__m512i, _mm512_loadu_si512, _mm512_storeu_si512};
+use core::arch::x86_64::{__m512i, _MM_HINT_ET0, _MM_HINT_T0, _mm_prefetch, _mm512_loadu_si512, _mm512_storeu_si512};
 
 /// The 64 bytes of `bytes` as a register.
 #[allow(unsafe_code)]
@@ -11,6 +11,28 @@ use core::arch::x86_64::{__m512i, _mm512_loadu_si512, _mm512_storeu_si512};
 pub(crate) fn load(bytes: &[u8; 64]) -> __m512i {
     // SAFETY: reads the 64 bytes the reference covers; the load has no alignment requirement.
     unsafe { _mm512_loadu_si512(bytes.as_ptr().cast()) }
+}
+
+/// Asks the CPU to bring the cache line holding `byte` into L1 (a hint: no load, no fault).
+#[allow(unsafe_code)]
+#[inline]
+pub(crate) fn prefetch(byte: &u8) {
+    // SAFETY: `_mm_prefetch` only hints the cache about an address (here of a live byte); it
+    // never dereferences it architecturally and cannot fault.
+    unsafe { _mm_prefetch::<_MM_HINT_T0>(core::ptr::from_ref(byte).cast::<i8>()) }
+}
+
+/// Asks the CPU to bring the cache line at `offset` of `region` into L1 to be written (a hint,
+/// taking an address only: the region may be borrowed mutably elsewhere). Nothing past the
+/// region's end.
+#[allow(unsafe_code)]
+#[inline]
+pub(crate) fn prefetch_for_write(region: *const u8, len: usize, offset: usize) {
+    if offset < len {
+        // SAFETY: `_mm_prefetch` only hints the cache about an address (inside the region, by
+        // the check above); it never dereferences it architecturally and cannot fault.
+        unsafe { _mm_prefetch::<_MM_HINT_ET0>(region.wrapping_add(offset).cast::<i8>()) }
+    }
 }
 
 /// A register into the 64 bytes of `bytes`.

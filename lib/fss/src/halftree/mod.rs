@@ -322,11 +322,12 @@ fn points_range(keys: &HalfTreeKeys<'_>, first: usize, points: &[&[u64]], outs: 
     for start in (0..count).step_by(TILE) {
         let end = (start + TILE).min(count);
         let (span, k) = tile_span(first + start, keys.count, n);
+        let next = keys.keys.get(span.end..).unwrap_or_default();
         let bytes = keys.keys.get(span).unwrap_or_default();
         let xs: Vec<&[u64]> = points.iter().map(|p| p.get(start..end).unwrap_or_default()).collect();
         let mut os: Vec<&mut [u8]> = outs.iter_mut().map(|o| o.get_mut(start..end).unwrap_or_default()).collect();
         #[cfg(target_arch = "x86_64")]
-        if !portable && avx512::eval_tile(bytes, k, n, &xs, &mut os) {
+        if !portable && avx512::eval_tile(bytes, next, k, n, &xs, &mut os) {
             continue;
         }
         let _ = portable;
