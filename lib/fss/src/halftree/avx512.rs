@@ -27,11 +27,12 @@
 //! and level. The hardware prefetchers do not keep up with that stream: on a 2-core Emerald
 //! Rapids VM, evaluation of 1M keys on one thread took 147 ms, against 90 ms for as many
 //! evaluations of 8192 keys that stay in cache. So evaluation prefetches each row
-//! [`PREFETCH_LEVELS`] levels ahead (a line per register, the next tile's first rows during
-//! the last levels), and key generation prefetches for writing the rows it will write. Same
-//! machine, criterion medians: evaluation 147 → 94 ms on one thread, 81 → 49 ms on two; key
-//! generation into written buffers 244 → 213 ms; 2 and 8 levels ahead were 3 to 5% slower than
-//! 4. End to end, `bench relu:1000000` went from 0.39–0.43 to 0.32–0.35 s.
+//! [`PREFETCH_LEVELS`] levels ahead (a line per register; the next tile's first rows during
+//! the last levels and the leaves), and key generation prefetches the rows it will write (a
+//! read prefetch, see [`crate::simd::prefetch_at`]). Same machine, criterion medians:
+//! evaluation 147 → 94 ms on one thread, 81 → 49 ms on two; key generation into written
+//! buffers 244 → 213 ms; 2 and 8 levels ahead were 3 to 5% slower than 4. End to end, `bench
+//! relu:1000000` went from 0.42–0.43 to 0.30–0.32 s in interleaved runs.
 //!
 //! The arithmetic is that of the portable path in `super` (the tests compare both, key bytes
 //! and outputs, on random inputs); the hash key's schedule is the standard AES-128 expansion
@@ -51,7 +52,7 @@ use core::arch::x86_64::{
 
 use super::{HASH_KEY, levels, truth_table};
 use crate::domain_mask;
-use crate::simd::{load, prefetch, prefetch_for_write, store};
+use crate::simd::{load, prefetch, prefetch_at, store};
 
 /// `a ^ (b & c)` as a `vpternlogq` truth table.
 const XOR_AND: i32 = 0x78;
@@ -68,11 +69,11 @@ pub(super) fn available() -> bool {
         && std::arch::is_x86_feature_detected!("sse4.1")
 }
 
-/// Evaluates one tile (`k` keys, `bytes` its rows; `next` the bytes after it, prefetched while
-/// its last levels are walked) at every row of `points` (each `k` points) into the matching row
-/// of `outs`; `false` (and nothing done) where the CPU lacks the features. The levels above the highest bit in which any two of the tile's points differ
-/// are walked once and the walk forks below them (see
-/// [`super::eval_points_par`]).
+/// Evaluates one tile (`k` keys, `bytes` its rows; `next` the bytes after it, whose first rows
+/// are prefetched during its last levels) at every row of `points` (each `k` points) into the
+/// matching row of `outs`; `false` (and nothing done) where the CPU lacks the features. The
+/// levels above the highest bit in which any two of the tile's points differ are walked once
+/// and the walk forks below them (see [`super::eval_points_par`]).
 #[allow(unsafe_code)]
 pub(super) fn eval_tile(
     bytes: &[u8],
@@ -263,9 +264,11 @@ fn eval_tile_avx512(bytes: &[u8], next: &[u8], k: usize, n: u32, points: &[&[u64
     let one = _mm512_set1_epi64(1);
     let high = _mm512_set_epi64(-1, 0, -1, 0, -1, 0, -1, 0);
     let rows: Vec<&[u8]> = bytes.chunks(16 * k).collect();
-    // The rows past the tile's end, in the next tile's bytes (of the same row length but for
-    // the last tile): prefetched as rows `rows.len()..` would be.
-    let ahead: Vec<&[u8]> = rows.iter().copied().chain(next.chunks(16 * k).take(PREFETCH_LEVELS)).collect();
+    // The rows in reading order, this tile's then the next tile's first (of the same row length
+    // but for the last tile): the walk prefetches `ahead[level + 1 + PREFETCH_LEVELS]`, up to
+    // the next tile's row `PREFETCH_LEVELS − 2`; the leaves step prefetches the two after it.
+    let ahead: Vec<&[u8]> = rows.iter().copied().chain(next.chunks(16 * k).take(PREFETCH_LEVELS + 1)).collect();
+    let unfetched = ahead.get(walked + PREFETCH_LEVELS + 1..).unwrap_or_default();
     let row = |r: usize| rows.get(r).copied().unwrap_or_default();
     let Some(first) = points.first() else { return };
     let regs = k.div_ceil(4).min(TILE_REGS);
@@ -281,6 +284,11 @@ fn eval_tile_avx512(bytes: &[u8], next: &[u8], k: usize, n: u32, points: &[&[u64
         walk(&rk, &rows, &ahead, &mut s[..regs], &mut acc[..regs], xs, n, shared..walked);
         let r = row(walked + 1);
         for q in 0..regs {
+            for later in unfetched {
+                if let Some(b) = later.get(64 * q) {
+                    prefetch(b);
+                }
+            }
             let h = hash(&rk, s[q], high);
             let cw = load_lanes(r, 4 * q);
             let leaf = _mm512_ternarylogic_epi64::<XOR_AND>(h, cw, all_ones_if(low_bit(s[q], one)));
@@ -348,8 +356,8 @@ fn keygen_tile_avx512(alphas: &[u64], n: u32, roots: &[u128], deltas: &[u128], d
         let count = _mm_set_epi64x(0, i64::from(n - 1 - level as u32));
         let ahead = 16 * k * (level + 1 + PREFETCH_LEVELS);
         for q in 0..regs {
-            prefetch_for_write(base0, len, ahead + 64 * q);
-            prefetch_for_write(base1, len, ahead + 64 * q);
+            prefetch_at(base0, len, ahead + 64 * q);
+            prefetch_at(base1, len, ahead + 64 * q);
             let (h0, h1) = (hash(&rk, s0[q], high), hash(&rk, s1[q], high));
             let bit = all_ones_if(_mm512_and_si512(_mm512_srl_epi64(av[q], count), one));
             let cw = _mm512_ternarylogic_epi64::<XOR_AND_NOT_C>(_mm512_xor_si512(h0, h1), delta[q], bit);

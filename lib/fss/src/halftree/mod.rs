@@ -330,7 +330,7 @@ fn points_range(keys: &HalfTreeKeys<'_>, first: usize, points: &[&[u64]], outs: 
         if !portable && avx512::eval_tile(bytes, next, k, n, &xs, &mut os) {
             continue;
         }
-        let _ = portable;
+        let _ = (portable, next);
         for (x, o) in xs.iter().zip(os.iter_mut()) {
             scratch.eval(bytes, k, n, x, o);
         }
