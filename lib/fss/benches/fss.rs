@@ -272,6 +272,21 @@ fn bench_halftree_many(c: &mut Criterion) {
     g.bench_function(BenchmarkId::new("keygen_into_slices", n), |b| {
         b.iter(|| halftree::keygen_into_slices(black_box(&alphas), n, &mut rng, &mut r0, &mut r1, 1))
     });
+    let (mut a0, mut a1) = (vec![1u8; len + 128], vec![2u8; len + 128]);
+    let o0 = (64 + 62 - (a0.as_ptr() as usize % 64)) % 64;
+    let o1 = (64 + 62 - (a1.as_ptr() as usize % 64)) % 64;
+    g.bench_function(BenchmarkId::new("keygen_into_slices_aligned", n), |b| {
+        b.iter(|| {
+            halftree::keygen_into_slices(
+                black_box(&alphas),
+                n,
+                &mut rng,
+                &mut a0[o0..o0 + len],
+                &mut a1[o1..o1 + len],
+                1,
+            )
+        })
+    });
     g.finish();
 }
 

@@ -28,11 +28,21 @@
 //! Rapids VM, evaluation of 1M keys on one thread took 147 ms, against 90 ms for as many
 //! evaluations of 8192 keys that stay in cache. So evaluation prefetches each row
 //! [`PREFETCH_LEVELS`] levels ahead (a line per register; the next tile's first rows during
-//! the last levels and the leaves), and key generation prefetches the rows it will write (a
-//! read prefetch, see [`crate::simd::prefetch_at`]). Same machine, criterion medians:
-//! evaluation 147 → 94 ms on one thread, 81 → 49 ms on two; key generation into written
-//! buffers 244 → 213 ms; 2 and 8 levels ahead were 3 to 5% slower than 4. End to end, `bench
-//! relu:1000000` went from 0.42–0.43 to 0.30–0.32 s in interleaved runs.
+//! the last levels and the leaves). Same machine, criterion medians: evaluation 147 → 94 ms on
+//! one thread, 81 → 49 ms on two; 2 and 8 levels ahead were 3 to 5% slower than 4. End to
+//! end, `bench relu:1000000` went from 0.42–0.43 to 0.30–0.32 s in interleaved runs.
+//!
+//! # Streaming the keys out
+//!
+//! Key generation writes both keys, 2 × 928 MB for a million, that nobody reads for a while.
+//! Ordinary stores read each line before writing it (for ownership): on that VM writing
+//! 2 × 928 MB took 249 ms with ordinary 64-byte stores and 85 ms with non-temporal ones. So a
+//! tile's keys go out through [`RowStream`]s, one per key and tile (the rows are contiguous, so
+//! only the tile's two ends are partial lines), whatever their alignment. Criterion medians,
+//! one thread, into buffers written before: 216 → 203 ms (batch at the offset a `Vec` gives),
+//! 171 ms where the batch starts on a line. A last short tile (rows not whole registers) is
+//! stored register by register after a read prefetch four rows ahead (244 → 213 ms when every
+//! tile was written so).
 //!
 //! The arithmetic is that of the portable path in `super` (the tests compare both, key bytes
 //! and outputs, on random inputs); the hash key's schedule is the standard AES-128 expansion
@@ -52,7 +62,7 @@ use core::arch::x86_64::{
 
 use super::{HASH_KEY, levels, truth_table};
 use crate::domain_mask;
-use crate::simd::{load, prefetch, prefetch_at, store};
+use crate::simd::{RowStream, load, prefetch, prefetch_at, store};
 
 /// `a ^ (b & c)` as a `vpternlogq` truth table.
 const XOR_AND: i32 = 0x78;
@@ -67,6 +77,12 @@ pub(super) fn available() -> bool {
         && std::arch::is_x86_feature_detected!("vaes")
         && std::arch::is_x86_feature_detected!("aes")
         && std::arch::is_x86_feature_detected!("sse4.1")
+}
+
+/// Whether key generation runs here: [`available`], and the byte-masked stores and byte
+/// permutation of [`RowStream`] (every CPU with AVX-512 and VAES so far).
+pub(super) fn keygen_available() -> bool {
+    available() && crate::simd::streams()
 }
 
 /// Evaluates one tile (`k` keys, `bytes` its rows; `next` the bytes after it, whose first rows
@@ -103,10 +119,11 @@ pub(super) fn keygen_tile(
     d0: &mut [u8],
     d1: &mut [u8],
 ) -> bool {
-    if !available() {
+    if !keygen_available() {
         return false;
     }
-    // SAFETY: as in [`eval_tile`].
+    // SAFETY: the CPU has AVX-512 F, BW and VBMI, VAES, AES-NI and SSE4.1 (checked just
+    // above), the only target features the callee enables.
     unsafe { keygen_tile_avx512(alphas, n, roots, deltas, d0, d1) };
     true
 }
@@ -306,7 +323,87 @@ fn eval_tile_avx512(bytes: &[u8], next: &[u8], k: usize, n: u32, points: &[&[u64
     }
 }
 
-#[target_feature(enable = "avx512f,vaes,aes,sse4.1")]
+/// Where key generation writes a tile: where its rows are whole registers (every tile but a
+/// last short one), one [`RowStream`] per key through the whole tile, pushed in order (the
+/// rows are contiguous, so only the tile's two ends are partial cache lines, written by
+/// ordinary stores: at a partial line per row, their reads for ownership made key generation
+/// half again slower than without streaming); else stored register by register after a
+/// prefetch.
+// One per tile, on the stack: the registers the streams carry are the point.
+#[allow(clippy::large_enum_variant)]
+enum TileOut<'a> {
+    Streamed(RowStream<'a>, RowStream<'a>),
+    Stored { d0: &'a mut [u8], d1: &'a mut [u8], row_len: usize },
+}
+
+impl<'a> TileOut<'a> {
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+    fn new(d0: &'a mut [u8], d1: &'a mut [u8], row_len: usize) -> TileOut<'a> {
+        if !row_len.is_multiple_of(64) {
+            return TileOut::Stored { d0, d1, row_len };
+        }
+        match RowStream::new(d0) {
+            Err(d0) => TileOut::Stored { d0, d1, row_len },
+            Ok(s0) => match RowStream::new(d1) {
+                Ok(s1) => TileOut::Streamed(s0, s1),
+                // Both regions have one length, so this is unreachable; written plainly all
+                // the same.
+                Err(d1) => TileOut::Stored { d0: s0.into_row(), d1, row_len },
+            },
+        }
+    }
+
+    /// The words of keys `4q..4q + 4` on row `row`, `v0` into party 0's key and `v1` into party
+    /// 1's (streamed: in order, row by row).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+    fn put_pair(&mut self, v0: __m512i, v1: __m512i, row: usize, q: usize) {
+        match self {
+            TileOut::Streamed(s0, s1) => {
+                s0.push(v0);
+                s1.push(v1);
+            }
+            TileOut::Stored { d0, d1, row_len } => {
+                let at = row * *row_len..(row + 1) * *row_len;
+                if let (Some(r0), Some(r1)) = (d0.get_mut(at.clone()), d1.get_mut(at)) {
+                    store_lanes(v0, r0, 4 * q);
+                    store_lanes(v1, r1, 4 * q);
+                }
+            }
+        }
+    }
+
+    /// A correction word: the same in both keys.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+    fn put(&mut self, v: __m512i, row: usize, q: usize) {
+        self.put_pair(v, v, row, q);
+    }
+
+    /// Stored: prefetches the line of row `row` that register `q` will write.
+    #[inline]
+    fn prefetch(&self, row: usize, q: usize) {
+        if let TileOut::Stored { d0, d1, row_len } = self {
+            prefetch_at(d0.as_ptr(), d0.len(), row * row_len + 64 * q);
+            prefetch_at(d1.as_ptr(), d1.len(), row * row_len + 64 * q);
+        }
+    }
+
+    /// Writes the streams' last partial lines and orders the streamed stores before whatever
+    /// the thread does next (the material is handed on after).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+    fn finish(self) {
+        if let TileOut::Streamed(s0, s1) = self {
+            s0.finish();
+            s1.finish();
+            RowStream::fence();
+        }
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi,vaes,aes,sse4.1")]
 fn keygen_tile_avx512(alphas: &[u64], n: u32, roots: &[u128], deltas: &[u128], d0: &mut [u8], d1: &mut [u8]) {
     let rk = round_keys();
     let k = alphas.len();
@@ -322,14 +419,11 @@ fn keygen_tile_avx512(alphas: &[u64], n: u32, roots: &[u128], deltas: &[u128], d
     // Every byte of both regions is written below (they may hold a recycled buffer's stale
     // bytes): the caller hands exactly one tile of keys.
     debug_assert!(d0.len() == k * super::key_bytes(n) && d1.len() == d0.len(), "a tile's regions have its size");
-    // Addresses only, for prefetching rows ahead of the writes below.
-    let (base0, base1, len) = (d0.as_ptr(), d1.as_ptr(), d0.len());
-    let mut rows0 = d0.chunks_mut(16 * k);
-    let mut rows1 = d1.chunks_mut(16 * k);
-    let (Some(first0), Some(first1)) = (rows0.next(), rows1.next()) else { return };
-    first0.copy_from_slice(root0.get(..first0.len()).unwrap_or_default());
-    first1.copy_from_slice(root1.get(..first1.len()).unwrap_or_default());
+    if k == 0 {
+        return;
+    }
     let regs = k.div_ceil(4).min(TILE_REGS);
+    let mut out = TileOut::new(d0, d1, 16 * k);
     // Level by level over the whole tile, as in evaluation: each level writes one contiguous
     // row per party, and the tile's registers are independent AES chains.
     let mut s0 = [_mm512_setzero_si512(); TILE_REGS];
@@ -341,32 +435,31 @@ fn keygen_tile_avx512(alphas: &[u64], n: u32, roots: &[u128], deltas: &[u128], d
         s1[q] = load_lanes(&root1, 4 * q);
         delta[q] = load_lanes(&delta_bytes, 4 * q);
         av[q] = spread(alphas, 4 * q);
+        // Row 0: the roots (the keys' only difference).
+        out.put_pair(s0[q], s1[q], 0, q);
     }
-    for (level, (r0, r1)) in rows0.zip(rows1).enumerate() {
+    for level in 0..=walked {
+        let row = level + 1;
         if level == walked {
             for q in 0..regs {
                 let (h0, h1) = (hash(&rk, s0[q], high), hash(&rk, s1[q], high));
                 let table = load_lanes(&tables, 4 * q);
-                let cw = _mm512_ternarylogic_epi64::<0x96>(h0, h1, table);
-                store_lanes(cw, r0, 4 * q);
-                store_lanes(cw, r1, 4 * q);
+                out.put(_mm512_ternarylogic_epi64::<0x96>(h0, h1, table), row, q);
             }
-            continue;
+            break;
         }
         let count = _mm_set_epi64x(0, i64::from(n - 1 - level as u32));
-        let ahead = 16 * k * (level + 1 + PREFETCH_LEVELS);
         for q in 0..regs {
-            prefetch_at(base0, len, ahead + 64 * q);
-            prefetch_at(base1, len, ahead + 64 * q);
+            out.prefetch(row + PREFETCH_LEVELS, q);
             let (h0, h1) = (hash(&rk, s0[q], high), hash(&rk, s1[q], high));
             let bit = all_ones_if(_mm512_and_si512(_mm512_srl_epi64(av[q], count), one));
             let cw = _mm512_ternarylogic_epi64::<XOR_AND_NOT_C>(_mm512_xor_si512(h0, h1), delta[q], bit);
-            store_lanes(cw, r0, 4 * q);
-            store_lanes(cw, r1, 4 * q);
+            out.put(cw, row, q);
             let left0 = _mm512_ternarylogic_epi64::<XOR_AND>(h0, cw, all_ones_if(low_bit(s0[q], one)));
             let left1 = _mm512_ternarylogic_epi64::<XOR_AND>(h1, cw, all_ones_if(low_bit(s1[q], one)));
             s0[q] = _mm512_ternarylogic_epi64::<XOR_AND>(left0, s0[q], bit);
             s1[q] = _mm512_ternarylogic_epi64::<XOR_AND>(left1, s1[q], bit);
         }
     }
+    out.finish();
 }

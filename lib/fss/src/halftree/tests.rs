@@ -135,6 +135,31 @@ proptest! {
     }
 }
 
+/// Key generation gives the same bytes wherever the batch lies in memory: the kernel streams
+/// its rows through whole cache lines (see `crate::simd::RowStream`), with every offset of
+/// the rows within a line here, and leaves the bytes around the batch alone.
+#[test]
+fn keys_are_the_same_bytes_at_every_alignment() {
+    let (n, count) = (63u32, 2 * TILE + 4);
+    let mut r = rng(61);
+    let alphas: Vec<u64> = (0..count).map(|_| r.next_u64() & domain_mask(n)).collect();
+    let mut slow = (Vec::new(), Vec::new());
+    keygen_with(&alphas, n, &mut rng(6), (&mut slow.0, &mut slow.1), 1, true).expect("portable keygen");
+    let len = batch_len(count, n);
+    for offset in 0..64 {
+        let (mut b0, mut b1) = (vec![0x5Au8; len + 128], vec![0xA5u8; len + 128]);
+        let (at0, at1) = (offset, 63 - offset);
+        keygen_into_slices(&alphas, n, &mut rng(6), &mut b0[at0..at0 + len], &mut b1[at1..at1 + len], 2)
+            .expect("keygen");
+        assert!(
+            b0[at0..at0 + len] == slow.0[..] && b1[at1..at1 + len] == slow.1[..],
+            "offset {offset}: key bytes differ"
+        );
+        let around = |b: &[u8], at: usize, fill: u8| b[..at].iter().chain(&b[at + len..]).all(|&x| x == fill);
+        assert!(around(&b0, at0, 0x5A) && around(&b1, at1, 0xA5), "offset {offset}: bytes outside the batch changed");
+    }
+}
+
 /// The AVX-512 kernels (where the CPU has them) give the portable path's key bytes and outputs,
 /// across full and short tiles and groups.
 #[test]
