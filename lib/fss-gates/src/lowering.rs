@@ -93,11 +93,16 @@ fn chunked(op: &Op, inputs: &[TensorInfo]) -> Option<Lowering> {
         return None;
     }
     let mut b = Builder::default();
+    // A reshape copies its planes (on each party and the dealer): none where the shape is flat
+    // already, the common case of a column of a table or a flattened activation.
+    let flat_already = first.shape.len() == 1;
     let flat: Vec<(LRef, bool)> = inputs
         .iter()
         .enumerate()
         .map(|(i, t)| {
-            if t.shape == first.shape {
+            if t.shape == first.shape && flat_already {
+                (LRef::Input(i), true)
+            } else if t.shape == first.shape {
                 (b.push(Op::Reshape { shape: vec![-1] }, vec![LRef::Input(i)]), true)
             } else {
                 (LRef::Input(i), false)
@@ -115,7 +120,9 @@ fn chunked(op: &Op, inputs: &[TensorInfo]) -> Option<Lowering> {
         parts.push(b.push(op.clone(), ins));
     }
     let all = b.push(Op::Concat { axis: 0 }, parts);
-    b.push(Op::Reshape { shape: first.shape.iter().map(|&d| d as i64).collect() }, vec![all]);
+    if !flat_already {
+        b.push(Op::Reshape { shape: first.shape.iter().map(|&d| d as i64).collect() }, vec![all]);
+    }
     Some(Lowering { nodes: b.nodes })
 }
 
