@@ -432,6 +432,9 @@ fn large_elementwise_gates_run_in_chunks() {
         1 + relu_rounds + 1 + 1,
         "chunks run side by side: input, relu ∥ gt, mul, output"
     );
+    // A flat input is sliced as it is: no reshape copies its planes.
+    let reshapes = plan.nodes.iter().filter(|n| n.desc.kind.label() == "reshape").count();
+    assert_eq!(reshapes, 0, "a flat gate's chunks come straight from its input");
     // A scalar of higher rank broadcasts the output up: such gates are not chunked.
     let g = GraphSpec::new("t", ["alice", "bob"])
         .input("a", "alice", DType::Fixed, vec![Dim::Fixed(n)])
@@ -439,6 +442,20 @@ fn large_elementwise_gates_run_in_chunks() {
         .node("y", Op::Gt, ["a", "t"])
         .output("y", ["alice"]);
     compare(&g, &ins(real(&[n], &x), None), |_, _| 0.0).unwrap();
+    // A 2-D input with a one-element operand of its rank, in chunks of unequal length
+    // (60,000 elements): each chunk keeps its own shape, and the result the input's.
+    let (rows, cols) = (300, 200);
+    let x2: Vec<f64> = (0..rows * cols).map(|i| ((i * 7919) % 2001) as f64 / 10.0 - 100.0).collect();
+    let g = GraphSpec::new("t", ["alice", "bob"])
+        .input("a", "alice", DType::Fixed, vec![Dim::Fixed(rows), Dim::Fixed(cols)])
+        .constant("t", DType::Fixed, vec![1, 1], vec![3.5])
+        .node("y", Op::Gt, ["a", "t"])
+        .output("y", ["alice"]);
+    compare(&g, &ins(real(&[rows, cols], &x2), None), |_, _| 0.0).unwrap();
+    let cfg = SessionConfig { protocol: Some("fss2pc".into()), ..Default::default() };
+    let plan = Session::from_graph(g, mpcflow::builtins()).with_config(cfg).plan(Default::default()).unwrap();
+    let chunks = plan.nodes.iter().filter(|n| n.desc.kind.label() == "gt").count();
+    assert_eq!(chunks, 2, "60,000 comparisons in chunks of 32,768");
 }
 
 #[test]

@@ -104,6 +104,11 @@ fn chunked(op: &Op, inputs: &[TensorInfo]) -> Option<Lowering> {
                 (LRef::Input(i), true)
             } else if t.shape == first.shape {
                 (b.push(Op::Reshape { shape: vec![-1] }, vec![LRef::Input(i)]), true)
+            } else if t.shape.len() > 1 {
+                // A one-element operand of higher rank would broadcast each flat chunk up to
+                // `[1, chunk]`, and chunks of unequal length would not concatenate: one element
+                // of rank 1 broadcasts to the chunk's own shape.
+                (b.push(Op::Reshape { shape: vec![1] }, vec![LRef::Input(i)]), false)
             } else {
                 (LRef::Input(i), false)
             }

@@ -76,8 +76,9 @@ pub(crate) fn streams() -> bool {
 /// `vpermt2b` (AVX-512 VBMI) joins them. The row's first `64 − m` bytes and last `m` go out
 /// through byte-masked stores, so nothing outside the row is touched.
 ///
-/// Non-temporal stores are weakly ordered: [`RowStream::fence`] must run before the bytes are
-/// handed to another thread (the key generators call it once per tile).
+/// Non-temporal stores are weakly ordered: a stream fences them (one `sfence`) when it is
+/// dropped, on the writing thread, so the bytes are in memory before anything after it reads
+/// them or hands them to another thread.
 pub(crate) struct RowStream<'a> {
     row: &'a mut [u8],
     /// The row's start within its cache line.
@@ -147,26 +148,36 @@ impl<'a> RowStream<'a> {
         }
         let tail = !((1u64 << (64 - self.skew)) - 1);
         let at = 64 * (self.done - 1);
+        let prev = self.prev;
         if let Some(last) = self.row.get_mut(at..at + 64).and_then(|b| <&mut [u8; 64]>::try_from(b).ok()) {
-            masked_store(self.prev, tail, last);
+            masked_store(prev, tail, last);
         }
     }
 
     /// The row, for writing otherwise (nothing pushed yet).
-    pub(crate) fn into_row(self) -> &'a mut [u8] {
-        self.row
+    pub(crate) fn into_row(mut self) -> &'a mut [u8] {
+        debug_assert_eq!(self.done, 0, "a row handed back before anything was streamed into it");
+        std::mem::take(&mut self.row)
     }
 
     /// Orders the non-temporal stores before any later store (one `sfence`).
     #[allow(unsafe_code)]
     #[inline]
-    pub(crate) fn fence() {
+    fn fence() {
         // SAFETY: `sfence` has no operands and no preconditions (SSE, in the x86-64 baseline).
         unsafe { _mm_sfence() }
     }
 }
 
-/// A non-temporal store of a register into an aligned line.
+impl Drop for RowStream<'_> {
+    /// Fences the streamed stores (see the type's docs).
+    fn drop(&mut self) {
+        RowStream::fence();
+    }
+}
+
+/// A non-temporal store of a register into an aligned line. It is weakly ordered: the
+/// [`RowStream`] that makes it fences it when dropped.
 #[allow(unsafe_code)]
 #[inline]
 #[target_feature(enable = "avx512f")]
@@ -176,7 +187,9 @@ fn stream(v: __m512i, line: &mut [u8; 64]) {
         return store(v, line);
     }
     // SAFETY: writes the 64 bytes the reference covers, which start on a 64-byte boundary
-    // (checked just above), as the instruction requires.
+    // (checked just above), as the instruction requires. The store is weakly ordered: the
+    // stream that calls this fences it on its own thread before the bytes are read or handed
+    // on (`RowStream`'s `Drop`).
     unsafe { _mm512_stream_si512(line.as_mut_ptr().cast(), v) }
 }
 
@@ -215,7 +228,8 @@ mod tests {
                 let mut buf = vec![0xEEu8; 64 * regs + 256];
                 let base = buf.as_ptr() as usize;
                 let start = 64 + (64 + skew - base % 64) % 64;
-                let want: Vec<u8> = (0..64 * regs).map(|i| (i * 7 + 1) as u8).collect();
+                // The register's index mixed in: no two registers of a row get the same bytes.
+                let want: Vec<u8> = (0..64 * regs).map(|i| (i * 7 + i / 64 * 13 + 1) as u8).collect();
                 {
                     let row = &mut buf[start..start + 64 * regs];
                     // SAFETY: the test checked the CPU features just above.
@@ -229,7 +243,6 @@ mod tests {
                         w.push(splat(0x11)); // past the end: ignored
                         w.finish();
                     }
-                    RowStream::fence();
                 }
                 assert_eq!(&buf[start..start + 64 * regs], &want[..], "regs {regs} skew {skew}");
                 assert!(

@@ -7,9 +7,9 @@
 //! (`σ`, the feed-forward, the correction by the control bit, the child by the path bit, the
 //! comparison bit) one 128-bit word at a time: about 25 scalar instructions per key and level
 //! around one AES block, measured at 3.6 ns per key and level on the 2-core Sapphire Rapids VM
-//! where a batched AES block costs about 1 ns. Here four keys share a register: per level `σ`
-//! is a shuffle, an AND and an XOR, the AES ten VAES rounds on four blocks at once, and each of
-//! the two corrections one `vpternlogq`, about 8 instructions per key and level.
+//! where a batched AES block costs about 1 ns. Here four keys share a register: per level the
+//! AES is ten VAES rounds on four blocks at once, and the rest a handful of vector
+//! instructions for the four (see "Mask registers in the evaluation" for their count).
 //!
 //! # Level by level over a tile
 //!
@@ -27,9 +27,11 @@
 //! VAES rounds take port 0. Evaluation first spent 17 vector instructions per register and
 //! level around its 10 AES rounds (σ, the two control-bit masks made as vectors, the path bit
 //! by shift, AND and subtraction, the comparison bit in a vector), so those two ports, not the
-//! AES, bounded it. The walk now keeps the control bits, the path bit and the comparison bits
-//! in mask registers (`vptestmq` makes them; masked XORs apply them) and gathers σ and both
-//! corrections off the AES output's path: 8 vector instructions per register and level.
+//! AES, bounded it. The walk now makes the control bits, the path bit and the comparison bits
+//! as bit masks (`vptestmq` makes them, masked XORs apply them; between uses the compiler
+//! keeps them where it likes, mask or general registers, at the cost of a few mask moves) and
+//! gathers σ and both corrections off the AES output's path: 8 vector instructions per
+//! register and level.
 //! Criterion medians on the Emerald Rapids VM, same session: 1M evaluations from cache
 //! 87.6 → 74.0 ms, `eval_many` (one thread, 1M keys from memory) 108 → 95 ms, on two threads
 //! 65.5 → 54 ms. The same rewrite of key generation (25 → 18 such instructions around 20 AES
@@ -51,12 +53,13 @@
 //! Key generation writes both keys, 2 × 928 MB for a million, that nobody reads for a while.
 //! Ordinary stores read each line before writing it (for ownership): on that VM writing
 //! 2 × 928 MB took 249 ms with ordinary 64-byte stores and 85 ms with non-temporal ones. So a
-//! tile's keys go out through [`RowStream`]s, one per key and tile (the rows are contiguous, so
-//! only the tile's two ends are partial lines), whatever their alignment. Criterion medians,
-//! one thread, into buffers written before: 216 → 203 ms (batch at the offset a `Vec` gives),
-//! 171 ms where the batch starts on a line. A last short tile (rows not whole registers) is
-//! stored register by register after a read prefetch four rows ahead (244 → 213 ms when every
-//! tile was written so).
+//! tile's keys go out through [`RowStream`]s, one per party's key bytes and tile (the rows are
+//! contiguous, so only the tile's two ends are partial lines), whatever their alignment.
+//! Criterion medians, one thread, into buffers written before: 216 → 203 ms (keys at the
+//! offset a `Vec` gives), 171 ms where the keys start on a line. A tile whose key count is not
+//! a multiple of four (rows not whole registers: a batch's last tile at most) is stored
+//! register by register after a read prefetch four rows ahead (244 → 213 ms when every tile
+//! was written so).
 //!
 //! The arithmetic is that of the portable path in `super` (the tests compare both, key bytes
 //! and outputs, on random inputs); the hash key's schedule is the standard AES-128 expansion
@@ -65,8 +68,10 @@
 //! # Unsafe code
 //!
 //! `unsafe` appears in two places: the calls into the `#[target_feature]` functions after
-//! run-time detection ([`eval_tile`], [`keygen_tile`]), and the 64-byte unaligned loads and
-//! stores of [`crate::simd`], which take array references of exactly 64 bytes.
+//! run-time detection ([`eval_tile`], [`keygen_tile`]), and [`crate::simd`]: the 64-byte
+//! unaligned loads and stores and the byte-masked stores, which take array references of
+//! exactly 64 bytes, the non-temporal stores, which also check the line's alignment, and the
+//! `sfence` a [`RowStream`] runs when it is dropped.
 
 use core::arch::x86_64::{
     __m512i, _MM_PERM_BABA, _MM_PERM_BADC, _mm_set_epi64x, _mm512_aesenc_epi128, _mm512_aesenclast_epi128,
@@ -377,8 +382,9 @@ fn eval_tile_avx512(bytes: &[u8], next: &[u8], k: usize, n: u32, points: &[&[u64
     }
 }
 
-/// Where key generation writes a tile: where its rows are whole registers (every tile but a
-/// last short one), one [`RowStream`] per key through the whole tile, pushed in order (the
+/// Where key generation writes a tile: where its rows are whole registers (a key count that is
+/// a multiple of four: every tile but perhaps a batch's last), one [`RowStream`] per party's
+/// key bytes through the whole tile, pushed in order (the
 /// rows are contiguous, so only the tile's two ends are partial cache lines, written by
 /// ordinary stores: at a partial line per row, their reads for ownership made key generation
 /// half again slower than without streaming); else stored register by register after a
@@ -444,15 +450,14 @@ impl<'a> TileOut<'a> {
         }
     }
 
-    /// Writes the streams' last partial lines and orders the streamed stores before whatever
-    /// the thread does next (the material is handed on after).
+    /// Writes the streams' last partial lines; each stream then fences its stores, so they
+    /// are in memory before whatever the thread does next (the material is handed on after).
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
     fn finish(self) {
         if let TileOut::Streamed(s0, s1) = self {
             s0.finish();
             s1.finish();
-            RowStream::fence();
         }
     }
 }
