@@ -45,8 +45,12 @@
 //! evaluations of 8192 keys that stay in cache. So evaluation prefetches each row
 //! [`PREFETCH_LEVELS`] levels ahead (a line per register; the next tile's first rows during
 //! the last levels and the leaves). Same machine, criterion medians: evaluation 147 → 94 ms on
-//! one thread, 81 → 49 ms on two; 2 and 8 levels ahead were 3 to 5% slower than 4. End to
-//! end, `bench relu:1000000` went from 0.42–0.43 to 0.30–0.32 s in interleaved runs.
+//! one thread, 81 → 49 ms on two; 2 and 8 levels ahead were 3 to 5% slower than 4 then. End
+//! to end, `bench relu:1000000` went from 0.42–0.43 to 0.30–0.32 s in interleaved runs. Once
+//! the walk took mask registers (above), 8 levels ahead beat 4 on one thread (96–100 against
+//! 104–105 ms in interleaved criterion runs; 10 and 12 no better than 8), but not with both
+//! parties evaluating at once: `bench` online, ReLU 0.161–0.165 s against 0.153–0.158, the
+//! hospital statistics 0.51–0.52 against 0.46–0.47. So it stays at 4.
 //!
 //! # Streaming the keys out
 //!
@@ -58,8 +62,8 @@
 //! Criterion medians, one thread, into buffers written before: 216 → 203 ms (keys at the
 //! offset a `Vec` gives), 171 ms where the keys start on a line. A tile whose key count is not
 //! a multiple of four (rows not whole registers: a batch's last tile at most) is stored
-//! register by register after a read prefetch four rows ahead (244 → 213 ms when every tile
-//! was written so).
+//! register by register after a read prefetch [`PREFETCH_LEVELS`] rows ahead (244 → 213 ms
+//! when every tile was written so).
 //!
 //! The arithmetic is that of the portable path in `super` (the tests compare both, key bytes
 //! and outputs, on random inputs); the hash key's schedule is the standard AES-128 expansion
