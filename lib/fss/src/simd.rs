@@ -4,8 +4,9 @@
 //! row of registers to memory with non-temporal stores whatever the row's alignment.
 
 use core::arch::x86_64::{
-    __m512i, _MM_HINT_T0, _mm_prefetch, _mm_sfence, _mm512_loadu_si512, _mm512_mask_storeu_epi8,
-    _mm512_permutex2var_epi8, _mm512_setzero_si512, _mm512_storeu_si512, _mm512_stream_si512,
+    __m512i, _MM_HINT_T0, _mm_prefetch, _mm_sfence, _mm512_aesenc_epi128, _mm512_aesenclast_epi128, _mm512_loadu_si512,
+    _mm512_mask_storeu_epi8, _mm512_permutex2var_epi8, _mm512_setzero_si512, _mm512_storeu_si512, _mm512_stream_si512,
+    _mm512_xor_si512,
 };
 
 /// The 64 bytes of `bytes` as a register.
@@ -15,6 +16,18 @@ use core::arch::x86_64::{
 pub(crate) fn load(bytes: &[u8; 64]) -> __m512i {
     // SAFETY: reads the 64 bytes the reference covers; the load has no alignment requirement.
     unsafe { _mm512_loadu_si512(bytes.as_ptr().cast()) }
+}
+
+/// AES-128 of four 128-bit lanes under the expanded key `rk` (each round key in all four
+/// lanes): the fixed-key permutation both kernels hash with.
+#[inline]
+#[target_feature(enable = "avx512f,vaes")]
+pub(crate) fn aes4(rk: &[__m512i; 11], x: __m512i) -> __m512i {
+    let mut y = _mm512_xor_si512(x, rk[0]);
+    for key in &rk[1..10] {
+        y = _mm512_aesenc_epi128(y, *key);
+    }
+    _mm512_aesenclast_epi128(y, rk[10])
 }
 
 /// Asks the CPU to bring the cache line holding `byte` into L1 (a hint: no load, no fault).

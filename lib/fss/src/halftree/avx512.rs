@@ -78,15 +78,15 @@
 //! `sfence` a [`RowStream`] runs when it is dropped.
 
 use core::arch::x86_64::{
-    __m512i, _MM_PERM_BABA, _MM_PERM_BADC, _mm_set_epi64x, _mm512_aesenc_epi128, _mm512_aesenclast_epi128,
-    _mm512_and_si512, _mm512_broadcast_i32x4, _mm512_mask_xor_epi64, _mm512_maskz_mov_epi64, _mm512_set_epi64,
-    _mm512_set1_epi64, _mm512_setzero_si512, _mm512_shuffle_epi32, _mm512_srl_epi64, _mm512_sub_epi64,
-    _mm512_ternarylogic_epi64, _mm512_test_epi64_mask, _mm512_xor_si512,
+    __m512i, _MM_PERM_BABA, _MM_PERM_BADC, _mm_set_epi64x, _mm512_and_si512, _mm512_broadcast_i32x4,
+    _mm512_mask_xor_epi64, _mm512_maskz_mov_epi64, _mm512_set_epi64, _mm512_set1_epi64, _mm512_setzero_si512,
+    _mm512_shuffle_epi32, _mm512_srl_epi64, _mm512_sub_epi64, _mm512_ternarylogic_epi64, _mm512_test_epi64_mask,
+    _mm512_xor_si512,
 };
 
 use super::{HASH_KEY, levels, truth_table};
 use crate::domain_mask;
-use crate::simd::{RowStream, load, prefetch, prefetch_at, store};
+use crate::simd::{RowStream, aes4, load, prefetch, prefetch_at, store};
 
 /// `a ^ (b & c)` as a `vpternlogq` truth table.
 const XOR_AND: i32 = 0x78;
@@ -195,14 +195,9 @@ fn round_keys() -> [__m512i; 11] {
 /// `H(s) = π(σ(s)) ⊕ σ(s)` on four 128-bit lanes; `σ(hi ‖ lo) = (hi ⊕ lo ‖ hi)`.
 #[inline]
 #[target_feature(enable = "avx512f,vaes")]
-fn hash(rk: &[__m512i; 11], s: __m512i, high: __m512i) -> __m512i {
-    // Per lane [lo, hi] → [hi, lo] ⊕ [0, hi] = [hi, lo ⊕ hi].
-    let sig = _mm512_xor_si512(_mm512_shuffle_epi32::<_MM_PERM_BADC>(s), _mm512_and_si512(s, high));
-    let mut y = _mm512_xor_si512(sig, rk[0]);
-    for key in &rk[1..10] {
-        y = _mm512_aesenc_epi128(y, *key);
-    }
-    _mm512_xor_si512(_mm512_aesenclast_epi128(y, rk[10]), sig)
+fn hash(rk: &[__m512i; 11], s: __m512i) -> __m512i {
+    let sig = sigma4(s);
+    _mm512_xor_si512(aes4(rk, sig), sig)
 }
 
 /// All ones in the lanes whose low bit (of the low 64-bit half) is set: a control-bit mask.
@@ -296,7 +291,7 @@ fn walk(
             let cw = load_lanes(r, 4 * q);
             let fix = _mm512_mask_xor_epi64(sig, *t, sig, cw);
             let fix = _mm512_mask_xor_epi64(fix, bit, fix, *s);
-            let child = _mm512_xor_si512(aes_of(rk, sig), fix);
+            let child = _mm512_xor_si512(aes4(rk, sig), fix);
             let t_child = both_halves(_mm512_test_epi64_mask(child, low_half));
             // Where `x_i = 0`, the comparison bit flips with the on-path indicator.
             *ka ^= (*t ^ t_child) & !bit;
@@ -325,24 +320,12 @@ fn sigma4(s: __m512i) -> __m512i {
     _mm512_mask_xor_epi64(swapped, 0xAA, swapped, s)
 }
 
-/// `π(x)`: AES-128 under the hash key on four lanes.
-#[inline]
-#[target_feature(enable = "avx512f,vaes")]
-fn aes_of(rk: &[__m512i; 11], x: __m512i) -> __m512i {
-    let mut y = _mm512_xor_si512(x, rk[0]);
-    for key in &rk[1..10] {
-        y = _mm512_aesenc_epi128(y, *key);
-    }
-    _mm512_aesenclast_epi128(y, rk[10])
-}
-
 #[target_feature(enable = "avx512f,vaes,aes,sse4.1")]
 fn eval_tile_avx512(bytes: &[u8], next: &[u8], k: usize, n: u32, points: &[&[u64]], outs: &mut [&mut [u8]]) {
     let rk = round_keys();
     let walked = levels(n);
     let low = domain_mask(n - walked as u32);
     let one = _mm512_set1_epi64(1);
-    let high = _mm512_set_epi64(-1, 0, -1, 0, -1, 0, -1, 0);
     let rows: Vec<&[u8]> = bytes.chunks(16 * k).collect();
     // The rows in reading order, this tile's then the next tile's first (of the same row length
     // but for the last tile): the walk prefetches `ahead[level + 1 + PREFETCH_LEVELS]`, up to
@@ -369,7 +352,7 @@ fn eval_tile_avx512(bytes: &[u8], next: &[u8], k: usize, n: u32, points: &[&[u64
                     prefetch(b);
                 }
             }
-            let h = hash(&rk, s[q], high);
+            let h = hash(&rk, s[q]);
             let cw = load_lanes(r, 4 * q);
             let leaf = _mm512_ternarylogic_epi64::<XOR_AND>(h, cw, all_ones_if(low_bit(s[q], one)));
             let (mut leaves, mut accs) = ([0u8; 64], [0u8; 64]);
@@ -388,11 +371,10 @@ fn eval_tile_avx512(bytes: &[u8], next: &[u8], k: usize, n: u32, points: &[&[u64
 
 /// Where key generation writes a tile: where its rows are whole registers (a key count that is
 /// a multiple of four: every tile but perhaps a batch's last), one [`RowStream`] per party's
-/// key bytes through the whole tile, pushed in order (the
-/// rows are contiguous, so only the tile's two ends are partial cache lines, written by
-/// ordinary stores: at a partial line per row, their reads for ownership made key generation
-/// half again slower than without streaming); else stored register by register after a
-/// prefetch.
+/// key bytes through the whole tile, pushed in order (the rows are contiguous, so only the
+/// tile's two ends are partial cache lines, written by ordinary stores: at a partial line per
+/// row, their reads for ownership made key generation half again slower than without
+/// streaming); else stored register by register after a prefetch.
 // One per tile, on the stack: the registers the streams carry are the point.
 #[allow(clippy::large_enum_variant)]
 enum TileOut<'a> {
@@ -473,7 +455,6 @@ fn keygen_tile_avx512(alphas: &[u64], n: u32, roots: &[u128], deltas: &[u128], d
     let walked = levels(n);
     let low = domain_mask(n - walked as u32);
     let one = _mm512_set1_epi64(1);
-    let high = _mm512_set_epi64(-1, 0, -1, 0, -1, 0, -1, 0);
     let words = |v: &[u128]| -> Vec<u8> { v.iter().flat_map(|w| w.to_le_bytes()).collect() };
     let root0 = words(roots);
     let root1 = words(&roots.iter().zip(deltas).map(|(r, d)| r ^ d).collect::<Vec<_>>());
@@ -505,7 +486,7 @@ fn keygen_tile_avx512(alphas: &[u64], n: u32, roots: &[u128], deltas: &[u128], d
         let row = level + 1;
         if level == walked {
             for q in 0..regs {
-                let (h0, h1) = (hash(&rk, s0[q], high), hash(&rk, s1[q], high));
+                let (h0, h1) = (hash(&rk, s0[q]), hash(&rk, s1[q]));
                 let table = load_lanes(&tables, 4 * q);
                 out.put(_mm512_ternarylogic_epi64::<0x96>(h0, h1, table), row, q);
             }
@@ -514,7 +495,7 @@ fn keygen_tile_avx512(alphas: &[u64], n: u32, roots: &[u128], deltas: &[u128], d
         let count = _mm_set_epi64x(0, i64::from(n - 1 - level as u32));
         for q in 0..regs {
             out.prefetch(row + PREFETCH_LEVELS, q);
-            let (h0, h1) = (hash(&rk, s0[q], high), hash(&rk, s1[q], high));
+            let (h0, h1) = (hash(&rk, s0[q]), hash(&rk, s1[q]));
             let bit = all_ones_if(_mm512_and_si512(_mm512_srl_epi64(av[q], count), one));
             let cw = _mm512_ternarylogic_epi64::<XOR_AND_NOT_C>(_mm512_xor_si512(h0, h1), delta[q], bit);
             out.put(cw, row, q);

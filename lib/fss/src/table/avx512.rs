@@ -35,16 +35,16 @@
 //! 64 bytes.
 
 use core::arch::x86_64::{
-    __m512i, _MM_PERM_BABA, _mm512_add_epi64, _mm512_aesenc_epi128, _mm512_aesenclast_epi128, _mm512_and_si512,
-    _mm512_andnot_si512, _mm512_broadcast_i32x4, _mm512_loadu_si512, _mm512_mullo_epi64, _mm512_permutex2var_epi64,
-    _mm512_reduce_add_epi64, _mm512_set_epi64, _mm512_set1_epi64, _mm512_setzero_si512, _mm512_shuffle_epi32,
-    _mm512_shuffle_i64x2, _mm512_sub_epi64, _mm512_xor_si512,
+    __m512i, _MM_PERM_BABA, _mm512_add_epi64, _mm512_and_si512, _mm512_andnot_si512, _mm512_broadcast_i32x4,
+    _mm512_loadu_si512, _mm512_mullo_epi64, _mm512_permutex2var_epi64, _mm512_reduce_add_epi64, _mm512_set_epi64,
+    _mm512_set1_epi64, _mm512_setzero_si512, _mm512_shuffle_epi32, _mm512_shuffle_i64x2, _mm512_sub_epi64,
+    _mm512_xor_si512,
 };
 
 use super::{MAX_PAIRS, MAX_WORDS};
 use crate::mask64;
 use crate::prg::{FIXED_KEYS, PrgKey};
-use crate::simd::{load, store};
+use crate::simd::{aes4, load, store};
 
 /// Points per leaf: one register of words.
 const POINTS: usize = 8;
@@ -143,11 +143,7 @@ fn lane_sum(v: __m512i) -> u64 {
 #[inline]
 #[target_feature(enable = "avx512f,vaes")]
 fn mmo(rk: &[__m512i; 11], x: __m512i) -> __m512i {
-    let mut y = _mm512_xor_si512(x, rk[0]);
-    for key in &rk[1..10] {
-        y = _mm512_aesenc_epi128(y, *key);
-    }
-    _mm512_xor_si512(_mm512_aesenclast_epi128(y, rk[10]), x)
+    _mm512_xor_si512(aes4(rk, x), x)
 }
 
 /// All ones in the lanes whose bit 0 is set: a control-bit mask.
