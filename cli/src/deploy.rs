@@ -26,6 +26,8 @@ pub struct Connect {
     pub tuning: mpcflow_sdk::protocol::Tuning,
     /// The network profile every process plans for.
     pub network: mpcflow_sdk::Network,
+    /// Compute every op under the protocol, even those on one party's own data.
+    pub all_under_protocol: bool,
     /// Allow an insecure protocol (`ref`): parties only, for testing pipelines.
     pub allow_insecure: bool,
     /// Compute kernel of a party (`cpu`, `cuda`, or a plugin's).
@@ -43,6 +45,7 @@ impl Connect {
             plugins: vec![],
             tuning: Default::default(),
             network: Default::default(),
+            all_under_protocol: false,
             allow_insecure: false,
             kernel: None,
         }
@@ -63,6 +66,7 @@ pub fn open(file: &Path, me: &str, c: &Connect) -> Result<(Session, Arc<TcpTrans
         kernel: c.kernel.clone(),
         tuning: c.tuning,
         network: c.network,
+        all_under_protocol: c.all_under_protocol,
         connect_timeout: c.connect_timeout,
         ..Default::default()
     };

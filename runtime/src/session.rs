@@ -73,6 +73,10 @@ pub struct SessionConfig {
     /// How long the processes of a deployment wait for each other to connect: a data owner,
     /// connected early, allows this beside `timeout` for the parties' answer.
     pub connect_timeout: Duration,
+    /// Compute every op under the protocol, even those on one party's own data, which that
+    /// party otherwise computes in the clear (see [`crate::plan::local`]); part of the plan, so
+    /// every process of a session must give the same. Off by default.
+    pub all_under_protocol: bool,
 }
 
 impl Default for SessionConfig {
@@ -92,6 +96,7 @@ impl Default for SessionConfig {
             deal_first_phase_bytes: u64::MAX,
             network: Default::default(),
             connect_timeout: Duration::from_secs(60),
+            all_under_protocol: false,
         }
     }
 }
@@ -205,6 +210,7 @@ impl Session {
             opts.protocol = self.config.protocol.clone();
         }
         opts.network = self.config.network;
+        opts.all_under_protocol |= self.config.all_under_protocol;
         build(&self.pipeline.spec, &self.registry, &opts).map_err(|e| self.locate(e))
     }
 

@@ -1,5 +1,9 @@
 //! fss2pc, and rep3 (which shares its gates), against the plaintext `ref` protocol: every
 //! supported op on random and edge-case inputs, within the bound the protocol states; exact cost accounting; the example graphs.
+//!
+//! Every run here is planned with `all_under_protocol`: most graphs compute on one party's
+//! input, which that party would otherwise compute on in the clear (see `tests/it/local.rs`),
+//! and these tests are about the protocols' gates.
 
 use crate::support::{root, rt};
 use mpcflow::runtime::{InputValue, RunOutput, Session, SessionConfig};
@@ -15,7 +19,8 @@ fn run(g: &GraphSpec, protocol: &str, inputs: &[(String, InputValue)]) -> RunOut
 }
 
 fn run_on(g: &GraphSpec, protocol: &str, inputs: &[(String, InputValue)], network: Network) -> RunOutput {
-    let cfg = SessionConfig { protocol: Some(protocol.into()), network, ..Default::default() };
+    let cfg =
+        SessionConfig { all_under_protocol: true, protocol: Some(protocol.into()), network, ..Default::default() };
     let s = Session::from_graph(g.clone(), mpcflow::builtins()).with_config(cfg);
     rt().block_on(s.run(inputs.to_vec())).unwrap_or_else(|e| panic!("{protocol}: {e}"))
 }
@@ -401,7 +406,7 @@ fn narrow_comparisons_use_smaller_keys() {
     let plan = |bits: u32| {
         let mut g = one(Op::Relu, vec![1000], DType::Fixed);
         g.fixed_point = FixedPoint::default().with_compare_bits(bits);
-        let cfg = SessionConfig { protocol: Some("fss2pc".into()), ..Default::default() };
+        let cfg = SessionConfig { all_under_protocol: true, protocol: Some("fss2pc".into()), ..Default::default() };
         let p = Session::from_graph(g, mpcflow::builtins()).with_config(cfg).plan(Default::default()).unwrap();
         p.nodes.iter().find(|n| n.desc.name == "y").unwrap().cost.dealer_bytes[1]
     };
@@ -421,7 +426,7 @@ fn large_elementwise_gates_run_in_chunks() {
         .node("y", Op::Mul, ["r", "c"])
         .output("y", ["alice"]);
     compare(&g, &ins(real(&[n], &x), None), |_, _| 0.0).unwrap();
-    let cfg = SessionConfig { protocol: Some("fss2pc".into()), ..Default::default() };
+    let cfg = SessionConfig { all_under_protocol: true, protocol: Some("fss2pc".into()), ..Default::default() };
     let plan = Session::from_graph(g, mpcflow::builtins()).with_config(cfg).plan(Default::default()).unwrap();
     let relus: Vec<_> = plan.nodes.iter().filter(|n| n.desc.kind.label() == "relu").collect();
     assert_eq!(relus.len(), 2, "40,000 elements in chunks of 32,768");
@@ -452,7 +457,7 @@ fn large_elementwise_gates_run_in_chunks() {
         .node("y", Op::Gt, ["a", "t"])
         .output("y", ["alice"]);
     compare(&g, &ins(real(&[rows, cols], &x2), None), |_, _| 0.0).unwrap();
-    let cfg = SessionConfig { protocol: Some("fss2pc".into()), ..Default::default() };
+    let cfg = SessionConfig { all_under_protocol: true, protocol: Some("fss2pc".into()), ..Default::default() };
     let plan = Session::from_graph(g, mpcflow::builtins()).with_config(cfg).plan(Default::default()).unwrap();
     let chunks = plan.nodes.iter().filter(|n| n.desc.kind.label() == "gt").count();
     assert_eq!(chunks, 2, "60,000 comparisons in chunks of 32,768");
@@ -561,7 +566,7 @@ fn products_with_operands_one_party_holds() {
 #[test]
 fn example_graphs_match_ref() {
     let mill = Session::from_path(&root().join("graphs/millionaires.yaml"), mpcflow::builtins()).unwrap();
-    let cfg = SessionConfig { protocol: Some("fss2pc".into()), ..Default::default() };
+    let cfg = SessionConfig { all_under_protocol: true, protocol: Some("fss2pc".into()), ..Default::default() };
     let mill = mill.with_config(cfg.clone());
     for (a, b, expect) in
         [(5_000_000i64, 3_000_000i64, 1.0), (3, 5, 0.0), (7, 7, 0.0), (-1, -2, 1.0), (1 << 61, -(1 << 61), 1.0)]
@@ -575,7 +580,7 @@ fn example_graphs_match_ref() {
         |f: &str| mpcflow::io::input_arg::read_csv_column(&root().join("graphs/data").join(f), "systolic_bp").unwrap();
     let inputs = [("north_bp", col("north.csv")), ("south_bp", col("south.csv"))];
     let path = root().join("graphs/hospital_stats.yaml");
-    let ref_cfg = SessionConfig { protocol: Some("ref".into()), ..Default::default() };
+    let ref_cfg = SessionConfig { all_under_protocol: true, protocol: Some("ref".into()), ..Default::default() };
     let r = rt()
         .block_on(Session::from_path(&path, mpcflow::builtins()).unwrap().with_config(ref_cfg).run(inputs.clone()))
         .unwrap();
@@ -606,7 +611,7 @@ fn unsupported_ops_are_refused_at_plan_time() {
     // A fixed-point setting a gate cannot handle is refused by the planner, not at run time.
     let mut g = one(Op::Exp, vec![3], DType::Fixed);
     g.fixed_point = FixedPoint::new(4);
-    let cfg = SessionConfig { protocol: Some("fss2pc".into()), ..Default::default() };
+    let cfg = SessionConfig { all_under_protocol: true, protocol: Some("fss2pc".into()), ..Default::default() };
     let err =
         Session::from_graph(g, mpcflow::builtins()).with_config(cfg).plan(Default::default()).unwrap_err().to_string();
     assert!(
@@ -615,7 +620,7 @@ fn unsupported_ops_are_refused_at_plan_time() {
     );
     let mut g = one(Op::Reciprocal, vec![3], DType::Fixed);
     g.fixed_point = FixedPoint::new(23);
-    let cfg = SessionConfig { protocol: Some("fss2pc".into()), ..Default::default() };
+    let cfg = SessionConfig { all_under_protocol: true, protocol: Some("fss2pc".into()), ..Default::default() };
     let err =
         Session::from_graph(g, mpcflow::builtins()).with_config(cfg).plan(Default::default()).unwrap_err().to_string();
     assert!(
@@ -747,7 +752,7 @@ fn a_large_convolution_runs_in_output_channel_blocks() {
 fn onehot_beyond_the_key_domain_is_refused_by_name() {
     let depth = (1 << 20) + 1;
     let g = one(Op::OneHot { depth }, vec![1], DType::Int);
-    let cfg = SessionConfig { protocol: Some("fss2pc".into()), ..Default::default() };
+    let cfg = SessionConfig { all_under_protocol: true, protocol: Some("fss2pc".into()), ..Default::default() };
     let err = Session::from_graph(g, mpcflow::builtins()).with_config(cfg).plan(Default::default()).unwrap_err();
     assert!(
         err.to_string().contains(&format!("fss2pc computes onehot with up to 1048576 classes, not {depth}")),
@@ -813,7 +818,7 @@ fn the_thread_count_changes_no_answer() {
     let inputs = [("north_bp", InputValue::from(north)), ("south_bp", InputValue::from(south))];
     let go = |threads: usize| {
         let tuning = mpcflow_sdk::protocol::Tuning { threads, ..Default::default() };
-        let cfg = SessionConfig { tuning, ..Default::default() };
+        let cfg = SessionConfig { tuning, all_under_protocol: true, ..Default::default() };
         let s = Session::from_yaml(&y, "hospital.yaml", mpcflow::builtins()).unwrap().with_config(cfg);
         rt().block_on(s.run(inputs.clone())).unwrap()
     };
@@ -831,7 +836,12 @@ fn the_thread_count_changes_no_answer() {
 fn comparisons_with_a_public_operand_cost_the_key_on_x_alone() {
     for network in Network::ALL {
         let cost = |g: GraphSpec| {
-            let cfg = SessionConfig { protocol: Some("fss2pc".into()), network, ..Default::default() };
+            let cfg = SessionConfig {
+                all_under_protocol: true,
+                protocol: Some("fss2pc".into()),
+                network,
+                ..Default::default()
+            };
             let p = Session::from_graph(g, mpcflow::builtins()).with_config(cfg).plan(Default::default()).unwrap();
             p.nodes.iter().find(|n| n.desc.name == "y").unwrap().cost.clone()
         };
@@ -906,7 +916,7 @@ proptest! {
             for (what, g) in &graphs {
                 let g = g.clone().input_range("a", lo_a, hi_a).input_range("b", lo_b, hi_b);
                 compare_on(&g, &ab, |_, _| 0.0, network)?;
-                let cfg = SessionConfig { protocol: Some("fss2pc".into()), network, ..Default::default() };
+                let cfg = SessionConfig { all_under_protocol: true, protocol: Some("fss2pc".into()), network, ..Default::default() };
                 let plan = Session::from_graph(g.clone(), mpcflow::builtins()).with_config(cfg).plan(Default::default()).unwrap();
                 let widths: Vec<u32> = plan.nodes.iter()
                     .filter(|n| matches!(n.desc.kind.label().as_str(), "gt" | "ge" | "lt" | "le" | "relu"))
@@ -930,7 +940,7 @@ fn a_declared_node_range_narrows_what_it_feeds_and_ref_enforces_it() {
         .node("y", Op::Relu, ["p"])
         .output("y", ["alice"]);
     let relu_bits = |g: &GraphSpec| {
-        let cfg = SessionConfig { protocol: Some("fss2pc".into()), ..Default::default() };
+        let cfg = SessionConfig { all_under_protocol: true, protocol: Some("fss2pc".into()), ..Default::default() };
         let plan =
             Session::from_graph(g.clone(), mpcflow::builtins()).with_config(cfg).plan(Default::default()).unwrap();
         plan.nodes.iter().find(|n| n.desc.name == "y").map(|n| n.desc.fixed_point.compare_bits).unwrap()
@@ -947,7 +957,7 @@ fn a_declared_node_range_narrows_what_it_feeds_and_ref_enforces_it() {
         let got: Vec<f64> = y.tensor.data.iter().map(|w| fp.decode(*w)).collect();
         assert_eq!(got, vec![3.0, 0.0, 0.0, 1.0], "{protocol}");
     }
-    let cfg = SessionConfig { protocol: Some("ref".into()), ..Default::default() };
+    let cfg = SessionConfig { all_under_protocol: true, protocol: Some("ref".into()), ..Default::default() };
     let s = Session::from_graph(ranged, mpcflow::builtins()).with_config(cfg);
     let e = rt().block_on(s.run(inputs(&[2.0, 3.0, 12.0, 4.0]))).unwrap_err().to_string();
     assert!(e.contains("node `p` (mul): value 108 (element 2) is outside the declared range [-100, 100]"), "{e}");
@@ -957,7 +967,7 @@ fn a_declared_node_range_narrows_what_it_feeds_and_ref_enforces_it() {
 fn an_input_outside_its_declared_range_is_refused_by_its_owner() {
     let g = one(Op::Relu, vec![3], DType::Fixed).input_range("a", -1.0, 1.0);
     for protocol in ["ref", "fss2pc"] {
-        let cfg = SessionConfig { protocol: Some(protocol.into()), ..Default::default() };
+        let cfg = SessionConfig { all_under_protocol: true, protocol: Some(protocol.into()), ..Default::default() };
         let s = Session::from_graph(g.clone(), mpcflow::builtins()).with_config(cfg);
         let e = rt().block_on(s.run(ins(real(&[3], &[0.5, -1.0, 1.5]), None))).unwrap_err().to_string();
         assert!(
@@ -970,7 +980,7 @@ fn an_input_outside_its_declared_range_is_refused_by_its_owner() {
 #[test]
 fn plan_shows_the_widths_that_declared_ranges_allow() {
     let plan = |g: GraphSpec| {
-        let cfg = SessionConfig { protocol: Some("fss2pc".into()), ..Default::default() };
+        let cfg = SessionConfig { all_under_protocol: true, protocol: Some("fss2pc".into()), ..Default::default() };
         let p = Session::from_graph(g, mpcflow::builtins()).with_config(cfg).plan(Default::default()).unwrap();
         p.nodes
             .iter()
@@ -1036,7 +1046,7 @@ fn ranges_through_means_of_ints_and_padded_pools() {
 #[test]
 fn a_range_declared_through_the_library_is_checked_like_one_in_a_file() {
     let g = one(Op::Relu, vec![3], DType::Fixed).input_range("a", 5.0, -5.0);
-    let cfg = SessionConfig { protocol: Some("ref".into()), ..Default::default() };
+    let cfg = SessionConfig { all_under_protocol: true, protocol: Some("ref".into()), ..Default::default() };
     let e = Session::from_graph(g, mpcflow::builtins()).with_config(cfg).plan(Default::default()).unwrap_err();
     assert!(e.to_string().contains("`range` [5, -5] is empty: lo must not exceed hi"), "{e}");
 }
@@ -1084,7 +1094,8 @@ fn lookups_within_their_bounds_at_other_precisions() {
 #[test]
 fn plan_shows_each_lookups_table_and_truncations() {
     let form = |op: Op, network: Network| {
-        let cfg = SessionConfig { protocol: Some("fss2pc".into()), network, ..Default::default() };
+        let cfg =
+            SessionConfig { all_under_protocol: true, protocol: Some("fss2pc".into()), network, ..Default::default() };
         let g = one(op, vec![4000], DType::Fixed);
         let p = Session::from_graph(g, mpcflow::builtins()).with_config(cfg).plan(Default::default()).unwrap();
         p.nodes.iter().find(|n| n.desc.name == "y").map(|n| n.cost.form.clone()).unwrap()
@@ -1184,7 +1195,7 @@ fn a_large_histogram_is_chunked_and_exact() {
     let n = 10_000;
     let x: Vec<f64> = (0..n).map(|i| ((i * 7919) % 2400) as f64 / 10.0 - 20.0).collect();
     let g = one(Op::Histogram { edges: vec![0.0, 20.0, 50.0, 80.0, 120.0, 160.0, 200.0] }, vec![n], DType::Fixed);
-    let cfg = SessionConfig { protocol: Some("fss2pc".into()), ..Default::default() };
+    let cfg = SessionConfig { all_under_protocol: true, protocol: Some("fss2pc".into()), ..Default::default() };
     let plan = Session::from_graph(g.clone(), mpcflow::builtins()).with_config(cfg).plan(Default::default()).unwrap();
     let chunks = plan.nodes.iter().filter(|n| n.desc.kind.label() == "ge").count();
     assert_eq!(chunks, n.div_ceil(32768 / 7), "one comparison node per chunk");
@@ -1199,7 +1210,7 @@ fn exp_clips_from_below_only() {
     let x: Vec<f64> = (0..1500).map(|i| -30.0 + i as f64 * 0.03 + 0.000_37).collect();
     let n = x.len();
     let plan_of = |op: Op| {
-        let cfg = SessionConfig { protocol: Some("fss2pc".into()), ..Default::default() };
+        let cfg = SessionConfig { all_under_protocol: true, protocol: Some("fss2pc".into()), ..Default::default() };
         let g = one(op, vec![n], DType::Fixed);
         let p = Session::from_graph(g, mpcflow::builtins()).with_config(cfg).plan(Default::default()).unwrap();
         p.nodes.into_iter().find(|n| n.desc.name == "y").unwrap().cost
@@ -1209,7 +1220,7 @@ fn exp_clips_from_below_only() {
     assert!(exp.online_bytes[0] < sigmoid.online_bytes[0], "one comparison bit instead of two");
     assert!(exp.dealer_bytes[1] < sigmoid.dealer_bytes[1], "one comparison's masks instead of two");
 
-    let cfg = SessionConfig { protocol: Some("fss2pc".into()), ..Default::default() };
+    let cfg = SessionConfig { all_under_protocol: true, protocol: Some("fss2pc".into()), ..Default::default() };
     let g = one(Op::Exp, vec![n], DType::Fixed);
     let out = rt()
         .block_on(Session::from_graph(g, mpcflow::builtins()).with_config(cfg).run([("a", real(&[n], &x))]))
@@ -1236,14 +1247,14 @@ fn int_lookups_count_their_width_in_fixed_point_words() {
     compare(&g, &ints(&xs), |_, _| 2.0 * ULP).unwrap();
     let mut past = xs.clone();
     past[4] = 128;
-    let cfg = SessionConfig { protocol: Some("ref".into()), ..Default::default() };
+    let cfg = SessionConfig { all_under_protocol: true, protocol: Some("ref".into()), ..Default::default() };
     let e = rt().block_on(Session::from_graph(g.clone(), mpcflow::builtins()).with_config(cfg).run(ints(&past)));
     let e = e.unwrap_err().to_string();
     assert!(e.contains("lookup input 128 is beyond the reach of its clip's comparisons over 25 bits"), "{e}");
     // [-100, 100] as ints is 100·2^16 < 2^23 fixed words: 25 bits in both plans.
     let ranged = one(Op::Sigmoid, vec![n], DType::Int).input_range("a", -100.0, 100.0);
     for protocol in ["ref", "fss2pc"] {
-        let cfg = SessionConfig { protocol: Some(protocol.into()), ..Default::default() };
+        let cfg = SessionConfig { all_under_protocol: true, protocol: Some(protocol.into()), ..Default::default() };
         let plan =
             Session::from_graph(ranged.clone(), mpcflow::builtins()).with_config(cfg).plan(Default::default()).unwrap();
         let bits: Vec<u32> = plan
@@ -1270,7 +1281,12 @@ fn a_lookup_inside_its_table_needs_no_clip() {
         let bound = |r: f64| if op == Op::Exp { (1.2 * r.abs() + 2.0) * ULP } else { 2.0 * ULP };
         let clipped = op == Op::Gelu;
         for (network, rounds) in [(Network::Wan, 5), (Network::Local, 8)] {
-            let cfg = SessionConfig { protocol: Some("fss2pc".into()), network, ..Default::default() };
+            let cfg = SessionConfig {
+                all_under_protocol: true,
+                protocol: Some("fss2pc".into()),
+                network,
+                ..Default::default()
+            };
             let plan =
                 Session::from_graph(g.clone(), mpcflow::builtins()).with_config(cfg).plan(Default::default()).unwrap();
             let y = plan.nodes.iter().find(|n| n.desc.name == "y").unwrap();
@@ -1290,7 +1306,7 @@ fn declared_ranges_narrow_the_lookups_clip_within_their_bounds() {
     let n = x.len();
     for op in [Op::Exp, Op::Sigmoid, Op::Tanh, Op::Gelu] {
         let g = one(op.clone(), vec![n], DType::Fixed).input_range("a", -20.0, 8.0);
-        let cfg = SessionConfig { protocol: Some("fss2pc".into()), ..Default::default() };
+        let cfg = SessionConfig { all_under_protocol: true, protocol: Some("fss2pc".into()), ..Default::default() };
         let plan =
             Session::from_graph(g.clone(), mpcflow::builtins()).with_config(cfg).plan(Default::default()).unwrap();
         let y = plan.nodes.iter().find(|n| n.desc.name == "y").unwrap();

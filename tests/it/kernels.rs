@@ -98,7 +98,8 @@ fn run_with_kernel(kernel: Option<Arc<dyn Kernel>>) -> Result<RunOutput, mpcflow
         registry.add_kernel(k.clone());
         k.descriptor().name
     });
-    let cfg = SessionConfig { protocol: Some("fss2pc".into()), kernel: name, ..Default::default() };
+    let cfg =
+        SessionConfig { protocol: Some("fss2pc".into()), kernel: name, all_under_protocol: true, ..Default::default() };
     rt().block_on(Session::from_graph(g, registry).with_config(cfg).run(inputs))
 }
 
@@ -205,7 +206,7 @@ fn a_file_that_demands_cuda_runs_on_it_or_stops() {
     }
 
     // The command line overrides the file.
-    let cfg = SessionConfig { kernel: Some("cpu".into()), ..Default::default() };
+    let cfg = SessionConfig { kernel: Some("cpu".into()), all_under_protocol: true, ..Default::default() };
     let s = Session::from_yaml(&text, "gpu.yaml", mpcflow::builtins()).unwrap().with_config(cfg);
     let out = rt().block_on(s.run(inputs())).unwrap();
     assert_eq!(out.values("alice_richer").unwrap(), vec![1.0]);

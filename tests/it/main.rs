@@ -6,6 +6,7 @@ mod fss2pc;
 mod fuzz;
 mod graphs;
 mod kernels;
+mod local;
 mod material;
 mod models;
 mod multiprocess;

@@ -4,7 +4,8 @@
 //! rep3 also carol, the third computing party). Alice's input words never appear in them, and
 //! the bytes bob receives when alice's input is all zeros and when it is a fixed non-zero vector
 //! are indistinguishable by a chi-square test of homogeneity over many runs. Both hold too when
-//! the input comes from a data owner (olga) who computes nothing and receives the outputs.
+//! the input comes from a data owner (olga) who computes nothing and receives the outputs, and
+//! with local evaluation (alice computes on her own input in the clear and shares the results).
 
 use crate::support::rt;
 use mpcflow::runtime::{InputValue, Session, SessionConfig};
@@ -84,12 +85,13 @@ fn graph(protocol: &str, source: Source) -> GraphSpec {
 }
 
 /// Runs the graph under `protocol` with alice's (or olga's) input `x` and returns what bob
-/// received.
-fn bob_receives(protocol: &str, source: Source, x: &[f64]) -> Vec<Vec<u8>> {
+/// received: with every op under the protocol, or (`local`) with alice computing on her own
+/// input in the clear and sharing the results through input gates.
+fn bob_receives(protocol: &str, source: Source, x: &[f64], local: bool) -> Vec<Vec<u8>> {
     let seen = Arc::new(Mutex::new(vec![]));
     let mut reg = mpcflow::builtins();
     reg.add_transport(Arc::new(Recording { inner: MemTransport::new(), seen: seen.clone() }));
-    let cfg = SessionConfig { transport: "recording".into(), ..Default::default() };
+    let cfg = SessionConfig { transport: "recording".into(), all_under_protocol: !local, ..Default::default() };
     let s = Session::from_graph(graph(protocol, source), reg).with_config(cfg);
     let y: Vec<f64> = (0..N).map(|i| i as f64 - 7.5).collect();
     rt().block_on(s.run([("x", InputValue::from(x.to_vec())), ("y", InputValue::from(y))])).unwrap();
@@ -100,9 +102,9 @@ fn bob_receives(protocol: &str, source: Source, x: &[f64]) -> Vec<Vec<u8>> {
 fn no_input_value_appears_in_any_message() {
     let fp = FixedPoint::default();
     let x: Vec<f64> = (0..N).map(|i| 1000.25 + i as f64 * 3.5).collect();
-    for protocol in ["fss2pc", "rep3"] {
+    for (protocol, local) in [("fss2pc", false), ("rep3", false), ("fss2pc", true), ("rep3", true)] {
         for source in [Source::Alice, Source::Olga] {
-            let received = bob_receives(protocol, source, &x);
+            let received = bob_receives(protocol, source, &x, local);
             assert!(!received.is_empty());
             for word in x.iter().map(|v| fp.encode(*v).to_le_bytes()) {
                 for payload in &received {
@@ -134,19 +136,19 @@ fn chi_square(a: &[u64; 16], b: &[u64; 16]) -> f64 {
 
 #[test]
 fn received_bytes_do_not_depend_on_the_other_partys_input() {
-    for protocol in ["fss2pc", "rep3"] {
+    for (protocol, local) in [("fss2pc", false), ("rep3", false), ("fss2pc", true), ("rep3", true)] {
         for source in [Source::Alice, Source::Olga] {
-            received_bytes_are_independent_of_the_input(protocol, source);
+            received_bytes_are_independent_of_the_input(protocol, source, local);
         }
     }
 }
 
-fn received_bytes_are_independent_of_the_input(protocol: &str, source: Source) {
+fn received_bytes_are_independent_of_the_input(protocol: &str, source: Source, local: bool) {
     let mut hist = [[0u64; 16]; 2];
     let inputs = [vec![0.0; N], vec![12345.678; N]];
     for _ in 0..40 {
         for (h, x) in hist.iter_mut().zip(&inputs) {
-            for payload in bob_receives(protocol, source, x) {
+            for payload in bob_receives(protocol, source, x, local) {
                 for byte in payload {
                     h[(byte >> 4) as usize] += 1;
                 }
@@ -156,7 +158,7 @@ fn received_bytes_are_independent_of_the_input(protocol: &str, source: Source) {
     assert_eq!(hist[0].iter().sum::<u64>(), hist[1].iter().sum::<u64>(), "{protocol} {source:?}: same message sizes");
     let chi = chi_square(&hist[0], &hist[1]);
     // 15 degrees of freedom; 57.3 is the 1 − 10⁻⁶ quantile (Wilson–Hilferty).
-    assert!(chi < 57.3, "{protocol}: bob's view depends on {source:?}'s input: chi-square {chi:.1}");
+    assert!(chi < 57.3, "{protocol} (local {local}): bob's view depends on {source:?}'s input: chi-square {chi:.1}");
     // The same test does see a difference that is there: alice's input in the clear.
     let clear = |x: &[f64]| {
         let mut h = [0u64; 16];

@@ -1,4 +1,7 @@
 //! The scheduler: exact cost accounting, concurrency, dealer streaming, lowering, failures.
+//! Runs are planned with `all_under_protocol`: their graphs compute on one party's input,
+//! which that party would otherwise compute on in the clear, and they are about the protocol's
+//! messages and material.
 
 use crate::support::*;
 use mpcflow::runtime::plan::PlanOptions;
@@ -106,6 +109,7 @@ fn stream_a_chain_of_dealt_nodes(dealer_window: usize, material_window_bytes: us
     let (g, prev) = chain_of_negations();
     let reg = registry_with(vec![Arc::new(DealtRef)]);
     let cfg = SessionConfig {
+        all_under_protocol: true,
         protocol: Some("ref-dealt".into()),
         dealer_window,
         material_window_bytes,
@@ -135,6 +139,7 @@ fn inputs_are_planned_where_first_used_and_stream_through_a_small_window() {
     }
     g = g.output(&prev, ["a"]);
     let cfg = SessionConfig {
+        all_under_protocol: true,
         protocol: Some("fss2pc".into()),
         dealer_window: 2,
         timeout: Duration::from_secs(20),
@@ -291,7 +296,7 @@ fn the_expected_peak_counts_live_values_and_the_largest_node() {
         .node("y", Op::Neg, ["x"])
         .node("z", Op::Neg, ["y"])
         .output("z", ["a"]);
-    let cfg = SessionConfig { protocol: Some("ref".into()), ..Default::default() };
+    let cfg = SessionConfig { all_under_protocol: true, protocol: Some("ref".into()), ..Default::default() };
     let plan = Session::from_graph(g, mpcflow::builtins()).with_config(cfg).plan(PlanOptions::default()).unwrap();
     let peak = mpcflow::runtime::plan::expected_peak(&plan, 1 << 20);
     // a: its plaintext and x's wire (16 kB) before the plaintext is dropped, then x and y
@@ -306,7 +311,7 @@ fn the_expected_peak_counts_live_values_and_the_largest_node() {
 fn the_expected_peak_counts_the_material_window() {
     let (g, _) = chain_of_negations();
     let reg = registry_with(vec![Arc::new(DealtRef)]);
-    let cfg = SessionConfig { protocol: Some("ref-dealt".into()), ..Default::default() };
+    let cfg = SessionConfig { all_under_protocol: true, protocol: Some("ref-dealt".into()), ..Default::default() };
     let plan = Session::from_graph(g, reg).with_config(cfg).plan(PlanOptions::default()).unwrap();
     let roomy = mpcflow::runtime::plan::expected_peak(&plan, 1 << 30);
     let tight = mpcflow::runtime::plan::expected_peak(&plan, 1);
@@ -393,6 +398,7 @@ fn run_with_faulty_dealer(
     let mut reg = registry_with(vec![Arc::new(DealtRef)]);
     reg.add_transport(Arc::new(WrappedDealer { inner: mpcflow_transport_mem::MemTransport::new(), name, wrap }));
     let cfg = SessionConfig {
+        all_under_protocol: true,
         protocol: Some("ref-dealt".into()),
         transport: name.into(),
         timeout: Duration::from_secs(20),
@@ -515,6 +521,7 @@ fn run_logged(
         wrap: |inner| Box::new(PanickingDealerLink { inner, sent: Default::default() }),
     }));
     let cfg = SessionConfig {
+        all_under_protocol: true,
         protocol: Some("ref-logged".into()),
         transport: if dealer_panics { "panicking-dealer" } else { "mem" }.into(),
         deal_first: true,

@@ -29,6 +29,8 @@ pub struct Args {
     /// by default), `onnx:MODEL.onnx[:BATCH]`
     /// (an imported model on BATCH random inputs, batched; figures per input are then per
     /// image).
+    /// The pipelines and models run as users run them; the other scenarios measure gates,
+    /// every op under the protocol (as `--all-under-protocol` makes them all).
     /// Default: chain:10000 wide:1000.
     scenarios: Vec<String>,
     /// Skip the online-only runs (all material dealt first, then the parties timed): end to end
@@ -61,10 +63,18 @@ pub struct Args {
     #[command(flatten)]
     tuning: super::TuningArgs,
     #[command(flatten)]
-    network: super::NetworkArgs,
+    choices: super::PlanChoices,
 }
 
 type Scenario = (GraphSpec, Vec<(String, InputValue)>);
+
+/// Whether scenario `spec` is a whole computation as users run it (a pipeline or a model),
+/// measured with local evaluation as they get it, rather than a gate measured under the
+/// protocol (see `mpcflow_runtime::plan::local`).
+fn is_workload(spec: &str) -> bool {
+    let kind = spec.split(':').next().unwrap_or_default();
+    matches!(kind, "hospital" | "hospital_ranged" | "histogram" | "onnx")
+}
 
 /// `x → neg → neg → … (n nodes)`, revealed at the end.
 fn chain(n: usize) -> Scenario {
@@ -286,7 +296,7 @@ pub fn run(a: Args) -> Result<()> {
             "online: material dealt ahead; lan_s, wan_s: online on {} and on {}, with the forms planned for `{}`",
             lan.describe(),
             wan.describe(),
-            a.network.network()
+            a.choices.network()
         );
         println!(
             "{:<20} {:>9} {:>9} {:>9} {:>9} {:>9} {:>11} {:>7} {:>12} {:>9}",
@@ -323,8 +333,11 @@ pub fn run(a: Args) -> Result<()> {
             timeout: Duration::from_secs(600),
             kernel: a.kernel.clone(),
             tuning: a.tuning.tuning()?,
-            network: a.network.network(),
+            network: a.choices.network(),
             transport: a.transport.clone(),
+            // The gate scenarios measure the protocol's gates: their inputs are one party's,
+            // which that party would otherwise compute on in the clear.
+            all_under_protocol: a.choices.all_under_protocol || !is_workload(spec),
             ..Default::default()
         };
         crate::memory::release_freed_memory();

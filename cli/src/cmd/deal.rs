@@ -16,7 +16,7 @@ pub struct Args {
     #[command(flatten)]
     tuning: super::TuningArgs,
     #[command(flatten)]
-    network: super::NetworkArgs,
+    choices: super::PlanChoices,
     /// Directory for the material files (one per party: PARTY.mpcmat).
     #[arg(long)]
     out: PathBuf,
@@ -32,7 +32,8 @@ pub fn run(a: Args) -> Result<()> {
     let config = SessionConfig {
         protocol: a.protocol.clone(),
         tuning: a.tuning.tuning()?,
-        network: a.network.network(),
+        network: a.choices.network(),
+        all_under_protocol: a.choices.all_under_protocol,
         ..Default::default()
     };
     let session = a.plugins.session(&a.file)?.with_config(config);

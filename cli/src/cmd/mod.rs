@@ -41,18 +41,25 @@ impl TuningArgs {
     }
 }
 
-/// The network profile a plan assumes.
+/// What shapes a plan beyond its file: the network profile it assumes and whether parties
+/// compute on their own data in the clear. Every process of a session must give the same.
 #[derive(clap::Args, Default, Clone, Copy)]
-pub struct NetworkArgs {
+pub struct PlanChoices {
     /// The network between the parties: `local`, `lan` (10 Gbit/s, 0.5 ms round trips; the
     /// default) or `wan` (400 Mbit/s, 80 ms). Protocols pick each node's form from it (fss2pc:
     /// comparisons in one round or two); `plan` shows the choice. Every process of a session
     /// must give the same.
     #[arg(long, value_name = "PROFILE", value_parser = parse_network)]
     pub network: Option<mpcflow_sdk::Network>,
+    /// Compute every op under the protocol, even those on one party's own data (by default
+    /// that party computes them in the clear and shares the result: `plan` shows them as
+    /// `in the clear on PARTY`). To measure or test the protocol's gates. Every process of a
+    /// session must give the same.
+    #[arg(long)]
+    pub all_under_protocol: bool,
 }
 
-impl NetworkArgs {
+impl PlanChoices {
     /// The profile asked for, or the default.
     pub fn network(&self) -> mpcflow_sdk::Network {
         self.network.unwrap_or_default()
@@ -106,7 +113,7 @@ pub struct PlanArgs {
     #[arg(long = "dim")]
     pub dims: Vec<String>,
     #[command(flatten)]
-    pub network: NetworkArgs,
+    pub choices: PlanChoices,
 }
 
 impl PlanArgs {
@@ -116,7 +123,8 @@ impl PlanArgs {
         let opts = mpcflow_runtime::plan::PlanOptions {
             protocol: self.protocol.clone(),
             dims: parse_dims(&self.dims)?,
-            network: self.network.network(),
+            network: self.choices.network(),
+            all_under_protocol: self.choices.all_under_protocol,
             ..Default::default()
         };
         let plan = mpcflow_runtime::plan::build(&pipeline.spec, &registry, &opts)

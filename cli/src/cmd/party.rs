@@ -31,7 +31,7 @@ pub struct Connection {
     #[command(flatten)]
     pub tuning: super::TuningArgs,
     #[command(flatten)]
-    pub network: super::NetworkArgs,
+    pub choices: super::PlanChoices,
 }
 
 /// What only a computing party takes (the dealer sees no input and computes on no kernel).
@@ -62,7 +62,8 @@ impl Connection {
             connect_timeout: seconds("--connect-timeout", self.connect_timeout)?,
             plugins: self.plugins.plugins.clone(),
             tuning: self.tuning.tuning()?,
-            network: self.network.network(),
+            network: self.choices.network(),
+            all_under_protocol: self.choices.all_under_protocol,
             allow_insecure: party.is_some_and(|p| p.insecure),
             kernel: party.and_then(|p| p.kernel.clone()),
         };

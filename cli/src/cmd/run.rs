@@ -21,7 +21,7 @@ pub struct Args {
     #[command(flatten)]
     tuning: super::TuningArgs,
     #[command(flatten)]
-    network: super::NetworkArgs,
+    choices: super::PlanChoices,
     /// Run with this protocol instead of the file's.
     #[arg(long)]
     protocol: Option<String>,
@@ -97,7 +97,8 @@ pub fn run(a: Args) -> Result<()> {
         deal_first_phase_bytes: a.deal_first.as_deref().map(super::deal_first::budget).transpose()?.unwrap_or(u64::MAX),
         kernel: a.kernel.clone(),
         tuning: a.tuning.tuning()?,
-        network: a.network.network(),
+        network: a.choices.network(),
+        all_under_protocol: a.choices.all_under_protocol,
         transport: a.transport.clone(),
         ..Default::default()
     };

@@ -142,17 +142,7 @@ impl Protocol for RefProtocol {
                 let refs: Vec<&Tensor> = tensors.iter().collect();
                 // The ranges that secure protocols rely on are a contract here: break one and the
                 // run stops, naming the node and the values.
-                let fp = node.fixed_point;
-                let out = kernels::check_contracts(op, &refs, &node.output, fp)
-                    .and_then(|()| kernels::eval_op(op, &refs, &node.output, fp))
-                    .and_then(|t| kernels::check_result(op, &refs, &t, fp).map(|()| t))
-                    .and_then(|t| match node.range {
-                        Some(r) => t
-                            .check_range(r, fp)
-                            .map(|()| t)
-                            .map_err(|m| Error::invalid(format!("{m} (the node's `range:` is a contract)"))),
-                        None => Ok(t),
-                    })
+                let out = kernels::eval_checked(op, &refs, &node.output, node.fixed_point, node.range)
                     .map(|t| NodeValue::Wire(wire(t)));
                 Ok(Immediate::boxed(out))
             }

@@ -8,7 +8,7 @@ use crate::error::{Error, Problem, Site};
 use crate::owners::{self, OwnerInput, OwnerIo, OwnerOutput};
 use crate::registry::Registry;
 use mpcflow_sdk::graph::{Dim, GraphSpec, InputSpec};
-use mpcflow_sdk::protocol::NodeKind;
+use mpcflow_sdk::protocol::{Cost, NodeKind};
 use mpcflow_sdk::shape::{TensorInfo, Visibility};
 use mpcflow_sdk::{DType, Op, PartyId, Tensor};
 use std::collections::{BTreeMap, HashMap};
@@ -24,6 +24,10 @@ pub struct PlanOptions {
     pub input_shapes: HashMap<String, Vec<usize>>,
     /// The network the plan assumes (`--network`); protocols pick node forms from it.
     pub network: mpcflow_sdk::Network,
+    /// Compute every op under the protocol, even those on one party's own data, which that
+    /// party otherwise computes in the clear (see [`super::local`]): to measure or test the
+    /// protocol's gates.
+    pub all_under_protocol: bool,
 }
 
 /// Sample sizes for unbound symbolic dimensions: distinct, so that two different names never
@@ -149,6 +153,10 @@ pub fn build(spec: &GraphSpec, registry: &Registry, opts: &PlanOptions) -> Resul
         parties: spec.parties.len(),
         protocol: protocol.clone(),
         registry,
+        local_evaluation: !opts.all_under_protocol,
+        protocol_lowering: 0,
+        gates: HashMap::new(),
+        bypassed: vec![],
     };
     for c in &spec.constants {
         let t = Tensor::from_f64(c.dtype, c.shape.clone(), &c.values, spec.fixed_point)
@@ -220,6 +228,8 @@ pub fn build(spec: &GraphSpec, registry: &Registry, opts: &PlanOptions) -> Resul
     }
     for o in &spec.outputs {
         let src = *b.by_name.get(&o.name).ok_or_else(|| Error::Internal(format!("output `{}` vanished", o.name)))?;
+        // Outputs are revealed by the protocol: a local value enters it first.
+        let src = b.shared(src);
         let (to_owners, to_parties): (Vec<&String>, Vec<&String>) =
             o.reveal_to.iter().partition(|p| spec.owners.contains(p));
         if !to_parties.is_empty() || to_owners.is_empty() {
@@ -249,9 +259,10 @@ pub fn build(spec: &GraphSpec, registry: &Registry, opts: &PlanOptions) -> Resul
         }
     }
 
-    let mut nodes = inputs_where_first_used(b.nodes);
+    let nodes = super::local::prune_bypassed(b.nodes, &b.bypassed);
+    let mut nodes = inputs_where_first_used(nodes);
     super::ranges::narrow_comparisons(&mut nodes, spec);
-    for n in &nodes {
+    for n in nodes.iter().filter(|n| n.local.is_none()) {
         if let Err(why) = protocol.check(&n.desc) {
             problems.push(Problem::new(Site::Node(n.origin.clone()), format!("`{}`: {why}", n.desc.kind.label())));
         }
@@ -260,6 +271,12 @@ pub fn build(spec: &GraphSpec, registry: &Registry, opts: &PlanOptions) -> Resul
         return Err(Error::Invalid(problems));
     }
     for n in &mut nodes {
+        if let Some(p) = n.local {
+            let party = spec.parties.get(p.index()).map_or("?", |s| s.as_str());
+            n.cost =
+                Cost { form: format!("in the clear on {party}, from its own data"), ..Cost::zero(spec.parties.len()) };
+            continue;
+        }
         n.cost = protocol.cost(&n.desc);
         n.needs_material = protocol.needs_material(&n.desc);
     }
@@ -296,7 +313,10 @@ fn inputs_where_first_used(nodes: Vec<PlanNode>) -> Vec<PlanNode> {
             first_use[j as usize] = first_use[j as usize].min(i);
         }
     }
-    let moved = |i: usize| matches!(nodes[i].desc.kind, NodeKind::Input { .. }) && first_use[i] != usize::MAX;
+    // An input gate of a local value already stands right before its first reader.
+    let moved = |i: usize| {
+        matches!(nodes[i].desc.kind, NodeKind::Input { .. }) && nodes[i].inputs.is_empty() && first_use[i] != usize::MAX
+    };
     // The new order: each moved input right before the first node that reads it.
     let mut before: Vec<Vec<usize>> = vec![vec![]; n];
     for i in (0..n).filter(|&i| moved(i)) {

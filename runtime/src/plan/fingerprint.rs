@@ -18,7 +18,7 @@ pub(super) fn fingerprint(plan: &Plan) -> [u8; 32] {
     });
     h.update(head.to_string().as_bytes());
     for n in &plan.nodes {
-        let node = serde_json::json!({ "desc": n.desc, "inputs": n.inputs });
+        let node = serde_json::json!({ "desc": n.desc, "inputs": n.inputs, "local": n.local });
         h.update(node.to_string().as_bytes());
         h.update(b"\n");
     }

@@ -24,6 +24,14 @@ pub(super) struct Builder<'a> {
     pub parties: usize,
     pub protocol: Arc<dyn Protocol>,
     pub registry: &'a Registry,
+    /// Whether a party computes the nodes on its own data in the clear (see [`super::local`]).
+    pub local_evaluation: bool,
+    /// How many protocol lowerings are being expanded (their steps stay under the protocol).
+    pub protocol_lowering: usize,
+    /// The input gate of each local node that the protocol reads.
+    pub gates: HashMap<u32, u32>,
+    /// Concatenations that a rewrite over their pieces read around (see [`super::local`]).
+    pub bypassed: Vec<u32>,
 }
 
 impl Builder<'_> {
@@ -50,6 +58,7 @@ impl Builder<'_> {
             origin: origin.to_string(),
             needs_material: false,
             cost: Cost::default(),
+            local: None,
         });
         self.by_name.insert(name, id);
         id
@@ -104,6 +113,16 @@ impl Builder<'_> {
                 ),
             ));
         }
+        if let Some(p) = self.local_party(&inputs, &out) {
+            let id = self.push(name.to_string(), origin, NodeKind::Op(op), inputs, out);
+            self.nodes[id as usize].local = Some(p);
+            return Ok(id);
+        }
+        if let Some(id) = self.through_concat(name, origin, &op, &inputs, &out, depth)? {
+            return Ok(id);
+        }
+        // The protocol reads a local value through its input gate (with the same info).
+        let inputs: Vec<u32> = inputs.into_iter().map(|i| self.shared(i)).collect();
         if let Some(lowering) = self.protocol.lower(&op, &infos, self.fixed_point) {
             if lowering.nodes.len() > MAX_LOWERED_NODES {
                 return Err(Problem::new(
@@ -115,7 +134,10 @@ impl Builder<'_> {
                     ),
                 ));
             }
-            let id = self.expand(name, origin, &lowering, &inputs, depth)?;
+            self.protocol_lowering += 1;
+            let expanded = self.expand(name, origin, &lowering, &inputs, depth);
+            self.protocol_lowering -= 1;
+            let id = expanded?;
             // A lowering must produce what the op would: same shape and dtype.
             let got = self.info(id);
             if got.shape != out.shape || got.dtype != out.dtype {

@@ -53,12 +53,18 @@ pub fn expected_peak(plan: &Plan, window_bytes: u64) -> MemoryEstimate {
             .filter(|n| matches!(&n.desc.kind, NodeKind::Input { owner } if owner.index() == p))
             .map(plain)
             .sum();
+        // A local node is a plaintext value on its party and nothing elsewhere.
+        let held = |id: usize| match plan.nodes[id].local {
+            Some(q) if q.index() == p => plain(&plan.nodes[id]),
+            Some(_) => 0,
+            None => wire[id],
+        };
         let mut remaining = consumers.clone();
         let (mut peak, mut largest_node, mut largest_frame, mut total_material) = (live, 0u64, 0u64, 0u64);
         for (id, n) in plan.nodes.iter().enumerate() {
-            let out = if matches!(n.desc.kind, NodeKind::Output { .. }) { 0 } else { wire[id] };
+            let out = if matches!(n.desc.kind, NodeKind::Output { .. }) { 0 } else { held(id) };
             let material = n.cost.dealer_bytes.get(p).copied().unwrap_or(0);
-            let inputs: u64 = n.inputs.iter().map(|&i| wire[i as usize]).sum();
+            let inputs: u64 = n.inputs.iter().map(|&i| held(i as usize)).sum();
             // Its messages: what this party sends and what it receives, in memory at once.
             let messages: u64 = n.cost.online_bytes.iter().sum();
             largest_node = largest_node.max(inputs + out + material + messages);
@@ -75,7 +81,7 @@ pub fn expected_peak(plan: &Plan, window_bytes: u64) -> MemoryEstimate {
                 let r = &mut remaining[i as usize];
                 *r = r.saturating_sub(1);
                 if *r == 0 {
-                    live = live.saturating_sub(wire[i as usize]);
+                    live = live.saturating_sub(held(i as usize));
                 }
             }
         }

@@ -4,6 +4,7 @@
 mod build;
 mod dot;
 mod fingerprint;
+pub mod local;
 mod lower;
 mod memory;
 mod ranges;
@@ -42,6 +43,17 @@ pub struct PlanNode {
     pub needs_material: bool,
     /// The protocol's predicted cost.
     pub cost: Cost,
+    /// `Some(p)`: party `p` computes this node in the clear from its own data, and the protocol
+    /// never sees it (see [`local`]).
+    pub local: Option<mpcflow_sdk::PartyId>,
+}
+
+impl PlanNode {
+    /// Whether this node is an input gate that shares a value one party computed in the clear
+    /// (its one plan input, a [`PlanNode::local`] node) rather than a value brought to the run.
+    pub fn shares_local_value(&self) -> bool {
+        matches!(self.desc.kind, NodeKind::Input { .. }) && !self.inputs.is_empty()
+    }
 }
 
 /// A plan: nodes in an order where every node follows its inputs.
@@ -100,6 +112,18 @@ impl Plan {
         c
     }
 
+    /// For each node, how many nodes read it as the protocol's wire: nodes under the protocol,
+    /// but not an input gate reading its local value (what the dealer keeps per wire).
+    pub fn wire_reader_counts(&self) -> Vec<usize> {
+        let mut c = vec![0; self.nodes.len()];
+        for n in self.nodes.iter().filter(|n| n.local.is_none() && !n.shares_local_value()) {
+            for &i in &n.inputs {
+                c[i as usize] += 1;
+            }
+        }
+        c
+    }
+
     /// The output nodes: (tensor name, node id, parties that learn it).
     pub fn outputs(&self) -> Vec<(String, u32, Vec<String>)> {
         self.nodes
@@ -121,7 +145,7 @@ impl Plan {
         self.nodes
             .iter()
             .enumerate()
-            .filter(|(_, n)| matches!(n.desc.kind, NodeKind::Input { .. }))
+            .filter(|(_, n)| matches!(n.desc.kind, NodeKind::Input { .. }) && !n.shares_local_value())
             .map(|(i, n)| (n.desc.name.clone(), i as u32))
             .collect()
     }
@@ -175,6 +199,10 @@ impl Plan {
     pub fn critical_rounds(&self) -> u32 {
         let mut depth = vec![0u32; self.nodes.len()];
         for (i, n) in self.nodes.iter().enumerate() {
+            // A local node reads its party's own values, ready before any round.
+            if n.local.is_some() {
+                continue;
+            }
             let before = n.inputs.iter().map(|&j| depth[j as usize]).max().unwrap_or(0);
             depth[i] = before + n.cost.rounds;
         }

@@ -86,6 +86,8 @@ fn range_of(node: &PlanNode, ranges: &[Option<Range>], spec: &GraphSpec) -> Opti
     let at = |k: usize| node.inputs.get(k).and_then(|&id| ranges.get(id as usize).copied().flatten());
     let scale = |dtype: DType| if dtype == DType::Fixed { fp.scale() } else { 1.0 };
     match &desc.kind {
+        // A local value's input gate: the value's range.
+        NodeKind::Input { .. } if !node.inputs.is_empty() => at(0),
         NodeKind::Input { .. } => {
             let decl = spec.inputs.iter().find(|i| i.name == desc.name)?;
             let [lo, hi] = decl.range?;

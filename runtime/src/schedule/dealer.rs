@@ -136,7 +136,7 @@ fn deal_all(
     let parties = plan.parties.len();
     let mut stats = DealerStats { bytes: vec![vec![0; parties]; plan.nodes.len()], wall_s: 0.0 };
     let mut dealer = protocol.dealer();
-    let mut uses_left = plan.consumer_counts();
+    let mut uses_left = plan.wire_reader_counts();
     let mut phase_start = Instant::now();
     for (id, node) in plan.nodes.iter().enumerate() {
         if let Some(phases) = phases {
@@ -157,12 +157,18 @@ fn deal_all(
                 phase_start = Instant::now();
             }
         }
+        // A party computes its local nodes in the clear: the protocol never sees them, and the
+        // input gate of a local value reads nothing the dealer knows.
+        if node.local.is_some() {
+            continue;
+        }
+        let inputs: &[u32] = if node.shares_local_value() { &[] } else { &node.inputs };
         let span = tracing::debug_span!("deal", node = %node.desc.name);
         let _g = span.enter();
         let material = dealer
-            .deal(&node.desc, &node.inputs, node_seed(&master, id as u32))
+            .deal(&node.desc, inputs, node_seed(&master, id as u32))
             .map_err(|e| Error::Dealer(format!("node `{}`: {e}", node.desc.name)))?;
-        for &j in &node.inputs {
+        for &j in inputs {
             uses_left[j as usize] -= 1;
             if uses_left[j as usize] == 0 {
                 dealer.forget(j);

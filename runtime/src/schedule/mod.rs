@@ -6,6 +6,7 @@
 
 pub mod dealer;
 pub mod frame;
+mod local;
 pub mod mailbox;
 pub mod material;
 pub mod party;

@@ -8,6 +8,7 @@
 //! chains.
 
 use super::frame::{Frame, Kind};
+use super::local;
 use super::mailbox::{Abort, AbortSignal, Mailbox, WaitError};
 use super::material::MaterialStore;
 use super::phases::{NotDealt, Phases};
@@ -335,43 +336,94 @@ pub async fn run_party(task: PartyTask) -> Result<PartyResult, Error> {
 
 type NodeOutcome = Result<(NodeValue, NodeStats), Error>;
 
+/// What a task ends with: a node under the protocol, or a local node in the clear.
+enum Outcome {
+    Protocol(NodeOutcome),
+    Local(Result<(Tensor, NodeStats), Error>),
+}
+
 async fn schedule(
     shared: &Arc<Shared>,
     mut inputs: HashMap<u32, Tensor>,
     progress: Option<Arc<AtomicUsize>>,
 ) -> Result<PartyResult, Error> {
     let plan = &shared.plan;
+    let me = shared.me;
     let n = plan.nodes.len();
-    let mut pending: Vec<usize> = plan.nodes.iter().map(|x| x.inputs.len()).collect();
-    let mut uses_left = plan.consumer_counts();
+    let mut result = PartyResult { outputs: HashMap::new(), stats: vec![NodeStats::default(); n] };
+    // This party's values in the clear (see `local`); other parties' local nodes and its own
+    // local inputs need nothing done here.
+    let mut plain = local::Plain::new(plan, me, &mut inputs)?;
+    let idle = |i: u32| local::idle(plan, me, i);
+    let waits = |reader: u32, id: u32| local::waits(plan, me, reader, id);
+    let mut pending = vec![0usize; n];
+    let mut uses_left = vec![0usize; n];
     let mut consumers: Vec<Vec<u32>> = vec![vec![]; n];
     for (i, node) in plan.nodes.iter().enumerate() {
-        for &j in &node.inputs {
+        for &j in node.inputs.iter().filter(|&&j| waits(i as u32, j)) {
+            pending[i] += 1;
+            uses_left[j as usize] += 1;
             consumers[j as usize].push(i as u32);
         }
     }
-    let mut values: Vec<Option<Arc<Wire>>> = vec![None; n];
-    let mut result = PartyResult { outputs: HashMap::new(), stats: vec![NodeStats::default(); n] };
-    let mut ready: Vec<u32> = (0..n as u32).filter(|&i| pending[i as usize] == 0).collect();
-    let mut running: JoinSet<(u32, NodeOutcome)> = JoinSet::new();
     let mut finished = 0usize;
+    for id in (0..n as u32).filter(|&i| idle(i)) {
+        finished += 1;
+        if let Some(phases) = &shared.phases {
+            phases.finished(id as usize);
+        }
+    }
+    if let Some(p) = &progress {
+        p.fetch_add(finished, Ordering::Relaxed);
+    }
+    let mut values: Vec<Option<Arc<Wire>>> = vec![None; n];
+    let mut ready: Vec<u32> = (0..n as u32).filter(|&i| pending[i as usize] == 0 && !idle(i)).collect();
+    let mut running: JoinSet<(u32, Outcome)> = JoinSet::new();
 
     while finished < n {
         for id in ready.drain(..) {
             let node = &plan.nodes[id as usize];
-            let args: Option<Vec<Arc<Wire>>> = node.inputs.iter().map(|&j| values[j as usize].clone()).collect();
-            let args = args.ok_or_else(|| Error::Internal(format!("input of `{}` missing", node.desc.name)))?;
-            let private = inputs.remove(&id);
             let s = shared.clone();
             let span =
                 tracing::info_span!("node", party = %shared.name, node = %node.desc.name, op = %node.desc.kind.label());
+            if node.local.is_some() {
+                let args = plain.args(plan, id)?;
+                running.spawn(
+                    async move {
+                        let (p, name) = (s.plan.clone(), s.name.clone());
+                        let outcome = tokio::task::spawn_blocking(move || local::evaluate(&p, id, &name, &args))
+                            .await
+                            .unwrap_or_else(|e| Err(Error::Internal(format!("local compute task failed: {e}"))));
+                        if let (Ok(_), Some(phases)) = (&outcome, &s.phases) {
+                            phases.finished(id as usize);
+                        }
+                        (id, Outcome::Local(outcome))
+                    }
+                    .instrument(span),
+                );
+                continue;
+            }
+            // A gate's local value is its private input, not a wire.
+            let private = if node.shares_local_value() {
+                let from = node.inputs[0];
+                plain.for_gate(from, uses_left[from as usize] == 1)
+            } else {
+                inputs.remove(&id)
+            };
+            let args: Option<Vec<Arc<Wire>>> = node
+                .inputs
+                .iter()
+                .filter(|j| plan.nodes[**j as usize].local.is_none())
+                .map(|&j| values[j as usize].clone())
+                .collect();
+            let args = args.ok_or_else(|| Error::Internal(format!("input of `{}` missing", node.desc.name)))?;
             running.spawn(
                 async move {
                     let outcome = run_node(&s, id, args, private).await;
                     if let (Ok(_), Some(phases)) = (&outcome, &s.phases) {
                         phases.finished(id as usize);
                     }
-                    (id, outcome)
+                    (id, Outcome::Protocol(outcome))
                 }
                 .instrument(span),
             );
@@ -380,6 +432,15 @@ async fn schedule(
             return Err(Error::Internal(format!("{} of {n} nodes can never run", n - finished)));
         };
         let (id, outcome) = joined.map_err(|e| Error::Internal(format!("node task failed: {e}")))?;
+        let outcome = match outcome {
+            Outcome::Protocol(o) => o.map(|(v, s)| (Some(v), s)),
+            Outcome::Local(o) => o.map(|(t, s)| {
+                if uses_left[id as usize] > 0 {
+                    plain.put(id, t);
+                }
+                (None, s)
+            }),
+        };
         let (value, stats) = match outcome {
             Ok(v) => v,
             Err(e) => {
@@ -403,16 +464,17 @@ async fn schedule(
             p.fetch_add(1, Ordering::Relaxed);
         }
         match value {
-            NodeValue::Wire(w) => values[id as usize] = Some(Arc::new(w)),
-            NodeValue::Revealed(Some(t)) => {
+            Some(NodeValue::Wire(w)) => values[id as usize] = Some(Arc::new(w)),
+            Some(NodeValue::Revealed(Some(t))) => {
                 result.outputs.insert(plan.nodes[id as usize].origin.clone(), t);
             }
-            NodeValue::Revealed(None) => {}
+            Some(NodeValue::Revealed(None)) | None => {}
         }
-        for &j in &plan.nodes[id as usize].inputs {
+        for &j in plan.nodes[id as usize].inputs.iter().filter(|&&j| waits(id, j)) {
             uses_left[j as usize] -= 1;
             if uses_left[j as usize] == 0 {
                 values[j as usize] = None;
+                plain.drop_value(j);
             }
         }
         for &c in &consumers[id as usize] {

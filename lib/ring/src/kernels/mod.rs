@@ -157,6 +157,25 @@ pub fn check_result(op: &Op, inputs: &[&Tensor], result: &Tensor, fp: FixedPoint
     products::check_result(op, inputs, result, fp)
 }
 
+/// `op` evaluated as `ref` evaluates it, with every contract a secure protocol relies on
+/// enforced: [`check_contracts`] on the inputs, [`check_result`] and the node's declared
+/// `range` (`[lo, hi]` in real units, itself a contract) on the result.
+pub fn eval_checked(
+    op: &Op,
+    inputs: &[&Tensor],
+    out: &TensorInfo,
+    fp: FixedPoint,
+    range: Option<[f64; 2]>,
+) -> Result<Tensor> {
+    check_contracts(op, inputs, out, fp)?;
+    let t = eval_op(op, inputs, out, fp)?;
+    check_result(op, inputs, &t, fp)?;
+    if let Some(r) = range {
+        t.check_range(r, fp).map_err(|m| Error::invalid(format!("{m} (the node's `range:` is a contract)")))?;
+    }
+    Ok(t)
+}
+
 /// Enforces the graph's `compare_bits` on the ops that secure protocols build from comparisons
 /// (see [`compare::Width`]).
 fn check_comparison_width(op: &Op, inputs: &[&Tensor], out: &TensorInfo, fp: FixedPoint) -> Result<()> {
