@@ -89,6 +89,12 @@ fn hospitals(n: usize, m: usize) -> (GraphSpec, Vec<(String, InputValue)>) {
         .node("high", Op::Gt, ["all_bp", "threshold"])
         .node("n_high", Op::Sum { axes: vec![0], keepdims: false }, ["high"])
         .node("low", Op::Lt, ["all_bp", "threshold"])
+        .node("bands", Op::Histogram { edges: vec![100.0, 120.0, 140.0, 160.0] }, ["all_bp"])
+        .node("top", Op::Max { axis: Some(0) }, ["all_bp"])
+        .node("bottom", Op::Min { axis: Some(-1) }, ["all_bp"])
+        .output("bands", ["north", "south"])
+        .output("top", ["north", "south"])
+        .output("bottom", ["south"])
         .output("mean_bp", ["north", "south"])
         .output("n_high", ["north", "south"])
         .output("low", ["north"]);
@@ -103,7 +109,7 @@ fn comparisons_over_two_hospitals_rows_are_computed_by_each_hospital() {
     let want = run(&g, "ref", true, &inputs);
     let local = run(&g, "fss2pc", false, &inputs);
     let secure = run(&g, "fss2pc", true, &inputs);
-    for name in ["n_high", "low"] {
+    for name in ["n_high", "low", "bands", "top", "bottom"] {
         assert_eq!(local.get(name).unwrap().tensor, want.get(name).unwrap().tensor, "{name}");
         assert_eq!(secure.get(name).unwrap().tensor, want.get(name).unwrap().tensor, "{name}");
     }
@@ -116,6 +122,13 @@ fn comparisons_over_two_hospitals_rows_are_computed_by_each_hospital() {
     assert_eq!(local_party(&p, "high/1.gt").as_deref(), Some("south"));
     assert_eq!(local_party(&p, "n_high/0.sum").as_deref(), Some("north"));
     assert_eq!(local_party(&p, "n_high/1.sum").as_deref(), Some("south"));
+    // Each hospital bins its own rows, and finds its highest and lowest: one comparison each
+    // is left to the protocol.
+    assert_eq!(local_party(&p, "bands/1.histogram").as_deref(), Some("south"));
+    assert_eq!(local_party(&p, "top/0.max").as_deref(), Some("north"));
+    assert_eq!(local_party(&p, "bottom/1.min").as_deref(), Some("south"));
+    assert_eq!(local_party(&p, "top"), None, "the two maxima are compared under the protocol");
+    assert!(p.nodes.iter().any(|n| n.desc.name == "top/1.max#shared"));
     let gate = p.nodes.iter().find(|n| n.desc.name == "n_high/0.sum#shared").expect("the count's input gate");
     assert!(gate.desc.output.shape.is_empty(), "the count enters as one word");
     // `high` itself is read by nothing once the count is rewritten: it is gone, and so are its
@@ -165,7 +178,7 @@ fn dealing_first_in_phases_and_from_files_skips_local_nodes() {
     let s = Session::from_graph(g.clone(), mpcflow::builtins()).with_config(phased);
     let got = rt().block_on(s.run(inputs.clone())).unwrap();
     assert!(got.report.online_phases > 1, "{} phases", got.report.online_phases);
-    for name in ["n_high", "low"] {
+    for name in ["n_high", "low", "bands", "top", "bottom"] {
         assert_eq!(got.get(name).unwrap().tensor, want.get(name).unwrap().tensor, "{name}");
     }
 
@@ -178,7 +191,7 @@ fn dealing_first_in_phases_and_from_files_skips_local_nodes() {
     let from_files = Session::from_graph(g.clone(), mpcflow::builtins()).with_config(cfg);
     let got = rt().block_on(from_files.run(inputs)).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
-    for name in ["n_high", "low"] {
+    for name in ["n_high", "low", "bands", "top", "bottom"] {
         assert_eq!(got.get(name).unwrap().tensor, want.get(name).unwrap().tensor, "{name}");
     }
 }

@@ -25,9 +25,11 @@
 //! **Through concatenations.** Two hospitals' rows are usually concatenated first and then
 //! compared (`gt(concat(north, south), 140)`): no single party holds the concatenation. An
 //! elementwise op whose other operands are one-element constants distributes over the pieces
-//! of a concatenation, and a sum over the concatenated axis is the sum of the pieces' sums. The
-//! planner rewrites both so, where a piece is one party's own, and the pieces become local:
-//! the hospitals' comparisons, and their count, cost one input gate of one word each.
+//! of a concatenation; a sum over the concatenated axis is the sum of the pieces' sums, a
+//! histogram the sum of theirs, a maximum (minimum) over it the maximum (minimum) of theirs.
+//! The planner rewrites these so, where a piece is one party's own, and the pieces become
+//! local: the hospitals' comparisons and their count cost one input gate of one word each,
+//! a histogram one of a word per bin, the highest pressure one comparison.
 //!
 //! **Opting out.** [`super::PlanOptions::all_under_protocol`] (`--all-under-protocol`) keeps
 //! every op under the protocol: to measure the protocol's gates, or to test them against `ref`.
@@ -136,9 +138,14 @@ impl Builder<'_> {
         if !self.may_go_local() {
             return Ok(None);
         }
-        let sum_axes = match op {
-            Op::Sum { axes, .. } if inputs.len() == 1 => Some(axes.clone()),
-            op if elementwise(op) => None,
+        // An elementwise op gives the pieces of its result; a reduction over the concatenated
+        // axis gives partial results, combined by `combine`.
+        let (reduces, combine) = match op {
+            Op::Sum { axes, .. } if inputs.len() == 1 => (Some(axes.clone()), Op::Add),
+            Op::Histogram { .. } => (Some(vec![]), Op::Add),
+            Op::Max { axis: Some(a) } => (Some(vec![*a]), Op::Max { axis: None }),
+            Op::Min { axis: Some(a) } => (Some(vec![*a]), Op::Min { axis: None }),
+            op if elementwise(op) => (None, Op::Concat { axis: 0 }),
             _ => return Ok(None),
         };
         // Exactly one operand is a concatenation; the others are one-element constants of no
@@ -154,16 +161,23 @@ impl Builder<'_> {
         let Some((k, axis)) = cat else { return Ok(None) };
         let whole = &self.nodes[inputs[k] as usize];
         let rank = whole.desc.output.shape.len();
-        let axis = if axis < 0 { axis + rank as i64 } else { axis };
+        let norm = |a: i64| if a < 0 { a + rank as i64 } else { a };
+        let axis = norm(axis);
         if inputs.iter().any(|&i| self.info(i).shape.len() > rank) {
             return Ok(None);
         }
-        if let Some(axes) = &sum_axes {
-            // A sum distributes over the pieces when it adds up the concatenated axis.
-            let reduced = axes.is_empty() || axes.iter().any(|&a| (if a < 0 { a + rank as i64 } else { a }) == axis);
-            if !reduced {
-                return Ok(None);
-            }
+        // A reduction distributes over the pieces when it reduces the concatenated axis (a
+        // histogram counts every element; no axes is a sum of everything).
+        if let Some(axes) = &reduces
+            && !(axes.is_empty() || axes.iter().any(|&a| norm(a) == axis))
+        {
+            return Ok(None);
+        }
+        // A maximum or minimum of an empty piece is undefined, though the whole's is not.
+        if matches!(op, Op::Max { .. } | Op::Min { .. })
+            && whole.inputs.iter().any(|&i| self.info(i).shape.get(axis as usize) == Some(&0))
+        {
+            return Ok(None);
         }
         let whole_id = inputs[k];
         let pieces: Vec<u32> = whole.inputs.iter().map(|&i| self.unshared(i)).collect();
@@ -182,13 +196,13 @@ impl Builder<'_> {
             args[k] = piece;
             parts.push(self.op(&format!("{name}/{j}.{}", op.name()), origin, op.clone(), args, depth)?);
         }
-        let id = match sum_axes {
+        let id = match reduces {
             Some(_) => {
                 let mut acc = parts[0];
                 for (j, &p) in parts.iter().enumerate().skip(1) {
                     let last = j + 1 == parts.len();
-                    let sub = if last { name.to_string() } else { format!("{name}/{j}.add") };
-                    acc = self.op(&sub, origin, Op::Add, vec![acc, p], depth)?;
+                    let sub = if last { name.to_string() } else { format!("{name}/{j}.{}", combine.name()) };
+                    acc = self.op(&sub, origin, combine.clone(), vec![acc, p], depth)?;
                 }
                 acc
             }
