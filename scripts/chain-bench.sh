@@ -7,6 +7,8 @@
 # Uses target/release/mpcflow (built if missing; set MPCFLOW to use another binary) and
 # fss2pc. Prints the median wall time of each way (process start to the last exit), their
 # ratio, and the material the dealer sends per party. Only loopback addresses are used.
+# The chain is alice's input alone, which alice would compute on in the clear (local
+# evaluation): every process runs with --all-under-protocol, to measure the protocol.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-200000}
@@ -48,14 +50,14 @@ one=()
 three=()
 for ((r = 1; r <= repeat; r++)); do
   t0=$(now)
-  "$bin" run "$work/chain.yaml" --input x=@"$work/x.json" --json >"$work/one.json"
+  "$bin" run "$work/chain.yaml" --all-under-protocol --input x=@"$work/x.json" --json >"$work/one.json"
   one+=("$(echo "$(now) - $t0" | bc)")
   t0=$(now)
-  "$bin" dealer --deployment "$work/parties.yaml" "$work/chain.yaml" >"$work/dealer.out" 2>"$work/dealer.err" &
+  "$bin" dealer --all-under-protocol --deployment "$work/parties.yaml" "$work/chain.yaml" >"$work/dealer.out" 2>"$work/dealer.err" &
   d=$!
-  "$bin" party --as bob --deployment "$work/parties.yaml" "$work/chain.yaml" --json >"$work/bob.json" 2>"$work/bob.err" &
+  "$bin" party --as bob --all-under-protocol --deployment "$work/parties.yaml" "$work/chain.yaml" --json >"$work/bob.json" 2>"$work/bob.err" &
   b=$!
-  "$bin" party --as alice --deployment "$work/parties.yaml" "$work/chain.yaml" --input x=@"$work/x.json" --json \
+  "$bin" party --as alice --all-under-protocol --deployment "$work/parties.yaml" "$work/chain.yaml" --input x=@"$work/x.json" --json \
     >"$work/alice.json" 2>"$work/alice.err"
   wait "$b" || { cat "$work/bob.err" >&2; exit 1; }
   wait "$d" || { cat "$work/dealer.err" >&2; exit 1; }
