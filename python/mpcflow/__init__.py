@@ -172,15 +172,19 @@ class Pipeline:
         *,
         protocol: Optional[str] = None,
         network: Optional[str] = None,
+        all_under_protocol: bool = False,
     ) -> Plan:
         """The plan: per node and in total, rounds, online bytes and dealer material.
 
         ``dims`` gives symbolic dimensions their sizes (others get sample sizes); ``protocol``
-        replaces the file's; ``network`` is the profile the plan assumes (local, lan, wan)."""
+        replaces the file's; ``network`` is the profile the plan assumes (local, lan, wan).
+        A party computes what it can from its own data alone in the clear (a node's ``form``
+        then reads ``in the clear on PARTY``); ``all_under_protocol`` keeps every op under the
+        protocol, as ``--all-under-protocol`` does."""
         d = dict(dims or {})
-        doc = json.loads(self._prepared.plan(protocol, d, network, False))
+        doc = json.loads(self._prepared.plan(protocol, d, network, False, all_under_protocol=all_under_protocol))
         # The Graphviz text is planned again only when asked for.
-        return Plan(doc, lambda: self._prepared.plan(protocol, d, network, True))
+        return Plan(doc, lambda: self._prepared.plan(protocol, d, network, True, all_under_protocol=all_under_protocol))
 
     def run(
         self,
@@ -192,6 +196,7 @@ class Pipeline:
         network: Optional[str] = None,
         transport: str = "mem",
         progress: Union[bool, Callable[[int, int], None], None] = None,
+        all_under_protocol: bool = False,
     ) -> Dict[str, np.ndarray]:
         """Runs every party and the dealer in this process and returns the revealed outputs.
 
@@ -199,13 +204,20 @@ class Pipeline:
         several) supplies every input not given as ``NAME.npy``; ``timeout`` bounds every wait
         (seconds, 60 by default); ``transport`` is ``mem`` or ``tcp`` (TLS over loopback);
         ``progress`` is ``True``/``False`` to force the bar on or off, or a callback
-        ``(nodes_done, nodes_total)``."""
+        ``(nodes_done, nodes_total)``; ``all_under_protocol`` as for :meth:`plan`."""
         encoded = {name: _encode(name, value) for name, value in inputs.items()}
         dirs = _paths(input_dir) + self.input_dirs
         callback, close = _progress(progress)
         try:
             out = self._prepared.run(
-                encoded, protocol, dirs, 60.0 if timeout is None else float(timeout), network, transport, callback
+                encoded,
+                protocol,
+                dirs,
+                60.0 if timeout is None else float(timeout),
+                network,
+                transport,
+                callback,
+                all_under_protocol=all_under_protocol,
             )
         finally:
             close()

@@ -41,6 +41,7 @@ struct Prepared {
 struct Settings {
     protocol: Option<String>,
     network: Option<String>,
+    all_under_protocol: bool,
 }
 
 impl Settings {
@@ -51,7 +52,12 @@ impl Settings {
                 errors::Error::new_err(format!("unknown network profile `{n}`: use local, lan or wan"))
             })?,
         };
-        Ok(SessionConfig { protocol: self.protocol.clone(), network, ..Default::default() })
+        Ok(SessionConfig {
+            protocol: self.protocol.clone(),
+            network,
+            all_under_protocol: self.all_under_protocol,
+            ..Default::default()
+        })
     }
 }
 
@@ -125,15 +131,16 @@ impl Prepared {
     }
 
     /// The plan as JSON (as `mpcflow plan --json` prints it), or as Graphviz text with `dot`.
-    #[pyo3(signature = (protocol = None, dims = HashMap::new(), network = None, dot = false))]
+    #[pyo3(signature = (protocol = None, dims = HashMap::new(), network = None, dot = false, all_under_protocol = false))]
     fn plan(
         &self,
         protocol: Option<String>,
         dims: HashMap<String, usize>,
         network: Option<String>,
         dot: bool,
+        all_under_protocol: bool,
     ) -> PyResult<String> {
-        let config = Settings { protocol, network }.config()?;
+        let config = Settings { protocol, network, all_under_protocol }.config()?;
         let session = self.session(config)?;
         let plan = session.plan(PlanOptions { dims, ..Default::default() }).map_err(|e| to_py(&e, Stage::Load))?;
         Ok(if dot { mpcflow_runtime::plan::to_dot(&plan) } else { plan.to_json().to_string() })
@@ -142,7 +149,7 @@ impl Prepared {
     /// Runs every party and the dealer in this process; see the module docs for the forms of
     /// `inputs` and of the result.
     #[pyo3(signature = (inputs, protocol = None, input_dirs = Vec::new(), timeout = 600.0, network = None,
-                        transport = String::from("mem"), progress = None))]
+                        transport = String::from("mem"), progress = None, all_under_protocol = false))]
     #[allow(clippy::too_many_arguments)]
     fn run(
         &self,
@@ -154,6 +161,7 @@ impl Prepared {
         network: Option<String>,
         transport: String,
         progress: Option<Py<PyAny>>,
+        all_under_protocol: bool,
     ) -> PyResult<Vec<values::Output>> {
         let timeout = match Duration::try_from_secs_f64(timeout) {
             Ok(d) if !d.is_zero() => d,
@@ -164,7 +172,7 @@ impl Prepared {
             }
         };
         let done = Arc::new(AtomicUsize::new(0));
-        let mut config = Settings { protocol, network }.config()?;
+        let mut config = Settings { protocol, network, all_under_protocol }.config()?;
         config.timeout = timeout;
         config.transport = transport;
         config.progress = Some(done.clone());

@@ -63,6 +63,8 @@ def test_numbers_lists_and_the_dtypes_of_outputs():
     h = mpcflow.Pipeline.load(ROOT / "graphs/hospital_stats.yaml")
     out = h.run({"north_bp": [120, 150], "south_bp": [[135.5][0]]})
     assert out["n_patients"] == 3 and out["n_high"] == 1
+    out = h.run({"north_bp": [120, 150], "south_bp": [135.5]}, all_under_protocol=True)
+    assert out["n_patients"] == 3 and out["n_high"] == 1
 
 
 def test_plan_equals_the_command_lines_plan():
@@ -77,6 +79,13 @@ def test_plan_equals_the_command_lines_plan():
     assert all(n.rounds >= 0 for n in plan.nodes) and plan.dealer_bytes > 0
     assert plan.to_dot().startswith("digraph")
     assert p.plan(protocol="ref").protocol == "ref"
+    # Each hospital compares its own rows in the clear; with every op under the protocol, not.
+    assert any(n.form.startswith("in the clear on north") for n in plan.nodes)
+    secure = p.plan({"n_north": 1000, "n_south": 2000}, all_under_protocol=True)
+    want = cli("plan", "graphs/hospital_stats.yaml", "--json", "--all-under-protocol", "--dim", "n_north=1000", "--dim", "n_south=2000")
+    assert secure.to_dict() == want and secure.fingerprint != plan.fingerprint
+    assert not any(n.form.startswith("in the clear") for n in secure.nodes)
+    assert secure.dealer_bytes > 4 * plan.dealer_bytes  # the squares stay under the protocol
 
 
 def test_a_model_named_in_the_pipeline():

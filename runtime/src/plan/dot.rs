@@ -23,11 +23,21 @@ pub fn to_dot(plan: &Plan) -> String {
     );
     for (i, n) in plan.nodes.iter().enumerate() {
         let d = &n.desc;
-        let (color, what) = match &d.kind {
-            NodeKind::Input { owner } => ("lightblue", format!("input of {}", plan.parties[owner.index()])),
-            NodeKind::Constant { .. } => ("lightgrey", "constant".to_string()),
-            NodeKind::Op(op) => ("white", op.name().to_string()),
-            NodeKind::Output { reveal_to } => (
+        let (color, what) = match (&d.kind, n.local) {
+            // What a party computes from its own data, in the clear.
+            (NodeKind::Input { owner }, Some(_)) => {
+                ("lightyellow", format!("{}'s own input", plan.parties[owner.index()]))
+            }
+            (NodeKind::Op(op), Some(p)) => {
+                ("lightyellow", format!("{} in the clear on {}", op.name(), plan.parties[p.index()]))
+            }
+            (NodeKind::Input { owner }, _) if n.shares_local_value() => {
+                ("lightblue", format!("{}'s value shared", plan.parties[owner.index()]))
+            }
+            (NodeKind::Input { owner }, _) => ("lightblue", format!("input of {}", plan.parties[owner.index()])),
+            (NodeKind::Constant { .. }, _) => ("lightgrey", "constant".to_string()),
+            (NodeKind::Op(op), None) => ("white", op.name().to_string()),
+            (NodeKind::Output { reveal_to }, _) => (
                 "palegreen",
                 format!(
                     "reveal to {}",

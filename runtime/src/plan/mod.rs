@@ -166,7 +166,8 @@ impl Plan {
 
     /// The plan as JSON (what `mpcflow plan --json` prints and the Python package reads): name,
     /// protocol, parties, fingerprint, network, every node's name, op, origin, shape, rounds,
-    /// online and dealer bytes per party and form, and the totals (with the expected peak
+    /// online and dealer bytes per party, form and the party computing it in the clear (`local`,
+    /// or null), and the totals (with the expected peak
     /// memory, see [`expected_peak`]).
     pub fn to_json(&self) -> serde_json::Value {
         let total = self.total_cost();
@@ -178,6 +179,7 @@ impl Plan {
                     "name": n.desc.name, "op": n.desc.kind.label(), "origin": n.origin, "shape": n.desc.output.shape,
                     "rounds": n.cost.rounds, "online_bytes": n.cost.online_bytes, "dealer_bytes": n.cost.dealer_bytes,
                     "form": n.cost.form,
+                    "local": n.local.map(|p| self.parties[p.index()].clone()),
                 })
             })
             .collect();
