@@ -34,6 +34,9 @@ pub struct NodeReport {
     pub dealer_bytes: Vec<u64>,
     /// Dealer bytes predicted per party.
     pub predicted_dealer_bytes: Vec<u64>,
+    /// The party that computed it in the clear from its own data (see
+    /// [`crate::plan::local`]); `None` under the protocol.
+    pub local: Option<String>,
 }
 
 /// Totals of a run.
@@ -181,6 +184,7 @@ impl RunReport {
                 predicted_bytes_sent: n.cost.online_bytes.clone(),
                 dealer_bytes,
                 predicted_dealer_bytes: n.cost.dealer_bytes.clone(),
+                local: n.local.map(|q| plan.parties[q.index()].clone()),
             });
         }
         RunReport {

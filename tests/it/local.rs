@@ -116,6 +116,11 @@ fn comparisons_over_two_hospitals_rows_are_computed_by_each_hospital() {
     let (m, w) = (local.values("mean_bp").unwrap()[0], want.values("mean_bp").unwrap()[0]);
     assert!((m - w).abs() < 1e-3, "mean {m} against {w}");
 
+    // The run's report says who computed what in the clear, and that it sent nothing.
+    let reported = local.report.nodes.iter().find(|n| n.name == "high/1.gt").expect("reported");
+    assert_eq!(reported.local.as_deref(), Some("south"));
+    assert!(reported.bytes_sent.iter().all(|&b| b == 0) && reported.rounds == 0);
+    assert!(local.report.nodes.iter().all(|n| n.bytes_sent == n.predicted_bytes_sent), "measured as planned");
     let p = plan(&g, "fss2pc", false, &inputs);
     // Each hospital compares its own rows and counts them; the count enters as one word.
     assert_eq!(local_party(&p, "high/0.gt").as_deref(), Some("north"));
