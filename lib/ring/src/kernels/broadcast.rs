@@ -107,11 +107,38 @@ pub fn expand<'a>(data: &'a [u64], shape: &[usize], out: &[usize]) -> Result<Cow
     Ok(Cow::Owned(gather(data, out, 0, broadcast_strides(shape, out)?)?))
 }
 
+/// An operand broadcast to an output shape: its words as they are (same shape), one word for
+/// every position (a one-element tensor, the common `x > 140`), or gathered.
+enum Operand<'a> {
+    Words(Cow<'a, [u64]>),
+    One(u64),
+}
+
+fn operand<'a>(t: &'a Tensor, out: &[usize]) -> Result<Operand<'a>> {
+    match t.data.as_slice() {
+        [w] if t.shape != out => Ok(Operand::One(word(t.dtype, *w))),
+        _ => Ok(Operand::Words(expand(&t.data, &t.shape, out)?)),
+    }
+}
+
+/// Calls `f` on the words (read with [`word`]) of `a` and `b` broadcast to `out`, in order.
+pub fn each2(a: &Tensor, b: &Tensor, out: &[usize], mut f: impl FnMut(u64, u64)) -> Result<()> {
+    let (da, db) = (a.dtype, b.dtype);
+    match (operand(a, out)?, operand(b, out)?) {
+        (Operand::Words(xa), Operand::Words(xb)) => {
+            xa.iter().zip(xb.iter()).for_each(|(&x, &y)| f(word(da, x), word(db, y)));
+        }
+        (Operand::Words(xa), Operand::One(y)) => xa.iter().for_each(|&x| f(word(da, x), y)),
+        (Operand::One(x), Operand::Words(xb)) => xb.iter().for_each(|&y| f(x, word(db, y))),
+        (Operand::One(x), Operand::One(y)) => (0..numel(out)?).for_each(|_| f(x, y)),
+    }
+    Ok(())
+}
+
 /// `f` applied to the words (read with [`word`]) of `a` and `b` broadcast to `out`.
 pub fn zip2(a: &Tensor, b: &Tensor, out: &[usize], f: impl Fn(u64, u64) -> u64) -> Result<Vec<u64>> {
-    let (xa, xb) = (expand(&a.data, &a.shape, out)?, expand(&b.data, &b.shape, out)?);
     let mut v = alloc(numel(out)?)?;
-    v.extend(xa.iter().zip(xb.iter()).map(|(&x, &y)| f(word(a.dtype, x), word(b.dtype, y))));
+    each2(a, b, out, |x, y| v.push(f(x, y)))?;
     Ok(v)
 }
 

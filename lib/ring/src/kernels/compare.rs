@@ -6,11 +6,10 @@
 //! The shape rules guarantee that both operands are fixed, or both are int/bit, so comparing
 //! words compares the real numbers they denote (bits count as the integers 0 and 1).
 
-use super::broadcast::{zip2, zip3};
+use super::broadcast::{each2, zip2, zip3};
 use super::words::map1;
 use mpcflow_sdk::shape::TensorInfo;
 use mpcflow_sdk::{DType, Error, FixedPoint, Op, Result, Tensor};
-use std::cell::Cell;
 
 /// A comparison op as a predicate on signed words.
 fn predicate(op: &Op) -> Option<fn(i64, i64) -> bool> {
@@ -89,14 +88,13 @@ impl Width {
 
     /// Checks every pair that `zip2` would compare.
     fn pairs(self, a: &Tensor, b: &Tensor, out: &[usize]) -> Result<()> {
-        let bad: Cell<Option<(i64, i64)>> = Cell::new(None);
-        zip2(a, b, out, |x, y| {
-            if bad.get().is_none() && !self.fits(x as i64, y as i64) {
-                bad.set(Some((x as i64, y as i64)));
+        let mut bad: Option<(i64, i64)> = None;
+        each2(a, b, out, |x, y| {
+            if bad.is_none() && !self.fits(x as i64, y as i64) {
+                bad = Some((x as i64, y as i64));
             }
-            0
         })?;
-        bad.get().map_or(Ok(()), |(x, y)| Err(self.refuse(x, Some(y))))
+        bad.map_or(Ok(()), |(x, y)| Err(self.refuse(x, Some(y))))
     }
 
     /// Checks that every group's largest and smallest element compare within the width (the

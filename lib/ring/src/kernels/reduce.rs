@@ -37,6 +37,13 @@ fn fold<T: Clone>(
     acc.try_reserve_exact(out_len)
         .map_err(|_| Error::ResourcesExhausted(format!("cannot allocate {out_len} accumulators")))?;
     acc.resize(out_len, init);
+    // Everything into one slot (a sum or count over all axes): no index to follow.
+    if let [slot] = acc.as_mut_slice() {
+        for &w in &a.data {
+            f(slot, w)?;
+        }
+        return Ok(acc);
+    }
     let mut walk = Walk::new(&a.shape, vec![(0, target_strides(&a.shape, axes))])?;
     for &w in &a.data {
         let slot = walk.pos(0).ok().and_then(|p| acc.get_mut(p));
