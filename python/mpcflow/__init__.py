@@ -80,6 +80,8 @@ class PlanNode:
     """How the protocol computes it (widths, tables, forms), as ``mpcflow plan`` shows."""
     origin: Optional[str]
     """The pipeline node it was lowered from, where it differs."""
+    local: Optional[str] = None
+    """The party that computes it in the clear from its own data, or ``None`` (under the protocol)."""
 
 
 class Plan:
@@ -112,6 +114,7 @@ class Plan:
                 dealer_bytes=tuple(n["dealer_bytes"]),
                 form=n["form"],
                 origin=n.get("origin"),
+                local=n.get("local"),
             )
             for n in doc["nodes"]
         ]
@@ -235,11 +238,19 @@ def run(
     input_dir: Union[PathLike, Sequence[PathLike], None] = None,
     timeout: Optional[float] = None,
     progress: Union[bool, Callable[[int, int], None], None] = None,
+    all_under_protocol: bool = False,
 ) -> Dict[str, np.ndarray]:
     """Runs ``pipeline`` (a path or a :class:`Pipeline`) with every party and the dealer in this
     process; see :meth:`Pipeline.run`."""
     p = pipeline if isinstance(pipeline, Pipeline) else Pipeline.load(pipeline)
-    return p.run(inputs, protocol=protocol, input_dir=input_dir, timeout=timeout, progress=progress)
+    return p.run(
+        inputs,
+        protocol=protocol,
+        input_dir=input_dir,
+        timeout=timeout,
+        progress=progress,
+        all_under_protocol=all_under_protocol,
+    )
 
 
 def _calibration_samples(calibrate):

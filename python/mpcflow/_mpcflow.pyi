@@ -23,6 +23,7 @@ class Prepared:
         dims: Dict[str, int] = ...,
         network: Optional[str] = ...,
         dot: bool = ...,
+        all_under_protocol: bool = ...,
     ) -> str: ...
     def run(
         self,
@@ -33,6 +34,7 @@ class Prepared:
         network: Optional[str] = ...,
         transport: str = ...,
         progress: Optional[Callable[[int, int], None]] = ...,
+        all_under_protocol: bool = ...,
     ) -> List[Tuple[str, str, List[int], bytes, List[str]]]: ...
 
 def import_model(

@@ -80,7 +80,7 @@ def test_plan_equals_the_command_lines_plan():
     assert plan.to_dot().startswith("digraph")
     assert p.plan(protocol="ref").protocol == "ref"
     # Each hospital compares its own rows in the clear; with every op under the protocol, not.
-    assert any(n.form.startswith("in the clear on north") for n in plan.nodes)
+    assert any(n.form.startswith("in the clear on north") and n.local == "north" for n in plan.nodes)
     secure = p.plan({"n_north": 1000, "n_south": 2000}, all_under_protocol=True)
     want = cli("plan", "graphs/hospital_stats.yaml", "--json", "--all-under-protocol", "--dim", "n_north=1000", "--dim", "n_south=2000")
     assert secure.to_dict() == want and secure.fingerprint != plan.fingerprint

@@ -255,3 +255,44 @@ fn comparisons_over_deeply_nested_concatenations_plan_and_are_exact() {
         p.nodes.iter().filter(|n| n.local.is_none() && matches!(n.desc.kind, NodeKind::Op(Op::Ge))).count();
     assert_eq!(under_protocol, 0, "every comparison is a party's own");
 }
+
+#[test]
+fn three_parties_rows_reduce_without_clashing_names_and_a_declared_range_binds_each_piece() {
+    let mut g = GraphSpec::new("t", ["alice", "bob", "carol"]);
+    let mut inputs = vec![];
+    for (i, p) in ["alice", "bob", "carol"].iter().enumerate() {
+        let name = format!("x{i}");
+        g = g.input(&name, p, DType::Fixed, vec![Dim::Fixed(4)]);
+        inputs.push((name, real(&[i as f64, 2.5, -1.0 - i as f64, 0.75])));
+    }
+    let g = g
+        .constant("two", DType::Fixed, vec![], vec![2.0])
+        .node("all", Op::Concat { axis: 0 }, ["x0", "x1", "x2"])
+        .node("top", Op::Max { axis: Some(0) }, ["all"])
+        .node("n", Op::Sum { axes: vec![], keepdims: false }, ["all"])
+        .node("scaled", Op::Mul, ["all", "two"])
+        .output("top", ["alice", "bob", "carol"])
+        .output("n", ["alice"])
+        .output("scaled", ["bob"]);
+    let want = run(&g, "ref", true, &inputs);
+    let got = run(&g, "rep3", false, &inputs);
+    for name in ["top", "n", "scaled"] {
+        assert_eq!(got.get(name).unwrap().tensor, want.get(name).unwrap().tensor, "{name}");
+    }
+    let p = plan(&g, "rep3", false, &inputs);
+    let mut names: Vec<&str> = p.nodes.iter().map(|n| n.desc.name.as_str()).collect();
+    names.sort_unstable();
+    let before = names.len();
+    names.dedup();
+    assert_eq!(names.len(), before, "every plan node has its own name");
+    assert_eq!(local_party(&p, "top/2.max").as_deref(), Some("carol"));
+
+    // `scaled` is declared within [-4, 4]: each party's piece holds 2.5 · 2 = 5, and the first
+    // to check it in the clear stops the run, naming its piece.
+    let mut ranged = g.clone().node_range("scaled", -4.0, 4.0);
+    ranged.parties = g.parties.clone();
+    let err = rt().block_on(session(&ranged, "rep3", false).run(inputs.clone())).unwrap_err().to_string();
+    assert!(err.contains("node `scaled/") && err.contains("range"), "{err}");
+    let under_ref = rt().block_on(session(&ranged, "ref", true).run(inputs)).unwrap_err().to_string();
+    assert!(under_ref.contains("`scaled`") && under_ref.contains("range"), "{under_ref}");
+}

@@ -157,6 +157,7 @@ pub fn build(spec: &GraphSpec, registry: &Registry, opts: &PlanOptions) -> Resul
         protocol_lowering: 0,
         gates: HashMap::new(),
         bypassed: vec![],
+        pieces_of: HashMap::new(),
     };
     for c in &spec.constants {
         let t = Tensor::from_f64(c.dtype, c.shape.clone(), &c.values, spec.fixed_point)
@@ -214,7 +215,14 @@ pub fn build(spec: &GraphSpec, registry: &Registry, opts: &PlanOptions) -> Resul
                 if let Some(r) = n.range {
                     let dtype = b.info(id).dtype;
                     match crate::inputs::range_problem(&r, dtype, spec.fixed_point) {
-                        None => b.nodes[id as usize].desc.range = Some(r),
+                        None => {
+                            b.nodes[id as usize].desc.range = Some(r);
+                            // Rewritten over a concatenation's pieces, the op's range holds for each
+                            // piece, where a local one checks it.
+                            for piece in b.pieces_of.get(&id).cloned().unwrap_or_default() {
+                                b.nodes[piece as usize].desc.range = Some(r);
+                            }
+                        }
                         Some(m) => problems.push(Problem::new(Site::NodeAttr(n.name.clone(), "range".into()), m)),
                     }
                 }

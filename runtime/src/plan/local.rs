@@ -29,7 +29,11 @@
 //! histogram the sum of theirs, a maximum (minimum) over it the maximum (minimum) of theirs.
 //! The planner rewrites these so, where a piece is one party's own, and the pieces become
 //! local: the hospitals' comparisons and their count cost one input gate of one word each,
-//! a histogram one of a word per bin, the highest pressure one comparison.
+//! a histogram one of a word per bin, the highest pressure one comparison. A maximum's
+//! contract (the values it compares lie within `compare_bits` of each other) is then checked
+//! on each piece and on the pieces' maxima: a lane wider than that, which `ref` refuses whole,
+//! can run here, and correctly, since every comparison made fits the width. A range declared on
+//! an elementwise op holds for each piece, and each local piece checks it.
 //!
 //! **Opting out.** [`super::PlanOptions::all_under_protocol`] (`--all-under-protocol`) keeps
 //! every op under the protocol: to measure the protocol's gates, or to test them against `ref`.
@@ -201,12 +205,18 @@ impl Builder<'_> {
                 let mut acc = parts[0];
                 for (j, &p) in parts.iter().enumerate().skip(1) {
                     let last = j + 1 == parts.len();
-                    let sub = if last { name.to_string() } else { format!("{name}/{j}.{}", combine.name()) };
+                    // Named apart from the pieces' own nodes (a maximum's pieces and combines are
+                    // both `max`).
+                    let sub = if last { name.to_string() } else { format!("{name}/all{j}.{}", combine.name()) };
                     acc = self.op(&sub, origin, combine.clone(), vec![acc, p], depth)?;
                 }
                 acc
             }
-            None => self.op(name, origin, Op::Concat { axis }, parts, depth)?,
+            None => {
+                let id = self.op(name, origin, Op::Concat { axis }, parts.clone(), depth)?;
+                self.pieces_of.insert(id, parts);
+                id
+            }
         };
         self.bypassed.push(whole_id);
         let got = self.info(id);

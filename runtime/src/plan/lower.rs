@@ -32,6 +32,9 @@ pub(super) struct Builder<'a> {
     pub gates: HashMap<u32, u32>,
     /// Concatenations that a rewrite over their pieces read around (see [`super::local`]).
     pub bypassed: Vec<u32>,
+    /// The pieces of an elementwise op rewritten over a concatenation, by the node giving its
+    /// result: a range declared on the op holds for each piece.
+    pub pieces_of: HashMap<u32, Vec<u32>>,
 }
 
 impl Builder<'_> {

@@ -51,6 +51,7 @@ pub fn expected_peak(plan: &Plan, window_bytes: u64) -> MemoryEstimate {
             .nodes
             .iter()
             .filter(|n| matches!(&n.desc.kind, NodeKind::Input { owner } if owner.index() == p))
+            .filter(|n| !n.shares_local_value())
             .map(plain)
             .sum();
         // A local node is a plaintext value on its party and nothing elsewhere.
@@ -74,6 +75,7 @@ pub fn expected_peak(plan: &Plan, window_bytes: u64) -> MemoryEstimate {
             peak = peak.max(live);
             if let NodeKind::Input { owner } = &n.desc.kind
                 && owner.index() == p
+                && !n.shares_local_value()
             {
                 live = live.saturating_sub(plain(n));
             }

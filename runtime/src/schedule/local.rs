@@ -38,6 +38,8 @@ pub(super) struct Plain {
     values: Vec<Option<Arc<Tensor>>>,
     /// Inputs that the protocol reads too, and how many local nodes still read each.
     shared_inputs: HashMap<u32, (Arc<Tensor>, usize)>,
+    /// How many local nodes still read each of this party's local inputs.
+    input_reads: Vec<usize>,
 }
 
 impl Plain {
@@ -45,6 +47,7 @@ impl Plain {
     /// and the protocol read.
     pub(super) fn new(plan: &Plan, me: PartyId, inputs: &mut HashMap<u32, Tensor>) -> Result<Plain, Error> {
         let mut values = vec![None; plan.nodes.len()];
+        let mut input_reads = vec![0usize; plan.nodes.len()];
         let mut shared_inputs: HashMap<u32, (Arc<Tensor>, usize)> = HashMap::new();
         for (i, n) in plan.nodes.iter().enumerate() {
             if n.local != Some(me) {
@@ -63,6 +66,9 @@ impl Plain {
                 _ => {
                     for &j in &n.inputs {
                         let input = &plan.nodes[j as usize];
+                        if input.local.is_some() && matches!(input.desc.kind, NodeKind::Input { .. }) {
+                            input_reads[j as usize] += 1;
+                        }
                         if input.local.is_none() && matches!(input.desc.kind, NodeKind::Input { .. }) {
                             match shared_inputs.get_mut(&j) {
                                 Some(e) => e.1 += 1,
@@ -78,7 +84,7 @@ impl Plain {
                 }
             }
         }
-        Ok(Plain { values, shared_inputs })
+        Ok(Plain { values, shared_inputs, input_reads })
     }
 
     /// The arguments of local node `id`, in the clear.
@@ -88,6 +94,12 @@ impl Plain {
         for &j in &node.inputs {
             let arg = match &plan.nodes[j as usize].desc.kind {
                 NodeKind::Constant { value } => Some(Arc::new(value.clone())),
+                // A local input is dropped after its last local reader.
+                NodeKind::Input { .. } if plan.nodes[j as usize].local.is_some() => {
+                    let left = &mut self.input_reads[j as usize];
+                    *left = left.saturating_sub(1);
+                    if *left == 0 { self.values[j as usize].take() } else { self.values[j as usize].clone() }
+                }
                 _ if plan.nodes[j as usize].local.is_some() => self.values[j as usize].clone(),
                 _ => match self.shared_inputs.get_mut(&j) {
                     Some((v, left)) => {

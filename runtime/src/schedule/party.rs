@@ -205,6 +205,13 @@ fn read_loop(shared: Arc<Shared>, from: Endpoint, rt: tokio::runtime::Handle) {
                 // The dealer may leave once its material is delivered; a party may not leave
                 // before it has said goodbye.
                 if from != Endpoint::Dealer || !shared.done.load(Ordering::Acquire) {
+                    // A peer that stopped because a third party failed closes its channels
+                    // after telling everyone why, but a reset connection loses what was unread:
+                    // the channel to the third party, or its abort, usually tells us within a
+                    // moment, and that is the first cause to report.
+                    if from != Endpoint::Dealer && abort_within_grace_blocking(&shared) {
+                        return;
+                    }
                     shared.fail(&format!("lost the channel from {who}: {e}"), &format!("lost the channel from {who}"));
                 }
                 return;
@@ -387,13 +394,19 @@ async fn schedule(
             let span =
                 tracing::info_span!("node", party = %shared.name, node = %node.desc.name, op = %node.desc.kind.label());
             if node.local.is_some() {
-                let args = plain.args(plan, id)?;
+                let args = plain.args(plan, id);
                 running.spawn(
                     async move {
                         let (p, name) = (s.plan.clone(), s.name.clone());
-                        let outcome = tokio::task::spawn_blocking(move || local::evaluate(&p, id, &name, &args))
-                            .await
-                            .unwrap_or_else(|e| Err(Error::Internal(format!("local compute task failed: {e}"))));
+                        // Dealing first, a local node too runs in its phase's online time.
+                        let outcome = match (wait_for_phase(&s, id).await, args) {
+                            (Err(e), _) | (Ok(()), Err(e)) => Err(e),
+                            (Ok(()), Ok(args)) => {
+                                tokio::task::spawn_blocking(move || local::evaluate(&p, id, &name, &args))
+                                    .await
+                                    .unwrap_or_else(|e| Err(Error::Internal(format!("local compute task failed: {e}"))))
+                            }
+                        };
                         if let (Ok(_), Some(phases)) = (&outcome, &s.phases) {
                             phases.finished(id as usize);
                         }
@@ -464,7 +477,9 @@ async fn schedule(
             p.fetch_add(1, Ordering::Relaxed);
         }
         match value {
-            Some(NodeValue::Wire(w)) => values[id as usize] = Some(Arc::new(w)),
+            // Kept while a node under the protocol reads it.
+            Some(NodeValue::Wire(w)) if uses_left[id as usize] > 0 => values[id as usize] = Some(Arc::new(w)),
+            Some(NodeValue::Wire(_)) => {}
             Some(NodeValue::Revealed(Some(t))) => {
                 result.outputs.insert(plan.nodes[id as usize].origin.clone(), t);
             }
@@ -506,6 +521,22 @@ async fn explained(shared: &Shared, e: WaitError) -> Error {
     shared.wait_error(e)
 }
 
+/// Whether the session aborts within [`SEND_FAILURE_GRACE`] (for reader threads; with two
+/// parties nothing else comes, and the lost channel is reported after the grace).
+fn abort_within_grace_blocking(shared: &Shared) -> bool {
+    if shared.plan.parties.len() < 3 {
+        return shared.abort.get().is_some();
+    }
+    let deadline = Instant::now() + SEND_FAILURE_GRACE;
+    while shared.abort.get().is_none() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    true
+}
+
 /// The session's abort, if one comes within [`SEND_FAILURE_GRACE`].
 async fn abort_within_grace(shared: &Shared) -> Option<Abort> {
     let deadline = Instant::now() + SEND_FAILURE_GRACE;
@@ -536,12 +567,8 @@ async fn send_failed(shared: &Shared, to: Endpoint, e: mpcflow_sdk::Error) -> Er
     }
 }
 
-async fn run_node(
-    shared: &Arc<Shared>,
-    id: u32,
-    inputs: Vec<Arc<Wire>>,
-    private: Option<Tensor>,
-) -> Result<(NodeValue, NodeStats), Error> {
+/// Dealing first in phases, waits until node `id`'s phase is dealt.
+async fn wait_for_phase(shared: &Arc<Shared>, id: u32) -> Result<(), Error> {
     if let Some(phases) = &shared.phases {
         match phases.wait_dealt(id as usize, &shared.abort).await {
             Ok(()) => {}
@@ -559,6 +586,16 @@ async fn run_node(
             }
         }
     }
+    Ok(())
+}
+
+async fn run_node(
+    shared: &Arc<Shared>,
+    id: u32,
+    inputs: Vec<Arc<Wire>>,
+    private: Option<Tensor>,
+) -> Result<(NodeValue, NodeStats), Error> {
+    wait_for_phase(shared, id).await?;
     let start = Instant::now();
     let node = &shared.plan.nodes[id as usize];
     let desc = &node.desc;
