@@ -35,6 +35,10 @@
 //! can run here, and correctly, since every comparison made fits the width. A range declared on
 //! an elementwise op holds for each piece, and each local piece checks it.
 //!
+//! **Not yet: data owners.** An owner who computes nothing (`owners:`, see [`crate::owners`])
+//! has its inputs split into shares at once, so its data is not evaluated locally: the owner
+//! could compute such nodes itself and share their results as inputs.
+//!
 //! **Opting out.** [`super::PlanOptions::all_under_protocol`] (`--all-under-protocol`) keeps
 //! every op under the protocol: to measure the protocol's gates, or to test them against `ref`.
 
