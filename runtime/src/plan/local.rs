@@ -147,13 +147,14 @@ impl Builder<'_> {
             return Ok(None);
         }
         // An elementwise op gives the pieces of its result; a reduction over the concatenated
-        // axis gives partial results, combined by `combine`.
-        let (reduces, combine) = match op {
-            Op::Sum { axes, .. } if inputs.len() == 1 => (Some(axes.clone()), Op::Add),
-            Op::Histogram { .. } => (Some(vec![]), Op::Add),
-            Op::Max { axis: Some(a) } => (Some(vec![*a]), Op::Max { axis: None }),
-            Op::Min { axis: Some(a) } => (Some(vec![*a]), Op::Min { axis: None }),
-            op if elementwise(op) => (None, Op::Concat { axis: 0 }),
+        // axis gives partial results, combined by its `combine` op.
+        // `Some((axes, combine))` for a reduction over `axes` (all when empty).
+        let reduction = match op {
+            Op::Sum { axes, .. } if inputs.len() == 1 => Some((axes.clone(), Op::Add)),
+            Op::Histogram { .. } => Some((vec![], Op::Add)),
+            Op::Max { axis: Some(a) } => Some((vec![*a], Op::Max { axis: None })),
+            Op::Min { axis: Some(a) } => Some((vec![*a], Op::Min { axis: None })),
+            op if elementwise(op) => None,
             _ => return Ok(None),
         };
         // Exactly one operand is a concatenation; the others are one-element constants of no
@@ -176,7 +177,7 @@ impl Builder<'_> {
         }
         // A reduction distributes over the pieces when it reduces the concatenated axis (a
         // histogram counts every element; no axes is a sum of everything).
-        if let Some(axes) = &reduces
+        if let Some((axes, _)) = &reduction
             && !(axes.is_empty() || axes.iter().any(|&a| norm(a) == axis))
         {
             return Ok(None);
@@ -204,8 +205,8 @@ impl Builder<'_> {
             args[k] = piece;
             parts.push(self.op(&format!("{name}/{j}.{}", op.name()), origin, op.clone(), args, depth)?);
         }
-        let id = match reduces {
-            Some(_) => {
+        let id = match reduction {
+            Some((_, combine)) => {
                 let mut acc = parts[0];
                 for (j, &p) in parts.iter().enumerate().skip(1) {
                     let last = j + 1 == parts.len();
@@ -241,38 +242,20 @@ impl Builder<'_> {
     }
 }
 
-/// Marks local every input brought to the run whose readers are all local nodes: its owner
-/// reads it in the clear, and no input gate runs for it.
-fn inputs_read_only_locally(nodes: &mut [super::PlanNode]) {
-    let mut readers: Vec<Vec<u32>> = vec![vec![]; nodes.len()];
-    for (i, n) in nodes.iter().enumerate() {
-        for &j in &n.inputs {
+/// `nodes` without what the rewrites over concatenations left unread: a concatenation read
+/// around, the input gates that only it read, the local nodes that only those gates read.
+/// An input brought to the run that was read, and now is read only by its owner's local nodes
+/// or not at all, is left to its owner: no input gate runs for it.
+pub(super) fn prune_bypassed(mut nodes: Vec<super::PlanNode>, bypassed: &[u32]) -> Vec<super::PlanNode> {
+    let n = nodes.len();
+    let mut readers: Vec<Vec<u32>> = vec![vec![]; n];
+    for (i, node) in nodes.iter().enumerate() {
+        for &j in &node.inputs {
             readers[j as usize].push(i as u32);
         }
     }
-    for i in 0..nodes.len() {
-        let NodeKind::Input { owner } = nodes[i].desc.kind else { continue };
-        let local = !readers[i].is_empty() && readers[i].iter().all(|&r| nodes[r as usize].local == Some(owner));
-        if local && nodes[i].inputs.is_empty() {
-            nodes[i].local = Some(owner);
-        }
-    }
-}
-
-/// `nodes` without what the rewrites over concatenations left unread: a concatenation read
-/// around, the input gates that only it read, the local nodes that only those gates read.
-/// An input brought to the run that no node reads any more, or only local ones do, is left to
-/// its owner ([`inputs_read_only_locally`]).
-pub(super) fn prune_bypassed(nodes: Vec<super::PlanNode>, bypassed: &[u32]) -> Vec<super::PlanNode> {
-    let n = nodes.len();
-    let mut readers = vec![0usize; n];
-    for node in &nodes {
-        for &j in &node.inputs {
-            readers[j as usize] += 1;
-        }
-    }
+    let mut unread: Vec<usize> = readers.iter().map(Vec::len).collect();
     let mut keep = vec![true; n];
-    let mut lost_readers = vec![false; n];
     // A declared range is a contract `ref` checks: a node carrying one stays.
     let prunable = |node: &super::PlanNode, id: usize| {
         node.desc.range.is_none()
@@ -281,7 +264,7 @@ pub(super) fn prune_bypassed(nodes: Vec<super::PlanNode>, bypassed: &[u32]) -> V
                 || (node.local.is_some() && matches!(node.desc.kind, NodeKind::Op(_))))
     };
     let mut work: Vec<usize> =
-        bypassed.iter().map(|&i| i as usize).filter(|&i| readers[i] == 0 && nodes[i].desc.range.is_none()).collect();
+        bypassed.iter().map(|&i| i as usize).filter(|&i| unread[i] == 0 && nodes[i].desc.range.is_none()).collect();
     while let Some(i) = work.pop() {
         if !keep[i] {
             continue;
@@ -289,33 +272,21 @@ pub(super) fn prune_bypassed(nodes: Vec<super::PlanNode>, bypassed: &[u32]) -> V
         keep[i] = false;
         for &j in &nodes[i].inputs {
             let j = j as usize;
-            readers[j] -= 1;
-            lost_readers[j] = true;
-            if readers[j] == 0 && prunable(&nodes[j], j) {
+            unread[j] -= 1;
+            if unread[j] == 0 && prunable(&nodes[j], j) {
                 work.push(j);
             }
         }
     }
-    let mut nodes = retain(nodes, &keep);
-    // Ids changed: recount who lost every reader.
-    let kept_lost: Vec<bool> = lost_readers.iter().zip(&keep).filter(|(_, k)| **k).map(|(l, _)| *l).collect();
-    let mut read = vec![false; nodes.len()];
-    for node in &nodes {
-        for &j in &node.inputs {
-            read[j as usize] = true;
+    for i in 0..n {
+        let NodeKind::Input { owner } = nodes[i].desc.kind else { continue };
+        let read_by_owner_only = !readers[i].is_empty()
+            && readers[i].iter().filter(|&&r| keep[r as usize]).all(|&r| nodes[r as usize].local == Some(owner));
+        if nodes[i].inputs.is_empty() && read_by_owner_only {
+            nodes[i].local = Some(owner);
         }
     }
-    for (i, node) in nodes.iter_mut().enumerate() {
-        if let NodeKind::Input { owner } = node.desc.kind
-            && node.inputs.is_empty()
-            && kept_lost[i]
-            && !read[i]
-        {
-            node.local = Some(owner);
-        }
-    }
-    inputs_read_only_locally(&mut nodes);
-    nodes
+    retain(nodes, &keep)
 }
 
 /// The nodes marked in `keep`, renumbered in order.
